@@ -1,0 +1,16 @@
+"""diffseglung_core: unsupervised lung-pathology segmentation in chest CT.
+
+The engine of napari-diffseglung, importable without Qt.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("napari-diffseglung")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+from .labels import TISSUE_NAMES, Tissue
+from .volume import CTVolume, denormalize_hu, normalize_hu
+
+__all__ = ["CTVolume", "Tissue", "TISSUE_NAMES", "normalize_hu", "denormalize_hu", "__version__"]

@@ -1,0 +1,45 @@
+"""Exceptions raised by the core for problems a user can fix.
+
+Every error that reaches a user carries one line that names the file (when
+there is one) and the problem. The CLI and the napari plugin print
+``str(err)`` and nothing else.
+"""
+
+from __future__ import annotations
+
+
+class DiffSegLungError(Exception):
+    """Base class of every error the core raises on purpose."""
+
+
+class ScanReadError(DiffSegLungError):
+    """A scan file cannot be read, or is not a usable chest CT."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class OutputExistsError(DiffSegLungError):
+    """A file would be overwritten without the caller asking for it."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        super().__init__(f"{self.path}: file exists (pass overwrite=True / --overwrite to replace it)")
+
+
+class GridMismatchError(DiffSegLungError):
+    """Two arrays that must share a voxel grid do not."""
+
+
+class NoLungFoundError(DiffSegLungError):
+    """No lung could be found in a scan."""
+
+
+class CheckpointError(DiffSegLungError):
+    """A checkpoint is missing, corrupt, or from an incompatible model."""
+
+
+class Cancelled(DiffSegLungError):
+    """Long work was cancelled by the caller (see :mod:`diffseglung_core.progress`)."""
