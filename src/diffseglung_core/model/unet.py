@@ -49,13 +49,18 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-Conv twice, with the timestep added in between."""
+    """GroupNorm-SiLU-Conv twice; the timestep scales and shifts the second norm.
+
+    Scale-shift conditioning after the norm (rather than adding the embedding
+    before it) keeps the timestep visible even when GroupNorm has one channel
+    per group, which would remove a per-channel offset.
+    """
 
     def __init__(self, cin: int, cout: int, temb: int, dropout: float = 0.0):
         super().__init__()
         self.norm1 = nn.GroupNorm(_groups(cin), cin)
         self.conv1 = nn.Conv3d(cin, cout, 3, padding=1)
-        self.temb = nn.Linear(temb, cout)
+        self.temb = nn.Linear(temb, 2 * cout)
         self.norm2 = nn.GroupNorm(_groups(cout), cout)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv3d(cout, cout, 3, padding=1)
@@ -65,8 +70,9 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.temb(F.silu(emb))[:, :, None, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        scale, shift = self.temb(F.silu(emb))[:, :, None, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -78,6 +79,7 @@ def save_checkpoint(path: Union[str, Path], payload: dict[str, Any]) -> Path:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -122,11 +124,15 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a readable torch checkpoint (not a zip archive)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe content"
-        raise CheckpointError(f"{path}: refused to load (not plain weights: {first[:120]})") from None
+        lines = [l.strip() for l in str(err).splitlines() if l.strip()]
+        why = next((l for l in lines if l.startswith(("Unsupported", "Trying"))),
+                   "it holds objects other than tensors and plain values")
+        raise CheckpointError(f"{path}: refused to load, it could run code ({why[:140]})") from None
     except Exception as err:  # corrupt zip, truncated file, ...
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

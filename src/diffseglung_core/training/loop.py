@@ -168,7 +168,9 @@ class Trainer:
         cfg = model_config_from_dict(ckpt["model_config"])
         if cfg.unet != self.config.unet:
             raise CheckpointError(f"{path}: its U-Net configuration differs from this run's")
-        raw = (ckpt.get("training") or {}).get("model") or ckpt["weights"]["unet"]
+        live = (ckpt.get("training") or {}).get("model")
+        raw = ({k[len("unet."):]: v for k, v in live.items() if k.startswith("unet.")}
+               if live else ckpt["weights"]["unet"])
         self.unet.load_state_dict({k: v.float() for k, v in raw.items()})
         self.ema.unet.load_state_dict({k: v.float() for k, v in ckpt["weights"]["unet"].items()})
         self.ema.student.load_state_dict(self.student.state_dict())
