@@ -1,0 +1,87 @@
+"""Sanity checks on what a reader found: dimensions, geometry and HU values.
+
+Every check raises :class:`~diffseglung_core.errors.ScanReadError` with one line
+that says what is wrong and, where there is one, how to fix it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ScanReadError
+
+#: Modalities that are not CT, with a name users know.
+OTHER_MODALITIES = {"MR": "an MR", "PT": "a PET", "NM": "a nuclear-medicine", "US": "an ultrasound",
+                    "CR": "a radiograph (CR)", "DX": "a radiograph (DX)", "MG": "a mammogram",
+                    "SEG": "a segmentation", "RTSTRUCT": "a structure set", "SR": "a report"}
+
+
+def squeeze_to_3d(path, data: np.ndarray) -> np.ndarray:
+    """Drop trailing length-1 axes; refuse 4D data and anything below 2D.
+
+    A 2D array is returned as it is (the caller decides whether one slice is
+    allowed); a 3D array with more than one volume along a fourth axis is an
+    error.
+    """
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim > 3:
+        raise ScanReadError(path, f"{data.ndim}D image of shape {data.shape}: a single 3D CT is "
+                                  "needed (split the series or pick one volume first)")
+    if data.ndim < 2 or min(data.shape) == 0:
+        raise ScanReadError(path, f"not an image: array of shape {data.shape}")
+    return data
+
+
+def require_3d(path, data: np.ndarray) -> np.ndarray:
+    """Refuse a 2D array where a 3D volume is required."""
+    data = squeeze_to_3d(path, data)
+    if data.ndim == 2:
+        raise ScanReadError(path, f"2D image of shape {data.shape}: a 3D volume is required "
+                                  "(single slices can be read as TIFF with --spacing)")
+    return data
+
+
+def check_modality(path, modality: str) -> None:
+    """Refuse a DICOM modality other than CT (``""`` means unknown and passes)."""
+    modality = (modality or "").upper()
+    if modality in OTHER_MODALITIES:
+        raise ScanReadError(path, f"this is {OTHER_MODALITIES[modality]} series (Modality {modality}), "
+                                  "not CT")
+
+
+def check_spacing(path, spacing) -> None:
+    """Refuse missing (zero, NaN) voxel sizes."""
+    if not all(np.isfinite(s) and s > 0 for s in spacing):
+        raise ScanReadError(path, f"missing voxel spacing (found {tuple(spacing)}); give it with "
+                                  "--spacing Z Y X (mm)")
+
+
+def check_hu(path, hu: np.ndarray) -> None:
+    """Check that ``hu`` looks like CT in Hounsfield units.
+
+    Refuses NaN or infinite values, a constant image, values that look like
+    raw scanner units (no negative values: a CT stored without its rescale, or
+    an MR or PET image), and values on a normalised scale (all within about
+    -1..5).
+    """
+    bad = ~np.isfinite(hu)
+    if bad.any():
+        kind = "NaN" if np.isnan(hu).any() else "infinite"
+        raise ScanReadError(path, f"{int(bad.sum())} {kind} values: the image is corrupt or was "
+                                  "saved from a failed computation")
+    lo, hi = float(hu.min()), float(hu.max())
+    if lo == hi:
+        raise ScanReadError(path, f"empty image: every voxel is {lo:g}")
+    if lo >= 0:
+        if hi <= 100:
+            raise ScanReadError(path, f"values {lo:g}..{hi:g} are not CT in HU (a PET, a mask or "
+                                      "a probability map?)")
+        raise ScanReadError(path, f"values look like raw scanner units {lo:g}..{hi:g}, not HU (or an "
+                                  "MR/PET image): a CT without its rescale needs 1024 subtracted "
+                                  "(--hu-offset -1024)")
+    if lo >= -2 and hi <= 6:
+        raise ScanReadError(path, f"values {lo:.3g}..{hi:.3g} look normalised, not HU (the model "
+                                  "scale is (HU + 1000) / 700 - 1: store HU, or use the NPZ 'ct' key)")
+    if hi < -500:
+        raise ScanReadError(path, f"values {lo:g}..{hi:g}: no tissue denser than air, not a CT in HU")

@@ -1,0 +1,290 @@
+"""DICOM series reader: a folder (searched recursively) or a ``.zip`` of one.
+
+Headers are read first (without pixel data) to group files by
+SeriesInstanceUID; then the pixels of one series are read, sorted along the
+slice normal, and rescaled to HU with each slice's RescaleSlope/Intercept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from ..errors import ScanReadError
+from ..progress import ProgressCallback, report
+from .base import NativeScan, checked_spacing, lps_to_ras
+from .checks import check_modality
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One DICOM series of a folder or zip.
+
+    Attributes
+    ----------
+    uid : str
+        SeriesInstanceUID.
+    number : str
+        SeriesNumber ("" when absent).
+    description : str
+        SeriesDescription.
+    modality : str
+        Modality (``"CT"``, ``"MR"``, ``"PT"``, ...).
+    n_slices : int
+        Number of image files.
+    rows, columns : int
+        In-plane size of the first image.
+    files : tuple of str
+        File names (relative to the folder or zip) of the series.
+    """
+
+    uid: str
+    number: str
+    description: str
+    modality: str
+    n_slices: int
+    rows: int
+    columns: int
+    files: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def label(self) -> str:
+        """Short text for users: ``"series 3 '5mm' (CT, 64 slices)"``."""
+        return f"series {self.number or '?'} '{self.description}' ({self.modality or '?'}, {self.n_slices} slices)"
+
+
+Opener = Callable[[], "io.BufferedIOBase"]
+
+
+@contextlib.contextmanager
+def _members(path: Path) -> Iterator[dict[str, Opener]]:
+    """Map file names of a folder or zip to functions that open them."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        yield {str(p.relative_to(path)): (lambda p=p: open(p, "rb")) for p in files}
+        return
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as err:
+        raise ScanReadError(path, f"not a readable zip file ({err})") from None
+    with archive:
+        names = [n for n in archive.namelist() if not n.endswith("/") and "__MACOSX" not in n
+                 and not Path(n).name.startswith(".")]
+        yield {n: (lambda n=n: io.BytesIO(archive.read(n))) for n in sorted(names)}
+
+
+def _headers(members: dict[str, Opener]) -> dict[str, "object"]:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    headers = {}
+    for name, opener in members.items():
+        try:
+            with opener() as fp:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True)
+        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError):
+            continue  # not DICOM (or a broken file that will be named when it is needed)
+        if "Rows" in ds and "SeriesInstanceUID" in ds:  # images only: skips DICOMDIR, reports
+            headers[name] = ds
+    return headers
+
+
+def _series_from_headers(headers: dict) -> list[SeriesInfo]:
+    groups: dict[str, list[str]] = {}
+    for name, ds in headers.items():
+        groups.setdefault(str(ds.SeriesInstanceUID), []).append(name)
+    out = []
+    for uid, names in groups.items():
+        ds = headers[names[0]]
+        out.append(SeriesInfo(uid=uid, number=str(ds.get("SeriesNumber", "") or ""),
+                              description=str(ds.get("SeriesDescription", "") or "").strip(),
+                              modality=str(ds.get("Modality", "") or ""), n_slices=len(names),
+                              rows=int(ds.Rows), columns=int(ds.Columns), files=tuple(names)))
+    return sorted(out, key=lambda s: (-s.n_slices, s.number, s.uid))
+
+
+def list_dicom_series(folder_or_zip) -> list[SeriesInfo]:
+    """The image series of a DICOM folder (searched recursively) or zip, largest first.
+
+    Reads headers only. Raises :class:`ScanReadError` when there is no DICOM image.
+    """
+    path = Path(folder_or_zip)
+    with _members(path) as members:
+        series = _series_from_headers(_headers(members))
+    if not series:
+        raise ScanReadError(path, "no DICOM images found")
+    return series
+
+
+def _choose(path: Path, series: list[SeriesInfo], wanted: Optional[str]) -> SeriesInfo:
+    if wanted is not None:
+        wanted = str(wanted)
+        for s in series:
+            if wanted in (s.uid, s.number) or wanted.lower() == s.description.lower():
+                return s
+        choices = "; ".join(f"{s.label} uid {s.uid}" for s in series)
+        raise ScanReadError(path, f"no DICOM series {wanted!r} here (found {choices})")
+    ct = [s for s in series if s.modality.upper() in ("CT", "")]
+    if not ct:
+        check_modality(path, series[0].modality)
+        raise ScanReadError(path, f"no CT series (found {', '.join(s.label for s in series)})")
+    return ct[0]
+
+
+def read_dicom(path: Path, *, spacing=None, series=None, role="image",
+               progress: Optional[ProgressCallback] = None) -> NativeScan:
+    """Read one CT series of a DICOM folder or zip as ``(slice, row, column)`` HU.
+
+    Parameters
+    ----------
+    path : Path
+        Folder, ``.zip``, or one ``.dcm`` file (its folder's series is read).
+    spacing : (z, y, x) mm, optional
+        Used only for what the headers lack (PixelSpacing, the slice step of a
+        single slice).
+    series : str, optional
+        SeriesInstanceUID, SeriesNumber or SeriesDescription to read. By
+        default the CT series with most slices, with a warning when there are
+        several.
+    """
+    if role != "image":
+        raise ScanReadError(path, "DICOM label maps (DICOM SEG) are not supported; use NIfTI or NRRD")
+    if path.is_file() and not zipfile.is_zipfile(path):
+        return _read_one_file_series(path, spacing=spacing, progress=progress)
+    with _members(path) as members:
+        headers = _headers(members)
+        found = _series_from_headers(headers)
+        if not found:
+            raise ScanReadError(path, "no DICOM images found")
+        chosen = _choose(path, found, series)
+        check_modality(path, chosen.modality)
+        description = chosen.description
+        if len(found) > 1 and series is None:
+            others = ", ".join(s.label for s in found if s is not chosen)
+            description = f"{chosen.description} ({chosen.label}; other series ignored: {others})"
+            warnings.warn(f"{path}: {len(found)} DICOM series; reading {chosen.label} "
+                          f"(uid {chosen.uid}); choose another with series=", stacklevel=3)
+        slices = [(name, headers[name]) for name in chosen.files]
+        data, affine = _stack(path, slices, members, spacing, progress)
+    return NativeScan(data=data, affine=affine, description=description,
+                      metadata={"modality": chosen.modality, "series_uid": chosen.uid,
+                                "series_number": chosen.number, "n_series": len(found)})
+
+
+def _read_one_file_series(path: Path, *, spacing, progress) -> NativeScan:
+    import pydicom
+
+    uid = str(pydicom.dcmread(str(path), stop_before_pixels=True).get("SeriesInstanceUID", ""))
+    return read_dicom(path.parent, spacing=spacing, series=uid or None, progress=progress)
+
+
+def _stack(path: Path, slices: list, members: dict, spacing, progress) -> tuple[np.ndarray, np.ndarray]:
+    """Sort, check and read the pixels of one series; return ``(data, ras_affine)``."""
+    first = slices[0][1]
+    if int(first.get("NumberOfFrames", 1) or 1) > 1:
+        raise ScanReadError(path, "multi-frame (enhanced) DICOM is not supported; export the series "
+                                  "as one file per slice or as NIfTI")
+    sizes = {(int(ds.Rows), int(ds.Columns)) for _, ds in slices}
+    if len(sizes) > 1:
+        raise ScanReadError(path, f"mixed series: slices of sizes {sorted(sizes)} in one series")
+    try:
+        iop = np.array([[float(v) for v in ds.ImageOrientationPatient] for _, ds in slices])
+        ipp = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in slices])
+    except (AttributeError, TypeError, ValueError):
+        raise ScanReadError(path, "slices lack ImagePositionPatient/ImageOrientationPatient: "
+                                  "cannot order them in space") from None
+    if np.abs(iop - iop[0]).max() > 1e-3:
+        raise ScanReadError(path, "mixed series: slices with different orientations in one series")
+    row_cos, col_cos = iop[0, :3], iop[0, 3:]
+    normal = np.cross(row_cos, col_cos)
+    pos = ipp @ normal
+    order = np.argsort(pos, kind="stable")
+    pos, ipp = pos[order], ipp[order]
+    slices = [slices[i] for i in order]
+    step = _slice_step(path, pos, first, spacing)
+    pixel = first.get("PixelSpacing")
+    if pixel is not None:
+        dy, dx = (float(v) for v in pixel)
+    elif spacing is not None:
+        _, dy, dx = checked_spacing(path, spacing)
+    else:
+        raise ScanReadError(path, "missing voxel spacing (no PixelSpacing); give it with --spacing Z Y X (mm)")
+    slice_vec = (ipp[-1] - ipp[0]) / (len(ipp) - 1) if len(ipp) > 1 else normal * step
+    lps = np.eye(4)
+    lps[:3, 0] = slice_vec
+    lps[:3, 1] = col_cos * dy
+    lps[:3, 2] = row_cos * dx
+    lps[:3, 3] = ipp[0]
+    data = _pixels(path, slices, members, progress)
+    return data, lps_to_ras(lps)
+
+
+def _slice_step(path: Path, pos: np.ndarray, first, spacing) -> float:
+    """The slice step along the normal (mm); refuses duplicates, gaps and uneven steps."""
+    if len(pos) == 1:
+        for key in ("SpacingBetweenSlices", "SliceThickness"):
+            if first.get(key):
+                return float(first.get(key))
+        if spacing is not None:
+            return checked_spacing(path, spacing)[0]
+        raise ScanReadError(path, "missing voxel spacing: one slice without SliceThickness; "
+                                  "give --spacing Z Y X (mm)")
+    steps = np.diff(pos)
+    if steps.min() < 1e-3:
+        n = int((steps < 1e-3).sum())
+        raise ScanReadError(path, f"mixed series: {n} slices share a position with another slice "
+                                  "(several acquisitions in one series?)")
+    step = float(np.median(steps))
+    tol = max(0.02 * step, 0.01)
+    off = np.abs(steps - step) > tol
+    if off.any():
+        ratio = steps / step
+        gaps = off & (np.abs(ratio - np.round(ratio)) * step <= tol) & (ratio > 1.5)
+        if gaps.sum() == off.sum():
+            missing = int(np.round(ratio[gaps]).sum() - gaps.sum())
+            at = ", ".join(f"{pos[i]:.1f}..{pos[i + 1]:.1f}" for i in np.flatnonzero(gaps)[:3])
+            raise ScanReadError(path, f"missing slices: {missing} slice(s) missing in a series stepping "
+                                      f"{step:g} mm (gaps at {at} mm)")
+        raise ScanReadError(path, f"uneven slice spacing: steps from {steps.min():.3g} to "
+                                  f"{steps.max():.3g} mm along the slice normal")
+    return step
+
+
+def _pixels(path: Path, slices: list, members: dict, progress) -> np.ndarray:
+    import pydicom
+
+    first = slices[0][1]
+    out = np.empty((len(slices), int(first.Rows), int(first.Columns)), dtype=np.float32)
+    for k, (name, _) in enumerate(slices):
+        ds = None
+        try:
+            with members[name]() as fp:
+                ds = pydicom.dcmread(fp)
+            raw = ds.pixel_array
+        except Exception as err:  # decoders fail in many types; name the slice and the syntax
+            raise ScanReadError(path, f"cannot read the pixels of {name}: {_first_line(err)}"
+                                      f"{_codec_hint(ds)}") from None
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+        out[k] = raw * np.float32(slope) + np.float32(intercept)
+        report(progress, k + 1, len(slices), "reading DICOM")
+    return out
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _codec_hint(ds) -> str:
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is not None and syntax.is_compressed:
+        return f" (compressed: {syntax.name}; install pylibjpeg or python-gdcm)"
+    return ""

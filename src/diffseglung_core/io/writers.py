@@ -1,0 +1,144 @@
+"""Writers for label maps and scans: NIfTI, NRRD and NPZ.
+
+NIfTI and NRRD files are written on the grid of the file the reference
+volume was read from (:meth:`CTVolume.to_native` and its native affine), so a
+label map overlays the original scan in 3D Slicer, ITK-SNAP or napari. NPZ
+files hold the canonical ``(z, y, x)`` arrays with ``spacing`` and ``affine``.
+Files are written to a temporary name beside the target and then moved into
+place; an existing file is never replaced unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import GridMismatchError, OutputExistsError
+from ..volume import CTVolume, normalize_hu
+
+_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".npz")
+
+
+def write_labels(path, labels: np.ndarray, reference: CTVolume, *, overwrite: bool = False) -> Path:
+    """Write a label map on the grid of the scan it was computed from.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.nii``, ``.nii.gz``, ``.nrrd`` or ``.npz``.
+    labels : (Z, Y, X) integer ndarray
+        Labels on ``reference``'s canonical grid (0 outside lung, 1 healthy,
+        2 GGO, 3 fibrosis, 4 emphysema, 5 consolidation, or any other labels).
+    reference : CTVolume
+        The scan; its source file's grid and affine are used.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        The file written. Stored as uint8 (int16 when labels exceed 255).
+    """
+    labels = np.asarray(labels)
+    if labels.shape != reference.shape:
+        raise GridMismatchError(f"{path}: labels of shape {labels.shape} do not match the scan's "
+                                f"{reference.shape}")
+    if not np.issubdtype(labels.dtype, np.integer) and not np.issubdtype(labels.dtype, np.bool_):
+        if not np.array_equal(labels, np.round(labels)):
+            raise ValueError("labels must be integers")
+    dtype = np.uint8 if labels.min() >= 0 and labels.max() <= 255 else np.int16
+    return _write(path, labels.astype(dtype), reference, overwrite, "labels")
+
+
+def write_scan(path, volume: CTVolume, *, overwrite: bool = False) -> Path:
+    """Write a scan's HU as int16 (NIfTI, NRRD) or on the model scale as ``ct`` (NPZ).
+
+    HU are rounded and clipped to the int16 range. The volume's source grid
+    and affine are used, as in :func:`write_labels`.
+    """
+    hu = np.clip(np.round(volume.hu), -32768, 32767).astype(np.int16)
+    return _write(path, hu, volume, overwrite, "image")
+
+
+def _write(path, array: np.ndarray, reference: CTVolume, overwrite: bool, role: str) -> Path:
+    path = Path(path)
+    ending = next((e for e in _ENDINGS if path.name.lower().endswith(e)), None)
+    if ending is None:
+        raise ValueError(f"{path}: unsupported output type (use {', '.join(_ENDINGS)})")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save: Callable[[Path], None]
+    if ending == ".npz":
+        save = lambda p: _save_npz(p, array, reference, role)  # noqa: E731
+    else:
+        native = reference.to_native(array)
+        affine = reference.native_affine
+        save = (lambda p: _save_nrrd(p, native, affine)) if ending == ".nrrd" else \
+               (lambda p: _save_nifti(p, native, affine, role))
+    _atomic(path, ending, save, overwrite)
+    return path
+
+
+def _atomic(path: Path, ending: str, save: Callable[[Path], None], overwrite: bool) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{ending}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        save(tmp)
+        if overwrite:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)  # fails if the target appeared meanwhile: never clobbers
+        except FileExistsError:
+            raise OutputExistsError(path) from None
+        except OSError:  # file systems without hard links
+            if path.exists():
+                raise OutputExistsError(path) from None
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save_nifti(path: Path, array: np.ndarray, affine: np.ndarray, role: str) -> None:
+    import nibabel as nib
+
+    img = nib.Nifti1Image(array, affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    if role == "labels":
+        img.header.set_intent("label")
+    else:
+        img.header["cal_min"], img.header["cal_max"] = -1000, 1000
+    img.header.set_xyzt_units("mm")
+    nib.save(img, str(path))
+
+
+def _save_nrrd(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
+    import nrrd
+
+    lps = np.array(affine, dtype=np.float64)
+    lps[:2] *= -1
+    header = {
+        "space": "left-posterior-superior",
+        "space directions": lps[:3, :3].T + 0.0,  # no negative zeros in the header
+        "space origin": lps[:3, 3] + 0.0,
+        "kinds": ["domain"] * 3,
+        "encoding": "gzip",
+    }
+    nrrd.write(str(path), np.asarray(array), header, index_order="F")
+
+
+def _save_npz(path: Path, array: np.ndarray, reference: CTVolume, role: str) -> None:
+    arrays = {"spacing": np.asarray(reference.spacing), "affine": reference.affine}
+    if role == "labels":
+        arrays["labels"] = array
+    else:
+        arrays["ct"] = normalize_hu(reference.hu).astype(np.float32)
+    with open(path, "wb") as fp:
+        np.savez_compressed(fp, **arrays)
