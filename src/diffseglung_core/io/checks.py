@@ -74,6 +74,10 @@ def check_hu(path, hu: np.ndarray) -> None:
     if lo == hi:
         raise ScanReadError(path, f"empty image: every voxel is {lo:g}")
     if lo >= 0:
+        sample = hu.ravel()[:: max(1, hu.size // 100_000)]
+        if np.array_equal(sample, np.round(sample)) and np.unique(sample).size <= 32:
+            raise ScanReadError(path, f"values {lo:g}..{hi:g} in a few integer steps: this looks like "
+                                      "a label map or mask, not a CT in HU")
         if hi <= 100:
             raise ScanReadError(path, f"values {lo:g}..{hi:g} are not CT in HU (a PET, a mask or "
                                       "a probability map?)")

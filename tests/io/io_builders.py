@@ -1,0 +1,90 @@
+"""Small scan files for the io tests, written with nibabel, pynrrd and pydicom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+RAS_AXES = {"R": (0, 1), "L": (0, -1), "A": (1, 1), "P": (1, -1), "S": (2, 1), "I": (2, -1)}
+
+
+def unique_hu(shape, seed: int = 0) -> np.ndarray:
+    """An int16 HU array whose voxels all differ (any axis flip or swap shows), -1000..+1500."""
+    n = int(np.prod(shape))
+    values = -1000 + np.random.default_rng(seed).permutation(n) * (2500 // max(n, 1) or 1)
+    return values.reshape(shape).astype(np.int16)
+
+
+def axcodes_affine(codes: str, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """Voxel-to-RAS affine whose array axis ``i`` points to ``codes[i]`` with step ``spacing[i]``."""
+    aff = np.eye(4)
+    aff[:3, :3] = 0
+    for i, (code, step) in enumerate(zip(codes, spacing)):
+        axis, sign = RAS_AXES[code]
+        aff[axis, i] = sign * step
+    aff[:3, 3] = origin
+    return aff
+
+
+def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return path
+
+
+def write_nrrd_lps(path: Path, data: np.ndarray, directions_lps: np.ndarray, origin_lps, **extra) -> Path:
+    """A NRRD as 3D Slicer writes it: axes in ``sizes`` order, LPS world."""
+    import nrrd
+
+    header = {"space": "left-posterior-superior", "space directions": np.asarray(directions_lps, float),
+              "space origin": np.asarray(origin_lps, float), "encoding": "raw", **extra}
+    nrrd.write(str(path), data, header, index_order="F")
+    return path
+
+
+def write_dicom_series(folder: Path, raw: np.ndarray, *, positions_z=None, modality: str = "CT",
+                       series_uid: str = "1.2.3.4.5", description: str = "synthetic",
+                       series_number: int = 1, pixel_spacing=(0.8, 0.7), intercept: float = -1024.0,
+                       slope: float = 1.0, names=None) -> list[Path]:
+    """Write ``raw`` ``(slice, row, col)`` uint16 as one axial DICOM file per slice.
+
+    Slice ``k`` lies at ``positions_z[k]`` mm (default ``2.5 * k``); rows run to
+    posterior, columns to the patient's left (the usual axial CT layout).
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    positions_z = 2.5 * np.arange(len(raw)) if positions_z is None else positions_z
+    out = []
+    for k, (plane, z) in enumerate(zip(raw, positions_z)):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.SeriesInstanceUID, ds.SeriesDescription = modality, series_uid, description
+        ds.SeriesNumber, ds.InstanceNumber = series_number, len(raw) - k  # superior first, as scanners do
+        ds.StudyInstanceUID = "1.2.3.4"
+        ds.ImagePositionPatient = [-100.0, -120.0, float(z)]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing = list(pixel_spacing)
+        ds.SliceThickness = 2.5
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        ds.Rows, ds.Columns = plane.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.PixelData = np.ascontiguousarray(plane, dtype=np.uint16).tobytes()
+        path = folder / (names[k] if names else f"s{series_number}-{k:03d}.dcm")
+        ds.save_as(str(path), enforce_file_format=True)
+        out.append(path)
+    return out
+
+
+def ct_raw(n_slices: int = 4, rows: int = 6, cols: int = 5, seed: int = 0) -> np.ndarray:
+    """Stored DICOM values (HU + 1024) with every voxel different."""
+    return (unique_hu((n_slices, rows, cols), seed).astype(np.int32) + 1024).astype(np.uint16)
