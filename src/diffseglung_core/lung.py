@@ -58,7 +58,8 @@ def compute_lung_mask(
     spacing: Sequence[float],
     *,
     air_hu: float = -400.0,
-    closing_mm: float = 12.0,
+    closing_mm: float = 8.0,
+    mass_mm: float = 30.0,
     bone_hu: float = 300.0,
     coarse_mm: float = 2.0,
     min_lung_area_mm2: float = 500.0,
@@ -79,6 +80,12 @@ def compute_lung_mask(
         Radius (mm) of the ball that closes each lung's contour, so that dense
         disease against the pleura (an indentation up to about twice this
         size) stays in the mask. 0 disables it.
+    mass_mm : float
+        Radius (mm) of the ball that finds large dense masses against the
+        pleura: the parts of a closing with this radius that are at least
+        ``0.8 * mass_mm`` thick are added (a tumour bulging into the lung is;
+        the wedges along the heart, the aorta and the hilum are not). 0
+        disables it.
     bone_hu : float
         Voxels above this HU (bone) are never added by the closing.
     coarse_mm : float
@@ -109,6 +116,7 @@ def compute_lung_mask(
     if hu.size == 0:
         raise NoLungFoundError("empty volume: no lung found")
 
+    shape = hu.shape
     report(progress, 0, _STAGES, "air inside the body")
     air = hu < air_hu
     outside = _outside_air(air)
@@ -129,26 +137,46 @@ def compute_lung_mask(
             "(is this a chest CT in HU?)")
     del inside_air
 
+    # the rest works in a box around the lungs, wide enough for the closings
+    x_mid = _body_mid_x(body_filled)
+    margin = max(closing_mm, mass_mm) + 2.0 * coarse_mm
+    box = _bbox(lungs, [int(np.ceil(margin / s)) for s in spacing])
+    x_mid -= box[2].start
+    hu, lungs, airway = hu[box], lungs[box], airway[box]
+    allowed = body_filled[box] & ~airway & (hu < bone_hu) & ~lungs
+    del body_filled
+
     report(progress, 3, _STAGES, "left / right")
     factors = _coarse_factors(spacing, hu.shape, coarse_mm)
     coarse_spacing = tuple(s * f for s, f in zip(spacing, factors))
-    coarse_lungs = _downsample_mask(lungs, factors)
-    coarse_labels = _split_left_right(coarse_lungs, coarse_spacing, body_filled, factors)
+    coarse_labels = _split_left_right(_downsample_mask(lungs, factors), coarse_spacing,
+                                      x_mid / factors[2])
 
     report(progress, 4, _STAGES, "border closing")
-    allowed = body_filled & ~airway & (hu < bone_hu)
-    del body_filled
     labels = np.zeros(hu.shape, np.uint8)
-    nearest = _nearest_label(coarse_labels)
+    nearest = _upsample(_nearest_label(coarse_labels), factors, hu.shape)
+    coarse_allowed = _downsample_mask(allowed, factors)
+    pad = [int(np.ceil(margin / s)) for s in coarse_spacing]
     for value in (RIGHT_LUNG, LEFT_LUNG):
-        side = lungs & (_upsample(nearest, factors, hu.shape) == value)
+        side = lungs & (nearest == value)
         if not side.any():
             continue
+        coarse_side = coarse_labels == value
+        cbox = _bbox(coarse_side, pad)
+        coarse_side = coarse_side[cbox]
+        added = np.zeros(coarse_side.shape, bool)
         if closing_mm > 0:
-            closed = _closing(coarse_labels == value, coarse_spacing, closing_mm)
-            added = _upsample(closed, factors, hu.shape) & allowed & ~lungs
-            side |= added
+            added |= _closing(coarse_side, coarse_spacing, closing_mm)
+        if mass_mm > 0:
+            added |= _large_dents(coarse_side, coarse_allowed[cbox], coarse_spacing, mass_mm)
+        added &= ~coarse_side
+        if added.any():
+            fbox = tuple(slice(b.start * f, min(b.stop * f, n))
+                         for b, f, n in zip(cbox, factors, hu.shape))
+            up = _upsample(added, factors, [b.stop - b.start for b in fbox])
+            side[fbox] |= up & allowed[fbox]
         labels[side & (labels == 0)] = value
+    del nearest, allowed
 
     report(progress, 5, _STAGES, "filling holes")
     for value in (RIGHT_LUNG, LEFT_LUNG):
@@ -157,8 +185,20 @@ def compute_lung_mask(
             continue
         filled = _fill_holes(side)
         labels[filled & (labels == 0) & ~airway] = value
+    out = np.zeros(shape, np.uint8)
+    out[box] = labels
     report(progress, _STAGES, _STAGES, "done")
-    return labels
+    return out
+
+
+def _bbox(mask: np.ndarray, margin: Sequence[int]) -> tuple[slice, slice, slice]:
+    """Bounding box of a mask, grown by ``margin`` voxels per axis and clipped."""
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        idx = np.flatnonzero(mask.any(axis=other))
+        box.append(slice(max(idx[0] - margin[axis], 0), min(idx[-1] + 1 + margin[axis], mask.shape[axis])))
+    return tuple(box)
 
 
 def binary_lung(mask: np.ndarray) -> np.ndarray:
@@ -234,7 +274,7 @@ def _filled_body(not_outside: np.ndarray) -> np.ndarray:
     """The body: everything not outside air, holes filled slice by slice."""
     body = np.empty_like(not_outside)
     for z in range(not_outside.shape[0]):
-        body[z] = ndi.binary_fill_holes(not_outside[z])
+        body[z] = _fill_holes_nd(not_outside[z])
     return body
 
 
@@ -287,20 +327,32 @@ def _track_airways(inside_air: np.ndarray, body: np.ndarray,
     if seed is None:
         return airway
 
-    # follow it down
+    # follow it down, in a window around the airway of the slice above; a blob
+    # cut by the window's edge is too large to be a bronchus anyway
     reach = _disk(max(1, int(round(spacing[0] / pixel))))
+    half = [int(np.ceil(60.0 / s)) for s in spacing[1:]]
     z0, prev = seed
     airway[z0] = prev
     prev_area = prev.sum()
     for z in range(z0 - 1, -1, -1):
-        lab, n, areas = blobs(z)
-        near = ndi.binary_dilation(prev, reach)
+        ys, xs = np.nonzero(prev)
+        win = (slice(max(ys.min() - half[0], 0), ys.max() + 1 + half[0]),
+               slice(max(xs.min() - half[1], 0), xs.max() + 1 + half[1]))
+        sep = ndi.binary_opening(inside_air[z][win], disk)
+        lab, n = ndi.label(sep)
+        areas = np.bincount(lab.ravel(), minlength=n + 1)
+        cut = np.zeros(n + 1, bool)
+        for end in (0, -1):
+            cut[lab[end, :]] = cut[lab[:, end]] = True
+        near = ndi.binary_dilation(prev[win], reach)
         ids = np.unique(lab[near & (lab > 0)])
-        keep = [i for i in ids if areas[i] <= max_area and areas[i] <= 3.0 * prev_area + min_area]
+        keep = [i for i in ids if not cut[i] and areas[i] <= max_area
+                and areas[i] <= 3.0 * prev_area + min_area]
         if not keep:
             break
-        cur = np.isin(lab, keep)
-        airway[z] = ndi.binary_dilation(cur, disk) & inside_air[z]
+        cur = np.zeros_like(prev)
+        cur[win] = np.isin(lab, keep)
+        airway[z][win] = ndi.binary_dilation(cur[win], disk) & inside_air[z][win]
         prev, prev_area = cur, max(cur.sum() / len(keep), 1)
     return airway
 
@@ -344,17 +396,17 @@ def _lung_components(inside_air: np.ndarray, spacing: tuple[float, float, float]
 
 
 def _split_left_right(coarse: np.ndarray, spacing: tuple[float, float, float],
-                      body: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    """Label the lung components of a coarse mask 1 (right, low x) and 2 (left)."""
-    from skimage.segmentation import watershed
+                      x_mid: float) -> np.ndarray:
+    """Label the lung components of a coarse mask 1 (right, low x) and 2 (left).
 
+    ``x_mid`` is the body's left-right middle in coarse voxels.
+    """
     labels = np.zeros(coarse.shape, np.uint8)
     lab, n = ndi.label(coarse)
     if n == 0:
         return labels
     sizes = np.bincount(lab.ravel())[1:]
     order = np.argsort(sizes)[::-1] + 1
-    x_mid = _body_mid_x(body) / factors[2]
     if n >= 2 and sizes[order[1] - 1] >= 0.05 * sizes[order[0] - 1]:
         parts = [lab == order[0], lab == order[1]]
         rest = [lab == i for i in order[2:]]
@@ -425,8 +477,27 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill holes in each axial slice, then in 3D."""
     out = np.empty_like(mask)
     for z in range(mask.shape[0]):
-        out[z] = ndi.binary_fill_holes(mask[z]) if mask[z].any() else False
-    return ndi.binary_fill_holes(out)
+        out[z] = _fill_holes_nd(mask[z])
+    return _fill_holes_nd(out)
+
+
+def _fill_holes_nd(mask: np.ndarray) -> np.ndarray:
+    """``mask`` plus the background components that do not touch the array's edge.
+
+    Same result as :func:`scipy.ndimage.binary_fill_holes`, by labelling
+    instead of iterated dilation (much faster on large arrays).
+    """
+    if not mask.any():
+        return mask.copy()
+    lab, n = ndi.label(~mask)
+    if n == 0:
+        return mask.copy()
+    edge = np.zeros(n + 1, bool)
+    for axis in range(mask.ndim):
+        for end in (0, -1):
+            edge[np.take(lab, end, axis=axis)] = True
+    edge[0] = True
+    return mask | ~edge[lab]
 
 
 # ---------------------------------------------------------------------------
@@ -465,6 +536,26 @@ def _nearest_label(labels: np.ndarray) -> np.ndarray:
         return labels.copy()
     idx = ndi.distance_transform_edt(labels == 0, return_distances=False, return_indices=True)
     return labels[tuple(idx)]
+
+
+def _large_dents(mask: np.ndarray, allowed: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
+    """Thick regions that a closing of ``radius_mm`` adds to ``mask``.
+
+    The closing's additions (within ``allowed``) are opened with a ball of
+    ``0.4 * radius_mm`` and grown back by the same distance inside the
+    additions: thin wedges (mediastinal corners, the aortic groove, the hilum)
+    vanish, a mass that fills a large dent of the lung contour stays.
+    """
+    added = _closing(mask, spacing, radius_mm) & ~mask & allowed
+    if not added.any():
+        return added
+    r = 0.4 * radius_mm
+    core = ndi.distance_transform_edt(added, sampling=spacing) > r
+    if not core.any():
+        return core
+    opened = ndi.distance_transform_edt(~core, sampling=spacing) <= r
+    grown = ndi.distance_transform_edt(~opened, sampling=spacing) <= r
+    return grown & added
 
 
 def _closing(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:

@@ -1,0 +1,38 @@
+"""``diffseglung lungmask``: the weight-free lung mask of a scan."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import add_overwrite_argument, add_spacing_argument, progress_bar
+
+HELP = "compute the lung mask of a chest CT (1 right lung, 2 left lung) and save it as a label map"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scan", type=Path,
+                        help="CT scan: NIfTI, NRRD, NPZ, TIFF, a DICOM folder or a .zip of one")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="label map to write (.nii.gz, .nii, .nrrd or .npz), on the scan's grid")
+    add_spacing_argument(parser)
+    add_overwrite_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import OutputExistsError
+    from ..io import read_scan, write_labels
+    from ..lung import compute_lung_mask, lung_volumes_ml
+
+    if args.output.exists() and not args.overwrite:
+        raise OutputExistsError(args.output)
+    kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
+    volume = read_scan(args.scan, **kwargs)
+    with progress_bar("lung mask") as progress:
+        mask = compute_lung_mask(volume.hu, volume.spacing, progress=progress)
+    path = write_labels(args.output, mask, volume, overwrite=args.overwrite)
+    vols = lung_volumes_ml(mask, volume.spacing)
+    print(f"right lung {vols['right']:.0f} mL, left lung {vols['left']:.0f} mL, "
+          f"total {vols['total']:.0f} mL")
+    print(f"wrote {path or args.output}")
+    return 0

@@ -1,0 +1,478 @@
+"""Training patches: sampling in the lung, extraction, precomputed memmaps, Datasets.
+
+A patch is a ``(D, H, W)`` box of a CT (default 32x96x96 voxels, ``(z, y, x)``)
+whose centre lies in the lung and that holds at least ``min_lung_fraction``
+lung. Two channels travel together: the CT normalised with
+:func:`~diffseglung_core.volume.normalize_hu` and the binary lung mask.
+
+:func:`precompute` cuts patches from many scans with several processes and
+writes them as ``.npy`` memory maps (the layout of the original DiffSegLung
+code)::
+
+    out_dir/ct.npy            (N, D, H, W) float16 or float32, normalised HU
+    out_dir/mask.npy          (N, D, H, W) uint8, 1 = lung
+    out_dir/patient_ids.npy   (N,) str, the scan each patch comes from
+    out_dir/patches.json      settings, scans and centres
+
+:class:`PatchDataset` reads such a folder lazily; :class:`VolumePatchDataset`
+cuts patches on the fly from volumes in memory (tests, tiny runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import DiffSegLungError, NoLungFoundError, OutputExistsError
+from .progress import ProgressCallback, report
+from .volume import CTVolume, normalize_hu
+
+__all__ = [
+    "DEFAULT_PATCH_SIZE",
+    "PAD_HU",
+    "sample_centres",
+    "extract_patch",
+    "extract_patches",
+    "precompute",
+    "scan_id",
+    "PatchDataset",
+    "VolumePatchDataset",
+]
+
+#: Default patch size in voxels, ``(D, H, W)`` = ``(z, y, x)``.
+DEFAULT_PATCH_SIZE: tuple[int, int, int] = (32, 96, 96)
+#: HU used to pad patches that reach past the edge of a scan (air).
+PAD_HU = -1000.0
+#: Name of the settings file written by :func:`precompute`.
+SETTINGS_FILE = "patches.json"
+
+Scan = Union[str, os.PathLike, CTVolume]
+
+
+def _corner(centre, size) -> np.ndarray:
+    """Lower corner of a box of ``size`` centred on ``centre`` (centre at index size // 2)."""
+    return np.asarray(centre, int) - np.asarray(size, int) // 2
+
+
+def _lung_fraction(lung: np.ndarray, centre, size) -> float:
+    lo = _corner(centre, size)
+    hi = lo + np.asarray(size, int)
+    a = np.maximum(lo, 0)
+    b = np.minimum(hi, lung.shape)
+    inside = lung[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+    return float(np.count_nonzero(inside)) / float(np.prod(size))
+
+
+def sample_centres(
+    lung: np.ndarray,
+    n: int,
+    patch_size: Sequence[int] = DEFAULT_PATCH_SIZE,
+    *,
+    min_lung_fraction: float = 0.25,
+    seed: Union[int, np.random.Generator, None] = 0,
+    max_tries: int = 50,
+) -> np.ndarray:
+    """Draw patch centres uniformly among the lung voxels.
+
+    Parameters
+    ----------
+    lung : (Z, Y, X) array
+        Lung mask (nonzero = lung).
+    n : int
+        Number of centres.
+    patch_size : 3 ints
+        Patch size ``(D, H, W)`` in voxels.
+    min_lung_fraction : float
+        A centre is redrawn (up to ``max_tries`` times) while its patch holds
+        a smaller fraction of lung voxels; the best draw is kept after that.
+    seed : int or Generator
+        Same seed, same lung, same centres.
+
+    Returns
+    -------
+    (n, 3) int64 ndarray
+        Voxel indices ``(z, y, x)``, each inside the lung. A patch spans
+        ``centre - size // 2`` to ``centre - size // 2 + size``.
+
+    Raises
+    ------
+    NoLungFoundError
+        When the mask is empty.
+    """
+    lung = np.asarray(lung) != 0
+    if lung.ndim != 3:
+        raise ValueError(f"lung mask must be (z, y, x), got shape {lung.shape}")
+    size = tuple(int(s) for s in patch_size)
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"patch_size must be 3 positive ints, got {patch_size}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    flat = np.flatnonzero(lung)
+    if flat.size == 0:
+        raise NoLungFoundError("the lung mask is empty: no patch can be sampled")
+    return _draw_centres(lung, flat, n, size, min_lung_fraction, rng, max_tries)
+
+
+def _draw_centres(lung, flat, n, size, min_lung_fraction, rng, max_tries) -> np.ndarray:
+    centres = np.empty((n, 3), np.int64)
+    for k in range(n):
+        best, best_frac = None, -1.0
+        for _ in range(max(1, max_tries)):
+            c = np.unravel_index(flat[rng.integers(flat.size)], lung.shape)
+            frac = _lung_fraction(lung, c, size)
+            if frac > best_frac:
+                best, best_frac = c, frac
+            if frac >= min_lung_fraction:
+                break
+        centres[k] = best
+    return centres
+
+
+def extract_patch(array: np.ndarray, centre, patch_size: Sequence[int],
+                  fill: float = 0) -> np.ndarray:
+    """Cut a ``patch_size`` box centred on ``centre``, padding with ``fill`` past the edges.
+
+    Returns an array of ``array.dtype`` and shape ``patch_size``.
+    """
+    size = np.asarray(patch_size, int)
+    lo = _corner(centre, size)
+    hi = lo + size
+    out = np.full(tuple(size), fill, dtype=array.dtype)
+    a = np.maximum(lo, 0)
+    b = np.minimum(hi, array.shape)
+    if np.any(b <= a):
+        return out
+    dst = tuple(slice(int(s - l), int(e - l)) for s, e, l in zip(a, b, lo))
+    out[dst] = array[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+    return out
+
+
+def extract_patches(hu: np.ndarray, lung: np.ndarray, centres: np.ndarray,
+                    patch_size: Sequence[int] = DEFAULT_PATCH_SIZE,
+                    dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised CT and lung-mask patches at ``centres``.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) array of HU.
+    lung : (Z, Y, X) lung mask (nonzero = lung).
+    centres : (N, 3) voxel indices.
+    patch_size : (D, H, W) voxels.
+    dtype : dtype of the CT patches.
+
+    Returns
+    -------
+    ct : (N, D, H, W) ``dtype``, :func:`normalize_hu` of the HU (padding = air).
+    mask : (N, D, H, W) uint8, 1 = lung.
+    """
+    if hu.shape != lung.shape:
+        raise ValueError(f"hu {hu.shape} and lung {lung.shape} must share a grid")
+    size = tuple(int(s) for s in patch_size)
+    centres = np.asarray(centres).reshape(-1, 3)
+    ct = np.empty((len(centres),) + size, dtype)
+    mask = np.empty((len(centres),) + size, np.uint8)
+    lung_u8 = lung.astype(np.uint8) if lung.dtype != np.uint8 else (lung != 0).astype(np.uint8)
+    for i, c in enumerate(centres):
+        ct[i] = normalize_hu(extract_patch(hu, c, size, fill=PAD_HU).astype(np.float32))
+        mask[i] = extract_patch(lung_u8, c, size, fill=0)
+    return ct, mask
+
+
+# ---------------------------------------------------------------------------
+# precompute
+
+
+def scan_id(scan: Scan, index: int = 0) -> str:
+    """A short name for a scan: the file name without extensions, or the DICOM folder's name."""
+    if isinstance(scan, CTVolume):
+        path = scan.source.path
+        if not path:
+            return f"scan{index:04d}"
+        scan = path
+    name = Path(scan).name
+    for ext in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".npz", ".zip", ".tif", ".tiff", ".dcm", ".mha"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def _load(scan: Scan) -> CTVolume:
+    if isinstance(scan, CTVolume):
+        return scan
+    try:
+        from .io import read_scan  # type: ignore[attr-defined]
+    except ImportError as err:  # pragma: no cover - io is part of the package
+        raise DiffSegLungError(f"{scan}: cannot read scan files ({err})") from err
+    return read_scan(scan)
+
+
+@dataclass(frozen=True)
+class _Job:
+    index: int
+    scan: Scan
+    out_dir: str
+    offset: int
+    count: int
+    patch_size: tuple[int, int, int]
+    min_lung_fraction: float
+    seed: int
+
+
+def _run_job(job: _Job) -> tuple[int, list[list[int]], dict]:
+    """Cut one scan's patches and write them into the shared memmaps."""
+    from .lung import binary_lung, compute_lung_mask
+
+    vol = _load(job.scan)
+    name = scan_id(job.scan, job.index)
+    try:
+        lung = binary_lung(compute_lung_mask(vol.hu, vol.spacing))
+    except NoLungFoundError as err:
+        raise NoLungFoundError(f"{name}: {err}") from None
+    rng = np.random.default_rng([job.seed, job.index])
+    centres = sample_centres(lung, job.count, job.patch_size,
+                             min_lung_fraction=job.min_lung_fraction, seed=rng)
+    out = Path(job.out_dir)
+    ct_mm = np.load(out / "ct.npy", mmap_mode="r+")
+    mask_mm = np.load(out / "mask.npy", mmap_mode="r+")
+    ct, mask = extract_patches(vol.hu, lung, centres, job.patch_size, dtype=ct_mm.dtype)
+    ct_mm[job.offset:job.offset + job.count] = ct
+    mask_mm[job.offset:job.offset + job.count] = mask
+    ct_mm.flush()
+    mask_mm.flush()
+    del ct_mm, mask_mm
+    info = {"id": name, "shape": list(vol.shape), "spacing_mm": list(vol.spacing),
+            "lung_ml": float(lung.sum() * vol.voxel_volume_ml)}
+    return job.index, centres.tolist(), info
+
+
+def precompute(
+    scans: Sequence[Scan],
+    out_dir,
+    *,
+    patches_per_scan: int = 150,
+    patch_size: Sequence[int] = DEFAULT_PATCH_SIZE,
+    workers: Optional[int] = None,
+    seed: int = 0,
+    min_lung_fraction: float = 0.25,
+    dtype: str = "float16",
+    overwrite: bool = False,
+    progress: Optional[ProgressCallback] = None,
+) -> Path:
+    """Cut lung patches from scans and save them as ``.npy`` memory maps.
+
+    Parameters
+    ----------
+    scans : sequence of paths or CTVolume
+        Scan files or folders (read with :func:`diffseglung_core.io.read_scan`)
+        or volumes in memory. The lung mask of each is computed with
+        :func:`~diffseglung_core.lung.compute_lung_mask`.
+    out_dir : path
+        Folder to write ``ct.npy``, ``mask.npy``, ``patient_ids.npy`` and
+        ``patches.json`` to (created if needed).
+    patches_per_scan : int
+        Patches cut from each scan.
+    patch_size : 3 ints
+        ``(D, H, W)`` voxels.
+    workers : int, optional
+        Processes (default: the CPUs available, at most the number of scans);
+        1 works in this process.
+    seed : int
+        Same seed and scans, same patches, whatever ``workers``.
+    min_lung_fraction : float
+        See :func:`sample_centres`.
+    dtype : "float16" or "float32"
+        Storage type of the CT patches.
+    overwrite : bool
+        Replace existing patch files in ``out_dir``.
+    progress : callable, optional
+        ``progress(done, total, stage)`` per scan done.
+
+    Returns
+    -------
+    Path of ``out_dir``.
+    """
+    scans = list(scans)
+    if not scans:
+        raise DiffSegLungError("precompute: no scans given")
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"dtype must be float16 or float32, got {dtype!r}")
+    size = tuple(int(s) for s in patch_size)
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"patch_size must be 3 positive ints, got {patch_size}")
+    if patches_per_scan < 1:
+        raise ValueError("patches_per_scan must be at least 1")
+    out = Path(out_dir)
+    names = ("ct.npy", "mask.npy", "patient_ids.npy", SETTINGS_FILE)
+    if not overwrite:
+        for name in names:
+            if (out / name).exists():
+                raise OutputExistsError(out / name)
+    out.mkdir(parents=True, exist_ok=True)
+
+    n = len(scans) * patches_per_scan
+    shape = (n,) + size
+    np.lib.format.open_memmap(out / "ct.npy", mode="w+", dtype=np.dtype(dtype), shape=shape).flush()
+    np.lib.format.open_memmap(out / "mask.npy", mode="w+", dtype=np.uint8, shape=shape).flush()
+    jobs = [_Job(i, s, str(out), i * patches_per_scan, patches_per_scan, size,
+                 float(min_lung_fraction), int(seed)) for i, s in enumerate(scans)]
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, min(int(workers or 1), len(jobs)))
+
+    results: dict[int, tuple[list, dict]] = {}
+    report(progress, 0, len(jobs), "cutting patches")
+    try:
+        if workers == 1:
+            for job in jobs:
+                i, centres, info = _run_job(job)
+                results[i] = (centres, info)
+                report(progress, len(results), len(jobs), f"cutting patches ({info['id']})")
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(_run_job, job) for job in jobs]
+                try:
+                    for fut in as_completed(futures):
+                        i, centres, info = fut.result()
+                        results[i] = (centres, info)
+                        report(progress, len(results), len(jobs), f"cutting patches ({info['id']})")
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+    except BaseException:
+        for name in names:
+            (out / name).unlink(missing_ok=True)
+        raise
+
+    ids = [results[i][1]["id"] for i in range(len(jobs))]
+    width = max(len(s) for s in ids)
+    pid = np.lib.format.open_memmap(out / "patient_ids.npy", mode="w+", dtype=f"<U{width}", shape=(n,))
+    for i, name in enumerate(ids):
+        pid[i * patches_per_scan:(i + 1) * patches_per_scan] = name
+    pid.flush()
+    del pid
+    settings = {
+        "format": "diffseglung-patches",
+        "version": 1,
+        "patch_size": list(size),
+        "patches_per_scan": int(patches_per_scan),
+        "n_patches": int(n),
+        "min_lung_fraction": float(min_lung_fraction),
+        "seed": int(seed),
+        "ct_dtype": dtype,
+        "ct_normalisation": "(HU + 1000) / 700 - 1",
+        "pad_hu": PAD_HU,
+        "scans": [dict(results[i][1], source=str(scans[i].source.path if isinstance(scans[i], CTVolume)
+                                                 else scans[i]),
+                       centres=results[i][0]) for i in range(len(jobs))],
+    }
+    (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# datasets
+
+try:  # torch is a dependency of the package, but keep the numpy parts importable without it
+    import torch
+    from torch.utils.data import Dataset as _TorchDataset
+except ImportError:  # pragma: no cover
+    torch = None
+    _TorchDataset = object
+
+
+class PatchDataset(_TorchDataset):
+    """Patches of a :func:`precompute` folder, read lazily from memory maps.
+
+    ``dataset[i]`` is ``(x, patient_id)``: ``x`` a float32 tensor
+    ``(2, D, H, W)`` (channel 0 normalised CT, channel 1 lung mask 0/1) and
+    ``patient_id`` a str.
+    """
+
+    def __init__(self, folder) -> None:
+        folder = Path(folder)
+        for name in ("ct.npy", "mask.npy", "patient_ids.npy"):
+            if not (folder / name).is_file():
+                raise DiffSegLungError(f"{folder}: not a patch folder (no {name}; make one with "
+                                       "`diffseglung precompute`)")
+        self.folder = folder
+        self.ct = np.load(folder / "ct.npy", mmap_mode="r")
+        self.mask = np.load(folder / "mask.npy", mmap_mode="r")
+        self.patient_ids = np.load(folder / "patient_ids.npy", mmap_mode="r")
+        if self.ct.shape != self.mask.shape or len(self.patient_ids) != len(self.ct):
+            raise DiffSegLungError(f"{folder}: ct.npy {self.ct.shape}, mask.npy {self.mask.shape} and "
+                                   f"patient_ids.npy ({len(self.patient_ids)}) do not match")
+        settings = folder / SETTINGS_FILE
+        self.settings = json.loads(settings.read_text()) if settings.is_file() else {}
+
+    def __len__(self) -> int:
+        return int(self.ct.shape[0])
+
+    @property
+    def patch_size(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.ct.shape[1:])  # type: ignore[return-value]
+
+    def __getitem__(self, index: int):
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        x = np.empty((2,) + self.patch_size, np.float32)
+        x[0] = self.ct[index]
+        x[1] = self.mask[index]
+        return torch.from_numpy(x), str(self.patient_ids[index])
+
+
+class VolumePatchDataset(_TorchDataset):
+    """Patches cut on the fly from volumes in memory.
+
+    Parameters
+    ----------
+    volumes : sequence of (hu, lung) or (hu, lung, patient_id)
+        ``(Z, Y, X)`` HU arrays (or CTVolume) and their lung masks.
+    patches_per_volume : int
+        Length of the dataset per volume.
+    patch_size : (D, H, W) voxels.
+    seed : int
+        Item ``i`` is the same patch every time for one seed.
+    min_lung_fraction : float
+        See :func:`sample_centres`.
+
+    ``dataset[i]`` is ``(x, patient_id)`` as in :class:`PatchDataset`.
+    """
+
+    def __init__(self, volumes, patches_per_volume: int = 16,
+                 patch_size: Sequence[int] = DEFAULT_PATCH_SIZE, *, seed: int = 0,
+                 min_lung_fraction: float = 0.25) -> None:
+        self.volumes = []
+        for k, item in enumerate(volumes):
+            hu, lung, *rest = item
+            name = str(rest[0]) if rest else scan_id(hu, k) if isinstance(hu, CTVolume) else f"scan{k:04d}"
+            hu = hu.hu if isinstance(hu, CTVolume) else np.asarray(hu, np.float32)
+            lung = np.asarray(lung) != 0
+            if hu.shape != lung.shape:
+                raise DiffSegLungError(f"{name}: lung mask {lung.shape} does not match the CT {hu.shape}")
+            if not lung.any():
+                raise NoLungFoundError(f"{name}: the lung mask is empty")
+            self.volumes.append((hu, lung, np.flatnonzero(lung), name))
+        self.patches_per_volume = int(patches_per_volume)
+        self.patch_size = tuple(int(s) for s in patch_size)
+        self.seed = int(seed)
+        self.min_lung_fraction = float(min_lung_fraction)
+
+    def __len__(self) -> int:
+        return len(self.volumes) * self.patches_per_volume
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        v, k = divmod(index, self.patches_per_volume)
+        hu, lung, flat, name = self.volumes[v]
+        rng = np.random.default_rng([self.seed, v, k])
+        centre = _draw_centres(lung, flat, 1, self.patch_size, self.min_lung_fraction, rng, 50)
+        ct, mask = extract_patches(hu, lung, centre, self.patch_size)
+        x = np.concatenate([ct, mask.astype(np.float32)], axis=0)
+        return torch.from_numpy(x), name
