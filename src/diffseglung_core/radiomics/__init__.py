@@ -1,0 +1,32 @@
+"""The radiomic teacher: 34 named HU, GLCM, LBP and Gabor features of lung patches.
+
+- :func:`batched_features` - ``(B, D, H, W)`` HU patches and masks -> ``(B, 34)``, torch, any device.
+- :func:`patch_features` - the plain numpy reference for one patch.
+- :func:`feature_maps` - voxel-wise maps of a whole volume on a strided grid in the lung.
+- :func:`robust_stats` / :func:`normalize` - median / IQR normalisation saved with the teacher.
+
+Definitions: docs/radiomics.md.
+"""
+
+from .batched import batched_features
+from .maps import FeatureMap, feature_maps, window_for_spacing
+from .names import FEATURE_NAMES, GROUPS, N_FEATURES, PYRADIOMICS_NAMES
+from .normalization import denormalize, load_stats, normalize, robust_stats, save_stats
+from .reference import patch_features
+
+__all__ = [
+    "FEATURE_NAMES",
+    "GROUPS",
+    "N_FEATURES",
+    "PYRADIOMICS_NAMES",
+    "FeatureMap",
+    "batched_features",
+    "denormalize",
+    "feature_maps",
+    "load_stats",
+    "normalize",
+    "patch_features",
+    "robust_stats",
+    "save_stats",
+    "window_for_spacing",
+]

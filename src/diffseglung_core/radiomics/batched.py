@@ -1,0 +1,248 @@
+"""The 34 features of a batch of patches in torch, on any device.
+
+Same definitions as :mod:`.reference` (tested to agree to 1e-4 relative),
+vectorised over the batch: masked moments and sorted-value percentiles for the
+HU statistics, one ``scatter_add`` over a flat ``(batch, direction, level,
+level)`` index for all co-occurrence matrices, shifted comparisons for LBP and
+``conv2d`` for the Gabor filters.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import names as N
+from .reference import gabor_kernels
+
+_EPS = float(np.spacing(1))
+
+
+def _default_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _prepare(patches: torch.Tensor, masks: Optional[torch.Tensor], dtype):
+    x = torch.as_tensor(patches)
+    if x.ndim == 3:  # (B, H, W): one-slice patches
+        x = x[:, None]
+    if x.ndim != 4:
+        raise ValueError(f"patches must be (B, D, H, W) or (B, H, W), got {tuple(x.shape)}")
+    dtype = dtype or _default_dtype(x.device)
+    x = x.to(dtype)
+    if masks is None:
+        m = torch.ones(x.shape, dtype=torch.bool, device=x.device)
+    else:
+        m = torch.as_tensor(masks, device=x.device).reshape(x.shape)
+        m = m > 0.5 if m.is_floating_point() else m.bool()
+    empty = ~m.flatten(1).any(1)
+    if bool(empty.any()):
+        m = m | empty.view(-1, 1, 1, 1)
+    return x, m
+
+
+def _masked_percentiles(x: torch.Tensor, m: torch.Tensor, n: torch.Tensor, qs) -> torch.Tensor:
+    """(B, len(qs)) percentiles with numpy's linear rule over the masked values of each row."""
+    xs = torch.where(m, x, torch.full_like(x, float("inf"))).sort(dim=1).values
+    q = torch.tensor(qs, dtype=x.dtype, device=x.device) / 100.0
+    pos = q[None, :] * (n[:, None].to(x.dtype) - 1)
+    lo = pos.floor().long()
+    hi = torch.minimum(lo + 1, (n[:, None] - 1).long())
+    frac = pos - lo.to(x.dtype)
+    a = xs.gather(1, lo)
+    b = xs.gather(1, hi)
+    return a + (b - a) * frac
+
+
+def gray_levels(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """(B, D, H, W) int64 gray levels 1..MAX_LEVELS (see :func:`.reference.gray_levels`)."""
+    big = torch.finfo(x.dtype).max
+    mn = torch.where(m, x, torch.full_like(x, big)).flatten(1).min(1).values
+    low = N.BIN_WIDTH * torch.floor(mn / N.BIN_WIDTH)
+    levels = torch.floor((x - low.view(-1, 1, 1, 1)) / N.BIN_WIDTH).long() + 1
+    return levels.clamp(1, N.MAX_LEVELS)
+
+
+def firstorder_features(x: torch.Tensor, m: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """(B, 12) HU statistics; ``x`` (B, D, H, W), ``m`` bool, ``levels`` from :func:`gray_levels`."""
+    b = x.shape[0]
+    xf, mf = x.flatten(1), m.flatten(1)
+    w = mf.to(x.dtype)
+    n = mf.sum(1)
+    nf = n.to(x.dtype)
+    mean = (xf * w).sum(1) / nf
+    d = (xf - mean[:, None]) * w
+    d2 = d * d
+    m2 = d2.sum(1) / nf
+    m3 = (d2 * d).sum(1) / nf
+    m4 = (d2 * d2).sum(1) / nf
+    safe = torch.where(m2 > 0, m2, torch.ones_like(m2))
+    skew = torch.where(m2 > 0, m3 / safe ** 1.5, torch.zeros_like(m2))
+    kurt = torch.where(m2 > 0, m4 / safe ** 2, torch.zeros_like(m2))
+    p10, p25, p50, p75, p90 = _masked_percentiles(xf, mf, n, N.PERCENTILES).unbind(1)
+    lv = levels.flatten(1)
+    hist = torch.zeros(b, N.MAX_LEVELS + 1, dtype=x.dtype, device=x.device)
+    hist.scatter_add_(1, lv, w)
+    p = hist / nf[:, None]
+    entropy = -(p * torch.log2(p + _EPS)).sum(1)
+    below950 = ((xf < N.FRACTION_BELOW[0]) & mf).sum(1) / nf
+    below910 = ((xf < N.FRACTION_BELOW[1]) & mf).sum(1) / nf
+    lo, hi = N.FRACTION_BETWEEN
+    between = ((xf >= lo) & (xf <= hi) & mf).sum(1) / nf
+    return torch.stack([mean, m2.sqrt(), skew, kurt, p10, p50, p90, p75 - p25, entropy,
+                        below950.to(x.dtype), below910.to(x.dtype), between.to(x.dtype)], 1)
+
+
+def glcm_matrices(levels: torch.Tensor, m: torch.Tensor, n_levels: int, dtype) -> torch.Tensor:
+    """(B, 13, L, L) symmetric co-occurrence counts, built with one ``scatter_add``."""
+    b, d, h, w = levels.shape
+    a_n = len(N.GLCM_OFFSETS)
+    lv = (levels - 1).clamp(max=n_levels - 1)
+    batch = torch.arange(b, device=levels.device).view(-1, 1, 1, 1)
+    flat = []
+    for a, offset in enumerate(N.GLCM_OFFSETS):
+        src, dst = [slice(None)], [slice(None)]
+        for o, size in zip(offset, (d, h, w)):
+            src.append(slice(max(0, -o), size - max(0, o)))
+            dst.append(slice(max(0, o), size - max(0, -o)))
+        both = m[tuple(src)] & m[tuple(dst)]
+        if not bool(both.any()):
+            continue
+        index = ((batch * a_n + a) * n_levels + lv[tuple(src)]) * n_levels + lv[tuple(dst)]
+        flat.append(index[both])
+    counts = torch.zeros(b * a_n * n_levels * n_levels, dtype=dtype, device=levels.device)
+    if flat:
+        index = torch.cat(flat)
+        counts.scatter_add_(0, index, torch.ones(index.shape, dtype=dtype, device=levels.device))
+    counts = counts.view(b, a_n, n_levels, n_levels)
+    return counts + counts.transpose(2, 3)
+
+
+def glcm_features_from_matrices(counts: torch.Tensor) -> torch.Tensor:
+    """(B, 10) GLCM features from (B, A, L, L) counts, mean over non-empty directions."""
+    b, a_n, ng, _ = counts.shape
+    dtype, dev = counts.dtype, counts.device
+    total = counts.sum((2, 3))                                  # (B, A)
+    used = total > 0
+    p = counts / torch.where(used, total, torch.ones_like(total))[:, :, None, None]
+    g = torch.arange(1, ng + 1, dtype=dtype, device=dev)
+    i, j = g.view(1, 1, -1, 1), g.view(1, 1, 1, -1)
+    px = p.sum(3)                                               # (B, A, L)
+    py = p.sum(2)
+    ux = (px * g).sum(2)                                        # (B, A)
+    uy = (py * g).sum(2)
+    sx = (px * (g - ux[..., None]) ** 2).sum(2).sqrt()
+    sy = (py * (g - uy[..., None]) ** 2).sum(2).sqrt()
+    di = i - ux[..., None, None]
+    dj = j - uy[..., None, None]
+    cov = (p * di * dj).sum((2, 3))
+    sxy = sx * sy
+    correlation = torch.where(sxy == 0, torch.ones_like(sxy), cov / (sxy + _EPS))
+    diff2 = (i - j) ** 2
+    contrast = (p * diff2).sum((2, 3))
+    joint_entropy = -(p * torch.log2(p + _EPS)).sum((2, 3))
+    idm = (p / (1.0 + diff2)).sum((2, 3))
+    energy = (p * p).sum((2, 3))
+    autocorr = (p * (i * j)).sum((2, 3))
+    s = di + dj
+    s3 = s * s * s
+    shade = (p * s3).sum((2, 3))
+    prominence = (p * s3 * s).sum((2, 3))
+    k = (i - j).abs().long().expand(1, 1, ng, ng).reshape(-1)
+    pd = torch.zeros(b, a_n, ng, dtype=dtype, device=dev)
+    pd.scatter_add_(2, k.expand(b, a_n, -1), p.reshape(b, a_n, -1))
+    diff_entropy = -(pd * torch.log2(pd + _EPS)).sum(2)
+    feats = torch.stack([contrast, joint_entropy, correlation, idm, energy, ux, autocorr,
+                         shade, prominence, diff_entropy], 2)  # (B, A, 10)
+    w = used.to(dtype)
+    n_used = w.sum(1, keepdim=True)
+    return (feats * w[..., None]).sum(1) / n_used.clamp(min=1)
+
+
+def glcm_features(levels: torch.Tensor, m: torch.Tensor, dtype) -> torch.Tensor:
+    """(B, 10) GLCM features; the matrix side is the largest level in the batch."""
+    n_levels = int(torch.where(m, levels, torch.zeros_like(levels)).max())
+    return glcm_features_from_matrices(glcm_matrices(levels, m, max(n_levels, 1), dtype))
+
+
+def lbp_features(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """(B, 6) uniform LBP histogram over masked voxels and the usable orthogonal planes."""
+    b, d, h, w = x.shape
+    padded = F.pad(x[:, None], (1, 1, 1, 1, 1, 1), mode="replicate")[:, 0]
+    lut = torch.tensor(N.LBP_BIN_OF_CODE, device=x.device)
+    hist = torch.zeros(b, len(N.LBP_NAMES), dtype=x.dtype, device=x.device)
+    shape = (d, h, w)
+    for axes in N.LBP_PLANES:
+        if shape[axes[0]] < 2 or shape[axes[1]] < 2:
+            continue
+        bits = []
+        for da, db in N.LBP_RING:
+            index = [slice(None)] + [slice(1, 1 + s) for s in shape]
+            index[1 + axes[0]] = slice(1 + da, 1 + da + shape[axes[0]])
+            index[1 + axes[1]] = slice(1 + db, 1 + db + shape[axes[1]])
+            bits.append(padded[tuple(index)] >= x)
+        bits = torch.stack(bits).to(torch.uint8)
+        ones = bits.sum(0, dtype=torch.int64)
+        transitions = (bits != bits.roll(-1, 0)).sum(0, dtype=torch.int64)
+        codes = torch.where(transitions <= 2, ones, torch.full_like(ones, 9))
+        hist.scatter_add_(1, lut[codes].flatten(1), m.flatten(1).to(x.dtype))
+    total = hist.sum(1, keepdim=True)
+    return hist / torch.where(total > 0, total, torch.ones_like(total))
+
+
+@lru_cache(maxsize=None)
+def _gabor_weights_np(wavelength: float) -> np.ndarray:
+    ks = [k for pair in gabor_kernels(wavelength) for k in pair]  # re0, im0, re1, im1, ...
+    return np.stack(ks)[:, None]
+
+
+def gabor_features(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """(B, 6) mean Gabor magnitude (HU) over masked voxels, per wavelength and angle."""
+    b, d, h, w = x.shape
+    mf = m.to(x.dtype)
+    nf = mf.flatten(1).sum(1)
+    mean = (x * mf).flatten(1).sum(1) / nf
+    centred = (x - mean.view(-1, 1, 1, 1)).reshape(b * d, 1, h, w)
+    out = []
+    for wavelength in N.GABOR_WAVELENGTHS:
+        weight = torch.as_tensor(_gabor_weights_np(wavelength), dtype=x.dtype, device=x.device)
+        r = weight.shape[-1] // 2
+        resp = F.conv2d(centred, weight, padding=r).view(b, d, -1, 2, h, w)
+        mag = (resp[:, :, :, 0] ** 2 + resp[:, :, :, 1] ** 2).sqrt()  # (B, D, n_angles, H, W)
+        out.append((mag * mf[:, :, None]).sum((1, 3, 4)) / nf[:, None])
+    return torch.cat(out, 1)
+
+
+@torch.no_grad()
+def batched_features(patches: torch.Tensor, masks: Optional[torch.Tensor] = None, *,
+                     dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """The 34 features of each patch of a batch.
+
+    Parameters
+    ----------
+    patches : (B, D, H, W) or (B, H, W) tensor or array
+        HU, on any device (the result stays there).
+    masks : same shape, optional
+        Voxels to describe (bool, or float > 0.5). None, or an empty mask for a
+        patch: the whole patch.
+    dtype : torch dtype, optional
+        Precision of the computation and result; default float64 (float32 on MPS).
+
+    Returns
+    -------
+    (B, 34) tensor in the order of :data:`~.names.FEATURE_NAMES`.
+    """
+    x, m = _prepare(patches, masks, dtype)
+    if x.shape[0] == 0:
+        return torch.zeros(0, N.N_FEATURES, dtype=x.dtype, device=x.device)
+    levels = gray_levels(x, m)
+    return torch.cat([
+        firstorder_features(x, m, levels),
+        glcm_features(levels, m, x.dtype),
+        lbp_features(x, m),
+        gabor_features(x, m),
+    ], 1)

@@ -1,0 +1,237 @@
+"""Voxel-wise radiomic feature maps of a whole volume, on a strided grid inside the lung.
+
+:func:`feature_maps` centres a ``window`` (voxels) on every ``stride``-th voxel
+that lies in the lung, describes the lung voxels of that window with the 34
+features of :func:`~.batched.batched_features`, and returns a
+:class:`FeatureMap`. Windows are processed in chunks of ``batch_size`` so
+memory stays bounded whatever the volume; :meth:`FeatureMap.at` samples the
+features at any voxels by trilinear interpolation (chunked too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from ..device import get_device
+from ..errors import NoLungFoundError
+from ..progress import ProgressCallback, report
+from .batched import batched_features
+from .names import FEATURE_NAMES
+
+#: HU given to window voxels outside the volume (they are outside the lung, so unused).
+PAD_HU = -1000.0
+
+Triple = Union[int, Sequence[int]]
+
+
+def _triple(v: Triple, what: str) -> tuple[int, int, int]:
+    t = (int(v),) * 3 if np.isscalar(v) else tuple(int(a) for a in v)
+    if len(t) != 3 or min(t) < 1:
+        raise ValueError(f"{what} must be a positive int or 3 positive ints, got {v!r}")
+    return t  # type: ignore[return-value]
+
+
+def window_for_spacing(spacing: Sequence[float], size_mm: float = 7.0,
+                       minimum: int = 3) -> tuple[int, int, int]:
+    """An odd window (voxels) about ``size_mm`` wide along each axis, at least ``minimum``.
+
+    ``spacing`` is the voxel size in mm ``(z, y, x)``.
+    """
+    out = []
+    for s in spacing:
+        n = max(minimum, int(round(size_mm / float(s))))
+        out.append(n if n % 2 else n + 1)
+    return tuple(out)  # type: ignore[return-value]
+
+
+@dataclass
+class FeatureMap:
+    """Features on a strided grid of a volume.
+
+    Attributes
+    ----------
+    values : (F, gz, gy, gx) float32
+        Features at the grid points; NaN where ``valid`` is False.
+    valid : (gz, gy, gx) bool
+        Grid points whose centre voxel is in the lung (features computed).
+    stride : (3,) int
+        Grid step in voxels ``(z, y, x)``.
+    origin : (3,) int
+        Voxel index of grid point ``(0, 0, 0)``; grid point ``k`` is voxel
+        ``origin + k * stride``.
+    window : (3,) int
+        Neighbourhood size in voxels.
+    shape : (3,) int
+        Shape of the volume the map was computed on.
+    names : tuple of str
+        Feature names, ``len == F``.
+    """
+
+    values: np.ndarray
+    valid: np.ndarray
+    stride: tuple[int, int, int]
+    origin: tuple[int, int, int]
+    window: tuple[int, int, int]
+    shape: tuple[int, int, int]
+    names: tuple[str, ...] = FEATURE_NAMES
+    _filled: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+
+    def filled(self) -> np.ndarray:
+        """(F, gz, gy, gx) float32 values with each invalid point set to its nearest valid one."""
+        if self._filled is None:
+            from scipy.ndimage import distance_transform_edt
+
+            if self.valid.all():
+                self._filled = self.values
+            else:
+                _, idx = distance_transform_edt(~self.valid, return_indices=True)
+                self._filled = np.ascontiguousarray(self.values[:, idx[0], idx[1], idx[2]])
+        return self._filled
+
+    def at_points(self, points: np.ndarray, *, chunk: int = 1_000_000) -> np.ndarray:
+        """Trilinear interpolation of the features at voxel coordinates.
+
+        Parameters
+        ----------
+        points : (N, 3) array
+            Voxel indices ``(z, y, x)`` (may be fractional).
+
+        Returns
+        -------
+        (N, F) float32. Invalid grid points take their nearest valid neighbour's
+        values; points beyond the grid take the edge values.
+        """
+        values = self.filled()
+        grid = np.array(self.valid.shape)
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        out = np.empty((len(pts), values.shape[0]), np.float32)
+        flat = values.reshape(values.shape[0], -1)
+        origin, stride = np.asarray(self.origin, float), np.asarray(self.stride, float)
+        for start in range(0, len(pts), chunk):
+            g = (pts[start:start + chunk] - origin) / stride
+            g = np.clip(g, 0, grid - 1)
+            lo = np.minimum(np.floor(g).astype(np.int64), grid - 1)
+            hi = np.minimum(lo + 1, grid - 1)
+            f = (g - lo).astype(np.float32)
+            acc = np.zeros((len(g), values.shape[0]), np.float32)
+            for corner in range(8):
+                bits = [(corner >> k) & 1 for k in range(3)]
+                idx = [np.where(bits[k], hi[:, k], lo[:, k]) for k in range(3)]
+                w = np.ones(len(g), np.float32)
+                for k in range(3):
+                    w *= f[:, k] if bits[k] else 1 - f[:, k]
+                lin = np.ravel_multi_index(idx, self.valid.shape)
+                acc += w[:, None] * flat[:, lin].T
+            out[start:start + chunk] = acc
+        return out
+
+    def at(self, mask: np.ndarray, *, chunk: int = 1_000_000) -> np.ndarray:
+        """(N, F) float32 features at the True voxels of ``mask``, in ``np.nonzero`` order."""
+        mask = np.asarray(mask, bool)
+        if mask.shape != tuple(self.shape):
+            raise ValueError(f"mask shape {mask.shape} != volume shape {tuple(self.shape)}")
+        return self.at_points(np.argwhere(mask), chunk=chunk)
+
+    def upsample(self, mask: Optional[np.ndarray] = None) -> np.ndarray:
+        """(F, Z, Y, X) float32 full-resolution maps (0 outside ``mask`` when given).
+
+        Memory is F x the volume in float32: prefer :meth:`at` on large volumes.
+        """
+        mask = np.ones(self.shape, bool) if mask is None else np.asarray(mask, bool)
+        full = np.zeros((len(self.names),) + tuple(self.shape), np.float32)
+        full[:, mask] = self.at(mask).T
+        return full
+
+
+def grid_centres(lung: np.ndarray, stride: tuple[int, int, int],
+                 origin: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's valid mask ``(gz, gy, gx)`` and the voxel indices ``(N, 3)`` of its valid points."""
+    sub = lung[origin[0]::stride[0], origin[1]::stride[1], origin[2]::stride[2]]
+    valid = np.asarray(sub, bool)
+    centres = np.argwhere(valid) * np.asarray(stride) + np.asarray(origin)
+    return valid, centres
+
+
+@torch.no_grad()
+def feature_maps(
+    hu: np.ndarray,
+    lung: np.ndarray,
+    *,
+    window: Triple = 9,
+    stride: Triple = 4,
+    batch_size: int = 2048,
+    device: Union[str, torch.device] = "cpu",
+    dtype: torch.dtype = torch.float32,
+    progress: Optional[ProgressCallback] = None,
+) -> FeatureMap:
+    """Radiomic features of the lung around every ``stride``-th lung voxel.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) array
+        HU.
+    lung : (Z, Y, X) bool array
+        Lung mask: grid points are kept where it is True, and only lung voxels
+        of each window are described.
+    window : int or 3 ints
+        Neighbourhood size in voxels (odd; see :func:`window_for_spacing`).
+    stride : int or 3 ints
+        Grid step in voxels. The grid starts at ``stride // 2``.
+    batch_size : int
+        Windows per chunk; peak memory grows with it (about 2 MB per window
+        of 9^3 at float32).
+    device : str or torch.device
+        Where to compute (``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``).
+    dtype : torch dtype
+        Precision of the computation (float32 is about twice as fast).
+    progress : callable, optional
+        ``progress(done, total, "radiomic maps")`` after each chunk; raise
+        :class:`~diffseglung_core.errors.Cancelled` from it to stop.
+
+    Returns
+    -------
+    FeatureMap
+    """
+    hu = np.asarray(hu)
+    lung = np.asarray(lung, bool)
+    if hu.shape != lung.shape or hu.ndim != 3:
+        raise ValueError(f"hu {hu.shape} and lung {lung.shape} must be the same 3D shape")
+    window = _triple(window, "window")
+    stride = _triple(stride, "stride")
+    origin = tuple(min(s // 2, n - 1) for s, n in zip(stride, hu.shape))
+    valid, centres = grid_centres(lung, stride, origin)
+    if len(centres) == 0:
+        raise NoLungFoundError("the lung mask is empty: no radiomic map to compute")
+    dev = get_device(device) if isinstance(device, str) else device
+    if dev.type == "mps" and dtype == torch.float64:
+        dtype = torch.float32
+
+    half = np.asarray(window) // 2
+    pads = [(int(h), int(w - 1 - h)) for h, w in zip(half, window)]
+    hu_t = torch.from_numpy(np.pad(hu.astype(np.float32, copy=False), pads, constant_values=PAD_HU))
+    lung_t = torch.from_numpy(np.pad(lung, pads, constant_values=False))
+    hu_t, lung_t = hu_t.to(dev), lung_t.to(dev)
+    offsets = [torch.arange(w, device=dev) for w in window]
+
+    n = len(centres)
+    values = np.empty((n, len(FEATURE_NAMES)), np.float32)
+    n_chunks = (n + batch_size - 1) // batch_size
+    report(progress, 0, n_chunks, "radiomic maps")
+    for c in range(n_chunks):
+        sel = torch.from_numpy(centres[c * batch_size:(c + 1) * batch_size]).to(dev)
+        # window voxel (k0, k1, k2) of centre p is padded voxel p + k (the pad shifts by half)
+        iz = (sel[:, 0, None] + offsets[0])[:, :, None, None]
+        iy = (sel[:, 1, None] + offsets[1])[:, None, :, None]
+        ix = (sel[:, 2, None] + offsets[2])[:, None, None, :]
+        feats = batched_features(hu_t[iz, iy, ix], lung_t[iz, iy, ix], dtype=dtype)
+        values[c * batch_size:(c + 1) * batch_size] = feats.float().cpu().numpy()
+        report(progress, c + 1, n_chunks, "radiomic maps")
+
+    grid = np.full((len(FEATURE_NAMES),) + valid.shape, np.nan, np.float32)
+    grid[:, valid] = values.T
+    return FeatureMap(values=grid, valid=valid, stride=stride, origin=origin,
+                      window=window, shape=tuple(hu.shape))
