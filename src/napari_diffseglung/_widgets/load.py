@@ -1,0 +1,213 @@
+"""Load CT: open a file, DICOM folder or zip, show what was read, window presets, lung mask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                            QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from diffseglung_core.io import list_dicom_series, read_mask, read_scan
+from diffseglung_core.lung import compute_lung_mask
+from diffseglung_core.render import WINDOWS
+from diffseglung_core.viewer_support import VOLUME_KEY, describe_volume
+
+from .._layers import image_layer_data, labels_layer_data
+from ._common import Job, LayerComboBox
+
+
+class LoadCTWidget(QWidget):
+    """Dock widget: read a scan into an Image layer in HU and make its lung mask."""
+
+    def __init__(self, napari_viewer, parent: Optional[QWidget] = None):
+        import napari
+
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.job: Optional[Job] = None
+
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("NIfTI, NRRD, NPZ, DICOM folder or .zip")
+        self.path_edit.editingFinished.connect(self._path_changed)
+        file_btn = QPushButton("File...")
+        file_btn.clicked.connect(self._pick_file)
+        folder_btn = QPushButton("Folder...")
+        folder_btn.clicked.connect(self._pick_folder)
+        row = QHBoxLayout()
+        row.addWidget(self.path_edit)
+        row.addWidget(file_btn)
+        row.addWidget(folder_btn)
+
+        self.series_combo = QComboBox()
+        self.series_combo.setEnabled(False)
+        self.load_btn = QPushButton("Load")
+        self.load_btn.clicked.connect(self.load)
+
+        self.image_combo = LayerComboBox(self.viewer, napari.layers.Image)
+        self.image_combo.currentIndexChanged.connect(self._show_info)
+        self.info = QLabel("no scan loaded")
+        self.info.setWordWrap(True)
+        self.window_combo = QComboBox()
+        self.window_combo.addItems(list(WINDOWS))
+        self.window_combo.currentTextChanged.connect(self.apply_window)
+
+        self.mask_btn = QPushButton("Compute lung mask")
+        self.mask_btn.clicked.connect(self.compute_mask)
+        self.load_mask_btn = QPushButton("Load mask...")
+        self.load_mask_btn.clicked.connect(self._pick_mask)
+        mask_row = QHBoxLayout()
+        mask_row.addWidget(self.mask_btn)
+        mask_row.addWidget(self.load_mask_btn)
+
+        self.bar = QProgressBar()
+        self.status = QLabel("")
+
+        form = QFormLayout()
+        form.addRow("Scan", row)
+        form.addRow("Series", self.series_combo)
+        form.addRow("", self.load_btn)
+        form.addRow("CT layer", self.image_combo)
+        form.addRow("Window", self.window_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.info)
+        layout.addLayout(mask_row)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self._show_info()
+
+    # -- choosing a scan --------------------------------------------------
+    def _pick_file(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Open a CT scan", "",
+                                              "CT (*.nii *.nii.gz *.nrrd *.nhdr *.npz *.zip *.dcm);;All (*)")
+        if path:
+            self.set_path(path)
+
+    def _pick_folder(self):
+        path = QFileDialog.getExistingDirectory(self, "Open a DICOM folder")
+        if path:
+            self.set_path(path)
+
+    def set_path(self, path) -> None:
+        """Choose a scan; DICOM folders and zips list their series."""
+        self.path_edit.setText(str(path))
+        self._path_changed()
+
+    def _path_changed(self):
+        path = Path(self.path_edit.text().strip())
+        self.series_combo.clear()
+        self.series_combo.setEnabled(False)
+        if not path.exists() or not (path.is_dir() or path.suffix.lower() == ".zip"):
+            return
+        try:
+            series = list_dicom_series(path)
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            self.status.setText(f"cannot list DICOM series: {err}")
+            return
+        for info in series:
+            self.series_combo.addItem(info.label, info.uid)
+        self.series_combo.setEnabled(len(series) > 1)
+
+    # -- loading ------------------------------------------------------------
+    def load(self) -> Optional[Job]:
+        """Read the chosen scan in a worker thread and add it as an Image layer."""
+        text = self.path_edit.text().strip()
+        if not text:
+            self.status.setText("choose a scan first")
+            return None
+        path = Path(text)
+        series = self.series_combo.currentData() if self.series_combo.count() > 1 else None
+
+        def work(progress):
+            return read_scan(path, series=series, progress=progress)
+
+        def done(volume):
+            data, kwargs, _ = image_layer_data(volume)
+            layer = self.viewer.add_image(data, **kwargs)
+            self.image_combo.set_layer(layer)
+            self.viewer.reset_view()
+            self.status.setText(f"loaded {path.name}")
+
+        return self._run(work, done)
+
+    def _show_info(self, *_):
+        layer = self.image_combo.layer()
+        volume = layer.metadata.get(VOLUME_KEY) if layer is not None else None
+        self.info.setText(describe_volume(volume) if volume is not None else "no scan loaded")
+
+    def apply_window(self, name: Optional[str] = None) -> None:
+        """Set the chosen CT layer's contrast limits to a window preset."""
+        name = name or self.window_combo.currentText()
+        layer = self.image_combo.layer()
+        if layer is not None:
+            layer.contrast_limits_range = (min(layer.contrast_limits_range[0], WINDOWS[name][0]),
+                                           max(layer.contrast_limits_range[1], WINDOWS[name][1]))
+            layer.contrast_limits = WINDOWS[name]
+
+    # -- lung mask ----------------------------------------------------------
+    def _volume(self):
+        layer = self.image_combo.layer()
+        if layer is None:
+            self.status.setText("load a CT first")
+            return None, None
+        volume = layer.metadata.get(VOLUME_KEY)
+        if volume is None:
+            from diffseglung_core.viewer_support import reference_volume
+
+            volume = reference_volume(layer.data.shape, None, scale=layer.scale[-3:],
+                                      translate=layer.translate[-3:]).with_hu(layer.data)
+        return layer, volume
+
+    def compute_mask(self) -> Optional[Job]:
+        """Compute the weight-free lung mask of the chosen CT in a worker thread."""
+        layer, volume = self._volume()
+        if volume is None:
+            return None
+
+        def work(progress):
+            return compute_lung_mask(volume.hu, volume.spacing, progress=progress)
+
+        def done(mask):
+            self._add_mask(mask, volume, f"{layer.name} lung mask")
+
+        return self._run(work, done)
+
+    def _pick_mask(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Open a lung mask", "",
+                                              "Masks (*.nii *.nii.gz *.nrrd *.npz);;All (*)")
+        if path:
+            self.load_mask(path)
+
+    def load_mask(self, path) -> None:
+        """Read a mask on the chosen CT's grid and add it as a Labels layer."""
+        layer, volume = self._volume()
+        if volume is None:
+            return
+        try:
+            mask = read_mask(path, volume)
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            from napari.utils.notifications import show_error
+
+            show_error(f"DiffSegLung: {err}")
+            self.status.setText(f"error: {err}")
+            return
+        self._add_mask(mask, volume, f"{layer.name} lung mask")
+
+    def _add_mask(self, mask, volume, name):
+        data, kwargs, _ = labels_layer_data(mask, volume, name, tissue_colors=False)
+        kwargs["opacity"] = 0.35
+        self.viewer.add_labels(data, **kwargs)
+        self.status.setText(f"added {name}")
+
+    def _run(self, work, done) -> Job:
+        self.load_btn.setEnabled(False)
+        self.mask_btn.setEnabled(False)
+
+        def finish():
+            self.load_btn.setEnabled(True)
+            self.mask_btn.setEnabled(True)
+
+        self.job = Job(work, done, bar=self.bar, status=self.status, on_finish=finish).start()
+        return self.job
