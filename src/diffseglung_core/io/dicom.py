@@ -156,7 +156,7 @@ def read_dicom(path: Path, *, spacing=None, series=None, role="image",
     """
     if role != "image":
         raise ScanReadError(path, "DICOM label maps (DICOM SEG) are not supported; use NIfTI or NRRD")
-    if path.is_file() and not zipfile.is_zipfile(path):
+    if path.is_file() and path.suffix.lower() != ".zip":
         return _read_one_file_series(path, spacing=spacing, progress=progress)
     with _members(path) as members:
         headers = _headers(members)

@@ -28,7 +28,7 @@ def read_nifti(path: Path, *, spacing=None, series=None, role="image", progress=
         data = data.astype(np.float32, copy=False)
     affine = np.asarray(img.affine, dtype=np.float64)
     no_geometry = int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0
-    pixdim = np.asarray(header["pixdim"][1:4], dtype=float)
+    pixdim = _stored_pixdim(path, type(header))
     if no_geometry and not np.all(pixdim > 0):
         if spacing is None:
             raise ScanReadError(path, "missing voxel spacing (pixdim is zero and there is no qform or "
@@ -39,3 +39,12 @@ def read_nifti(path: Path, *, spacing=None, series=None, role="image", progress=
     description = str(np.asarray(header["descrip"]).item().decode("latin-1", "replace")).strip()
     return NativeScan(data=data, affine=affine, description=description,
                       metadata={"nifti_version": 2 if isinstance(img, nib.Nifti2Image) else 1})
+
+
+def _stored_pixdim(path: Path, header_class) -> np.ndarray:
+    """``pixdim[1:4]`` as stored (nibabel's loader silently turns zeros into ones)."""
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as fp:
+        raw = header_class.from_fileobj(fp, check=False)
+    return np.asarray(raw["pixdim"][1:4], dtype=float)
