@@ -136,21 +136,28 @@ def threshold_lung(hu: np.ndarray) -> np.ndarray:
     return np.isin(lab, keep)
 
 
-def _read_volume(path: Path):
+def _read_volume(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """HU ``(z, y, x)`` and spacing (mm) of a scan file or DICOM folder."""
     try:
         from ..io import read_scan  # type: ignore[attr-defined]
     except ImportError:
         read_scan = None
     if read_scan is not None:
         vol = read_scan(path)
-        return vol.hu
+        return vol.hu, vol.spacing
     if path.is_dir():
-        return read_dicom_series_hu(path)
+        return read_dicom_series(path)
     raise ScanReadError(path, "no reader for this file (diffseglung_core.io is not available)")
 
 
-def read_dicom_series_hu(folder) -> np.ndarray:
-    """HU ``(z, y, x)`` of a single-series DICOM folder, sorted inferior to superior."""
+def read_dicom_series(folder) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """HU ``(z, y, x)`` and spacing (mm) of a single-series axial DICOM folder.
+
+    Slices are sorted inferior to superior. With the usual axial orientation
+    (rows along +x, columns along +y of the patient LPS frame) the pixel rows
+    run anterior to posterior and the columns patient right to left, which is
+    the project's ``(y, x)`` layout already.
+    """
     import pydicom
 
     files = sorted(Path(folder).glob("*.dcm")) or sorted(p for p in Path(folder).iterdir() if p.is_file())
@@ -160,27 +167,50 @@ def read_dicom_series_hu(folder) -> np.ndarray:
     slices.sort(key=lambda d: float(d.ImagePositionPatient[2]))
     hu = np.stack([d.pixel_array.astype(np.float32) * float(getattr(d, "RescaleSlope", 1))
                    + float(getattr(d, "RescaleIntercept", 0)) for d in slices])
-    # Axial DICOM with the usual orientation (1,0,0 / 0,1,0): rows run anterior to
-    # posterior and columns patient right to left, which is already (y, x) here.
-    return hu
+    zs = [float(d.ImagePositionPatient[2]) for d in slices]
+    dz = float(np.median(np.diff(zs))) if len(zs) > 1 else float(getattr(slices[0], "SliceThickness", 1))
+    dy, dx = (float(v) for v in slices[0].PixelSpacing)
+    return hu, (abs(dz), dy, dx)
 
 
-def _lung_mask(hu: np.ndarray) -> np.ndarray:
+def read_dicom_series_hu(folder) -> np.ndarray:
+    """HU ``(z, y, x)`` of a DICOM folder (see :func:`read_dicom_series`)."""
+    return read_dicom_series(folder)[0]
+
+
+def lung_mask(hu: np.ndarray, spacing) -> np.ndarray:
+    """Bool lung mask: :func:`diffseglung_core.lung.compute_lung_mask` or :func:`threshold_lung`."""
     try:
-        from ..lung import lung_mask  # type: ignore[attr-defined]
+        from ..lung import compute_lung_mask
     except ImportError:
         return threshold_lung(hu)
-    return np.asarray(lung_mask(hu)) > 0
+    return np.asarray(compute_lung_mask(hu, spacing)) > 0
 
 
 def patches_from_scans(paths: Sequence, patch_size: Sequence[int], patches_per_scan: int,
-                       seed: int = 0, progress: Optional[ProgressCallback] = None) -> PatchArrays:
-    """Read scans, find their lungs and cut ``patches_per_scan`` random lung patches from each."""
+                       seed: int = 0, folder=None,
+                       progress: Optional[ProgressCallback] = None) -> PatchArrays:
+    """Cut ``patches_per_scan`` random lung patches from each scan.
+
+    With :mod:`diffseglung_core.patches` installed and a ``folder`` given, the
+    patches are precomputed there (memory maps) and opened from it; otherwise
+    scans are read, their lungs found and patches kept in memory.
+    """
+    if folder is not None:
+        try:
+            from ..patches import precompute
+        except ImportError:
+            precompute = None
+        if precompute is not None:
+            precompute([str(p) for p in paths], folder, patches_per_scan=patches_per_scan,
+                       patch_size=tuple(patch_size), seed=seed, workers=1, dtype="float32",
+                       overwrite=True, progress=progress)
+            return PatchArrays.from_folder(folder)
     vols = []
     for i, p in enumerate(paths):
         p = Path(p)
-        hu = _read_volume(p)
-        vols.append((str(p), hu, _lung_mask(hu)))
+        hu, spacing = _read_volume(p)
+        vols.append((str(p), hu, lung_mask(hu, spacing)))
         report(progress, i + 1, len(paths), "reading scans")
     return PatchArrays.from_volumes(vols, patch_size, patches_per_scan, seed=seed)
 
