@@ -1,0 +1,123 @@
+"""NPZ, TIFF and DICOM details, writers and the info command."""
+
+import json
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+import tifffile
+from io_builders import axcodes_affine, ct_raw, unique_hu, write_dicom_series, write_nifti
+
+from diffseglung_core.cli import main
+from diffseglung_core.errors import GridMismatchError, OutputExistsError
+from diffseglung_core.io import read_mask, read_scan, write_labels, write_scan
+from diffseglung_core.volume import CTVolume, normalize_hu
+
+
+def test_seed_npz_denormalises_ct_and_reads_its_mask(tmp_path):
+    hu = unique_hu((4, 5, 6)).astype(np.float32)
+    mask = (hu > -200).astype(np.uint8)
+    np.savez(tmp_path / "seed.npz", ct=normalize_hu(hu), mask=mask, spacing=np.array([2.0, 0.7, 0.7]))
+    vol = read_scan(tmp_path / "seed.npz")
+    np.testing.assert_allclose(vol.hu, hu, atol=1e-3)
+    assert vol.spacing == (2.0, 0.7, 0.7) and vol.source.format == "npz"
+    np.testing.assert_array_equal(read_mask(tmp_path / "seed.npz", vol), mask)
+    # spacing from the caller when the file has none
+    np.savez(tmp_path / "bare.npz", ct=normalize_hu(hu))
+    assert read_scan(tmp_path / "bare.npz", spacing=(1.5, 1, 1)).spacing == (1.5, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("name", ["scan.nii.gz", "scan.nrrd", "scan.npz"])
+def test_write_scan_round_trip(tmp_path, name):
+    hu = unique_hu((4, 5, 6)).astype(np.float32) + 0.3
+    vol = CTVolume.from_array(hu, spacing=(2.5, 0.8, 0.7), origin=(10, -20, 30))
+    back = read_scan(write_scan(tmp_path / name, vol))
+    if name.endswith("npz"):  # float on the model scale
+        np.testing.assert_allclose(back.hu, hu, atol=1e-3)
+    else:  # int16 HU
+        np.testing.assert_array_equal(back.hu, np.round(hu))
+    assert back.spacing == pytest.approx(vol.spacing)
+    np.testing.assert_allclose(back.affine, vol.affine, atol=1e-4)
+    if not name.endswith("npz"):
+        assert back.source.native_shape == hu.shape or back.source.native_shape == hu.shape[::-1]
+
+
+def test_write_scan_nifti_is_int16_on_the_source_grid(tmp_path):
+    data = unique_hu((5, 6, 7))
+    affine = axcodes_affine("RAS", (0.7, 0.8, 3.0), origin=(1, 2, 3))
+    vol = read_scan(write_nifti(tmp_path / "in.nii.gz", data, affine))
+    img = nib.load(str(write_scan(tmp_path / "out.nii.gz", vol)))
+    assert img.get_data_dtype() == np.int16
+    np.testing.assert_array_equal(np.asarray(img.dataobj), data)
+    np.testing.assert_allclose(img.affine, affine)
+
+
+def test_write_labels_never_replaces_unless_asked(tmp_path):
+    vol = CTVolume.from_array(unique_hu((3, 4, 5)), spacing=(1, 1, 1))
+    labels = np.ones(vol.shape, np.uint8)
+    target = tmp_path / "out" / "labels.nii.gz"
+    write_labels(target, labels, vol)
+    before = target.read_bytes()
+    with pytest.raises(OutputExistsError, match="labels.nii.gz: file exists"):
+        write_labels(target, labels * 2, vol)
+    assert target.read_bytes() == before
+    write_labels(target, labels * 2, vol, overwrite=True)
+    assert nib.load(str(target)).get_fdata().max() == 2
+    assert os.listdir(target.parent) == ["labels.nii.gz"]  # no temporary files left
+    with pytest.raises(GridMismatchError, match=r"\(3, 4, 4\)"):
+        write_labels(tmp_path / "bad.nii.gz", labels[..., :4], vol)
+
+
+def test_labels_npz_round_trip_and_intent(tmp_path):
+    vol = CTVolume.from_array(unique_hu((3, 4, 5)), spacing=(2, 1, 1))
+    labels = np.arange(60).reshape(3, 4, 5) % 6
+    np.testing.assert_array_equal(read_mask(write_labels(tmp_path / "l.npz", labels, vol), vol), labels)
+    img = nib.load(str(write_labels(tmp_path / "l.nii", labels, vol)))
+    assert img.get_data_dtype() == np.uint8 and img.header.get_intent()[0] == "label"
+
+
+def test_multipage_tiff_is_a_stack(tmp_path):
+    stack = unique_hu((3, 6, 7))
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    vol = read_scan(tmp_path / "stack.tif", spacing=(2, 0.5, 0.5))
+    np.testing.assert_array_equal(vol.hu, stack)
+    mask = (stack > 0).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "mask.tif", mask, photometric="minisblack")
+    np.testing.assert_array_equal(read_mask(tmp_path / "mask.tif", vol), mask)
+
+
+def test_dicom_rescale_per_slice_and_sorting_along_the_normal(tmp_path):
+    raw = ct_raw(4, 6, 5)
+    # shuffled file names and positions: order must come from ImagePositionPatient
+    z = np.array([7.5, 0.0, 5.0, 2.5])
+    write_dicom_series(tmp_path / "s", raw, positions_z=z, slope=2.0, intercept=-2048.0,
+                       names=["d.dcm", "a.dcm", "c.dcm", "b.dcm"])
+    calls = []
+    vol = read_scan(tmp_path / "s", progress=lambda done, total, stage: calls.append((done, total)))
+    expected = raw[np.argsort(z)].astype(np.float32) * 2 - 2048
+    np.testing.assert_array_equal(vol.hu, expected)
+    assert vol.spacing == pytest.approx((2.5, 0.8, 0.7))
+    assert vol.affine[2, 3] == pytest.approx(0.0)
+    assert calls[:4] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_info_command(tmp_path, capsys):
+    data = unique_hu((5, 6, 7))
+    path = write_nifti(tmp_path / "ct.nii.gz", data, axcodes_affine("LPS", (0.7, 0.8, 3.0)))
+    assert main(["info", str(path), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["format"] == "nifti" and facts["shape_zyx"] == [7, 6, 5]
+    assert facts["spacing_zyx_mm"] == pytest.approx([3.0, 0.8, 0.7])
+    assert facts["stored_orientation"] == "LPS"
+    assert facts["hu_min"] == data.min() and facts["hu_max"] == data.max()
+
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "orientation  stored LPS" in text and "7 x 6 x 5" in text
+
+    bad = write_nifti(tmp_path / "raw.nii.gz", (data + 1024).astype(np.int16), np.eye(4))
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "raw.nii.gz" in err and "--hu-offset" in err
+    assert main(["info", str(bad), "--hu-offset", "-1024", "--json"]) == 0
