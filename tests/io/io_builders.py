@@ -47,17 +47,20 @@ def write_nrrd_lps(path: Path, data: np.ndarray, directions_lps: np.ndarray, ori
 def write_dicom_series(folder: Path, raw: np.ndarray, *, positions_z=None, modality: str = "CT",
                        series_uid: str = "1.2.3.4.5", description: str = "synthetic",
                        series_number: int = 1, pixel_spacing=(0.8, 0.7), intercept: float = -1024.0,
-                       slope: float = 1.0, names=None) -> list[Path]:
+                       slope: float = 1.0, names=None, iop=(1, 0, 0, 0, 1, 0),
+                       origin=(-100.0, -120.0, 0.0)) -> list[Path]:
     """Write ``raw`` ``(slice, row, col)`` uint16 as one axial DICOM file per slice.
 
-    Slice ``k`` lies at ``positions_z[k]`` mm (default ``2.5 * k``); rows run to
-    posterior, columns to the patient's left (the usual axial CT layout).
+    Slice ``k`` lies at ``origin + positions_z[k] * normal`` (LPS mm, default
+    ``2.5 * k``). With the default ``iop`` rows run to posterior and columns to
+    the patient's left (the usual axial CT layout).
     """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
     folder.mkdir(parents=True, exist_ok=True)
     positions_z = 2.5 * np.arange(len(raw)) if positions_z is None else positions_z
+    normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
     out = []
     for k, (plane, z) in enumerate(zip(raw, positions_z)):
         meta = FileMetaDataset()
@@ -70,8 +73,8 @@ def write_dicom_series(folder: Path, raw: np.ndarray, *, positions_z=None, modal
         ds.Modality, ds.SeriesInstanceUID, ds.SeriesDescription = modality, series_uid, description
         ds.SeriesNumber, ds.InstanceNumber = series_number, len(raw) - k  # superior first, as scanners do
         ds.StudyInstanceUID = "1.2.3.4"
-        ds.ImagePositionPatient = [-100.0, -120.0, float(z)]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [float(v) for v in np.asarray(origin, float) + float(z) * normal]
+        ds.ImageOrientationPatient = [float(v) for v in iop]
         ds.PixelSpacing = list(pixel_spacing)
         ds.SliceThickness = 2.5
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept

@@ -77,6 +77,15 @@ def test_labels_npz_round_trip_and_intent(tmp_path):
     assert img.get_data_dtype() == np.uint8 and img.header.get_intent()[0] == "label"
 
 
+def test_nifti_scl_slope_and_inter_give_hu(tmp_path):
+    raw = (unique_hu((4, 5, 6)).astype(np.int32) + 1024).astype(np.uint16)
+    img = nib.Nifti1Image(raw, np.eye(4))
+    img.header.set_slope_inter(1.0, -1024.0)
+    nib.save(img, str(tmp_path / "scaled.nii.gz"))
+    vol = read_scan(tmp_path / "scaled.nii.gz")
+    np.testing.assert_array_equal(vol.to_native(vol.hu), raw.astype(np.float32) - 1024)
+
+
 def test_multipage_tiff_is_a_stack(tmp_path):
     stack = unique_hu((3, 6, 7))
     tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
@@ -100,6 +109,22 @@ def test_dicom_rescale_per_slice_and_sorting_along_the_normal(tmp_path):
     assert vol.spacing == pytest.approx((2.5, 0.8, 0.7))
     assert vol.affine[2, 3] == pytest.approx(0.0)
     assert calls[:4] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+@pytest.mark.parametrize("iop", [(1, 0, 0, 0, 1, 0), (1, 0, 0, 0, 0, -1), (0, 1, 0, 0, 0, -1),
+                                 (-1, 0, 0, 0, -1, 0)], ids=["axial", "coronal", "sagittal", "flipped"])
+def test_dicom_geometry_in_any_plane(tmp_path, iop):
+    raw = ct_raw(3, 6, 5)
+    write_dicom_series(tmp_path / "s", raw, iop=iop, pixel_spacing=(0.8, 0.7), origin=(5.0, -7.0, 11.0))
+    vol = read_scan(tmp_path / "s")
+    row, col = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    normal = np.cross(row, col)
+    for k, r, c in [(0, 0, 0), (2, 5, 4), (1, 3, 2), (2, 0, 4)]:
+        lps = np.array([5.0, -7.0, 11.0]) + 2.5 * k * normal + c * 0.7 * row + r * 0.8 * col
+        (idx,) = np.argwhere(vol.hu == float(raw[k, r, c]) - 1024)
+        ras = (vol.affine @ np.append(idx, 1))[:3]
+        np.testing.assert_allclose(ras, lps * [-1, -1, 1], atol=1e-6)
+    assert sorted(vol.spacing) == pytest.approx(sorted((2.5, 0.8, 0.7)))
 
 
 def test_info_command(tmp_path, capsys):

@@ -156,7 +156,7 @@ def read_dicom(path: Path, *, spacing=None, series=None, role="image",
     """
     if role != "image":
         raise ScanReadError(path, "DICOM label maps (DICOM SEG) are not supported; use NIfTI or NRRD")
-    if path.is_file() and path.suffix.lower() != ".zip":
+    if path.is_file() and path.suffix.lower() != ".zip" and not zipfile.is_zipfile(path):
         return _read_one_file_series(path, spacing=spacing, progress=progress)
     with _members(path) as members:
         headers = _headers(members)
@@ -168,7 +168,7 @@ def read_dicom(path: Path, *, spacing=None, series=None, role="image",
         description = chosen.description
         if len(found) > 1 and series is None:
             others = ", ".join(s.label for s in found if s is not chosen)
-            description = f"{chosen.description} ({chosen.label}; other series ignored: {others})"
+            description = f"{chosen.label}, chosen from {len(found)} series (also here: {others})"
             warnings.warn(f"{path}: {len(found)} DICOM series; reading {chosen.label} "
                           f"(uid {chosen.uid}); choose another with series=", stacklevel=3)
         slices = [(name, headers[name]) for name in chosen.files]
@@ -194,6 +194,12 @@ def _stack(path: Path, slices: list, members: dict, spacing, progress) -> tuple[
     sizes = {(int(ds.Rows), int(ds.Columns)) for _, ds in slices}
     if len(sizes) > 1:
         raise ScanReadError(path, f"mixed series: slices of sizes {sorted(sizes)} in one series")
+    slices, lps = _geometry(path, slices, spacing)
+    return _pixels(path, slices, members, progress), lps_to_ras(lps)
+
+
+def _geometry(path: Path, slices: list, spacing) -> tuple[list, np.ndarray]:
+    """Slices sorted along their normal (inferior first for axial CT) and their voxel-to-LPS affine."""
     try:
         iop = np.array([[float(v) for v in ds.ImageOrientationPatient] for _, ds in slices])
         ipp = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in slices])
@@ -204,26 +210,23 @@ def _stack(path: Path, slices: list, members: dict, spacing, progress) -> tuple[
         raise ScanReadError(path, "mixed series: slices with different orientations in one series")
     row_cos, col_cos = iop[0, :3], iop[0, 3:]
     normal = np.cross(row_cos, col_cos)
-    pos = ipp @ normal
-    order = np.argsort(pos, kind="stable")
-    pos, ipp = pos[order], ipp[order]
-    slices = [slices[i] for i in order]
-    step = _slice_step(path, pos, first, spacing)
-    pixel = first.get("PixelSpacing")
-    if pixel is not None:
-        dy, dx = (float(v) for v in pixel)
+    order = np.argsort(ipp @ normal, kind="stable")
+    ipp, slices = ipp[order], [slices[i] for i in order]
+    first = slices[0][1]
+    step = _slice_step(path, ipp @ normal, first, spacing)
+    if first.get("PixelSpacing") is not None:
+        dy, dx = (float(v) for v in first.PixelSpacing)
     elif spacing is not None:
         _, dy, dx = checked_spacing(path, spacing)
     else:
         raise ScanReadError(path, "missing voxel spacing (no PixelSpacing); give it with --spacing Z Y X (mm)")
-    slice_vec = (ipp[-1] - ipp[0]) / (len(ipp) - 1) if len(ipp) > 1 else normal * step
     lps = np.eye(4)
-    lps[:3, 0] = slice_vec
-    lps[:3, 1] = col_cos * dy
-    lps[:3, 2] = row_cos * dx
+    # the step between slice origins (not just along the normal) keeps a gantry tilt exact
+    lps[:3, 0] = (ipp[-1] - ipp[0]) / (len(ipp) - 1) if len(ipp) > 1 else normal * step
+    lps[:3, 1] = col_cos * dy  # down a column: the row index grows
+    lps[:3, 2] = row_cos * dx  # along a row: the column index grows
     lps[:3, 3] = ipp[0]
-    data = _pixels(path, slices, members, progress)
-    return data, lps_to_ras(lps)
+    return slices, lps
 
 
 def _slice_step(path: Path, pos: np.ndarray, first, spacing) -> float:

@@ -33,16 +33,14 @@ def read_nrrd(path: Path, *, spacing=None, series=None, role="image", progress=N
 
     data, header = nrrd.read(str(path), index_order="F")
     data = require_3d(path, np.asarray(data))
-    affine = _affine(path, header, data.ndim, spacing)
-    if data.ndim == 2:  # one slice: the reader of a 2D image must not guess a third axis
-        raise ScanReadError(path, f"2D image of shape {data.shape}: a 3D volume is required")
+    affine = _affine(path, header, spacing)
     if role == "image":
         data = data.astype(np.float32, copy=False)
     return NativeScan(data=data, affine=affine, description=str(header.get("content", "")),
                       metadata={"space": header.get("space", "")})
 
 
-def _affine(path, header: dict, ndim: int, spacing) -> np.ndarray:
+def _affine(path, header: dict, spacing) -> np.ndarray:
     space = str(header.get("space", "left-posterior-superior")).lower()
     if space not in _SPACE_TO_RAS:
         raise ScanReadError(path, f"unsupported NRRD space {space!r} (expected left-posterior-superior "
