@@ -2,7 +2,6 @@
 
 import warnings
 
-import nibabel as nib
 import numpy as np
 import pytest
 from io_builders import (axcodes_affine, ct_raw, unique_hu, write_dicom_series, write_nifti,

@@ -125,6 +125,9 @@ def test_dicom_geometry_in_any_plane(tmp_path, iop):
         ras = (vol.affine @ np.append(idx, 1))[:3]
         np.testing.assert_allclose(ras, lps * [-1, -1, 1], atol=1e-6)
     assert sorted(vol.spacing) == pytest.approx(sorted((2.5, 0.8, 0.7)))
+    labels = (vol.hu > 0).astype(np.uint8)
+    for name in ("labels.nii.gz", "labels.nrrd"):
+        np.testing.assert_array_equal(read_mask(write_labels(tmp_path / name, labels, vol), vol), labels)
 
 
 def test_info_command(tmp_path, capsys):

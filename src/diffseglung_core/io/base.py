@@ -8,7 +8,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..progress import ProgressCallback
+from ..volume import canonical_affine
+
 
 
 @dataclass
@@ -70,8 +71,6 @@ class Reader:
 
 def spacing_affine(spacing: Sequence[float]) -> np.ndarray:
     """RAS affine of a canonical ``(z, y, x)`` array with voxel size ``spacing`` (mm)."""
-    from ..volume import canonical_affine
-
     return canonical_affine(spacing)
 
 
@@ -92,5 +91,5 @@ def checked_spacing(path, spacing: Optional[Sequence[float]]) -> tuple[float, fl
     return vals  # type: ignore[return-value]
 
 
-__all__ = ["NativeScan", "Reader", "ReadFunction", "ProgressCallback", "spacing_affine",
+__all__ = ["NativeScan", "Reader", "ReadFunction", "spacing_affine",
            "lps_to_ras", "checked_spacing"]
