@@ -1,0 +1,287 @@
+"""HU-guided assignment of clusters to tissue labels.
+
+Clusters are named from their *absolute* density after a per-scan calibration,
+never from their rank: a scan with no voxel below the emphysema range gets no
+emphysema, however many clusters it has.
+
+1. **Calibration** (:func:`calibrate_hu`). The air around the patient should
+   read -1000 HU. Its median, measured on the image border outside the lung,
+   gives an offset (bounded to ``+-max_offset`` HU) that is subtracted before
+   the rules below; a sharp reconstruction kernel or a miscalibrated scanner
+   moves the whole histogram, and air moves with it. When no outside air is
+   visible (a crop), the offset is 0.
+2. **Cluster statistics** (:func:`cluster_stats`): posterior-weighted mean HU,
+   percentiles of the voxels the cluster wins, the low-attenuation fractions
+   below -950 and -910 HU and the mean local standard deviation (texture).
+3. **Rules** (:class:`AssignmentRules`), from literature ranges: emphysema
+   below about -950/-910 HU, healthy about -900..-750, GGO about -700..-300,
+   consolidation above about -200, fibrosis at mid density with high texture.
+   The boundaries sit between the ranges. A cluster whose density fits no
+   lung tissue (brighter than soft tissue: bone, contrast, metal; or a wide
+   mixture) is still given the nearest label but *flagged*.
+4. **Voxel gate.** A voxel of an emphysema cluster whose smoothed, calibrated
+   HU is above ``emphysema_gate_hu`` is labelled healthy: emphysema needs
+   low density at the voxel, not only in its cluster.
+
+The result is a :class:`LabelMapping`, editable (:meth:`LabelMapping.with_label`)
+and serialisable (:meth:`LabelMapping.to_dict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..labels import TISSUE_NAMES, Tissue
+
+__all__ = ["AssignmentRules", "LabelMapping", "calibrate_hu", "cluster_stats",
+           "assign_labels", "label_probabilities", "N_LABELS"]
+
+#: Number of label values (0..5).
+N_LABELS = len(Tissue)
+
+
+@dataclass(frozen=True)
+class AssignmentRules:
+    """HU boundaries (calibrated HU) and texture threshold of the assignment.
+
+    Attributes
+    ----------
+    emphysema_below : a cluster with mean HU below this is emphysema ...
+    emphysema_laa950 : ... if at least this fraction of its voxels is below -950 HU;
+        a cluster with more than ``emphysema_laa_alone`` below -950 is emphysema whatever its mean.
+    healthy_below : upper end of healthy lung (healthy/GGO boundary).
+    ggo_below : upper end of GGO (GGO/consolidation boundary).
+    fibrosis_std : local standard deviation (HU, small scale) above which a
+        mid-density cluster (between ``healthy_below - 50`` and ``ggo_below + 50``) is fibrosis.
+    soft_tissue_above : clusters denser than this fit no lung tissue (flagged).
+    mixed_iqr : clusters with an HU interquartile range wider than this are flagged as mixed.
+    emphysema_gate_hu : voxel gate of emphysema (see module docstring).
+    """
+
+    emphysema_below: float = -915.0
+    emphysema_laa950: float = 0.3
+    emphysema_laa_alone: float = 0.6
+    healthy_below: float = -725.0
+    ggo_below: float = -250.0
+    fibrosis_std: float = 130.0
+    soft_tissue_above: float = 150.0
+    mixed_iqr: float = 450.0
+    emphysema_gate_hu: float = -880.0
+
+
+@dataclass
+class LabelMapping:
+    """Cluster index -> tissue label, with the evidence behind it.
+
+    Attributes
+    ----------
+    labels : list of int, ``labels[k]`` is the :class:`~diffseglung_core.labels.Tissue`
+        value of cluster ``k`` (several clusters may share one).
+    flags : list of str, ``""`` or why cluster ``k`` fits no tissue well.
+    stats : list of dict, per-cluster HU statistics (see :func:`cluster_stats`).
+    hu_offset : HU subtracted by the calibration.
+    rules : the :class:`AssignmentRules` used.
+    edited : clusters whose label a user changed.
+    """
+
+    labels: list[int]
+    flags: list[str] = field(default_factory=list)
+    stats: list[dict] = field(default_factory=list)
+    hu_offset: float = 0.0
+    rules: AssignmentRules = field(default_factory=AssignmentRules)
+    edited: list[int] = field(default_factory=list)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.labels)
+
+    def with_label(self, cluster: int, label: int) -> "LabelMapping":
+        """A copy with cluster ``cluster`` mapped to ``label`` (0..5)."""
+        label = int(Tissue(label))
+        labels = list(self.labels)
+        labels[int(cluster)] = label
+        edited = sorted(set(self.edited) | {int(cluster)})
+        return replace(self, labels=labels, edited=edited)
+
+    def matrix(self) -> np.ndarray:
+        """(K, 6) float32 one-hot matrix: cluster posteriors @ matrix = label posteriors."""
+        m = np.zeros((self.n_clusters, N_LABELS), np.float32)
+        m[np.arange(self.n_clusters), self.labels] = 1.0
+        return m
+
+    def to_dict(self) -> dict:
+        """JSON-ready description (cluster, label, label name, flag, HU statistics)."""
+        return {
+            "hu_offset": float(self.hu_offset),
+            "rules": asdict(self.rules),
+            "edited": list(self.edited),
+            "clusters": [
+                {"cluster": k, "label": int(lab), "name": TISSUE_NAMES[int(lab)],
+                 "flag": self.flags[k] if k < len(self.flags) else "",
+                 **(self.stats[k] if k < len(self.stats) else {})}
+                for k, lab in enumerate(self.labels)],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LabelMapping":
+        clusters = sorted(d["clusters"], key=lambda c: c["cluster"])
+        keys = ("cluster", "label", "name", "flag")
+        return cls(labels=[int(c["label"]) for c in clusters],
+                   flags=[c.get("flag", "") for c in clusters],
+                   stats=[{k: v for k, v in c.items() if k not in keys} for c in clusters],
+                   hu_offset=float(d.get("hu_offset", 0.0)),
+                   rules=AssignmentRules(**d.get("rules", {})),
+                   edited=list(d.get("edited", [])))
+
+
+def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *, border: int = 8,
+                 max_offset: float = 80.0, nominal_air: float = -1000.0) -> float:
+    """HU offset of a scan, from the air at the image border outside the lung.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) HU.
+    lung : optional lung mask (excluded).
+    border : width (voxels) of the in-plane frame searched for air.
+    max_offset : the offset is clipped to ``[-max_offset, max_offset]``.
+
+    Returns
+    -------
+    float, HU to subtract so that outside air reads ``nominal_air``; 0 when
+    fewer than 1000 air voxels (below -850 HU) lie in the frame.
+    """
+    hu = np.asarray(hu)
+    frame = np.zeros(hu.shape[1:], bool)
+    b = max(1, min(border, hu.shape[1] // 4, hu.shape[2] // 4))
+    frame[:b], frame[-b:], frame[:, :b], frame[:, -b:] = True, True, True, True
+    vals = hu[:, frame]
+    if lung is not None:
+        vals = vals[~(np.asarray(lung)[:, frame] > 0)]
+    air = vals[(vals < -850) & (vals > -1200)]
+    if air.size < 1000:
+        return 0.0
+    return float(np.clip(np.median(air) - nominal_air, -max_offset, max_offset))
+
+
+def cluster_stats(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Optional[np.ndarray] = None,
+                  max_rows: int = 500_000, seed: int = 0) -> list[dict]:
+    """HU statistics of each cluster.
+
+    Parameters
+    ----------
+    hu_vox : (N,) HU of the lung voxels (calibrated or not; reported as given).
+    posteriors : (N, K) cluster posteriors.
+    texture : (N,) local HU standard deviation, optional.
+    max_rows : statistics use at most this many random rows.
+
+    Returns
+    -------
+    list of K dicts: ``fraction`` (posterior mass / N), ``n_voxels`` (argmax
+    count), ``mean_hu``, ``std_hu``, ``p10_hu``, ``p25_hu``, ``median_hu``,
+    ``p75_hu``, ``p90_hu``, ``laa950``, ``laa910`` (fractions), ``texture_std_hu``.
+    """
+    n, k = posteriors.shape
+    hard = posteriors.argmax(1)
+    counts = np.bincount(hard, minlength=k)
+    if n > max_rows:
+        rows = np.random.default_rng(seed).choice(n, max_rows, replace=False)
+        hu_s, post, hard_s = hu_vox[rows], posteriors[rows], hard[rows]
+        tex = texture[rows] if texture is not None else None
+    else:
+        hu_s, post, hard_s, tex = hu_vox, posteriors, hard, texture
+    hu_s = hu_s.astype(np.float64)
+    out = []
+    mass = posteriors.sum(0) / max(n, 1)
+    for c in range(k):
+        w = post[:, c].astype(np.float64)
+        sw = w.sum()
+        d: dict = {"fraction": float(mass[c]), "n_voxels": int(counts[c])}
+        if sw <= 0:
+            d.update({key: float("nan") for key in ("mean_hu", "std_hu", "p10_hu", "p25_hu",
+                                                    "median_hu", "p75_hu", "p90_hu", "laa950",
+                                                    "laa910", "texture_std_hu")})
+            out.append(d)
+            continue
+        mean = float((w * hu_s).sum() / sw)
+        d["mean_hu"] = mean
+        d["std_hu"] = float(np.sqrt((w * (hu_s - mean) ** 2).sum() / sw))
+        won = hu_s[hard_s == c] if (hard_s == c).any() else hu_s[w >= w.max() * 0.5]
+        for name, q in (("p10_hu", 10), ("p25_hu", 25), ("median_hu", 50), ("p75_hu", 75),
+                        ("p90_hu", 90)):
+            d[name] = float(np.percentile(won, q))
+        d["laa950"] = float((w * (hu_s < -950)).sum() / sw)
+        d["laa910"] = float((w * (hu_s < -910)).sum() / sw)
+        d["texture_std_hu"] = float((w * tex).sum() / sw) if tex is not None else float("nan")
+        out.append(d)
+    return out
+
+
+def _label_of(s: dict, r: AssignmentRules) -> tuple[int, str]:
+    mean, tex = s["mean_hu"], s.get("texture_std_hu", float("nan"))
+    if not np.isfinite(mean):
+        return int(Tissue.HEALTHY), "empty cluster"
+    flag = ""
+    if s["p75_hu"] - s["p25_hu"] > r.mixed_iqr:
+        flag = f"mixed densities (IQR {s['p75_hu'] - s['p25_hu']:.0f} HU)"
+    if (mean < r.emphysema_below and s["laa950"] >= r.emphysema_laa950) \
+            or s["laa950"] >= r.emphysema_laa_alone:
+        return int(Tissue.EMPHYSEMA), flag
+    if mean < r.emphysema_below:
+        # very low mean but few voxels below -950: noisy healthy lung or airway wall mix
+        return int(Tissue.HEALTHY), flag or "low density but little below -950 HU"
+    if (np.isfinite(tex) and tex >= r.fibrosis_std
+            and r.healthy_below - 50 <= mean < r.ggo_below + 50):
+        return int(Tissue.FIBROSIS), flag
+    if mean < r.healthy_below:
+        return int(Tissue.HEALTHY), flag
+    if mean < r.ggo_below:
+        return int(Tissue.GGO), flag
+    if mean > r.soft_tissue_above:
+        return int(Tissue.CONSOLIDATION), f"denser than soft tissue ({mean:.0f} HU): bone, contrast or metal?"
+    return int(Tissue.CONSOLIDATION), flag
+
+
+def assign_labels(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Optional[np.ndarray] = None,
+                  hu_offset: float = 0.0, rules: AssignmentRules = AssignmentRules()) -> LabelMapping:
+    """Map clusters to tissue labels from their calibrated HU statistics.
+
+    Parameters
+    ----------
+    hu_vox : (N,) HU of the lung voxels (uncalibrated; ``hu_offset`` is subtracted here).
+    posteriors : (N, K) cluster posteriors.
+    texture : (N,) local HU standard deviation, for fibrosis.
+    hu_offset : from :func:`calibrate_hu`.
+
+    Returns
+    -------
+    LabelMapping (statistics in calibrated HU).
+    """
+    stats = cluster_stats(np.asarray(hu_vox, np.float32) - np.float32(hu_offset), posteriors,
+                          texture=texture)
+    pairs = [_label_of(s, rules) for s in stats]
+    return LabelMapping(labels=[p[0] for p in pairs], flags=[p[1] for p in pairs], stats=stats,
+                        hu_offset=float(hu_offset), rules=rules)
+
+
+def label_probabilities(posteriors: np.ndarray, mapping: LabelMapping, *,
+                        smooth_hu: Optional[np.ndarray] = None, chunk: int = 1_000_000) -> np.ndarray:
+    """(N, 6) float32 label posteriors: cluster posteriors summed per label.
+
+    With ``smooth_hu`` (N,) (smoothed, *uncalibrated* HU of each voxel) the
+    emphysema voxel gate moves the emphysema mass of voxels denser than
+    ``rules.emphysema_gate_hu`` to healthy.
+    """
+    m = mapping.matrix()
+    out = np.empty((posteriors.shape[0], N_LABELS), np.float32)
+    gate = mapping.rules.emphysema_gate_hu + mapping.hu_offset
+    for s in range(0, posteriors.shape[0], chunk):
+        p = posteriors[s:s + chunk].astype(np.float32) @ m
+        if smooth_hu is not None:
+            dense = smooth_hu[s:s + chunk] > gate
+            p[dense, Tissue.HEALTHY] += p[dense, Tissue.EMPHYSEMA]
+            p[dense, Tissue.EMPHYSEMA] = 0.0
+        out[s:s + chunk] = p
+    return out

@@ -1,0 +1,183 @@
+"""Per-voxel features of the lung for clustering.
+
+Three feature sets, each returned as an ``(N, F)`` float32 array whose rows
+are the lung voxels in ``np.nonzero(lung)`` order:
+
+* :func:`density_features` (weight-free, always computed): the voxel's HU
+  lightly smoothed and the mean and standard deviation of the lung HU in two
+  neighbourhoods (``scales_mm``). Averages are *masked* (normalised
+  convolution over lung voxels only), so the chest wall does not leak into
+  the lung border. Units are HU / 100, so absolute density is kept.
+* :func:`radiomic_features`: the 34 radiomic maps of
+  :mod:`diffseglung_core.radiomics.maps` sampled at every lung voxel and
+  robustly standardised.
+* :func:`diffusion_features`: the U-Net's bottleneck at several timesteps,
+  brought back to voxels from overlapping windows (see
+  :mod:`diffseglung_core.segment.diffusion`).
+
+All work is done in z-slabs of the lung's bounding box, so memory grows with
+a slab, not with the scan.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..errors import NoLungFoundError
+from ..progress import ProgressCallback, report
+
+__all__ = ["lung_bbox", "density_features", "radiomic_features", "DENSITY_NAMES",
+           "HU_CLIP", "robust_standardize"]
+
+#: HU are clipped to this range before features (bone and metal would dominate otherwise).
+HU_CLIP = (-1100.0, 300.0)
+#: Names of the columns of :func:`density_features` for the default scales.
+DENSITY_NAMES = ("hu", "mean_small", "std_small", "mean_large", "std_large")
+
+
+def lung_bbox(lung: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice]:
+    """Bounding box of the nonzero voxels of ``lung`` (grown by ``margin`` voxels)."""
+    nz = [np.flatnonzero(np.asarray(lung).any(axis=tuple(a for a in range(3) if a != ax)))
+          for ax in range(3)]
+    if any(len(v) == 0 for v in nz):
+        raise NoLungFoundError("the lung mask is empty")
+    return tuple(slice(max(0, v[0] - margin), min(n, v[-1] + 1 + margin))
+                 for v, n in zip(nz, lung.shape))  # type: ignore[return-value]
+
+
+def _sizes(scale_mm: float, spacing: Sequence[float]) -> tuple[int, ...]:
+    out = []
+    for s in spacing:
+        n = max(1, int(round(scale_mm / float(s))))
+        out.append(n if n % 2 else n + 1)
+    return tuple(out)
+
+
+def density_features(
+    hu: np.ndarray,
+    lung: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    scales_mm: Sequence[float] = (3.0, 9.0),
+    smooth_mm: float = 0.7,
+    slab: int = 32,
+    progress: Optional[ProgressCallback] = None,
+) -> np.ndarray:
+    """Density and local-texture features of every lung voxel.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) float array, HU.
+    lung : (Z, Y, X) array, nonzero inside the lung.
+    spacing : voxel size in mm ``(z, y, x)``.
+    scales_mm : widths (mm) of the two box neighbourhoods (at least one voxel).
+    smooth_mm : Gaussian sigma (mm) of the voxel HU feature.
+    slab : slices per chunk (plus a halo of the largest neighbourhood).
+
+    Returns
+    -------
+    (N, 1 + 2 * len(scales_mm)) float32 in HU / 100: smoothed HU, then mean
+    and standard deviation per scale, rows in ``np.nonzero(lung)`` order.
+    """
+    lung = np.asarray(lung) > 0
+    box = lung_bbox(lung)
+    sizes = [_sizes(s, spacing) for s in scales_mm]
+    sigma = [smooth_mm / float(s) for s in spacing]
+    halo = max(max(sz[0] for sz in sizes) // 2, int(np.ceil(3 * sigma[0]))) + 1
+    z0, z1 = box[0].start, box[0].stop
+    n_feat = 1 + 2 * len(scales_mm)
+    out = np.empty((int(lung.sum()), n_feat), np.float32)
+    row = 0
+    starts = list(range(z0, z1, slab))
+    for i, s in enumerate(starts):
+        e = min(s + slab, z1)
+        a, b = max(0, s - halo), min(lung.shape[0], e + halo)
+        h = np.clip(np.asarray(hu[a:b, box[1], box[2]], np.float32), *HU_CLIP)
+        m = lung[a:b, box[1], box[2]]
+        inner = m[s - a:e - a]
+        cols = [ndi.gaussian_filter(h, sigma, mode="nearest")[s - a:e - a][inner]]
+        mf = m.astype(np.float32)
+        hm = h * mf
+        h2m = h * hm
+        for sz in sizes:
+            w = ndi.uniform_filter(mf, sz, mode="constant")
+            w = np.maximum(w, 1e-6)
+            mean = ndi.uniform_filter(hm, sz, mode="constant") / w
+            sq = ndi.uniform_filter(h2m, sz, mode="constant") / w
+            std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+            cols.append(mean[s - a:e - a][inner])
+            cols.append(std[s - a:e - a][inner])
+        k = int(inner.sum())
+        out[row:row + k] = np.stack(cols, axis=1) / 100.0
+        row += k
+        report(progress, i + 1, len(starts), "density features")
+    return out
+
+
+def robust_standardize(x: np.ndarray) -> np.ndarray:
+    """Columns centred on their median and scaled by their IQR / 1.349 (float32)."""
+    med = np.nanmedian(x, axis=0)
+    q75, q25 = np.nanpercentile(x, [75, 25], axis=0)
+    scale = (q75 - q25) / 1.349
+    scale[~np.isfinite(scale) | (scale <= 1e-8)] = 1.0
+    out = (x - med) / scale
+    return np.nan_to_num(np.clip(out, -10, 10), nan=0.0).astype(np.float32)
+
+
+def radiomic_features(
+    hu: np.ndarray,
+    lung: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    stride: int = 4,
+    max_windows: int = 6000,
+    window_mm: float = 7.0,
+    device: str = "cpu",
+    n_components: Optional[int] = 8,
+    progress: Optional[ProgressCallback] = None,
+) -> np.ndarray:
+    """The 34 radiomic features at every lung voxel, standardised.
+
+    The maps are computed on a grid of ``stride`` voxels (in-plane; along z
+    the stride is scaled by the slice spacing) inside the lung and
+    interpolated trilinearly to every lung voxel; the stride grows until at
+    most ``max_windows`` windows are computed (bounded time). Columns are robustly
+    standardised; with ``n_components`` they are reduced by PCA to that many
+    whitened components (so 34 correlated columns do not outvote density).
+
+    Returns
+    -------
+    (N, n_components or 34) float32, rows in ``np.nonzero(lung)`` order.
+    """
+    from ..radiomics.maps import feature_maps, window_for_spacing
+
+    lung = np.asarray(lung) > 0
+    box = lung_bbox(lung, margin=1)
+    sub_hu, sub_lung = np.asarray(hu[box], np.float32), lung[box]
+    n_lung = int(sub_lung.sum())
+    while True:
+        sz = max(1, int(round(stride * spacing[1] / spacing[0])))
+        if n_lung / (stride * stride * sz) <= max_windows:
+            break
+        stride += 1
+    fmap = feature_maps(sub_hu, sub_lung, window=window_for_spacing(spacing, window_mm),
+                        stride=(min(sz, stride), stride, stride), device=device,
+                        progress=progress)
+    x = robust_standardize(fmap.at(sub_lung))
+    if n_components and n_components < x.shape[1]:
+        x = _pca_whiten(x, n_components)
+    return x
+
+
+def _pca_whiten(x: np.ndarray, k: int, max_rows: int = 200_000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(x), min(len(x), max_rows), replace=False)
+    sub = x[rows].astype(np.float64)
+    mu = sub.mean(0)
+    _, s, vt = np.linalg.svd(sub - mu, full_matrices=False)
+    scale = s[:k] / np.sqrt(max(len(sub) - 1, 1))
+    scale[scale <= 1e-8] = 1.0
+    return (((x - mu) @ vt[:k].T) / scale).astype(np.float32)

@@ -1,0 +1,195 @@
+"""Sobel-Diffusion Fusion: edge-aware smoothing of label posteriors, then clean-up.
+
+Voxel-wise clustering gives ragged boundaries and isolated voxels. Sobel-
+Diffusion Fusion smooths the label posteriors *along* tissue but not *across*
+density edges:
+
+1. **Sobel.** The 3D Sobel gradient magnitude ``G`` of the HU (after a light
+   Gaussian of ``smooth_mm``), in HU per mm (each axis divided by its spacing).
+2. **Edge stopping.** A conductance ``c = 1 / (1 + (G / kappa)^2)``
+   (Perona-Malik); ``kappa`` (HU/mm) is the gradient at which ``c = 1/2``.
+   Lesion borders (hundreds of HU over 1-2 mm) get ``c`` near 0; parenchymal
+   noise near 1.
+3. **Diffusion.** ``iterations`` explicit steps of
+   ``p += step * sum_faces w_axis * min(c_i, c_j) * (p_j - p_i)`` over the 6
+   face neighbours, only between two lung voxels (no flux through the lung
+   boundary). ``w_axis = (min spacing / spacing_axis)^2`` makes it spacing
+   aware; ``step <= 1/6`` keeps it stable and mass-preserving.
+4. **Argmax** of the diffused posteriors inside the lung.
+5. **Small components.** Connected components (6-connectivity) of one label
+   smaller than ``min_component_mm3`` take the label of the nearest voxel
+   outside any small component.
+
+Defaults: ``smooth_mm=0.7``, ``kappa=60`` HU/mm, ``iterations=4``,
+``step=1/6``, ``min_component_mm3=20``. The work is done in z-slabs of the
+lung's bounding box with a halo of ``iterations`` slices (exact, bounded memory).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..progress import ProgressCallback, report
+from .features import lung_bbox
+
+__all__ = ["sobel_magnitude", "edge_conductance", "diffuse_posteriors",
+           "remove_small_components", "refine_labels", "argmax_labels"]
+
+
+def sobel_magnitude(hu: np.ndarray, spacing: Sequence[float], *, smooth_mm: float = 0.7) -> np.ndarray:
+    """(Z, Y, X) float32 3D Sobel gradient magnitude of ``hu`` in HU/mm."""
+    h = np.asarray(hu, np.float32)
+    if smooth_mm > 0:
+        h = ndi.gaussian_filter(h, [smooth_mm / float(s) for s in spacing], mode="nearest")
+    g2 = np.zeros(h.shape, np.float32)
+    for ax, s in enumerate(spacing):
+        if h.shape[ax] < 2:
+            continue
+        # the 3x3x3 Sobel applied to a unit slope gives 32
+        d = ndi.sobel(h, axis=ax, mode="nearest") / (32.0 * float(s))
+        g2 += d * d
+    return np.sqrt(g2)
+
+
+def edge_conductance(grad: np.ndarray, kappa: float = 60.0) -> np.ndarray:
+    """Perona-Malik conductance ``1 / (1 + (grad / kappa)^2)`` (float32, 0..1)."""
+    return (1.0 / (1.0 + (np.asarray(grad, np.float32) / np.float32(kappa)) ** 2)).astype(np.float32)
+
+
+def diffuse_posteriors(prob: np.ndarray, cond: np.ndarray, lung: np.ndarray,
+                       spacing: Sequence[float], *, iterations: int = 4,
+                       step: float = 1.0 / 6.0) -> np.ndarray:
+    """Edge-stopping diffusion of posteriors inside the lung.
+
+    Parameters
+    ----------
+    prob : (C, Z, Y, X) float32 posteriors (modified copy returned).
+    cond : (Z, Y, X) float32 conductance (see :func:`edge_conductance`).
+    lung : (Z, Y, X) bool; no flux leaves it.
+    spacing : mm ``(z, y, x)``.
+    """
+    p = np.array(prob, np.float32, copy=True)
+    lung = np.asarray(lung, bool)
+    smin = min(spacing)
+    faces = []
+    for ax in range(3):
+        if lung.shape[ax] < 2:
+            continue
+        a = [slice(None)] * 3
+        b = [slice(None)] * 3
+        a[ax], b[ax] = slice(None, -1), slice(1, None)
+        a, b = tuple(a), tuple(b)
+        w = (smin / float(spacing[ax])) ** 2
+        c = np.minimum(cond[a], cond[b]) * (lung[a] & lung[b]) * np.float32(w * step)
+        faces.append((a, b, c.astype(np.float32)))
+    for _ in range(int(iterations)):
+        delta = np.zeros_like(p)
+        for a, b, c in faces:
+            flux = c * (p[(slice(None),) + b] - p[(slice(None),) + a])
+            delta[(slice(None),) + a] += flux
+            delta[(slice(None),) + b] -= flux
+        p += delta
+    return p
+
+
+def argmax_labels(label_prob_vox: np.ndarray, lung: np.ndarray) -> np.ndarray:
+    """(Z, Y, X) uint8 labels: argmax over labels 1..5 of (N, 6) voxel posteriors, 0 outside."""
+    out = np.zeros(lung.shape, np.uint8)
+    out[np.asarray(lung) > 0] = (label_prob_vox[:, 1:].argmax(1) + 1).astype(np.uint8)
+    return out
+
+
+def remove_small_components(labels: np.ndarray, spacing: Sequence[float], *,
+                            min_component_mm3: float = 20.0) -> np.ndarray:
+    """Relabel components smaller than ``min_component_mm3`` with their nearest other label.
+
+    ``labels`` is (Z, Y, X) uint8 with 0 outside the lung (0 is never changed
+    nor used to fill). Returns a new array.
+    """
+    labels = np.asarray(labels)
+    min_vox = float(min_component_mm3) / float(np.prod(spacing))
+    if min_vox <= 1 or not labels.any():
+        return labels.copy()
+    box = lung_bbox(labels > 0)
+    sub = labels[box]
+    small = np.zeros(sub.shape, bool)
+    for lab in np.unique(sub):
+        if lab == 0:
+            continue
+        comp, n = ndi.label(sub == lab)
+        sizes = np.bincount(comp.ravel(), minlength=n + 1)
+        tiny = sizes < min_vox
+        tiny[0] = False
+        small |= tiny[comp]
+    out = labels.copy()
+    if not small.any():
+        return out
+    keep = (sub > 0) & ~small
+    if not keep.any():
+        return out
+    idx = ndi.distance_transform_edt(~keep, sampling=spacing, return_distances=False,
+                                     return_indices=True)
+    filled = sub[tuple(idx)]
+    res = sub.copy()
+    res[small] = filled[small]
+    out[box] = res
+    return out
+
+
+def refine_labels(
+    label_prob_vox: np.ndarray,
+    lung: np.ndarray,
+    hu: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    kappa: float = 60.0,
+    iterations: int = 4,
+    step: float = 1.0 / 6.0,
+    smooth_mm: float = 0.7,
+    min_component_mm3: float = 20.0,
+    slab: int = 48,
+    progress: Optional[ProgressCallback] = None,
+) -> np.ndarray:
+    """Sobel-Diffusion Fusion of voxel label posteriors (see the module docstring).
+
+    Parameters
+    ----------
+    label_prob_vox : (N, 6) label posteriors of the lung voxels (``np.nonzero(lung)`` order).
+    lung : (Z, Y, X) lung mask (nonzero inside).
+    hu : (Z, Y, X) HU.
+    spacing : mm ``(z, y, x)``.
+
+    Returns
+    -------
+    (Z, Y, X) uint8 labels, 0 outside the lung.
+    """
+    lung = np.asarray(lung) > 0
+    box = lung_bbox(lung)
+    lung_b = lung[box]
+    n_lab = label_prob_vox.shape[1] - 1
+    # voxel rows of each z-plane of the box, in np.nonzero order
+    per_z = lung_b.reshape(lung_b.shape[0], -1).sum(1)
+    row_start = np.concatenate([[0], np.cumsum(per_z)])
+    halo = int(iterations) + 2
+    nz = lung_b.shape[0]
+    out = np.zeros(lung.shape, np.uint8)
+    starts = list(range(0, nz, slab))
+    for i, s in enumerate(starts):
+        e = min(s + slab, nz)
+        a, b = max(0, s - halo), min(nz, e + halo)
+        m = lung_b[a:b]
+        h = np.asarray(hu[box][a:b], np.float32)
+        cond = edge_conductance(sobel_magnitude(h, spacing, smooth_mm=smooth_mm), kappa)
+        prob = np.zeros((n_lab,) + m.shape, np.float32)
+        rows = label_prob_vox[row_start[a]:row_start[b], 1:]
+        prob[:, m] = rows.T
+        prob = diffuse_posteriors(prob, cond, m, spacing, iterations=iterations, step=step)
+        lab = (prob.argmax(0) + 1).astype(np.uint8) * m
+        out[box][s:e] = lab[s - a:e - a]
+        report(progress, i + 1, len(starts), "sobel-diffusion fusion")
+    if min_component_mm3 > 0:
+        out = remove_small_components(out, spacing, min_component_mm3=min_component_mm3)
+    return out
