@@ -10,7 +10,7 @@ import tifffile
 from io_builders import axcodes_affine, ct_raw, unique_hu, write_dicom_series, write_nifti
 
 from diffseglung_core.cli import main
-from diffseglung_core.errors import GridMismatchError, OutputExistsError
+from diffseglung_core.errors import GridMismatchError, OutputExistsError, ScanReadError
 from diffseglung_core.io import read_mask, read_scan, write_labels, write_scan
 from diffseglung_core.volume import CTVolume, normalize_hu
 
@@ -149,3 +149,47 @@ def test_info_command(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "raw.nii.gz" in err and "--hu-offset" in err
     assert main(["info", str(bad), "--hu-offset", "-1024", "--json"]) == 0
+
+
+def test_detached_nrrd_header(tmp_path):
+    import nrrd
+
+    data = unique_hu((4, 5, 6))
+    header = {"space": "right-anterior-superior", "space directions": np.diag([0.5, 0.6, 2.0]),
+              "space origin": [1.0, 2.0, 3.0]}
+    nrrd.write(str(tmp_path / "ct.nhdr"), data, header, detached_header=True, index_order="F")
+    vol = read_scan(tmp_path / "ct.nhdr")
+    assert vol.source.orientation == "RAS" and vol.spacing == pytest.approx((2.0, 0.6, 0.5))
+    np.testing.assert_array_equal(vol.to_native(vol.hu), data)
+
+
+def test_given_spacing_fills_gaps_but_never_overrides_the_file(tmp_path):
+    raw = ct_raw(3, 6, 5)
+    files = write_dicom_series(tmp_path / "s", raw)
+    import pydicom
+    for f in files:
+        ds = pydicom.dcmread(f)
+        del ds.PixelSpacing
+        ds.save_as(f)
+    with pytest.raises(ScanReadError, match="no PixelSpacing.*--spacing"):
+        read_scan(tmp_path / "s")
+    with pytest.warns(UserWarning, match=r"the file's spacing \(2.5, 0.5, 0.4\) mm is used"):
+        vol = read_scan(tmp_path / "s", spacing=(9, 0.5, 0.4))  # slice step from the positions
+    assert vol.spacing == pytest.approx((2.5, 0.5, 0.4))
+
+    path = write_nifti(tmp_path / "ct.nii.gz", unique_hu((5, 6, 7)), axcodes_affine("LAS", (1, 1, 2)))
+    with pytest.warns(UserWarning, match=r"the file's spacing \(2, 1, 1\) mm is used"):
+        assert read_scan(path, spacing=(3, 1, 1)).spacing == (2.0, 1.0, 1.0)
+
+
+def test_cancelling_a_dicom_read(tmp_path):
+    from diffseglung_core.errors import Cancelled
+
+    write_dicom_series(tmp_path / "s", ct_raw(5, 6, 5))
+
+    def cancel_at_third(done, total, stage):
+        if done == 3:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        read_scan(tmp_path / "s", progress=cancel_at_third)
