@@ -106,7 +106,7 @@ class Job:
         def work():
             return fn(progress)
 
-        self.worker = create_worker(work, _start_thread=False)
+        self.worker = create_worker(work, _start_thread=False, _ignore_errors=True)
         self.worker.returned.connect(lambda result: self._done(result, on_done))
         self.worker.errored.connect(self._errored)
         self.worker.finished.connect(self._finished)

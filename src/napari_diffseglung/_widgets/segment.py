@@ -1,0 +1,202 @@
+"""Segment: run the engine on a CT layer in a worker thread, with progress and cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                            QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from diffseglung_core.viewer_support import VOLUME_KEY, HandEdits, reference_volume
+
+from .. import _engine
+from .._engine import cluster_layers, result_labels, result_lung, run_engine
+from .._layers import RESULT_KEY, labels_layer_data
+from ._common import Job, LayerComboBox
+
+#: Layer metadata key of the :class:`HandEdits` of a result layer.
+EDITS_KEY = "diffseglung_hand_edits"
+
+CHECKPOINT_CHOICES = ("none (weight-free)", "bundled default", "file...")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class SegmentOptions:
+    """What the user chose in the widget, passed to the engine as is."""
+
+    features: str = "radiomics"
+    checkpoint: Optional[str] = None  # None: weight-free, "default": bundled, else a path
+    timesteps: tuple[int, ...] = ()
+    k: int = 5
+    device: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+
+def cuda_warning(device: str) -> str:
+    """A warning to show when ``device`` asks for CUDA or MPS and it is absent ("" otherwise)."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "CUDA is not available on this machine: the CPU will be used (slow)."
+    if device == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                and torch.backends.mps.is_available()):
+        return "MPS is not available on this machine: the CPU will be used."
+    return ""
+
+
+class SegmentWidget(QWidget):
+    """Dock widget: choose a CT, a lung mask and engine settings; run in a thread."""
+
+    def __init__(self, napari_viewer, parent: Optional[QWidget] = None):
+        import napari
+
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.job: Optional[Job] = None
+        self.result_layer = None
+
+        self.image_combo = LayerComboBox(self.viewer, napari.layers.Image)
+        self.mask_combo = LayerComboBox(self.viewer, napari.layers.Labels, optional=True,
+                                        predicate=lambda layer: RESULT_KEY not in layer.metadata)
+        self.mask_combo.setItemText(0, "(compute it)")
+        self.mask_combo.setToolTip("a lung-mask Labels layer, or none to compute the weight-free mask")
+
+        self.checkpoint_combo = QComboBox()
+        self.checkpoint_combo.addItems(CHECKPOINT_CHOICES)
+        self.checkpoint_combo.currentIndexChanged.connect(self._checkpoint_changed)
+        self.checkpoint_path = QLineEdit()
+        self.checkpoint_path.setPlaceholderText("checkpoint file (.pt)")
+        self.checkpoint_path.setVisible(False)
+
+        self.features_combo = QComboBox()
+        self.features_combo.addItems(_engine.feature_choices())
+        self.timesteps_edit = QLineEdit(", ".join(str(t) for t in _engine.default_timesteps()))
+        self.timesteps_edit.setToolTip("diffusion timesteps whose features are clustered")
+        self.k_spin = QSpinBox()
+        self.k_spin.setRange(2, 20)
+        self.k_spin.setValue(5)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.device_combo.currentTextChanged.connect(self._device_changed)
+        self.device_warning = QLabel("")
+        self.device_warning.setWordWrap(True)
+        self.device_warning.setStyleSheet("color: #e0a000")
+
+        self.run_btn = QPushButton("Run")
+        self.run_btn.clicked.connect(self.run)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_btn)
+        buttons.addWidget(self.cancel_btn)
+        self.bar = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("CT", self.image_combo)
+        form.addRow("Lung mask", self.mask_combo)
+        form.addRow("Checkpoint", self.checkpoint_combo)
+        form.addRow("", self.checkpoint_path)
+        form.addRow("Features", self.features_combo)
+        form.addRow("Timesteps", self.timesteps_edit)
+        form.addRow("Clusters (K)", self.k_spin)
+        form.addRow("Device", self.device_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.device_warning)
+        layout.addLayout(buttons)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+    # -- settings -------------------------------------------------------------
+    def _checkpoint_changed(self, index: int) -> None:
+        is_file = CHECKPOINT_CHOICES[index] == "file..."
+        self.checkpoint_path.setVisible(is_file)
+        if is_file and not self.checkpoint_path.text():
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "",
+                                                  "Checkpoints (*.pt *.pth);;All (*)")
+            self.checkpoint_path.setText(path)
+
+    def _device_changed(self, device: str) -> None:
+        self.device_warning.setText(cuda_warning(device))
+
+    def options(self) -> SegmentOptions:
+        """The engine settings chosen in the widget."""
+        choice = CHECKPOINT_CHOICES[self.checkpoint_combo.currentIndex()]
+        checkpoint = {"none (weight-free)": None, "bundled default": "default"}.get(
+            choice, self.checkpoint_path.text().strip() or None)
+        text = self.timesteps_edit.text().replace(";", ",")
+        timesteps = tuple(int(t) for t in text.split(",") if t.strip())
+        return SegmentOptions(features=self.features_combo.currentText(), checkpoint=checkpoint,
+                              timesteps=timesteps, k=self.k_spin.value(),
+                              device=self.device_combo.currentText())
+
+    # -- running ----------------------------------------------------------------
+    def run(self) -> Optional[Job]:
+        """Segment the chosen CT in a worker thread; the result becomes a Labels layer."""
+        image = self.image_combo.layer()
+        if image is None:
+            self.status.setText("choose a CT layer first")
+            return None
+        try:
+            options = self.options()
+        except ValueError:
+            self.status.setText("timesteps must be whole numbers separated by commas")
+            return None
+        volume = image.metadata.get(VOLUME_KEY)
+        if volume is None or volume.shape != image.data.shape:
+            volume = reference_volume(image.data.shape, None, scale=image.scale[-3:],
+                                      translate=image.translate[-3:]).with_hu(np.asarray(image.data))
+        mask_layer = self.mask_combo.layer()
+        lung_mask = None if mask_layer is None else np.asarray(mask_layer.data)
+        cache = self._feature_cache(image, options)
+
+        def work(progress):
+            return run_engine(volume, lung_mask, options, progress=progress, cache=cache)
+
+        self.run_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
+        self.status.setText("starting...")
+        self.job = Job(work, lambda result: self._show(result, image, volume, mask_layer is None),
+                       bar=self.bar, status=self.status, on_finish=self._finished)
+        return self.job.start()
+
+    def cancel(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.cancel()
+
+    def _finished(self) -> None:
+        self.run_btn.setEnabled(True)
+        self.cancel_btn.setEnabled(False)
+
+    def _feature_cache(self, image, options) -> dict:
+        """The per-layer store in which the engine keeps features between runs."""
+        return image.metadata.setdefault("diffseglung_feature_cache", {})
+
+    def _show(self, result, image, volume, show_mask: bool) -> None:
+        name = f"{image.name} segmentation"
+        labels = np.asarray(result_labels(result))
+        for layer in cluster_layers(result, volume, image.name):
+            data, kwargs, _ = layer
+            self._replace_or_add(data, kwargs)
+        if show_mask and result_lung(result) is not None:
+            data, kwargs, _ = labels_layer_data(np.asarray(result_lung(result)), volume,
+                                                f"{image.name} lung mask", tissue_colors=False,
+                                                visible=False)
+            self._replace_or_add(data, kwargs)
+        data, kwargs, _ = labels_layer_data(labels, volume, name,
+                                            metadata={RESULT_KEY: result, EDITS_KEY: HandEdits(labels)})
+        self.result_layer = self._replace_or_add(data, kwargs)
+        self.status.setText(f"done: {name}")
+
+    def _replace_or_add(self, data, kwargs):
+        name = kwargs["name"]
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        return self.viewer.add_labels(data, **kwargs)
