@@ -20,8 +20,7 @@ def squeeze_to_3d(path, data: np.ndarray) -> np.ndarray:
     """Drop trailing length-1 axes; refuse 4D data and anything below 2D.
 
     A 2D array is returned as it is (the caller decides whether one slice is
-    allowed); a 3D array with more than one volume along a fourth axis is an
-    error.
+    allowed); several volumes along a fourth axis are an error.
     """
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]

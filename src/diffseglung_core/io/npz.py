@@ -30,7 +30,8 @@ def read_npz(path: Path, *, spacing=None, series=None, role="image", progress=No
         if key is None:
             raise ScanReadError(path, f"no {' or '.join(repr(k) for k in keys)} array in this NPZ "
                                       f"(found {', '.join(npz.files) or 'nothing'})")
-        data = require_3d(path, np.squeeze(npz[key]) if npz[key].ndim > 3 else npz[key])
+        data = npz[key]
+        data = require_3d(path, np.squeeze(data) if data.ndim > 3 else data)  # (1, z, y, x) too
         stored_affine = npz["affine"] if "affine" in npz.files else None
         stored_spacing = npz["spacing"] if "spacing" in npz.files else None
     if key == "ct":
