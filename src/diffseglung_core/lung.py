@@ -81,11 +81,13 @@ def compute_lung_mask(
         disease against the pleura (an indentation up to about twice this
         size) stays in the mask. 0 disables it.
     mass_mm : float
-        Radius (mm) of the ball that finds large dense masses against the
-        pleura: the parts of a closing with this radius that are at least
-        ``0.8 * mass_mm`` thick are added (a tumour bulging into the lung is;
-        the wedges along the heart, the aorta and the hilum are not). 0
-        disables it.
+        Radius (mm) of the ball that finds dense masses against the pleura.
+        A closing with this radius fills the dents they make in the air
+        contour; the parts of the filling at least ``0.8 * mass_mm`` thick are
+        added anywhere (a tumour bulging into the lung is; the wedges along
+        the heart, the aorta and the hilum are not), parts ``0.5 * mass_mm``
+        thick only on the costal side (not from the lung's centre towards
+        the body's middle). 0 disables it.
     bone_hu : float
         Voxels above this HU (bone) are never added by the closing.
     coarse_mm : float
@@ -143,7 +145,8 @@ def compute_lung_mask(
     box = _bbox(lungs, [int(np.ceil(margin / s)) for s in spacing])
     x_mid -= box[2].start
     hu, lungs, airway = hu[box], lungs[box], airway[box]
-    allowed = body_filled[box] & ~airway & (hu < bone_hu) & ~lungs
+    body = body_filled[box]
+    allowed = body & ~airway & (hu < bone_hu) & ~lungs
     del body_filled
 
     report(progress, 3, _STAGES, "left / right")
@@ -156,6 +159,8 @@ def compute_lung_mask(
     labels = np.zeros(hu.shape, np.uint8)
     nearest = _upsample(_nearest_label(coarse_labels), factors, hu.shape)
     coarse_allowed = _downsample_mask(allowed, factors)
+    coarse_body = _downsample_mask(body, factors)
+    del body
     pad = [int(np.ceil(margin / s)) for s in coarse_spacing]
     for value in (RIGHT_LUNG, LEFT_LUNG):
         side = lungs & (nearest == value)
@@ -168,7 +173,13 @@ def compute_lung_mask(
         if closing_mm > 0:
             added |= _closing(coarse_side, coarse_spacing, closing_mm)
         if mass_mm > 0:
-            added |= _large_dents(coarse_side, coarse_allowed[cbox], coarse_spacing, mass_mm)
+            dents = _closing(coarse_side, coarse_spacing, mass_mm) & ~coarse_side & coarse_allowed[cbox]
+            # thick anywhere (a tumour against the mediastinum) ...
+            added |= _thick_parts(dents, coarse_spacing, 0.4 * mass_mm)
+            # ... or, on the costal side, whatever the slice's convex hull fills
+            added |= _costal_pockets(coarse_side, coarse_body[cbox], coarse_spacing,
+                                     x_mid / factors[2] - cbox[2].start,
+                                     min_mm=0.1 * mass_mm) & coarse_allowed[cbox]
         added &= ~coarse_side
         if added.any():
             fbox = tuple(slice(b.start * f, min(b.stop * f, n))
@@ -538,24 +549,80 @@ def _nearest_label(labels: np.ndarray) -> np.ndarray:
     return labels[tuple(idx)]
 
 
-def _large_dents(mask: np.ndarray, allowed: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
-    """Thick regions that a closing of ``radius_mm`` adds to ``mask``.
+def _costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float,
+                    min_mm: float, wall_margin_mm: float = 20.0) -> np.ndarray:
+    """Pockets of each axial slice's convex hull of ``lung`` against the chest wall.
 
-    The closing's additions (within ``allowed``) are opened with a ball of
-    ``0.4 * radius_mm`` and grown back by the same distance inside the
-    additions: thin wedges (mediastinal corners, the aortic groove, the hilum)
-    vanish, a mass that fills a large dent of the lung contour stays.
+    A pocket (a component of hull minus lung, opened by a disk of ``min_mm``)
+    is kept when the hull's edge across it (its chord) runs along the chest
+    wall: no deeper below the skin than ``wall_margin_mm`` more than the
+    lung's own costal surface, and its centre does not lie from the lung's
+    centre towards ``medial_x`` (the body's middle). Pockets of the
+    mediastinum, the heart, the hilum and the liver under a basal crescent of
+    lung have chords deep inside the body and are left out.
     """
-    added = _closing(mask, spacing, radius_mm) & ~mask & allowed
-    if not added.any():
-        return added
-    r = 0.4 * radius_mm
-    core = ndi.distance_transform_edt(added, sampling=spacing) > r
+    from skimage.morphology import convex_hull_image
+
+    out = np.zeros_like(lung)
+    for z in range(lung.shape[0]):
+        sl = lung[z]
+        if np.count_nonzero(sl) < 10:
+            continue
+        hull = convex_hull_image(sl)
+        pockets = _open2d(hull & ~sl, spacing[1:], min_mm)
+        lab, n = ndi.label(pockets)
+        if n == 0:
+            continue
+        depth = ndi.distance_transform_edt(body[z], sampling=spacing[1:])
+        surface = sl & ~ndi.binary_erosion(sl)
+        wall = np.percentile(depth[surface], 10)
+        chord = pockets & ~ndi.binary_erosion(hull)
+        cy, cx = ndi.center_of_mass(sl)
+        inward = np.array([0.0, np.sign(medial_x - cx)])
+        centres = ndi.center_of_mass(pockets, lab, range(1, n + 1))
+        chord_depth = ndi.maximum(depth, lab * chord, range(1, n + 1))
+        keep = np.zeros(n + 1, bool)
+        for i, (y, x) in enumerate(centres, start=1):
+            d = np.array([(y - cy) * spacing[1], (x - cx) * spacing[2]])
+            keep[i] = (d @ inward < 0.3 * np.linalg.norm(d)
+                       and chord_depth[i - 1] <= wall + wall_margin_mm)
+        out[z] = keep[lab]
+    return out
+
+
+def _open2d(mask: np.ndarray, spacing, r_mm: float) -> np.ndarray:
+    """Opening of a 2D mask with a disk of ``r_mm`` (via distance maps)."""
+    core = ndi.distance_transform_edt(mask, sampling=spacing) > r_mm
     if not core.any():
         return core
-    opened = ndi.distance_transform_edt(~core, sampling=spacing) <= r
-    grown = ndi.distance_transform_edt(~opened, sampling=spacing) <= r
-    return grown & added
+    return (ndi.distance_transform_edt(~core, sampling=spacing) <= r_mm) & mask
+
+
+def _thick_parts(added: np.ndarray, spacing, r_mm: float, *, lung: Optional[np.ndarray] = None,
+                 medial_x: Optional[float] = None) -> np.ndarray:
+    """The parts of ``added`` at least ``2 * r_mm`` thick (an opening by a ball).
+
+    The opened region is grown back by ``r_mm`` inside ``added``. With
+    ``medial_x`` (the body's middle, in voxels) parts whose centre lies from
+    the centre of ``lung`` towards it (mediastinum, hilum) are dropped.
+    """
+    if not added.any():
+        return added.copy()
+    core = ndi.distance_transform_edt(added, sampling=spacing) > r_mm
+    if not core.any():
+        return core
+    opened = ndi.distance_transform_edt(~core, sampling=spacing) <= r_mm
+    grown = (ndi.distance_transform_edt(~opened, sampling=spacing) <= r_mm) & added
+    if medial_x is None or lung is None:
+        return grown
+    lab, n = ndi.label(grown)
+    _, cy, cx = ndi.center_of_mass(lung)
+    inward = np.array([0.0, np.sign(medial_x - cx)])
+    keep = np.zeros(n + 1, bool)
+    for i, (_, y, x) in enumerate(ndi.center_of_mass(grown, lab, range(1, n + 1)), start=1):
+        d = np.array([(y - cy) * spacing[1], (x - cx) * spacing[2]])
+        keep[i] = d @ inward < 0.3 * np.linalg.norm(d)
+    return keep[lab]
 
 
 def _closing(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
