@@ -72,8 +72,13 @@ def main(argv=None) -> int:
     zs = np.flatnonzero(labels.any(axis=(1, 2)))
     even = np.linspace(zs[0] + 2, zs[-1] - 1, 4).round().astype(int)
     dense = ((hu > -300) & (labels > 0)).sum(axis=(1, 2))
-    dense[even] = -1
-    picks = np.unique(np.concatenate([even, np.argsort(dense)[::-1][:4]]))
+    chosen: list[int] = []
+    for z in np.argsort(dense)[::-1]:
+        if len(chosen) == 4:
+            break
+        if all(abs(int(z) - c) >= 3 for c in chosen + even.tolist()):
+            chosen.append(int(z))
+    picks = np.unique(np.concatenate([even, chosen]))
     rows = np.flatnonzero(labels.any(axis=(0, 2)))
     cols = np.flatnonzero(labels.any(axis=(0, 1)))
     y0, y1 = max(rows[0] - 40, 0), min(rows[-1] + 40, hu.shape[1])
