@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from diffseglung_core.labels import Tissue
-from diffseglung_core.viewer_support import (VOLUME_KEY, HandEdits, class_volumes, cluster_table,
-                                             describe_volume, layer_geometry, reference_volume)
+from diffseglung_core.viewer_support import (VOLUME_KEY, HandEdits, describe_volume, layer_geometry,
+                                             reference_volume, refine_slice)
 from diffseglung_core.volume import CTVolume, ScanSource
 
 
@@ -60,24 +60,24 @@ def test_hand_edits_survive_remaps():
         edits.update(np.zeros((2, 2)))
 
 
-def test_cluster_table_statistics():
-    hu = np.array([[-900.0, -800.0, -100.0, 0.0, 55.0]])
-    clusters = np.array([[0, 0, 1, 1, -1]])
-    rows = cluster_table(hu, clusters, {0: 4, 1: 2, 2: 5})
-    assert [r["cluster"] for r in rows] == [0, 1, 2]
-    assert rows[0]["voxels"] == 2 and rows[0]["mean_hu"] == pytest.approx(-850)
-    assert rows[0]["p50_hu"] == pytest.approx(-850) and rows[0]["p5_hu"] == pytest.approx(-895)
-    assert rows[0]["label_name"] == "emphysema"
-    assert rows[1]["p95_hu"] == pytest.approx(-5) and rows[1]["label"] == 2
-    assert rows[2]["voxels"] == 0 and np.isnan(rows[2]["mean_hu"])
+def test_refine_slice_matches_full_refinement():
+    from diffseglung_core.segment.refine import refine_labels
 
-
-def test_class_volumes_in_ml_and_percent():
-    labels = np.zeros((2, 10, 10), dtype=np.uint8)
-    labels[0] = 1
-    labels[1, :5] = 4
-    rows = {r["label"]: r for r in class_volumes(labels, (2.0, 1.0, 1.0))}
-    assert rows[1]["voxels"] == 100 and rows[1]["ml"] == pytest.approx(0.2)
-    assert rows[4]["percent"] == pytest.approx(100 * 50 / 150)
-    assert rows[2]["voxels"] == 0 and 0 not in rows
-    assert all(r["percent"] == 0 for r in class_volumes(np.zeros((2, 2, 2), np.uint8), (1, 1, 1)))
+    rng = np.random.default_rng(0)
+    shape = (20, 16, 16)
+    hu = rng.normal(-850, 40, shape).astype(np.float32)
+    hu[:, 4:9, 4:9] = -400  # a dense lesion
+    lung = np.zeros(shape, np.uint8)
+    lung[1:19, 2:14, 2:14] = 1
+    n = int(lung.sum())
+    probs = rng.random((n, 6)).astype(np.float32)
+    probs[:, 0] = 0
+    probs[hu[lung > 0] > -600, 2] += 1.0  # the lesion leans to GGO
+    probs /= probs.sum(1, keepdims=True)
+    options = {"kappa": 60.0, "iterations": 3, "min_component_mm3": 0.0}
+    full = refine_labels(probs, lung, hu, (1.0, 1.0, 1.0), **options)
+    for z in (0, 1, 10, 18):
+        assert np.array_equal(refine_slice(probs, lung, hu, (1.0, 1.0, 1.0), z, **options), full[z])
+    assert (full[10][5:8, 5:8] == 2).all()
+    with pytest.raises(IndexError):
+        refine_slice(probs, lung, hu, (1.0, 1.0, 1.0), 20)

@@ -19,7 +19,6 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from .labels import TISSUE_NAMES
 from .volume import CTVolume, ScanSource, canonical_affine
 
 __all__ = [
@@ -28,8 +27,7 @@ __all__ = [
     "reference_volume",
     "describe_volume",
     "HandEdits",
-    "cluster_table",
-    "class_volumes",
+    "refine_slice",
 ]
 
 #: Key of the layer metadata entry holding the :class:`CTVolume` a layer belongs to.
@@ -136,76 +134,40 @@ class HandEdits:
         return int(self.mask.sum())
 
 
-def cluster_table(hu: np.ndarray, clusters: np.ndarray, mapping: Mapping[int, int], *,
-                  percentiles: Sequence[float] = (5, 50, 95), background: int = -1) -> list[dict]:
-    """One row per cluster: id, voxel count, mean and percentile HU, assigned label.
+def refine_slice(label_prob_vox: np.ndarray, lung: np.ndarray, hu: np.ndarray,
+                 spacing: Sequence[float], z: int, **options) -> np.ndarray:
+    """Sobel-Diffusion Fusion of one axial slice, for a quick preview.
+
+    Runs :func:`~diffseglung_core.segment.refine.refine_labels` on the slab of
+    slices within ``iterations + 2`` of ``z`` only (the diffusion cannot reach
+    further), so a preview costs a few slices, not the scan. The small-component
+    clean-up sees only the slab, so a preview may differ from the full
+    refinement where a component crosses the slab's ends.
 
     Parameters
     ----------
-    hu : (Z, Y, X) float ndarray of HU.
-    clusters : (Z, Y, X) integer ndarray
-        Cluster ids; voxels equal to ``background`` (outside the lung) are skipped.
-    mapping : dict
-        Cluster id -> label (the project's label convention).
-    percentiles : the HU percentiles reported, as ``p5``, ``p50``, ...
+    label_prob_vox : (N, 6) label posteriors of the lung voxels, ``np.nonzero(lung)`` order.
+    lung : (Z, Y, X) lung mask (nonzero inside).
+    hu : (Z, Y, X) HU.
+    spacing : mm ``(z, y, x)``.
+    z : the slice.
+    **options : keyword arguments of ``refine_labels`` (``kappa``, ``iterations``, ...).
 
     Returns
     -------
-    list of dict
-        Keys ``cluster``, ``voxels``, ``mean_hu``, ``p<q>_hu`` for each
-        percentile, ``label`` and ``label_name``; sorted by cluster id. Clusters
-        of the mapping without voxels have zero voxels and NaN HU.
+    (Y, X) uint8 labels of slice ``z``.
     """
-    hu = np.asarray(hu)
-    clusters = np.asarray(clusters)
-    if hu.shape != clusters.shape:
-        raise ValueError(f"hu {hu.shape} and clusters {clusters.shape} differ in shape")
-    inside = clusters != background
-    ids = set(np.unique(clusters[inside]).tolist()) | {int(c) for c in mapping}
-    values = hu[inside]
-    cids = clusters[inside]
-    order = np.argsort(cids, kind="stable")
-    cids, values = cids[order], values[order]
-    rows = []
-    for cid in sorted(ids):
-        lo, hi = np.searchsorted(cids, [cid, cid + 1])
-        v = values[lo:hi]
-        label = int(mapping.get(cid, 0))
-        row = {"cluster": int(cid), "voxels": int(v.size),
-               "mean_hu": float(v.mean()) if v.size else float("nan")}
-        qs = np.percentile(v, percentiles) if v.size else [float("nan")] * len(percentiles)
-        for p, q in zip(percentiles, qs):
-            row[f"p{p:g}_hu"] = float(q)
-        row["label"] = label
-        row["label_name"] = TISSUE_NAMES.get(label, str(label))
-        rows.append(row)
-    return rows
+    from .segment.refine import refine_labels
 
-
-def class_volumes(labels: np.ndarray, spacing: Sequence[float],
-                  classes: Optional[Sequence[int]] = None) -> list[dict]:
-    """Volume of each class of a label map, in mL and in percent of the lung.
-
-    Parameters
-    ----------
-    labels : (Z, Y, X) integer ndarray in the project's label convention.
-    spacing : (z, y, x) voxel size in mm.
-    classes : labels reported (default: every class but 0, outside the lung).
-
-    Returns
-    -------
-    list of dict
-        Keys ``label``, ``name``, ``voxels``, ``ml`` and ``percent`` (of all
-        non-zero voxels; 0 when the lung is empty).
-    """
-    labels = np.asarray(labels)
-    classes = [c for c in TISSUE_NAMES if c != 0] if classes is None else list(classes)
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    counts = np.bincount(labels.ravel().astype(np.int64, copy=False), minlength=max(classes) + 1) \
-        if labels.size and labels.min() >= 0 else None
-    if counts is None:
-        counts = np.array([np.count_nonzero(labels == c) for c in range(max(classes) + 1)])
-    lung = int(np.count_nonzero(labels))
-    return [{"label": int(c), "name": TISSUE_NAMES.get(c, str(c)), "voxels": int(counts[c]),
-             "ml": counts[c] * voxel_ml, "percent": 100.0 * counts[c] / lung if lung else 0.0}
-            for c in classes]
+    lung = np.asarray(lung) > 0
+    if not 0 <= z < lung.shape[0]:
+        raise IndexError(f"slice {z} outside 0..{lung.shape[0] - 1}")
+    halo = int(options.get("iterations", 4)) + 2
+    a, b = max(0, z - halo), min(lung.shape[0], z + halo + 1)
+    if not lung[z].any():
+        return np.zeros(lung.shape[1:], np.uint8)
+    per_z = lung.reshape(lung.shape[0], -1).sum(1)
+    start = int(per_z[:a].sum())
+    rows = np.asarray(label_prob_vox)[start:start + int(per_z[a:b].sum())]
+    slab = refine_labels(rows, lung[a:b], np.asarray(hu)[a:b], spacing, **options)
+    return slab[z - a]

@@ -1,64 +1,103 @@
-"""The plugin's only contact with the segmentation engine (diffseglung_core.segment).
+"""The plugin's only contact with the segmentation engine (:mod:`diffseglung_core.segment`).
 
-Every widget calls these few functions, so the widgets do not depend on the
-engine's internals.
+Widgets call these few functions, so they never reach into the engine's internals.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
 
+from diffseglung_core.device import get_device
+from diffseglung_core.segment import LabelMapping, SegmentationResult, apply_mapping, segment_volume
+from diffseglung_core.segment.assign import label_probabilities
+from diffseglung_core.segment.engine import DEFAULT_TIMESTEPS, FEATURE_SETS
 from diffseglung_core.volume import CTVolume
 
 from ._layers import labels_layer_data
 
+#: Parameters of Sobel-Diffusion Fusion shown in the Export widget: name -> (default, min, max, step).
+REFINE_PARAMETERS = {
+    "kappa": (60.0, 1.0, 1000.0, 5.0),
+    "iterations": (4, 0, 50, 1),
+    "step": (1.0 / 6.0, 0.01, 1.0 / 6.0, 0.01),
+    "smooth_mm": (0.7, 0.0, 5.0, 0.1),
+    "min_component_mm3": (20.0, 0.0, 10000.0, 5.0),
+}
+
 
 def feature_choices() -> list[str]:
-    return ["radiomics", "diffusion"]
+    return list(FEATURE_SETS)
 
 
 def default_timesteps() -> tuple[int, ...]:
-    return (50, 100, 200)
+    return tuple(DEFAULT_TIMESTEPS)
 
 
-def run_engine(volume: CTVolume, lung_mask: Optional[np.ndarray], options, *, progress=None,
-               cache: Optional[dict] = None):
-    """Segment ``volume``; ``cache`` keeps features between runs on the same layer."""
-    raise NotImplementedError("segment engine not wired yet")
+def run_engine(volume: CTVolume, lung_mask: Optional[np.ndarray], options, *,
+               progress=None) -> SegmentationResult:
+    """Segment ``volume`` with the widget's options (see ``SegmentOptions``)."""
+    import warnings
+
+    with warnings.catch_warnings():  # the widget already warns about a missing accelerator
+        warnings.simplefilter("ignore")
+        device = str(get_device(options.device))
+    return segment_volume(volume, lung_mask=lung_mask, features=options.features,
+                          checkpoint=options.checkpoint,
+                          timesteps=options.timesteps or DEFAULT_TIMESTEPS, k=options.k,
+                          device=device, refine=options.refine, progress=progress)
 
 
-def result_labels(result) -> np.ndarray:
-    return result.labels
+def cluster_layers(result: SegmentationResult, volume: CTVolume, name: str) -> list[tuple]:
+    """One hidden Labels layer per clustering (final, and each feature set / timestep alone)."""
+    return [labels_layer_data(result.cluster_map(key), volume, f"{name} clusters {key}",
+                              tissue_colors=False, visible=False)
+            for key in result.clusters]
 
 
-def result_lung(result) -> Optional[np.ndarray]:
-    return getattr(result, "lung_mask", None)
+def cluster_rows(mapping: LabelMapping) -> list[dict]:
+    """Table rows: cluster id, voxel count, mean and percentile HU, label, flag."""
+    rows = []
+    for k, label in enumerate(mapping.labels):
+        stats = mapping.stats[k] if k < len(mapping.stats) else {}
+        rows.append({"cluster": k, "voxels": int(stats.get("n_voxels", 0)),
+                     "mean_hu": stats.get("mean_hu", float("nan")),
+                     "p10_hu": stats.get("p10_hu", float("nan")),
+                     "median_hu": stats.get("median_hu", float("nan")),
+                     "p90_hu": stats.get("p90_hu", float("nan")),
+                     "label": int(label), "flag": mapping.flags[k] if k < len(mapping.flags) else ""})
+    return rows
 
 
-def result_clusters(result) -> np.ndarray:
-    return result.clusters
+def relabel(result: SegmentationResult, mapping: LabelMapping, *, refine: Optional[bool] = None,
+            refine_options: Optional[dict] = None, progress=None) -> tuple[SegmentationResult, np.ndarray]:
+    """Labels under ``mapping`` (and refinement settings) from the cached cluster posteriors.
+
+    Returns the updated result (its mapping and refinement options replaced) and the labels.
+    """
+    params = dict(result.params)
+    if refine is not None:
+        params["refine"] = bool(refine)
+    if refine_options is not None:
+        params["refine_options"] = dict(refine_options)
+    updated = replace(result, mapping=mapping, params=params)
+    labels = apply_mapping(updated, mapping, progress=progress)
+    updated.labels = labels
+    return updated, labels
 
 
-def current_mapping(result) -> dict[int, int]:
-    return dict(result.mapping)
+def preview_slice(result: SegmentationResult, z: int, *, refine: bool,
+                  refine_options: dict) -> np.ndarray:
+    """(Y, X) labels of slice ``z`` with or without Sobel-Diffusion Fusion."""
+    from diffseglung_core.viewer_support import refine_slice
 
+    probs = label_probabilities(result.posteriors, result.mapping, smooth_hu=result.smooth_hu)
+    if refine:
+        return refine_slice(probs, result.lung, result.hu, result.spacing, z, **refine_options)
+    from diffseglung_core.segment.refine import argmax_labels
 
-def default_mapping(result) -> dict[int, int]:
-    return dict(result.default_mapping)
-
-
-def remap(result, mapping: dict[int, int]) -> np.ndarray:
-    """Labels for a new cluster -> label mapping, without recomputing features."""
-    raise NotImplementedError
-
-
-def cluster_layers(result, volume: CTVolume, name: str) -> list[tuple]:
-    """One hidden Labels layer per timestep's cluster map."""
-    return []
-
-
-def with_mapping(result, mapping: dict[int, int]):
-    """The result with its current mapping replaced (the default mapping is kept)."""
-    raise NotImplementedError
+    per_z = (np.asarray(result.lung) > 0).reshape(result.lung.shape[0], -1).sum(1)
+    start = int(per_z[:z].sum())
+    return argmax_labels(probs[start:start + int(per_z[z])], result.lung[z:z + 1])[0]

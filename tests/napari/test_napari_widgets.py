@@ -91,11 +91,11 @@ def test_volumes_widget_follows_painting(make_napari_viewer, qtbot, chest):
     widget = VolumesWidget(viewer)
     rows = {r["label"]: r for r in widget.rows}
     voxel_ml = np.prod(chest.spacing) / 1000
-    assert rows[1]["ml"] == pytest.approx(2 * 48 * 48 * voxel_ml) and rows[1]["percent"] == 100
+    assert rows[1]["volume_ml"] == pytest.approx(2 * 48 * 48 * voxel_ml) and rows[1]["percent_of_lung"] == 100
     assert widget.table.rowCount() == 5 and widget.table.item(0, 0).text() == "healthy"
     layer.paint((3, 10, 10), 4, refresh=True)  # a hand edit to emphysema
     qtbot.waitUntil(lambda: {r["label"]: r for r in widget.rows}[4]["voxels"] > 0, timeout=5000)
-    assert {r["label"]: r for r in widget.rows}[4]["percent"] > 0
+    assert {r["label"]: r for r in widget.rows}[4]["percent_of_lung"] > 0
 
 
 def test_export_writes_files_and_asks_before_overwriting(make_napari_viewer, qtbot, tmp_path, chest,
@@ -112,8 +112,10 @@ def test_export_writes_files_and_asks_before_overwriting(make_napari_viewer, qtb
     assert sorted(written) == sorted(paths.values())
     assert np.array_equal(read_mask(paths["labels"], chest), labels)
     assert np.allclose(nib.load(paths["labels"]).affine, chest.affine)
-    report = json.loads(paths["json"].read_text())
-    assert report  # checked in detail by the report module's own tests
+    report = json.loads(paths["report"].read_text())
+    classes = {c["label"]: c for c in report["classes"]}
+    assert classes[4]["voxels"] == 16 and classes[1]["voxels"] == int((labels == 1).sum())
+    assert "laa950_percent" in report["density"] and "emphysema" in paths["csv"].read_text()
     assert paths["png"].stat().st_size > 1000
 
     # existing files: the user says no -> nothing is touched
@@ -125,5 +127,5 @@ def test_export_writes_files_and_asks_before_overwriting(make_napari_viewer, qtb
     assert paths["labels"].stat().st_mtime_ns == before
     # the user says yes -> replaced
     monkeypatch.setattr(_common, "confirm_overwrite", lambda parent, text: True)
-    assert len(widget.export()) == 4
+    assert len(widget.export()) == 4  # labels, JSON, CSV, PNG
     assert read_mask(paths["labels"], chest).max() == 0

@@ -7,15 +7,20 @@ from typing import Optional
 
 import numpy as np
 from qtpy.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                            QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout,
-                            QWidget)
+                            QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox,
+                            QVBoxLayout, QWidget)
 
 from diffseglung_core.io import write_labels
 from diffseglung_core.render import axial_overview, save_png
+from diffseglung_core.segment.report import make_report, write_report
 from diffseglung_core.viewer_support import VOLUME_KEY, reference_volume
 
+from .. import _engine
+from .._layers import RESULT_KEY, labels_layer_data
 from . import _common
-from ._common import LayerComboBox
+from ._common import Job, LayerComboBox
+from ._relabel import start_relabel
+from .segment import EDITS_KEY
 
 
 def export_paths(stem) -> dict[str, Path]:
@@ -25,7 +30,7 @@ def export_paths(stem) -> dict[str, Path]:
         if stem.name.endswith(ending):
             stem = stem.with_name(stem.name[: -len(ending)])
     return {"labels": stem.with_name(stem.name + "_labels.nii.gz"),
-            "json": stem.with_name(stem.name + "_report.json"),
+            "report": stem.with_name(stem.name + "_report.json"),
             "csv": stem.with_name(stem.name + "_report.csv"),
             "png": stem.with_name(stem.name + "_overview.png")}
 
@@ -38,6 +43,7 @@ class ExportWidget(QWidget):
 
         super().__init__(parent)
         self.viewer = napari_viewer
+        self.job: Optional[Job] = None
         self.labels_combo = LayerComboBox(self.viewer, napari.layers.Labels)
         self.image_combo = LayerComboBox(self.viewer, napari.layers.Image)
 
@@ -45,11 +51,21 @@ class ExportWidget(QWidget):
         self.refine_box = QGroupBox("Sobel-Diffusion Fusion")
         self.refine_box.setCheckable(True)
         self.refine_box.setChecked(True)
-        self.refine_params = self._refine_parameter_widgets()
+        self.refine_params = {}
         rform = QFormLayout(self.refine_box)
-        for label, widget in self.refine_params.values():
-            rform.addRow(label, widget)
-        self.preview_btn = QPushButton("Preview on current slice")
+        for name, (default, lo, hi, step) in _engine.REFINE_PARAMETERS.items():
+            if isinstance(default, int):
+                w = QSpinBox()
+                w.setRange(int(lo), int(hi))
+            else:
+                w = QDoubleSpinBox()
+                w.setDecimals(3)
+                w.setRange(lo, hi)
+                w.setSingleStep(step)
+            w.setValue(default)
+            self.refine_params[name] = w
+            rform.addRow(name.replace("_", " "), w)
+        self.preview_btn = QPushButton("Preview slice")
         self.preview_btn.clicked.connect(self.preview)
         self.apply_btn = QPushButton("Apply to volume")
         self.apply_btn.clicked.connect(self.apply_refine)
@@ -57,6 +73,8 @@ class ExportWidget(QWidget):
         row.addWidget(self.preview_btn)
         row.addWidget(self.apply_btn)
         rform.addRow(row)
+        self.bar = QProgressBar()
+        rform.addRow(self.bar)
 
         # export ------------------------------------------------------------
         self.stem_edit = QLineEdit(str(Path.cwd() / "diffseglung"))
@@ -66,8 +84,8 @@ class ExportWidget(QWidget):
         stem_row.addWidget(self.stem_edit)
         stem_row.addWidget(browse)
         self.want = {key: QCheckBox(text) for key, text in (
-            ("labels", "labels (NIfTI, source grid)"), ("json", "report (JSON)"),
-            ("csv", "report (CSV)"), ("png", "PNG overview"))}
+            ("labels", "labels (NIfTI, source grid)"), ("report", "report (JSON and CSV)"),
+            ("png", "PNG overview"))}
         for box in self.want.values():
             box.setChecked(True)
         self.export_btn = QPushButton("Export")
@@ -93,67 +111,50 @@ class ExportWidget(QWidget):
         layout.addStretch(1)
 
     # -- refine --------------------------------------------------------------
-    def _refine_parameter_widgets(self) -> dict:
-        params = {}
-        for name, (default, lo, hi, step) in _refine_defaults().items():
-            if isinstance(default, int):
-                w = QSpinBox()
-                w.setRange(int(lo), int(hi))
-            else:
-                w = QDoubleSpinBox()
-                w.setRange(lo, hi)
-                w.setSingleStep(step)
-                w.setDecimals(3)
-            w.setValue(default)
-            params[name] = (name.replace("_", " "), w)
-        return params
-
     def refine_kwargs(self) -> dict:
-        return {name: w.value() for name, (_, w) in self.refine_params.items()}
+        """The Sobel-Diffusion Fusion parameters chosen."""
+        return {name: w.value() for name, w in self.refine_params.items()}
 
-    def _inputs(self):
-        labels_layer, image_layer = self.labels_combo.layer(), self.image_combo.layer()
-        if labels_layer is None or image_layer is None:
-            self.status.setText("choose a label layer and its CT")
+    def _result_layer(self):
+        layer = self.labels_combo.layer()
+        if layer is None or RESULT_KEY not in layer.metadata:
+            self.status.setText("choose a segmentation result (Segment widget) to refine")
             return None
-        if labels_layer.data.shape != image_layer.data.shape:
-            self.status.setText("the label layer and the CT differ in shape")
-            return None
-        return labels_layer, image_layer
+        return layer
 
-    def preview(self) -> None:
-        """Refine the current axial slice only and show it as a preview layer."""
-        inputs = self._inputs()
-        if inputs is None:
-            return
-        labels_layer, image_layer = inputs
+    def preview(self) -> Optional[np.ndarray]:
+        """Refine the current axial slice only; show it as a preview layer."""
+        layer = self._result_layer()
+        if layer is None:
+            return None
+        result = layer.metadata[RESULT_KEY]
         z = int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim >= 3 else 0
-        z = min(max(z, 0), labels_layer.data.shape[0] - 1)
-        refined = _refine(image_layer.data, labels_layer.data, labels_layer, z=z, **self.refine_kwargs())
-        preview = np.zeros_like(labels_layer.data)
+        z = min(max(z, 0), layer.data.shape[0] - 1)
+        refined = _engine.preview_slice(result, z, refine=self.refine_box.isChecked(),
+                                        refine_options=self.refine_kwargs())
+        preview = np.zeros(layer.data.shape, np.uint8)
         preview[z] = refined
-        name = f"{labels_layer.name} refine preview"
+        name = f"{layer.name} refine preview"
         if name in self.viewer.layers:
             self.viewer.layers[name].data = preview
         else:
-            from .._layers import labels_layer_data
-
-            volume = reference_volume(preview.shape, labels_layer.metadata,
-                                      scale=labels_layer.scale, translate=labels_layer.translate)
+            volume = reference_volume(preview.shape, layer.metadata, scale=layer.scale,
+                                      translate=layer.translate)
             data, kwargs, _ = labels_layer_data(preview, volume, name)
             self.viewer.add_labels(data, **kwargs)
-        changed = int(np.count_nonzero(refined != labels_layer.data[z]))
-        self.status.setText(f"preview of slice {z}: {changed} voxels change")
+        changed = int(np.count_nonzero(refined != np.asarray(layer.data[z])))
+        self.status.setText(f"preview of slice {z}: {changed} voxels differ from the result")
+        return refined
 
-    def apply_refine(self) -> None:
-        inputs = self._inputs()
-        if inputs is None:
-            return
-        labels_layer, image_layer = inputs
-        refined = _refine(image_layer.data, labels_layer.data, labels_layer, **self.refine_kwargs())
-        changed = int(np.count_nonzero(refined != labels_layer.data))
-        labels_layer.data = refined
-        self.status.setText(f"refined: {changed} voxels changed")
+    def apply_refine(self) -> Optional[Job]:
+        """Re-label the whole result with these settings (hand edits are kept)."""
+        layer = self._result_layer()
+        if layer is None:
+            return None
+        self.job = start_relabel(layer, refine=self.refine_box.isChecked(),
+                                 refine_options=self.refine_kwargs(), bar=self.bar,
+                                 status=self.status)
+        return self.job
 
     # -- export --------------------------------------------------------------
     def _browse(self):
@@ -163,11 +164,17 @@ class ExportWidget(QWidget):
 
     def export(self) -> list[Path]:
         """Write the chosen files; asks before replacing any existing file."""
-        inputs = self._inputs()
-        if inputs is None:
+        labels_layer, image_layer = self.labels_combo.layer(), self.image_combo.layer()
+        if labels_layer is None or image_layer is None:
+            self.status.setText("choose a label layer and its CT")
             return []
-        labels_layer, image_layer = inputs
-        paths = {k: p for k, p in export_paths(self.stem_edit.text()).items() if self.want[k].isChecked()}
+        if labels_layer.data.shape != image_layer.data.shape:
+            self.status.setText("the label layer and the CT differ in shape")
+            return []
+        wanted = {k for k, box in self.want.items() if box.isChecked()}
+        if "report" in wanted:
+            wanted.add("csv")
+        paths = {k: p for k, p in export_paths(self.stem_edit.text()).items() if k in wanted}
         existing = [p for p in paths.values() if p.exists()]
         if existing and not _common.confirm_overwrite(self, ", ".join(str(p) for p in existing)):
             self.status.setText("export cancelled: nothing written")
@@ -177,12 +184,18 @@ class ExportWidget(QWidget):
         if volume is None or volume.shape != labels.shape:
             volume = reference_volume(labels.shape, labels_layer.metadata, scale=labels_layer.scale,
                                       translate=labels_layer.translate).with_hu(image_layer.data)
-        written = []
+        written: list[Path] = []
         try:
             if "labels" in paths:
                 written.append(write_labels(paths["labels"], labels, volume, overwrite=True))
-            if "json" in paths or "csv" in paths:
-                written += _write_report(paths, volume, labels)
+            if "report" in paths:
+                result = labels_layer.metadata.get(RESULT_KEY)
+                report = make_report(labels, volume.hu, volume.spacing, source=volume.source.path,
+                                     mapping=getattr(result, "mapping", None),
+                                     timings=getattr(result, "timings", None),
+                                     params=getattr(result, "params", None))
+                report["hand_edited_voxels"] = _hand_edited(labels_layer)
+                written += list(write_report(report, paths["report"], overwrite=True))
             if "png" in paths:
                 written.append(save_png(paths["png"], axial_overview(volume.hu, labels)))
         except Exception as err:  # noqa: BLE001 - shown to the user
@@ -195,14 +208,10 @@ class ExportWidget(QWidget):
         return written
 
 
-def _refine_defaults() -> dict:
-    """Parameters of the core refinement: name -> (default, min, max, step)."""
-    return {}
-
-
-def _refine(hu, labels, labels_layer, z=None, **params):
-    raise NotImplementedError("refinement not wired yet")
-
-
-def _write_report(paths, volume, labels) -> list[Path]:
-    raise NotImplementedError("report not wired yet")
+def _hand_edited(layer) -> int:
+    """Voxels of a result layer painted by hand (0 for other layers)."""
+    edits = layer.metadata.get(EDITS_KEY)
+    if edits is None:
+        return 0
+    edits.update(np.asarray(layer.data))
+    return edits.n_edited

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                             QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from diffseglung_core.viewer_support import VOLUME_KEY, HandEdits, reference_volume
 
 from .. import _engine
-from .._engine import cluster_layers, result_labels, result_lung, run_engine
+from .._engine import cluster_layers, run_engine
 from .._layers import RESULT_KEY, labels_layer_data
 from ._common import Job, LayerComboBox
 
-#: Layer metadata key of the :class:`HandEdits` of a result layer.
+#: Layer metadata keys of a result layer: its :class:`HandEdits` and the engine's own mapping.
 EDITS_KEY = "diffseglung_hand_edits"
+DEFAULT_MAPPING_KEY = "diffseglung_default_mapping"
 
 CHECKPOINT_CHOICES = ("none (weight-free)", "bundled default", "file...")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -32,7 +33,7 @@ class SegmentOptions:
     timesteps: tuple[int, ...] = ()
     k: int = 5
     device: str = "auto"
-    extra: dict = field(default_factory=dict)
+    refine: bool = True
 
 
 def cuda_warning(device: str) -> str:
@@ -78,6 +79,8 @@ class SegmentWidget(QWidget):
         self.k_spin = QSpinBox()
         self.k_spin.setRange(2, 20)
         self.k_spin.setValue(5)
+        self.refine_check = QCheckBox("Sobel-Diffusion Fusion")
+        self.refine_check.setChecked(True)
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
         self.device_combo.currentTextChanged.connect(self._device_changed)
@@ -105,6 +108,7 @@ class SegmentWidget(QWidget):
         form.addRow("Features", self.features_combo)
         form.addRow("Timesteps", self.timesteps_edit)
         form.addRow("Clusters (K)", self.k_spin)
+        form.addRow("Refine", self.refine_check)
         form.addRow("Device", self.device_combo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -135,7 +139,8 @@ class SegmentWidget(QWidget):
         timesteps = tuple(int(t) for t in text.split(",") if t.strip())
         return SegmentOptions(features=self.features_combo.currentText(), checkpoint=checkpoint,
                               timesteps=timesteps, k=self.k_spin.value(),
-                              device=self.device_combo.currentText())
+                              device=self.device_combo.currentText(),
+                              refine=self.refine_check.isChecked())
 
     # -- running ----------------------------------------------------------------
     def run(self) -> Optional[Job]:
@@ -155,10 +160,9 @@ class SegmentWidget(QWidget):
                                       translate=image.translate[-3:]).with_hu(np.asarray(image.data))
         mask_layer = self.mask_combo.layer()
         lung_mask = None if mask_layer is None else np.asarray(mask_layer.data)
-        cache = self._feature_cache(image, options)
 
         def work(progress):
-            return run_engine(volume, lung_mask, options, progress=progress, cache=cache)
+            return run_engine(volume, lung_mask, options, progress=progress)
 
         self.run_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
@@ -175,25 +179,20 @@ class SegmentWidget(QWidget):
         self.run_btn.setEnabled(True)
         self.cancel_btn.setEnabled(False)
 
-    def _feature_cache(self, image, options) -> dict:
-        """The per-layer store in which the engine keeps features between runs."""
-        return image.metadata.setdefault("diffseglung_feature_cache", {})
-
     def _show(self, result, image, volume, show_mask: bool) -> None:
         name = f"{image.name} segmentation"
-        labels = np.asarray(result_labels(result))
-        for layer in cluster_layers(result, volume, image.name):
-            data, kwargs, _ = layer
+        labels = np.array(result.labels, copy=True)
+        for data, kwargs, _ in cluster_layers(result, volume, image.name):
             self._replace_or_add(data, kwargs)
-        if show_mask and result_lung(result) is not None:
-            data, kwargs, _ = labels_layer_data(np.asarray(result_lung(result)), volume,
-                                                f"{image.name} lung mask", tissue_colors=False,
-                                                visible=False)
+        if show_mask:
+            data, kwargs, _ = labels_layer_data(result.lung, volume, f"{image.name} lung mask",
+                                                tissue_colors=False, visible=False)
             self._replace_or_add(data, kwargs)
-        data, kwargs, _ = labels_layer_data(labels, volume, name,
-                                            metadata={RESULT_KEY: result, EDITS_KEY: HandEdits(labels)})
+        data, kwargs, _ = labels_layer_data(labels, volume, name, metadata={
+            RESULT_KEY: result, EDITS_KEY: HandEdits(labels), DEFAULT_MAPPING_KEY: result.mapping})
         self.result_layer = self._replace_or_add(data, kwargs)
-        self.status.setText(f"done: {name}")
+        seconds = result.timings.get("total", float("nan"))
+        self.status.setText(f"done in {seconds:.1f} s: {name} ({result.mapping.n_clusters} clusters)")
 
     def _replace_or_add(self, data, kwargs):
         name = kwargs["name"]

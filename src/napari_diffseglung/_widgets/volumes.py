@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
+
 from qtpy.QtCore import QRectF, Qt, QTimer
 from qtpy.QtGui import QColor, QPainter
 from qtpy.QtWidgets import (QFormLayout, QLabel, QSizePolicy, QTableWidget, QTableWidgetItem,
                             QVBoxLayout, QWidget)
 
 from diffseglung_core.labels import TISSUE_COLORS
-from diffseglung_core.viewer_support import class_volumes
+from diffseglung_core.segment.report import class_volumes
 
 from ._common import LayerComboBox
 
@@ -35,18 +37,19 @@ class BarChart(QWidget):
         h = self.height() / n
         name_w = min(150.0, self.width() * 0.4)
         text_color = self.palette().windowText().color()
-        top = max((r["percent"] for r in self.rows), default=0) or 1.0
+        top = max((r["percent_of_lung"] for r in self.rows), default=0) or 1.0
         for i, row in enumerate(self.rows):
             y = i * h
             painter.setPen(text_color)
             painter.drawText(QRectF(0, y, name_w - 6, h), Qt.AlignmentFlag.AlignRight |
                              Qt.AlignmentFlag.AlignVCenter, row["name"])
             room = self.width() - name_w - 60
-            bar = QRectF(name_w, y + 0.2 * h, max(room * row["percent"] / top, 1.0), 0.6 * h)
+            width = max(room * row["percent_of_lung"] / top, 1.0)
+            bar = QRectF(name_w, y + 0.2 * h, width, 0.6 * h)
             r, g, b, _ = TISSUE_COLORS.get(row["label"], (0.6, 0.6, 0.6, 1.0))
             painter.fillRect(bar, QColor.fromRgbF(r, g, b))
             painter.drawText(QRectF(bar.right() + 4, y, 60, h), Qt.AlignmentFlag.AlignLeft |
-                             Qt.AlignmentFlag.AlignVCenter, f"{row['percent']:.1f}%")
+                             Qt.AlignmentFlag.AlignVCenter, f"{row['percent_of_lung']:.1f}%")
         painter.end()
 
 
@@ -107,10 +110,11 @@ class VolumesWidget(QWidget):
         if layer is None or layer.data.ndim != 3:
             self.rows = []
         else:
-            self.rows = class_volumes(layer.data, layer.scale[-3:])
+            self.rows = class_volumes(np.asarray(layer.data), layer.scale[-3:])
         self.table.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):
-            cells = (row["name"], f"{row['voxels']:d}", f"{row['ml']:.2f}", f"{row['percent']:.1f}")
+            cells = (row["name"], f"{row['voxels']:d}", f"{row['volume_ml']:.2f}",
+                     f"{row['percent_of_lung']:.1f}")
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if j:
@@ -118,5 +122,5 @@ class VolumesWidget(QWidget):
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
         self.chart.set_rows(self.rows)
-        lung = sum(r["ml"] for r in self.rows)
+        lung = sum(r["volume_ml"] for r in self.rows)
         self.total.setText(f"lung: {lung:.1f} mL" if self.rows else "choose a label layer")
