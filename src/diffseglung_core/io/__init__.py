@@ -25,6 +25,7 @@ from .dicom import SeriesInfo, list_dicom_series
 from .orientation import affine_spacing, axcodes, to_canonical
 from .registry import READERS, reader_for, register_reader
 from .writers import write_labels, write_scan
+from .dicom_seg import write_dicom_seg  # noqa: F401  (DICOM-SEG export, needs highdicom)
 
 __all__ = ["read_scan", "read_mask", "list_dicom_series", "SeriesInfo", "write_labels",
            "write_scan", "READERS", "Reader", "NativeScan", "register_reader"]
