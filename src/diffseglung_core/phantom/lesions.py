@@ -1,0 +1,203 @@
+"""Lung parenchyma and the four pathologies, drawn on the lung voxels only.
+
+Each pathology claims a target fraction of the lung: a smooth score (a
+spatial prior plus a random field) is computed on every free lung voxel and
+the top-scoring voxels become the lesion, so regions are compact, their size
+does not depend on the grid, and a class is present whenever it is asked for.
+The label of a voxel is the lesion region before blur and noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ..labels import Tissue
+from .anatomy import LUNG_BASE
+from .grid import Grid
+from .noise import coarse_field, sample_field
+from .trees import Segment, grow_tree
+
+#: Pathologies a phantom may hold, in the order they claim lung.
+PATHOLOGIES = ("consolidation", "fibrosis", "ggo", "emphysema")
+
+#: Default share of the lung per pathology.
+FRACTIONS = {"consolidation": 0.07, "fibrosis": 0.09, "ggo": 0.10, "emphysema": 0.09}
+
+
+@dataclass
+class LungPoints:
+    """The lung voxels as a point cloud.
+
+    index : (N,) flat voxel indices; mm : (N, 3) nominal (z, y, x) mm;
+    side : (N,) 1 right, 2 left; pleura : (N,) distance to the lung border (mm).
+    """
+
+    index: np.ndarray
+    mm: np.ndarray
+    side: np.ndarray
+    pleura: np.ndarray
+
+
+@dataclass
+class Parenchyma:
+    """HU and labels of every lung point, and tubes that belong to lesions.
+
+    hu : (N,) float32; labels : (N,) uint8; avascular : (N,) bool, where no
+    vessel runs (bullae); bronchograms : air-filled branches inside consolidation.
+    """
+
+    hu: np.ndarray
+    labels: np.ndarray
+    avascular: np.ndarray
+    bronchograms: list[Segment]
+
+
+def _claim(score: np.ndarray, free: np.ndarray, count: int) -> np.ndarray:
+    """Boolean mask of the ``count`` free points with the highest score."""
+    cand = np.flatnonzero(free)
+    count = int(min(max(count, 0), cand.size))
+    out = np.zeros(free.shape, bool)
+    if count:
+        top = np.argpartition(-score[cand], count - 1)[:count]
+        out[cand[top]] = True
+    return out
+
+
+def _pick(rng: np.random.Generator, pts: LungPoints, where: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """A random point (3,) among ``where`` (else among ``fallback``)."""
+    cand = np.flatnonzero(where)
+    if cand.size == 0:
+        cand = np.flatnonzero(fallback)
+    return pts.mm[rng.choice(cand)].astype(np.float64)
+
+
+def _dist(pts: LungPoints, centre: np.ndarray) -> np.ndarray:
+    return np.sqrt(((pts.mm - centre.astype(np.float32)) ** 2).sum(axis=1))
+
+
+def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np.random.Generator],
+                    fractions: dict[str, float] | None = None) -> Parenchyma:
+    """Healthy lung with texture, then each requested pathology with its own texture.
+
+    Parameters
+    ----------
+    grid : the phantom grid.
+    pts : the lung voxels.
+    pathologies : names from :data:`PATHOLOGIES`.
+    rngs : one generator per name in ``PATHOLOGIES`` and ``"healthy"``, so that
+        leaving a pathology out does not change the others.
+    fractions : share of the lung per pathology (defaults: :data:`FRACTIONS`).
+    """
+    n = len(pts.index)
+    fractions = {**FRACTIONS, **(fractions or {})}
+    z, y = pts.mm[:, 0], pts.mm[:, 1]
+    rng = rngs["healthy"]
+    tex = sample_field(coarse_field(grid, 3.0, rng), grid, pts.mm)
+    lobular = sample_field(coarse_field(grid, 12.0, rng), grid, pts.mm)
+    # healthy parenchyma, denser in the dependent (posterior) lung
+    hu = (-872.0 + 14.0 * tex + 8.0 * lobular + 0.16 * y).astype(np.float32)
+    labels = np.full(n, Tissue.HEALTHY, np.uint8)
+    avascular = np.zeros(n, bool)
+    bronchograms: list[Segment] = []
+    free = np.ones(n, bool)
+    h = grid.h
+    for name in PATHOLOGIES:
+        if name not in pathologies or n == 0:
+            continue
+        rng = rngs[name]
+        count = int(round(fractions[name] * rng.uniform(0.85, 1.15) * n))
+        if name == "consolidation":
+            subpleural = (pts.pleura < max(3.0, h)) & (pts.side == 1) & (y > 10)
+            basal = z < LUNG_BASE + 110
+            c1 = _pick(rng, pts, subpleural & basal, pts.side == 1)
+            c2 = _pick(rng, pts, (pts.side == 2) & (pts.pleura > 12) & (z > 120), pts.side == 2)
+            field = sample_field(coarse_field(grid, 18.0, rng), grid, pts.mm)
+            score = np.maximum(-_dist(pts, c1), -_dist(pts, c2) / 0.7) + 5.0 * field
+            region = _claim(score, free, count)
+            tex = sample_field(coarse_field(grid, 4.0, rng), grid, pts.mm)
+            hu[region] = 22.0 + 16.0 * tex[region]
+            labels[region] = Tissue.CONSOLIDATION
+            bronchograms += _bronchograms(pts, region, c1, c2, rng)
+        elif name == "fibrosis":
+            field = sample_field(coarse_field(grid, 20.0, rng), grid, pts.mm)
+            score = -pts.pleura - 0.3 * (z - LUNG_BASE) + 0.12 * y + 6.0 * field
+            region = _claim(score, free, count)
+            hu[region] = _honeycomb(grid, pts, region, rng)
+            labels[region] = Tissue.FIBROSIS
+        elif name == "ggo":
+            field = sample_field(coarse_field(grid, 30.0, rng), grid, pts.mm)
+            score = field - 0.012 * pts.pleura
+            region = _claim(score, free, count)
+            tex = sample_field(coarse_field(grid, 3.0, rng), grid, pts.mm)
+            fine = sample_field(coarse_field(grid, 10.0, rng), grid, pts.mm)
+            hu[region] = -585.0 + 30.0 * tex[region] + 25.0 * fine[region]
+            labels[region] = Tissue.GGO
+        elif name == "emphysema":
+            # paraseptal: subpleural bullae in the upper lungs, avascular
+            n_bullae = 7
+            centres = [_pick(rng, pts, (pts.pleura < max(3.0, h)) & (z > 170), pts.pleura < 1e9)
+                       for _ in range(n_bullae)]
+            radii = rng.uniform(0.6, 1.4, n_bullae)
+            score = np.max([-_dist(pts, c) / r for c, r in zip(centres, radii)], axis=0)
+            para = _claim(score, free, int(0.4 * count))
+            hu[para] = -988.0 + 4.0 * rng.standard_normal(int(para.sum())).astype(np.float32)
+            avascular |= para
+            free &= ~para
+            # centrilobular: many small holes, upper-lobe predominant
+            holes = sample_field(coarse_field(grid, max(7.0, 1.5 * h), rng), grid, pts.mm)
+            score = holes + (z - 200.0) / 70.0
+            centri = _claim(score, free, count - int(para.sum()))
+            tex = sample_field(coarse_field(grid, 3.0, rng), grid, pts.mm)
+            hu[centri] = -962.0 + 9.0 * tex[centri]
+            region = para | centri
+            labels[region] = Tissue.EMPHYSEMA
+        free &= ~region
+    return Parenchyma(hu=hu, labels=labels, avascular=avascular, bronchograms=bronchograms)
+
+
+def _honeycomb(grid: Grid, pts: LungPoints, region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """HU of a fibrotic region: a reticular network of walls around cells.
+
+    Cells are the Voronoi cells of random seeds (about 6 mm across); a voxel
+    close to the border between two cells is a wall (about -60 HU). Subpleural
+    cells are mostly honeycomb cysts (air), deeper cells hold reticular
+    ground glass. Distances are nominal mm, so the pattern does not depend on
+    the grid, only on how finely it is sampled.
+    """
+    p = pts.mm[region]
+    if len(p) == 0:
+        return np.zeros(0, np.float32)
+    h = grid.h
+    cell = max(6.0, 2.2 * h)
+    volume = len(p) * float(np.prod(grid.step))
+    n_seeds = int(np.clip(volume / cell ** 3 * 1.9, 4, 200_000))
+    seeds = p[rng.integers(0, len(p), n_seeds)] + rng.uniform(-cell / 2, cell / 2, (n_seeds, 3)).astype(np.float32)
+    d, i = cKDTree(seeds).query(p, k=2)
+    wall = (d[:, 1] - d[:, 0]) < max(1.4, 0.45 * h)
+    cyst_cell = rng.random(n_seeds) < 0.75
+    deep = pts.pleura[region] > 9.0
+    cyst = cyst_cell[i[:, 0]] & ~deep
+    out = -690.0 + 45.0 * rng.standard_normal(len(p)).astype(np.float32)
+    out[cyst] = -940.0 + 15.0 * rng.standard_normal(int(cyst.sum())).astype(np.float32)
+    out[wall] = -70.0 + 40.0 * rng.standard_normal(int(wall.sum())).astype(np.float32)
+    return out.astype(np.float32)
+
+
+def _bronchograms(pts: LungPoints, region: np.ndarray, c1: np.ndarray, c2: np.ndarray,
+                  rng: np.random.Generator) -> list[Segment]:
+    """Air-filled bronchi branching through each consolidation (air bronchograms)."""
+    segments: list[Segment] = []
+    hilum = {1: np.array([185.0, 10.0, -40.0]), 2: np.array([180.0, 14.0, 42.0])}
+    for centre in (c1, c2):
+        near = region & (_dist(pts, centre) < 45.0)
+        cand = np.flatnonzero(near)
+        if cand.size < 8:
+            continue
+        side = int(np.bincount(pts.side[cand]).argmax())
+        root_i = cand[np.argmin(_dist(pts, hilum[side])[cand])]
+        targets = pts.mm[rng.choice(cand, size=min(16, cand.size), replace=False)]
+        segments += grow_tree(pts.mm[root_i], 2.4, targets, leaf_size=2, reach=0.6)
+    return segments
