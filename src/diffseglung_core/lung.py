@@ -15,11 +15,18 @@ method needs no trained weights and works in mm, so the same settings serve
    touch (anterior or posterior junction) are split by eroding until they
    come apart and growing the halves back (watershed on the distance map);
    the right lung is the one on the low-``x`` side.
-4. *Border disease and vessels back in.* Each lung is closed with a ball of
-   ``closing_mm`` radius (dense consolidation or tumour against the pleura is
-   an indentation of the air contour; the ball bridges it), restricted to the
-   inside of the body, away from bone, airways and the other lung; then holes
-   (vessels, nodules) are filled slice by slice and in 3D.
+4. *Border disease and vessels back in.* Dense disease against the pleura
+   (consolidation, a tumour) is lung, but it is a dent in the air contour.
+   Each lung gets (a) a closing with a ball of ``closing_mm`` (small dents,
+   a smooth border); (b) the thick parts of a closing with a ball of
+   ``mass_mm``: a mass that bulges into the lung fills a dent thicker than
+   the thin wedges the closing adds along the heart, the aorta and the hilum;
+   (c) on the costal side, the pockets of each slice's convex hull whose
+   chord runs along the chest wall (not deeper below the skin than the lung's
+   own costal surface plus a margin, and not from the lung's centre towards
+   the mediastinum). Additions stay inside the body, off bone, airways and
+   the other lung. Holes (vessels, nodules) are then filled slice by slice
+   and in 3D.
 
 The heavy morphology (closing, splitting) runs on a coarse grid of about
 ``coarse_mm`` voxels; the lung boundary itself comes from the full-resolution
@@ -29,7 +36,7 @@ Memory stays at a few bytes per voxel (bool and uint8 work arrays).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -77,17 +84,16 @@ def compute_lung_mask(
     air_hu : float
         Voxels below this HU are air or aerated lung.
     closing_mm : float
-        Radius (mm) of the ball that closes each lung's contour, so that dense
-        disease against the pleura (an indentation up to about twice this
-        size) stays in the mask. 0 disables it.
+        Radius (mm) of the ball that closes each lung's contour (small dents,
+        juxtapleural nodules of a few mm). 0 disables it.
     mass_mm : float
         Radius (mm) of the ball that finds dense masses against the pleura.
         A closing with this radius fills the dents they make in the air
         contour; the parts of the filling at least ``0.8 * mass_mm`` thick are
         added anywhere (a tumour bulging into the lung is; the wedges along
-        the heart, the aorta and the hilum are not), parts ``0.5 * mass_mm``
-        thick only on the costal side (not from the lung's centre towards
-        the body's middle). 0 disables it.
+        the heart, the aorta and the hilum are not). On the costal side the
+        convex-hull pockets along the chest wall (at least ``0.2 * mass_mm``
+        thick) are added too. 0 disables both.
     bone_hu : float
         Voxels above this HU (bone) are never added by the closing.
     coarse_mm : float
@@ -564,12 +570,13 @@ def _costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float
     from skimage.morphology import convex_hull_image
 
     out = np.zeros_like(lung)
+    disk = _disk(max(1, int(round(min_mm / min(spacing[1:])))))
     for z in range(lung.shape[0]):
         sl = lung[z]
         if np.count_nonzero(sl) < 10:
             continue
         hull = convex_hull_image(sl)
-        pockets = _open2d(hull & ~sl, spacing[1:], min_mm)
+        pockets = ndi.binary_opening(hull & ~sl, disk)
         lab, n = ndi.label(pockets)
         if n == 0:
             continue
@@ -588,14 +595,6 @@ def _costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float
                        and chord_depth[i - 1] <= wall + wall_margin_mm)
         out[z] = keep[lab]
     return out
-
-
-def _open2d(mask: np.ndarray, spacing, r_mm: float) -> np.ndarray:
-    """Opening of a 2D mask with a disk of ``r_mm`` (via distance maps)."""
-    core = ndi.distance_transform_edt(mask, sampling=spacing) > r_mm
-    if not core.any():
-        return core
-    return (ndi.distance_transform_edt(~core, sampling=spacing) <= r_mm) & mask
 
 
 def _thick_parts(added: np.ndarray, spacing, r_mm: float, *, lung: Optional[np.ndarray] = None,
