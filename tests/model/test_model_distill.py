@@ -1,5 +1,7 @@
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -82,3 +84,18 @@ def test_robust_normalisation():
     assert st["median"] == [3.0, 30.0] and st["iqr"] == [2.0, 20.0]
     z = robust_normalize(x, torch.tensor(st["median"]), torch.tensor(st["iqr"]), clip=5.0)
     assert float(z[2, 0]) == 0.0 and float(z[4, 1]) == 5.0
+
+
+def test_generation_metrics_on_known_inputs():
+    from diffseglung_core.model.generation_metrics import frechet_distance, psnr, ssim3d
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 3))
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    # two Gaussians with identity covariance: distance = squared mean shift
+    b = rng.normal(size=(4000, 3)) + np.array([2.0, 0, 0])
+    assert frechet_distance(a, b) == pytest.approx(4.0, rel=0.1)
+    x = rng.random((8, 16, 16))
+    assert psnr(x, x + 0.01, data_range=1.0) == pytest.approx(40.0)
+    assert ssim3d(x, x, 1.0) == pytest.approx(1.0)
+    assert ssim3d(x, rng.random((8, 16, 16)), 1.0) < 0.2

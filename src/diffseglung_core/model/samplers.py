@@ -99,7 +99,8 @@ def ddim_sample(eps_fn: EpsFn, shape, alphas_cumprod: torch.Tensor, *, steps: in
 def dpm_solver_pp_sample(eps_fn: EpsFn, shape, alphas_cumprod: torch.Tensor, *,
                          steps: int = 25, order: int = 2, spacing: str = "logsnr",
                          generator: Optional[torch.Generator] = None, device="cpu",
-                         dtype=torch.float32,
+                         dtype=torch.float32, x_start: Optional[torch.Tensor] = None,
+                         t_start: Optional[int] = None,
                          progress: Optional[ProgressCallback] = None) -> torch.Tensor:
     """Multistep DPM-Solver++ (Lu et al. 2022) with data prediction, order 1 or 2.
 
@@ -107,11 +108,16 @@ def dpm_solver_pp_sample(eps_fn: EpsFn, shape, alphas_cumprod: torch.Tensor, *,
     ``steps`` timesteps from ``T - 1`` to 0 (:func:`timestep_grid`), then returns the
     data prediction at ``t = 0``. The last step is first order (more stable at
     few steps). Uses ``steps + 1`` network evaluations.
+
+    ``x_start`` and ``t_start`` start the ODE from a given state at timestep
+    ``t_start`` instead of pure noise at ``T - 1`` (reconstruction of noised
+    real patches); ``steps`` then spans ``[t_start, 0]``.
     """
     if order not in (1, 2):
         raise ValueError("order must be 1 or 2")
     abar = alphas_cumprod.double().cpu()
-    grid = timestep_grid(abar, steps, spacing)
+    top = abar.numel() - 1 if t_start is None else int(t_start)
+    grid = [t for t in timestep_grid(abar[: top + 1], steps, spacing)]
     alpha = abar.sqrt()
     sigma = (1 - abar).sqrt()
     lam = torch.log(alpha / sigma)
@@ -121,7 +127,7 @@ def dpm_solver_pp_sample(eps_fn: EpsFn, shape, alphas_cumprod: torch.Tensor, *,
         eps = eps_fn(x, _tvec(t, n, x.device)).to(dtype)
         return (x - float(sigma[t]) * eps) / float(alpha[t])
 
-    x = _start(shape, generator, device, dtype)
+    x = _start(shape, generator, device, dtype) if x_start is None else x_start.to(device, dtype)
     x0_prev, h_prev = None, None
     x0 = data_pred(x, grid[0])
     for i in range(len(grid) - 1):

@@ -1,6 +1,6 @@
 """torchrun / DistributedDataParallel helpers.
 
-``torchrun --nproc_per_node=N -m diffseglung_core.cli train ...`` sets
+``torchrun --nproc_per_node=N --no-python diffseglung train ...`` sets
 ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`init_distributed` reads
 them, starts the process group (NCCL on CUDA, gloo on CPU) and picks this
 process's device. Without them everything runs as a single process.

@@ -1,0 +1,85 @@
+"""``diffseglung train-distill``: stage 2, radiomic distillation from a stage-1 checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._training import add_data_arguments, add_optim_arguments, load_data, resume_path, train_config
+
+HELP = "distil radiomic features into the U-Net bottleneck (stage 2, from a stage-1 checkpoint)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="init", type=Path, required=True, metavar="CKPT",
+                   help="stage-1 checkpoint to start from")
+    add_data_arguments(p)
+    p.add_argument("--warmup-start", type=int, default=0,
+                   help="stage-2 step at which the InfoNCE weight leaves 0")
+    p.add_argument("--warmup-end", type=int, default=2000,
+                   help="stage-2 step at which the weight reaches --lambda-max")
+    p.add_argument("--lambda-max", type=float, default=0.5)
+    p.add_argument("--temperature", type=float, default=0.1)
+    p.add_argument("--embed-dim", type=int, default=128)
+    add_optim_arguments(p, steps=10_000, batch=16)
+
+
+def teacher_vectors(data, out: Path, is_main: bool, batch: int = 64):
+    """Raw radiomic vectors ``(N, 34)`` of every patch, cached in ``out/teacher_vectors.npy``."""
+    import numpy as np
+    import torch
+
+    from ..training.teacher import get_teacher
+    from ..volume import denormalize_hu
+
+    cache = out / "teacher_vectors.npy"
+    if cache.is_file():
+        tv = np.load(cache)
+        if len(tv) == len(data):
+            return tv
+    fn = get_teacher()
+    rows = []
+    for i in range(0, len(data), batch):
+        ct, mask = data.batch(range(i, min(i + batch, len(data))))
+        rows.append(fn(denormalize_hu(ct[:, 0]), mask[:, 0]).cpu())
+    tv = torch.cat(rows).numpy()
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(cache, tv)
+    return tv
+
+
+def run(args) -> int:
+    from dataclasses import replace
+
+    import torch
+
+    from ..model.config import DistillConfig
+    from ..training.checkpoint import load_checkpoint, model_config_from_dict
+    from ..training.distributed import cleanup, init_distributed
+    from ..training.loop import Trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dist = init_distributed(args.device)
+    try:
+        data = load_data(args, dist)
+        resume = resume_path(args)
+        source = resume or args.init
+        cfg = model_config_from_dict(load_checkpoint(source)["model_config"])
+        if resume is None:
+            cfg = replace(cfg, stage=2, step=0, teacher_stats=None,
+                          distill=DistillConfig(embed_dim=args.embed_dim, temperature=args.temperature,
+                                                lambda_max=args.lambda_max,
+                                                warmup_start=args.warmup_start,
+                                                warmup_end=args.warmup_end))
+        tv = teacher_vectors(data, args.out, dist.is_main)
+        trainer = Trainer(cfg, train_config(args, 2), data, args.out, dist=dist, teacher_vectors=tv,
+                          init_from=None if resume else args.init, resume=resume,
+                          progress_bar=dist.is_main)
+        out = trainer.run()
+        if dist.is_main:
+            print(f"stage 2: {trainer.step} steps; checkpoint {out['checkpoint']}, model {out['model']}")
+    finally:
+        cleanup()
+    return 0
