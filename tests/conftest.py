@@ -46,3 +46,15 @@ def cted_open(shared_data) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} not found")
     return path
+
+
+@pytest.fixture(scope="session")
+def phantom_small():
+    """A 32 x 96 x 96 synthetic chest phantom (seed 0) with all four pathologies.
+
+    ``.volume`` (CTVolume, HU), ``.labels`` (ground truth, Tissue values) and
+    ``.lung`` (1 right, 2 left); see :func:`diffseglung_core.phantom.make_phantom`.
+    """
+    from diffseglung_core.phantom import make_phantom
+
+    return make_phantom((32, 96, 96), seed=0)

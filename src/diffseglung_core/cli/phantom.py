@@ -5,38 +5,53 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_overwrite_argument
+from ._common import add_overwrite_argument, progress_bar
 
-HELP = "write a synthetic chest CT phantom, its ground-truth labels and its lung mask"
+HELP = "write a synthetic chest CT (HU) with ground-truth lesion labels and lung mask"
+
+_NAMES = ("ct", "labels", "lung")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("output", type=Path, help="folder to write ct, labels and lung files into")
+    from ..phantom import PATHOLOGIES
+
+    parser.add_argument("out_dir", type=Path, help="folder to write ct, labels and lung files into")
     parser.add_argument("--shape", nargs=3, type=int, default=(48, 128, 128), metavar=("Z", "Y", "X"),
-                        help="size in voxels (default: 48 128 128)")
+                        help="grid size in voxels (default: 48 128 128)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--pathologies", nargs="*", default=None,
-                        help="subset of: emphysema ggo fibrosis consolidation (default: all)")
     parser.add_argument("--format", choices=("nii.gz", "nrrd"), default="nii.gz",
                         help="file format (default: nii.gz)")
+    parser.add_argument("--pathologies", nargs="*", choices=PATHOLOGIES, default=list(PATHOLOGIES),
+                        metavar="NAME", help=f"lesions to draw, any of {', '.join(PATHOLOGIES)} "
+                                             "(default: all; give none for a healthy chest)")
     add_overwrite_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import DiffSegLungError, OutputExistsError
     from ..io import write_labels, write_scan
-    from ..phantom import PATHOLOGIES, make_phantom
+    from ..labels import TISSUE_NAMES
+    from ..phantom import make_phantom
 
-    pathologies = PATHOLOGIES if args.pathologies is None else tuple(args.pathologies)
-    phantom = make_phantom(tuple(args.shape), seed=args.seed, pathologies=pathologies)
-    args.output.mkdir(parents=True, exist_ok=True)
-    ext = args.format
-    paths = [
-        write_scan(args.output / f"ct.{ext}", phantom.volume, overwrite=args.overwrite),
-        write_labels(args.output / f"labels.{ext}", phantom.labels, phantom.volume,
-                     overwrite=args.overwrite),
-        write_labels(args.output / f"lung.{ext}", phantom.lung, phantom.volume,
-                     overwrite=args.overwrite),
-    ]
-    for path in paths:
+    paths = {name: args.out_dir / f"{name}.{args.format}" for name in _NAMES}
+    if not args.overwrite:
+        for path in paths.values():
+            if path.exists():
+                raise OutputExistsError(path)
+    if min(args.shape) < 1 or min(args.shape[1:]) < 16:
+        raise DiffSegLungError(f"--shape {' '.join(map(str, args.shape))}: need Z >= 1 and Y, X >= 16")
+    with progress_bar("phantom") as progress:
+        ph = make_phantom(tuple(args.shape), seed=args.seed, pathologies=tuple(args.pathologies),
+                          progress=progress)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    write_scan(paths["ct"], ph.volume, overwrite=args.overwrite)
+    write_labels(paths["labels"], ph.labels, ph.volume, overwrite=args.overwrite)
+    write_labels(paths["lung"], ph.lung, ph.volume, overwrite=args.overwrite)
+    lung = max(int((ph.labels > 0).sum()), 1)
+    shares = ", ".join(f"{TISSUE_NAMES[c]} {100 * (ph.labels == c).sum() / lung:.1f}%"
+                       for c in range(1, 6) if (ph.labels == c).any())
+    print(f"phantom {' x '.join(map(str, ph.volume.shape))} voxels of "
+          f"{' x '.join(f'{s:.2f}' for s in ph.volume.spacing)} mm; lung: {shares}")
+    for path in paths.values():
         print(f"wrote {path}")
     return 0

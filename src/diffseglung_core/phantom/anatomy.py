@@ -18,7 +18,7 @@ from .trees import Segment, draw_tubes
 AIR, FAT, SOFT, BLOOD, MARROW, CORTEX, CSF, DISC = -1000.0, -95.0, 45.0, 40.0, 230.0, 850.0, 10.0, 85.0
 
 #: Lung base (lowest costophrenic recess) and apex, nominal z mm.
-LUNG_BASE, LUNG_APEX = 35.0, 285.0
+LUNG_BASE, LUNG_APEX = 32.0, 272.0
 #: Thoracic cavity (inside the ribs) and body outline, semi-axes in x and y (mm).
 CAVITY = (140.0, 102.0)
 BODY = (168.0, 124.0)
@@ -77,8 +77,8 @@ def lung_shapes(grid: Grid) -> np.ndarray:
 def mediastinum(grid: Grid) -> np.ndarray:
     """``(Z, Y, X)`` bool: mediastinum, heart and spine, where no lung may be."""
     z, y, x = grid.z, grid.y, grid.x
-    column = _ellipse(x, y, 4, -6, 24, 96) < 1                       # central column
-    heart = np.sqrt(((x - 22) / 64) ** 2 + ((y + 28) / 56) ** 2 + ((z - 105) / 62) ** 2) < 1
+    column = _ellipse(x, y, 4, -6, 19, 96) < 1                       # central column
+    heart = np.sqrt(((x - 20) / 58) ** 2 + ((y + 30) / 50) ** 2 + ((z - 100) / 56) ** 2) < 1
     spine = _ellipse(x, y, 0, 66, 34, 40) < 1
     return column | heart | spine
 
@@ -117,13 +117,13 @@ def _ribs(grid: Grid, hu: np.ndarray) -> None:
     ys, xs, rr = y[ky, 0], x[0, kx], rho[ky, kx]
     depth = (rr - 1) * np.sqrt(xs ** 2 + ys ** 2) / np.maximum(rr, 1e-3)   # mm outside the cavity
     theta = np.abs(np.arctan2(xs / CAVITY[0], ys / CAVITY[1])) / np.pi   # 0 spine, 1 sternum
-    drop = 47.0 * theta ** 1.3
+    drop = 95.0 * theta ** 1.2
     for k, zk in enumerate(grid.z.ravel()):
         values = hu[k, ky, kx]
         for rib in range(12):
-            dz = zk - (LUNG_BASE + 5 + 23.0 * rib - drop)
-            dist = np.sqrt(((depth - 7.0) / 5.0) ** 2 + (dz / 7.5) ** 2)
-            bone = (dist < 1) & (theta > 0.1) & (theta < 0.8 - 0.02 * rib)
+            dz = zk - (LUNG_BASE + 30 + 21.0 * rib - drop)
+            dist = np.sqrt(((depth - 7.0) / 4.5) ** 2 + (dz / 6.0) ** 2)
+            bone = (dist < 1) & (theta > 0.08) & (theta < 0.85 - 0.025 * rib)
             if bone.any():
                 values[bone] = np.where(dist[bone] > 0.6, CORTEX, MARROW)
         hu[k, ky, kx] = values
@@ -161,7 +161,7 @@ def build_chest(grid: Grid, rng: np.random.Generator) -> Chest:
     # mediastinum: fat with heart, great vessels, oesophagus
     media = mediastinum(grid)
     hu[media] = FAT + 20
-    heart = np.sqrt(((x - 22) / 64) ** 2 + ((y + 28) / 56) ** 2 + ((z - 105) / 62) ** 2)
+    heart = np.sqrt(((x - 20) / 58) ** 2 + ((y + 30) / 50) ** 2 + ((z - 100) / 56) ** 2)
     hu[heart < 0.93] = BLOOD
     vessels = np.zeros(grid.shape, np.float32)
     draw_tubes(vessels, grid, _great_vessels())

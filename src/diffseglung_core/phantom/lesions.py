@@ -114,8 +114,8 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
             basal = z < LUNG_BASE + 110
             c1 = _pick(rng, pts, subpleural & basal, pts.side == 1)
             c2 = _pick(rng, pts, (pts.side == 2) & (pts.pleura > 12) & (z > 120), pts.side == 2)
-            field = sample_field(coarse_field(grid, 18.0, rng), grid, pts.mm)
-            score = np.maximum(-_dist(pts, c1), -_dist(pts, c2) / 0.7) + 5.0 * field
+            field = sample_field(coarse_field(grid, 25.0, rng), grid, pts.mm)
+            score = np.maximum(-_dist(pts, c1), -_dist(pts, c2) / 0.7) + 10.0 * field
             region = _claim(score, free, count)
             tex = sample_field(coarse_field(grid, 4.0, rng), grid, pts.mm)
             hu[region] = 22.0 + 16.0 * tex[region]
@@ -133,7 +133,7 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
             region = _claim(score, free, count)
             tex = sample_field(coarse_field(grid, 3.0, rng), grid, pts.mm)
             fine = sample_field(coarse_field(grid, 10.0, rng), grid, pts.mm)
-            hu[region] = -585.0 + 30.0 * tex[region] + 25.0 * fine[region]
+            hu[region] = -575.0 + 35.0 * tex[region] + 35.0 * fine[region]
             labels[region] = Tissue.GGO
         elif name == "emphysema":
             # paraseptal: subpleural bullae in the upper lungs, avascular
@@ -171,12 +171,12 @@ def _honeycomb(grid: Grid, pts: LungPoints, region: np.ndarray, rng: np.random.G
     if len(p) == 0:
         return np.zeros(0, np.float32)
     h = grid.h
-    cell = max(6.0, 2.2 * h)
+    cell = max(7.0, 2.5 * h)
     volume = len(p) * float(np.prod(grid.step))
-    n_seeds = int(np.clip(volume / cell ** 3 * 1.9, 4, 200_000))
+    n_seeds = int(np.clip(volume / cell ** 3, 4, 200_000))
     seeds = p[rng.integers(0, len(p), n_seeds)] + rng.uniform(-cell / 2, cell / 2, (n_seeds, 3)).astype(np.float32)
     d, i = cKDTree(seeds).query(p, k=2)
-    wall = (d[:, 1] - d[:, 0]) < max(1.4, 0.45 * h)
+    wall = (d[:, 1] - d[:, 0]) < max(1.2, 0.4 * h)
     cyst_cell = rng.random(n_seeds) < 0.75
     deep = pts.pleura[region] > 9.0
     cyst = cyst_cell[i[:, 0]] & ~deep
