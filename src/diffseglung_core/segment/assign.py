@@ -19,9 +19,16 @@ emphysema, however many clusters it has.
    The boundaries sit between the ranges. A cluster whose density fits no
    lung tissue (brighter than soft tissue: bone, contrast, metal; or a wide
    mixture) is still given the nearest label but *flagged*.
-4. **Voxel gate.** A voxel of an emphysema cluster whose smoothed, calibrated
-   HU is above ``emphysema_gate_hu`` is labelled healthy: emphysema needs
-   low density at the voxel, not only in its cluster.
+   The healthy/GGO boundary adapts to the scan: it is the healthy-lung mode of
+   the lung histogram (calibrated, searched in -950..-650 HU) plus
+   ``healthy_margin``, kept within ``healthy_below_range``; dependent or
+   expiratory lung is denser than the textbook -850 HU.
+4. **Voxel gates.** A voxel of an emphysema cluster whose smoothed, calibrated
+   HU is above ``emphysema_gate_hu`` is labelled healthy: emphysema needs low
+   density at the voxel, not only in its cluster. A voxel of a dense cluster
+   (GGO, fibrosis, consolidation) whose neighbourhood (``context_hu``, the
+   large-scale masked mean) is as light as healthy lung is a vessel or a
+   fissure inside healthy lung and is labelled healthy.
 
 The result is a :class:`LabelMapping`, editable (:meth:`LabelMapping.with_label`)
 and serialisable (:meth:`LabelMapping.to_dict`).
@@ -55,21 +62,27 @@ class AssignmentRules:
     healthy_below : upper end of healthy lung (healthy/GGO boundary).
     ggo_below : upper end of GGO (GGO/consolidation boundary).
     fibrosis_std : local standard deviation (HU, small scale) above which a
-        mid-density cluster (between ``healthy_below - 50`` and ``ggo_below + 50``) is fibrosis.
+        mid-density cluster (between ``healthy_below - 50`` and ``ggo_below + 50``) is fibrosis,
+        if its texture is also ``fibrosis_texture_ratio`` times that of the healthy
+        lung (the largest healthy-density cluster), so that image noise is not texture.
     soft_tissue_above : clusters denser than this fit no lung tissue (flagged).
     mixed_iqr : clusters with an HU interquartile range wider than this are flagged as mixed.
     emphysema_gate_hu : voxel gate of emphysema (see module docstring).
     """
 
-    emphysema_below: float = -915.0
-    emphysema_laa950: float = 0.3
+    emphysema_below: float = -880.0
+    emphysema_laa950: float = 0.25
     emphysema_laa_alone: float = 0.6
     healthy_below: float = -725.0
     ggo_below: float = -250.0
     fibrosis_std: float = 130.0
+    fibrosis_texture_ratio: float = 2.0
     soft_tissue_above: float = 150.0
-    mixed_iqr: float = 450.0
-    emphysema_gate_hu: float = -880.0
+    mixed_iqr: float = 250.0
+    emphysema_gate_hu: float = -910.0
+    healthy_margin: float = 110.0
+    healthy_below_range: tuple = (-725.0, -600.0)
+    context_gate: bool = True
 
 
 @dataclass
@@ -85,6 +98,10 @@ class LabelMapping:
     hu_offset : HU subtracted by the calibration.
     rules : the :class:`AssignmentRules` used.
     edited : clusters whose label a user changed.
+    healthy_mode_hu : calibrated healthy-lung mode of the lung histogram.
+    voxelwise : clusters of mixed density (flagged) whose voxels are labelled one by
+        one from their smoothed, calibrated HU with the same boundaries
+        (``labels[k]`` is then only the majority label); editing a cluster clears it.
     """
 
     labels: list[int]
@@ -93,6 +110,8 @@ class LabelMapping:
     hu_offset: float = 0.0
     rules: AssignmentRules = field(default_factory=AssignmentRules)
     edited: list[int] = field(default_factory=list)
+    healthy_mode_hu: float = float("nan")
+    voxelwise: list[bool] = field(default_factory=list)
 
     @property
     def n_clusters(self) -> int:
@@ -104,7 +123,10 @@ class LabelMapping:
         labels = list(self.labels)
         labels[int(cluster)] = label
         edited = sorted(set(self.edited) | {int(cluster)})
-        return replace(self, labels=labels, edited=edited)
+        voxelwise = list(self.voxelwise)
+        if int(cluster) < len(voxelwise):
+            voxelwise[int(cluster)] = False
+        return replace(self, labels=labels, edited=edited, voxelwise=voxelwise)
 
     def matrix(self) -> np.ndarray:
         """(K, 6) float32 one-hot matrix: cluster posteriors @ matrix = label posteriors."""
@@ -116,11 +138,13 @@ class LabelMapping:
         """JSON-ready description (cluster, label, label name, flag, HU statistics)."""
         return {
             "hu_offset": float(self.hu_offset),
+            "healthy_mode_hu": float(self.healthy_mode_hu),
             "rules": asdict(self.rules),
             "edited": list(self.edited),
             "clusters": [
                 {"cluster": k, "label": int(lab), "name": TISSUE_NAMES[int(lab)],
                  "flag": self.flags[k] if k < len(self.flags) else "",
+                 "voxelwise": bool(self.voxelwise[k]) if k < len(self.voxelwise) else False,
                  **(self.stats[k] if k < len(self.stats) else {})}
                 for k, lab in enumerate(self.labels)],
         }
@@ -128,13 +152,16 @@ class LabelMapping:
     @classmethod
     def from_dict(cls, d: dict) -> "LabelMapping":
         clusters = sorted(d["clusters"], key=lambda c: c["cluster"])
-        keys = ("cluster", "label", "name", "flag")
+        keys = ("cluster", "label", "name", "flag", "voxelwise")
         return cls(labels=[int(c["label"]) for c in clusters],
                    flags=[c.get("flag", "") for c in clusters],
                    stats=[{k: v for k, v in c.items() if k not in keys} for c in clusters],
                    hu_offset=float(d.get("hu_offset", 0.0)),
-                   rules=AssignmentRules(**d.get("rules", {})),
-                   edited=list(d.get("edited", [])))
+                   healthy_mode_hu=float(d.get("healthy_mode_hu", float("nan"))),
+                   rules=AssignmentRules(**{k: tuple(v) if isinstance(v, list) else v
+                                            for k, v in d.get("rules", {}).items()}),
+                   edited=list(d.get("edited", [])),
+                   voxelwise=[bool(c.get("voxelwise", False)) for c in clusters])
 
 
 def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *, border: int = 8,
@@ -164,6 +191,19 @@ def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *, border: i
     if air.size < 1000:
         return 0.0
     return float(np.clip(np.median(air) - nominal_air, -max_offset, max_offset))
+
+
+def healthy_boundary(smooth_hu: np.ndarray, hu_offset: float, rules: AssignmentRules) -> tuple[float, float]:
+    """(healthy mode, healthy/GGO boundary) in calibrated HU from the lung histogram."""
+    v = np.asarray(smooth_hu, np.float32) - np.float32(hu_offset)
+    v = v[(v > -950) & (v < -650)]
+    if v.size < 100:
+        return float("nan"), float(rules.healthy_below)
+    hist, edges = np.histogram(v, bins=np.arange(-950, -645, 5))
+    hist = np.convolve(hist, np.ones(5) / 5, mode="same")
+    mode = float(edges[int(hist.argmax())] + 2.5)
+    lo, hi = rules.healthy_below_range
+    return mode, float(np.clip(mode + rules.healthy_margin, lo, hi))
 
 
 def cluster_stats(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Optional[np.ndarray] = None,
@@ -219,7 +259,7 @@ def cluster_stats(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Option
     return out
 
 
-def _label_of(s: dict, r: AssignmentRules) -> tuple[int, str]:
+def _label_of(s: dict, r: AssignmentRules, healthy_texture: float = 0.0) -> tuple[int, str]:
     mean, tex = s["mean_hu"], s.get("texture_std_hu", float("nan"))
     if not np.isfinite(mean):
         return int(Tissue.HEALTHY), "empty cluster"
@@ -232,7 +272,7 @@ def _label_of(s: dict, r: AssignmentRules) -> tuple[int, str]:
     if mean < r.emphysema_below:
         # very low mean but few voxels below -950: noisy healthy lung or airway wall mix
         return int(Tissue.HEALTHY), flag or "low density but little below -950 HU"
-    if (np.isfinite(tex) and tex >= r.fibrosis_std
+    if (np.isfinite(tex) and tex >= max(r.fibrosis_std, r.fibrosis_texture_ratio * healthy_texture)
             and r.healthy_below - 50 <= mean < r.ggo_below + 50):
         return int(Tissue.FIBROSIS), flag
     if mean < r.healthy_below:
@@ -250,7 +290,8 @@ def assign_labels(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Option
 
     Parameters
     ----------
-    hu_vox : (N,) HU of the lung voxels (uncalibrated; ``hu_offset`` is subtracted here).
+    hu_vox : (N,) HU of the lung voxels (uncalibrated; ``hu_offset`` is subtracted here);
+        the statistics are of these values (the engine passes the raw voxel HU).
     posteriors : (N, K) cluster posteriors.
     texture : (N,) local HU standard deviation, for fibrosis.
     hu_offset : from :func:`calibrate_hu`.
@@ -259,29 +300,67 @@ def assign_labels(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Option
     -------
     LabelMapping (statistics in calibrated HU).
     """
+    mode, boundary = healthy_boundary(hu_vox, hu_offset, rules)
+    rules = replace(rules, healthy_below=boundary)
     stats = cluster_stats(np.asarray(hu_vox, np.float32) - np.float32(hu_offset), posteriors,
                           texture=texture)
-    pairs = [_label_of(s, rules) for s in stats]
+    healthy = [st for st in stats if np.isfinite(st["mean_hu"])
+               and rules.emphysema_below <= st["mean_hu"] < rules.healthy_below]
+    tex0 = max(healthy, key=lambda st: st["fraction"])["texture_std_hu"] if healthy else 0.0
+    tex0 = float(tex0) if np.isfinite(tex0) else 0.0
+    pairs = [_label_of(s, rules, tex0) for s in stats]
+    voxelwise = [f.startswith("mixed") for _, f in pairs]
     return LabelMapping(labels=[p[0] for p in pairs], flags=[p[1] for p in pairs], stats=stats,
-                        hu_offset=float(hu_offset), rules=rules)
+                        hu_offset=float(hu_offset), rules=rules, healthy_mode_hu=mode,
+                        voxelwise=voxelwise)
+
+
+def density_label(hu: np.ndarray, rules: AssignmentRules, hu_offset: float = 0.0) -> np.ndarray:
+    """(N,) uint8 label of each voxel from its (smoothed) HU alone, with the rules' boundaries."""
+    h = np.asarray(hu, np.float32) - np.float32(hu_offset)
+    out = np.full(h.shape, Tissue.CONSOLIDATION, np.uint8)
+    out[h < rules.ggo_below] = Tissue.GGO
+    out[h < rules.healthy_below] = Tissue.HEALTHY
+    out[h < rules.emphysema_gate_hu] = Tissue.EMPHYSEMA
+    return out
 
 
 def label_probabilities(posteriors: np.ndarray, mapping: LabelMapping, *,
-                        smooth_hu: Optional[np.ndarray] = None, chunk: int = 1_000_000) -> np.ndarray:
+                        smooth_hu: Optional[np.ndarray] = None,
+                        context_hu: Optional[np.ndarray] = None,
+                        chunk: int = 1_000_000) -> np.ndarray:
     """(N, 6) float32 label posteriors: cluster posteriors summed per label.
 
     With ``smooth_hu`` (N,) (smoothed, *uncalibrated* HU of each voxel) the
     emphysema voxel gate moves the emphysema mass of voxels denser than
-    ``rules.emphysema_gate_hu`` to healthy.
+    ``rules.emphysema_gate_hu`` to healthy. With ``context_hu`` (N,) (large-
+    scale masked mean HU, uncalibrated) and ``rules.context_gate``, the GGO,
+    fibrosis and consolidation mass of voxels whose context is lighter than
+    ``rules.healthy_below`` moves to healthy (vessels in healthy lung).
     """
     m = mapping.matrix()
+    vw = np.zeros(mapping.n_clusters, bool)
+    vw[:len(mapping.voxelwise)] = mapping.voxelwise[:mapping.n_clusters]
+    if vw.any() and smooth_hu is not None:
+        m[vw] = 0.0
+    else:
+        vw[:] = False
     out = np.empty((posteriors.shape[0], N_LABELS), np.float32)
     gate = mapping.rules.emphysema_gate_hu + mapping.hu_offset
     for s in range(0, posteriors.shape[0], chunk):
-        p = posteriors[s:s + chunk].astype(np.float32) @ m
+        post = posteriors[s:s + chunk].astype(np.float32)
+        p = post @ m
+        if vw.any():
+            lab = density_label(smooth_hu[s:s + chunk], mapping.rules, mapping.hu_offset)
+            p[np.arange(len(p)), lab] += post[:, vw].sum(1)
         if smooth_hu is not None:
             dense = smooth_hu[s:s + chunk] > gate
             p[dense, Tissue.HEALTHY] += p[dense, Tissue.EMPHYSEMA]
             p[dense, Tissue.EMPHYSEMA] = 0.0
+        if context_hu is not None and mapping.rules.context_gate:
+            light = context_hu[s:s + chunk] < mapping.rules.healthy_below + mapping.hu_offset
+            for t in (Tissue.GGO, Tissue.FIBROSIS, Tissue.CONSOLIDATION):
+                p[light, Tissue.HEALTHY] += p[light, t]
+                p[light, t] = 0.0
         out[s:s + chunk] = p
     return out

@@ -46,6 +46,7 @@ class SegmentationResult:
         the final clustering (``"final"``) and for each feature set / timestep alone.
     mapping : the cluster -> label :class:`~.assign.LabelMapping`.
     smooth_hu : (N,) float32 smoothed HU of the lung voxels (voxel emphysema gate).
+    context_hu : (N,) float32 large-scale masked mean HU of the lung voxels (vessel gate).
     hu : (Z, Y, X) HU the segmentation was computed on (a reference, not a copy).
     spacing : mm ``(z, y, x)``.
     gmm : the fitted :class:`~.gmm.GaussianMixture`.
@@ -61,6 +62,7 @@ class SegmentationResult:
     smooth_hu: np.ndarray
     hu: np.ndarray
     spacing: tuple
+    context_hu: Optional[np.ndarray] = None
     gmm: Optional[GaussianMixture] = None
     timings: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
@@ -84,7 +86,8 @@ def apply_mapping(result: SegmentationResult, mapping: LabelMapping, *,
     -------
     (Z, Y, X) uint8 labels.
     """
-    probs = label_probabilities(result.posteriors, mapping, smooth_hu=result.smooth_hu)
+    probs = label_probabilities(result.posteriors, mapping, smooth_hu=result.smooth_hu,
+                                context_hu=result.context_hu)
     refine = result.params.get("refine", True) if refine is None else refine
     if refine:
         return refine_labels(probs, result.lung, result.hu, result.spacing,
@@ -232,7 +235,7 @@ def segment_volume(
     # -- labels -------------------------------------------------------------------
     t = time.perf_counter()
     offset = calibrate_hu(hu, lung) if hu_preservation else 0.0
-    mapping = assign_labels(smooth_hu, post, texture=texture, hu_offset=offset, rules=rules)
+    mapping = assign_labels(hu[lung], post, texture=texture, hu_offset=offset, rules=rules)
     timings["assignment"] = time.perf_counter() - t
     report(progress, 800, 1000, "labels")
 
@@ -245,6 +248,7 @@ def segment_volume(
     result = SegmentationResult(labels=np.zeros(hu.shape, np.uint8), lung=lung_u8,
                                 posteriors=post.astype(np.float16), clusters=clusters,
                                 mapping=mapping, smooth_hu=smooth_hu.astype(np.float32), hu=hu,
+                                context_hu=(dens[:, 3] * 100.0).astype(np.float32),
                                 spacing=tuple(volume.spacing), gmm=gmm, timings=timings,
                                 params=params)
     t = time.perf_counter()

@@ -62,7 +62,7 @@ def density_features(
     spacing: Sequence[float],
     *,
     scales_mm: Sequence[float] = (3.0, 9.0),
-    smooth_mm: float = 0.7,
+    smooth_mm: float = 1.0,
     slab: int = 32,
     progress: Optional[ProgressCallback] = None,
 ) -> np.ndarray:

@@ -8,8 +8,10 @@ density edges:
    Gaussian of ``smooth_mm``), in HU per mm (each axis divided by its spacing).
 2. **Edge stopping.** A conductance ``c = 1 / (1 + (G / kappa)^2)``
    (Perona-Malik); ``kappa`` (HU/mm) is the gradient at which ``c = 1/2``.
-   Lesion borders (hundreds of HU over 1-2 mm) get ``c`` near 0; parenchymal
-   noise near 1.
+   By default (``kappa=None``) it is ``kappa_noise`` times the median gradient
+   inside the lung (the noise level of this scan), at least 20 HU/mm: lesion
+   borders (hundreds of HU over 1-2 mm) get ``c`` near 0, parenchymal noise
+   near 1, on smooth and on sharp kernels alike.
 3. **Diffusion.** ``iterations`` explicit steps of
    ``p += step * sum_faces w_axis * min(c_i, c_j) * (p_j - p_i)`` over the 6
    face neighbours, only between two lung voxels (no flux through the lung
@@ -20,7 +22,7 @@ density edges:
    smaller than ``min_component_mm3`` take the label of the nearest voxel
    outside any small component.
 
-Defaults: ``smooth_mm=0.7``, ``kappa=60`` HU/mm, ``iterations=4``,
+Defaults: ``smooth_mm=0.7``, ``kappa=None`` (``kappa_noise=3``), ``iterations=4``,
 ``step=1/6``, ``min_component_mm3=20``. The work is done in z-slabs of the
 lung's bounding box with a halo of ``iterations`` slices (exact, bounded memory).
 """
@@ -145,7 +147,8 @@ def refine_labels(
     hu: np.ndarray,
     spacing: Sequence[float],
     *,
-    kappa: float = 60.0,
+    kappa: Optional[float] = None,
+    kappa_noise: float = 3.0,
     iterations: int = 4,
     step: float = 1.0 / 6.0,
     smooth_mm: float = 0.7,
@@ -176,6 +179,11 @@ def refine_labels(
     halo = int(iterations) + 2
     nz = lung_b.shape[0]
     out = np.zeros(lung.shape, np.uint8)
+    if kappa is None:
+        mid = slice(max(0, nz // 2 - slab // 2), min(nz, nz // 2 + slab // 2 + 1))
+        g = sobel_magnitude(np.asarray(hu[box][mid], np.float32), spacing, smooth_mm=smooth_mm)
+        inner = g[lung_b[mid]]
+        kappa = max(20.0, kappa_noise * float(np.median(inner))) if inner.size else 60.0
     starts = list(range(0, nz, slab))
     for i, s in enumerate(starts):
         e = min(s + slab, nz)

@@ -1,0 +1,66 @@
+import json
+
+import numpy as np
+import pytest
+
+from diffseglung_core.labels import Tissue
+from diffseglung_core.segment.assign import (LabelMapping, assign_labels, calibrate_hu,
+                                             label_probabilities)
+from diffseglung_core.segment.engine import segment_volume
+
+from seg_synth import make_chest
+
+
+def _dice(a, b):
+    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
+def test_no_emphysema_when_the_scan_has_none():
+    vol, lung, gt = make_chest(lesions=(2, 5))
+    res = segment_volume(vol, lung_mask=lung, features="density", device="cpu")
+    # many clusters, but none is emphysema: labels come from absolute HU, not rank
+    assert Tissue.EMPHYSEMA not in res.mapping.labels
+    assert (res.labels == Tissue.EMPHYSEMA).sum() == 0
+    assert _dice(res.labels == Tissue.GGO, gt == Tissue.GGO) > 0.8
+
+
+def test_calibration_follows_a_shifted_scan():
+    # the whole scan (outside air included) reads 60 HU high, as with a bad calibration
+    vol, lung, gt = make_chest(shift_hu=60.0)
+    assert calibrate_hu(vol.hu, lung) == pytest.approx(60.0, abs=5.0)
+    res = segment_volume(vol, lung_mask=lung, features="density", device="cpu")
+    for t in (Tissue.HEALTHY, Tissue.EMPHYSEMA, Tissue.GGO, Tissue.CONSOLIDATION):
+        assert _dice(res.labels == t, gt == t) > 0.8, t
+
+
+def test_crop_without_outside_air_has_no_offset():
+    vol, lung, _ = make_chest()
+    assert calibrate_hu(vol.hu[:, 20:70, 20:70], lung[:, 20:70, 20:70]) == 0.0
+
+
+def test_flags_and_labels_from_cluster_statistics():
+    rng = np.random.default_rng(0)
+    hu = np.concatenate([rng.normal(-860, 20, 4000), rng.normal(-980, 10, 1000),
+                         rng.normal(-450, 40, 1000), rng.normal(400, 30, 300)]).astype(np.float32)
+    post = np.zeros((len(hu), 4), np.float32)
+    post[np.arange(len(hu)), np.repeat([0, 1, 2, 3], [4000, 1000, 1000, 300])] = 1
+    m = assign_labels(hu, post, texture=np.full(len(hu), 40.0, np.float32))
+    assert m.labels == [Tissue.HEALTHY, Tissue.EMPHYSEMA, Tissue.GGO, Tissue.CONSOLIDATION]
+    assert m.flags[3] and not any(m.flags[:3])  # bone-dense cluster is flagged
+    assert m.stats[1]["laa950"] > 0.9
+
+
+def test_mapping_edit_and_round_trip():
+    rng = np.random.default_rng(1)
+    hu = rng.normal(-850, 30, 2000).astype(np.float32)
+    post = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 2000)]
+    m = assign_labels(hu, post)
+    m2 = m.with_label(1, Tissue.GGO)
+    assert m.labels[1] == Tissue.HEALTHY and m2.labels[1] == Tissue.GGO and m2.edited == [1]
+    back = LabelMapping.from_dict(json.loads(json.dumps(m2.to_dict())))
+    assert back.labels == m2.labels and back.rules == m2.rules and back.edited == [1]
+    probs = label_probabilities(post, m2)
+    assert probs.shape == (2000, 6)
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    with pytest.raises(ValueError):
+        m.with_label(0, 9)
