@@ -93,7 +93,7 @@ def preview_slice(result: SegmentationResult, z: int, *, refine: bool,
     """(Y, X) labels of slice ``z`` with or without Sobel-Diffusion Fusion."""
     from diffseglung_core.viewer_support import refine_slice
 
-    probs = label_probabilities(result.posteriors, result.mapping, smooth_hu=result.smooth_hu)
+    probs = label_probabilities(result.posteriors, result.mapping, **_gates(result))
     if refine:
         return refine_slice(probs, result.lung, result.hu, result.spacing, z, **refine_options)
     from diffseglung_core.segment.refine import argmax_labels
@@ -101,3 +101,11 @@ def preview_slice(result: SegmentationResult, z: int, *, refine: bool,
     per_z = (np.asarray(result.lung) > 0).reshape(result.lung.shape[0], -1).sum(1)
     start = int(per_z[:z].sum())
     return argmax_labels(probs[start:start + int(per_z[z])], result.lung[z:z + 1])[0]
+
+
+def _gates(result: SegmentationResult) -> dict:
+    """The per-voxel density gates ``apply_mapping`` passes to ``label_probabilities``."""
+    gates = {"smooth_hu": result.smooth_hu}
+    if getattr(result, "context_hu", None) is not None:
+        gates["context_hu"] = result.context_hu
+    return gates

@@ -1,0 +1,194 @@
+"""Segment, Clusters and Refine widgets end to end on a phantom with known labels (Xvfb)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QTimer
+
+from diffseglung_core.labels import Tissue
+from diffseglung_core.segment import apply_mapping, segment_volume
+from napari_diffseglung._layers import RESULT_KEY, image_layer_data
+from napari_diffseglung._sample_data import phantom_small
+from napari_diffseglung._widgets.clusters import ClustersWidget
+from napari_diffseglung._widgets.export import ExportWidget
+from napari_diffseglung._widgets.segment import EDITS_KEY, SegmentWidget, cuda_warning
+
+pytestmark = pytest.mark.gui
+phantom_mod = pytest.importorskip("diffseglung_core.phantom")
+
+SHAPE = (16, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return phantom_mod.make_phantom(SHAPE, seed=0)
+
+
+def _wait(qtbot, job, timeout=60_000):
+    qtbot.waitUntil(lambda: job.outcome is not None and not job.worker.is_running, timeout=timeout)
+
+
+def _segment(viewer, qtbot, phantom, features="density"):
+    data, kwargs, _ = image_layer_data(phantom.volume, "phantom")
+    viewer.add_image(data, **kwargs)
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.features_combo.setCurrentText(features)
+    widget.k_spin.setValue(5)
+    job = widget.run()
+    return widget, job
+
+
+def test_segment_end_to_end_on_phantom(make_napari_viewer, qtbot, phantom):
+    viewer = make_napari_viewer()
+    widget, job = _segment(viewer, qtbot, phantom, features="radiomics")
+    assert widget.cancel_btn.isEnabled() and not widget.run_btn.isEnabled()
+    _wait(qtbot, job)
+    assert job.outcome == "done", widget.status.text()
+    layer = viewer.layers["phantom segmentation"]
+    result = layer.metadata[RESULT_KEY]
+    # same answer as the engine called directly (no algorithm in the widget)
+    direct = segment_volume(phantom.volume, features="radiomics", k=5)
+    assert np.array_equal(layer.data, direct.labels)
+    # the phantom's lesions are found: healthy and GGO agree with the ground truth
+    truth = phantom.labels
+    for tissue in (Tissue.HEALTHY, Tissue.GGO):
+        inter = np.count_nonzero((layer.data == tissue) & (truth == tissue))
+        dice = 2 * inter / (np.count_nonzero(layer.data == tissue) + np.count_nonzero(truth == tissue))
+        assert dice > 0.6, (tissue, dice)
+    # one named colour per class
+    assert np.allclose(layer.colormap.map(np.array([2]))[0][:3], (1.0, 0.85, 0.2), atol=0.01)
+    assert list(layer.features["class"])[2] == "ground-glass opacity"
+    # cluster maps of each clustering as hidden layers, and the computed lung mask
+    names = [f"phantom clusters {key}" for key in result.clusters]
+    assert {"final", "radiomics"} <= set(result.clusters)
+    for name in names:
+        assert not viewer.layers[name].visible
+        assert viewer.layers[name].data.max() == 5
+    assert not viewer.layers["phantom lung mask"].visible
+    assert widget.run_btn.isEnabled() and not widget.cancel_btn.isEnabled()
+
+
+def test_cancel_stops_the_run_and_gui_stays_responsive(make_napari_viewer, qtbot, phantom):
+    viewer = make_napari_viewer()
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(5)
+    widget, job = _segment(viewer, qtbot, phantom, features="radiomics")
+    # the event loop runs while the worker works: timer ticks and progress updates arrive
+    qtbot.waitUntil(lambda: widget.bar.maximum() > 0 and widget.bar.value() > 0, timeout=30_000)
+    assert job.worker.is_running
+    seen = len(ticks)
+    qtbot.waitUntil(lambda: len(ticks) > seen + 3, timeout=5_000)
+    assert job.worker.is_running
+    widget.cancel()
+    _wait(qtbot, job)
+    timer.stop()
+    assert job.outcome == "cancelled" and widget.status.text() == "cancelled"
+    assert "phantom segmentation" not in viewer.layers
+    assert widget.run_btn.isEnabled()
+
+
+def test_engine_errors_are_notifications(make_napari_viewer, qtbot, phantom):
+    viewer = make_napari_viewer()
+    data, kwargs, _ = image_layer_data(phantom.volume, "phantom")
+    viewer.add_image(data, **kwargs)
+    viewer.add_labels(np.zeros(SHAPE, np.uint8), name="empty mask")
+    widget = SegmentWidget(viewer)
+    widget.mask_combo.set_layer(viewer.layers["empty mask"])
+    job = widget.run()
+    _wait(qtbot, job)
+    assert job.outcome == "error" and "lung voxels" in widget.status.text()
+
+
+def test_cuda_warning():
+    import torch
+
+    assert cuda_warning("cpu") == "" and cuda_warning("auto") == ""
+    assert (cuda_warning("cuda") == "") == torch.cuda.is_available()
+
+
+def test_remap_keeps_hand_edits_and_resets(make_napari_viewer, qtbot, phantom):
+    viewer = make_napari_viewer()
+    widget, job = _segment(viewer, qtbot, phantom)
+    clusters = ClustersWidget(viewer)
+    _wait(qtbot, job)
+    layer = viewer.layers["phantom segmentation"]
+    assert clusters.result_combo.layer() is layer
+    result = layer.metadata[RESULT_KEY]
+    assert clusters.table.rowCount() == 5
+    assert [r["voxels"] for r in clusters.rows] == [s["n_voxels"] for s in result.mapping.stats]
+    # a hand edit: paint a healthy voxel as fibrosis
+    healthy = np.argwhere(layer.data == Tissue.HEALTHY)
+    edit = tuple(int(i) for i in healthy[len(healthy) // 2])
+    layer.brush_size = 1
+    layer.paint(edit, Tissue.FIBROSIS, refresh=True)
+    assert layer.data[edit] == Tissue.FIBROSIS
+    assert np.count_nonzero(layer.data != result.labels) == 1
+    # remap a cluster from its dropdown: the first (cluster, label) change that moves voxels
+    # (the engine's per-voxel density gates may veto some changes)
+    target, new_label, expected = _effective_remap(result)
+    box = clusters.label_box(target)
+    box.setCurrentIndex(box.findData(int(new_label)))
+    _wait(qtbot, clusters.job)
+    after = np.asarray(layer.data)
+    assert after[edit] == Tissue.FIBROSIS  # never lose an edit
+    # everywhere else: exactly the engine's labels under the new mapping
+    others = np.ones(SHAPE, bool)
+    others[edit] = False
+    assert np.array_equal(after[others], expected[others])
+    assert np.count_nonzero(after != result.labels) > 50
+    assert layer.metadata[RESULT_KEY].mapping.labels[target] == new_label
+    assert layer.metadata[EDITS_KEY].n_edited == 1
+    # reset to the default mapping: the automatic labels come back, the edit stays
+    job = clusters.reset()
+    _wait(qtbot, job)
+    expected = result.labels.copy()
+    expected[edit] = Tissue.FIBROSIS
+    assert np.array_equal(layer.data, expected)
+    assert clusters.label_box(target).currentData() == result.mapping.labels[target]
+
+
+def _effective_remap(result):
+    for cluster, current in enumerate(result.mapping.labels):
+        for label in (Tissue.GGO, Tissue.CONSOLIDATION, Tissue.FIBROSIS, Tissue.HEALTHY):
+            if label == current:
+                continue
+            expected = apply_mapping(result, result.mapping.with_label(cluster, label))
+            if np.count_nonzero(expected != result.labels) > 50:
+                return cluster, label, expected
+    raise AssertionError("no cluster remap changes the labels")
+
+
+def test_refine_preview_and_apply(make_napari_viewer, qtbot, phantom):
+    viewer = make_napari_viewer()
+    widget, job = _segment(viewer, qtbot, phantom)
+    _wait(qtbot, job)
+    layer = viewer.layers["phantom segmentation"]
+    export = ExportWidget(viewer)
+    export.labels_combo.set_layer(layer)
+    z = SHAPE[0] // 2
+    viewer.dims.set_current_step(0, z)
+    # with the run's settings the preview slice is the result's slice
+    export.refine_params["min_component_mm3"].setValue(20.0)
+    assert np.array_equal(export.preview(), layer.data[z])
+    assert "0 voxels differ" in export.status.text()
+    # refinement off: the raw argmax is noisier (more voxels differ), shown in its own layer
+    export.refine_box.setChecked(False)
+    raw = export.preview()
+    assert np.count_nonzero(raw != layer.data[z]) > 0
+    assert np.array_equal(viewer.layers["phantom segmentation refine preview"].data[z], raw)
+    # applying to the volume replaces the labels with the unrefined argmax
+    job = export.apply_refine()
+    _wait(qtbot, job)
+    assert np.array_equal(layer.data[z], raw)
+    assert layer.metadata[RESULT_KEY].params["refine"] is False
+
+
+def test_sample_data_has_ground_truth():
+    image, truth = phantom_small()
+    assert image[2] == "image" and truth[2] == "labels"
+    assert image[0].shape == truth[0].shape and set(np.unique(truth[0])) == set(range(6))
+    assert image[1]["contrast_limits"] == (-1350.0, 150.0)
