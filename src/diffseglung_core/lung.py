@@ -560,20 +560,24 @@ def _costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float
     """Pockets of each axial slice's convex hull of ``lung`` against the chest wall.
 
     A pocket (a component of hull minus lung, opened by a disk of ``min_mm``)
-    is kept when the hull's edge across it (its chord) runs along the chest
-    wall: no deeper below the skin than ``wall_margin_mm`` more than the
-    lung's own costal surface, and its centre does not lie from the lung's
-    centre towards ``medial_x`` (the body's middle). Pockets of the
-    mediastinum, the heart, the hilum and the liver under a basal crescent of
-    lung have chords deep inside the body and are left out.
+    passes when the hull's edge across it (its chord) runs along the chest
+    wall, no deeper below the skin than ``wall_margin_mm`` more than the
+    lung's own costal surface; its centre does not lie from the lung's centre
+    towards ``medial_x`` (the body's middle); and it is smaller than half the
+    lung in that slice. Pockets are then joined across slices, and a stack
+    that fails anywhere is dropped whole: the mediastinum, the heart and the
+    hilum (deep chords, medial) and the liver, spleen or stomach under the
+    diaphragm (a pocket that grows larger than the lung near the base) stay out.
     """
     from skimage.morphology import convex_hull_image
 
-    out = np.zeros_like(lung)
+    passed = np.zeros_like(lung)
+    failed = np.zeros_like(lung)
     disk = _disk(max(1, int(round(min_mm / min(spacing[1:])))))
     for z in range(lung.shape[0]):
         sl = lung[z]
-        if np.count_nonzero(sl) < 10:
+        area = np.count_nonzero(sl)
+        if area < 10:
             continue
         hull = convex_hull_image(sl)
         pockets = ndi.binary_opening(hull & ~sl, disk)
@@ -586,15 +590,23 @@ def _costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float
         chord = pockets & ~ndi.binary_erosion(hull)
         cy, cx = ndi.center_of_mass(sl)
         inward = np.array([0.0, np.sign(medial_x - cx)])
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
         centres = ndi.center_of_mass(pockets, lab, range(1, n + 1))
         chord_depth = ndi.maximum(depth, lab * chord, range(1, n + 1))
-        keep = np.zeros(n + 1, bool)
+        ok = np.zeros(n + 1, bool)
         for i, (y, x) in enumerate(centres, start=1):
             d = np.array([(y - cy) * spacing[1], (x - cx) * spacing[2]])
-            keep[i] = (d @ inward < 0.3 * np.linalg.norm(d)
-                       and chord_depth[i - 1] <= wall + wall_margin_mm)
-        out[z] = keep[lab]
-    return out
+            ok[i] = (d @ inward < 0.3 * np.linalg.norm(d)
+                     and chord_depth[i - 1] <= wall + wall_margin_mm
+                     and sizes[i] < 0.5 * area)
+        passed[z] = ok[lab]
+        failed[z] = pockets & ~passed[z]
+    if not passed.any():
+        return passed
+    lab, n = ndi.label(passed | failed)
+    bad = np.bincount(lab[failed], minlength=n + 1) > 0
+    bad[0] = True
+    return ~bad[lab]
 
 
 def _thick_parts(added: np.ndarray, spacing, r_mm: float, *, lung: Optional[np.ndarray] = None,
