@@ -155,3 +155,12 @@ def test_cli_lungmask_and_precompute(tmp_path, capsys):
                  "--patch-size", "4", "8", "8", "--workers", "1"]) == 0
     ds = PatchDataset(dest)
     assert len(ds) == 4 and {ds[0][1], ds[3][1]} == {"chest0", "chest1"}
+
+
+def test_scan_id():
+    from diffseglung_core.patches import scan_id
+
+    assert scan_id("/data/chest0.nii.gz") == "chest0"
+    assert scan_id("/data/patient-17/dicom") == "patient-17"
+    assert scan_id("/data/patient-17") == "patient-17"
+    assert scan_id(CTVolume.from_array(np.zeros((1, 2, 2)), SPACING), 3) == "scan0003"

@@ -54,6 +54,9 @@ SETTINGS_FILE = "patches.json"
 
 Scan = Union[str, os.PathLike, CTVolume]
 
+#: Folder names too generic to name a scan; the parent folder's name is used.
+_GENERIC_FOLDERS = {"dicom", "dcm", "ct", "images", "image", "series", "scan", "data"}
+
 
 def _corner(centre, size) -> np.ndarray:
     """Lower corner of a box of ``size`` centred on ``centre`` (centre at index size // 2)."""
@@ -188,13 +191,17 @@ def extract_patches(hu: np.ndarray, lung: np.ndarray, centres: np.ndarray,
 
 
 def scan_id(scan: Scan, index: int = 0) -> str:
-    """A short name for a scan: the file name without extensions, or the DICOM folder's name."""
+    """A short name for a scan: the file name without extensions, or the DICOM folder's name
+    (its parent's name when the folder is called ``dicom``, ``ct``, ...)."""
     if isinstance(scan, CTVolume):
         path = scan.source.path
         if not path:
             return f"scan{index:04d}"
         scan = path
-    name = Path(scan).name
+    path = Path(scan)
+    name = path.name
+    if name.lower() in _GENERIC_FOLDERS and path.parent.name:
+        name = path.parent.name  # .../patient-17/dicom -> patient-17
     for ext in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".npz", ".zip", ".tif", ".tiff", ".dcm", ".mha"):
         if name.lower().endswith(ext):
             return name[: -len(ext)]
