@@ -144,7 +144,7 @@ def _lung_points(grid: Grid, lung: np.ndarray) -> LungPoints:
     index = np.flatnonzero(lung)
     mm = grid.coords(index)
     # distance to the border on a grid of about 2 mm: cheap for large phantoms
-    f = [max(1, int(round(2.0 / s))) if n > 1 else 1 for s, n in zip(grid.step, grid.shape)]
+    f = [max(1, int(np.ceil(2.0 / s - 1e-3))) if n > 1 else 1 for s, n in zip(grid.step, grid.shape)]
     small = lung[::f[0], ::f[1], ::f[2]] > 0
     step = [s * k for s, k in zip(grid.step, f)]
     padded = np.pad(small, [(0, 0) if n == 1 else (1, 1) for n in grid.shape])
@@ -160,7 +160,15 @@ def _draw_trees(grid: Grid, hu: np.ndarray, lung: np.ndarray, labels: np.ndarray
                 par, rng: np.random.Generator) -> None:
     """Pulmonary arteries and veins (blood), bronchi (wall and air), air bronchograms."""
     occ = np.zeros(grid.shape, np.float32)
-    n_targets = int(np.clip(len(pts.index) // 40, 16, 320))
+    n_targets = int(np.clip(len(pts.index) // 20, 16, 900))
+    # a target lies anywhere in its voxel along z (thick slices: vessels cross them obliquely)
+    jitter = min(grid.step[0] / 2, 40.0)
+
+    def targets(own: np.ndarray, n: int) -> np.ndarray:
+        out = pts.mm[rng.choice(own, size=min(n, own.size), replace=False)].astype(np.float64)
+        out[:, 0] += rng.uniform(-jitter, jitter, len(out))
+        return out
+
     vessels, airways = [], []
     for side in (1, 2):
         own = np.flatnonzero(pts.side == side)
@@ -168,10 +176,8 @@ def _draw_trees(grid: Grid, hu: np.ndarray, lung: np.ndarray, labels: np.ndarray
             continue
         roots = chest.hila[side]
         for kind, radius in (("artery", 8.5), ("vein", 7.5)):
-            targets = pts.mm[rng.choice(own, size=min(n_targets, own.size), replace=False)]
-            vessels += grow_tree(roots[kind], radius, targets)
-        targets = pts.mm[rng.choice(own, size=min(n_targets // 4, own.size), replace=False)]
-        airways += grow_tree(roots["airway"], 5.5, targets, min_radius=1.0)
+            vessels += grow_tree(roots[kind], radius, targets(own, n_targets))
+        airways += grow_tree(roots["airway"], 5.5, targets(own, n_targets // 4), min_radius=1.0)
     inside = (lung > 0) | chest.mediastinum
     # vessels: blood, but none through bullae
     draw_tubes(occ, grid, vessels)

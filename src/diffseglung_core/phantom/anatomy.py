@@ -58,7 +58,7 @@ def lung_shapes(grid: Grid) -> np.ndarray:
     """
     z, y, x = grid.z, grid.y, grid.x
     s = (z - LUNG_BASE) / (LUNG_APEX - LUNG_BASE)
-    taper = np.sqrt(np.clip(1 - (np.clip(s - 0.55, 0, None) / 0.45) ** 2, 0, 1)).astype(np.float32)
+    taper = np.sqrt(np.clip(1 - (np.clip(s - 0.45, 0, None) / 0.55) ** 2, 0, 1)).astype(np.float32)
     cavity = _ellipse(x, y, 0, 0, *CAVITY) < 1
     media = mediastinum(grid)
     out = np.zeros(grid.shape, np.uint8)
@@ -156,8 +156,13 @@ def build_chest(grid: Grid, rng: np.random.Generator) -> Chest:
     body2d = r_body < 1
     fat_depth = 1 - 16.0 / BODY[1]
     hu[np.broadcast_to(body2d, grid.shape)] = FAT
-    muscle = np.broadcast_to((r_body < fat_depth) & (_ellipse(x, y, 0, 0, *CAVITY) > 0.0), grid.shape)
-    hu[muscle] = SOFT
+    muscle = (r_body < fat_depth) & (_ellipse(x, y, 0, 0, *CAVITY) > 0.0)
+    # fat planes between the chest-wall muscles, pectoral and paraspinal muscle bellies
+    theta = np.arctan2(x / BODY[0], y / BODY[1])
+    planes = (np.abs(np.sin(5 * theta)) < 0.12) & (r_body > 0.9 * fat_depth)
+    bellies = ((_ellipse(np.abs(x), y, 62, -112, 55, 10) < 1)
+               | (_ellipse(np.abs(x), y, 32, 96, 20, 22) < 1)) & (r_body < 0.99)
+    hu[np.broadcast_to((muscle & ~planes) | bellies, grid.shape)] = SOFT
     # mediastinum: fat with heart, great vessels, oesophagus
     media = mediastinum(grid)
     hu[media] = FAT + 20

@@ -66,6 +66,14 @@ def _claim(score: np.ndarray, free: np.ndarray, count: int) -> np.ndarray:
     return out
 
 
+def _edge_weight(score: np.ndarray, region: np.ndarray, width: float) -> np.ndarray:
+    """A soft 0..1 ramp across the border of ``region`` (0.5 on it), ``width`` in score units."""
+    if not region.any():
+        return np.zeros(score.shape, np.float32)
+    threshold = float(score[region].min())
+    return np.clip(0.5 + (score - threshold) / width, 0.0, 1.0).astype(np.float32)
+
+
 def _pick(rng: np.random.Generator, pts: LungPoints, where: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """A random point (3,) among ``where`` (else among ``fallback``)."""
     cand = np.flatnonzero(where)
@@ -113,14 +121,14 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
             subpleural = (pts.pleura < max(3.0, h)) & (pts.side == 1) & (y > 10)
             basal = z < LUNG_BASE + 110
             c1 = _pick(rng, pts, subpleural & basal, pts.side == 1)
-            c2 = _pick(rng, pts, (pts.side == 2) & (pts.pleura > 12) & (z > 120), pts.side == 2)
+            deep = pts.pleura > 0.6 * float(pts.pleura[pts.side == 2].max(initial=0.0))
+            c2 = _pick(rng, pts, (pts.side == 2) & deep & (z > 120), pts.side == 2)
             field = sample_field(coarse_field(grid, 25.0, rng), grid, pts.mm)
             score = np.maximum(-_dist(pts, c1), -_dist(pts, c2) / 0.7) + 10.0 * field
             region = _claim(score, free, count)
-            tex = sample_field(coarse_field(grid, 4.0, rng), grid, pts.mm)
-            hu[region] = 22.0 + 16.0 * tex[region]
+            hu[region] = 22.0 + 14.0 * tex[region] + 6.0 * lobular[region]
             labels[region] = Tissue.CONSOLIDATION
-            bronchograms += _bronchograms(pts, region, c1, c2, rng)
+            bronchograms += _bronchograms(pts, region, c1, c2, rng, grid.step[0] / 2)
         elif name == "fibrosis":
             field = sample_field(coarse_field(grid, 20.0, rng), grid, pts.mm)
             score = -pts.pleura - 0.3 * (z - LUNG_BASE) + 0.12 * y + 6.0 * field
@@ -131,9 +139,10 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
             field = sample_field(coarse_field(grid, 30.0, rng), grid, pts.mm)
             score = field - 0.012 * pts.pleura
             region = _claim(score, free, count)
-            tex = sample_field(coarse_field(grid, 3.0, rng), grid, pts.mm)
-            fine = sample_field(coarse_field(grid, 10.0, rng), grid, pts.mm)
-            hu[region] = -575.0 + 35.0 * tex[region] + 35.0 * fine[region]
+            # hazy: density ramps up across the border (the label is the half-way contour)
+            w = _edge_weight(score, region, 0.5) * free
+            ggo = -575.0 + 30.0 * tex + 35.0 * lobular
+            hu += w * (ggo - hu)
             labels[region] = Tissue.GGO
         elif name == "emphysema":
             # paraseptal: subpleural bullae in the upper lungs, avascular
@@ -150,8 +159,7 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
             holes = sample_field(coarse_field(grid, max(7.0, 1.5 * h), rng), grid, pts.mm)
             score = holes + (z - 200.0) / 70.0
             centri = _claim(score, free, count - int(para.sum()))
-            tex = sample_field(coarse_field(grid, 3.0, rng), grid, pts.mm)
-            hu[centri] = -962.0 + 9.0 * tex[centri]
+            hu[centri] = -962.0 + 8.0 * tex[centri] + 4.0 * lobular[centri]
             region = para | centri
             labels[region] = Tissue.EMPHYSEMA
         free &= ~region
@@ -172,9 +180,12 @@ def _honeycomb(grid: Grid, pts: LungPoints, region: np.ndarray, rng: np.random.G
         return np.zeros(0, np.float32)
     h = grid.h
     cell = max(7.0, 2.5 * h)
-    volume = len(p) * float(np.prod(grid.step))
+    # seeds fill the sampled slab; thick slices sample a slab of about two cells
+    thick = min(grid.step[0], 2 * cell)
+    volume = len(p) * thick * grid.step[1] * grid.step[2]
     n_seeds = int(np.clip(volume / cell ** 3, 4, 200_000))
-    seeds = p[rng.integers(0, len(p), n_seeds)] + rng.uniform(-cell / 2, cell / 2, (n_seeds, 3)).astype(np.float32)
+    jitter = np.array([max(cell, thick) / 2, cell / 2, cell / 2], np.float32)
+    seeds = p[rng.integers(0, len(p), n_seeds)] + rng.uniform(-1, 1, (n_seeds, 3)).astype(np.float32) * jitter
     d, i = cKDTree(seeds).query(p, k=2)
     wall = (d[:, 1] - d[:, 0]) < max(1.2, 0.4 * h)
     cyst_cell = rng.random(n_seeds) < 0.75
@@ -187,7 +198,7 @@ def _honeycomb(grid: Grid, pts: LungPoints, region: np.ndarray, rng: np.random.G
 
 
 def _bronchograms(pts: LungPoints, region: np.ndarray, c1: np.ndarray, c2: np.ndarray,
-                  rng: np.random.Generator) -> list[Segment]:
+                  rng: np.random.Generator, jitter_z: float) -> list[Segment]:
     """Air-filled bronchi branching through each consolidation (air bronchograms)."""
     segments: list[Segment] = []
     hilum = {1: np.array([185.0, 10.0, -40.0]), 2: np.array([180.0, 14.0, 42.0])}
@@ -198,6 +209,7 @@ def _bronchograms(pts: LungPoints, region: np.ndarray, c1: np.ndarray, c2: np.nd
             continue
         side = int(np.bincount(pts.side[cand]).argmax())
         root_i = cand[np.argmin(_dist(pts, hilum[side])[cand])]
-        targets = pts.mm[rng.choice(cand, size=min(16, cand.size), replace=False)]
+        targets = pts.mm[rng.choice(cand, size=min(16, cand.size), replace=False)].astype(np.float64)
+        targets[:, 0] += rng.uniform(-1, 1, len(targets)) * min(jitter_z, 10.0)
         segments += grow_tree(pts.mm[root_i], 2.4, targets, leaf_size=2, reach=0.6)
     return segments

@@ -48,7 +48,7 @@ def grow_tree(root: np.ndarray, radius: float, targets: np.ndarray, *, min_radiu
             side = np.arange(len(pts)) < len(pts) // 2
         n = len(pts)
         for part in (pts[side], pts[~side]):
-            stack.append((end, 0.95 * r * (len(part) / n) ** (1 / 2.7), part))
+            stack.append((end, 0.95 * r * (len(part) / n) ** (1 / 3), part))
     return segments
 
 
