@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from diffseglung_core.evaluate.baselines import density_mask_labels
+from diffseglung_core.evaluate.metrics import dice, evaluate_labels, hd95, volume_error_ml
+from diffseglung_core.labels import Tissue
+
+
+def test_dice_of_known_overlaps():
+    a = np.zeros((10, 10), bool)
+    b = np.zeros((10, 10), bool)
+    a[:, :5] = True
+    b[:, 2:7] = True
+    assert dice(a, b) == pytest.approx(2 * 30 / 100)
+    assert dice(a, a) == 1.0
+    assert np.isnan(dice(np.zeros(3, bool), np.zeros(3, bool)))
+
+
+def test_hd95_is_in_mm_and_spacing_aware():
+    a = np.zeros((20, 30, 30), bool)
+    a[5:15, 5:15, 5:15] = True
+    b = np.roll(a, 3, axis=2)  # shifted by 3 voxels along x
+    assert hd95(a, b, (1.0, 1.0, 1.0)) == pytest.approx(3.0)
+    assert hd95(a, b, (1.0, 1.0, 2.0)) == pytest.approx(6.0)
+    assert hd95(a, a, (1.0, 1.0, 1.0)) == 0.0
+    assert hd95(a, np.zeros_like(a), (1, 1, 1)) == float("inf")
+
+
+def test_volume_error_and_table():
+    gt = np.zeros((4, 10, 10), np.uint8)
+    gt[:, :, :5] = 1
+    gt[:, :, 5:] = 2
+    pred = gt.copy()
+    pred[:, :, 4] = 2
+    assert volume_error_ml(pred == 2, gt == 2, (2.0, 1.0, 1.0)) == pytest.approx(0.08)
+    rows = {r["label"]: r for r in evaluate_labels(pred, gt, (2.0, 1.0, 1.0))}
+    assert rows[1]["dice"] == pytest.approx(2 * 160 / 360)
+    assert np.isnan(rows[3]["dice"]) and rows[2]["hd95_mm"] == pytest.approx(1.0)
+
+
+def test_density_mask_thresholds():
+    hu = np.array([[[-1000, -920, -800, -500, 0, 100]]], np.float32)
+    lung = np.ones_like(hu, bool)
+    lung[0, 0, 5] = False
+    lab = density_mask_labels(hu, lung)
+    assert lab.tolist() == [[[Tissue.EMPHYSEMA, Tissue.HEALTHY, Tissue.HEALTHY, Tissue.GGO,
+                              Tissue.CONSOLIDATION, 0]]]

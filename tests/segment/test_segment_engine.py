@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+
+from diffseglung_core.errors import Cancelled, NoLungFoundError
+from diffseglung_core.labels import Tissue
+from diffseglung_core.segment import apply_mapping, segment_volume
+from diffseglung_core.segment.report import make_report, write_report
+from diffseglung_core.volume import CTVolume
+from seg_synth import make_chest
+
+
+def _dice(a, b):
+    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
+@pytest.fixture(scope="module")
+def result(chest):
+    vol, lung, gt = chest
+    stages = []
+    res = segment_volume(vol, lung_mask=lung, features="density", device="cpu",
+                         progress=lambda d, t, s: stages.append(s))
+    return vol, lung, gt, res, stages
+
+
+def test_segments_all_lesions_of_a_known_chest(result):
+    vol, lung, gt, res, stages = result
+    assert res.labels.dtype == np.uint8 and res.labels.shape == vol.shape
+    assert ((res.labels > 0) == lung).all()
+    for t in (Tissue.HEALTHY, Tissue.EMPHYSEMA, Tissue.GGO, Tissue.CONSOLIDATION):
+        assert _dice(res.labels == t, gt == t) > 0.8, t
+    assert "clustering" in stages and stages[-1] == "done"
+    n = int(lung.sum())
+    assert res.posteriors.shape == (n, res.mapping.n_clusters)
+    assert res.clusters["final"].shape == (n,)
+    assert res.cluster_map().max() == res.mapping.n_clusters or res.cluster_map().max() > 0
+
+
+def test_apply_mapping_relabels_without_features(result):
+    vol, lung, gt, res, _ = result
+    same = apply_mapping(res, res.mapping)
+    np.testing.assert_array_equal(same, res.labels)
+    # map every emphysema cluster to healthy: emphysema disappears, nothing else moves much
+    m = res.mapping
+    for k, lab in enumerate(m.labels):
+        if lab == Tissue.EMPHYSEMA:
+            m = m.with_label(k, Tissue.HEALTHY)
+    new = apply_mapping(res, m, refine=False)
+    assert (new == Tissue.EMPHYSEMA).sum() == 0
+    assert _dice(new == Tissue.GGO, res.labels == Tissue.GGO) > 0.9
+
+
+def test_report_holds_volumes_density_and_mapping(result, tmp_path):
+    vol, lung, gt, res, _ = result
+    rep = make_report(res.labels, vol.hu, vol.spacing, mapping=res.mapping, timings=res.timings,
+                      params=res.params)
+    total = sum(c["volume_ml"] for c in rep["classes"])
+    assert total == pytest.approx(lung.sum() * np.prod(vol.spacing) / 1000)
+    assert sum(c["percent_of_lung"] for c in rep["classes"]) == pytest.approx(100)
+    laa = 100 * (vol.hu[lung] < -950).mean()
+    assert rep["density"]["laa950_percent"] == pytest.approx(laa)
+    assert rep["density"]["pd15_hu"] == pytest.approx(np.percentile(vol.hu[lung], 15))
+    j, c = write_report(rep, tmp_path / "r.json")
+    back = json.loads(j.read_text())
+    assert len(back["mapping"]["clusters"]) == res.mapping.n_clusters
+    assert "emphysema" in c.read_text()
+
+
+def test_cancel_and_empty_lung(chest):
+    vol, lung, _ = chest
+
+    def cancel(done, total, stage):
+        if stage == "clustering":
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        segment_volume(vol, lung_mask=lung, features="density", device="cpu", progress=cancel)
+    with pytest.raises(NoLungFoundError):
+        segment_volume(vol, lung_mask=np.zeros_like(lung), features="density", device="cpu")
+
+
+def test_single_slice_volume():
+    vol, lung, gt = make_chest(shape=(1, 128, 128), spacing=(1.0, 0.8, 0.8))
+    gt2 = gt.copy()
+    res = segment_volume(vol, lung_mask=lung, features="density", device="cpu")
+    assert res.labels.shape == (1, 128, 128)
+    assert _dice(res.labels == Tissue.HEALTHY, gt2 == Tissue.HEALTHY) > 0.9
+
+
+def test_radiomics_features_path_runs(chest):
+    vol, lung, gt = chest
+    res = segment_volume(vol, lung_mask=lung, features="radiomics", device="cpu", n_init=1)
+    assert "radiomics" in res.params["feature_sets"]
+    assert _dice(res.labels == Tissue.HEALTHY, gt == Tissue.HEALTHY) > 0.9
+    assert _dice(res.labels == Tissue.EMPHYSEMA, gt == Tissue.EMPHYSEMA) > 0.5
