@@ -351,6 +351,7 @@ def _track_airways(inside_air: np.ndarray, body: np.ndarray,
     z0, prev = seed
     airway[z0] = prev
     prev_area = prev.sum()
+    split, merged_mm = False, 0.0
     for z in range(z0 - 1, -1, -1):
         ys, xs = np.nonzero(prev)
         win = (slice(max(ys.min() - half[0], 0), ys.max() + 1 + half[0]),
@@ -366,7 +367,16 @@ def _track_airways(inside_air: np.ndarray, body: np.ndarray,
         keep = [i for i in ids if not cut[i] and areas[i] <= max_area
                 and areas[i] <= 3.0 * prev_area + min_area]
         if not keep:
-            break
+            # Above the carina the trachea never opens into a lung: a merge is partial
+            # volume across a thin wall (coarse scans). Follow its footprint for a while.
+            cur = prev & inside_air[z]
+            if split or merged_mm >= 40.0 or cur.sum() < 0.5 * prev.sum():
+                break
+            airway[z] = cur
+            merged_mm += spacing[0]
+            continue
+        split |= len(keep) > 1
+        merged_mm = 0.0
         cur = np.zeros_like(prev)
         cur[win] = np.isin(lab, keep)
         airway[z][win] = ndi.binary_dilation(cur[win], disk) & inside_air[z][win]
