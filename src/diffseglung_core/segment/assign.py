@@ -309,7 +309,8 @@ def assign_labels(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Option
     tex0 = max(healthy, key=lambda st: st["fraction"])["texture_std_hu"] if healthy else 0.0
     tex0 = float(tex0) if np.isfinite(tex0) else 0.0
     pairs = [_label_of(s, rules, tex0) for s in stats]
-    voxelwise = [f.startswith("mixed") for _, f in pairs]
+    # fibrosis is heterogeneous by nature: a textured mid-density cluster stays whole
+    voxelwise = [f.startswith("mixed") and lab != Tissue.FIBROSIS for lab, f in pairs]
     return LabelMapping(labels=[p[0] for p in pairs], flags=[p[1] for p in pairs], stats=stats,
                         hu_offset=float(hu_offset), rules=rules, healthy_mode_hu=mode,
                         voxelwise=voxelwise)

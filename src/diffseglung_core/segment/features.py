@@ -49,9 +49,10 @@ def lung_bbox(lung: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice]:
 
 
 def _sizes(scale_mm: float, spacing: Sequence[float]) -> tuple[int, ...]:
+    """Odd box size per axis about ``scale_mm`` wide; at least 3 voxels in-plane."""
     out = []
-    for s in spacing:
-        n = max(1, int(round(scale_mm / float(s))))
+    for ax, s in enumerate(spacing):
+        n = max(1 if ax == 0 else 3, int(round(scale_mm / float(s))))
         out.append(n if n % 2 else n + 1)
     return tuple(out)
 
