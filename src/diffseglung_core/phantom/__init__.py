@@ -51,7 +51,7 @@ class Phantom:
 
 
 def default_spacing(shape: Sequence[int]) -> tuple[float, float, float]:
-    """Voxel size (mm) that makes ``shape`` cover a 300 x 350 x 350 mm chest."""
+    """Voxel size (mm) of a 300 x 350 x 350 mm (z, y, x) chest field of view sampled on ``shape``."""
     return tuple(f / int(n) for f, n in zip(NOMINAL_FOV, shape))  # type: ignore[return-value]
 
 
@@ -62,8 +62,9 @@ def make_phantom(shape: Sequence[int] = (48, 128, 128), spacing: Optional[Sequen
                  progress: Optional[ProgressCallback] = None) -> Phantom:
     """Make a synthetic chest CT with known lung, lesion and tissue labels.
 
-    The anatomy always spans a 350 x 350 mm field of view and 300 mm along z;
-    ``shape`` sets how finely it is sampled.
+    The grid always covers the same chest (300 mm along z, a field of view the
+    body fills to 83-96 %, the patient's size varying with the seed); ``shape``
+    only sets how finely it is sampled.
 
     Parameters
     ----------
@@ -102,11 +103,13 @@ def make_phantom(shape: Sequence[int] = (48, 128, 128), spacing: Optional[Sequen
     spacing = default_spacing(shape) if spacing is None else tuple(float(s) for s in spacing)
     seqs = np.random.SeedSequence(int(seed)).spawn(len(_STREAMS))
     rngs = {name: np.random.default_rng(s) for name, s in zip(_STREAMS, seqs)}
-    grid = Grid(shape)
+    # patient size and build vary with the seed: the body spans 83-96 % of the field of view
+    size = rngs["anatomy"].uniform(1.0, 1.15, 2)
+    grid = Grid(shape, fov=(NOMINAL_FOV[0], NOMINAL_FOV[1] * size[0], NOMINAL_FOV[2] * size[1]))
     total = 6
 
     report(progress, 0, total, "anatomy")
-    chest = build_chest(grid, rngs["anatomy"])
+    chest = build_chest(grid)
     hu, lung = chest.hu, chest.lung
 
     report(progress, 1, total, "lung parenchyma and lesions")

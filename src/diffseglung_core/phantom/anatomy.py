@@ -148,7 +148,7 @@ def _spine(grid: Grid, hu: np.ndarray) -> None:
     hu[sternum] = 420.0
 
 
-def build_chest(grid: Grid, rng: np.random.Generator) -> Chest:
+def build_chest(grid: Grid) -> Chest:
     """Draw the chest and return it with the lung mask and the hilar tree roots."""
     z, y, x = grid.z, grid.y, grid.x
     hu = np.full(grid.shape, AIR, np.float32)

@@ -1,9 +1,10 @@
 """The phantom's voxel grid in nominal anatomical millimetres.
 
-The anatomy is always drawn in the same nominal frame, a 350 x 350 mm field of
-view and 300 mm of body along z, whatever the grid shape. ``shape`` only sets
-the sampling, so a 16 x 48 x 48 phantom and a 300 x 512 x 512 one show the
-same chest. Coordinates are float32 and shaped for broadcasting.
+The anatomy is always drawn in the same nominal frame, by default a 350 x 350
+mm field of view and 300 mm of body along z, whatever the grid shape. ``shape``
+only sets the sampling, so a 16 x 48 x 48 phantom and a 300 x 512 x 512 one
+show the same chest (``fov`` varies the patient's size per seed). Coordinates
+are float32 and shaped for broadcasting.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ class Grid:
     """
 
     shape: tuple[int, int, int]
+    #: Nominal mm covered along ``(z, y, x)``; a larger field of view shows a smaller patient.
+    fov: tuple[float, float, float] = NOMINAL_FOV
 
     @property
     def step(self) -> tuple[float, float, float]:
         """Nominal mm per voxel along ``(z, y, x)``."""
-        return tuple(f / n for f, n in zip(NOMINAL_FOV, self.shape))  # type: ignore[return-value]
+        return tuple(f / n for f, n in zip(self.fov, self.shape))  # type: ignore[return-value]
 
     @property
     def h(self) -> float:
@@ -42,7 +45,7 @@ class Grid:
         hi = n if hi is None else hi
         c = (np.arange(lo, hi, dtype=np.float32) + 0.5) * np.float32(self.step[a])
         if a > 0:
-            c -= np.float32(NOMINAL_FOV[a] / 2)
+            c -= np.float32(self.fov[a] / 2)
         shape = [1, 1, 1]
         shape[a] = c.size
         return c.reshape(shape)
@@ -62,7 +65,7 @@ class Grid:
     def to_index(self, mm: np.ndarray) -> np.ndarray:
         """Continuous voxel indices of nominal ``(..., 3)`` points (z, y, x)."""
         mm = np.asarray(mm, dtype=np.float64)
-        offset = np.array([0.0, NOMINAL_FOV[1] / 2, NOMINAL_FOV[2] / 2])
+        offset = np.array([0.0, self.fov[1] / 2, self.fov[2] / 2])
         return (mm + offset) / np.asarray(self.step) - 0.5
 
     def coords(self, flat_index: np.ndarray) -> np.ndarray:

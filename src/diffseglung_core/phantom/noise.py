@@ -41,9 +41,9 @@ def ct_noise(shape: tuple[int, int, int], spacing, noise_hu: float, rng: np.rand
     White noise is smoothed by a Gaussian of ``correlation_mm`` (in-plane, the
     reconstruction kernel's footprint) and rescaled to ``noise_hu``.
     """
-    noise = rng.standard_normal(shape, dtype=np.float32)
     if noise_hu <= 0:
         return np.zeros(shape, np.float32)
+    noise = rng.standard_normal(shape, dtype=np.float32)
     sigma = [0.0 if n == 1 else 0.5 * correlation_mm / s for n, s in zip(shape, spacing)]
     sigma[0] = min(sigma[0], 0.5)
     if any(sg > 0 for sg in sigma):
