@@ -163,6 +163,26 @@ def test_mask_helpers():
         check_mask_grid(labels + 0.5, volume)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_project_phantom(seed):
+    """On the project's phantom: lungs, sides and the easy tissue classes are in the mask.
+
+    Known limits (floors, not goals): dense disease that lines the pleura evenly
+    (subpleural fibrosis) or lies against the diaphragm and the spine (basal
+    consolidation) leaves no dent in the air contour and is only partly kept.
+    """
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((40, 96, 96), seed=seed)
+    mask = compute_lung_mask(ph.volume.hu, ph.volume.spacing)
+    assert dice(mask > 0, ph.lung > 0) > 0.95
+    for side in (RIGHT_LUNG, LEFT_LUNG):
+        assert dice(mask == side, ph.lung == side) > 0.94
+    inside = {c: np.mean(mask[ph.labels == c] > 0) for c in range(1, 6) if np.any(ph.labels == c)}
+    assert inside[1] > 0.99 and inside[2] > 0.98 and inside[4] > 0.98  # healthy, GGO, emphysema
+    assert inside[3] > 0.7 and inside[5] > 0.4  # fibrosis, consolidation
+
+
 # ---------------------------------------------------------------------------
 # real CT (skipped when ../shared/data is absent)
 
