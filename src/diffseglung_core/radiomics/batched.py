@@ -102,63 +102,87 @@ def usable_offsets(shape) -> list[tuple[int, int, int]]:
     return [o for o in N.GLCM_OFFSETS if all(abs(d) < size for d, size in zip(o, shape))]
 
 
-def glcm_matrices(levels: torch.Tensor, m: torch.Tensor, n_levels: int, dtype) -> torch.Tensor:
-    """(B, A, L, L) symmetric co-occurrence counts, built with one ``scatter_add``.
-
-    One matrix per offset of :func:`usable_offsets` (the other directions of
-    the 13 have no pair and are left out of the mean anyway). Every voxel pair
-    adds its mask weight (1 if both voxels are in the mask, else 0) at the flat
-    index ``((b * A + a) * L + i) * L + j``.
-    """
+def _pairs(levels: torch.Tensor, m: torch.Tensor, n_levels: int, dtype):
+    """Yield ``(a, first, second, weight)`` for each usable offset: the levels (0-based,
+    clipped below ``n_levels``) of the two voxels of every pair and 1.0 where both are masked."""
     b, d, h, w = levels.shape
-    offsets = usable_offsets((d, h, w))
-    a_n = len(offsets)
-    ll = n_levels * n_levels
     lv = (levels - 1).clamp(max=n_levels - 1)
-    row = lv * n_levels + torch.arange(b, device=levels.device).view(-1, 1, 1, 1) * (a_n * ll)
     mf = m.to(dtype)
-    counts = torch.zeros(b * a_n * ll, dtype=dtype, device=levels.device)
-    for a, offset in enumerate(offsets):
+    for a, offset in enumerate(usable_offsets((d, h, w))):
         src, dst = [slice(None)], [slice(None)]
         for o, size in zip(offset, (d, h, w)):
             src.append(slice(max(0, -o), size - max(0, o)))
             dst.append(slice(max(0, o), size - max(0, -o)))
         src, dst = tuple(src), tuple(dst)
-        weight = mf[src] * mf[dst]
-        index = row[src] + lv[dst] + a * ll
-        counts.scatter_add_(0, index.reshape(-1), weight.reshape(-1))
-    counts = counts.view(b, a_n, n_levels, n_levels)
-    return counts + counts.transpose(2, 3)
+        yield a, lv[src].reshape(b, -1), lv[dst].reshape(b, -1), (mf[src] * mf[dst]).reshape(b, -1)
 
 
-def _antidiagonal_sums(p: torch.Tensor) -> torch.Tensor:
-    """(..., 2L - 1) sums of (..., L, L) over i + j = 0 .. 2L - 2 (pad, shear by reshape, sum)."""
-    *lead, ng, _ = p.shape
-    sheared = F.pad(p, (0, ng)).flatten(-2)[..., : ng * (2 * ng - 1)]
-    return sheared.reshape(*lead, ng, 2 * ng - 1).sum(-2)
+def glcm_matrices(levels: torch.Tensor, m: torch.Tensor, n_levels: int, dtype):
+    """Co-occurrence counts and their sum / difference histograms, by ``scatter_add``.
+
+    One matrix per offset of :func:`usable_offsets` (the other directions of
+    the 13 have no pair and are left out of the mean anyway). Each voxel pair
+    adds its weight (1 if both voxels are in the mask, else 0) at the flat
+    index ``((b * A + a) * L + i) * L + j`` of the counts, and at ``i + j`` and
+    ``|i - j|`` of the two histograms.
+
+    Returns
+    -------
+    counts : (B, A, L, L) symmetric counts (each pair counted both ways).
+    sums : (B, A, 2L - 1) pairs per ``i + j - 2``.
+    diffs : (B, A, L) pairs per ``|i - j|``.
+    """
+    b = levels.shape[0]
+    a_n = len(usable_offsets(levels.shape[1:]))
+    ll = n_levels * n_levels
+    dev = levels.device
+    # counts are integers: float32 holds them exactly below 2**24 pairs per patch and
+    # scatters about twice as fast as float64
+    exact = torch.float32 if levels[0].numel() < 2 ** 24 else torch.float64
+    # direction-major so that each direction scatters into a contiguous block
+    counts = torch.zeros(a_n, b * ll, dtype=exact, device=dev)
+    sums = torch.zeros(a_n, b * (2 * n_levels - 1), dtype=exact, device=dev)
+    diffs = torch.zeros(a_n, b * n_levels, dtype=exact, device=dev)
+    row = torch.arange(b, device=dev)[:, None]
+    for a, i, j, weight in _pairs(levels, m, n_levels, exact):
+        weight = weight.reshape(-1)
+        counts[a].scatter_add_(0, (row * ll + i * n_levels + j).reshape(-1), weight)
+        sums[a].scatter_add_(0, (row * (2 * n_levels - 1) + i + j).reshape(-1), weight)
+        diffs[a].scatter_add_(0, (row * n_levels + (i - j).abs()).reshape(-1), weight)
+    counts = counts.view(a_n, b, n_levels, n_levels).transpose(0, 1).to(dtype)
+    sums = sums.view(a_n, b, -1).transpose(0, 1).to(dtype)
+    diffs = diffs.view(a_n, b, -1).transpose(0, 1).to(dtype)
+    return counts + counts.transpose(2, 3), sums, diffs
 
 
-def glcm_features_from_matrices(counts: torch.Tensor) -> torch.Tensor:
-    """(B, 10) GLCM features from symmetric (B, A, L, L) counts, mean over non-empty directions.
+def glcm_features_from_counts(counts: torch.Tensor, sums: torch.Tensor,
+                              diffs: torch.Tensor) -> torch.Tensor:
+    """(B, 10) GLCM features, mean over the non-empty directions.
 
-    Uses the symmetry (``ux == uy``) and the sum / difference marginals
-    ``p_{x+y}``, ``p_{x-y}`` so that only the entropy and energy touch the full
-    matrices; :mod:`.reference` computes the textbook sums and the tests hold
-    the two together.
+    ``counts`` (B, A, L, L) symmetric, ``sums`` / ``diffs`` the pair histograms
+    of :func:`glcm_matrices`. Uses the symmetry (``ux == uy``) and the sum and
+    difference marginals ``p_{x+y}``, ``p_{x-y}`` so that only the entropy,
+    energy and marginal touch the full matrices; :mod:`.reference` computes the
+    textbook sums and the tests hold the two together.
     """
     b, a_n, ng, _ = counts.shape
     dtype, dev = counts.dtype, counts.device
-    total = counts.sum((2, 3))                                  # (B, A)
-    used = total > 0
-    p = counts / torch.where(used, total, torch.ones_like(total))[:, :, None, None]
-    flat = p.reshape(b, a_n, ng * ng)
-    ps = _antidiagonal_sums(p)                                  # p_{x+y}, i + j = 2 .. 2L
-    signed = _antidiagonal_sums(p.flip(-1))                     # i - j = -(L-1) .. L-1
-    pd = torch.cat([signed[..., ng - 1: ng], 2 * signed[..., ng:]], -1)  # p_{x-y}: symmetric
+    pairs = diffs.sum(2)                                        # (B, A)
+    used = pairs > 0
+    inv = 1.0 / torch.where(used, pairs, torch.ones_like(pairs))
+    ps = sums * inv[..., None]                                  # p_{x+y}, i + j = 2 .. 2L
+    pd = diffs * inv[..., None]                                 # p_{x-y}, |i - j| = 0 .. L-1
+    total = 2 * pairs
+    flat = counts.reshape(b, a_n, ng * ng)
+    # -sum p log2 p = log2 T - sum c log2 c / T with c = counts, T = 2 * pairs
+    clogc = torch.special.xlogy(flat, flat).sum(2) / np.log(2.0)
+    joint_entropy = torch.where(used, torch.log2(total.clamp(min=1)) - clogc * inv / 2,
+                                torch.zeros_like(pairs))
+    energy = torch.linalg.vecdot(flat, flat) * (inv / 2) ** 2
     g = torch.arange(1, ng + 1, dtype=dtype, device=dev)
     k = torch.arange(ng, dtype=dtype, device=dev)
     s = torch.arange(2, 2 * ng + 1, dtype=dtype, device=dev)
-    px = p.sum(3)                                               # (B, A, L)
+    px = counts.sum(3) * (inv / 2)[..., None]                   # (B, A, L)
     ux = (px * g).sum(2)                                        # (B, A) == uy
     var = (px * (g - ux[..., None]) ** 2).sum(2)                # sx * sy
     sc = s - 2 * ux[..., None]                                  # (i - ux) + (j - uy)
@@ -167,8 +191,6 @@ def glcm_features_from_matrices(counts: torch.Tensor) -> torch.Tensor:
     contrast = (pd * k2).sum(2)
     cov = ((ps * sc2).sum(2) - contrast) / 4
     correlation = torch.where(var == 0, torch.ones_like(var), cov / (var + _EPS))
-    joint_entropy = -(flat * torch.log2(flat + _EPS)).sum(2)
-    energy = (flat * flat).sum(2)
     idm = (pd / (1.0 + k2)).sum(2)
     autocorr = ((ps * s * s).sum(2) - contrast) / 4
     shade = (ps * sc2 * sc).sum(2)
@@ -184,7 +206,7 @@ def glcm_features_from_matrices(counts: torch.Tensor) -> torch.Tensor:
 def glcm_features(levels: torch.Tensor, m: torch.Tensor, dtype) -> torch.Tensor:
     """(B, 10) GLCM features; the matrix side is the largest level in the batch."""
     n_levels = int(torch.where(m, levels, torch.zeros_like(levels)).max())
-    return glcm_features_from_matrices(glcm_matrices(levels, m, max(n_levels, 1), dtype))
+    return glcm_features_from_counts(*glcm_matrices(levels, m, max(n_levels, 1), dtype))
 
 
 def lbp_features(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
