@@ -22,7 +22,7 @@ from ..volume import CTVolume, ScanSource
 from .anatomy import BLOOD, build_chest
 from .grid import NOMINAL_FOV, Grid
 from .lesions import FRACTIONS, PATHOLOGIES, LungPoints, draw_parenchyma
-from .noise import coarse_field, ct_noise
+from .noise import ct_noise
 from .trees import draw_tubes, grow_tree
 
 __all__ = ["Phantom", "make_phantom", "PATHOLOGIES", "FRACTIONS", "default_spacing"]

@@ -46,7 +46,9 @@ class Chest:
 
 def _ellipse(x, y, cx, cy, ax, ay):
     """Normalised elliptic radius (float32, < 1 inside)."""
-    return np.sqrt(((x - np.float32(cx)) / np.float32(ax)) ** 2 + ((y - np.float32(cy)) / np.float32(ay)) ** 2)
+    dx = (x - np.float32(cx)) / np.float32(ax)
+    dy = (y - np.float32(cy)) / np.float32(ay)
+    return np.sqrt(dx * dx + dy * dy)
 
 
 def lung_shapes(grid: Grid) -> np.ndarray:

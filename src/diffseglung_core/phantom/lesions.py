@@ -169,8 +169,8 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
 def _honeycomb(grid: Grid, pts: LungPoints, region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """HU of a fibrotic region: a reticular network of walls around cells.
 
-    Cells are the Voronoi cells of random seeds (about 6 mm across); a voxel
-    close to the border between two cells is a wall (about -60 HU). Subpleural
+    Cells are the Voronoi cells of random seeds (about 7 mm apart); a voxel
+    close to the border between two cells is a wall (about -70 HU). Subpleural
     cells are mostly honeycomb cysts (air), deeper cells hold reticular
     ground glass. Distances are nominal mm, so the pattern does not depend on
     the grid, only on how finely it is sampled.
