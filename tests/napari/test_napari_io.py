@@ -84,3 +84,16 @@ def test_writer_without_source_uses_layer_geometry(tmp_path, chest):
     back = read_mask(written, chest)
     assert back[3, 4, 5] == 4 and back.sum() == 4
     assert np.allclose(nib.load(written).affine, chest.affine)  # same world placement
+
+
+@pytest.mark.gui
+def test_viewer_opens_scans_through_the_plugin(make_napari_viewer, tmp_path, chest):
+    """napari's own open path (File > Open) picks this reader for files and folders."""
+    from npe2 import PluginManager
+
+    viewer = make_napari_viewer()
+    path = write_scan(tmp_path / "scan.nrrd", chest)
+    [layer] = viewer.open(str(path), plugin="napari-diffseglung")
+    assert layer.data.shape == chest.shape and np.allclose(layer.scale, chest.spacing)
+    readers = PluginManager.instance().iter_compatible_readers([str(tmp_path)])
+    assert "napari-diffseglung.get_reader" in {r.command for r in readers}

@@ -149,6 +149,17 @@ def test_remap_keeps_hand_edits_and_resets(make_napari_viewer, qtbot, phantom):
     expected[edit] = Tissue.FIBROSIS
     assert np.array_equal(layer.data, expected)
     assert clusters.label_box(target).currentData() == result.mapping.labels[target]
+    # a new run (other K) replaces the result but keeps the hand edit
+    widget.k_spin.setValue(4)
+    job = widget.run()
+    _wait(qtbot, job)
+    layer = viewer.layers["phantom segmentation"]
+    rerun = layer.metadata[RESULT_KEY]
+    assert rerun.mapping.n_clusters == 4 and clusters.table.rowCount() == 4
+    assert layer.data[edit] == Tissue.FIBROSIS
+    others = np.ones(SHAPE, bool)
+    others[edit] = False
+    assert np.array_equal(layer.data[others], rerun.labels[others])
 
 
 def _effective_remap(result):

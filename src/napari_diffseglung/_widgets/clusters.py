@@ -42,6 +42,7 @@ class ClustersWidget(QWidget):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(240)
         self.reset_btn = QPushButton("Reset to HU-guided default")
         self.reset_btn.clicked.connect(self.reset)
         self.bar = QProgressBar()

@@ -188,8 +188,15 @@ class SegmentWidget(QWidget):
             data, kwargs, _ = labels_layer_data(result.lung, volume, f"{image.name} lung mask",
                                                 tissue_colors=False, visible=False)
             self._replace_or_add(data, kwargs)
+        edits = HandEdits(labels)
+        previous = self.viewer.layers[name] if name in self.viewer.layers else None
+        if previous is not None and EDITS_KEY in previous.metadata \
+                and previous.data.shape == labels.shape:
+            # a re-run keeps what the user painted on the previous result
+            edits = previous.metadata[EDITS_KEY]
+            labels = edits.remap(np.asarray(previous.data), labels)
         data, kwargs, _ = labels_layer_data(labels, volume, name, metadata={
-            RESULT_KEY: result, EDITS_KEY: HandEdits(labels), DEFAULT_MAPPING_KEY: result.mapping})
+            RESULT_KEY: result, EDITS_KEY: edits, DEFAULT_MAPPING_KEY: result.mapping})
         self.result_layer = self._replace_or_add(data, kwargs)
         seconds = result.timings.get("total", float("nan"))
         self.status.setText(f"done in {seconds:.1f} s: {name} ({result.mapping.n_clusters} clusters)")

@@ -71,6 +71,7 @@ class VolumesWidget(QWidget):
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(180)
         self.chart = BarChart()
         self.total = QLabel("")
         self._timer = QTimer(self)
