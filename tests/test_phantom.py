@@ -177,3 +177,24 @@ def test_cli_writes_ct_labels_and_lung(tmp_path, capsys):
                  "--format", "nrrd", "--pathologies"]) == 0
     lab = read_mask(out / "labels.nrrd", read_scan(out / "ct.nrrd"))
     assert set(np.unique(lab)) == {0, 1}
+
+
+def test_same_chest_at_any_resolution():
+    coarse, fine = make_phantom(TINY, seed=7), make_phantom((32, 96, 96), seed=7)
+    ml = lambda ph, side: (ph.lung == side).sum() * ph.volume.voxel_volume_ml  # noqa: E731
+    for side in (1, 2):
+        assert ml(coarse, side) == pytest.approx(ml(fine, side), rel=0.1)
+    assert 1500 < ml(fine, 1) + ml(fine, 2) < 8000                   # adult lungs, mL
+
+
+@pytest.mark.slow
+def test_benchmark_size_builds_in_reasonable_cpu_time():
+    t0 = time.process_time()
+    ph = make_phantom((300, 512, 512), seed=0)
+    assert time.process_time() - t0 < 90
+    assert ph.volume.hu.dtype == np.float32 and ph.volume.shape == (300, 512, 512)
+    labels, hu = ph.labels, ph.volume.hu
+    assert set(np.unique(labels)) == set(range(6))
+    assert np.median(hu[labels == Tissue.EMPHYSEMA]) < -930
+    assert -700 <= np.median(hu[labels == Tissue.GGO]) <= -400
+    assert np.median(hu[labels == Tissue.CONSOLIDATION]) > -150
