@@ -1,0 +1,7 @@
+"""``python -m diffseglung_core.cli`` (used by ``torchrun -m``)."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
