@@ -1,0 +1,223 @@
+"""Generate docs/results.md: every method and ablation on phantoms and on the open HRCT slices.
+
+Usage::
+
+    python benchmarks/make_results.py [--data ../shared/data] [--seeds 0 1 2] [--checkpoint CKPT]
+                                      [--out docs/results.md] [--json results.json]
+
+Phantoms (project's synthetic chest, known ground truth): Dice and HD95 (mm)
+per class. cted-open (10 subjects of the CT Emphysema Database, HRCT slices):
+ROI AUC of the emphysema fraction (normal patches vs centrilobular/paraseptal
+emphysema patches), pixel Dice of emphysema inside the ROIs (ROI label taken
+for all its lung pixels), and Spearman rho of the slice emphysema percentage
+against the visual severity score. Nothing here is tuned on these scans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from diffseglung_core.evaluate.baselines import METHODS, density_mask_labels  # noqa: E402
+from diffseglung_core.evaluate.metrics import evaluate_labels  # noqa: E402
+from diffseglung_core.labels import Tissue  # noqa: E402
+
+CTED_SPACING = (1.25, 0.78, 0.78)
+PHANTOM_METHODS = ["engine", "density-only", "no-sdf", "no-hu-preservation", "kmeans-radiomics",
+                   "density-mask", "diffusion", "diffusion-one-timestep"]
+CTED_METHODS = PHANTOM_METHODS
+
+
+def run_phantoms(seeds, shape, checkpoint):
+    from diffseglung_core.phantom import make_phantom
+
+    rows = {}
+    for seed in seeds:
+        ph = make_phantom(shape, seed=seed)
+        for name in PHANTOM_METHODS:
+            t = time.perf_counter()
+            labels = METHODS[name](ph.volume, ph.lung, checkpoint=checkpoint)
+            if labels is None:
+                continue
+            ev = evaluate_labels(labels, ph.labels, ph.volume.spacing)
+            rows.setdefault(name, []).append((ev, time.perf_counter() - t))
+            print(f"phantom seed {seed} {name}: " + " ".join(
+                f"{r['name'][:5]} {r['dice']:.3f}" for r in ev), flush=True)
+    table = {}
+    for name, runs in rows.items():
+        table[name] = {"seconds": float(np.mean([s for _, s in runs]))}
+        for lab in range(1, 6):
+            d = [ev[lab - 1]["dice"] for ev, _ in runs]
+            h = [ev[lab - 1]["hd95_mm"] for ev, _ in runs]
+            table[name][lab] = (float(np.nanmean(d)), float(np.nanmean(np.where(np.isinf(h), np.nan, h)))
+                                if np.isfinite(h).any() else float("inf"))
+    return table
+
+
+def _auc(scores, positive):
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(positive, scores))
+
+
+def run_cted(folder: Path, checkpoint):
+    from scipy.stats import spearmanr
+
+    from diffseglung_core.io import read_scan
+    from diffseglung_core.lung import compute_lung_mask
+
+    slices = list(csv.DictReader(open(folder / "slices.csv")))
+    patches = list(csv.DictReader(open(folder / "patches.csv")))
+    scans, lungs = {}, {}
+    for row in slices:
+        vol = read_scan(folder / row["file"], spacing=CTED_SPACING)
+        scans[row["file"]] = vol
+        lungs[row["file"]] = compute_lung_mask(vol.hu, vol.spacing)
+    methods = {name: (lambda v, l, n=name: METHODS[n](v, l, checkpoint=checkpoint))
+               for name in CTED_METHODS}
+    methods["density-mask-910"] = lambda v, l: density_mask_labels(v.hu, l, emphysema_below=-910.0)
+    out = {}
+    for name, fn in methods.items():
+        t = time.perf_counter()
+        labels = {}
+        for f, vol in scans.items():
+            lab = fn(vol, lungs[f])
+            if lab is None:
+                break
+            labels[f] = lab[0]
+        if len(labels) != len(scans):
+            continue
+        frac, pos, inter, total = [], [], 0, 0
+        for p in patches:
+            r, c = int(p["row"]), int(p["col"])
+            roi = labels[p["slice"]][r:r + 61, c:c + 61]
+            inside = roi > 0
+            emph = roi == Tissue.EMPHYSEMA
+            frac.append(emph.sum() / max(inside.sum(), 1))
+            is_emph = p["label"] in ("2", "3")
+            pos.append(int(is_emph))
+            inter += int(emph.sum()) if is_emph else 0
+            total += int(emph.sum()) + (int(inside.sum()) if is_emph else 0)
+        pct = [100 * (labels[s["file"]] == Tissue.EMPHYSEMA).sum() / max((labels[s["file"]] > 0).sum(), 1)
+               for s in slices]
+        rho = spearmanr(pct, [int(s["severity"]) for s in slices]).statistic
+        out[name] = {"roi_auc": _auc(frac, pos), "roi_pixel_dice": 2 * inter / max(total, 1),
+                     "spearman": float(rho), "seconds": time.perf_counter() - t}
+        print(f"cted {name}: {out[name]}", flush=True)
+    return out, len(slices), len(patches), len({s["subject"] for s in slices})
+
+
+def _fmt(v, nd=3):
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "-"
+    if isinstance(v, float) and np.isinf(v):
+        return "inf"
+    return f"{v:.{nd}f}"
+
+
+def write_markdown(path: Path, phantom, cted, info, args) -> None:
+    names = {1: "healthy", 2: "GGO", 3: "fibrosis", 4: "emphysema", 5: "consolidation"}
+    paper = {1: 89, 2: 84, 3: 86, 4: 76}
+    lines = ["# Results", "",
+             "Generated by `python benchmarks/make_results.py` (do not edit by hand). "
+             "Timings were taken on a shared 2-core CPU under load.", ""]
+    lines += ["## Methods", "",
+              "| name | what |", "| --- | --- |",
+              "| engine | default weight-free engine: density + radiomic voxel features, diagonal GMM "
+              "(K=8, 3 starts), HU-guided assignment, Sobel-Diffusion Fusion |",
+              "| density-only | engine on density features only (local HU mean/std at 3 and 9 mm) |",
+              "| no-sdf | ablation: engine without Sobel-Diffusion Fusion (argmax of label posteriors) |",
+              "| no-hu-preservation | ablation: lung HU standardised per scan before everything "
+              "(absolute density lost) |",
+              "| kmeans-radiomics | baseline: K-means (K=8) on radiomic + density features, same "
+              "HU-guided naming, no refinement |",
+              "| density-mask | baseline: fixed thresholds (< -950 emphysema, < -700 healthy, "
+              "< -250 GGO, else consolidation; no fibrosis) |",
+              "| density-mask-910 | the same with -910 HU for emphysema (cted-open only) |",
+              "| diffusion / diffusion-one-timestep | density + radiomics + diffusion bottleneck "
+              "(timesteps 50, 150, 300 / 150 only); need a checkpoint |", ""]
+    if phantom:
+        lines += [f"## Phantoms ({len(args.seeds)} seeds, shape {tuple(args.shape)})", "",
+                  "Dice (HD95 mm) per class, mean over seeds. Paper (real scans, 190 slices): "
+                  "healthy 89, GGO 84, fibrosis 86, emphysema 76 (Dice %).", "",
+                  "| method | " + " | ".join(names.values()) + " | s/scan |",
+                  "| --- |" + " --- |" * 6]
+        for m, row in phantom.items():
+            cells = [f"{_fmt(row[l][0])} ({_fmt(row[l][1], 1)})" for l in range(1, 6)]
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {row['seconds']:.1f} |")
+        eng = phantom.get("engine")
+        if eng:
+            missed = [f"{names[l]} {100 * eng[l][0]:.0f} vs {paper[l]}" for l in paper
+                      if 100 * eng[l][0] < paper[l]]
+            lines += ["", "Engine below the paper's Dice: " + (", ".join(missed) if missed else "none") + "."]
+        lines.append("")
+    if cted:
+        res, n_sl, n_p, n_sub = cted
+        lines += [f"## cted-open ({n_sub} subjects, {n_sl} HRCT slices, {n_p} ROI patches)", "",
+                  "Figures to beat (density mask on the FULL database, 39 subjects, 168 patches, "
+                  "115 slices): ROI AUC 0.951 (-950 HU) / 0.981 (-910 HU); slice Spearman 0.569. "
+                  "The density-mask rows below are the same rules on our 10-subject subset, "
+                  "the fair comparison.", "",
+                  "| method | ROI AUC | ROI pixel Dice | slice Spearman | s (all slices) |",
+                  "| --- | --- | --- | --- | --- |"]
+        for m, r in res.items():
+            lines.append(f"| {m} | {_fmt(r['roi_auc'])} | {_fmt(r['roi_pixel_dice'])} | "
+                         f"{_fmt(r['spearman'])} | {r['seconds']:.1f} |")
+        lines.append("")
+    lines += ["## Parameters", "",
+              "* Features: voxel HU smoothed by a 1 mm Gaussian; masked local mean and standard "
+              "deviation of the lung HU in boxes of 3 mm and 9 mm (at least 3 voxels in-plane); "
+              "radiomic voxel maps (34 features, ~7 mm windows, grid stride grown until at most "
+              "6000 windows, trilinear to voxels, PCA to 8 whitened components, weighted to half the "
+              "density block).",
+              "* GMM: diagonal covariance, K=8, 3 k-means++ starts, EM on at most 200,000 voxels, "
+              "tol 1e-3 mean log-likelihood.",
+              "* Assignment (calibrated HU = HU - offset from the outside air at the image border): "
+              "emphysema if mean < -880 and LAA-950 >= 25 %, or LAA-950 >= 60 %; healthy up to the "
+              "healthy mode + 110 HU (kept in -725..-600); GGO up to -250; consolidation above; "
+              "fibrosis for textured clusters (local std >= 130 HU and >= 2x healthy) between "
+              "healthy boundary - 50 and -200. Mixed clusters (IQR > 250 HU) are labelled voxel by "
+              "voxel. Voxel gates: emphysema needs smoothed HU < -910; GGO/fibrosis/consolidation "
+              "voxels in a 9 mm neighbourhood lighter than the healthy boundary are healthy (vessels).",
+              "* Sobel-Diffusion Fusion: Sobel of the 0.7 mm-smoothed HU in HU/mm; conductance "
+              "1/(1+(G/kappa)^2), kappa = 3 x median lung gradient (>= 20 HU/mm); 4 explicit "
+              "steps of 1/6, face weights (min spacing / spacing)^2, no flux out of the lung; "
+              "components under 20 mm^3 take the nearest other label.", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--shape", type=int, nargs=3, default=[48, 128, 128])
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--skip-phantoms", action="store_true")
+    args = ap.parse_args(argv)
+    phantom = None if args.skip_phantoms else run_phantoms(args.seeds, tuple(args.shape), args.checkpoint)
+    cted = None
+    if (args.data / "cted-open").is_dir():
+        cted = run_cted(args.data / "cted-open", args.checkpoint)
+    write_markdown(args.out, phantom, cted, None, args)
+    if args.json:
+        args.json.write_text(json.dumps({"phantom": {m: {str(k): v for k, v in r.items()}
+                                                     for m, r in (phantom or {}).items()},
+                                         "cted": cted[0] if cted else None}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
