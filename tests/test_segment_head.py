@@ -55,7 +55,7 @@ def test_features_layout_and_tiles(phantom, tiny_model, features):
     lung = phantom.lung > 0
     np.testing.assert_allclose(features[0][lung], normalize_hu(phantom.volume.hu)[lung], atol=2e-2)
     assert np.all(np.isfinite(features))
-    assert np.abs(features[1:, lung]).mean() > 0  # model features filled everywhere in the lung
+    assert np.all(np.abs(features[1:, lung].astype(np.float32)).sum(axis=0) > 0)  # tiles cover the lung
 
     # a volume of exactly one patch is one tile: equal to the model's own features, upsampled
     hu = phantom.volume.hu[:16, 24:40, 8:24]
@@ -69,6 +69,11 @@ def test_features_layout_and_tiles(phantom, tiny_model, features):
     again = extract_head_features(hu, tiny_model, timesteps=(5,), lung_mask=mask, decoder=False,
                                   include_hu=False, seed=7, device="cpu")
     np.testing.assert_array_equal(one, again)  # fixed noise seeds: reproducible
+
+    # smaller than a patch: padded with air, cropped back
+    small = extract_head_features(hu[:10, :12, :12], tiny_model, timesteps=(5,), lung_mask=mask[:10, :12, :12],
+                                  decoder=False, device="cpu")
+    assert small.shape == (17, 10, 12, 12) and np.all(np.isfinite(small))
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

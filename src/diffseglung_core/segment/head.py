@@ -195,18 +195,15 @@ def extract_head_features(
         feats = torch.cat(maps, dim=1).numpy().astype(np.float16)
         if out is None:
             out = np.zeros((feats.shape[1],) + hu.shape, np.float16)
-            full = np.zeros((feats.shape[1],) + tuple(size), np.float16)
-        for (z, y, w), f in zip(batch, feats):
-            keep = []
-            for s, p, n in zip((z, y, w), patch, size):
-                a = overlap if s > 0 else 0
-                e = p - overlap if s + p < n else p
-                keep.append(slice(a, e))
-            full[(slice(None), slice(z + keep[0].start, z + keep[0].stop),
-                  slice(y + keep[1].start, y + keep[1].stop),
-                  slice(w + keep[2].start, w + keep[2].stop))] = f[(slice(None), *keep)]
+        for corner, f in zip(batch, feats):
+            src, dst = [slice(None)], [slice(None)]
+            for s, p, n, a, b in zip(corner, patch, size, lo, hi):
+                first = overlap if s > 0 else 0  # trim faces shared with a neighbouring tile
+                last = min(p - overlap if s + p < n else p, b - a - s)  # and the air padding
+                src.append(slice(first, last))
+                dst.append(slice(a + s + first, a + s + last))
+            out[tuple(dst)] = f[tuple(src)]
         report(progress, min(b0 + batch_size, total), total, "diffusion features")
-    out[(slice(None), *box)] = full[(slice(None), *inner)]
     return out
 
 
