@@ -10,7 +10,7 @@ level)`` index for all co-occurrence matrices, shifted comparisons for LBP and
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -118,19 +118,19 @@ def _pairs(levels: torch.Tensor, m: torch.Tensor, n_levels: int, dtype):
 
 
 def glcm_matrices(levels: torch.Tensor, m: torch.Tensor, n_levels: int, dtype):
-    """Co-occurrence counts and their sum / difference histograms, by ``scatter_add``.
+    """Unordered co-occurrence counts and the sum / difference histograms, by ``scatter_add``.
 
     One matrix per offset of :func:`usable_offsets` (the other directions of
     the 13 have no pair and are left out of the mean anyway). Each voxel pair
-    adds its weight (1 if both voxels are in the mask, else 0) at the flat
-    index ``((b * A + a) * L + i) * L + j`` of the counts, and at ``i + j`` and
-    ``|i - j|`` of the two histograms.
+    with levels i, j adds its weight (1 if both voxels are in the mask, else 0)
+    at ``[min(i, j), max(i, j)]`` of the counts and at ``i + j`` and ``|i - j|``
+    of the two histograms. The symmetric GLCM of pyradiomics is ``U + U^T``.
 
     Returns
     -------
-    counts : (B, A, L, L) symmetric counts (each pair counted both ways).
-    sums : (B, A, 2L - 1) pairs per ``i + j - 2``.
-    diffs : (B, A, L) pairs per ``|i - j|``.
+    unordered : (B, A, L, L) int64 upper-triangular counts.
+    sums : (B, A, 2L - 1) pairs per ``i + j - 2``, ``dtype``.
+    diffs : (B, A, L) pairs per ``|i - j|``, ``dtype``.
     """
     b = levels.shape[0]
     a_n = len(usable_offsets(levels.shape[1:]))
@@ -146,43 +146,53 @@ def glcm_matrices(levels: torch.Tensor, m: torch.Tensor, n_levels: int, dtype):
     row = torch.arange(b, device=dev)[:, None]
     for a, i, j, weight in _pairs(levels, m, n_levels, exact):
         weight = weight.reshape(-1)
-        counts[a].scatter_add_(0, (row * ll + i * n_levels + j).reshape(-1), weight)
-        sums[a].scatter_add_(0, (row * (2 * n_levels - 1) + i + j).reshape(-1), weight)
-        diffs[a].scatter_add_(0, (row * n_levels + (i - j).abs()).reshape(-1), weight)
-    counts = counts.view(a_n, b, n_levels, n_levels).transpose(0, 1).to(dtype)
+        lo, hi = torch.minimum(i, j), torch.maximum(i, j)
+        counts[a].scatter_add_(0, (row * ll + lo * n_levels + hi).reshape(-1), weight)
+        sums[a].scatter_add_(0, (row * (2 * n_levels - 1) + lo + hi).reshape(-1), weight)
+        diffs[a].scatter_add_(0, (row * n_levels + hi - lo).reshape(-1), weight)
+    counts = counts.view(a_n, b, n_levels, n_levels).transpose(0, 1).to(torch.int64)
     sums = sums.view(a_n, b, -1).transpose(0, 1).to(dtype)
     diffs = diffs.view(a_n, b, -1).transpose(0, 1).to(dtype)
-    return counts + counts.transpose(2, 3), sums, diffs
+    return counts, sums, diffs
 
 
-def glcm_features_from_counts(counts: torch.Tensor, sums: torch.Tensor,
+def glcm_features_from_counts(unordered: torch.Tensor, sums: torch.Tensor,
                               diffs: torch.Tensor) -> torch.Tensor:
     """(B, 10) GLCM features, mean over the non-empty directions.
 
-    ``counts`` (B, A, L, L) symmetric, ``sums`` / ``diffs`` the pair histograms
-    of :func:`glcm_matrices`. Uses the symmetry (``ux == uy``) and the sum and
-    difference marginals ``p_{x+y}``, ``p_{x-y}`` so that only the entropy,
-    energy and marginal touch the full matrices; :mod:`.reference` computes the
-    textbook sums and the tests hold the two together.
+    ``unordered`` (B, A, L, L) and the pair histograms come from
+    :func:`glcm_matrices`. With the symmetric counts ``S = U + U^T`` and
+    ``T = 2 * pairs``: ``sum S log S = 2 sum U log U + 2 log(2) trace(U)``,
+    ``sum S^2 = 2 sum U^2 + 2 sum diag(U)^2`` and the marginal is
+    ``rowsum(U) + colsum(U)``; the other features use the sum and difference
+    marginals ``p_{x+y}``, ``p_{x-y}`` and ``ux == uy``. :mod:`.reference`
+    computes the textbook sums and the tests hold the two together.
     """
-    b, a_n, ng, _ = counts.shape
-    dtype, dev = counts.dtype, counts.device
+    b, a_n, ng, _ = unordered.shape
+    dtype, dev = sums.dtype, sums.device
     pairs = diffs.sum(2)                                        # (B, A)
     used = pairs > 0
     inv = 1.0 / torch.where(used, pairs, torch.ones_like(pairs))
     ps = sums * inv[..., None]                                  # p_{x+y}, i + j = 2 .. 2L
     pd = diffs * inv[..., None]                                 # p_{x-y}, |i - j| = 0 .. L-1
+    flat = unordered.reshape(b, a_n, ng * ng)
+    diag = unordered.diagonal(dim1=2, dim2=3)                   # (B, A, L)
+    # c log2 c of the integer counts, exactly, by table look-up
+    top = int(flat.max()) if flat.numel() else 0
+    c = torch.arange(top + 1, dtype=dtype, device=dev)
+    table = torch.special.xlogy(c, c) / np.log(2.0)
+    ulogu = table[flat].sum(2)
+    slogs = 2 * ulogu + 2 * diag.sum(2).to(dtype)               # sum S log2 S
     total = 2 * pairs
-    flat = counts.reshape(b, a_n, ng * ng)
-    # -sum p log2 p = log2 T - sum c log2 c / T with c = counts, T = 2 * pairs
-    clogc = torch.special.xlogy(flat, flat).sum(2) / np.log(2.0)
-    joint_entropy = torch.where(used, torch.log2(total.clamp(min=1)) - clogc * inv / 2,
+    # -sum p log2 p = log2 T - sum S log2 S / T
+    joint_entropy = torch.where(used, torch.log2(total.clamp(min=1)) - slogs * inv / 2,
                                 torch.zeros_like(pairs))
-    energy = torch.linalg.vecdot(flat, flat) * (inv / 2) ** 2
+    s2 = 2 * (flat * flat).sum(2) + 2 * (diag * diag).sum(2)    # int64, exact
+    energy = s2.to(dtype) * (inv / 2) ** 2
+    px = (unordered.sum(3) + unordered.sum(2)).to(dtype) * (inv / 2)[..., None]  # (B, A, L)
     g = torch.arange(1, ng + 1, dtype=dtype, device=dev)
     k = torch.arange(ng, dtype=dtype, device=dev)
     s = torch.arange(2, 2 * ng + 1, dtype=dtype, device=dev)
-    px = counts.sum(3) * (inv / 2)[..., None]                   # (B, A, L)
     ux = (px * g).sum(2)                                        # (B, A) == uy
     var = (px * (g - ux[..., None]) ** 2).sum(2)                # sx * sy
     sc = s - 2 * ux[..., None]                                  # (i - ux) + (j - uy)
@@ -259,9 +269,18 @@ def gabor_features(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.cat(out, 1)
 
 
+_GROUP_FUNCTIONS = {
+    "firstorder": lambda x, m, lv: firstorder_features(x, m, lv),
+    "glcm": lambda x, m, lv: glcm_features(lv, m, x.dtype),
+    "lbp": lambda x, m, lv: lbp_features(x, m),
+    "gabor": lambda x, m, lv: gabor_features(x, m),
+}
+
+
 @torch.no_grad()
 def batched_features(patches: torch.Tensor, masks: Optional[torch.Tensor] = None, *,
-                     dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+                     dtype: Optional[torch.dtype] = None,
+                     groups: Sequence[str] = tuple(N.GROUPS)) -> torch.Tensor:
     """The 34 features of each patch of a batch.
 
     Parameters
@@ -273,18 +292,21 @@ def batched_features(patches: torch.Tensor, masks: Optional[torch.Tensor] = None
         patch: the whole patch.
     dtype : torch dtype, optional
         Precision of the computation and result; default float64 (float32 on MPS).
+    groups : sequence of str
+        Feature groups to compute (``firstorder``, ``glcm``, ``lbp``, ``gabor``);
+        all by default. Columns follow the order of :data:`~.names.GROUPS`.
 
     Returns
     -------
-    (B, 34) tensor in the order of :data:`~.names.FEATURE_NAMES`.
+    (B, 34) tensor in the order of :data:`~.names.FEATURE_NAMES` (fewer columns
+    when ``groups`` leaves some out).
     """
+    unknown = set(groups) - set(N.GROUPS)
+    if unknown:
+        raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {list(N.GROUPS)}")
     x, m = _prepare(patches, masks, dtype)
+    n_cols = sum(len(range(34)[N.GROUPS[g]]) for g in N.GROUPS if g in groups)
     if x.shape[0] == 0:
-        return torch.zeros(0, N.N_FEATURES, dtype=x.dtype, device=x.device)
+        return torch.zeros(0, n_cols, dtype=x.dtype, device=x.device)
     levels = gray_levels(x, m)
-    return torch.cat([
-        firstorder_features(x, m, levels),
-        glcm_features(levels, m, x.dtype),
-        lbp_features(x, m),
-        gabor_features(x, m),
-    ], 1)
+    return torch.cat([_GROUP_FUNCTIONS[g](x, m, levels) for g in N.GROUPS if g in groups], 1)
