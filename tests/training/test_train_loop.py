@@ -50,6 +50,8 @@ def test_resume_continues_exactly(phantom_patches, tmp_path):
     fresh = Trainer(TINY, _tc(steps=10), phantom_patches, tmp_path / "c")
     assert [resumed._batch_indices(s) for s in range(5, 10)] == [fresh._batch_indices(s) for s in range(5, 10)]
     resumed.run()
+    rows = list(csv.DictReader(open(tmp_path / "b" / "log.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(5, 11, 5))  # no duplicate rows
     for live in ("objective", "ema"):
         a, b = getattr(full, live).state_dict(), getattr(resumed, live).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), live

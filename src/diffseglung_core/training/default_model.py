@@ -76,12 +76,68 @@ def teacher_vectors(data: PatchArrays, batch: int = 64) -> torch.Tensor:
     return torch.cat(out)
 
 
+def loss_curve_png(log_csvs, path, columns=("mse", "infonce"), size=(320, 800), window: int = 5):
+    """Draw logged losses of consecutive stages as one PNG (no axes text).
+
+    Curves: ``mse`` in white, ``infonce`` in orange, both on a log10 scale from
+    1e-3 to 10 (gray lines at each decade); stages follow each other left to
+    right, separated by a blue line. Each curve is a moving average of
+    ``window`` log rows.
+    """
+    import csv
+
+    from ..render import save_png
+
+    rows = []
+    bounds = []
+    for f in log_csvs:
+        rs = list(csv.DictReader(open(f)))
+        rows += rs
+        bounds.append(len(rows))
+    h, w = size
+    img = np.full((h, w, 3), 24, np.uint8)
+    lo, hi = -3.0, 1.0
+
+    def y_of(v):
+        return int(round((1 - (np.log10(max(v, 1e-3)) - lo) / (hi - lo)) * (h - 1)))
+
+    for dec in range(int(lo), int(hi) + 1):
+        img[min(y_of(10.0 ** dec), h - 1), :] = 70
+    n = max(len(rows), 2)
+    for b in bounds[:-1]:
+        img[:, int(b / (n - 1) * (w - 1))] = (40, 90, 200)
+    colours = {"mse": (240, 240, 240), "infonce": (255, 150, 40)}
+    for col in columns:
+        vals = np.array([float(r[col]) if r.get(col) not in (None, "") else np.nan for r in rows])
+        if np.all(np.isnan(vals)):
+            continue
+        kernel = np.ones(window) / window
+        smooth = np.convolve(np.nan_to_num(vals, nan=0.0), kernel, mode="same")
+        cnt = np.convolve(~np.isnan(vals), kernel, mode="same")
+        smooth = np.where(cnt > 0, smooth / np.maximum(cnt, 1e-9), np.nan)
+        prev = None
+        for i, v in enumerate(smooth):
+            if np.isnan(v) or np.isnan(vals[i]):
+                prev = None
+                continue
+            x, y = int(i / (n - 1) * (w - 1)), y_of(v)
+            if prev is not None:
+                steps_ = max(abs(x - prev[0]), abs(y - prev[1]), 1)
+                for k in range(steps_ + 1):
+                    xi = prev[0] + (x - prev[0]) * k // steps_
+                    yi = prev[1] + (y - prev[1]) * k // steps_
+                    img[max(yi - 1, 0):yi + 1, xi] = colours.get(col, (200, 200, 0))
+            prev = (x, y)
+    return save_png(path, img)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dicom", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--stage1-steps", type=int, default=3000)
     p.add_argument("--stage2-steps", type=int, default=600)
+    p.add_argument("--stage2-batch", type=int, default=16)
     p.add_argument("--patches", type=int, default=2048)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -103,7 +159,7 @@ def main(argv=None) -> int:
     tv = teacher_vectors(train)
     d = DistillConfig(warmup_start=0, warmup_end=args.stage2_steps // 3, lambda_max=0.5,
                       temperature=0.1, student_hidden=128)
-    tc2 = replace(tc1, steps=args.stage2_steps, batch_size=16, stage=2, sample_every=0,
+    tc2 = replace(tc1, steps=args.stage2_steps, batch_size=args.stage2_batch, stage=2, sample_every=0,
                   checkpoint_every=100)
     s2 = args.out / "stage2"
     resume2 = s2 / "checkpoint.pt" if (s2 / "checkpoint.pt").is_file() else None
@@ -116,6 +172,7 @@ def main(argv=None) -> int:
             ck["weights"][k] = {n: v.half() if v.is_floating_point() else v for n, v in sd.items()}
     ck["provenance"] = {"data": [str(s) for s in train.scans], "patch_size": list(PATCH),
                         "stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps,
+                        "stage2_batch": args.stage2_batch,
                         "recipe": "diffseglung_core.training.default_model"}
     save_checkpoint(args.out / "default_model.pt", ck)
     print(json.dumps({"seconds": round(time.time() - t0)}), flush=True)

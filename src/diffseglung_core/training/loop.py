@@ -276,6 +276,13 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             csv_path = self.out / "log.csv"
             new = not csv_path.exists() or self.step == 0
+            if not new:  # drop rows logged after the checkpoint we resume from
+                with open(csv_path, newline="") as f:
+                    kept = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+                with open(csv_path, "w", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
+                    w.writeheader()
+                    w.writerows(kept)
             csv_file = open(csv_path, "w" if new else "a", newline="")
             csv_writer = csv.DictWriter(csv_file, fieldnames=LOG_FIELDS, extrasaction="ignore")
             if new:
