@@ -18,14 +18,18 @@ from diffseglung_core.volume import CTVolume
 
 from ._layers import labels_layer_data
 
-#: Parameters of Sobel-Diffusion Fusion shown in the Export widget: name -> (default, min, max, step).
+#: Parameters of Sobel-Diffusion Fusion shown in the Export widget: name -> (default, min, max,
+#: step). A value at the minimum of a parameter in AUTO_AT_MINIMUM means None (the engine decides).
 REFINE_PARAMETERS = {
-    "kappa": (60.0, 1.0, 1000.0, 5.0),
+    "kappa": (0.0, 0.0, 1000.0, 5.0),
+    "kappa_noise": (3.0, 0.1, 20.0, 0.5),
     "iterations": (4, 0, 50, 1),
     "step": (1.0 / 6.0, 0.01, 1.0 / 6.0, 0.01),
     "smooth_mm": (0.7, 0.0, 5.0, 0.1),
     "min_component_mm3": (20.0, 0.0, 10000.0, 5.0),
 }
+#: kappa = None: the edge threshold follows the scan's noise (kappa_noise x median gradient).
+AUTO_AT_MINIMUM = ("kappa",)
 
 
 def feature_choices() -> list[str]:

@@ -183,6 +183,7 @@ def test_refine_preview_and_apply(make_napari_viewer, qtbot, phantom):
     export.labels_combo.set_layer(layer)
     z = SHAPE[0] // 2
     viewer.dims.set_current_step(0, z)
+    assert export.refine_kwargs()["kappa"] is None  # "auto": the engine's noise-adaptive default
     # with the run's settings the preview slice is the result's slice (up to small
     # components cut by the preview's slab)
     preview = export.preview()

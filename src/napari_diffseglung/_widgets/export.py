@@ -62,6 +62,8 @@ class ExportWidget(QWidget):
                 w.setDecimals(3)
                 w.setRange(lo, hi)
                 w.setSingleStep(step)
+            if name in _engine.AUTO_AT_MINIMUM:
+                w.setSpecialValueText("auto")
             w.setValue(default)
             self.refine_params[name] = w
             rform.addRow(name.replace("_", " "), w)
@@ -113,7 +115,8 @@ class ExportWidget(QWidget):
     # -- refine --------------------------------------------------------------
     def refine_kwargs(self) -> dict:
         """The Sobel-Diffusion Fusion parameters chosen."""
-        return {name: w.value() for name, w in self.refine_params.items()}
+        return {name: None if name in _engine.AUTO_AT_MINIMUM and w.value() == w.minimum()
+                else w.value() for name, w in self.refine_params.items()}
 
     def _result_layer(self):
         layer = self.labels_combo.layer()
