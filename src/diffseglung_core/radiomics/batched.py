@@ -33,6 +33,7 @@ def _prepare(patches: torch.Tensor, masks: Optional[torch.Tensor], dtype):
     if x.ndim != 4:
         raise ValueError(f"patches must be (B, D, H, W) or (B, H, W), got {tuple(x.shape)}")
     dtype = dtype or _default_dtype(x.device)
+    exact32 = x.dtype in _FLOAT32_EXACT
     x = x.to(dtype)
     if masks is None:
         m = torch.ones(x.shape, dtype=torch.bool, device=x.device)
@@ -42,12 +43,19 @@ def _prepare(patches: torch.Tensor, masks: Optional[torch.Tensor], dtype):
     empty = ~m.flatten(1).any(1)
     if bool(empty.any()):
         m = m | empty.view(-1, 1, 1, 1)
-    return x, m
+    return x, m, exact32
 
 
-def _masked_percentiles(x: torch.Tensor, m: torch.Tensor, n: torch.Tensor, qs) -> torch.Tensor:
+#: Input dtypes whose values float32 holds exactly (percentiles then sort in float32, faster).
+_FLOAT32_EXACT = (torch.float32, torch.float16, torch.bfloat16, torch.int16, torch.int8,
+                  torch.uint8, torch.bool)
+
+
+def _masked_percentiles(x: torch.Tensor, m: torch.Tensor, n: torch.Tensor, qs,
+                        sort_float32: bool = False) -> torch.Tensor:
     """(B, len(qs)) percentiles with numpy's linear rule over the masked values of each row."""
-    xs = torch.where(m, x, torch.full_like(x, float("inf"))).sort(dim=1).values
+    xk = x.float() if sort_float32 else x
+    xs = torch.where(m, xk, torch.full_like(xk, float("inf"))).sort(dim=1).values.to(x.dtype)
     q = torch.tensor(qs, dtype=x.dtype, device=x.device) / 100.0
     pos = q[None, :] * (n[:, None].to(x.dtype) - 1)
     lo = pos.floor().long()
@@ -67,8 +75,12 @@ def gray_levels(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return levels.clamp(1, N.MAX_LEVELS)
 
 
-def firstorder_features(x: torch.Tensor, m: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """(B, 12) HU statistics; ``x`` (B, D, H, W), ``m`` bool, ``levels`` from :func:`gray_levels`."""
+def firstorder_features(x: torch.Tensor, m: torch.Tensor, levels: torch.Tensor,
+                        sort_float32: bool = False) -> torch.Tensor:
+    """(B, 12) HU statistics; ``x`` (B, D, H, W), ``m`` bool, ``levels`` from :func:`gray_levels`.
+
+    ``sort_float32``: the values are exact in float32 (percentiles sort a float32 copy).
+    """
     b = x.shape[0]
     xf, mf = x.flatten(1), m.flatten(1)
     w = mf.to(x.dtype)
@@ -83,7 +95,7 @@ def firstorder_features(x: torch.Tensor, m: torch.Tensor, levels: torch.Tensor) 
     safe = torch.where(m2 > 0, m2, torch.ones_like(m2))
     skew = torch.where(m2 > 0, m3 / safe ** 1.5, torch.zeros_like(m2))
     kurt = torch.where(m2 > 0, m4 / safe ** 2, torch.zeros_like(m2))
-    p10, p25, p50, p75, p90 = _masked_percentiles(xf, mf, n, N.PERCENTILES).unbind(1)
+    p10, p25, p50, p75, p90 = _masked_percentiles(xf, mf, n, N.PERCENTILES, sort_float32).unbind(1)
     lv = levels.flatten(1)
     hist = torch.zeros(b, N.MAX_LEVELS + 1, dtype=x.dtype, device=x.device)
     hist.scatter_add_(1, lv, w)
@@ -270,10 +282,10 @@ def gabor_features(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 _GROUP_FUNCTIONS = {
-    "firstorder": lambda x, m, lv: firstorder_features(x, m, lv),
-    "glcm": lambda x, m, lv: glcm_features(lv, m, x.dtype),
-    "lbp": lambda x, m, lv: lbp_features(x, m),
-    "gabor": lambda x, m, lv: gabor_features(x, m),
+    "firstorder": lambda x, m, lv, e: firstorder_features(x, m, lv, e),
+    "glcm": lambda x, m, lv, e: glcm_features(lv, m, x.dtype),
+    "lbp": lambda x, m, lv, e: lbp_features(x, m),
+    "gabor": lambda x, m, lv, e: gabor_features(x, m),
 }
 
 
@@ -304,9 +316,9 @@ def batched_features(patches: torch.Tensor, masks: Optional[torch.Tensor] = None
     unknown = set(groups) - set(N.GROUPS)
     if unknown:
         raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {list(N.GROUPS)}")
-    x, m = _prepare(patches, masks, dtype)
+    x, m, exact32 = _prepare(patches, masks, dtype)
     n_cols = sum(len(range(34)[N.GROUPS[g]]) for g in N.GROUPS if g in groups)
     if x.shape[0] == 0:
         return torch.zeros(0, n_cols, dtype=x.dtype, device=x.device)
     levels = gray_levels(x, m)
-    return torch.cat([_GROUP_FUNCTIONS[g](x, m, levels) for g in N.GROUPS if g in groups], 1)
+    return torch.cat([_GROUP_FUNCTIONS[g](x, m, levels, exact32) for g in N.GROUPS if g in groups], 1)
