@@ -401,11 +401,13 @@ def load_head(path) -> CorrectionHead:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and torch errors of corrupt files
         raise CheckpointError(f"{path}: not a readable head file ({type(err).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise CheckpointError(f"{path}: not a correction head (format {payload.get('format') if isinstance(payload, dict) else '?'})")
+    found = payload.get("format", "?") if isinstance(payload, dict) else type(payload).__name__
+    if found != _FORMAT:
+        raise CheckpointError(f"{path}: not a correction head (format {found!r})")
     try:
         head = CorrectionHead(HeadConfig(**payload["config"]))
         head.load_state_dict(payload["state"])
     except (KeyError, TypeError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: head weights do not match its configuration ({str(err)[:120]})") from None
+        detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: head weights do not match its configuration ({detail})") from None
     return head.eval()
