@@ -163,24 +163,55 @@ def test_mask_helpers():
         check_mask_grid(labels + 0.5, volume)
 
 
+def _phantom_figures(ph, mask):
+    """Lung Dice, per-side Dice, false-positive volume (mL) and tissue fractions kept."""
+    voxel_ml = float(np.prod(ph.volume.spacing)) / 1000.0
+    truth = ph.lung > 0
+    return {
+        "dice": dice(mask > 0, truth),
+        "sides": [dice(mask == side, ph.lung == side) for side in (RIGHT_LUNG, LEFT_LUNG)],
+        "fp_ml": np.count_nonzero((mask > 0) & ~truth) * voxel_ml,
+        "inside": {c: np.mean(mask[ph.labels == c] > 0) for c in range(1, 6) if np.any(ph.labels == c)},
+    }
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_project_phantom(seed):
     """On the project's phantom: lungs, sides and the easy tissue classes are in the mask.
 
     Known limits (floors, not goals): dense disease that lines the pleura evenly
     (subpleural fibrosis) or lies against the diaphragm and the spine (basal
-    consolidation) leaves no dent in the air contour and is only partly kept.
+    consolidation) leaves no dent in the air contour and is only partly kept
+    (measured: fibrosis 0.79, consolidation 0.52-0.59).
     """
     from diffseglung_core.phantom import make_phantom
 
     ph = make_phantom((40, 96, 96), seed=seed)
-    mask = compute_lung_mask(ph.volume.hu, ph.volume.spacing)
-    assert dice(mask > 0, ph.lung > 0) > 0.95
-    for side in (RIGHT_LUNG, LEFT_LUNG):
-        assert dice(mask == side, ph.lung == side) > 0.94
-    inside = {c: np.mean(mask[ph.labels == c] > 0) for c in range(1, 6) if np.any(ph.labels == c)}
+    fig = _phantom_figures(ph, compute_lung_mask(ph.volume.hu, ph.volume.spacing))
+    assert fig["dice"] > 0.96
+    assert min(fig["sides"]) > 0.95
+    # no chest wall, heart or liver: measured about 18 mL outside the true lungs of ~4.5 L
+    assert fig["fp_ml"] < 50
+    inside = fig["inside"]
     assert inside[1] > 0.99 and inside[2] > 0.98 and inside[4] > 0.98  # healthy, GGO, emphysema
-    assert inside[3] > 0.7 and inside[5] > 0.4  # fibrosis, consolidation
+    assert inside[3] > 0.72 and inside[5] > 0.45  # fibrosis, consolidation
+
+
+def test_phantom_without_lesions_keeps_the_dome_out():
+    """No lesion: the mask is the lung, and the diaphragm dome under the lung base stays out.
+
+    The dome of the liver rises into the right lung base as an island of tissue in
+    the axial slices; filling every slice's holes would add it (~200 mL).
+    """
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((40, 96, 96), seed=1, pathologies=())
+    fig = _phantom_figures(ph, compute_lung_mask(ph.volume.hu, ph.volume.spacing))
+    assert fig["dice"] > 0.99 and min(fig["sides"]) > 0.99  # measured 0.998
+    assert fig["fp_ml"] < 40  # measured 21 mL
+    # the same mask with every slice's holes filled takes the dome in
+    filled = compute_lung_mask(ph.volume.hu, ph.volume.spacing, dome_mm2=np.inf)
+    assert _phantom_figures(ph, filled)["fp_ml"] > fig["fp_ml"] + 100
 
 
 # ---------------------------------------------------------------------------

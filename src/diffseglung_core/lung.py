@@ -26,7 +26,8 @@ method needs no trained weights and works in mm, so the same settings serve
    own costal surface plus a margin, and not from the lung's centre towards
    the mediastinum). Additions stay inside the body, off bone, airways and
    the other lung. Holes (vessels, nodules) are then filled slice by slice
-   and in 3D.
+   and in 3D, except the dome of the diaphragm: a large hole of an axial
+   slice that continues into tissue outside the lung in the slice below.
 
 The heavy morphology (closing, splitting) runs on a coarse grid of about
 ``coarse_mm`` voxels; the lung boundary itself comes from the full-resolution
@@ -68,6 +69,7 @@ def compute_lung_mask(
     closing_mm: float = 8.0,
     mass_mm: float = 30.0,
     bone_hu: float = 300.0,
+    dome_mm2: float = 300.0,
     coarse_mm: float = 2.0,
     min_lung_area_mm2: float = 500.0,
     progress: Optional[ProgressCallback] = None,
@@ -96,6 +98,10 @@ def compute_lung_mask(
         thick) are added too. 0 disables both.
     bone_hu : float
         Voxels above this HU (bone) are never added by the closing.
+    dome_mm2 : float
+        Holes of an axial slice are filled (vessels, nodules) unless they are
+        at least this large (mm²) and continue below into tissue outside the
+        lung: the dome of the diaphragm under the lung base stays out.
     coarse_mm : float
         Voxel size (mm) of the grid used for the closing and the left/right
         split.
@@ -200,7 +206,7 @@ def compute_lung_mask(
         side = labels == value
         if not side.any():
             continue
-        filled = _fill_holes(side)
+        filled = _fill_holes(side, spacing, dome_mm2)
         labels[filled & (labels == 0) & ~airway] = value
     out = np.zeros(shape, np.uint8)
     out[box] = labels
@@ -500,11 +506,35 @@ def _body_mid_x(body: np.ndarray) -> float:
     return 0.5 * (cols[0] + cols[-1])
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill holes in each axial slice, then in 3D."""
+def _fill_holes(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
+                min_open_mm2: float = np.inf) -> np.ndarray:
+    """Fill holes in each axial slice, then in 3D.
+
+    A slice's hole of at least ``min_open_mm2`` that continues into a hole or
+    the outside of the slice below (at least 90 % of it lying over either) is
+    left open: that is the dome of the diaphragm (liver, spleen) rising into
+    the lung base, not a vessel. Such holes are followed upwards from the
+    bottom slice; the bottom slice's holes themselves are always filled.
+    """
     out = np.empty_like(mask)
+    pixel_mm2 = float(spacing[1]) * float(spacing[2])
+    below = None  # the slice below: its outside plus its open holes
     for z in range(mask.shape[0]):
-        out[z] = _fill_holes_nd(mask[z])
+        filled = _fill_holes_nd(mask[z])
+        holes = filled & ~mask[z]
+        open_ = ~filled
+        if below is not None and np.isfinite(min_open_mm2) and holes.any():
+            lab, n = ndi.label(holes)
+            areas = np.bincount(lab.ravel(), minlength=n + 1)
+            over = np.bincount(lab[below], minlength=n + 1)
+            is_open = (areas * pixel_mm2 >= min_open_mm2) & (over >= 0.9 * areas)
+            is_open[0] = False
+            if is_open.any():
+                dome = is_open[lab]
+                filled &= ~dome
+                open_ |= dome
+        out[z] = filled
+        below = open_
     return _fill_holes_nd(out)
 
 
