@@ -33,7 +33,7 @@ def wait(job, timeout: float = 900.0) -> None:
     from qtpy.QtWidgets import QApplication
 
     start = time.time()
-    while job.outcome is None or job.worker.is_running:
+    while not job.ended:
         QApplication.processEvents()
         time.sleep(0.02)
         if time.time() - start > timeout:

@@ -26,7 +26,7 @@ def phantom():
 
 
 def _wait(qtbot, job, timeout=60_000):
-    qtbot.waitUntil(lambda: job.outcome is not None and not job.worker.is_running, timeout=timeout)
+    qtbot.waitUntil(lambda: job.ended, timeout=timeout)
 
 
 def _segment(viewer, qtbot, phantom, features="density"):

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.gui
 
 
 def _wait_job(qtbot, job, timeout=20_000):
-    qtbot.waitUntil(lambda: job.outcome is not None and not job.worker.is_running, timeout=timeout)
+    qtbot.waitUntil(lambda: job.ended, timeout=timeout)
 
 
 def test_load_widget_reads_scan_shows_info_windows_and_mask(make_napari_viewer, qtbot, tmp_path, chest):

@@ -18,16 +18,17 @@ class LayerComboBox(QComboBox):
     ----------
     viewer : napari.Viewer
     layer_type : the napari layer class listed (``napari.layers.Image``, ...).
-    optional : add a "(none)" entry first.
+    optional : add an entry for "no layer" first, named ``none_text``.
     predicate : extra test a layer must pass to be listed.
     """
 
-    def __init__(self, viewer, layer_type, *, optional: bool = False,
+    def __init__(self, viewer, layer_type, *, optional: bool = False, none_text: str = "(none)",
                  predicate: Optional[Callable] = None, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.viewer = viewer
         self.layer_type = layer_type
         self.optional = optional
+        self.none_text = none_text
         self.predicate = predicate
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed,
                       viewer.layers.events.reordered):
@@ -44,7 +45,7 @@ class LayerComboBox(QComboBox):
         self.blockSignals(True)
         self.clear()
         if self.optional:
-            self.addItem("(none)", None)
+            self.addItem(self.none_text, None)
         for layer in self._candidates():
             self.addItem(layer.name, layer)
         index = self.findData(current) if current is not None else -1
@@ -94,7 +95,8 @@ class Job:
         self.bar, self.status = bar, status
         self.relay = _Relay()
         self.relay.progressed.connect(self._show_progress)
-        self.outcome: Optional[str] = None
+        self.outcome: Optional[str] = None  # "done", "cancelled" or "error"
+        self.ended = False  # True once every end-of-job callback has run in the GUI thread
         self._on_finish = on_finish
         self._on_error = on_error
 
@@ -172,6 +174,7 @@ class Job:
             self.bar.setValue(1 if self.outcome == "done" else 0)
         if self._on_finish is not None:
             self._on_finish()
+        self.ended = True
 
 
 def confirm_overwrite(parent: Optional[QWidget], path) -> bool:

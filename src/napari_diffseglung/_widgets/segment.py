@@ -61,8 +61,8 @@ class SegmentWidget(QWidget):
 
         self.image_combo = LayerComboBox(self.viewer, napari.layers.Image)
         self.mask_combo = LayerComboBox(self.viewer, napari.layers.Labels, optional=True,
+                                        none_text="(compute it)",
                                         predicate=lambda layer: RESULT_KEY not in layer.metadata)
-        self.mask_combo.setItemText(0, "(compute it)")
         self.mask_combo.setToolTip("a lung-mask Labels layer, or none to compute the weight-free mask")
 
         self.checkpoint_combo = QComboBox()
