@@ -11,9 +11,11 @@ computed; a radiologist correcting ``n`` axial slices is simulated by taking
 the ground truth on ``n`` evenly spaced lung slices as confirmed voxels; a
 correction head (:mod:`diffseglung_core.segment.head`) is trained on them and
 labels the scan. Dice per class is measured on all the other slices, for the
-unsupervised result and each head. Two heads are trained: on the normalised
-CT alone (a 3x3x3 context of HU only) and on the CT plus the multi-timestep
-diffusion features, to show what the diffusion features add.
+unsupervised result and each head. Three heads are trained: on the normalised
+CT alone (a 3x3x3 context of HU only), on the CT plus the multi-timestep
+diffusion features (what the diffusion features add), and on the same
+features with the unsupervised labels of the uncorrected voxels as weak labels
+(weight 0.2, ``train_head(prior=...)``).
 
 Without ``--checkpoint`` the shipped model is used when it exists, else a
 randomly initialised tiny U-Net (said so in the output: random features).
@@ -87,10 +89,12 @@ def run_phantom(seed: int, shape, loaded, args) -> dict:
         others[zs] = False
         rows.append({"method": "unsupervised (density)", "n_slices": n,
                      "dice": {c: dice(unsup[others], truth[others], c) for c in CLASSES}})
-        for name, f in (("head on HU only", feats[:1]), ("head on HU + diffusion features", feats)):
+        heads = (("head on HU only", feats[:1], None), ("head on HU + diffusion features", feats, None),
+                 ("head on HU + diffusion + unsupervised prior", feats, unsup))
+        for name, f, prior in heads:
             t0 = time.perf_counter()
-            head = train_head(f, truth, confirmed, steps=args.steps, hidden=args.hidden, seed=seed,
-                              device=args.device)
+            head = train_head(f, truth, confirmed, prior=prior, steps=args.steps, hidden=args.hidden,
+                              seed=seed, device=args.device)
             pred = predict_head(head, f, ph.lung, device=args.device)
             rows.append({"method": name, "n_slices": n, "train_s": time.perf_counter() - t0,
                          "dice": {c: dice(pred[others], truth[others], c) for c in CLASSES}})

@@ -165,3 +165,26 @@ def test_train_head_command(phantom, tiny_model, tmp_path, capsys):
     assert not pred[phantom.lung == 0].any()
     assert main(argv) == 2  # outputs exist
     assert "file exists" in capsys.readouterr().err
+
+
+def test_prior_keeps_classes_missing_from_corrections(phantom, features):
+    """One corrected slice lacks some classes; the unsupervised prior supplies them at low weight."""
+    truth = phantom.labels
+    lung = phantom.lung > 0
+    confirmed = np.zeros(truth.shape, bool)
+    confirmed[8] = lung[8]
+    prior = truth.copy()  # stands in for a good unsupervised result
+    prior[8] = 1  # and disagrees on the corrected slice, where the correction must win
+    kw = dict(hidden=16, steps=40, crop=(3, 32, 32), device="cpu")
+    alone = predict_head(train_head(features, truth, confirmed, **kw), features, phantom.lung, device="cpu")
+    both = predict_head(train_head(features, truth, confirmed, prior=prior, **kw), features, phantom.lung,
+                        device="cpu")
+    others = np.ones(truth.shape[0], bool)
+    others[8] = False
+
+    def mean_dice(pred, classes):
+        return np.mean([_dice(pred[others] == c, truth[others] == c) for c in classes])
+
+    assert mean_dice(both, range(1, 6)) > mean_dice(alone, range(1, 6)) + 0.02
+    # on the corrected slice the confirmed labels, not the prior's, are learned
+    assert _dice(both[8] == 1, truth[8] == 1) > _dice(both[8] == 1, prior[8] == 1)

@@ -235,6 +235,8 @@ def train_head(
     labels: np.ndarray,
     confirmed: Optional[np.ndarray] = None,
     *,
+    prior: Optional[np.ndarray] = None,
+    prior_weight: float = 0.2,
     hidden: int = 32,
     steps: int = 300,
     crop: Sequence[int] = (3, 48, 48),
@@ -254,6 +256,11 @@ def train_head(
     labels : (Z, Y, X) integer labels 0..5; ``-1`` and :data:`IGNORE` are left out.
     confirmed : (Z, Y, X) mask of the voxels the user confirmed or painted
         (nonzero); all labelled voxels count when None.
+    prior : (Z, Y, X) labels 1..5 believed elsewhere (the unsupervised result),
+        learned with weight ``prior_weight`` on the voxels not confirmed, so
+        that classes absent from the corrections are not forgotten. None:
+        only confirmed voxels count.
+    prior_weight : weight of a prior voxel relative to a confirmed one.
     hidden : hidden channels.
     steps : optimiser steps (AdamW); each sees ``batch_size`` crops.
     crop : (D, H, W) voxels of a training crop, centred on a random
@@ -290,7 +297,20 @@ def train_head(
     head.mean.copy_(torch.from_numpy(sample.mean(axis=1)))
     head.std.copy_(torch.from_numpy(np.maximum(sample.std(axis=1), 1e-3)))
     head = head.to(dev).train()
+    target_all = np.where(ok, labels.astype(np.int64), -100)
+    voxel_w = ok.astype(np.float32)
+    centres = [where]
     counts = np.bincount(labels[ok].astype(np.int64), minlength=N_CLASSES).astype(np.float64)
+    if prior is not None:
+        prior = np.asarray(prior)
+        if prior.shape != labels.shape:
+            raise GridMismatchError(f"prior shape {prior.shape} != labels shape {labels.shape}")
+        weak = ~ok & (prior >= 1) & (prior < N_CLASSES)
+        target_all[weak] = prior[weak]
+        voxel_w[weak] = float(prior_weight)
+        if weak.any():
+            centres.append(np.argwhere(weak))
+        counts += prior_weight * np.bincount(prior[weak].astype(np.int64), minlength=N_CLASSES)
     weight = None
     if balance:
         w = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1) / counts.sum()), 0.0)
@@ -299,10 +319,11 @@ def train_head(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     shape = labels.shape
     crop = [min(int(c), n) for c, n in zip(crop, shape)]
-    target_all = np.where(ok, labels.astype(np.int64), -100)
     for step in range(steps):
-        xs, ys = [], []
-        for centre in where[rng.integers(0, len(where), size=batch_size)]:
+        xs, ys, ws = [], [], []
+        for i in range(batch_size):
+            pool = centres[i % len(centres)]  # confirmed and prior centres in turn
+            centre = pool[rng.integers(0, len(pool))]
             sl, valid = [], []
             for c, k, n in zip(centre, crop, shape):
                 a = int(min(max(c - k // 2, 0), n - k))
@@ -313,11 +334,16 @@ def train_head(
             y[tuple(valid)] = target_all[tuple(sl)][tuple(valid)]
             xs.append(x)
             ys.append(torch.from_numpy(y))
+            ws.append(torch.from_numpy(np.where(y >= 0, voxel_w[tuple(sl)], 0.0).astype(np.float32)))
         x = torch.stack(xs).to(dev)
         y = torch.stack(ys).to(dev)
-        if (y >= 0).sum() == 0:
+        vw = torch.stack(ws).to(dev)
+        if weight is not None:
+            vw = vw * weight[y.clamp(min=0)]
+        if float(vw.sum()) == 0:
             continue
-        loss = F.cross_entropy(head(x), y, weight=weight, ignore_index=-100)
+        ce = F.cross_entropy(head(x), y, ignore_index=-100, reduction="none")
+        loss = (ce * vw).sum() / vw.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
