@@ -97,3 +97,18 @@ def test_viewer_opens_scans_through_the_plugin(make_napari_viewer, tmp_path, che
     assert layer.data.shape == chest.shape and np.allclose(layer.scale, chest.spacing)
     readers = PluginManager.instance().iter_compatible_readers([str(tmp_path)])
     assert "napari-diffseglung.get_reader" in {r.command for r in readers}
+
+
+@pytest.mark.gui
+def test_widgets_and_samples_open_from_the_plugin_menus(make_napari_viewer):
+    pytest.importorskip("diffseglung_core.phantom")
+    viewer = make_napari_viewer()
+    for name, cls in (("Load CT", "LoadCTWidget"), ("Segment", "SegmentWidget"),
+                      ("Clusters and label mapping", "ClustersWidget"),
+                      ("Refine and export", "ExportWidget"), ("Class volumes", "VolumesWidget")):
+        _, widget = viewer.window.add_plugin_dock_widget("napari-diffseglung", name)
+        assert type(widget).__name__ == cls
+    layers = viewer.open_sample("napari-diffseglung", "phantom_small")
+    assert [layer._type_string for layer in layers] == ["image", "labels"]
+    segment = viewer.window.add_plugin_dock_widget("napari-diffseglung", "Segment")[1]
+    assert segment.image_combo.layer().name == layers[0].name == "phantom (small)"
