@@ -86,7 +86,7 @@ class GaussianMixture:
     def predict_proba(self, x, *, chunk: int = 262_144, device="cpu",
                       dtype=torch.float32) -> np.ndarray:
         """(N, K) float32 posterior probability of each component for rows ``x`` (N, D)."""
-        outs = self._apply(x, lambda w: torch.softmax(w, dim=1).float().cpu().numpy(),
+        outs = self._apply(x, lambda w: _softmax(w).float().cpu().numpy(),
                            chunk=chunk, device=device, dtype=dtype)
         return np.concatenate(outs) if outs else np.zeros((0, self.n_components), np.float32)
 
@@ -97,7 +97,7 @@ class GaussianMixture:
     def score_samples(self, x, *, chunk: int = 262_144, device="cpu",
                       dtype=torch.float64) -> np.ndarray:
         """(N,) float64 log-likelihood of each row."""
-        outs = self._apply(x, lambda w: torch.logsumexp(w, dim=1).double().cpu().numpy(),
+        outs = self._apply(x, lambda w: _logsumexp(w).double().cpu().numpy(),
                            chunk=chunk, device=device, dtype=dtype)
         return np.concatenate(outs)
 
@@ -142,6 +142,22 @@ def _precision_cholesky(cov: torch.Tensor) -> torch.Tensor:
     eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device).expand_as(cov)
     inv_l = torch.linalg.solve_triangular(chol, eye, upper=False)  # L^-1
     return inv_l.transpose(1, 2)                            # P = L^-T
+
+
+#: exp() arguments are clamped here: exp(-80) is still a normal float32, and
+#: subnormal results are very slow on some CPU builds; the error is < 1e-34.
+_EXP_FLOOR = -80.0
+
+
+def _logsumexp(w: torch.Tensor) -> torch.Tensor:
+    """Row-wise log-sum-exp of (N, K) with clamped exponents."""
+    m = w.max(1, keepdim=True).values
+    return (m + torch.log(torch.exp((w - m).clamp_min(_EXP_FLOOR)).sum(1, keepdim=True)))[:, 0]
+
+
+def _softmax(w: torch.Tensor) -> torch.Tensor:
+    e = torch.exp((w - w.max(1, keepdim=True).values).clamp_min(_EXP_FLOOR))
+    return e / e.sum(1, keepdim=True)
 
 
 def _weighted_log_prob(x: torch.Tensor, p: _Params) -> torch.Tensor:
@@ -270,16 +286,16 @@ def fit_gmm(
         prev, converged, it = -math.inf, False, 0
         for it in range(1, max_iter + 1):
             wlp = _weighted_log_prob(xt, _to_params(weights, means, cov, full))
-            ll = torch.logsumexp(wlp, 1)
+            ll = _logsumexp(wlp)
             lb = float(ll.double().mean())
-            resp = torch.exp(wlp - ll[:, None])
+            resp = torch.exp((wlp - ll[:, None]).clamp_min(_EXP_FLOOR))
             weights, means, cov = _m_step(xt, resp, full, reg_covar)
             if abs(lb - prev) < tol:
                 converged = True
                 break
             prev = lb
         wlp = _weighted_log_prob(xt, _to_params(weights, means, cov, full))
-        lb = float(torch.logsumexp(wlp, 1).double().mean())
+        lb = float(_logsumexp(wlp).double().mean())
         if best is None or lb > best[0]:
             best = (lb, weights, means, cov, converged, it)
         report(progress, init + 1, n_init, "gmm")
