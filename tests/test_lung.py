@@ -182,7 +182,7 @@ def test_project_phantom(seed):
     Known limits (floors, not goals): dense disease that lines the pleura evenly
     (subpleural fibrosis) or lies against the diaphragm and the spine (basal
     consolidation) leaves no dent in the air contour and is only partly kept
-    (measured: fibrosis 0.79, consolidation 0.52-0.59).
+    (measured: fibrosis 0.79, consolidation 0.52-0.67).
     """
     from diffseglung_core.phantom import make_phantom
 

@@ -605,9 +605,14 @@ def _costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float
     lung's own costal surface; its centre does not lie from the lung's centre
     towards ``medial_x`` (the body's middle); and it is smaller than half the
     lung in that slice. Pockets are then joined across slices, and a stack
-    that fails anywhere is dropped whole: the mediastinum, the heart and the
-    hilum (deep chords, medial) and the liver, spleen or stomach under the
-    diaphragm (a pocket that grows larger than the lung near the base) stay out.
+    whose failing pockets hold at least as many voxels as its passing ones is
+    dropped whole. Failing pockets are medial ones (the mediastinum, the heart
+    and the hilum) and holes at least half the lung's size (the dome of the
+    liver or spleen rising into the lung base); a lateral pocket that opens
+    onto the chest wall but is too large or too deep neither passes nor
+    fails (the lung base beside the dome). A lesion along the chest wall that
+    touches, in another slice, a pocket of the hilum stays in. Only passing
+    pockets are returned.
     """
     from skimage.morphology import convex_hull_image
 
@@ -633,20 +638,24 @@ def _costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float
         sizes = np.bincount(lab.ravel(), minlength=n + 1)
         centres = ndi.center_of_mass(pockets, lab, range(1, n + 1))
         chord_depth = ndi.maximum(depth, lab * chord, range(1, n + 1))
+        has_chord = np.bincount(lab[chord], minlength=n + 1) > 0
         ok = np.zeros(n + 1, bool)
+        bad = np.zeros(n + 1, bool)
         for i, (y, x) in enumerate(centres, start=1):
             d = np.array([(y - cy) * spacing[1], (x - cx) * spacing[2]])
-            ok[i] = (d @ inward < 0.3 * np.linalg.norm(d)
-                     and chord_depth[i - 1] <= wall + wall_margin_mm
-                     and sizes[i] < 0.5 * area)
+            lateral = d @ inward < 0.3 * np.linalg.norm(d)
+            ok[i] = lateral and chord_depth[i - 1] <= wall + wall_margin_mm and sizes[i] < 0.5 * area
+            # a large or deep lateral pocket that opens onto the chest wall neither
+            # passes nor sinks its stack: the lung base around the dome of the diaphragm
+            bad[i] = not ok[i] and not (lateral and has_chord[i])
         passed[z] = ok[lab]
-        failed[z] = pockets & ~passed[z]
+        failed[z] = bad[lab]
     if not passed.any():
         return passed
     lab, n = ndi.label(passed | failed)
-    bad = np.bincount(lab[failed], minlength=n + 1) > 0
+    bad = np.bincount(lab[failed], minlength=n + 1) >= np.bincount(lab[passed], minlength=n + 1)
     bad[0] = True
-    return ~bad[lab]
+    return ~bad[lab] & passed
 
 
 def _thick_parts(added: np.ndarray, spacing, r_mm: float, *, lung: Optional[np.ndarray] = None,
