@@ -151,7 +151,8 @@ def test_train_head_command(phantom, tiny_model, tmp_path, capsys):
     write_labels(tmp_path / "lung.nii.gz", phantom.lung, volume)
     ckpt = save_checkpoint(tmp_path / "tiny.pt", make_payload(tiny_model.config, tiny_model.model.state_dict()))
     argv = ["train-head", str(scan), "--features-from", str(ckpt), "--labels", str(tmp_path / "labels.nii.gz"),
-            "--lung-mask", str(tmp_path / "lung.nii.gz"), "-o", str(tmp_path / "head.pt"),
+            "--lung-mask", str(tmp_path / "lung.nii.gz"), "--prior", str(tmp_path / "lung.nii.gz"),
+            "-o", str(tmp_path / "head.pt"),
             "--predict", str(tmp_path / "pred.nii.gz"), "--timesteps", "5", "--steps", "10",
             "--device", "cpu"]
     assert main(argv) == 0

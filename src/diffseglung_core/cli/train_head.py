@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="label map on the scan's grid (0..5; 255 = not confirmed, left out)")
     parser.add_argument("--confirmed", type=Path,
                         help="mask of the voxels the user confirmed or painted (default: every labelled voxel)")
+    parser.add_argument("--prior", type=Path, metavar="LABELS",
+                        help="labels to keep learning, at low weight, where nothing was confirmed "
+                             "(e.g. the unsupervised result)")
     parser.add_argument("--lung-mask", type=Path,
                         help="lung mask on the scan's grid (default: computed)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="head file to write (.pt)")
@@ -48,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     volume = read_scan(args.scan, **kwargs)
     labels = read_mask(args.labels, volume)
     confirmed = read_mask(args.confirmed, volume) if args.confirmed else None
+    prior = read_mask(args.prior, volume) if args.prior else None
     if args.lung_mask:
         lung = read_mask(args.lung_mask, volume)
     else:
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                                          progress=progress)
     info = feature_spec(args.features_from, timesteps, True, True, args.seed)
     with progress_bar("training") as progress:
-        head = train_head(features, labels, confirmed, steps=args.steps, feature_info=info,
+        head = train_head(features, labels, confirmed, prior=prior, steps=args.steps, feature_info=info,
                           seed=args.seed, device=args.device, progress=progress)
     save_head(args.output, head, overwrite=args.overwrite)
     print(f"wrote {args.output} ({features.shape[0]} feature channels)")
