@@ -99,3 +99,13 @@ def test_hu_preserving_off_is_recorded(phantom_patches, tmp_path):
     ck = load_checkpoint(tmp_path / "model.pt")
     assert ck["normalization"]["hu_preserving"] is False
     assert load_model(tmp_path / "model.pt").config.diffusion.schedule == "cosine"
+
+
+def test_teacher_is_the_project_radiomics(phantom_patches):
+    from diffseglung_core.training.teacher import get_teacher
+
+    radiomics = pytest.importorskip("diffseglung_core.radiomics")
+    assert get_teacher() is radiomics.batched_features
+    ct, mask = phantom_patches.batch(range(4))
+    v = get_teacher()(denormalize_hu(ct[:, 0]), mask[:, 0])
+    assert v.shape == (4, 34) and torch.isfinite(v).all()

@@ -1,7 +1,7 @@
 """The radiomic teacher of stage 2: patches in, ``(B, 34)`` feature vectors out.
 
-:func:`get_teacher` returns the batched torch radiomics of
-:mod:`diffseglung_core.radiomics` when it is installed. Otherwise it returns
+:func:`get_teacher` returns :func:`diffseglung_core.radiomics.batched_features`
+(HU, GLCM, LBP and Gabor features, docs/radiomics.md). Otherwise it returns
 :func:`fallback_teacher`, a documented stand-in computing 34 first-order HU and
 gradient statistics (it is NOT the paper's GLCM / LBP / Gabor descriptor).
 """
@@ -81,8 +81,7 @@ def fallback_teacher(hu: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def get_teacher() -> TeacherFn:
     """The project's batched radiomic teacher, or :func:`fallback_teacher` with a warning."""
     try:
-        from .. import radiomics  # type: ignore[attr-defined]
-        fn = getattr(radiomics, "batched_features", None) or getattr(radiomics, "teacher_features", None)
+        from ..radiomics import batched_features as fn
     except ImportError:
         fn = None
     if fn is None:
