@@ -71,12 +71,14 @@ def cluster_rows(mapping: LabelMapping) -> list[dict]:
                      "p10_hu": stats.get("p10_hu", float("nan")),
                      "median_hu": stats.get("median_hu", float("nan")),
                      "p90_hu": stats.get("p90_hu", float("nan")),
-                     "label": int(label), "flag": mapping.flags[k] if k < len(mapping.flags) else ""})
+                     "label": int(label),
+                     "flag": mapping.flags[k] if k < len(mapping.flags) else ""})
     return rows
 
 
 def relabel(result: SegmentationResult, mapping: LabelMapping, *, refine: Optional[bool] = None,
-            refine_options: Optional[dict] = None, progress=None) -> tuple[SegmentationResult, np.ndarray]:
+            refine_options: Optional[dict] = None,
+            progress=None) -> tuple[SegmentationResult, np.ndarray]:
     """Labels under ``mapping`` (and refinement settings) from the cached cluster posteriors.
 
     Returns the updated result (its mapping and refinement options replaced) and the labels.

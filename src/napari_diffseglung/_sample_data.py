@@ -14,7 +14,8 @@ def _phantom_layers(shape, name: str) -> list[tuple]:
 
     phantom = make_phantom(shape, seed=0)
     volume = phantom.volume
-    volume = replace(volume, source=replace(volume.source, description=f"synthetic phantom {shape}"))
+    source = replace(volume.source, description=f"synthetic phantom {shape}")
+    volume = replace(volume, source=source)
     return [image_layer_data(volume, name=name),
             labels_layer_data(phantom.labels, volume, f"{name} ground truth", visible=False)]
 

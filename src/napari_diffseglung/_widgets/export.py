@@ -24,7 +24,7 @@ from .segment import EDITS_KEY
 
 
 def export_paths(stem) -> dict[str, Path]:
-    """The files one export writes, from a path stem (``out/case1`` -> ``out/case1_labels.nii.gz``...)."""
+    """The files one export writes from a path stem (``out/case1`` -> ``out/case1_labels.nii.gz``)."""
     stem = Path(stem)
     for ending in (".nii.gz", ".nii", ".json", ".csv", ".png"):
         if stem.name.endswith(ending):

@@ -80,8 +80,8 @@ class LoadCTWidget(QWidget):
 
     # -- choosing a scan --------------------------------------------------
     def _pick_file(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Open a CT scan", "",
-                                              "CT (*.nii *.nii.gz *.nrrd *.nhdr *.npz *.zip *.dcm);;All (*)")
+        kinds = "CT (*.nii *.nii.gz *.nrrd *.nhdr *.npz *.zip *.dcm);;All (*)"
+        path, _ = QFileDialog.getOpenFileName(self, "Open a CT scan", "", kinds)
         if path:
             self.set_path(path)
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                            QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                            QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from diffseglung_core.viewer_support import VOLUME_KEY, HandEdits, reference_volume
 
@@ -63,7 +63,7 @@ class SegmentWidget(QWidget):
         self.mask_combo = LayerComboBox(self.viewer, napari.layers.Labels, optional=True,
                                         none_text="(compute it)",
                                         predicate=lambda layer: RESULT_KEY not in layer.metadata)
-        self.mask_combo.setToolTip("a lung-mask Labels layer, or none to compute the weight-free mask")
+        self.mask_combo.setToolTip("a lung-mask Labels layer, or compute the weight-free mask")
 
         self.checkpoint_combo = QComboBox()
         self.checkpoint_combo.addItems(CHECKPOINT_CHOICES)
@@ -157,7 +157,8 @@ class SegmentWidget(QWidget):
         volume = image.metadata.get(VOLUME_KEY)
         if volume is None or volume.shape != image.data.shape:
             volume = reference_volume(image.data.shape, None, scale=image.scale[-3:],
-                                      translate=image.translate[-3:]).with_hu(np.asarray(image.data))
+                                      translate=image.translate[-3:])
+            volume = volume.with_hu(np.asarray(image.data))
         mask_layer = self.mask_combo.layer()
         lung_mask = None if mask_layer is None else np.asarray(mask_layer.data)
 
@@ -199,7 +200,8 @@ class SegmentWidget(QWidget):
             RESULT_KEY: result, EDITS_KEY: edits, DEFAULT_MAPPING_KEY: result.mapping})
         self.result_layer = self._replace_or_add(data, kwargs)
         seconds = result.timings.get("total", float("nan"))
-        self.status.setText(f"done in {seconds:.1f} s: {name} ({result.mapping.n_clusters} clusters)")
+        k = result.mapping.n_clusters
+        self.status.setText(f"done in {seconds:.1f} s: {name} ({k} clusters)")
 
     def _replace_or_add(self, data, kwargs):
         name = kwargs["name"]

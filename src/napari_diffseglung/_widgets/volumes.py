@@ -16,6 +16,8 @@ from diffseglung_core.segment.report import class_volumes
 
 from ._common import LayerComboBox
 
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
 
 class BarChart(QWidget):
     """Horizontal bars, one per class, in the class colours (percent of lung)."""
@@ -119,7 +121,7 @@ class VolumesWidget(QWidget):
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if j:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    item.setTextAlignment(_RIGHT)
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
         self.chart.set_rows(self.rows)
