@@ -175,8 +175,8 @@ def _phantom_figures(ph, mask):
     }
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_project_phantom(seed):
+@pytest.mark.parametrize("seed, consolidation", [(0, 0.48), (1, 0.62)])
+def test_project_phantom(seed, consolidation):
     """On the project's phantom: lungs, sides and the easy tissue classes are in the mask.
 
     Known limits (floors, not goals): dense disease that lines the pleura evenly
@@ -194,7 +194,9 @@ def test_project_phantom(seed):
     assert fig["fp_ml"] < 50
     inside = fig["inside"]
     assert inside[1] > 0.99 and inside[2] > 0.98 and inside[4] > 0.98  # healthy, GGO, emphysema
-    assert inside[3] > 0.72 and inside[5] > 0.45  # fibrosis, consolidation
+    # fibrosis; consolidation (seed 1: a lesion along the chest wall beside the dome of
+    # the diaphragm, kept since 0.59)
+    assert inside[3] > 0.72 and inside[5] > consolidation
 
 
 def test_phantom_without_lesions_keeps_the_dome_out():
