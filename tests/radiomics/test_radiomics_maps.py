@@ -95,3 +95,14 @@ def test_empty_lung_and_bad_arguments():
 def test_window_for_spacing():
     assert window_for_spacing((5.0, 0.7, 0.7), size_mm=7) == (3, 11, 11)
     assert window_for_spacing((1.0, 1.0, 1.0), size_mm=8) == (9, 9, 9)
+
+
+def test_memory_budget_splits_chunks_without_changing_values(monkeypatch):
+    from diffseglung_core.radiomics import maps
+
+    hu, lung = _volume()
+    full = feature_maps(hu, lung, window=3, stride=3, batch_size=64, dtype=torch.float64)
+    monkeypatch.setattr(maps, "GLCM_BUDGET_BYTES", 1)  # one window per sub-batch
+    split = feature_maps(hu, lung, window=3, stride=3, batch_size=64, dtype=torch.float64)
+    # float64 features stored as float32: equal up to float32 rounding
+    np.testing.assert_allclose(split.values, full.values, rtol=1e-6, atol=1e-9)

@@ -20,12 +20,25 @@ from ..device import get_device
 from ..errors import NoLungFoundError
 from ..progress import ProgressCallback, report
 from .batched import batched_features
-from .names import FEATURE_NAMES
+from .names import BIN_WIDTH, FEATURE_NAMES, MAX_LEVELS
 
 #: HU given to window voxels outside the volume (they are outside the lung, so unused).
 PAD_HU = -1000.0
 
+#: Memory allowed for the co-occurrence matrices of one sub-batch of windows (bytes).
+GLCM_BUDGET_BYTES = 256 * 2 ** 20
+
 Triple = Union[int, Sequence[int]]
+
+
+def _max_levels(win: torch.Tensor, msk: torch.Tensor) -> int:
+    """The largest number of 25-HU gray levels of the masked windows (at most MAX_LEVELS)."""
+    flat, m = win.flatten(1), msk.flatten(1)
+    big = torch.finfo(flat.dtype).max
+    lo = torch.where(m, flat, torch.full_like(flat, big)).min(1).values
+    hi = torch.where(m, flat, torch.full_like(flat, -big)).max(1).values
+    span = (torch.floor(hi / BIN_WIDTH) - torch.floor(lo / BIN_WIDTH) + 1).max()
+    return int(min(max(float(span), 1.0), MAX_LEVELS))
 
 
 def _triple(v: Triple, what: str) -> tuple[int, int, int]:
@@ -79,6 +92,7 @@ class FeatureMap:
     shape: tuple[int, int, int]
     names: tuple[str, ...] = FEATURE_NAMES
     _filled: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+    _rows: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
     def filled(self) -> np.ndarray:
         """(F, gz, gy, gx) float32 values with each invalid point set to its nearest valid one."""
@@ -105,27 +119,33 @@ class FeatureMap:
         (N, F) float32. Invalid grid points take their nearest valid neighbour's
         values; points beyond the grid take the edge values.
         """
-        values = self.filled()
+        if self._rows is None:  # (grid points, F): one contiguous row per point
+            self._rows = np.ascontiguousarray(self.filled().reshape(len(self.names), -1).T)
+        rows = self._rows
         grid = np.array(self.valid.shape)
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        out = np.empty((len(pts), values.shape[0]), np.float32)
-        flat = values.reshape(values.shape[0], -1)
+        out = np.empty((len(pts), rows.shape[1]), np.float32)
         origin, stride = np.asarray(self.origin, float), np.asarray(self.stride, float)
+        strides = np.array([grid[1] * grid[2], grid[2], 1])
         for start in range(0, len(pts), chunk):
             g = (pts[start:start + chunk] - origin) / stride
             g = np.clip(g, 0, grid - 1)
             lo = np.minimum(np.floor(g).astype(np.int64), grid - 1)
-            hi = np.minimum(lo + 1, grid - 1)
+            step = (np.minimum(lo + 1, grid - 1) - lo) * strides   # 0 at the last grid plane
             f = (g - lo).astype(np.float32)
-            acc = np.zeros((len(g), values.shape[0]), np.float32)
+            base = lo @ strides
+            acc = np.zeros((len(g), rows.shape[1]), np.float32)
             for corner in range(8):
                 bits = [(corner >> k) & 1 for k in range(3)]
-                idx = [np.where(bits[k], hi[:, k], lo[:, k]) for k in range(3)]
                 w = np.ones(len(g), np.float32)
+                lin = base.copy()
                 for k in range(3):
-                    w *= f[:, k] if bits[k] else 1 - f[:, k]
-                lin = np.ravel_multi_index(idx, self.valid.shape)
-                acc += w[:, None] * flat[:, lin].T
+                    if bits[k]:
+                        w *= f[:, k]
+                        lin += step[:, k]
+                    else:
+                        w *= 1 - f[:, k]
+                acc += w[:, None] * rows[lin]
             out[start:start + chunk] = acc
         return out
 
@@ -182,8 +202,8 @@ def feature_maps(
     stride : int or 3 ints
         Grid step in voxels. The grid starts at ``stride // 2``.
     batch_size : int
-        Windows per chunk; peak memory grows with it (about 2 MB per window
-        of 9^3 at float32).
+        Windows per chunk (progress is reported per chunk). A chunk whose
+        co-occurrence matrices would pass :data:`GLCM_BUDGET_BYTES` is split.
     device : str or torch.device
         Where to compute (``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``).
     dtype : torch dtype
@@ -227,7 +247,13 @@ def feature_maps(
         iz = (sel[:, 0, None] + offsets[0])[:, :, None, None]
         iy = (sel[:, 1, None] + offsets[1])[:, None, :, None]
         ix = (sel[:, 2, None] + offsets[2])[:, None, None, :]
-        feats = batched_features(hu_t[iz, iy, ix], lung_t[iz, iy, ix], dtype=dtype)
+        win, msk = hu_t[iz, iy, ix], lung_t[iz, iy, ix]
+        # bound the co-occurrence matrices (B x 13 x L^2, about 20 bytes a cell in all)
+        levels = _max_levels(win, msk)
+        per_window = 20 * 13 * levels * levels
+        step = max(1, min(len(win), int(GLCM_BUDGET_BYTES // per_window)))
+        feats = torch.cat([batched_features(win[k:k + step], msk[k:k + step], dtype=dtype)
+                           for k in range(0, len(win), step)])
         values[c * batch_size:(c + 1) * batch_size] = feats.float().cpu().numpy()
         report(progress, c + 1, n_chunks, "radiomic maps")
 
