@@ -210,7 +210,9 @@ def segment_volume(
 
     # -- clustering ---------------------------------------------------------------
     t = time.perf_counter()
-    dev = "cpu" if device == "auto" else device
+    from ..device import get_device
+
+    dev = str(get_device(device))
     report(progress, 720, 1000, "clustering")
     # density columns stay in HU/100 (absolute density drives the clusters);
     # learned and radiomic columns are standardised and down-weighted so that
