@@ -9,7 +9,7 @@ from diffseglung_core.model.config import DistillConfig, ModelConfig, UNetConfig
 from diffseglung_core.training.checkpoint import load_checkpoint, load_model
 from diffseglung_core.training.config import TrainConfig
 from diffseglung_core.training.loop import Trainer
-from diffseglung_core.training.teacher import fallback_teacher
+from diffseglung_core.radiomics import batched_features
 from diffseglung_core.volume import denormalize_hu
 
 TINY = ModelConfig(unet=UNetConfig.tiny(), patch_size=(16, 16, 16))
@@ -72,7 +72,7 @@ def test_resume_rejects_other_stage(phantom_patches, tmp_path):
 def test_stage2_infonce_falls(phantom_patches, tmp_path):
     Trainer(TINY, _tc(steps=5), phantom_patches, tmp_path / "s1").run()
     ct, mask = phantom_patches.batch(range(len(phantom_patches)))
-    teacher = fallback_teacher(denormalize_hu(ct[:, 0]), mask[:, 0])
+    teacher = batched_features(denormalize_hu(ct[:, 0]), mask[:, 0]).float()
     cfg = ModelConfig(unet=UNetConfig.tiny(), patch_size=(16, 16, 16),
                       distill=DistillConfig(warmup_start=0, warmup_end=5, lambda_max=1.0,
                                             temperature=0.1, student_hidden=64))

@@ -115,75 +115,10 @@ class PatchArrays:
         return cls(ct=np.stack(cts), mask=np.stack(masks), patient_ids=np.asarray(ids), scans=names)
 
 
-def threshold_lung(hu: np.ndarray) -> np.ndarray:
-    """A rough lung mask: the large air-like components inside the body.
-
-    Used only when :mod:`diffseglung_core.lung` is not installed. Voxels below
-    -400 HU not connected to the in-plane border, minus tiny components.
-    """
-    from scipy import ndimage as ndi
-
-    air = hu < -400
-    lab, n = ndi.label(air)
-    # Outside air touches the in-plane border; the lungs may touch the first or last slice.
-    border = np.unique(np.concatenate([lab[:, [0, -1]].ravel(), lab[:, :, [0, -1]].ravel()]))
-    inside = air & ~np.isin(lab, border)
-    lab, n = ndi.label(inside)
-    if n == 0:
-        return inside
-    sizes = ndi.sum(inside, lab, index=np.arange(1, n + 1))
-    keep = np.flatnonzero(sizes >= max(0.05 * sizes.max(), 1)) + 1
-    return np.isin(lab, keep)
-
-
-def _read_volume(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """HU ``(z, y, x)`` and spacing (mm) of a scan file or DICOM folder."""
-    try:
-        from ..io import read_scan  # type: ignore[attr-defined]
-    except ImportError:
-        read_scan = None
-    if read_scan is not None:
-        vol = read_scan(path)
-        return vol.hu, vol.spacing
-    if path.is_dir():
-        return read_dicom_series(path)
-    raise ScanReadError(path, "no reader for this file (diffseglung_core.io is not available)")
-
-
-def read_dicom_series(folder) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """HU ``(z, y, x)`` and spacing (mm) of a single-series axial DICOM folder.
-
-    Slices are sorted inferior to superior. With the usual axial orientation
-    (rows along +x, columns along +y of the patient LPS frame) the pixel rows
-    run anterior to posterior and the columns patient right to left, which is
-    the project's ``(y, x)`` layout already.
-    """
-    import pydicom
-
-    files = sorted(Path(folder).glob("*.dcm")) or sorted(p for p in Path(folder).iterdir() if p.is_file())
-    slices = [pydicom.dcmread(str(f)) for f in files]
-    if not slices:
-        raise ScanReadError(folder, "no DICOM files")
-    slices.sort(key=lambda d: float(d.ImagePositionPatient[2]))
-    hu = np.stack([d.pixel_array.astype(np.float32) * float(getattr(d, "RescaleSlope", 1))
-                   + float(getattr(d, "RescaleIntercept", 0)) for d in slices])
-    zs = [float(d.ImagePositionPatient[2]) for d in slices]
-    dz = float(np.median(np.diff(zs))) if len(zs) > 1 else float(getattr(slices[0], "SliceThickness", 1))
-    dy, dx = (float(v) for v in slices[0].PixelSpacing)
-    return hu, (abs(dz), dy, dx)
-
-
-def read_dicom_series_hu(folder) -> np.ndarray:
-    """HU ``(z, y, x)`` of a DICOM folder (see :func:`read_dicom_series`)."""
-    return read_dicom_series(folder)[0]
-
-
 def lung_mask(hu: np.ndarray, spacing) -> np.ndarray:
-    """Bool lung mask: :func:`diffseglung_core.lung.compute_lung_mask` or :func:`threshold_lung`."""
-    try:
-        from ..lung import compute_lung_mask
-    except ImportError:
-        return threshold_lung(hu)
+    """Bool lung mask ``(z, y, x)`` of :func:`diffseglung_core.lung.compute_lung_mask`."""
+    from ..lung import compute_lung_mask
+
     return np.asarray(compute_lung_mask(hu, spacing)) > 0
 
 
@@ -192,25 +127,23 @@ def patches_from_scans(paths: Sequence, patch_size: Sequence[int], patches_per_s
                        progress: Optional[ProgressCallback] = None) -> PatchArrays:
     """Cut ``patches_per_scan`` random lung patches from each scan.
 
-    With :mod:`diffseglung_core.patches` installed and a ``folder`` given, the
-    patches are precomputed there (memory maps) and opened from it; otherwise
-    scans are read, their lungs found and patches kept in memory.
+    With a ``folder``, the patches are precomputed there (memory maps) and
+    opened from it; otherwise scans are read, their lungs found and patches
+    kept in memory.
     """
     if folder is not None:
-        try:
-            from ..patches import precompute
-        except ImportError:
-            precompute = None
-        if precompute is not None:
-            precompute([str(p) for p in paths], folder, patches_per_scan=patches_per_scan,
-                       patch_size=tuple(patch_size), seed=seed, workers=1, dtype="float32",
-                       overwrite=True, progress=progress)
-            return PatchArrays.from_folder(folder)
+        from ..patches import precompute
+
+        precompute([str(p) for p in paths], folder, patches_per_scan=patches_per_scan,
+                   patch_size=tuple(patch_size), seed=seed, workers=1, dtype="float32",
+                   overwrite=True, progress=progress)
+        return PatchArrays.from_folder(folder)
+    from ..io import read_scan
+
     vols = []
     for i, p in enumerate(paths):
-        p = Path(p)
-        hu, spacing = _read_volume(p)
-        vols.append((str(p), hu, lung_mask(hu, spacing)))
+        vol = read_scan(Path(p))
+        vols.append((str(p), vol.hu, lung_mask(vol.hu, vol.spacing)))
         report(progress, i + 1, len(paths), "reading scans")
     return PatchArrays.from_volumes(vols, patch_size, patches_per_scan, seed=seed)
 
