@@ -167,10 +167,37 @@ def radiomic_features(
     fmap = feature_maps(sub_hu, sub_lung, window=window_for_spacing(spacing, window_mm),
                         stride=(min(sz, stride), stride, stride), device=device,
                         progress=progress)
-    x = robust_standardize(fmap.at(sub_lung))
-    if n_components and n_components < x.shape[1]:
-        x = _pca_whiten(x, n_components)
-    return x
+    # statistics (robust scale, PCA basis) on a subsample, then the transform in
+    # chunks: never a full (N, 34) array (bounded memory on whole scans)
+    pts = np.argwhere(sub_lung)
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(len(pts), min(len(pts), 200_000), replace=False))
+    sample = fmap.at_points(pts[rows])
+    med = np.nanmedian(sample, axis=0)
+    q75, q25 = np.nanpercentile(sample, [75, 25], axis=0)
+    scale = (q75 - q25) / 1.349
+    scale[~np.isfinite(scale) | (scale <= 1e-8)] = 1.0
+
+    def _std(a):
+        return np.nan_to_num(np.clip((a - med) / scale, -10, 10), nan=0.0).astype(np.float32)
+
+    basis = None
+    k = sample.shape[1]
+    if n_components and n_components < k:
+        z = _std(sample).astype(np.float64)
+        mu = z.mean(0)
+        _, sv, vt = np.linalg.svd(z - mu, full_matrices=False)
+        sd = sv[:n_components] / np.sqrt(max(len(z) - 1, 1))
+        sd[sd <= 1e-8] = 1.0
+        basis = (mu, vt[:n_components], sd)
+        k = n_components
+    out = np.empty((len(pts), k), np.float32)
+    for s0 in range(0, len(pts), 500_000):
+        a = _std(fmap.at_points(pts[s0:s0 + 500_000]))
+        if basis is not None:
+            a = (((a - basis[0]) @ basis[1].T) / basis[2]).astype(np.float32)
+        out[s0:s0 + len(a)] = a
+    return out
 
 
 def _pca_whiten(x: np.ndarray, k: int, max_rows: int = 200_000, seed: int = 0) -> np.ndarray:
