@@ -92,3 +92,28 @@ def test_ranks_share_the_scans_and_one_summary(tmp_path):
     assert len(Summary(tmp_path / "s.csv").rows()) == 5
     assert Rank(1, 2).share(list(range(5))) == [1, 3]
     assert Rank(0, 1, 0).device("cpu") == "cpu"
+
+
+def test_segment_command_resumes_a_batch(tmp_path, capsys):
+    from diffseglung_core.cli import main
+    from diffseglung_core.io import write_scan
+    from diffseglung_core.phantom import make_phantom
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for seed in (0, 1):
+        write_scan(folder / f"s{seed}.nii.gz", make_phantom((2, 96, 96), seed=seed).volume)
+    (folder / "broken.nii.gz").write_text("not a scan")
+    out = tmp_path / "out"
+    args = ["segment", str(folder), "-o", str(out), "--features", "density", "--device", "cpu"]
+    assert main(args) == 1  # one scan failed
+    rows = Summary(out / "summary.csv").rows()
+    status = {Path(r["scan"]).name: r["status"] for r in rows}
+    assert status["s0.nii.gz"] == status["s1.nii.gz"] == "ok"
+    assert status["broken.nii.gz"].startswith("failed:")
+    stamp = (out / "s0_labels.nii.gz").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 1  # the broken scan is retried and fails again; the others are skipped
+    assert "2 of 3 scans already done" in capsys.readouterr().out
+    assert (out / "s0_labels.nii.gz").stat().st_mtime_ns == stamp
+    assert len(Summary(out / "summary.csv").rows()) == 4

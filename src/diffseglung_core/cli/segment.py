@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
@@ -37,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-clusters", type=Path, default=None, metavar="DIR",
                         help="write the cluster map of each feature set into DIR")
     parser.add_argument("--no-refine", action="store_true", help="skip Sobel-Diffusion Fusion")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="batch mode: segment every scan again instead of skipping those "
+                             "already done in the summary CSV")
     add_overwrite_argument(parser)
 
 
@@ -86,37 +88,35 @@ def _segment_one(args, scan: Path, output: Path, report_path, clusters_dir) -> d
     return report
 
 
+def _run_batch(args: argparse.Namespace) -> int:
+    """A folder of scans: one label map and report per scan, one summary row per scan.
+
+    Resumes an interrupted run (see :mod:`diffseglung_core.segment.cohort`);
+    under torchrun each rank takes its share of the scans on its own GPU.
+    """
+    from ..segment.cohort import Rank, report_row, run_cohort
+
+    rank = Rank.from_env()
+    args.device = rank.device(args.device)
+    scans = sorted(p for p in args.input.iterdir() if not p.name.startswith("."))
+    args.output.mkdir(parents=True, exist_ok=True)
+    summary = (args.report or args.output / "summary.csv").with_suffix(".csv")
+
+    def segment_one(scan: Path) -> dict:
+        out = args.output / f"{_label_name(scan)}_labels.nii.gz"
+        report = _segment_one(args, scan, out, args.output / f"{_label_name(scan)}_report.json",
+                              args.save_clusters)
+        print(f"{scan.name}: wrote {out}")
+        return report_row(scan, out, report)
+
+    rows = run_cohort(scans, summary, segment_one, resume=not args.no_resume, rank=rank)
+    print(f"wrote {summary}")
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
 def run(args: argparse.Namespace) -> int:
     if _is_batch(args.input):
-        scans = sorted(p for p in args.input.iterdir() if not p.name.startswith("."))
-        args.output.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for scan in scans:
-            out = args.output / f"{_label_name(scan)}_labels.nii.gz"
-            rep = args.output / f"{_label_name(scan)}_report.json"
-            clusters = args.save_clusters
-            try:
-                report = _segment_one(args, scan, out, rep, clusters)
-            except Exception as err:  # one bad scan must not stop the batch
-                print(f"{scan}: failed: {err}")
-                rows.append({"scan": str(scan), "status": f"failed: {err}"})
-                continue
-            row = {"scan": str(scan), "status": "ok", "labels": str(out),
-                   "lung_volume_ml": f"{report['lung_volume_ml']:.1f}"}
-            for c in report["classes"]:
-                row[f"{c['name']}_percent"] = f"{c['percent_of_lung']:.2f}"
-            row.update({k: f"{v:.3f}" for k, v in report["density"].items()})
-            rows.append(row)
-            print(f"{scan.name}: wrote {out}")
-        summary = args.report or args.output / "summary.csv"
-        summary = summary.with_suffix(".csv")
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        with open(summary, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-        print(f"wrote {summary}")
-        return 0 if all(r["status"] == "ok" for r in rows) else 1
+        return _run_batch(args)
 
     report = _segment_one(args, args.input, args.output, args.report, args.save_clusters)
     for c in report["classes"]:
