@@ -211,10 +211,8 @@ def scan_id(scan: Scan, index: int = 0) -> str:
 def _load(scan: Scan) -> CTVolume:
     if isinstance(scan, CTVolume):
         return scan
-    try:
-        from .io import read_scan  # type: ignore[attr-defined]
-    except ImportError as err:  # pragma: no cover - io is part of the package
-        raise DiffSegLungError(f"{scan}: cannot read scan files ({err})") from err
+    from .io import read_scan
+
     return read_scan(scan)
 
 
@@ -385,12 +383,8 @@ def precompute(
 # ---------------------------------------------------------------------------
 # datasets
 
-try:  # torch is a dependency of the package, but keep the numpy parts importable without it
-    import torch
-    from torch.utils.data import Dataset as _TorchDataset
-except ImportError:  # pragma: no cover
-    torch = None
-    _TorchDataset = object
+import torch
+from torch.utils.data import Dataset as _TorchDataset
 
 
 class PatchDataset(_TorchDataset):

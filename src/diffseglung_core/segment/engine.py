@@ -189,13 +189,10 @@ def segment_volume(
     timings["density_features"] = time.perf_counter() - t
     if features in ("radiomics", "both"):
         t = time.perf_counter()
-        try:
-            from .features import radiomic_features
+        from .features import radiomic_features
 
-            sets["radiomics"] = radiomic_features(hu, lung, volume.spacing, device=device,
-                                                  progress=scaled(progress, 0.3, 0.55))
-        except ImportError:  # radiomics package absent: density features only
-            pass
+        sets["radiomics"] = radiomic_features(hu, lung, volume.spacing, device=device,
+                                              progress=scaled(progress, 0.3, 0.55))
         timings["radiomic_features"] = time.perf_counter() - t
     if features in ("diffusion", "both"):
         t = time.perf_counter()
