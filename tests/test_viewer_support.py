@@ -81,3 +81,22 @@ def test_refine_slice_matches_full_refinement():
     assert (full[10][5:8, 5:8] == 2).all()
     with pytest.raises(IndexError):
         refine_slice(probs, lung, hu, (1.0, 1.0, 1.0), 20)
+
+
+def test_correction_mask_joins_confirmed_slices_and_painted_voxels():
+    from diffseglung_core.viewer_support import correction_mask
+
+    lung = np.zeros((4, 5, 6), np.uint8)
+    lung[:, 1:4, 1:5] = 1
+    edited = np.zeros(lung.shape, bool)
+    edited[0, 0, 0] = True  # painted outside the lung: kept whole
+    mask = correction_mask(lung.shape, [2], edited=edited, within=lung)
+    assert mask.dtype == bool and mask.shape == lung.shape
+    assert np.array_equal(mask[2], lung[2] > 0)
+    assert mask[0, 0, 0] and mask.sum() == 12 + 1
+    assert correction_mask(lung.shape, [1, 3]).sum() == 2 * 30  # no limit: whole slices
+    assert not correction_mask(lung.shape).any()
+    with pytest.raises(IndexError):
+        correction_mask(lung.shape, [4])
+    with pytest.raises(ValueError):
+        correction_mask(lung.shape, edited=np.zeros((4, 5, 5), bool))

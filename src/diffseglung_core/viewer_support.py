@@ -27,6 +27,7 @@ __all__ = [
     "reference_volume",
     "describe_volume",
     "HandEdits",
+    "correction_mask",
     "refine_slice",
 ]
 
@@ -132,6 +133,37 @@ class HandEdits:
     def n_edited(self) -> int:
         """Number of voxels edited by hand so far."""
         return int(self.mask.sum())
+
+
+def correction_mask(shape: Sequence[int], slices: Sequence[int] = (), *,
+                    edited: Optional[np.ndarray] = None,
+                    within: Optional[np.ndarray] = None) -> np.ndarray:
+    """Voxels a user vouched for: the axial slices marked as checked, plus painted voxels.
+
+    Parameters
+    ----------
+    shape : (Z, Y, X) of the label map.
+    slices : indices of the axial slices the user confirmed.
+    edited : (Z, Y, X) bool mask of the voxels painted by hand (kept whole).
+    within : (Z, Y, X) mask (nonzero inside) limiting the confirmed slices,
+        e.g. the lung; None: the whole slice.
+
+    Returns
+    -------
+    (Z, Y, X) bool ndarray.
+    """
+    shape = tuple(int(s) for s in shape)
+    out = np.zeros(shape, dtype=bool)
+    for z in slices:
+        z = int(z)
+        if not 0 <= z < shape[0]:
+            raise IndexError(f"slice {z} outside 0..{shape[0] - 1}")
+        out[z] = True if within is None else np.asarray(within[z]) > 0
+    if edited is not None:
+        if np.shape(edited) != shape:
+            raise ValueError(f"edited mask {np.shape(edited)} != labels {shape}")
+        out |= np.asarray(edited, dtype=bool)
+    return out
 
 
 def refine_slice(label_prob_vox: np.ndarray, lung: np.ndarray, hu: np.ndarray,
