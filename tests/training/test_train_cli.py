@@ -27,6 +27,23 @@ def test_train_cli_writes_a_loadable_checkpoint(patch_folder, tmp_path):
     assert cfg.step == 2 and cfg.patch_size == (16, 16, 16) and proj is None
 
 
+def test_train_cli_cuts_patches_from_a_folder_of_scans(tmp_path):
+    from diffseglung_core.io import write_scan
+    from diffseglung_core.phantom import make_phantom
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    write_scan(scans / "chest.nii.gz", make_phantom((32, 96, 96), seed=4).volume)
+    out = tmp_path / "run"
+    assert main(["train", "--scans", str(scans), "--patch-size", "16", "32", "32",
+                 "--patches-per-scan", "6", "--out", str(out), "--model", "tiny", "--steps", "1",
+                 "--batch-size", "3", "--device", "cpu"]) == 0
+    ct = np.load(out / "patches" / "ct.npy")
+    assert ct.shape == (6, 16, 32, 32)
+    assert set(np.load(out / "patches" / "patient_ids.npy")) == {"chest"}
+    assert load_model(out / "model.pt").config.patch_size == (16, 32, 32)
+
+
 @pytest.mark.slow
 def test_train_resume_distill_and_sample(patch_folder, tmp_path, capsys):
     s1 = tmp_path / "s1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from ._common import add_device_argument
@@ -67,18 +68,29 @@ def load_data(args, dist, progress=None):
         return PatchArrays.from_folder(args.patches)
     folder = args.out / "patches"
     if dist.is_main and not (folder / "ct.npy").is_file():
-        data = patches_from_scans(scan_paths(args.scans), args.patch_size, args.patches_per_scan,
-                                  seed=args.seed, folder=folder, progress=progress)
-        if not (folder / "ct.npy").is_file():  # in-memory fallback: save for the other ranks
-            _save_folder(data, folder)
+        patches_from_scans(scan_paths(args.scans), args.patch_size, args.patches_per_scan,
+                           seed=args.seed, folder=folder, progress=progress)
     barrier()
     return PatchArrays.from_folder(folder)
 
 
-def _save_folder(data, folder: Path) -> None:
-    import numpy as np
+@contextlib.contextmanager
+def training_run(args):
+    """Set up a run: torch threads, the process group (under torchrun), the data.
 
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "ct.npy", np.asarray(data.ct, np.float32))
-    np.save(folder / "mask.npy", np.asarray(data.mask, np.uint8))
-    np.save(folder / "patient_ids.npy", np.asarray(data.patient_ids).astype(str))
+    Yields ``(dist, data, resume)``: the distributed context, the run's
+    :class:`PatchArrays` and the checkpoint to resume from (or None). The
+    process group is torn down on exit.
+    """
+    import torch
+
+    from ..training.distributed import cleanup, init_distributed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dist = init_distributed(args.device)
+    try:
+        yield dist, load_data(args, dist), resume_path(args)
+    finally:
+        cleanup()
+

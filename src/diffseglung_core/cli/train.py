@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._training import add_data_arguments, add_optim_arguments, load_data, resume_path, train_config
+from ._training import add_data_arguments, add_optim_arguments, train_config, training_run
 
 HELP = "train the 3D diffusion U-Net on lung CT patches (stage 1; torchrun for several GPUs)"
 
@@ -25,19 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from dataclasses import replace
 
-    import torch
-
+    from ..errors import DiffSegLungError
     from ..model.config import DiffusionConfig, ModelConfig, UNetConfig
     from ..training.checkpoint import load_checkpoint, model_config_from_dict
-    from ..training.distributed import cleanup, init_distributed
     from ..training.loop import Trainer
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dist = init_distributed(args.device)
-    try:
-        data = load_data(args, dist)
-        resume = resume_path(args)
+    with training_run(args) as (dist, data, resume):
         if resume is not None:
             cfg = replace(model_config_from_dict(load_checkpoint(resume)["model_config"]),
                           stage=1)
@@ -54,7 +47,6 @@ def run(args) -> int:
                                                         hu_preserving=not args.no_hu_preserving))
         f = cfg.unet.downsampling
         if any(s % f for s in data.patch_size):
-            from ..errors import DiffSegLungError
             raise DiffSegLungError(f"patch size {data.patch_size} is not divisible by {f}, "
                                    f"the model's downsampling")
         trainer = Trainer(cfg, train_config(args, 1), data, args.out, dist=dist, resume=resume,
@@ -62,6 +54,4 @@ def run(args) -> int:
         out = trainer.run()
         if dist.is_main:
             print(f"stage 1: {trainer.step} steps; checkpoint {out['checkpoint']}, model {out['model']}")
-    finally:
-        cleanup()
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._training import add_data_arguments, add_optim_arguments, load_data, resume_path, train_config
+from ._training import add_data_arguments, add_optim_arguments, train_config, training_run
 
 HELP = "distil radiomic features into the U-Net bottleneck (stage 2, from a stage-1 checkpoint)"
 
@@ -52,19 +52,11 @@ def teacher_vectors(data, out: Path, is_main: bool, batch: int = 64):
 def run(args) -> int:
     from dataclasses import replace
 
-    import torch
-
     from ..model.config import DistillConfig
     from ..training.checkpoint import load_checkpoint, model_config_from_dict
-    from ..training.distributed import cleanup, init_distributed
     from ..training.loop import Trainer
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dist = init_distributed(args.device)
-    try:
-        data = load_data(args, dist)
-        resume = resume_path(args)
+    with training_run(args) as (dist, data, resume):
         source = resume or args.init
         cfg = model_config_from_dict(load_checkpoint(source)["model_config"])
         if resume is None:
@@ -80,6 +72,4 @@ def run(args) -> int:
         out = trainer.run()
         if dist.is_main:
             print(f"stage 2: {trainer.step} steps; checkpoint {out['checkpoint']}, model {out['model']}")
-    finally:
-        cleanup()
     return 0
