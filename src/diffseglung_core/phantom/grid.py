@@ -3,8 +3,9 @@
 The anatomy is always drawn in the same nominal frame, by default a 350 x 350
 mm field of view and 300 mm of body along z, whatever the grid shape. ``shape``
 only sets the sampling, so a 16 x 48 x 48 phantom and a 300 x 512 x 512 one
-show the same chest (``fov`` varies the patient's size per seed). Coordinates
-are float32 and shaped for broadcasting.
+show the same chest (``fov`` varies the patient's size per seed; ``z0`` moves
+the z range, e.g. below the lungs into the abdomen). Coordinates are float32
+and shaped for broadcasting.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ NOMINAL_FOV = (300.0, 350.0, 350.0)
 class Grid:
     """Voxel centres of a ``(Z, Y, X)`` grid in nominal mm.
 
-    ``z`` runs 0 (inferior edge) to 300 (superior edge); ``y`` is 0 at the centre
-    and grows posterior; ``x`` is 0 at the centre and grows to patient left.
+    ``z`` runs ``z0`` (inferior edge, default 0) to ``z0 + fov[0]`` (superior
+    edge, default 300); the lung bases lie at about z = 30, the apices at about
+    270 and the abdomen below 0. ``y`` is 0 at the centre and grows posterior;
+    ``x`` is 0 at the centre and grows to patient left.
     """
 
     shape: tuple[int, int, int]
     #: Nominal mm covered along ``(z, y, x)``; a larger field of view shows a smaller patient.
     fov: tuple[float, float, float] = NOMINAL_FOV
+    #: Nominal z (mm) of the inferior edge of the grid.
+    z0: float = 0.0
 
     @property
     def step(self) -> tuple[float, float, float]:
@@ -46,6 +51,8 @@ class Grid:
         c = (np.arange(lo, hi, dtype=np.float32) + 0.5) * np.float32(self.step[a])
         if a > 0:
             c -= np.float32(self.fov[a] / 2)
+        elif self.z0:
+            c += np.float32(self.z0)
         shape = [1, 1, 1]
         shape[a] = c.size
         return c.reshape(shape)
@@ -65,7 +72,7 @@ class Grid:
     def to_index(self, mm: np.ndarray) -> np.ndarray:
         """Continuous voxel indices of nominal ``(..., 3)`` points (z, y, x)."""
         mm = np.asarray(mm, dtype=np.float64)
-        offset = np.array([0.0, self.fov[1] / 2, self.fov[2] / 2])
+        offset = np.array([-self.z0, self.fov[1] / 2, self.fov[2] / 2])
         return (mm + offset) / np.asarray(self.step) - 0.5
 
     def coords(self, flat_index: np.ndarray) -> np.ndarray:

@@ -26,6 +26,12 @@ PATHOLOGIES = ("consolidation", "fibrosis", "ggo", "emphysema")
 #: Default share of the lung per pathology.
 FRACTIONS = {"consolidation": 0.07, "fibrosis": 0.09, "ggo": 0.10, "emphysema": 0.09}
 
+#: Lesion distributions: ``"patchy"`` (scattered lesions of every class) or ``"pneumonia"``
+#: (diffuse GGO and consolidation, dependent and peripheral, as in severe viral pneumonia).
+PATTERNS = ("patchy", "pneumonia")
+#: Least share of the lung left aerated by the pathologies together.
+MIN_AERATED = 0.08
+
 
 @dataclass
 class LungPoints:
@@ -46,13 +52,30 @@ class Parenchyma:
     """HU and labels of every lung point, and tubes that belong to lesions.
 
     hu : (N,) float32; labels : (N,) uint8; avascular : (N,) bool, where no
-    vessel runs (bullae); bronchograms : air-filled branches inside consolidation.
+    vessel runs (bullae, solid masses); solid : (N,) bool, where neither vessels nor
+    airways run (masses); bronchograms : air-filled branches inside consolidation.
     """
 
     hu: np.ndarray
     labels: np.ndarray
     avascular: np.ndarray
     bronchograms: list[Segment]
+    solid: np.ndarray | None = None
+
+
+@dataclass
+class FixedRegion:
+    """Lung points a case fills before the pathologies claim theirs.
+
+    mask : (N,) bool over the lung points; hu : mean HU; texture_hu : HU per unit of the
+    fine texture; label : ground-truth class; solid : no vessels or airways through it.
+    """
+
+    mask: np.ndarray
+    hu: float
+    texture_hu: float
+    label: int
+    solid: bool = False
 
 
 def _claim(score: np.ndarray, free: np.ndarray, count: int) -> np.ndarray:
@@ -87,7 +110,8 @@ def _dist(pts: LungPoints, centre: np.ndarray) -> np.ndarray:
 
 
 def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np.random.Generator],
-                    fractions: dict[str, float] | None = None) -> Parenchyma:
+                    fractions: dict[str, float] | None = None, *, pattern: str = "patchy",
+                    fixed: tuple[FixedRegion, ...] = ()) -> Parenchyma:
     """Healthy lung with texture, then each requested pathology with its own texture.
 
     Parameters
@@ -97,8 +121,15 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
     pathologies : names from :data:`PATHOLOGIES`.
     rngs : one generator per name in ``PATHOLOGIES`` and ``"healthy"``, so that
         leaving a pathology out does not change the others.
-    fractions : share of the lung per pathology (defaults: :data:`FRACTIONS`).
+    fractions : share of the lung per pathology (defaults: :data:`FRACTIONS`), each
+        varied by +-15 % with the seed; the pathologies together leave at least
+        :data:`MIN_AERATED` of the lung healthy.
+    pattern : one of :data:`PATTERNS`, where the lesions go.
+    fixed : regions a case fills first (a mass, compressed lung); the pathologies
+        claim their share among the other points.
     """
+    if pattern not in PATTERNS:
+        raise ValueError(f"unknown pattern {pattern!r}; choose from {PATTERNS}")
     n = len(pts.index)
     fractions = {**FRACTIONS, **(fractions or {})}
     z, y = pts.mm[:, 0], pts.mm[:, 1]
@@ -109,15 +140,51 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
     hu = (-872.0 + 14.0 * tex + 8.0 * lobular + 0.16 * y).astype(np.float32)
     labels = np.full(n, Tissue.HEALTHY, np.uint8)
     avascular = np.zeros(n, bool)
+    solid = np.zeros(n, bool)
     bronchograms: list[Segment] = []
     free = np.ones(n, bool)
+    for region in fixed:
+        m = region.mask & free
+        hu[m] = region.hu + region.texture_hu * tex[m] + 0.3 * region.texture_hu * lobular[m]
+        labels[m] = region.label
+        if region.solid:
+            solid |= m
+            avascular |= m
+        free &= ~m
     h = grid.h
+    # how many points each pathology claims, within what the lung leaves aerated
+    counts = {name: int(round(fractions[name] * rngs[name].uniform(0.85, 1.15) * n))
+              for name in PATHOLOGIES if name in pathologies}
+    budget = max(0, int(free.sum()) - int(np.ceil(MIN_AERATED * n)))
+    if sum(counts.values()) > budget:
+        scale = budget / sum(counts.values())
+        counts = {name: int(c * scale) for name, c in counts.items()}
     for name in PATHOLOGIES:
         if name not in pathologies or n == 0:
             continue
         rng = rngs[name]
-        count = int(round(fractions[name] * rng.uniform(0.85, 1.15) * n))
-        if name == "consolidation":
+        count = counts[name]
+        if name == "consolidation" and pattern == "pneumonia":
+            # dependent (posterior), peripheral and basal, in large confluent patches
+            field = sample_field(coarse_field(grid, 30.0, rng), grid, pts.mm)
+            score = y / 35.0 - pts.pleura / 14.0 - (z - LUNG_BASE) / 260.0 + 0.9 * field
+            region = _claim(score, free, count)
+            hu[region] = 24.0 + 14.0 * tex[region] + 6.0 * lobular[region]
+            labels[region] = Tissue.CONSOLIDATION
+            cand = np.flatnonzero(region & (pts.pleura > max(6.0, 2 * h)))
+            if cand.size == 0:
+                cand = np.flatnonzero(region)
+            centres = [pts.mm[i].astype(np.float64) for i in rng.choice(cand, size=min(6, cand.size), replace=False)]
+            bronchograms += _bronchograms(pts, region, centres, rng, grid.step[0] / 2)
+        elif name == "ggo" and pattern == "pneumonia":
+            field = sample_field(coarse_field(grid, 35.0, rng), grid, pts.mm)
+            score = y / 70.0 - pts.pleura / 30.0 + 1.0 * field
+            region = _claim(score, free, count)
+            w = _edge_weight(score, region, 0.4) * free
+            ggo = -590.0 + 30.0 * tex + 35.0 * lobular
+            hu += w * (ggo - hu)
+            labels[region] = Tissue.GGO
+        elif name == "consolidation":
             subpleural = (pts.pleura < max(3.0, h)) & (pts.side == 1) & (y > 10)
             basal = z < LUNG_BASE + 110
             c1 = _pick(rng, pts, subpleural & basal, pts.side == 1)
@@ -128,7 +195,7 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
             region = _claim(score, free, count)
             hu[region] = 22.0 + 14.0 * tex[region] + 6.0 * lobular[region]
             labels[region] = Tissue.CONSOLIDATION
-            bronchograms += _bronchograms(pts, region, c1, c2, rng, grid.step[0] / 2)
+            bronchograms += _bronchograms(pts, region, [c1, c2], rng, grid.step[0] / 2)
         elif name == "fibrosis":
             field = sample_field(coarse_field(grid, 20.0, rng), grid, pts.mm)
             score = -pts.pleura - 0.3 * (z - LUNG_BASE) + 0.12 * y + 6.0 * field
@@ -163,7 +230,7 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
             region = para | centri
             labels[region] = Tissue.EMPHYSEMA
         free &= ~region
-    return Parenchyma(hu=hu, labels=labels, avascular=avascular, bronchograms=bronchograms)
+    return Parenchyma(hu=hu, labels=labels, avascular=avascular, bronchograms=bronchograms, solid=solid)
 
 
 def _honeycomb(grid: Grid, pts: LungPoints, region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -197,12 +264,12 @@ def _honeycomb(grid: Grid, pts: LungPoints, region: np.ndarray, rng: np.random.G
     return out.astype(np.float32)
 
 
-def _bronchograms(pts: LungPoints, region: np.ndarray, c1: np.ndarray, c2: np.ndarray,
+def _bronchograms(pts: LungPoints, region: np.ndarray, centres: list[np.ndarray],
                   rng: np.random.Generator, jitter_z: float) -> list[Segment]:
-    """Air-filled bronchi branching through each consolidation (air bronchograms)."""
+    """Air-filled bronchi branching through the consolidation around each centre (air bronchograms)."""
     segments: list[Segment] = []
     hilum = {1: np.array([185.0, 10.0, -40.0]), 2: np.array([180.0, 14.0, 42.0])}
-    for centre in (c1, c2):
+    for centre in centres:
         near = region & (_dist(pts, centre) < 45.0)
         cand = np.flatnonzero(near)
         if cand.size < 8:

@@ -29,7 +29,7 @@ def coarse_field(grid: Grid, scale_mm: float, rng: np.random.Generator) -> tuple
 def sample_field(field: tuple[np.ndarray, np.ndarray], grid: Grid, points_mm: np.ndarray) -> np.ndarray:
     """Values (N,) float32 of a :func:`coarse_field` at nominal ``(N, 3)`` points."""
     data, cstep = field
-    offset = np.array([0.0, grid.step[1] * grid.shape[1] / 2, grid.step[2] * grid.shape[2] / 2])
+    offset = np.array([-grid.z0, grid.step[1] * grid.shape[1] / 2, grid.step[2] * grid.shape[2] / 2])
     idx = ((points_mm + offset) / cstep).T
     return ndi.map_coordinates(data, idx, order=1, mode="nearest").astype(np.float32)
 
