@@ -54,7 +54,7 @@ def corrected_slices(lung: np.ndarray, n: int) -> list[int]:
 
 
 def model_for(checkpoint):
-    from diffseglung_core.training.checkpoint import LoadedModel, default_checkpoint_path, load_model
+    from diffseglung_core.model.checkpoint import LoadedModel, default_checkpoint_path, load_model
 
     if checkpoint:
         return load_model(checkpoint, device="cpu"), str(checkpoint)

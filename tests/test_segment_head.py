@@ -12,7 +12,8 @@ from diffseglung_core.model.diffusion import Diffusion
 from diffseglung_core.model.features import extract_features
 from diffseglung_core.segment.head import (IGNORE, extract_head_features, load_head, predict_head,
                                            save_head, train_head)
-from diffseglung_core.training.checkpoint import LoadedModel, make_payload, save_checkpoint
+from diffseglung_core.model.checkpoint import LoadedModel
+from diffseglung_core.training.checkpoint import make_payload, save_checkpoint
 from diffseglung_core.volume import normalize_hu
 
 phantom_mod = pytest.importorskip("diffseglung_core.phantom")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from diffseglung_core.cli import main
-from diffseglung_core.training.checkpoint import load_checkpoint, load_model
+from diffseglung_core.model.checkpoint import load_checkpoint, load_model
 
 
 @pytest.fixture()

@@ -6,7 +6,7 @@ import torch
 
 from diffseglung_core.errors import CheckpointError
 from diffseglung_core.model.config import DistillConfig, ModelConfig, UNetConfig
-from diffseglung_core.training.checkpoint import load_checkpoint, load_model
+from diffseglung_core.model.checkpoint import load_checkpoint, load_model
 from diffseglung_core.training.config import TrainConfig
 from diffseglung_core.training.loop import Trainer
 from diffseglung_core.radiomics import batched_features
@@ -101,11 +101,15 @@ def test_hu_preserving_off_is_recorded(phantom_patches, tmp_path):
     assert load_model(tmp_path / "model.pt").config.diffusion.schedule == "cosine"
 
 
-def test_teacher_is_the_project_radiomics(phantom_patches):
-    from diffseglung_core.training.teacher import get_teacher
+def test_teacher_vectors_are_the_project_radiomics(phantom_patches, tmp_path):
+    from diffseglung_core.radiomics import batched_features
+    from diffseglung_core.training.data import cached_teacher_vectors
 
-    radiomics = pytest.importorskip("diffseglung_core.radiomics")
-    assert get_teacher() is radiomics.batched_features
     ct, mask = phantom_patches.batch(range(4))
-    v = get_teacher()(denormalize_hu(ct[:, 0]), mask[:, 0])
-    assert v.shape == (4, 34) and torch.isfinite(v).all()
+    direct = batched_features(denormalize_hu(ct[:, 0]), mask[:, 0]).numpy()
+    cache = tmp_path / "tv.npy"
+    v = cached_teacher_vectors(phantom_patches, cache)
+    assert v.shape == (len(phantom_patches), 34) and np.isfinite(v).all()
+    assert np.array_equal(v[:4], direct)
+    assert np.array_equal(np.load(cache), v)
+    assert np.array_equal(cached_teacher_vectors(phantom_patches, cache, write=False), v)

@@ -65,7 +65,7 @@ def _is_dicom_folder(path: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..patches import precompute
+    from ..training.patches import precompute
 
     scans = find_scans(args.scans)
     with progress_bar("precompute") as progress:

@@ -42,7 +42,7 @@ def run(args) -> int:
     from ..model.diffusion import Diffusion
     from ..model.samplers import dpm_solver_pp_sample
     from ..render import montage, save_png, window
-    from ..training.checkpoint import load_model
+    from ..model.checkpoint import load_model
     from ..training.data import PatchArrays
     from ..volume import canonical_affine, denormalize_hu
     from ._common import progress_bar

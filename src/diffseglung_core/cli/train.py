@@ -27,7 +27,7 @@ def run(args) -> int:
 
     from ..errors import DiffSegLungError
     from ..model.config import DiffusionConfig, ModelConfig, UNetConfig
-    from ..training.checkpoint import load_checkpoint, model_config_from_dict
+    from ..model.checkpoint import load_checkpoint, model_config_from_dict
     from ..training.loop import Trainer
 
     with training_run(args) as (dist, data, resume):

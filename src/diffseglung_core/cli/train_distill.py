@@ -24,36 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_optim_arguments(p, steps=10_000, batch=16)
 
 
-def teacher_vectors(data, out: Path, is_main: bool, batch: int = 64):
-    """Raw radiomic vectors ``(N, 34)`` of every patch, cached in ``out/teacher_vectors.npy``."""
-    import numpy as np
-    import torch
-
-    from ..training.teacher import get_teacher
-    from ..volume import denormalize_hu
-
-    cache = out / "teacher_vectors.npy"
-    if cache.is_file():
-        tv = np.load(cache)
-        if len(tv) == len(data):
-            return tv
-    fn = get_teacher()
-    rows = []
-    for i in range(0, len(data), batch):
-        ct, mask = data.batch(range(i, min(i + batch, len(data))))
-        rows.append(fn(denormalize_hu(ct[:, 0]), mask[:, 0]).cpu())
-    tv = torch.cat(rows).numpy()
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        np.save(cache, tv)
-    return tv
-
-
 def run(args) -> int:
     from dataclasses import replace
 
     from ..model.config import DistillConfig
-    from ..training.checkpoint import load_checkpoint, model_config_from_dict
+    from ..model.checkpoint import load_checkpoint, model_config_from_dict
+    from ..training.data import cached_teacher_vectors
     from ..training.loop import Trainer
 
     with training_run(args) as (dist, data, resume):
@@ -65,7 +41,7 @@ def run(args) -> int:
                                                 lambda_max=args.lambda_max,
                                                 warmup_start=args.warmup_start,
                                                 warmup_end=args.warmup_end))
-        tv = teacher_vectors(data, args.out, dist.is_main)
+        tv = cached_teacher_vectors(data, args.out / "teacher_vectors.npy", write=dist.is_main)
         trainer = Trainer(cfg, train_config(args, 2), data, args.out, dist=dist, teacher_vectors=tv,
                           init_from=None if resume else args.init, resume=resume,
                           progress_bar=dist.is_main)

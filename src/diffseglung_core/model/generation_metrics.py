@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..radiomics.teacher import teacher_vectors
 from ..volume import denormalize_hu
 from .diffusion import Diffusion
 from .features import patch_noise
@@ -80,15 +81,6 @@ def reconstruct(model, diffusion: Diffusion, patches: torch.Tensor, t_start: int
                                 x_start=x_t, t_start=t_start, device=device)
 
 
-def radiomic_vectors(ct: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Radiomic teacher vectors ``(N, 34)`` of normalised CT patches ``(N, D, H, W)``."""
-    from ..training.teacher import get_teacher
-
-    fn = get_teacher()
-    hu = torch.as_tensor(denormalize_hu(np.asarray(ct, np.float32)))
-    return fn(hu, torch.as_tensor(np.asarray(mask, np.float32))).numpy()
-
-
 def generation_report(real: np.ndarray, real_mask: np.ndarray, generated: np.ndarray,
                       generated_mask: np.ndarray,
                       reconstructed: Optional[np.ndarray] = None) -> dict[str, float]:
@@ -105,8 +97,8 @@ def generation_report(real: np.ndarray, real_mask: np.ndarray, generated: np.nda
     ``frechet_radiomic`` (generated vs real) and, with reconstructions,
     ``psnr_db`` and ``ssim`` (means over patches, HU window -1024..400).
     """
-    ref = radiomic_vectors(real, real_mask)
-    gen = radiomic_vectors(generated, generated_mask)
+    ref = teacher_vectors(real, real_mask)
+    gen = teacher_vectors(generated, generated_mask)
     out = {"frechet_radiomic": frechet_distance(_standardise(ref, ref), _standardise(gen, ref))}
     if reconstructed is not None:
         rng = HU_WINDOW[1] - HU_WINDOW[0]

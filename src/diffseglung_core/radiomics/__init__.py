@@ -4,6 +4,7 @@
 - :func:`patch_features` - the plain numpy reference for one patch.
 - :func:`feature_maps` - voxel-wise maps of a whole volume on a strided grid in the lung.
 - :func:`robust_stats` / :func:`normalize` - median / IQR normalisation saved with the teacher.
+- :func:`teacher_vectors` - the stage-2 teacher: normalised CT patches -> ``(N, 34)``.
 
 Definitions: docs/radiomics.md.
 """
@@ -13,6 +14,7 @@ from .maps import FeatureMap, feature_maps, window_for_spacing
 from .names import FEATURE_NAMES, GROUPS, N_FEATURES, PYRADIOMICS_NAMES
 from .normalization import denormalize, load_stats, normalize, robust_stats, save_stats
 from .reference import patch_features
+from .teacher import teacher_vectors
 
 __all__ = [
     "FEATURE_NAMES",
@@ -28,5 +30,6 @@ __all__ = [
     "patch_features",
     "robust_stats",
     "save_stats",
+    "teacher_vectors",
     "window_for_spacing",
 ]

@@ -72,7 +72,7 @@ def diffusion_features(
     list of (N, C) float32 arrays, one per timestep, rows in ``np.nonzero(lung)`` order.
     """
     from ..model.diffusion import Diffusion
-    from ..training.checkpoint import load_model
+    from ..model.checkpoint import load_model
 
     dev = get_device(device) if isinstance(device, str) else device
     path = None if checkpoint in (None, "default") else checkpoint

@@ -83,7 +83,7 @@ class CorrectionHead(nn.Module):
 
 
 def _loaded(model, device: torch.device):
-    from ..training.checkpoint import LoadedModel, load_model
+    from ..model.checkpoint import LoadedModel, load_model
 
     if isinstance(model, LoadedModel):
         return model._replace(model=model.model.to(device))
@@ -122,7 +122,7 @@ def extract_head_features(
     Parameters
     ----------
     volume : CTVolume or (Z, Y, X) HU array.
-    model : :class:`~diffseglung_core.training.checkpoint.LoadedModel`, a
+    model : :class:`~diffseglung_core.model.checkpoint.LoadedModel`, a
         checkpoint path, or None / ``"default"`` for the shipped model.
     timesteps : diffusion timesteps whose features are stacked.
     lung_mask : (Z, Y, X) lung mask (nonzero inside); computed when None.
@@ -209,7 +209,7 @@ def extract_head_features(
 
 def feature_spec(model, timesteps, decoder: bool, include_hu: bool, seed: int) -> dict:
     """The ``HeadConfig.features`` entry describing how features were made."""
-    from ..training.checkpoint import LoadedModel
+    from ..model.checkpoint import LoadedModel
 
     name = "(in memory)" if isinstance(model, LoadedModel) else str(model or "default")
     return {"checkpoint": name, "timesteps": [int(t) for t in timesteps], "decoder": bool(decoder),

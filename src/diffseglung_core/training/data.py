@@ -115,6 +115,37 @@ class PatchArrays:
         return cls(ct=np.stack(cts), mask=np.stack(masks), patient_ids=np.asarray(ids), scans=names)
 
 
+def cached_teacher_vectors(data: PatchArrays, cache: Optional[Path] = None, *,
+                           write: bool = True) -> np.ndarray:
+    """Radiomic teacher vectors of every patch, read from or written to ``cache``.
+
+    Parameters
+    ----------
+    data : PatchArrays
+        The training patches.
+    cache : Path, optional
+        ``.npy`` file of an earlier run; used when it holds one row per patch.
+    write : bool
+        Save the vectors to ``cache`` (only the main process of a run should).
+
+    Returns
+    -------
+    (N, 34) ndarray
+        See :func:`~diffseglung_core.radiomics.teacher_vectors`.
+    """
+    from ..radiomics.teacher import teacher_vectors
+
+    if cache is not None and Path(cache).is_file():
+        vectors = np.load(cache)
+        if len(vectors) == len(data):
+            return vectors
+    vectors = teacher_vectors(data.ct, data.mask)
+    if cache is not None and write:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, vectors)
+    return vectors
+
+
 def lung_mask(hu: np.ndarray, spacing) -> np.ndarray:
     """Bool lung mask ``(z, y, x)`` of :func:`diffseglung_core.lung.compute_lung_mask`."""
     from ..lung import compute_lung_mask
@@ -132,7 +163,7 @@ def patches_from_scans(paths: Sequence, patch_size: Sequence[int], patches_per_s
     kept in memory.
     """
     if folder is not None:
-        from ..patches import precompute
+        from .patches import precompute
 
         precompute([str(p) for p in paths], folder, patches_per_scan=patches_per_scan,
                    patch_size=tuple(patch_size), seed=seed, workers=1, dtype="float32",

@@ -19,15 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model.config import DiffusionConfig, DistillConfig, ModelConfig, UNetConfig
-from ..volume import denormalize_hu
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import TrainConfig
 from ..io import read_scan
+from ..model.checkpoint import load_checkpoint
+from ..model.config import DiffusionConfig, DistillConfig, ModelConfig, UNetConfig
 from ..phantom import make_phantom
-from .data import PatchArrays
+from .checkpoint import save_checkpoint
+from .config import TrainConfig
+from .data import PatchArrays, cached_teacher_vectors
 from .loop import Trainer
-from .teacher import get_teacher
 
 PATCH = (16, 32, 32)
 
@@ -77,16 +76,6 @@ def build_data(dicom: Path, n_train: int, n_heldout: int, seed: int = 0):
     held = PatchArrays.from_volumes([(f"{dicom} (superior quarter)", hu[cut:], lung[cut:])], PATCH,
                                     n_heldout, seed=seed + 2)
     return train, held
-
-
-def teacher_vectors(data: PatchArrays, batch: int = 64) -> torch.Tensor:
-    """Raw radiomic teacher vectors ``(N, 34)`` of every patch."""
-    fn = get_teacher()
-    out = []
-    for i in range(0, len(data), batch):
-        ct, mask = data.batch(range(i, min(i + batch, len(data))))
-        out.append(fn(denormalize_hu(ct[:, 0]), mask[:, 0]))
-    return torch.cat(out)
 
 
 def loss_curve_png(log_csvs, path, columns=("mse", "infonce"), size=(320, 800), window: int = 5):
@@ -169,7 +158,7 @@ def main(argv=None) -> int:
     Trainer(mc, tc1, train, s1, resume=resume1).run()
     print(f"stage 1 done in {time.time() - t0:.0f} s", flush=True)
 
-    tv = teacher_vectors(train)
+    tv = cached_teacher_vectors(train)
     d = DistillConfig(warmup_start=0, warmup_end=args.stage2_steps // 3, lambda_max=0.5,
                       temperature=0.1, student_hidden=128)
     tc2 = replace(tc1, steps=args.stage2_steps, batch_size=args.stage2_batch, stage=2, sample_every=0,

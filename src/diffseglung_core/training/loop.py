@@ -36,7 +36,8 @@ from ..model.distill import (StudentProjection, TeacherProjection, distill_weigh
                              embedding_spread, info_nce, robust_normalize, robust_stats)
 from ..model.unet import UNet3D
 from ..progress import ProgressCallback, report
-from .checkpoint import load_checkpoint, make_payload, model_config_from_dict, save_checkpoint
+from ..model.checkpoint import load_checkpoint, model_config_from_dict
+from .checkpoint import make_payload, save_checkpoint
 from .config import TrainConfig
 from .data import PatchArrays
 from .distributed import DistInfo

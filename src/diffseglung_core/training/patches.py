@@ -29,9 +29,9 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import DiffSegLungError, NoLungFoundError, OutputExistsError
-from .progress import ProgressCallback, report
-from .volume import CTVolume, normalize_hu
+from ..errors import DiffSegLungError, NoLungFoundError, OutputExistsError
+from ..progress import ProgressCallback, report
+from ..volume import CTVolume, normalize_hu
 
 __all__ = [
     "DEFAULT_PATCH_SIZE",
@@ -211,7 +211,7 @@ def scan_id(scan: Scan, index: int = 0) -> str:
 def _load(scan: Scan) -> CTVolume:
     if isinstance(scan, CTVolume):
         return scan
-    from .io import read_scan
+    from ..io import read_scan
 
     return read_scan(scan)
 
@@ -230,7 +230,7 @@ class _Job:
 
 def _run_job(job: _Job) -> tuple[int, list[list[int]], dict]:
     """Cut one scan's patches and write them into the shared memmaps."""
-    from .lung import binary_lung, compute_lung_mask
+    from ..lung import binary_lung, compute_lung_mask
 
     vol = _load(job.scan)
     name = scan_id(job.scan, job.index)

@@ -10,7 +10,7 @@ import torch
 
 from diffseglung_core.errors import NoLungFoundError, OutputExistsError
 from diffseglung_core.lung import compute_lung_mask
-from diffseglung_core.patches import (PatchDataset, VolumePatchDataset, extract_patch,
+from diffseglung_core.training.patches import (PatchDataset, VolumePatchDataset, extract_patch,
                                       extract_patches, precompute, sample_centres)
 from diffseglung_core.volume import CTVolume, normalize_hu
 
@@ -158,7 +158,7 @@ def test_cli_lungmask_and_precompute(tmp_path, capsys):
 
 
 def test_scan_id():
-    from diffseglung_core.patches import scan_id
+    from diffseglung_core.training.patches import scan_id
 
     assert scan_id("/data/chest0.nii.gz") == "chest0"
     assert scan_id("/data/patient-17/dicom") == "patient-17"
