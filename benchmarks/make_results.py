@@ -199,7 +199,9 @@ def write_markdown(path: Path, phantom, cted, info, args) -> None:
               "density block).",
               "* GMM: diagonal covariance, K=8, 3 k-means++ starts, EM on at most 200,000 voxels, "
               "tol 1e-3 mean log-likelihood.",
-              "* Assignment (calibrated HU = HU - offset from the outside air at the image border): "
+              "* Assignment (calibrated HU = HU - offset measured on the air around the patient inside "
+              "the field of view, padding excluded; applied only when the air clearly reads off "
+              "-1000 HU by 6..100 HU): "
               "emphysema if mean < -880 and LAA-950 >= 25 %, or LAA-950 >= 60 %; healthy up to the "
               "healthy mode + 110 HU (kept in -725..-600); GGO up to -250; consolidation above; "
               "fibrosis for textured clusters (local std >= 130 HU and >= 2x healthy) between "

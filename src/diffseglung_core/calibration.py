@@ -12,19 +12,23 @@ Three steps:
    often -1024, -2000, -2048 or -3024 HU after the rescale, or whatever a
    converter wrote). Padding is the region of one exact value (or, with DICOM
    PixelPaddingRangeLimit, of a range of values) connected to the image border,
-   per slice; candidates are the values the reader found in the file and each
-   slice's minimum. Real air is noisy: isolated voxels that happen to equal the
-   padding value (air clipped at -1024 HU) are not padding, because padding is
-   kept only where whole 3 x 3 blocks share the value.
+   per slice; candidates are the values the reader found in the file, each
+   slice's minimum and the value filling much of its border. Real air is
+   noisy: isolated voxels that happen to equal the padding value (air clipped
+   at -1024 HU) are not padding, because padding is grown only from whole
+   3 x 3 blocks of the value.
 2. **Air measurement** (:func:`measure_air`). Two places hold air: the air
    around the patient inside the field of view (voxels below ``air_below`` HU
    connected to the edge of the field of view, minus the lung, eroded away
    from the skin and the edge of the field of view) and, when an airway mask is
    given, the trachea and main bronchi (eroded away from their walls). Each is
    summarised by the air peak of its histogram: the mode, the spread of the
-   peak's low side (nothing is less dense than air, so blankets, clothes and
-   the table only widen the high side) and the median of the voxels within
-   ``+-2.5`` spreads of the mode.
+   peak's low side (nothing is less dense than air, so blankets and clothes
+   only widen the high side) and the median of the voxels within ``+-2.5``
+   spreads of the mode. The air around the patient is read in eight
+   directions from the slice centre; directions reading clearly denser than
+   the lowest one (the table and its mattress, usually behind the patient)
+   are left out, and at least two directions must agree.
 3. **Decision** (:func:`calibrate_hu`). The offset ``air - nominal_air`` is
    applied only when a source has enough voxels, a tight peak holding most of
    its voxels, the sources agree when there are two, and the offset lies within
@@ -235,27 +239,41 @@ def _border_connected(mask: np.ndarray) -> np.ndarray:
     return keep[lab]
 
 
+def _grown(core: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The 4-connected parts of ``mask`` that hold ``core`` (thin edges and corners of padding)."""
+    lab, n = ndi.label(mask, structure=_CROSS)
+    keep = np.zeros(n + 1, bool)
+    keep[lab[core]] = True
+    keep[0] = False
+    return keep[lab]
+
+
 def _slice_padding(sl: np.ndarray, values: Sequence[float], rng: Optional[tuple[float, float]],
                    min_voxels: int) -> tuple[np.ndarray, list[float]]:
     """Padding of one (Y, X) slice and the values it holds."""
     pad = np.zeros(sl.shape, bool)
     found: list[float] = []
     candidates = [(float(v), True) for v in values]
-    lo = float(sl.min())
-    if not any(lo == v for v, _ in candidates):
-        candidates.append((lo, False))
+    frame = np.concatenate([sl[0], sl[-1], sl[1:-1, 0], sl[1:-1, -1]])
+    common, counts = np.unique(frame, return_counts=True)
+    guesses = [float(sl.min())]
+    if counts.max() >= 0.1 * frame.size:  # one value fills much of the image border
+        guesses.append(float(common[counts.argmax()]))
+    for g in guesses:
+        if not any(g == v for v, _ in candidates):
+            candidates.append((g, False))
     for v, known in candidates:
-        solid = ndi.binary_opening(sl == v, structure=_SQUARE)
-        region = _border_connected(solid)
-        if region.sum() >= (1 if known else min_voxels):
-            pad |= region
+        equal = sl == v
+        core = _border_connected(ndi.binary_opening(equal, structure=_SQUARE))
+        if core.sum() >= (1 if known else min_voxels):
+            pad |= _grown(core, equal)
             found.append(v)
     if rng is not None:
-        solid = ndi.binary_opening((sl >= rng[0]) & (sl <= rng[1]), structure=_SQUARE)
-        region = _border_connected(solid) & ~pad
+        inside = (sl >= rng[0]) & (sl <= rng[1])
+        region = _grown(_border_connected(ndi.binary_opening(inside, structure=_SQUARE)), inside) & ~pad
         if region.any():
             pad |= region
-            found.extend(float(v) for v in np.unique(sl[region]))
+            found.extend((float(sl[region].min()), float(sl[region].max())))
     return pad, found
 
 
@@ -276,7 +294,8 @@ def detect_padding(hu: np.ndarray, *, padding_hu: Union[None, float, Sequence[fl
         Inclusive HU range of padding (DICOM PixelPaddingValue and
         PixelPaddingRangeLimit after the rescale).
     min_fraction : float
-        A slice's minimum value counts as padding only when its solid region
+        A value guessed from the slice (its minimum, or the value filling at
+        least 10% of its border) counts as padding only when its solid region
         connected to the border covers at least this fraction of the slice
         (and at least 64 voxels).
     slices : sequence of int, optional
@@ -301,7 +320,10 @@ def detect_padding(hu: np.ndarray, *, padding_hu: Union[None, float, Sequence[fl
 
 
 def _air_peak(vals: np.ndarray) -> tuple[float, float, float]:
-    """(median near the mode, low-side robust SD, fraction within +-2.5 SD of the mode) of air HU."""
+    """(median near the mode, low-side robust SD, fraction within +-2.5 SD of it) of air HU.
+
+    The window starts at the histogram mode and is re-centred on its median.
+    """
     vals = np.asarray(vals, np.float64)
     lo_v = vals.min()
     # a pile of identical values at the minimum is clipped air: censored, not a peak
@@ -310,12 +332,13 @@ def _air_peak(vals: np.ndarray) -> tuple[float, float, float]:
     edges = np.arange(np.floor(hist_vals.min()) - 1.0, np.ceil(hist_vals.max()) + 3.0, 2.0)
     hist, edges = np.histogram(hist_vals, bins=edges)
     smooth = ndi.gaussian_filter1d(hist.astype(np.float64), 3.0, mode="constant")
-    mode = float(edges[int(smooth.argmax())] + 1.0)
-    below = vals[vals <= mode]
-    spread = float(1.4826 * np.median(mode - below)) if below.size else float("nan")
-    spread = max(spread, 1.0)
-    near = np.abs(vals - mode) <= 2.5 * spread
-    return float(np.median(vals[near])), spread, float(near.mean())
+    centre = float(edges[int(smooth.argmax())] + 1.0)
+    for _ in range(3):  # re-centre the window: a mode from few voxels is off by a few HU
+        below = vals[vals <= centre]
+        spread = max(float(1.4826 * np.median(centre - below)) if below.size else 1.0, 1.0)
+        near = np.abs(vals - centre) <= 2.5 * spread
+        centre = float(np.median(vals[near]))
+    return centre, spread, float(near.mean())
 
 
 def _in_plane() -> np.ndarray:
@@ -504,7 +527,7 @@ def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *,
                  airway: Optional[np.ndarray] = None, metadata: Optional[Mapping] = None,
                  padding_hu: Union[None, float, Sequence[float]] = None,
                  padding_range_hu: Optional[tuple[float, float]] = None,
-                 nominal_air: float = NOMINAL_AIR_HU, max_offset: float = 60.0,
+                 nominal_air: float = NOMINAL_AIR_HU, max_offset: float = 100.0,
                  tolerance: float = 5.0, agreement: float = 20.0, max_spread: float = 60.0,
                  min_voxels: int = 500, min_airway_voxels: int = 100,
                  min_peak_fraction: float = 0.5, air_below: float = -500.0,
@@ -530,6 +553,10 @@ def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *,
         HU air should read.
     max_offset : float
         Largest offset (HU) ever applied; a larger measured offset is refused.
+        The default admits the +75 HU of the cted-open HRCT slices (bone
+        kernel; outside air and trachea both read about -925 HU) and refuses
+        what is not a calibration error: lung read as air (about +150 HU),
+        raw scanner units or a rescale applied twice (1024 HU).
     tolerance : float
         Offsets within ``+-tolerance`` HU are not applied (air reads as it should).
     agreement : float
@@ -582,7 +609,7 @@ def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *,
                           f"in raw scanner units (HU + 1024), which needs hu_offset=-1024 "
                           f"(--hu-offset -1024) when reading it; no offset applied")
         notes = "; ".join(m.note for m in found)
-        return result(0.0, "none", [], f"no trustworthy air reading ({notes}); no offset applied")
+        return result(0.0, "none", [], f"no trustworthy air reading: {notes}; no offset applied")
     if len(usable) == 2:
         a, b = usable
         if abs(a.median_hu - b.median_hu) > agreement:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from diffseglung_core.labels import Tissue
-from diffseglung_core.segment.assign import (LabelMapping, assign_labels, calibrate_hu,
-                                             label_probabilities)
+from diffseglung_core.calibration import calibrate_hu
+from diffseglung_core.segment.assign import LabelMapping, assign_labels, label_probabilities
 from diffseglung_core.segment.engine import segment_volume
 
 from seg_synth import make_chest
@@ -33,10 +33,12 @@ def test_no_emphysema_on_a_phantom_without_emphysema():
 
 
 def test_calibration_follows_a_shifted_scan():
-    # the whole scan (outside air included) reads 60 HU high, as with a bad calibration
-    vol, lung, gt = make_chest(shift_hu=60.0)
-    assert calibrate_hu(vol.hu, lung) == pytest.approx(60.0, abs=5.0)
+    # the whole scan (outside air included) reads 50 HU high, as with a bad calibration
+    vol, lung, gt = make_chest(shift_hu=50.0)
+    cal = calibrate_hu(vol.hu, lung)
+    assert cal.applied and cal.offset_hu == pytest.approx(50.0, abs=2.0)
     res = segment_volume(vol, lung_mask=lung, features="density", device="cpu")
+    assert res.mapping.hu_offset == cal.offset_hu and res.mapping.calibration["applied"]
     for t in (Tissue.HEALTHY, Tissue.EMPHYSEMA, Tissue.GGO):
         assert _dice(res.labels == t, gt == t) > 0.8, t
     # the sharp rim of a dense ball reads as textured mid density (part goes to fibrosis)
@@ -44,8 +46,9 @@ def test_calibration_follows_a_shifted_scan():
 
 
 def test_crop_without_outside_air_has_no_offset():
-    vol, lung, _ = make_chest()
-    assert calibrate_hu(vol.hu[:, 20:70, 20:70], lung[:, 20:70, 20:70]) == 0.0
+    vol, lung, _ = make_chest(shift_hu=30.0)
+    cal = calibrate_hu(vol.hu[:, 20:70, 20:70], lung[:, 20:70, 20:70])
+    assert cal.offset_hu == 0.0 and not cal.applied and "no offset applied" in cal.reason
 
 
 def test_flags_and_labels_from_cluster_statistics():
@@ -69,6 +72,7 @@ def test_mapping_edit_and_round_trip():
     assert m.labels[1] == Tissue.HEALTHY and m2.labels[1] == Tissue.GGO and m2.edited == [1]
     back = LabelMapping.from_dict(json.loads(json.dumps(m2.to_dict())))
     assert back.labels == m2.labels and back.rules == m2.rules and back.edited == [1]
+    assert back.calibration == {} and back.hu_offset == 0.0
     probs = label_probabilities(post, m2)
     assert probs.shape == (2000, 6)
     np.testing.assert_allclose(probs.sum(1), 1.0)

@@ -45,7 +45,8 @@ def kmeans_radiomics_labels(volume: CTVolume, lung: np.ndarray, *, k: int = 8, s
     """K-means on radiomic + density features, HU-guided names, no refinement."""
     from sklearn.cluster import KMeans
 
-    from ..segment.assign import assign_labels, calibrate_hu, label_probabilities
+    from ..calibration import calibrate_hu
+    from ..segment.assign import assign_labels, label_probabilities
     from ..segment.features import density_features, radiomic_features, robust_standardize
     from ..segment.refine import argmax_labels
 
@@ -61,7 +62,8 @@ def kmeans_radiomics_labels(volume: CTVolume, lung: np.ndarray, *, k: int = 8, s
     hard = km.predict(x)
     post = np.eye(k, dtype=np.float32)[hard]
     mapping = assign_labels(dens[:, 0] * 100, post, texture=dens[:, 2] * 100,
-                            hu_offset=calibrate_hu(volume.hu, inside))
+                            calibration=calibrate_hu(volume.hu, inside,
+                                                     metadata=volume.source.metadata))
     return argmax_labels(label_probabilities(post, mapping), inside)
 
 

@@ -75,10 +75,15 @@ def read_scan(path, *, spacing: Optional[Sequence[float]] = None, series: Option
     if spacing is not None and native.has_geometry and not np.allclose(voxel, spacing, rtol=1e-3):
         warnings.warn(f"{path}: the file's spacing {_mm(voxel)} mm is used, not the given "
                       f"{_mm(spacing)} mm", stacklevel=2)
+    metadata = dict(native.metadata)
+    if hu_offset:  # padding values in the HU of the volume returned
+        for key in ("padding_hu", "padding_range_hu"):
+            if key in metadata:
+                metadata[key] = [float(v) + float(hu_offset) for v in metadata[key]]
     source = ScanSource(path=str(path), format=reader.name, native_shape=tuple(native.data.shape),
                         native_affine=native.affine, orientation=axcodes(native.affine),
                         to_canonical=transform, description=native.description,
-                        metadata={**native.metadata, "has_geometry": native.has_geometry,
+                        metadata={**metadata, "has_geometry": native.has_geometry,
                                   "hu_offset": float(hu_offset)})
     report(progress, 1, 1, "read")
     return CTVolume(hu=hu, spacing=voxel, affine=affine, source=source)

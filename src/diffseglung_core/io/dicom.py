@@ -175,7 +175,39 @@ def read_dicom(path: Path, *, spacing=None, series=None, role="image",
         data, affine = _stack(path, slices, members, spacing, progress)
     return NativeScan(data=data, affine=affine, description=description,
                       metadata={"modality": chosen.modality, "series_uid": chosen.uid,
-                                "series_number": chosen.number, "n_series": len(found)})
+                                "series_number": chosen.number, "n_series": len(found),
+                                **_padding_metadata([ds for _, ds in slices])})
+
+
+def _stored_to_hu(ds, raw) -> float:
+    """A stored pixel value of ``ds`` in HU (its RescaleSlope and RescaleIntercept)."""
+    raw = int(raw)
+    if int(ds.get("PixelRepresentation", 0) or 0) == 1 and raw >= 2 ** 15:
+        raw -= 2 ** 16  # a signed value read as unsigned (ambiguous VR "US or SS")
+    return raw * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+
+
+def _padding_metadata(headers: list) -> dict:
+    """PixelPaddingValue (and PixelPaddingRangeLimit) in HU, with each slice's rescale.
+
+    Returns ``{"padding_hu": [values]}`` plus ``{"padding_range_hu": [low, high]}``
+    when a range limit is given; ``{}`` when no slice declares padding.
+    """
+    values, ranges = set(), set()
+    for ds in headers:
+        if ds.get("PixelPaddingValue") is None:
+            continue
+        pad = _stored_to_hu(ds, ds.PixelPaddingValue)
+        values.add(pad)
+        if ds.get("PixelPaddingRangeLimit") is not None:
+            limit = _stored_to_hu(ds, ds.PixelPaddingRangeLimit)
+            ranges.add((min(pad, limit), max(pad, limit)))
+    out: dict = {}
+    if values:
+        out["padding_hu"] = sorted(values)
+    if ranges:
+        out["padding_range_hu"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
+    return out
 
 
 def _read_one_file_series(path: Path, *, spacing, progress) -> NativeScan:

@@ -4,12 +4,13 @@ Clusters are named from their *absolute* density after a per-scan calibration,
 never from their rank: a scan with no voxel below the emphysema range gets no
 emphysema, however many clusters it has.
 
-1. **Calibration** (:func:`calibrate_hu`). The air around the patient should
-   read -1000 HU. Its median, measured on the image border outside the lung,
-   gives an offset (bounded to ``+-max_offset`` HU) that is subtracted before
-   the rules below; a sharp reconstruction kernel or a miscalibrated scanner
-   moves the whole histogram, and air moves with it. When no outside air is
-   visible (a crop), the offset is 0.
+1. **Calibration** (:func:`diffseglung_core.calibration.calibrate_hu`). Air
+   should read -1000 HU. The air around the patient inside the field of view
+   (never the padding outside it) and, when known, the trachea give an offset
+   that is subtracted before the rules below, but only when the measurement
+   clearly supports it; otherwise the offset is 0. The
+   :class:`~diffseglung_core.calibration.HUCalibration` (what was measured,
+   whether it was applied, why) is kept in :attr:`LabelMapping.calibration`.
 2. **Cluster statistics** (:func:`cluster_stats`): posterior-weighted mean HU,
    percentiles of the voxels the cluster wins, the low-attenuation fractions
    below -950 and -910 HU and the mean local standard deviation (texture).
@@ -41,9 +42,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..calibration import HUCalibration
 from ..labels import TISSUE_NAMES, Tissue
 
-__all__ = ["AssignmentRules", "LabelMapping", "calibrate_hu", "cluster_stats",
+__all__ = ["AssignmentRules", "LabelMapping", "cluster_stats",
            "assign_labels", "label_probabilities", "N_LABELS"]
 
 #: Number of label values (0..5).
@@ -95,13 +97,16 @@ class LabelMapping:
         value of cluster ``k`` (several clusters may share one).
     flags : list of str, ``""`` or why cluster ``k`` fits no tissue well.
     stats : list of dict, per-cluster HU statistics (see :func:`cluster_stats`).
-    hu_offset : HU subtracted by the calibration.
+    hu_offset : HU subtracted by the calibration (the applied offset).
     rules : the :class:`AssignmentRules` used.
     edited : clusters whose label a user changed.
     healthy_mode_hu : calibrated healthy-lung mode of the lung histogram.
     voxelwise : clusters of mixed density (flagged) whose voxels are labelled one by
         one from their smoothed, calibrated HU with the same boundaries
         (``labels[k]`` is then only the majority label); editing a cluster clears it.
+    calibration : :meth:`HUCalibration.to_dict` of the calibration behind
+        ``hu_offset`` (what was measured, whether applied, why); empty when the
+        offset was given directly.
     """
 
     labels: list[int]
@@ -112,6 +117,7 @@ class LabelMapping:
     edited: list[int] = field(default_factory=list)
     healthy_mode_hu: float = float("nan")
     voxelwise: list[bool] = field(default_factory=list)
+    calibration: dict = field(default_factory=dict)
 
     @property
     def n_clusters(self) -> int:
@@ -138,6 +144,7 @@ class LabelMapping:
         """JSON-ready description (cluster, label, label name, flag, HU statistics)."""
         return {
             "hu_offset": float(self.hu_offset),
+            "calibration": dict(self.calibration),
             "healthy_mode_hu": float(self.healthy_mode_hu),
             "rules": asdict(self.rules),
             "edited": list(self.edited),
@@ -161,36 +168,8 @@ class LabelMapping:
                    rules=AssignmentRules(**{k: tuple(v) if isinstance(v, list) else v
                                             for k, v in d.get("rules", {}).items()}),
                    edited=list(d.get("edited", [])),
-                   voxelwise=[bool(c.get("voxelwise", False)) for c in clusters])
-
-
-def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *, border: int = 8,
-                 max_offset: float = 80.0, nominal_air: float = -1000.0) -> float:
-    """HU offset of a scan, from the air at the image border outside the lung.
-
-    Parameters
-    ----------
-    hu : (Z, Y, X) HU.
-    lung : optional lung mask (excluded).
-    border : width (voxels) of the in-plane frame searched for air.
-    max_offset : the offset is clipped to ``[-max_offset, max_offset]``.
-
-    Returns
-    -------
-    float, HU to subtract so that outside air reads ``nominal_air``; 0 when
-    fewer than 1000 air voxels (below -850 HU) lie in the frame.
-    """
-    hu = np.asarray(hu)
-    frame = np.zeros(hu.shape[1:], bool)
-    b = max(1, min(border, hu.shape[1] // 4, hu.shape[2] // 4))
-    frame[:b], frame[-b:], frame[:, :b], frame[:, -b:] = True, True, True, True
-    vals = hu[:, frame]
-    if lung is not None:
-        vals = vals[~(np.asarray(lung)[:, frame] > 0)]
-    air = vals[(vals < -850) & (vals > -1200)]
-    if air.size < 1000:
-        return 0.0
-    return float(np.clip(np.median(air) - nominal_air, -max_offset, max_offset))
+                   voxelwise=[bool(c.get("voxelwise", False)) for c in clusters],
+                   calibration=dict(d.get("calibration") or {}))
 
 
 def healthy_boundary(smooth_hu: np.ndarray, hu_offset: float, rules: AssignmentRules) -> tuple[float, float]:
@@ -285,7 +264,8 @@ def _label_of(s: dict, r: AssignmentRules, healthy_texture: float = 0.0) -> tupl
 
 
 def assign_labels(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Optional[np.ndarray] = None,
-                  hu_offset: float = 0.0, rules: AssignmentRules = AssignmentRules()) -> LabelMapping:
+                  hu_offset: float = 0.0, rules: AssignmentRules = AssignmentRules(),
+                  calibration: Optional[HUCalibration] = None) -> LabelMapping:
     """Map clusters to tissue labels from their calibrated HU statistics.
 
     Parameters
@@ -294,12 +274,16 @@ def assign_labels(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Option
         the statistics are of these values (the engine passes the raw voxel HU).
     posteriors : (N, K) cluster posteriors.
     texture : (N,) local HU standard deviation, for fibrosis.
-    hu_offset : from :func:`calibrate_hu`.
+    hu_offset : HU to subtract; ignored when ``calibration`` is given.
+    calibration : from :func:`diffseglung_core.calibration.calibrate_hu`; its
+        ``offset_hu`` is subtracted and its report kept in the mapping.
 
     Returns
     -------
     LabelMapping (statistics in calibrated HU).
     """
+    if calibration is not None:
+        hu_offset = calibration.offset_hu
     mode, boundary = healthy_boundary(hu_vox, hu_offset, rules)
     rules = replace(rules, healthy_below=boundary)
     stats = cluster_stats(np.asarray(hu_vox, np.float32) - np.float32(hu_offset), posteriors,
@@ -313,7 +297,8 @@ def assign_labels(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Option
     voxelwise = [f.startswith("mixed") and lab != Tissue.FIBROSIS for lab, f in pairs]
     return LabelMapping(labels=[p[0] for p in pairs], flags=[p[1] for p in pairs], stats=stats,
                         hu_offset=float(hu_offset), rules=rules, healthy_mode_hu=mode,
-                        voxelwise=voxelwise)
+                        voxelwise=voxelwise,
+                        calibration=calibration.to_dict() if calibration is not None else {})
 
 
 def density_label(hu: np.ndarray, rules: AssignmentRules, hu_offset: float = 0.0) -> np.ndarray:

@@ -19,7 +19,8 @@ import numpy as np
 from ..errors import NoLungFoundError
 from ..progress import ProgressCallback, report, scaled
 from ..volume import CTVolume
-from .assign import AssignmentRules, LabelMapping, assign_labels, calibrate_hu, label_probabilities
+from ..calibration import calibrate_hu
+from .assign import AssignmentRules, LabelMapping, assign_labels, label_probabilities
 from .features import density_features, robust_standardize
 from .gmm import GaussianMixture, fit_gmm
 from .refine import argmax_labels, refine_labels
@@ -233,8 +234,8 @@ def segment_volume(
 
     # -- labels -------------------------------------------------------------------
     t = time.perf_counter()
-    offset = calibrate_hu(hu, lung) if hu_preservation else 0.0
-    mapping = assign_labels(hu[lung], post, texture=texture, hu_offset=offset, rules=rules)
+    calibration = calibrate_hu(hu, lung, metadata=volume.source.metadata) if hu_preservation else None
+    mapping = assign_labels(hu[lung], post, texture=texture, calibration=calibration, rules=rules)
     timings["assignment"] = time.perf_counter() - t
     report(progress, 800, 1000, "labels")
 

@@ -70,6 +70,10 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
     hu : (Z, Y, X) HU.
     spacing : mm ``(z, y, x)``.
     mapping, timings, params : from :class:`~.engine.SegmentationResult`.
+
+    The ``"hu_calibration"`` entry is the mapping's calibration (what air was
+    measured, whether the offset was applied and why; see
+    :class:`~diffseglung_core.calibration.HUCalibration`), None without a mapping.
     """
     lung = np.asarray(labels) > 0
     return {
@@ -79,6 +83,8 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
         "lung_volume_ml": float(lung.sum() * np.prod(spacing) / 1000.0),
         "classes": class_volumes(labels, spacing),
         "density": density_indices(hu, lung),
+        "hu_calibration": (dict(mapping.calibration) or {"offset_hu": float(mapping.hu_offset)})
+        if mapping is not None else None,
         "mapping": mapping.to_dict() if mapping is not None else None,
         "timings_s": {k: float(v) for k, v in (timings or {}).items()},
         "params": params or {},
