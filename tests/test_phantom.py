@@ -198,3 +198,200 @@ def test_benchmark_size_builds_in_reasonable_cpu_time():
     assert np.median(hu[labels == Tissue.EMPHYSEMA]) < -930
     assert -700 <= np.median(hu[labels == Tissue.GGO]) <= -400
     assert np.median(hu[labels == Tissue.CONSOLIDATION]) > -150
+
+
+# ---------------------------------------------------------------------------
+# anatomy: lungs that fill the thoracic cavity, the diaphragm and the abdomen
+
+
+def _mm(ph: Phantom, axis: int) -> np.ndarray:
+    """Nominal-frame coordinates (mm, centred) of the voxel centres along ``axis`` (1 y, 2 x)."""
+    n = ph.volume.shape[axis]
+    return (np.arange(n) - (n - 1) / 2) * ph.volume.spacing[axis]
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_lungs_reach_the_ribs(seed):
+    """Every rib of the lateral chest wall lies within a few mm of the lung (pleura only between)."""
+    ph = make_phantom((1, 256, 256), seed=seed, noise_hu=0, blur_mm=0, z_range=(140, 160))
+    hu, lung = ph.volume.hu[0], ph.lung[0]
+    to_lung = ndi.distance_transform_edt(lung == 0, sampling=ph.volume.spacing[1:])
+    lateral = np.abs(_mm(ph, 2))[None, :] > 80
+    ribs, n = ndi.label((hu > 150) & lateral)                           # cortex and marrow
+    assert n >= 4
+    gaps = ndi.minimum(to_lung, ribs, index=np.arange(1, n + 1))
+    # the inner surface of a rib lies 1 mm outside the cavity, the lung starts 1.5 mm inside it
+    assert gaps.max() <= 4.5, gaps
+    # and the lung fills the cavity up to the ribs: no soft tissue band between them
+    right = lung == 1
+    edge = np.flatnonzero(right.any(axis=0))[0]                          # most lateral lung column
+    row = np.flatnonzero(right[:, edge])[0]
+    wall = hu[row, max(0, edge - 6):edge]                                 # 8 mm lateral of the lung
+    assert (wall > 300).any() or (np.abs(_mm(ph, 2)[edge]) > 120)
+
+
+def test_lungs_rest_on_the_diaphragm():
+    """The lung bases lie on the diaphragm: a few mm of muscle, then the liver (right), no gap."""
+    ph = make_phantom((50, 64, 64), seed=0, noise_hu=0, blur_mm=0, z_range=(0, 150), pathologies=())
+    from diffseglung_core.phantom.abdomen import ORGAN_HU
+    from diffseglung_core.phantom.anatomy import SOFT
+
+    hu, lung, dz = ph.volume.hu, ph.lung, ph.volume.spacing[0]
+    z = (np.arange(hu.shape[0]) + 0.5) * dz
+    for side in (1, 2):
+        m = lung == side
+        has = m.any(axis=0)
+        base = np.argmax(m, axis=0)                                      # lowest lung slice per column
+        ys, xs = np.nonzero(has & (z[base] > 60))                        # columns over the dome
+        assert ys.size > 100
+        under = hu[base[ys, xs] - 1, ys, xs]
+        # right under the lung: the diaphragm muscle, never fat or air
+        assert np.mean(under == SOFT) > 0.95
+        if side == 1:
+            # and the liver 3-6 mm lower
+            two = hu[base[ys, xs] - 2, ys, xs]
+            assert np.mean((under == ORGAN_HU["liver"]) | (two == ORGAN_HU["liver"])) > 0.55
+    # costophrenic recesses dip low, the right dome rises higher than the left
+    lowest = {s: z[np.argmax(lung == s, axis=0)][(lung == s).any(axis=0)] for s in (1, 2)}
+    assert min(lowest[1].min(), lowest[2].min()) < 40
+    assert lowest[1].max() > 100 and lowest[1].max() > lowest[2].max() + 8
+    # the recess is deepest at the back: the lowest lung of the posterior third lies below the anterior third's
+    y = _mm(ph, 1)
+    for s in (1, 2):
+        zs = np.where((lung == s).any(axis=0), z[np.argmax(lung == s, axis=0)], np.inf)
+        assert zs[y > 50].min() < zs[y < -50].min() - 20
+
+
+@pytest.mark.parametrize("shape", [(4, 96, 96), (1, 96, 96)])
+def test_abdomen_slab_has_bowel_gas_organs_and_no_lung(shape):
+    ph = make_phantom(shape, seed=1, case="abdomen")
+    hu = ph.volume.hu
+    assert ph.case == "abdomen" and not ph.lung.any() and not ph.labels.any()
+    assert ph.effusion is None and ph.mass is None
+    body = np.stack([ndi.binary_fill_holes(s > -500) for s in hu])
+    interior = ndi.binary_erosion(body, np.ones((1, 5, 5), bool))
+    gas = interior & (hu < -900)
+    assert gas.sum() >= 20                                               # stomach and colon gas
+    assert ((hu > 30) & (hu < 80) & interior).sum() > 0.15 * interior.sum()   # liver, spleen, kidneys
+    assert (hu[interior] > 300).any()                                    # spine
+    # the slab lies below the lungs, in the chest's world frame (0 at the chest's mid height)
+    assert ph.volume.source.metadata["z_range"] == [-45.0, 15.0]
+    centre = ph.volume.affine @ np.array([(shape[0] - 1) / 2, 0, 0, 1])
+    assert centre[2] == pytest.approx(-15.0 - 150.0)
+
+
+def test_chest_with_abdomen_shows_bowel_gas_below_the_lungs():
+    ph = make_phantom((28, 64, 64), seed=2, case="chest_abdomen")
+    lo, hi = ph.volume.source.metadata["z_range"]
+    assert (lo, hi) == (-120.0, 300.0)
+    assert ph.volume.spacing[0] == pytest.approx(420 / 28)
+    z = lo + (np.arange(28) + 0.5) * (hi - lo) / 28
+    below = z < 20
+    assert ph.lung[~below].any() and not ph.lung[below].any()
+    hu = ph.volume.hu[below]
+    interior = np.stack([ndi.binary_erosion(ndi.binary_fill_holes(s > -500), np.ones((3, 3), bool))
+                         for s in hu])
+    assert (interior & (hu < -900)).sum() >= 10
+
+
+# ---------------------------------------------------------------------------
+# named cases
+
+
+def test_every_case_is_deterministic_and_consistent():
+    from diffseglung_core.phantom import CASES
+
+    for name in CASES:
+        a, b = make_phantom((8, 48, 48), seed=5, case=name), make_phantom((8, 48, 48), seed=5, case=name)
+        np.testing.assert_array_equal(a.volume.hu, b.volume.hu)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_array_equal(a.lung, b.lung)
+        for extra in ("effusion", "mass"):
+            ea, eb = getattr(a, extra), getattr(b, extra)
+            assert (ea is None) == (eb is None)
+            if ea is not None:
+                np.testing.assert_array_equal(ea, eb)
+        np.testing.assert_array_equal(a.labels > 0, a.lung > 0)
+        assert a.case == name and a.volume.source.metadata["case"] == name
+    with pytest.raises(ValueError, match="unknown case"):
+        make_phantom(TINY, case="pneumothorax")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_white_lung(seed):
+    """Mostly GGO and consolidation, dependent and peripheral; air bronchograms; vessels in the GGO."""
+    ph = make_phantom((24, 96, 96), seed=seed, case="white_lung")
+    hu, labels = ph.volume.hu, ph.labels
+    lung = labels > 0
+    share = {t: (labels == t).sum() / lung.sum() for t in Tissue if t != Tissue.OUTSIDE}
+    assert 0.44 <= share[Tissue.GGO] <= 0.60, share
+    assert 0.25 <= share[Tissue.CONSOLIDATION] <= 0.40, share
+    assert 0.05 <= share[Tissue.HEALTHY] <= 0.25, share                # a small aerated part
+    assert share[Tissue.FIBROSIS] == 0 and share[Tissue.EMPHYSEMA] == 0
+    cons, ggo, healthy = (labels == Tissue.CONSOLIDATION), (labels == Tissue.GGO), (labels == Tissue.HEALTHY)
+    # dependent: consolidation lies behind the GGO, the aerated lung in front
+    y = _mm(ph, 1)[None, :, None] * np.ones_like(hu)
+    assert y[cons].mean() > y[ggo].mean() + 10 > y[healthy].mean() + 10
+    # peripheral: consolidation is closer to the lung border than the aerated lung
+    depth = ndi.distance_transform_edt(lung, sampling=ph.volume.spacing)
+    assert np.median(depth[cons]) < np.median(depth[healthy])
+    assert -700 <= np.median(hu[ggo]) <= -450 and np.median(hu[cons]) > -100
+    assert (hu[cons] < -500).mean() > 0.005                              # air bronchograms
+    assert (hu[ggo] > -300).mean() > 0.005                               # vessels show through GGO
+
+
+@pytest.mark.parametrize("case, sides", [("effusion", {1, 2}), ("effusion_right", {1}), ("effusion_left", {2})])
+def test_pleural_effusion_is_fluid_outside_the_lung(case, sides):
+    ph = make_phantom((24, 96, 96), seed=2, case=case)
+    fluid, lung, hu, labels = ph.effusion, ph.lung, ph.volume.hu, ph.labels
+    assert fluid is not None and fluid.dtype == np.uint8 and fluid.shape == hu.shape
+    assert set(np.unique(fluid)) - {0} == sides
+    assert not (fluid.astype(bool) & (lung > 0)).any() and not labels[fluid > 0].any()
+    ml = {s: (fluid == s).sum() * ph.volume.voxel_volume_ml for s in sides}
+    assert min(ml.values()) > 250                                        # large: hundreds of mL
+    # water density, homogeneous (away from its border, partial volume)
+    core = ndi.binary_erosion(fluid > 0, np.ones((1, 3, 3), bool))
+    assert 0 <= np.median(hu[core]) <= 20 and np.std(hu[core]) < 30
+    # dependent: along the posterior chest wall, behind the lung on its side
+    y = _mm(ph, 1)[None, :, None] * np.ones_like(hu)
+    for s in sides:
+        assert y[fluid == s].mean() > y[lung == s].mean() + 30
+    # the lung along its thick posterior part is compressed (airless, labelled consolidation)
+    rim = ndi.binary_dilation(fluid > 0, np.ones((1, 3, 3), bool)) & (lung > 0) & (y > 20)
+    assert (labels[rim] == Tissue.CONSOLIDATION).mean() > 0.85
+    assert np.median(hu[rim]) > -200
+    # and the effusion thins up the lateral wall (a meniscus): less fluid in front than behind
+    assert (fluid[:, y[0, :, 0] < 0] > 0).sum() < 0.2 * (fluid[:, y[0, :, 0] > 0] > 0).sum()
+
+
+def test_chest_has_no_effusion_and_no_mass():
+    ph = make_phantom(TINY, seed=0)
+    assert ph.effusion is None and ph.mass is None and ph.case == "chest"
+
+
+@pytest.mark.parametrize("case", ["pleural_mass", "pleural_mass_mediastinal", "pleural_mass_diaphragmatic"])
+@pytest.mark.parametrize("seed", [0, 2])
+def test_pleural_mass_is_solid_lung_against_the_pleura(case, seed):
+    ph = make_phantom((24, 96, 96), seed=seed, case=case)
+    mass, hu, lung = ph.mass, ph.volume.hu, ph.lung
+    assert mass is not None and mass.dtype == bool and mass.any()
+    assert (ph.labels[mass] == Tissue.CONSOLIDATION).all() and (lung[mass] == 1).all()
+    assert 20 <= np.median(hu[mass]) <= 45
+    zs, ys, xs = np.nonzero(mass)
+    sp = ph.volume.spacing
+    extent = max((np.ptp(ys) + 1) * sp[1], (np.ptp(xs) + 1) * sp[2])
+    assert 25 <= extent <= 65                                            # 3-6 cm
+    # it touches the pleura: tissue outside the lung next to it, on the expected side
+    ring = ndi.binary_dilation(mass) & ~mass & (lung == 0)
+    assert ring.sum() >= 5
+    rz, ry, rx = np.nonzero(ring)
+    x = _mm(ph, 2)
+    if case == "pleural_mass":
+        assert np.median(x[rx]) < -110                                  # the right lateral chest wall
+    elif case == "pleural_mass_mediastinal":
+        assert -60 < np.median(x[rx]) < 0                              # the mediastinum
+    else:
+        assert np.mean(rz < zs.mean()) > 0.9                           # the diaphragm below it
+    # no vessels or airways run through it
+    core = ndi.binary_erosion(mass)
+    assert not (hu[core] < -300).any()

@@ -33,14 +33,14 @@ def _chain(points, radii) -> list[Segment]:
 
 
 #: Stomach: fundus under the left dome, body, antrum, pylorus.
-STOMACH = _chain([_p(88, 22, 52), _p(62, -8, 62), _p(30, -40, 52), _p(8, -58, 22),
-                  _p(0, -50, -8), _p(2, -36, -30)], [30.0, 33.0, 30.0, 24.0, 18.0, 13.0])
+STOMACH = _chain([_p(94, 16, 54), _p(66, -20, 66), _p(32, -46, 52), _p(8, -58, 22),
+                  _p(0, -50, -8), _p(2, -36, -30)], [36.0, 36.0, 30.0, 24.0, 18.0, 13.0])
 #: Gas collects in front of this y (mm) in the stomach and the colon (supine patient).
 STOMACH_GAS_Y, COLON_GAS_Y = -30.0, -62.0
 #: Colon: ascending, hepatic flexure, transverse, splenic flexure (high, under the left dome), descending.
 COLON = _chain([_p(-230, 26, -98), _p(-70, 16, -100), _p(-22, -30, -96), _p(-35, -70, -50),
-                _p(-30, -72, 20), _p(5, -62, 78), _p(48, -30, 106), _p(20, 28, 110),
-                _p(-230, 40, 100)], [24.0, 25.0, 25.0, 23.0, 23.0, 23.0, 22.0, 20.0, 19.0])
+                _p(-30, -72, 20), _p(5, -62, 78), _p(66, -34, 104), _p(20, 28, 110),
+                _p(-230, 40, 100)], [24.0, 25.0, 25.0, 23.0, 23.0, 23.0, 24.0, 20.0, 19.0])
 #: Pancreas: head by the duodenum, body over the aorta, tail at the splenic hilum.
 PANCREAS = _chain([_p(-2, 10, -34), _p(8, 6, 10), _p(22, 24, 72)], [13.0, 10.0, 9.0])
 #: Kidneys: centre (z, y, x) and semi-axes (z, y, x), right lower than left.
@@ -53,11 +53,15 @@ def _ellipsoid(x, y, z, centre, semi) -> np.ndarray:
     return np.sqrt(((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 + ((z - cz) / az) ** 2)
 
 
+def _ellipse2(x, y, cx, cy, ax, ay) -> np.ndarray:
+    return np.sqrt(((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2)
+
+
 def _small_bowel(rng: np.random.Generator) -> list[tuple[list[Segment], float | None]]:
     """Loops of small bowel in the mid abdomen: (segments, gas level y or None) per loop."""
     loops = []
-    lo, hi = np.array([-230.0, -80.0, -75.0]), np.array([0.0, 12.0, 80.0])
-    for _ in range(18):
+    lo, hi = np.array([-230.0, -80.0, -75.0]), np.array([35.0, 20.0, 85.0])
+    for _ in range(22):
         pos = lo + rng.random(3) * (hi - lo)
         heading = rng.standard_normal(3)
         pts, radii = [pos.copy()], []
@@ -109,7 +113,7 @@ class Abdomen:
                      + 40.0 * np.clip((5.0 - y) / 70.0, 0, 1) * np.clip((z - 20.0) / 50.0, 0, 1))
         bottom = -88.0 + 0.7 * (x + 135.0) + 0.25 * np.clip(-y - 30.0, 0, None)
         put((x < left_edge) & (z > bottom), ORGAN_HU["liver"])
-        put(_ellipsoid(x, y, z, (46.0, 50.0, 98.0), (48.0, 38.0, 30.0)) < 1, ORGAN_HU["spleen"])
+        put(_ellipsoid(x, y, z, (55.0, 48.0, 96.0), (52.0, 44.0, 34.0)) < 1, ORGAN_HU["spleen"])
         occ = np.zeros(shape, np.float32)
         draw_tubes(occ, sub, PANCREAS)
         put(occ > 0.5, ORGAN_HU["pancreas"])
@@ -123,6 +127,8 @@ class Abdomen:
             put((sinus < 1) & (r < 1), ORGAN_HU["renal_sinus"])
             pelvis = _ellipsoid(x, y, z, (centre[0] - 4.0, centre[1] - 6.0, centre[2] + medial * 19.0), (12.0, 6.0, 8.0))
             put(pelvis < 1, ORGAN_HU["urine"])
+        # crura of the diaphragm beside the aorta, psoas muscles lower down
+        put((_ellipse2(np.abs(x), y, 21.0, 36.0, 6.0, 13.0) < 1) & (z > -50) & (z < 90), ORGAN_HU["muscle"])
         psoas = 6.0 + 0.15 * np.clip(15.0 - z, 0, 150)
         put((np.sqrt(((np.abs(x) - 40.0) / psoas) ** 2 + ((y - 62.0) / (1.1 * psoas)) ** 2) < 1) & (z < 15),
             ORGAN_HU["muscle"])
@@ -150,7 +156,7 @@ class Abdomen:
         put(lumen & (y < COLON_GAS_Y + 6.0), ORGAN_HU["fluid"])
         put(lumen & (y < COLON_GAS_Y), ORGAN_HU["gas"])
         # small bowel: fluid-filled loops, some with gas on top, in the mesenteric fat
-        if float(z.min()) < 10.0:
+        if float(z.min()) < 50.0:
             mesentery = h == np.float32(ORGAN_HU["fat"])
             occ[:] = 0
             for segs, _ in self.loops:

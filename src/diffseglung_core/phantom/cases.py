@@ -163,10 +163,10 @@ def _wall_point(start: np.ndarray, direction: np.ndarray) -> np.ndarray:
 def mass_centre(kind: str, radius: float, rng: np.random.Generator) -> np.ndarray:
     """Nominal centre (z, y, x) mm of a pleural-based mass of ``radius`` mm in the right lung.
 
-    The centre lies ``0.45 radius`` inside the pleura, so the mass meets it on a
+    The centre lies ``0.35 radius`` inside the pleura, so the mass meets it on a
     broad base (the pleural space clips the rest).
     """
-    inset = 0.45 * radius + PLEURA_MM
+    inset = 0.35 * radius + PLEURA_MM
     if kind == "costal":
         # the posterolateral to lateral wall at mid height
         angle = rng.uniform(0.35, 0.62) * np.pi                      # from posterior
@@ -188,7 +188,7 @@ def mass_centre(kind: str, radius: float, rng: np.random.Generator) -> np.ndarra
 
 def mass_region(grid: Grid, lung: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     """(Z, Y, X) bool: a solid mass (3-6 cm) of the right lung against the ``kind`` pleura."""
-    radius = float(rng.uniform(16.0, 27.0))
+    radius = float(rng.uniform(18.0, 28.0))
     centre = mass_centre(kind, radius, rng)
     semi = np.array([0.9, 1.0, 1.0]) * radius * rng.uniform(0.9, 1.1, 3)
     index = np.flatnonzero(lung == 1)

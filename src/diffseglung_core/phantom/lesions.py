@@ -174,8 +174,8 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
             cand = np.flatnonzero(region & (pts.pleura > max(6.0, 2 * h)))
             if cand.size == 0:
                 cand = np.flatnonzero(region)
-            centres = [pts.mm[i].astype(np.float64) for i in rng.choice(cand, size=min(6, cand.size), replace=False)]
-            bronchograms += _bronchograms(pts, region, centres, rng, grid.step[0] / 2)
+            centres = [pts.mm[i].astype(np.float64) for i in rng.choice(cand, size=min(10, cand.size), replace=False)]
+            bronchograms += _bronchograms(pts, region, centres, rng, grid.step[0] / 2, radius=3.0)
         elif name == "ggo" and pattern == "pneumonia":
             field = sample_field(coarse_field(grid, 35.0, rng), grid, pts.mm)
             score = y / 70.0 - pts.pleura / 30.0 + 1.0 * field
@@ -265,7 +265,7 @@ def _honeycomb(grid: Grid, pts: LungPoints, region: np.ndarray, rng: np.random.G
 
 
 def _bronchograms(pts: LungPoints, region: np.ndarray, centres: list[np.ndarray],
-                  rng: np.random.Generator, jitter_z: float) -> list[Segment]:
+                  rng: np.random.Generator, jitter_z: float, radius: float = 2.4) -> list[Segment]:
     """Air-filled bronchi branching through the consolidation around each centre (air bronchograms)."""
     segments: list[Segment] = []
     hilum = {1: np.array([185.0, 10.0, -40.0]), 2: np.array([180.0, 14.0, 42.0])}
@@ -278,5 +278,5 @@ def _bronchograms(pts: LungPoints, region: np.ndarray, centres: list[np.ndarray]
         root_i = cand[np.argmin(_dist(pts, hilum[side])[cand])]
         targets = pts.mm[rng.choice(cand, size=min(16, cand.size), replace=False)].astype(np.float64)
         targets[:, 0] += rng.uniform(-1, 1, len(targets)) * min(jitter_z, 10.0)
-        segments += grow_tree(pts.mm[root_i], 2.4, targets, leaf_size=2, reach=0.6)
+        segments += grow_tree(pts.mm[root_i], radius, targets, leaf_size=2, reach=0.6)
     return segments
