@@ -1,0 +1,105 @@
+"""The lung border: costal pockets of the convex hull, holes and the diaphragm dome."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .morphology import disk, fill_holes_nd
+
+
+def costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float,
+                    min_mm: float, wall_margin_mm: float = 20.0) -> np.ndarray:
+    """Pockets of each axial slice's convex hull of ``lung`` against the chest wall.
+
+    A pocket (a component of hull minus lung, opened by a disk of ``min_mm``)
+    passes when the hull's edge across it (its chord) runs along the chest
+    wall, no deeper below the skin than ``wall_margin_mm`` more than the
+    lung's own costal surface; its centre does not lie from the lung's centre
+    towards ``medial_x`` (the body's middle); and it is smaller than half the
+    lung in that slice. Pockets are then joined across slices, and a stack
+    whose failing pockets hold at least as many voxels as its passing ones is
+    dropped whole. Failing pockets are medial ones (the mediastinum, the heart
+    and the hilum) and holes at least half the lung's size (the dome of the
+    liver or spleen rising into the lung base); a lateral pocket that opens
+    onto the chest wall but is too large or too deep neither passes nor
+    fails (the lung base beside the dome). A lesion along the chest wall that
+    touches, in another slice, a pocket of the hilum stays in. Only passing
+    pockets are returned.
+    """
+    from skimage.morphology import convex_hull_image
+
+    passed = np.zeros_like(lung)
+    failed = np.zeros_like(lung)
+    footprint = disk(max(1, int(round(min_mm / min(spacing[1:])))))
+    for z in range(lung.shape[0]):
+        sl = lung[z]
+        area = np.count_nonzero(sl)
+        if area < 10:
+            continue
+        hull = convex_hull_image(sl)
+        pockets = ndi.binary_opening(hull & ~sl, footprint)
+        lab, n = ndi.label(pockets)
+        if n == 0:
+            continue
+        depth = ndi.distance_transform_edt(body[z], sampling=spacing[1:])
+        surface = sl & ~ndi.binary_erosion(sl)
+        wall = np.percentile(depth[surface], 10)
+        chord = pockets & ~ndi.binary_erosion(hull)
+        cy, cx = ndi.center_of_mass(sl)
+        inward = np.array([0.0, np.sign(medial_x - cx)])
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        centres = ndi.center_of_mass(pockets, lab, range(1, n + 1))
+        chord_depth = ndi.maximum(depth, lab * chord, range(1, n + 1))
+        has_chord = np.bincount(lab[chord], minlength=n + 1) > 0
+        ok = np.zeros(n + 1, bool)
+        bad = np.zeros(n + 1, bool)
+        for i, (y, x) in enumerate(centres, start=1):
+            d = np.array([(y - cy) * spacing[1], (x - cx) * spacing[2]])
+            lateral = d @ inward < 0.3 * np.linalg.norm(d)
+            ok[i] = lateral and chord_depth[i - 1] <= wall + wall_margin_mm and sizes[i] < 0.5 * area
+            # a large or deep lateral pocket that opens onto the chest wall neither
+            # passes nor sinks its stack: the lung base around the dome of the diaphragm
+            bad[i] = not ok[i] and not (lateral and has_chord[i])
+        passed[z] = ok[lab]
+        failed[z] = bad[lab]
+    if not passed.any():
+        return passed
+    lab, n = ndi.label(passed | failed)
+    bad = np.bincount(lab[failed], minlength=n + 1) >= np.bincount(lab[passed], minlength=n + 1)
+    bad[0] = True
+    return ~bad[lab] & passed
+
+
+def fill_holes(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
+                min_open_mm2: float = np.inf) -> np.ndarray:
+    """Fill holes in each axial slice, then in 3D.
+
+    A slice's hole of at least ``min_open_mm2`` that continues into a hole or
+    the outside of the slice below (at least 90 % of it lying over either) is
+    left open: that is the dome of the diaphragm (liver, spleen) rising into
+    the lung base, not a vessel. Such holes are followed upwards from the
+    bottom slice; the bottom slice's holes themselves are always filled.
+    """
+    out = np.empty_like(mask)
+    pixel_mm2 = float(spacing[1]) * float(spacing[2])
+    below = None  # the slice below: its outside plus its open holes
+    for z in range(mask.shape[0]):
+        filled = fill_holes_nd(mask[z])
+        holes = filled & ~mask[z]
+        open_ = ~filled
+        if below is not None and np.isfinite(min_open_mm2) and holes.any():
+            lab, n = ndi.label(holes)
+            areas = np.bincount(lab.ravel(), minlength=n + 1)
+            over = np.bincount(lab[below], minlength=n + 1)
+            is_open = (areas * pixel_mm2 >= min_open_mm2) & (over >= 0.9 * areas)
+            is_open[0] = False
+            if is_open.any():
+                dome = is_open[lab]
+                filled &= ~dome
+                open_ |= dome
+        out[z] = filled
+        below = open_
+    return fill_holes_nd(out)

@@ -1,0 +1,188 @@
+"""Which air-filled components are lungs, and which lung is right or left."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .coarse import nearest_label
+from .maps import LEFT_LUNG, RIGHT_LUNG
+from .morphology import fill_holes_nd
+
+
+def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
+                    spacing: tuple[float, float, float], *, min_area_mm2: float,
+                    air_hu: float = -1000.0) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """The 3D components of inside air that are lungs, and the gas that is not.
+
+    A candidate is one of the eight largest components whose largest axial
+    section is at least ``min_area_mm2``. It is lung when it touches the
+    tracked airway tree (the bronchi open into it) or when it holds lung
+    parenchyma (:func:`looks_like_parenchyma`): bowel and stomach gas is pure
+    air with smooth walls and no vessels, whatever its size or position.
+    Components much smaller than the largest lung (under 2 %) are dropped.
+
+    Parameters
+    ----------
+    inside_air : (Z, Y, X) bool
+        Air inside the body, airways removed.
+    hu : (Z, Y, X) float
+        The CT in HU.
+    airway : (Z, Y, X) bool
+        Tracked trachea and main bronchi (may be empty).
+    spacing : 3 floats
+        Voxel size (mm).
+    min_area_mm2 : float
+        Smallest largest-axial-section of a lung (mm²).
+    air_hu : float
+        HU of air in this scan (about -1000).
+
+    Returns
+    -------
+    lungs : (Z, Y, X) bool or None
+        The lung components, None when there is none.
+    gas : (Z, Y, X) bool
+        Candidates of lung size rejected as gas (bowel, stomach).
+    """
+    gas = np.zeros(inside_air.shape, bool)
+    lab, n = ndi.label(inside_air)
+    if n == 0:
+        return None, gas
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    pixel_mm2 = spacing[1] * spacing[2]
+    order = np.argsort(sizes)[::-1]
+    bronchial = set()
+    if airway.any():
+        ends = ndi.binary_dilation(airway, np.ones((3, 3, 3), bool), iterations=2)
+        bronchial = set(np.unique(lab[ends]).tolist()) - {0}
+    keep, rejected = [], []
+    largest = None
+    slices = ndi.find_objects(lab)
+    for i in order[:8]:
+        if sizes[i] == 0:
+            break
+        sl = slices[i - 1]
+        comp = lab[sl] == i
+        if comp.sum(axis=(1, 2)).max() * pixel_mm2 < min_area_mm2:
+            continue
+        if i not in bronchial and not looks_like_parenchyma(hu[sl], comp, air_hu):
+            rejected.append(i)
+            continue
+        if largest is None:
+            largest = sizes[i]
+        elif sizes[i] < 0.02 * largest:
+            break
+        keep.append(i)
+    if rejected:
+        gas = np.isin(lab, rejected)
+    if not keep:
+        return None, gas
+    return np.isin(lab, keep), gas
+
+
+def looks_like_parenchyma(hu: np.ndarray, comp: np.ndarray, air_hu: float = -1000.0) -> bool:
+    """Whether an air-filled component holds lung parenchyma rather than gas.
+
+    Lung parenchyma is air mixed with tissue (alveolar walls, capillaries):
+    its median is well above air even in emphysema, and vessels cross it
+    (holes in each axial section of the component). Bowel or stomach gas
+    reads as air, with at most a few holes.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) float
+        HU of the component's bounding box.
+    comp : (Z, Y, X) bool
+        The component in that box.
+    air_hu : float
+        HU of air in this scan.
+
+    Returns
+    -------
+    bool
+        True when the median is at least 80 HU above air, or at least 40 HU
+        above air with holes (vessels) making up at least 2 % of the filled
+        sections.
+    """
+    median = float(np.median(hu[comp]))
+    if median >= air_hu + 80.0:
+        return True
+    if median < air_hu + 40.0:
+        return False
+    filled = np.stack([fill_holes_nd(c) for c in comp])
+    holes = np.count_nonzero(filled & ~comp) / max(np.count_nonzero(filled), 1)
+    return holes >= 0.02
+
+
+def split_left_right(coarse: np.ndarray, spacing: tuple[float, float, float],
+                      x_mid: float) -> np.ndarray:
+    """Label the lung components of a coarse mask 1 (right, low x) and 2 (left).
+
+    ``x_mid`` is the body's left-right middle in coarse voxels.
+    """
+    labels = np.zeros(coarse.shape, np.uint8)
+    lab, n = ndi.label(coarse)
+    if n == 0:
+        return labels
+    sizes = np.bincount(lab.ravel())[1:]
+    order = np.argsort(sizes)[::-1] + 1
+    if n >= 2 and sizes[order[1] - 1] >= 0.05 * sizes[order[0] - 1]:
+        parts = [lab == order[0], lab == order[1]]
+        rest = [lab == i for i in order[2:]]
+    else:
+        parts = erode_split(lab == order[0], spacing)
+        rest = [lab == i for i in order[1:]]
+        if parts is None:
+            one = lab == order[0]
+            xs = np.nonzero(one)[2]
+            left_frac = np.mean(xs > x_mid)
+            if 0.25 < left_frac < 0.75:
+                # both lungs fused and no neck to cut: split at the body midline
+                x = np.arange(one.shape[2])[None, None, :]
+                parts = [one & (x <= x_mid), one & (x > x_mid)]
+            else:
+                parts = [one]
+    if len(parts) == 2:
+        cx = [np.nonzero(p)[2].mean() for p in parts]
+        right, left = (parts[0], parts[1]) if cx[0] <= cx[1] else (parts[1], parts[0])
+        labels[right] = RIGHT_LUNG
+        labels[left] = LEFT_LUNG
+    else:
+        labels[parts[0]] = RIGHT_LUNG if np.nonzero(parts[0])[2].mean() <= x_mid else LEFT_LUNG
+    # small extra components (a separated piece of lung) join the nearest lung
+    if rest:
+        extra = np.logical_or.reduce(rest)
+        near = nearest_label(labels)
+        labels[extra] = near[extra]
+    return labels
+
+
+def erode_split(mask: np.ndarray, spacing: tuple[float, float, float],
+                 max_mm: float = 20.0) -> Optional[list[np.ndarray]]:
+    """Split one fused component in two by erosion and a watershed, or None."""
+    from skimage.segmentation import watershed
+
+    dist = ndi.distance_transform_edt(mask, sampling=spacing)
+    step = min(spacing)
+    total = mask.sum()
+    r = step
+    while r <= max_mm:
+        core = dist > r
+        lab, n = ndi.label(core)
+        if n >= 2:
+            sizes = np.bincount(lab.ravel())[1:]
+            order = np.argsort(sizes)[::-1]
+            a, b = sizes[order[0]], sizes[order[1]]
+            if b >= 0.1 * a and a + b >= 0.02 * total:
+                markers = np.zeros(mask.shape, np.int32)
+                markers[lab == order[0] + 1] = 1
+                markers[lab == order[1] + 1] = 2
+                ws = watershed(-dist, markers, mask=mask)
+                return [ws == 1, ws == 2]
+        if n == 0:
+            return None
+        r += step
+    return None

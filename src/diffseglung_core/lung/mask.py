@@ -1,0 +1,308 @@
+"""The weight-free lung mask: aerated lung, then the diseased lung around it.
+
+:func:`segment_lungs` runs the steps of :mod:`diffseglung_core.lung` in order
+and returns a :class:`LungSegmentation`; :func:`compute_lung_mask` returns its
+label map only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import NoLungFoundError
+from ..progress import ProgressCallback, report
+from .airways import track_airways
+from .body import body_mid_x, filled_body, outside_air
+from .border import costal_pockets, fill_holes
+from .cavity import costal_fill, find_effusion, grow_into_ground_glass, rib_cage, smooth_axial
+from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
+from .components import lung_components, split_left_right
+from .maps import LEFT_LUNG, RIGHT_LUNG
+from .morphology import closing, thick_parts
+
+__all__ = ["LungSegmentation", "segment_lungs", "compute_lung_mask"]
+
+_STAGES = 9
+
+
+@dataclass
+class LungSegmentation:
+    """What :func:`segment_lungs` found.
+
+    Attributes
+    ----------
+    labels : (Z, Y, X) uint8
+        0 outside the lungs, 1 right lung, 2 left lung.
+    effusion : (Z, Y, X) bool
+        Pleural effusion (fluid along the chest wall), not part of ``labels``.
+    airway : (Z, Y, X) bool
+        Trachea and main bronchi outside the lungs.
+    gas : (Z, Y, X) bool
+        Air-filled regions of lung size that are not lung (bowel, stomach).
+    spacing : (3,) floats, mm.
+    notes : list of str
+        What a reader of the report should know (gas left out, effusion found).
+    """
+
+    labels: np.ndarray
+    effusion: np.ndarray
+    airway: np.ndarray
+    gas: np.ndarray
+    spacing: tuple
+    notes: list = field(default_factory=list)
+
+    def volumes_ml(self) -> dict[str, float]:
+        """Right, left and total lung, effusion and rejected gas volumes (mL)."""
+        from .maps import lung_volumes_ml
+
+        voxel_ml = float(np.prod(self.spacing)) / 1000.0
+        out = lung_volumes_ml(self.labels, self.spacing)
+        out["effusion"] = float(np.count_nonzero(self.effusion) * voxel_ml)
+        out["gas_not_lung"] = float(np.count_nonzero(self.gas) * voxel_ml)
+        return out
+
+
+def compute_lung_mask(hu: np.ndarray, spacing: Sequence[float], **options) -> np.ndarray:
+    """Label the right and left lung of a chest CT.
+
+    The label map of :func:`segment_lungs` (same parameters).
+
+    Returns
+    -------
+    (Z, Y, X) uint8 ndarray
+        0 outside the lungs, 1 right lung, 2 left lung.
+    """
+    return segment_lungs(hu, spacing, **options).labels
+
+
+def segment_lungs(
+    hu: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    air_hu: float = -400.0,
+    ground_glass_hu: float = -250.0,
+    closing_mm: float = 8.0,
+    mass_mm: float = 30.0,
+    bone_hu: float = 200.0,
+    dome_mm2: float = 300.0,
+    coarse_mm: float = 2.0,
+    min_lung_area_mm2: float = 500.0,
+    costal: bool = True,
+    effusion: bool = True,
+    air_reference_hu: float = -1000.0,
+    progress: Optional[ProgressCallback] = None,
+) -> LungSegmentation:
+    """Find the lungs of a chest CT, diseased parts included, without trained weights.
+
+    Steps (see the modules of :mod:`diffseglung_core.lung`):
+
+    1. *Air inside the body*: voxels below ``air_hu`` not connected, in their
+       axial slice, to the image edge (outside air, padding of the field of view).
+    2. *Airways*: the trachea and main bronchi, tracked from the top, are not lung.
+    3. *Lungs, not gas*: the large air components that the bronchi open into or
+       that hold lung parenchyma; bowel and stomach gas (pure air, no vessels)
+       is never lung.
+    4. *Ground glass*: lighter-than-tissue regions (below ``ground_glass_hu``)
+       that touch the aerated lung.
+    5. *Left / right*, then per lung: a closing of ``closing_mm`` (small dents);
+       thick parts of a closing of ``mass_mm`` (a mass bulging into the lung);
+       costal pockets of each slice's convex hull.
+    6. *Dense lung against the ribs*: per slice, dense tissue between the lung
+       and the inner surface of the rib cage, followed along rays (consolidation,
+       atelectasis, subpleural disease); see :func:`.cavity.costal_fill`.
+    7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
+    8. *Effusion*: fluid crescents along the chest wall are taken out and reported.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) array
+        CT in HU, canonical layout (``z`` inferior to superior, ``y`` anterior to
+        posterior, ``x`` patient right to left). One axial slice is ``(1, Y, X)``.
+    spacing : 3 floats
+        Voxel size in mm along ``(z, y, x)``.
+    air_hu : float
+        Voxels below this HU are air or aerated lung.
+    ground_glass_hu : float
+        Smoothed voxels below this HU that touch the lung are lung (ground glass).
+    closing_mm : float
+        Radius (mm) of the ball that closes each lung's contour; 0 disables it.
+    mass_mm : float
+        Radius (mm) of the ball whose closing finds masses against the pleura; the
+        parts of the filling at least ``0.8 * mass_mm`` thick are added, and the
+        costal pockets at least ``0.2 * mass_mm`` thick. 0 disables both.
+    bone_hu : float
+        Voxels above this HU are bone: never added, and the rib cage for step 6.
+    dome_mm2 : float
+        Holes of an axial slice are filled unless they are at least this large
+        (mm²) and continue below into tissue outside the lung (the diaphragm dome).
+    coarse_mm : float
+        Voxel size (mm) of the grid used for the closings and the left/right split.
+    min_lung_area_mm2 : float
+        A lung must reach at least this area (mm²) in one axial slice.
+    costal : bool
+        Run step 6.
+    effusion : bool
+        Run step 8 (otherwise fluid along the chest wall may stay in the mask).
+    air_reference_hu : float
+        HU of air in this scan (see :mod:`diffseglung_core.calibration`); the
+        test that tells lung parenchyma from gas is relative to it.
+    progress : callable, optional
+        ``progress(done, total, stage)``; raise
+        :class:`~diffseglung_core.errors.Cancelled` from it to stop.
+
+    Returns
+    -------
+    LungSegmentation
+
+    Raises
+    ------
+    NoLungFoundError
+        When no lung lies in the scan (or slice), with one line saying why.
+    """
+    hu = np.asarray(hu)
+    if hu.ndim != 3:
+        raise ValueError(f"the lung mask needs a (z, y, x) volume, got shape {hu.shape}")
+    spacing = tuple(float(s) for s in spacing)
+    if len(spacing) != 3 or min(spacing) <= 0:
+        raise ValueError(f"spacing must be 3 positive values in mm, got {spacing}")
+    if hu.size == 0:
+        raise NoLungFoundError("empty volume: no lung found")
+    where = "slice" if hu.shape[0] == 1 else "scan"
+
+    shape = hu.shape
+    report(progress, 0, _STAGES, "air inside the body")
+    air = hu < air_hu
+    outside = outside_air(air)
+    inside_air = air & ~outside
+    body_filled = filled_body(~outside)
+    del air, outside
+
+    report(progress, 1, _STAGES, "airways")
+    airway = track_airways(inside_air, body_filled, spacing)
+    inside_air &= ~airway
+
+    report(progress, 2, _STAGES, "lung components")
+    lungs, gas = lung_components(inside_air, hu, airway, spacing, min_area_mm2=min_lung_area_mm2,
+                                 air_hu=air_reference_hu)
+    del inside_air
+    notes = []
+    if gas.any():
+        notes.append(f"{np.count_nonzero(gas) * np.prod(spacing) / 1000:.0f} mL of air-filled "
+                     "space without lung parenchyma (bowel or stomach gas) is not lung")
+    if lungs is None:
+        why = ("only gas without lung parenchyma (bowel or stomach)" if gas.any() else
+               f"no air-filled region below {air_hu:g} HU with an axial area of at least "
+               f"{min_lung_area_mm2 / 100:g} cm² inside the body")
+        raise NoLungFoundError(f"no lung in this {where}: {why} (is this a chest CT in HU?)")
+
+    # the rest works in a box around the lungs, wide enough for the closings and the ribs
+    x_mid = body_mid_x(body_filled)
+    margin = max(closing_mm, mass_mm, 40.0) + 2.0 * coarse_mm
+    box = bbox(lungs, [int(np.ceil(margin / s)) for s in spacing])
+    x_mid -= box[2].start
+    hu_box, lungs, airway_box, gas_box = hu[box], lungs[box], airway[box], gas[box]
+    body = body_filled[box]
+    del body_filled
+    hu_s = smooth_axial(np.clip(hu_box, -1100.0, 1500.0), spacing, 1.0)
+
+    report(progress, 3, _STAGES, "ground glass")
+    allowed = body & ~airway_box & ~gas_box & (hu_s < bone_hu)
+    lungs |= grow_into_ground_glass(hu_s, lungs, allowed, spacing, below_hu=ground_glass_hu)
+    allowed &= ~lungs & (hu_box < bone_hu)
+
+    report(progress, 4, _STAGES, "left / right")
+    factors = coarse_factors(spacing, hu_box.shape, coarse_mm)
+    coarse_spacing = tuple(s * f for s, f in zip(spacing, factors))
+    coarse_labels = split_left_right(downsample_mask(lungs, factors), coarse_spacing,
+                                     x_mid / factors[2])
+
+    report(progress, 5, _STAGES, "border closing")
+    labels = _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
+                            x_mid, closing_mm, mass_mm, margin)
+
+    report(progress, 6, _STAGES, "dense lung against the ribs")
+    if costal:
+        stop = airway_box | gas_box
+        cage = rib_cage(hu_s > bone_hu, spacing)
+        for z in range(labels.shape[0]):
+            for value in (RIGHT_LUNG, LEFT_LUNG):
+                side = labels[z] == value
+                if not side.any():
+                    continue
+                add = costal_fill(hu_s[z], side, stop[z] | (labels[z] == 3 - value), body[z],
+                                  cage[z], spacing, x_mid)
+                labels[z][add & allowed[z] & (labels[z] == 0)] = value
+
+    report(progress, 7, _STAGES, "filling holes")
+    for value in (RIGHT_LUNG, LEFT_LUNG):
+        side = labels == value
+        if side.any():
+            filled = fill_holes(side, spacing, dome_mm2)
+            labels[filled & (labels == 0) & ~airway_box] = value
+
+    report(progress, 8, _STAGES, "effusion")
+    fluid = np.zeros(labels.shape, bool)
+    if effusion:
+        dense = (labels > 0) & (hu_s > ground_glass_hu)
+        fluid = find_effusion(smooth_axial(hu_box, spacing, 2.0), dense, spacing)
+        if fluid.any():
+            labels[fluid] = 0
+            notes.append(f"pleural effusion of {np.count_nonzero(fluid) * np.prod(spacing) / 1000:.0f}"
+                         " mL left out of the lung")
+    if not labels.any():
+        raise NoLungFoundError(f"no lung in this {where}")
+
+    out = np.zeros(shape, np.uint8)
+    out[box] = labels
+    effusion_mask = np.zeros(shape, bool)
+    effusion_mask[box] = fluid
+    report(progress, _STAGES, _STAGES, "done")
+    return LungSegmentation(labels=out, effusion=effusion_mask, airway=airway, gas=gas,
+                            spacing=spacing, notes=notes)
+
+
+def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing, x_mid,
+                   closing_mm, mass_mm, margin) -> np.ndarray:
+    """Each lung with its small dents closed, masses and costal pockets added.
+
+    ``lungs`` (full resolution, bool) takes the side of the nearest coarse
+    label; additions are found on the coarse grid and kept where ``allowed``.
+    """
+    shape = lungs.shape
+    labels = np.zeros(shape, np.uint8)
+    nearest = upsample(nearest_label(coarse_labels), factors, shape)
+    coarse_allowed = downsample_mask(allowed, factors)
+    coarse_body = downsample_mask(body, factors)
+    pad = [int(np.ceil(margin / s)) for s in coarse_spacing]
+    for value in (RIGHT_LUNG, LEFT_LUNG):
+        side = lungs & (nearest == value)
+        if not side.any():
+            continue
+        coarse_side = coarse_labels == value
+        if not coarse_side.any():
+            labels[side & (labels == 0)] = value
+            continue
+        cbox = bbox(coarse_side, pad)
+        coarse_side = coarse_side[cbox]
+        added = np.zeros(coarse_side.shape, bool)
+        if closing_mm > 0:
+            added |= closing(coarse_side, coarse_spacing, closing_mm)
+        if mass_mm > 0:
+            dents = closing(coarse_side, coarse_spacing, mass_mm) & ~coarse_side & coarse_allowed[cbox]
+            # thick anywhere (a tumour against the mediastinum) ...
+            added |= thick_parts(dents, coarse_spacing, 0.4 * mass_mm)
+            # ... or, on the costal side, whatever the slice's convex hull fills
+            added |= costal_pockets(coarse_side, coarse_body[cbox], coarse_spacing,
+                                    x_mid / factors[2] - cbox[2].start,
+                                    min_mm=0.1 * mass_mm) & coarse_allowed[cbox]
+        added &= ~coarse_side
+        if added.any():
+            fbox = tuple(slice(b.start * f, min(b.stop * f, n))
+                         for b, f, n in zip(cbox, factors, shape))
+            up = upsample(added, factors, [b.stop - b.start for b in fbox])
+            side[fbox] |= up & allowed[fbox]
+        labels[side & (labels == 0)] = value
+    return labels

@@ -1,0 +1,70 @@
+"""Binary morphology in mm: disks, balls by distance maps, hole filling."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def disk(radius: int) -> np.ndarray:
+    """A 2D disk footprint of ``radius`` pixels."""
+    r = np.arange(-radius, radius + 1)
+    return (r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius
+
+
+def fill_holes_nd(mask: np.ndarray) -> np.ndarray:
+    """``mask`` plus the background components that do not touch the array's edge.
+
+    Same result as :func:`scipy.ndimage.binary_fill_holes`, by labelling
+    instead of iterated dilation (much faster on large arrays).
+    """
+    if not mask.any():
+        return mask.copy()
+    lab, n = ndi.label(~mask)
+    if n == 0:
+        return mask.copy()
+    edge = np.zeros(n + 1, bool)
+    for axis in range(mask.ndim):
+        for end in (0, -1):
+            edge[np.take(lab, end, axis=axis)] = True
+    edge[0] = True
+    return mask | ~edge[lab]
+
+
+def closing(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
+    """Binary closing with a ball of ``radius_mm`` (via distance maps, edges replicated)."""
+    pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
+    m = np.pad(mask, [(p, p) for p in pad], mode="edge")
+    dilated = ndi.distance_transform_edt(~m, sampling=spacing) <= radius_mm
+    closed = ndi.distance_transform_edt(dilated, sampling=spacing) > radius_mm
+    closed |= m
+    return closed[pad[0]:-pad[0], pad[1]:-pad[1], pad[2]:-pad[2]]
+
+
+def thick_parts(added: np.ndarray, spacing, r_mm: float, *, lung: Optional[np.ndarray] = None,
+                 medial_x: Optional[float] = None) -> np.ndarray:
+    """The parts of ``added`` at least ``2 * r_mm`` thick (an opening by a ball).
+
+    The opened region is grown back by ``r_mm`` inside ``added``. With
+    ``medial_x`` (the body's middle, in voxels) parts whose centre lies from
+    the centre of ``lung`` towards it (mediastinum, hilum) are dropped.
+    """
+    if not added.any():
+        return added.copy()
+    core = ndi.distance_transform_edt(added, sampling=spacing) > r_mm
+    if not core.any():
+        return core
+    opened = ndi.distance_transform_edt(~core, sampling=spacing) <= r_mm
+    grown = (ndi.distance_transform_edt(~opened, sampling=spacing) <= r_mm) & added
+    if medial_x is None or lung is None:
+        return grown
+    lab, n = ndi.label(grown)
+    _, cy, cx = ndi.center_of_mass(lung)
+    inward = np.array([0.0, np.sign(medial_x - cx)])
+    keep = np.zeros(n + 1, bool)
+    for i, (_, y, x) in enumerate(ndi.center_of_mass(grown, lab, range(1, n + 1)), start=1):
+        d = np.array([(y - cy) * spacing[1], (x - cx) * spacing[2]])
+        keep[i] = d @ inward < 0.3 * np.linalg.norm(d)
+    return keep[lab]
