@@ -395,3 +395,26 @@ def test_pleural_mass_is_solid_lung_against_the_pleura(case, seed):
     # no vessels or airways run through it
     core = ndi.binary_erosion(mass)
     assert not (hu[core] < -300).any()
+
+
+def test_cli_writes_a_case_with_its_effusion_and_mass(tmp_path, capsys):
+    from diffseglung_core.cli import main
+    from diffseglung_core.io import read_mask, read_scan
+
+    out = tmp_path / "eff"
+    assert main(["phantom", str(out), "--shape", "8", "48", "48", "--case", "effusion_right"]) == 0
+    ph = make_phantom((8, 48, 48), case="effusion_right")
+    ct = read_scan(out / "ct.nii.gz")
+    np.testing.assert_array_equal(read_mask(out / "effusion.nii.gz", ct), ph.effusion)
+    np.testing.assert_array_equal(read_mask(out / "lung.nii.gz", ct), ph.lung)
+    assert not (out / "mass.nii.gz").exists()
+    assert "pleural fluid" in capsys.readouterr().out
+    out = tmp_path / "abd"
+    assert main(["phantom", str(out), "--shape", "2", "48", "48", "--case", "pleural_mass",
+                 "--z-range", "130", "170"]) == 0
+    ph = make_phantom((2, 48, 48), case="pleural_mass", z_range=(130, 170))
+    ct = read_scan(out / "ct.nii.gz")
+    assert ct.spacing[0] == pytest.approx(20.0)
+    np.testing.assert_array_equal(read_mask(out / "mass.nii.gz", ct), ph.mass)
+    assert main(["phantom", str(tmp_path / "x"), "--z-range", "10", "0"]) != 0
+    assert "z-range" in capsys.readouterr().err
