@@ -41,7 +41,8 @@ class DenseStructures:
     ----------
     thin : (Z, Y, X) bool
         Thin dense voxels (vessel-like): above ``dense_hu``, in the lung, not in
-        the thick part of the dense mask and not in a solid component.
+        the thick part of the dense mask and not in or on the rim (``thin_mm / 2``,
+        at least one voxel) of a solid component.
     solid : (Z, Y, X) bool
         Union of the solid components of at least ``min_ml``.
     mass : (Z, Y, X) bool
@@ -140,7 +141,8 @@ def dense_structures(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float],
     solid_big = np.isin(lab, order) if len(order) else np.zeros_like(inside)
     mass = lab == order[0] if len(order) else np.zeros_like(inside)
     dense = (hu > dense_hu) & inside
-    thin = dense & ~thick_part(dense, spacing, thin_mm) & ~solid_big
+    rim = dilate_mm(solid_big, spacing, max(0.5 * thin_mm, min(spacing) * 1.01))
+    thin = dense & ~thick_part(dense, spacing, thin_mm) & ~rim
     return DenseStructures(thin=thin, solid=solid_big, mass=mass,
                            component_ml=[float(sizes[i - 1]) for i in order])
 

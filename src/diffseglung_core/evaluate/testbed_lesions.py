@@ -56,6 +56,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
+from .testbed_burden import thick_part
+
 __all__ = ["FineGrid", "LesionContext", "Rendered", "RENDERERS", "KIND_LABEL", "TISSUE_HU",
            "FLUID_HU"]
 
@@ -492,8 +494,6 @@ def render_mass(ctx: LesionContext) -> Rendered:
 def _prune_vessels(ctx: LesionContext, region_vox: np.ndarray, target: float,
                    keep_radius_mm: float) -> list:
     """Voxel covers removing thin native vessels and thinning thicker ones inside ``region_vox``."""
-    from .testbed_burden import thick_part
-
     sp = ctx.grid.spacing
     dense = (ctx.native > -700.0) & ctx.lung & (region_vox > 0.05)
     if not dense.any():
@@ -530,12 +530,10 @@ def render_emphysema_centrilobular(ctx: LesionContext) -> Rendered:
     layers = _Layers(g.shape)
     layers.cover(env * halo_loss, air)
     layers.cover(holes, air)
-    region_vox = g.block_mean(env) * halo_loss
     covers = _prune_vessels(ctx, g.block_mean(holes), air, float(rng.uniform(1.5, 2.5)))
     out = _finish(ctx, layers, holes, vox_covers=covers,
                   params={"holes": int(len(seeds)), "lobule_step_mm": step, "air_hu": air,
                           "halo_loss": halo_loss})
-    del region_vox
     if covers:
         out.extent = np.maximum(out.extent, covers[0][0])
     return out
@@ -551,14 +549,17 @@ def render_emphysema_paraseptal(ctx: LesionContext) -> Rendered:
     row = (ctx.depth > 0.4 * size) & (ctx.depth < 0.6 * size) & (env > 0.5)
     seeds = poisson_disk(g.points(row), 0.95 * size, rng)
     where = env > 0.02
-    d1, half, near = cell_walls(g, seeds, where)
+    d1, half, _ = cell_walls(g, seeds, where)
     wall = float(rng.uniform(0.4, 0.8))
     radius = 0.6 * size
-    ball = edge(radius - d1, 1.0) * env
-    interior = edge(half - wall / 2, 0.4) * edge(radius - 0.5 - d1, 0.8) * env
+    # thin walls: the septa between neighbouring cysts and the shell of each cyst
+    septa = edge(wall / 2 - half, 0.3) * edge(radius - d1, 0.5)
+    shell = edge(wall / 2 - np.abs(radius - wall / 2 - d1), 0.3)
+    walls = np.maximum(septa, shell) * env
+    interior = edge(half - wall / 2, 0.3) * edge(radius - wall - d1, 0.3) * env
     air = float(ctx.air_hu + rng.uniform(0, 15))
     layers = _Layers(g.shape)
-    layers.cover(ball * 0.6, TISSUE_HU)        # the cyst walls (septa, partly volumed)
+    layers.cover(walls * 0.8, TISSUE_HU)
     layers.cover(interior, air)
     return _finish(ctx, layers, interior, params={"cysts": int(len(seeds)), "cyst_size_mm": size,
                                                   "wall_mm": wall, "air_hu": air})
