@@ -22,7 +22,8 @@ Pipeline of :func:`insert_lesions`:
    (partial volume at the scan's own resolution) and blended into the scan as
    ``K * native + A``; synthetic noise with the scan's own spectrum and
    per-slice level, of standard deviation ``sigma * sqrt(1 - K**2)``, restores
-   the noise the lesion replaced (:mod:`.testbed_noise`).
+   the noise the lesion replaced (:mod:`.testbed_noise`). Values are clipped to
+   the native scan's range (a scanner stores nothing below its floor, -1024 HU).
 4. The truth label is the lesion's class where its averaged extent is at least
    one half, inside the given lung mask; the rest of the lung is healthy (1).
 
@@ -261,6 +262,7 @@ class ScanContext:
     components : coarse int32, lung component of each coarse voxel (0 outside).
     hilum : dict component -> (3,) mm, medial point of each lung component.
     z_range, y_mid, x_mid : lung extent along z (mm) and mid points (mm).
+    hu_range : (min, max) HU of the native scan; inserted values are clipped to it.
     """
 
     volume: CTVolume
@@ -277,6 +279,7 @@ class ScanContext:
     z_range: tuple
     y_mid: float
     x_mid: float
+    hu_range: tuple = (-1024.0, 3071.0)
 
 
 def _air_hu(hu: np.ndarray) -> float:
@@ -337,7 +340,8 @@ def prepare_scan(volume: CTVolume, lung: np.ndarray, *, coarse_mm: float = 2.5) 
     return ScanContext(volume=volume, lung=lung_b, noise=noise, air_hu=_air_hu(hu), depth=depth,
                        dense=dense, ignore=dilate_mm(dense, sp, 5.0) & lung_b, step=step, dense_dist=dense_dist, components=comps, hilum=hilum,
                        z_range=(float(zz.min() * sp[0]), float(zz.max() * sp[0])),
-                       y_mid=float(np.median(yy)) * sp[1], x_mid=x_mid)
+                       y_mid=float(np.median(yy)) * sp[1], x_mid=x_mid,
+                       hu_range=(float(hu.min()), float(hu.max())))
 
 
 # --------------------------------------------------------------------------- placement
@@ -462,7 +466,7 @@ def insert_lesions(volume: CTVolume, lung: np.ndarray, specs: Sequence[LesionSpe
         new = blend + noise * np.sqrt(np.clip(1.0 - k * k, 0, 1))
         if rend.raise_only:
             new = np.where(blend > cur, new, cur)
-        hu[box] = new
+        hu[box] = np.clip(new, ctx.hu_range[0], ctx.hu_range[1])    # the scanner's own floor (-1024)
         lab = KINDS[spec.kind]
         sel = (rend.extent >= 0.5) & inside
         truth[box][sel] = lab

@@ -102,6 +102,11 @@ class FineGrid:
         return self.spacing / self.factors
 
     @property
+    def aa_mm(self) -> float:
+        """Smallest edge width (mm) worth drawing on this grid: thinner edges would alias."""
+        return 0.8 * float(self.fine_spacing.max())
+
+    @property
     def slices(self) -> tuple[slice, slice, slice]:
         return tuple(slice(int(a), int(b)) for a, b in zip(self.lo, self.hi))
 
@@ -312,7 +317,7 @@ def segment_tube(grid: FineGrid, p0: np.ndarray, p1: np.ndarray, r0: float, r1: 
     t = np.clip(t, 0, 1)
     dz, dy, dx = z - (p0[0] + t * v[0]), y - (p0[1] + t * v[1]), x - (p0[2] + t * v[2])
     d = np.sqrt(dz * dz + dy * dy + dx * dx)
-    occ = edge(r0 + (r1 - r0) * t - d, width_mm)
+    occ = edge(r0 + (r1 - r0) * t - d, max(width_mm, grid.aa_mm))
     sub = out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     np.maximum(sub, occ, out=sub)
 
@@ -553,10 +558,11 @@ def render_emphysema_paraseptal(ctx: LesionContext) -> Rendered:
     wall = float(rng.uniform(0.4, 0.8))
     radius = 0.6 * size
     # thin walls: the septa between neighbouring cysts and the shell of each cyst
-    septa = edge(wall / 2 - half, 0.3) * edge(radius - d1, 0.5)
-    shell = edge(wall / 2 - np.abs(radius - wall / 2 - d1), 0.3)
+    aa = max(0.3, g.aa_mm)
+    septa = edge(wall / 2 - half, aa) * edge(radius - d1, 0.5)
+    shell = edge(wall / 2 - np.abs(radius - wall / 2 - d1), aa)
     walls = np.maximum(septa, shell) * env
-    interior = edge(half - wall / 2, 0.3) * edge(radius - wall - d1, 0.3) * env
+    interior = edge(half - wall / 2, aa) * edge(radius - wall - d1, aa) * env
     air = float(ctx.air_hu + rng.uniform(0, 15))
     layers = _Layers(g.shape)
     layers.cover(walls * 0.8, TISSUE_HU)
@@ -612,7 +618,7 @@ def _fibrosis(ctx: LesionContext, honeycomb: bool) -> Rendered:
     _, half, _ = cell_walls(g, seeds, where, warp=warp_field(g, 0.25 * step, 1.2 * step, rng))
     thick = float(rng.uniform(0.4, 0.8)) * (0.6 + 0.8 * severity)
     thick = thick * np.exp(0.3 * smooth_field(g, step, rng))
-    lines = edge(thick / 2 - half, 0.3)
+    lines = edge(thick / 2 - half, max(0.3, g.aa_mm))
     visible = np.clip(0.75 + 0.5 * smooth_field(g, 0.8 * step, rng), 0, 1)
     layers = _Layers(g.shape)
     layers.cover(region * (0.08 + 0.12 * severity), FLUID_HU)    # faint ground-glass background
@@ -626,7 +632,7 @@ def _fibrosis(ctx: LesionContext, honeycomb: bool) -> Rendered:
         where2 = layer > 0.02
         d1, half2, _ = cell_walls(g, seeds2, where2, warp=warp_field(g, 0.15 * cyst, cyst, rng))
         wall = float(rng.uniform(1.0, 2.0))
-        interior = edge(half2 - wall / 2, 0.4) * edge(0.6 * cyst - d1, 0.8) * layer
+        interior = edge(half2 - wall / 2, max(0.4, g.aa_mm)) * edge(0.6 * cyst - d1, 0.8) * layer
         layers.cover(layer, TISSUE_HU)
         layers.cover(interior, float(ctx.air_hu + rng.uniform(5, 25)))
         params.update({"cyst_mm": cyst, "wall_mm": wall})
