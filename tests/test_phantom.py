@@ -210,24 +210,36 @@ def _mm(ph: Phantom, axis: int) -> np.ndarray:
     return (np.arange(n) - (n - 1) / 2) * ph.volume.spacing[axis]
 
 
+def _rib_gaps(hu: np.ndarray, lung: np.ndarray, spacing) -> np.ndarray:
+    """Distance (mm) from the inner surface of the ribs to the lung, per 2 degrees around the chest.
+
+    In each angular sector (seen from the centre of the slice) the rib voxel nearest
+    the centre stands for the rib's inner surface; spine and sternum (|x| < 45 mm)
+    are left out.
+    """
+    n_y, n_x = hu.shape
+    y = ((np.arange(n_y) - (n_y - 1) / 2) * spacing[0])[:, None] * np.ones((1, n_x))
+    x = ((np.arange(n_x) - (n_x - 1) / 2) * spacing[1])[None, :] * np.ones((n_y, 1))
+    to_lung = ndi.distance_transform_edt(lung == 0, sampling=spacing)
+    rib = (hu > 150) & (np.abs(x) > 45)                                  # cortex and marrow
+    sector = np.degrees(np.arctan2(y[rib], x[rib])).astype(int) // 2
+    radius, gap = np.hypot(y[rib], x[rib]), to_lung[rib]
+    return np.array([gap[sector == s][np.argmin(radius[sector == s])] for s in np.unique(sector)])
+
+
 @pytest.mark.parametrize("seed", [0, 3])
 def test_lungs_reach_the_ribs(seed):
-    """Every rib of the lateral chest wall lies within a few mm of the lung (pleura only between)."""
-    ph = make_phantom((1, 256, 256), seed=seed, noise_hu=0, blur_mm=0, z_range=(140, 160))
-    hu, lung = ph.volume.hu[0], ph.lung[0]
-    to_lung = ndi.distance_transform_edt(lung == 0, sampling=ph.volume.spacing[1:])
-    lateral = np.abs(_mm(ph, 2))[None, :] > 80
-    ribs, n = ndi.label((hu > 150) & lateral)                           # cortex and marrow
-    assert n >= 4
-    gaps = ndi.minimum(to_lung, ribs, index=np.arange(1, n + 1))
-    # the inner surface of a rib lies 1 mm outside the cavity, the lung starts 1.5 mm inside it
-    assert gaps.max() <= 4.5, gaps
-    # and the lung fills the cavity up to the ribs: no soft tissue band between them
-    right = lung == 1
-    edge = np.flatnonzero(right.any(axis=0))[0]                          # most lateral lung column
-    row = np.flatnonzero(right[:, edge])[0]
-    wall = hu[row, max(0, edge - 6):edge]                                 # 8 mm lateral of the lung
-    assert (wall > 300).any() or (np.abs(_mm(ph, 2)[edge]) > 120)
+    """All round the chest, from the bases to the upper lobes, the lung lies against the ribs.
+
+    The inner surface of a rib lies 1 mm outside the cavity and the lung starts 1.5 mm
+    inside it (parietal pleura and extrapleural fat between): about 2.5-4 mm from voxel
+    centre to voxel centre, more only at the upper and lower edges of an oblique rib.
+    """
+    for z in (130.0, 190.0, 245.0):
+        ph = make_phantom((1, 256, 256), seed=seed, noise_hu=0, blur_mm=0, z_range=(z - 5, z + 5))
+        gaps = _rib_gaps(ph.volume.hu[0], ph.lung[0], ph.volume.spacing[1:])
+        assert gaps.size >= 20
+        assert np.median(gaps) <= 4.5 and np.percentile(gaps, 90) <= 6.5, (z, np.sort(gaps))
 
 
 def test_lungs_rest_on_the_diaphragm():
