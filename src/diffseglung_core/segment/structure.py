@@ -441,7 +441,7 @@ def _measures_from_sorted(e1: torch.Tensor, e2: torch.Tensor, e3: torch.Tensor, 
 
 
 def _eig_measures(comps: Sequence[torch.Tensor], alpha: float, beta: float, gamma: float,
-                  c_hu: float, chunk: int = 1 << 16) -> torch.Tensor:
+                  c_hu: float, chunk: int = 1 << 18) -> torch.Tensor:
     """``(3,) + shape`` tube, blob and plate maps from the Hessian and gradient components.
 
     Worked in chunks of ``chunk`` voxels: the temporaries stay small (in cache,
