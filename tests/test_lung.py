@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from diffseglung_core.errors import Cancelled, GridMismatchError, NoLungFoundError
-from diffseglung_core.lung import (LEFT_LUNG, RIGHT_LUNG, binary_lung, check_mask_grid,
-                                   compute_lung_mask, lung_volumes_ml)
+from diffseglung_core.lung import (
+    LEFT_LUNG,
+    RIGHT_LUNG,
+    binary_lung,
+    check_mask_grid,
+    compute_lung_mask,
+    lung_volumes_ml,
+    segment_lungs,
+)
 from diffseglung_core.volume import CTVolume
 
 
@@ -175,47 +182,180 @@ def _phantom_figures(ph, mask):
     }
 
 
-@pytest.mark.parametrize("seed, consolidation", [(0, 0.48), (1, 0.62)])
+@pytest.mark.parametrize("seed, consolidation", [(0, 0.70), (1, 0.60)])
 def test_project_phantom(seed, consolidation):
     """On the project's phantom: lungs, sides and the easy tissue classes are in the mask.
 
     Known limits (floors, not goals): dense disease that lines the pleura evenly
-    (subpleural fibrosis) or lies against the diaphragm and the spine (basal
-    consolidation) leaves no dent in the air contour and is only partly kept
-    (measured: fibrosis 0.79, consolidation 0.52-0.67).
+    (subpleural fibrosis) or fills the posterior costophrenic recess between the
+    dome of the diaphragm and the ribs is only partly kept at this coarse grid
+    (measured: fibrosis 0.79, consolidation 0.64-0.75).
     """
     from diffseglung_core.phantom import make_phantom
 
     ph = make_phantom((40, 96, 96), seed=seed)
     fig = _phantom_figures(ph, compute_lung_mask(ph.volume.hu, ph.volume.spacing))
-    assert fig["dice"] > 0.96
+    assert fig["dice"] > 0.97
     assert min(fig["sides"]) > 0.95
-    # no chest wall, heart or liver: measured about 18 mL outside the true lungs of ~4.5 L
+    # no chest wall, heart, liver or stomach: measured about 30 mL outside lungs of ~4.5 L
     assert fig["fp_ml"] < 50
     inside = fig["inside"]
     assert inside[1] > 0.99 and inside[2] > 0.98 and inside[4] > 0.98  # healthy, GGO, emphysema
-    # fibrosis; consolidation (seed 1: a lesion along the chest wall beside the dome of
-    # the diaphragm, kept since 0.59)
     assert inside[3] > 0.72 and inside[5] > consolidation
 
 
 def test_phantom_without_lesions_keeps_the_dome_out():
     """No lesion: the mask is the lung, and the diaphragm dome under the lung base stays out.
 
-    The dome of the liver rises into the right lung base as an island of tissue in
-    the axial slices; filling every slice's holes would add it (~200 mL).
+    The dome of the liver rises into the right lung base as tissue surrounded by lung
+    in the axial slices; filling every slice's holes would add part of it.
     """
     from diffseglung_core.phantom import make_phantom
 
     ph = make_phantom((40, 96, 96), seed=1, pathologies=())
     fig = _phantom_figures(ph, compute_lung_mask(ph.volume.hu, ph.volume.spacing))
-    assert fig["dice"] > 0.99 and min(fig["sides"]) > 0.99  # measured 0.998
-    assert fig["fp_ml"] < 40  # measured 21 mL
-    # the same mask with every slice's holes filled takes the dome in
+    assert fig["dice"] > 0.99 and min(fig["sides"]) > 0.99  # measured 0.997
+    assert fig["fp_ml"] < 40  # measured 25 mL
+    # the same mask with every slice's holes filled takes part of the dome in (measured +27 mL)
     filled = compute_lung_mask(ph.volume.hu, ph.volume.spacing, dome_mm2=np.inf)
-    assert _phantom_figures(ph, filled)["fp_ml"] > fig["fp_ml"] + 100
+    assert _phantom_figures(ph, filled)["fp_ml"] > fig["fp_ml"] + 15
 
 
+# ---------------------------------------------------------------------------
+# diseased lungs and what is not lung (phantom cases)
+
+
+def test_gas_below_the_diaphragm_is_never_lung():
+    """Stomach and bowel gas: out of the mask, reported; a slab below the lungs has no lung."""
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((40, 96, 96), seed=0, case="chest_abdomen")
+    seg = segment_lungs(ph.volume.hu, ph.volume.spacing)
+    gas = (ph.volume.hu < -900) & (ph.lung == 0) & ~seg.airway
+    gas[:, :, :4] = gas[:, :, -4:] = gas[:, :4] = gas[:, -4:] = False
+    below = np.zeros(gas.shape, bool)
+    below[: int(np.flatnonzero((ph.lung > 0).any(axis=(1, 2)))[0])] = True
+    body = ndi_body(ph.volume.hu)
+    abdominal_gas = gas & body & below
+    assert abdominal_gas.sum() > 100  # the case has bowel gas below the lungs
+    assert not np.any(seg.labels[abdominal_gas])
+    assert np.mean(seg.gas[abdominal_gas]) > 0.5
+    assert any("not lung" in note for note in seg.notes)
+    assert _phantom_figures(ph, seg.labels)["dice"] > 0.97
+
+    slab = make_phantom((8, 96, 96), seed=0, case="abdomen")
+    with pytest.raises(NoLungFoundError, match="no lung in this scan: only gas"):
+        compute_lung_mask(slab.volume.hu, slab.volume.spacing)
+    one = make_phantom((1, 128, 128), seed=2, case="abdomen")
+    with pytest.raises(NoLungFoundError, match="no lung in this slice"):
+        compute_lung_mask(one.volume.hu, one.volume.spacing)
+
+
+def ndi_body(hu):
+    from scipy import ndimage as ndi
+
+    return np.stack([ndi.binary_fill_holes(s > -500) for s in hu])
+
+
+def test_parenchyma_and_gas_tests():
+    """Air with tissue in it (lung) against pure air with smooth walls (gas)."""
+    from diffseglung_core.lung.components import looks_like_parenchyma
+
+    rng = np.random.default_rng(0)
+    comp = np.ones((3, 40, 40), bool)
+    gas = rng.normal(-1000, 15, comp.shape)
+    lung = rng.normal(-860, 40, comp.shape)
+    assert not looks_like_parenchyma(gas, comp)
+    assert looks_like_parenchyma(lung, comp)
+    # emphysema: close to air, but with vessels crossing it (holes in the component)
+    emph = rng.normal(-960, 15, comp.shape)
+    vessels = np.zeros(comp.shape, bool)
+    vessels[:, ::8, ::8] = vessels[:, 1::8, ::8] = True
+    assert looks_like_parenchyma(np.where(vessels, 40.0, emph), comp & ~vessels)
+    assert not looks_like_parenchyma(emph, comp)
+
+
+def test_white_lung_keeps_ground_glass_and_more_consolidation():
+    """Both lungs mostly ground glass and consolidation: ground glass and part of the
+    consolidation are lung.
+
+    Measured (40, 96, 96), seed 0: lung Dice 0.884 (air threshold and closings alone:
+    0.833), GGO 0.996 inside, consolidation 0.35 inside (0.05 without the steps for
+    dense lung). Dependent consolidation beside the spine and behind the heart is
+    the known limit of the mask.
+    """
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((40, 96, 96), seed=0, case="white_lung")
+    mask = compute_lung_mask(ph.volume.hu, ph.volume.spacing)
+    air_only = compute_lung_mask(ph.volume.hu, ph.volume.spacing, ground_glass_hu=-2000.0,
+                                 costal=False)
+    fig, base = _phantom_figures(ph, mask), _phantom_figures(ph, air_only)
+    assert fig["dice"] > 0.86 and fig["dice"] > base["dice"] + 0.03
+    assert fig["inside"][2] > 0.98
+    assert fig["inside"][5] > 0.3 and fig["inside"][5] > base["inside"][5] + 0.2
+    assert fig["fp_ml"] < 100
+
+
+@pytest.mark.parametrize("case", ["pleural_mass", "pleural_mass_mediastinal",
+                                  "pleural_mass_diaphragmatic"])
+def test_pleural_masses_are_inside(case):
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 160, 160), seed=0, case=case)
+    mask = compute_lung_mask(ph.volume.hu, ph.volume.spacing)
+    assert np.mean(mask[ph.mass > 0] > 0) > 0.95  # measured 0.985-0.995
+    assert _phantom_figures(ph, mask)["dice"] > 0.97
+
+
+def test_pleural_effusion_is_kept_out_and_reported():
+    """Fluid along the chest wall is not lung; a large part of it is found and reported."""
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 128, 128), seed=0, case="effusion_right")
+    seg = segment_lungs(ph.volume.hu, ph.volume.spacing)
+    fluid = ph.effusion > 0
+    assert np.mean(seg.labels[fluid] > 0) < 0.15  # measured 0.09
+    assert np.mean(seg.effusion[fluid]) > 0.3  # measured 0.38
+    assert np.mean(fluid[seg.effusion]) > 0.8  # what is reported is fluid
+    assert seg.volumes_ml()["effusion"] > 100
+    assert any("effusion" in note for note in seg.notes)
+    assert _phantom_figures(ph, seg.labels)["dice"] > 0.95
+
+
+def test_consolidation_is_not_called_effusion():
+    """Dense lung with air bronchograms, or surrounded by lung, is never reported as fluid."""
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 128, 128), seed=0)
+    seg = segment_lungs(ph.volume.hu, ph.volume.spacing)
+    assert not seg.effusion.any()
+
+
+def test_costal_fill_adds_dense_lung_between_lung_and_ribs():
+    """One slice: consolidation between the aerated lung and the ribs is added, the heart is not."""
+    from diffseglung_core.lung.cavity import costal_fill
+
+    spacing = (5.0, 1.0, 1.0)
+    y, x = np.mgrid[:200, :240]
+    body = ((y - 100) / 95) ** 2 + ((x - 120) / 115) ** 2 <= 1
+    cavity = ((y - 100) / 80) ** 2 + ((x - 120) / 100) ** 2 <= 1
+    ribs = body & ~cavity & (((y - 100) / 86) ** 2 + ((x - 120) / 106) ** 2 <= 1)
+    hu = np.where(body, 40.0, -1000.0)
+    hu[ribs] = 600.0
+    right = cavity & (x < 100)
+    heart = cavity & (((y - 90) / 40) ** 2 + ((x - 130) / 35) ** 2 <= 1)
+    consolidation = right & (y > 120)
+    hu[right & ~consolidation] = -850.0
+    hu[heart] = 40.0
+    side = right & ~consolidation
+    added = costal_fill(hu, side, np.zeros_like(side), body, hu > 200, spacing, medial_x=120.0)
+    assert np.mean(added[consolidation & (x < 95)]) > 0.8
+    assert not added[heart].any()
+    assert not added[~cavity].any()
+
+
+# ---------------------------------------------------------------------------
 # ---------------------------------------------------------------------------
 # real CT (skipped when ../shared/data is absent)
 
@@ -271,3 +411,56 @@ def test_a0001_tumour_and_opacity_inside(a0001_dicom):
     assert np.count_nonzero(dense[upper] & (mask[upper] == LEFT_LUNG)) * voxel_ml > 70
     assert np.count_nonzero(dense[upper] & (mask[upper] == RIGHT_LUNG)) * voxel_ml < 30
     assert np.count_nonzero(dense & (mask > 0)) * voxel_ml < 300
+
+
+def _covid_slices(shared_data):
+    folder = shared_data / "covid-ny-sbu-open"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    return sorted(folder.glob("*.dcm"))
+
+
+def test_covid_slices_below_the_lungs_have_no_lung(shared_data):
+    """Real abdominal slices (kidneys, bowel gas) give "no lung", never a lung of gas."""
+    from diffseglung_core.io import read_scan
+
+    below = [p for p in _covid_slices(shared_data) if p.name.startswith("A027284")]
+    assert len(below) == 2
+    for path in below:
+        ct = read_scan(path)
+        with pytest.raises(NoLungFoundError, match="no lung in this slice"):
+            compute_lung_mask(ct.hu, ct.spacing)
+
+
+def test_covid_slices_keep_ground_glass(shared_data):
+    """Real COVID-19 slices: every chest slice has a lung on both sides; where ground glass and
+    consolidation fill much of a lung, the mask holds much more than the air threshold."""
+    from diffseglung_core.io import read_scan
+
+    gains = {}
+    for path in _covid_slices(shared_data):
+        if path.name.startswith("A027284"):
+            continue
+        ct = read_scan(path)
+        mask = compute_lung_mask(ct.hu, ct.spacing)
+        assert set(np.unique(mask)) == {0, RIGHT_LUNG, LEFT_LUNG}, path.name
+        air = compute_lung_mask(ct.hu, ct.spacing, ground_glass_hu=-2000.0, costal=False)
+        assert np.mean(mask[air > 0] > 0) > 0.99, path.name
+        gains[path.name] = np.count_nonzero(mask) / np.count_nonzero(air)
+    # the slice with the most disease (right lung ground glass and consolidation)
+    assert gains["A002304_19010112-135.dcm"] > 1.25  # measured 1.34
+    # slices with clear lungs gain little (no lung made of something else)
+    assert gains["A056642_19010107-111.dcm"] < 1.05
+
+
+def test_padding_value_does_not_change_the_mask(cted_open):
+    """The region outside the reconstruction circle is outside air whatever its value."""
+    from diffseglung_core.io import read_scan
+
+    ct = read_scan(sorted((cted_open / "slices").glob("*.tiff"))[0], spacing=(1.25, 0.78, 0.78))
+    pad = ct.hu == ct.hu.min()
+    assert pad.mean() > 0.1
+    ref = compute_lung_mask(ct.hu, ct.spacing)
+    for value in (-1024.0, -2000.0, -2048.0):
+        hu = np.where(pad, value, ct.hu).astype(np.float32)
+        assert np.array_equal(compute_lung_mask(hu, ct.spacing), ref), value

@@ -22,12 +22,12 @@ Three steps, each on what the scan shows:
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from .morphology import disk
+from .morphology import disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "find_effusion"]
 
@@ -93,13 +93,20 @@ def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np
 def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body: np.ndarray,
                 bone: np.ndarray, spacing: Sequence[float], medial_x: float, *,
                 fat_hu: tuple[float, float] = (-190.0, -50.0), dense_hu: float = -250.0,
-                n_rays: int = 720, min_depth_mm: float = 8.0, min_gap_mm: float = 4.0,
-                min_thick_mm: float = 7.0,
-                max_gap_mm: float = 110.0, wall_tolerance_mm: float = 6.0,
-                rib_window_deg: float = 30.0, intercostal_deg: float = 8.0,
-                envelope_deg: float = 90.0, min_arc_mm: float = 15.0, medial_deg: float = 60.0,
-                anterior_medial_deg: float = 95.0) -> np.ndarray:
+                min_gap_mm: float = 3.0, max_gap_mm: float = 80.0, min_thick_mm: float = 6.0,
+                normal_mm: float = 2.0, medial_deg: float = 60.0,
+                anterior_medial_deg: float = 95.0, wall_margin_mm: float = 8.0) -> np.ndarray:
     """Dense lung between one lung and the rib cage, in one axial slice.
+
+    From every point of the lung's contour a ray runs along the outward
+    normal. Where it crosses dense tissue (no fat plane, no other lung, not
+    leaving the body) and then meets bone (the rib cage) within
+    ``max_gap_mm``, the tissue it crossed is lung: consolidation or
+    atelectasis against the chest wall. Rays towards the
+    mediastinum and the heart are not followed; a ray that ends on bone much
+    closer to the skin than the ribs that the healthy parts of this lung touch
+    went through an intercostal space to a scapula and is dropped. What is
+    added must be at least ``min_thick_mm`` thick.
 
     Parameters
     ----------
@@ -113,50 +120,31 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         The body (filled).
     bone : (Y, X) bool
         Bone (the rib cage). With thick slices, bone of the neighbouring slices
-        too: ribs run obliquely, so one slice shows only parts of them.
+        too (:func:`rib_cage`): ribs run obliquely, one slice shows parts of them.
     spacing : 3 floats
         Voxel size (mm) along ``(z, y, x)``.
     medial_x : float
         The body's left-right middle (column index).
     fat_hu : (low, high)
-        Smoothed HU of fat: a fat plane thicker than about 3 mm ends a ray
-        before the ribs (the mediastinum, pericardial fat), so nothing is
-        added along it.
+        Smoothed HU of fat; a fat plane thicker than about 3 mm ends a ray.
     dense_hu : float
-        Smoothed HU above which a voxel that is not fat or bone may be added
+        Smoothed HU above which a voxel that is not fat or bone may be crossed
         (the ground-glass limit: consolidation mixed with air reads from here).
-    n_rays : int
-        Number of rays around the lung's deepest point.
-    min_depth_mm : float
-        The lung must be at least this deep somewhere in the slice (a thin
-        crescent around the dome of the diaphragm gives no reliable centre).
     min_gap_mm, max_gap_mm : float
-        The dense run between the lung and the ribs must be this long (mm).
+        Length (mm) of dense tissue a ray must cross.
     min_thick_mm : float
-        What is added is opened by a disk of this diameter (mm): bands along
-        the chest wall thinner than that are left out.
-    wall_tolerance_mm : float
-        The dense run must reach within this distance of the rib cage.
-    rib_window_deg : float
-        Window (degrees) in which the innermost bone is the rib cage: a hit
-        more than 5 mm beyond the window's 20th percentile went through an
-        intercostal space to a scapula or an arm.
-    intercostal_deg : float
-        A ray that meets no bone takes the rib cage of rays at most this far
-        (degrees) away; farther, it is not used.
-    envelope_deg : float
-        The lung's costal contour is bridged across recesses up to this wide
-        (degrees, a closing of the lung's radius along the rays); nothing is
-        added beyond that contour, nor beyond the rib cage.
-    min_arc_mm : float
-        Neighbouring rays that pass must cover at least this length of chest
-        wall (mm); single rays are never used.
+        What is added is opened by a disk of this diameter (mm).
+    normal_mm : float
+        Smoothing (mm) of the contour before its normals are taken.
     medial_deg : float
         Rays within this angle of the direction towards the body's middle
-        (mediastinum) are not used.
+        (mediastinum) are not followed.
     anterior_medial_deg : float
         Anterior rays within this angle of the medial direction (the heart)
-        are not used either.
+        are not followed either.
+    wall_margin_mm : float
+        A ray ending on bone more than this much closer to the skin than the
+        median of the bone that this lung touches directly is dropped.
 
     Returns
     -------
@@ -167,152 +155,97 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     sy, sx = float(spacing[1]), float(spacing[2])
     if np.count_nonzero(side) < 10:
         return out
-    depth = ndi.distance_transform_edt(side, sampling=(sy, sx))
-    if depth.max() < min_depth_mm:
-        return out
-    oy, ox = np.unravel_index(int(np.argmax(depth)), side.shape)
-    yy, xx = np.nonzero(body)
-    r = np.hypot((yy - oy) * sy, (xx - ox) * sx)
-    b = ((np.arctan2((yy - oy) * sy, (xx - ox) * sx) + np.pi) * (n_rays / (2 * np.pi))).astype(np.int64)
-    b %= n_rays
-    h = hu_smooth[yy, xx]
-
-    in_lung = side[yy, xx]
-    r_lung = np.full(n_rays, -1.0)
-    np.maximum.at(r_lung, b[in_lung], r[in_lung])
-    has_lung = r_lung >= 0
-    beyond = r > r_lung[b]
+    ny_, nx_ = side.shape
     fat = (hu_smooth >= fat_hu[0]) & (hu_smooth <= fat_hu[1])
     fat = ndi.binary_opening(fat, disk(max(1, int(round(1.5 / min(sy, sx))))))
-    r_bone = _first_radius(b, r, beyond & bone[yy, xx], n_rays)
-    # the image edge ends a ray too: a crop shows no ribs beyond it
-    frame = np.zeros(side.shape, bool)
-    frame[[0, -1], :] = frame[:, [0, -1]] = True
-    r_stop = _first_radius(b, r, beyond & (fat[yy, xx] | stop[yy, xx] | frame[yy, xx]), n_rays)
-    rib = _rib_radius(np.where(has_lung, r_bone, np.inf), rib_window_deg, intercostal_deg, n_rays)
+    crossable = body & ~fat & ~stop & ~bone & ~side & (hu_smooth > dense_hu)
+    crossable[[0, -1], :] = crossable[:, [0, -1]] = False  # a crop shows nothing beyond its edge
 
-    centre = (np.arange(n_rays) + 0.5) * (2 * np.pi / n_rays) - np.pi
-    medial = np.cos(centre) * np.sign(medial_x - ox)
-    anterior = np.sin(centre) < -0.2
-    excluded = (medial > np.cos(np.deg2rad(medial_deg))) | \
-        (anterior & (medial > np.cos(np.deg2rad(anterior_medial_deg))))
-    # the lung's own costal contour, recesses bridged: where healthy lung touches
-    # the chest wall on both sides of a recess, the wall runs across it
-    width = max(3, int(round(envelope_deg / 360.0 * n_rays)))
-    envelope = ndi.grey_closing(np.maximum(r_lung, 0.0), size=width, mode="wrap")
-    limit = np.minimum(rib, envelope)
-    gap = limit - r_lung
-    with np.errstate(invalid="ignore"):
-        ok = has_lung & np.isfinite(rib) & ~excluded & (r_stop >= limit - wall_tolerance_mm) & \
-            (gap >= min_gap_mm) & (gap <= max_gap_mm)
-    limit = np.where(np.isfinite(limit), limit, 0.0)
-    ok &= _long_runs(ok, limit * (2 * np.pi / n_rays), min_arc_mm)
+    # contour points and their outward normals (in mm)
+    soft = ndi.gaussian_filter(side.astype(np.float32), (normal_mm / sy, normal_mm / sx))
+    gy, gx = np.gradient(soft, sy, sx)
+    ey, ex = np.nonzero(side & ~ndi.binary_erosion(side))
+    vy, vx = -gy[ey, ex], -gx[ey, ex]
+    norm = np.hypot(vy, vx)
+    keep = norm > 1e-6
+    ey, ex, vy, vx = ey[keep], ex[keep], vy[keep] / norm[keep], vx[keep] / norm[keep]
+    medial = vx * np.sign(medial_x - ex)
+    # not towards the mediastinum or the heart
+    keep = (medial <= np.cos(np.deg2rad(medial_deg))) & \
+        ~((vy < -0.2) & (medial > np.cos(np.deg2rad(anterior_medial_deg))))
+    ey, ex, vy, vx = ey[keep], ex[keep], vy[keep], vx[keep]
+    if ey.size == 0:
+        return out
+
+    step = 0.5 * min(sy, sx)
+    dist = np.arange(1, int(max_gap_mm / step) + 1) * step
+    py = np.rint(ey[:, None] + vy[:, None] * dist[None, :] / sy).astype(np.int64)
+    px = np.rint(ex[:, None] + vx[:, None] * dist[None, :] / sx).astype(np.int64)
+    valid = (py >= 0) & (py < ny_) & (px >= 0) & (px < nx_)
+    py, px = np.clip(py, 0, ny_ - 1), np.clip(px, 0, nx_ - 1)
+    cross = crossable[py, px] & valid
+    # leave the lung first: skip the samples still inside it
+    in_side = side[py, px] & valid
+    started = np.maximum.accumulate(~in_side, axis=1)
+    blocked = started & ~cross
+    any_end = blocked.any(axis=1)
+    end = np.where(any_end, np.argmax(blocked, axis=1), dist.size - 1)
+    rows = np.arange(ey.size)
+    end_y, end_x = py[rows, end], px[rows, end]
+    on_bone = any_end & valid[rows, end] & bone[end_y, end_x]
+    first = np.argmax(started, axis=1)
+    length = (end - first) * step
+    ok = on_bone & (length >= min_gap_mm)
+
+    # bone much shallower than the ribs this lung touches is a scapula or an arm
+    skin = ndi.distance_transform_edt(np.pad(body, 1), sampling=(sy, sx))[1:-1, 1:-1]
+    contact = on_bone & (length < min_gap_mm)
+    if np.count_nonzero(contact) >= 10:
+        wall = float(np.median(skin[end_y[contact], end_x[contact]]))
+        ok &= ~on_bone | (skin[end_y, end_x] >= wall - wall_margin_mm)
     if not ok.any():
         return out
-    dense = (h > dense_hu) & ~fat[yy, xx] & ~bone[yy, xx]
-    sel = ok[b] & beyond & (r < limit[b]) & dense
-    out[yy[sel], xx[sel]] = True
-    # what is added must be thick: a ray that grazes the chest wall crosses its
-    # inner layer obliquely and would add a thin band along it
+    j = np.arange(dist.size)[None, :]
+    path = ok[:, None] & started & (j < end[:, None]) & cross
+    out[py[path], px[path]] = True
+    out = ndi.binary_closing(out, disk(1)) & crossable
     out = ndi.binary_opening(out, disk(max(1, int(round(min_thick_mm / 2 / min(sy, sx))))))
-    # keep what touches the lung
-    lab, n = ndi.label(out)
-    if n:
-        touch = np.zeros(n + 1, bool)
-        touch[np.unique(lab[ndi.binary_dilation(side, iterations=2)])] = True
-        touch[0] = False
-        out = touch[lab]
     return out
 
 
-def _first_radius(bins: np.ndarray, r: np.ndarray, sel: np.ndarray, n: int) -> np.ndarray:
-    """Smallest ``r`` of the selected points in each bin (inf where none)."""
-    out = np.full(n, np.inf)
-    np.minimum.at(out, bins[sel], r[sel])
-    return out
-
-
-def _rib_radius(first_bone: np.ndarray, window_deg: float, gap_deg: float, n: int) -> np.ndarray:
-    """Inner radius of the rib cage per ray, intercostal spaces and outliers mended.
-
-    The ribs are the innermost bone around the lung: a hit more than 5 mm
-    beyond the 20th percentile of the hits within ``window_deg`` went through
-    an intercostal space to a scapula or an arm and takes that percentile. A
-    ray without a hit takes the lowest hit within ``gap_deg / 2`` on either
-    side. Rays left without a value are inf.
-    """
-    vals = np.where(np.isfinite(first_bone), first_bone, np.nan)
-    low = _ring_percentile(vals, 20, window_deg, n)
-    near = _ring_percentile(vals, 0, gap_deg, n, min_count=1)
-    with np.errstate(invalid="ignore"):
-        rib = np.where(np.isfinite(vals), np.where(vals <= low + 5.0, vals, low), near)
-        rib = np.where(np.isfinite(low) | ~np.isfinite(vals), rib, np.nan)
-    return np.where(np.isfinite(rib), rib, np.inf)
-
-
-def _ring_percentile(vals: np.ndarray, q: float, window_deg: float, n: int, *,
-                     min_count: Optional[int] = None) -> np.ndarray:
-    """Running ``q``-th percentile of the finite ``vals`` around a ring of ``n`` rays.
-
-    NaN where fewer than ``min_count`` rays of the window have a value (by
-    default a fifth of the window, at least 3).
-    """
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    half = max(1, int(round(window_deg / 360.0 * n / 2)))
-    ring = np.concatenate([vals[-half:], vals, vals[:half]])
-    win = sliding_window_view(ring, 2 * half + 1)
-    count = np.count_nonzero(np.isfinite(win), axis=1)
-    out = np.full(n, np.nan)
-    if min_count is None:
-        min_count = max(3, int(0.2 * (2 * half + 1)))
-    enough = count >= min_count
-    if enough.any():
-        out[enough] = np.nanpercentile(win[enough], q, axis=1)
-    return out
-
-
-def _long_runs(ok: np.ndarray, arc_mm: np.ndarray, min_mm: float, bridge: int = 4) -> np.ndarray:
-    """Circular runs of ``ok`` whose summed ``arc_mm`` is at least ``min_mm``.
-
-    Runs separated by at most ``bridge`` failing rays count as one (a vessel
-    or a speck of bone on one ray does not cut a consolidation in two); the
-    failing rays themselves stay out.
-    """
-    if ok.all() or not ok.any():
-        return ok.copy()
-    ring = np.concatenate([ok[-bridge:], ok, ok[:bridge]])
-    joined = ndi.binary_closing(ring, np.ones(2 * bridge + 1, bool))[bridge:-bridge] | ok
-    if joined.all():
-        return ok.copy()
-    shift = int(np.argmin(joined))  # start the ring on a False so no run wraps around
-    rolled, arc = np.roll(joined, -shift), np.roll(np.where(ok, arc_mm, 0.0), -shift)
-    lab, n = ndi.label(rolled)
-    length = ndi.sum(arc, lab, np.arange(1, n + 1))
-    keep = np.concatenate([[False], np.asarray(length) >= min_mm])
-    return np.roll(keep[lab], shift) & ok
-
-
-def find_effusion(hu_smooth: np.ndarray, dense_lung: np.ndarray, spacing: Sequence[float], *,
-                  fluid_hu: tuple[float, float] = (-15.0, 22.0), min_ml: float = 5.0,
-                  min_thick_mm: float = 4.0, max_roundness: float = 0.5) -> np.ndarray:
+def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense_lung: np.ndarray,
+                  spacing: Sequence[float], *, min_wall_contact: float = 0.25, fluid_hu: tuple[float, float] = (-15.0, 22.0),
+                  max_mean_hu: float = 16.0, min_ml: float = 5.0, min_thick_mm: float = 4.0,
+                  max_roundness: float = 0.5) -> np.ndarray:
     """Pleural effusion among the dense voxels of a lung mask.
 
     Parameters
     ----------
+    hu : (Z, Y, X) float
+        HU.
     hu_smooth : (Z, Y, X) float
         HU smoothed in-plane about 2 mm (fluid is homogeneous).
+    lung : (Z, Y, X) bool
+        The whole lung mask.
     dense_lung : (Z, Y, X) bool
         Voxels of the lung mask that hold no air (added by the steps above).
     spacing : 3 floats, mm.
     fluid_hu : (low, high)
-        Smoothed HU of pleural fluid; consolidation and masses are denser.
+        Smoothed HU of pleural fluid voxels.
+    max_mean_hu : float
+        Mean HU of a fluid region at most: pleural fluid reads about 0-15 HU,
+        consolidation and masses without contrast 20-50 HU. A region with air
+        inside it (air bronchograms) is consolidation whatever its density.
     min_ml : float
         Smallest effusion (mL) (for one slice: the area of a ``min_ml`` ball's
         section).
     min_thick_mm : float
         Radius (mm) of the axial disk that opens the fluid region: thin
         partial-volume bands at lung borders are not fluid.
+    min_wall_contact : float
+        Pleural fluid lies against the chest wall: at least this fraction of a
+        thin shell around the region must lie outside ``lung``. A dense region
+        that lung surrounds is consolidation.
     max_roundness : float
         An effusion is a crescent: its largest inscribed radius is below this
         fraction of the radius of a ball of the same volume (a disk of the
@@ -335,6 +268,15 @@ def find_effusion(hu_smooth: np.ndarray, dense_lung: np.ndarray, spacing: Sequen
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
         count = np.count_nonzero(comp)
+        if float(np.mean(hu[sl][comp])) > max_mean_hu:
+            continue
+        shell = ndi.binary_dilation(np.pad(comp, 1), iterations=1)[1:-1, 1:-1, 1:-1] & ~comp
+        if np.count_nonzero(shell & ~lung[sl]) < min_wall_contact * max(np.count_nonzero(shell), 1):
+            continue
+        # air bronchograms: air inside the region is consolidated lung, never fluid
+        filled = np.stack([fill_holes_nd(c) for c in comp])
+        if np.count_nonzero(filled & (hu[sl] < -300.0)) > 0.002 * np.count_nonzero(filled):
+            continue
         if single:
             area = count * spacing[1] * spacing[2]
             if area < np.pi * (3 * min_ml * 1000 / (4 * np.pi)) ** (2 / 3):

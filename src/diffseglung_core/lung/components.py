@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from .coarse import nearest_label
+from .coarse import bbox, nearest_label
 from .maps import LEFT_LUNG, RIGHT_LUNG
-from .morphology import fill_holes_nd
+from .morphology import disk, fill_holes_nd
 
 
 def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
@@ -186,3 +186,70 @@ def erode_split(mask: np.ndarray, spacing: tuple[float, float, float],
             return None
         r += step
     return None
+
+
+def gas_pockets(hu: np.ndarray, lungs: np.ndarray, spacing: Sequence[float], *,
+                air_hu: float = -1000.0, min_ml: float = 2.0, wall_fraction: float = 0.7,
+                min_mm: float = 3.0) -> np.ndarray:
+    """Gas that partial volume joined to a lung: stomach or bowel under the diaphragm.
+
+    With slices as thick as the diaphragm, the gas of the stomach or the colon
+    under a dome touches the lung base voxel to voxel and joins its air
+    component. Such a pocket is pure air; a bulla is pure air too, but lung
+    parenchyma surrounds it, while tissue (the stomach or bowel wall, fluid)
+    surrounds gas on most sides.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) float
+        HU (the box around the lungs).
+    lungs : (Z, Y, X) bool
+        The lung components.
+    spacing : 3 floats, mm.
+    air_hu : float
+        HU of air in this scan.
+    min_ml : float
+        Smaller pockets are left alone.
+    wall_fraction : float
+        A pocket is gas when at least this fraction of the voxels around it
+        (a shell about ``min_mm`` thick) is tissue denser than -300 HU.
+    min_mm : float
+        Radius (mm) of the axial disk that opens the pure-air voxels (noise in
+        emphysematous lung makes no pocket).
+
+    Returns
+    -------
+    (Z, Y, X) bool
+        Voxels of ``lungs`` that are gas, with the partial-volume rim around it.
+    """
+    out = np.zeros(lungs.shape, bool)
+    if not lungs.any():
+        return out
+    box = bbox(lungs, [2, 2, 2])
+    out[box] = _gas_pockets(hu[box], lungs[box], spacing, air_hu, min_ml, wall_fraction, min_mm)
+    return out
+
+
+def _gas_pockets(hu, lungs, spacing, air_hu, min_ml, wall_fraction, min_mm) -> np.ndarray:
+    out = np.zeros(lungs.shape, bool)
+    pure = lungs & (hu < air_hu + 60.0)
+    footprint = disk(max(1, int(round(min_mm / min(float(spacing[1]), float(spacing[2]))))))[None]
+    pure = ndi.binary_opening(pure, footprint)
+    lab, n = ndi.label(pure)
+    if n == 0:
+        return out
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    shell_fp = np.ones((3, 3, 3), bool)
+    for i in np.flatnonzero(sizes * voxel_ml >= min_ml):
+        if i == 0:
+            continue
+        pocket = lab == i
+        grown = ndi.binary_dilation(pocket, footprint)
+        grown = ndi.binary_dilation(grown, shell_fp)
+        shell = grown & ~pocket & ~(hu < air_hu + 60.0)
+        if not shell.any():
+            continue
+        if np.count_nonzero(hu[shell] > -300.0) >= wall_fraction * np.count_nonzero(shell):
+            out |= grown & lungs
+    return out

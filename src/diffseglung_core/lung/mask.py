@@ -19,7 +19,7 @@ from .body import body_mid_x, filled_body, outside_air
 from .border import costal_pockets, fill_holes
 from .cavity import costal_fill, find_effusion, grow_into_ground_glass, rib_cage, smooth_axial
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
-from .components import lung_components, split_left_right
+from .components import gas_pockets, lung_components, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
 from .morphology import closing, thick_parts
 
@@ -91,6 +91,7 @@ def segment_lungs(
     coarse_mm: float = 2.0,
     min_lung_area_mm2: float = 500.0,
     costal: bool = True,
+    costal_passes: int = 2,
     effusion: bool = True,
     air_reference_hu: float = -1000.0,
     progress: Optional[ProgressCallback] = None,
@@ -144,6 +145,9 @@ def segment_lungs(
         A lung must reach at least this area (mm²) in one axial slice.
     costal : bool
         Run step 6.
+    costal_passes : int
+        Step 6 runs again from the grown lung up to this many times (dense lung
+        that the aerated lung does not face directly, e.g. beside the spine).
     effusion : bool
         Run step 8 (otherwise fluid along the chest wall may stay in the mask).
     air_reference_hu : float
@@ -185,8 +189,14 @@ def segment_lungs(
     inside_air &= ~airway
 
     report(progress, 2, _STAGES, "lung components")
-    lungs, gas = lung_components(inside_air, hu, airway, spacing, min_area_mm2=min_lung_area_mm2,
-                                 air_hu=air_reference_hu)
+    kw = dict(min_area_mm2=min_lung_area_mm2, air_hu=air_reference_hu)
+    lungs, gas = lung_components(inside_air, hu, airway, spacing, **kw)
+    if lungs is not None:
+        # gas under a dome that partial volume joined to the lung base
+        pockets = gas_pockets(hu, lungs, spacing, air_hu=air_reference_hu)
+        if pockets.any():
+            lungs, more = lung_components(lungs & ~pockets, hu, airway, spacing, **kw)
+            gas |= pockets | more
     del inside_air
     notes = []
     if gas.any():
@@ -214,14 +224,19 @@ def segment_lungs(
     allowed &= ~lungs & (hu_box < bone_hu)
 
     report(progress, 4, _STAGES, "left / right")
-    factors = coarse_factors(spacing, hu_box.shape, coarse_mm)
+    # the split and the closings work in a tighter box (their own reach)
+    reach = max(closing_mm, mass_mm) + 2.0 * coarse_mm
+    inner = bbox(lungs, [int(np.ceil(reach / s)) for s in spacing])
+    x_in = x_mid - inner[2].start
+    factors = coarse_factors(spacing, lungs[inner].shape, coarse_mm)
     coarse_spacing = tuple(s * f for s, f in zip(spacing, factors))
-    coarse_labels = split_left_right(downsample_mask(lungs, factors), coarse_spacing,
-                                     x_mid / factors[2])
+    coarse_labels = split_left_right(downsample_mask(lungs[inner], factors), coarse_spacing,
+                                     x_in / factors[2])
 
     report(progress, 5, _STAGES, "border closing")
-    labels = _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
-                            x_mid, closing_mm, mass_mm, margin)
+    labels = np.zeros(lungs.shape, np.uint8)
+    labels[inner] = _close_borders(lungs[inner], coarse_labels, allowed[inner], body[inner], factors,
+                                   coarse_spacing, x_in, closing_mm, mass_mm, reach)
 
     report(progress, 6, _STAGES, "dense lung against the ribs")
     if costal:
@@ -229,12 +244,16 @@ def segment_lungs(
         cage = rib_cage(hu_s > bone_hu, spacing)
         for z in range(labels.shape[0]):
             for value in (RIGHT_LUNG, LEFT_LUNG):
-                side = labels[z] == value
-                if not side.any():
-                    continue
-                add = costal_fill(hu_s[z], side, stop[z] | (labels[z] == 3 - value), body[z],
-                                  cage[z], spacing, x_mid)
-                labels[z][add & allowed[z] & (labels[z] == 0)] = value
+                for _ in range(costal_passes):
+                    side = labels[z] == value
+                    if not side.any():
+                        break
+                    add = costal_fill(hu_s[z], side, stop[z] | (labels[z] == 3 - value), body[z],
+                                      cage[z], spacing, x_mid)
+                    add &= allowed[z] & (labels[z] == 0)
+                    if not add.any():
+                        break
+                    labels[z][add] = value
 
     report(progress, 7, _STAGES, "filling holes")
     for value in (RIGHT_LUNG, LEFT_LUNG):
@@ -247,7 +266,7 @@ def segment_lungs(
     fluid = np.zeros(labels.shape, bool)
     if effusion:
         dense = (labels > 0) & (hu_s > ground_glass_hu)
-        fluid = find_effusion(smooth_axial(hu_box, spacing, 2.0), dense, spacing)
+        fluid = find_effusion(hu_box, smooth_axial(hu_box, spacing, 2.0), labels > 0, dense, spacing)
         if fluid.any():
             labels[fluid] = 0
             notes.append(f"pleural effusion of {np.count_nonzero(fluid) * np.prod(spacing) / 1000:.0f}"
