@@ -214,8 +214,9 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
 
 
 def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense_lung: np.ndarray,
-                  spacing: Sequence[float], *, min_wall_contact: float = 0.25, fluid_hu: tuple[float, float] = (-15.0, 22.0),
-                  max_mean_hu: float = 16.0, min_ml: float = 5.0, min_thick_mm: float = 4.0,
+                  spacing: Sequence[float], *, min_wall_contact: float = 0.25,
+                  fluid_hu: tuple[float, float] = (-15.0, 22.0), max_mean_hu: float = 16.0,
+                  min_ml: float = 5.0, min_thick_mm: float = 4.0,
                   max_roundness: float = 0.5) -> np.ndarray:
     """Pleural effusion among the dense voxels of a lung mask.
 
