@@ -440,6 +440,19 @@ def _measures_from_sorted(e1: torch.Tensor, e2: torch.Tensor, e3: torch.Tensor, 
     return tube, blob, plate
 
 
+def _eigenvalues_chunked(comps: Sequence[torch.Tensor], chunk: int = 1 << 18) -> torch.Tensor:
+    """``(3,) + shape`` eigenvalues sorted by magnitude, in chunks on the CPU (small temporaries)."""
+    shape = comps[0].shape
+    flat = [c.reshape(-1) for c in comps]
+    n = flat[0].numel()
+    out = torch.empty((3, n), dtype=flat[0].dtype, device=flat[0].device)
+    step = n if flat[0].device.type != "cpu" else chunk
+    for s in range(0, n, step):
+        for i, e in enumerate(eigenvalues_sym3(*(f[s:s + step] for f in flat))):
+            out[i, s:s + step] = e
+    return out.reshape((3,) + tuple(shape))
+
+
 def _eig_measures(comps: Sequence[torch.Tensor], alpha: float, beta: float, gamma: float,
                   c_hu: float, chunk: int = 1 << 18) -> torch.Tensor:
     """``(3,) + shape`` tube, blob and plate maps from the Hessian and gradient components.
@@ -565,7 +578,7 @@ def hessian_eigenvalues(
     normalized: bool = True,
     min_scale_voxels: float = 0.0,
     clip_hu: Optional[tuple[float, float]] = None,
-    slab: int = 32,
+    slab: int = 16,
     device: Device = "cpu",
     progress: Optional[ProgressCallback] = None,
 ) -> np.ndarray:
@@ -620,7 +633,7 @@ def hessian_eigenvalues(
         plans = sl.plans(z_in, (s, e), sigma)
         norm = _norm(sp, sigma, min_scale_voxels) if normalized else (1.0, 1.0, 1.0)
         comps = _derivatives_on_grid(t, plans, norm, dev)
-        ev = _upsample(torch.stack(eigenvalues_sym3(*comps)), plans, dev)
+        ev = _upsample(_eigenvalues_chunked(comps), plans, dev)
         out[:, s:e] = ev.cpu().numpy()
         report(progress, i + 1, len(ranges), "Hessian eigenvalues")
     return out
@@ -677,7 +690,7 @@ def structure_maps(
     c_hu: float = 50.0,
     truncate: float = 3.0,
     clip_hu: Optional[tuple[float, float]] = HU_CLIP,
-    slab: int = 32,
+    slab: int = 16,
     device: Device = "cpu",
     progress: Optional[ProgressCallback] = None,
 ) -> dict[str, np.ndarray]:
@@ -749,7 +762,7 @@ def structure_features(
     c_hu: float = 50.0,
     truncate: float = 3.0,
     clip_hu: Optional[tuple[float, float]] = HU_CLIP,
-    slab: int = 32,
+    slab: int = 16,
     device: Device = "cpu",
     progress: Optional[ProgressCallback] = None,
 ) -> np.ndarray:
