@@ -121,8 +121,18 @@ def git_commit() -> str:
     try:
         return subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                        text=True).strip()
-    except Exception:
+    except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def uncommitted_sources() -> list:
+    """Files under src/ that differ from the commit (the code that ran is not exactly the commit)."""
+    try:
+        out = subprocess.check_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+                                      text=True)
+        return sorted(line[3:] for line in out.splitlines() if line.strip())
+    except (OSError, subprocess.SubprocessError):
+        return []
 
 
 def fmt(v) -> str:
@@ -165,8 +175,10 @@ def main() -> None:
     if not args.methods:
         return
     out = {"conditions": {
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical CPUs".strip(),
+        "machine": " ".join(x for x in (platform.machine(), platform.processor(),
+                                        f"{os.cpu_count()} logical CPUs") if x),
         "threads": args.threads, "python": platform.python_version(), "commit": git_commit(),
+        "uncommitted_sources": uncommitted_sources(),
         "date": time.strftime("%Y-%m-%d"),
         "dice_region": "truth lung of the case minus case.ignore (native dense tissue of unknown "
                        "class + 5 mm); voxels a method leaves outside its own lung count as label 0",
@@ -214,7 +226,10 @@ def main() -> None:
             print(row)
 
     if not args.no_burden and any(tb.STANDARD_CASES[n][0] == "a0001" for n in cases):
-        from diffseglung_core.evaluate.testbed_burden import dense_structures, false_positive_burden
+        from diffseglung_core.evaluate.testbed_burden import (
+            dense_structures,
+            false_positive_burden,
+        )
 
         vol, lung = tb.load_a0001(args.data)
         st = dense_structures(vol.hu, lung, vol.spacing)

@@ -7,8 +7,16 @@ import pytest
 from scipy import ndimage as ndi
 
 from diffseglung_core.evaluate import testbed as tb
-from diffseglung_core.evaluate.testbed_burden import dense_structures, false_positive_burden, thick_part
-from diffseglung_core.evaluate.testbed_noise import estimate_noise, residual_std, synthesize_noise
+from diffseglung_core.evaluate.testbed_burden import (
+    dense_structures,
+    false_positive_burden,
+    thick_part,
+)
+from diffseglung_core.evaluate.testbed_noise import (
+    estimate_noise,
+    residual_std,
+    synthesize_noise,
+)
 from diffseglung_core.labels import Tissue
 
 S = tb.LesionSpec
@@ -112,9 +120,13 @@ def test_standard_cases_without_data_is_empty(tmp_path):
     assert tb.standard_cases(tmp_path) == {}
 
 
-def test_lesion_spec_checks_its_kind():
+def test_lesion_spec_checks_its_fields():
     with pytest.raises(ValueError):
         S("tumour", 20)
+    with pytest.raises(ValueError):
+        S("ggo", 20, zone="apical")
+    with pytest.raises(ValueError):
+        S("ggo", 0)
 
 
 # --------------------------------------------------------------------------- real CT (CIP, small)

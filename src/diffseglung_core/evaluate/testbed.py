@@ -35,9 +35,9 @@ mixed case, the CIP whole chest at 4 mm and the CIP two-slice crop).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -49,9 +49,21 @@ from .testbed_lesions import KIND_LABEL, RENDERERS, FineGrid, LesionContext
 from .testbed_noise import NoiseModel, estimate_noise, synthesize_noise
 
 __all__ = [
-    "LesionSpec", "InsertedLesion", "TestBedCase", "ScanContext", "prepare_scan", "insert_lesions",
-    "STANDARD_CASES", "standard_cases", "build_case", "load_a0001", "load_cip64", "load_cip_crop",
-    "default_data_dir", "native_dense", "KINDS",
+    "KINDS",
+    "STANDARD_CASES",
+    "InsertedLesion",
+    "LesionSpec",
+    "ScanContext",
+    "TestBedCase",
+    "build_case",
+    "default_data_dir",
+    "insert_lesions",
+    "load_a0001",
+    "load_cip64",
+    "load_cip_crop",
+    "native_dense",
+    "prepare_scan",
+    "standard_cases",
 ]
 
 #: Lesion kinds and their truth label.
@@ -92,6 +104,10 @@ class LesionSpec:
             raise ValueError(f"unknown lesion kind {self.kind!r}; choose from {sorted(KINDS)}")
         if self.diameter_mm <= 0:
             raise ValueError(f"diameter must be positive, got {self.diameter_mm}")
+        unknown = set(self.zone.split()) - {"upper", "lower", "posterior", "right", "left"}
+        if unknown:
+            raise ValueError(f"unknown zone word(s) {sorted(unknown)}; use upper, lower, posterior, "
+                             "right, left")
 
 
 @dataclass
@@ -399,7 +415,7 @@ def _fine_factors(spacing, fine_mm: float = 1.0) -> np.ndarray:
 
 
 def insert_lesions(volume: CTVolume, lung: np.ndarray, specs: Sequence[LesionSpec], *, seed: int = 0,
-                   name: str = "", context: Optional[ScanContext] = None,
+                   name: str = "", context: ScanContext | None = None,
                    fine_mm: float = 1.0) -> TestBedCase:
     """Insert lesions of known extent into a real scan.
 
@@ -515,14 +531,15 @@ def _cip_lung(labels: np.ndarray) -> np.ndarray:
 
 def _read_mask_matching(path: Path, reference: CTVolume) -> np.ndarray:
     """A label map stored on a larger grid than ``reference``: the sub-block at the scan's position."""
+    from ..errors import GridMismatchError
     from ..io import read_mask
     from ..io.orientation import to_canonical
     from ..io.registry import reader_for
 
     try:
         return read_mask(path, reference)
-    except Exception:
-        pass
+    except GridMismatchError:
+        pass                                    # a larger grid: take the scan's block below
     native = reader_for(path).read(path, spacing=reference.spacing, series=None, role="labels",
                                    progress=None)
     a_ref = np.asarray(reference.source.native_affine, float)
@@ -540,7 +557,7 @@ def _read_mask_matching(path: Path, reference: CTVolume) -> np.ndarray:
     return np.asarray(lab)
 
 
-def load_a0001(data_dir=None, *, lung_fn: Optional[Callable] = None):
+def load_a0001(data_dir=None, *, lung_fn: Callable | None = None):
     """The A0001 chest CT and its lung mask.
 
     Parameters
@@ -615,16 +632,16 @@ del S
 _LOADERS = {"a0001": load_a0001, "cip64": load_cip64, "cipcrop": load_cip_crop}
 
 
-def build_case(name: str, volume: CTVolume, lung: np.ndarray, *, context: Optional[ScanContext] = None,
-               seed: Optional[int] = None) -> TestBedCase:
+def build_case(name: str, volume: CTVolume, lung: np.ndarray, *, context: ScanContext | None = None,
+               seed: int | None = None) -> TestBedCase:
     """One of :data:`STANDARD_CASES` on an already loaded scan (``seed`` overrides the fixed one)."""
     _, fixed_seed, specs = STANDARD_CASES[name]
     return insert_lesions(volume, lung, specs, seed=fixed_seed if seed is None else seed, name=name,
                           context=context)
 
 
-def standard_cases(data_dir=None, names: Optional[Sequence[str]] = None, *,
-                   a0001_lung_fn: Optional[Callable] = None) -> dict[str, TestBedCase]:
+def standard_cases(data_dir=None, names: Sequence[str] | None = None, *,
+                   a0001_lung_fn: Callable | None = None) -> dict[str, TestBedCase]:
     """Build the standard test-bed cases from the shared real CT folder.
 
     Parameters

@@ -22,15 +22,15 @@ pathology, and the share of the mass labelled consolidation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..labels import Tissue
 
-__all__ = ["DenseStructures", "dense_structures", "thick_part", "dilate_mm", "false_positive_burden"]
+__all__ = ["DenseStructures", "dense_structures", "dilate_mm", "false_positive_burden", "thick_part"]
 
 
 @dataclass
@@ -148,7 +148,7 @@ def dense_structures(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float],
 
 
 def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
-                          spacing: Sequence[float], *, structures: Optional[DenseStructures] = None,
+                          spacing: Sequence[float], *, structures: DenseStructures | None = None,
                           mass_margin_mm: float = 10.0, **kwargs) -> dict:
     """How much of a lung without diffuse disease a label map calls diseased.
 

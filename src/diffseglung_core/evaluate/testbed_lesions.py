@@ -50,7 +50,6 @@ the change may only raise HU (ground glass).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -58,8 +57,15 @@ from scipy.spatial import cKDTree
 
 from .testbed_burden import thick_part
 
-__all__ = ["FineGrid", "LesionContext", "Rendered", "RENDERERS", "KIND_LABEL", "TISSUE_HU",
-           "FLUID_HU"]
+__all__ = [
+    "FLUID_HU",
+    "KIND_LABEL",
+    "RENDERERS",
+    "TISSUE_HU",
+    "FineGrid",
+    "LesionContext",
+    "Rendered",
+]
 
 #: HU of solid soft tissue (fibrous walls, septa, the solid part of a lesion).
 TISSUE_HU = 30.0
@@ -167,7 +173,7 @@ def edge(signed_mm, width_mm: float):
     return sigmoid(np.asarray(signed_mm, np.float32) * (4.394 / max(width_mm, 1e-3)))
 
 
-def warp_field(grid: "FineGrid", amplitude_mm: float, corr_mm: float, rng: np.random.Generator) -> list:
+def warp_field(grid: FineGrid, amplitude_mm: float, corr_mm: float, rng: np.random.Generator) -> list:
     """Three smooth displacement fields (mm, standard deviation ``amplitude_mm``) for :func:`cell_walls`."""
     return [amplitude_mm * smooth_field(grid, corr_mm, rng) for _ in range(3)]
 
@@ -537,7 +543,7 @@ def render_emphysema_centrilobular(ctx: LesionContext) -> Rendered:
     layers.cover(holes, air)
     covers = _prune_vessels(ctx, g.block_mean(holes), air, float(rng.uniform(1.5, 2.5)))
     out = _finish(ctx, layers, holes, vox_covers=covers,
-                  params={"holes": int(len(seeds)), "lobule_step_mm": step, "air_hu": air,
+                  params={"holes": len(seeds), "lobule_step_mm": step, "air_hu": air,
                           "halo_loss": halo_loss})
     if covers:
         out.extent = np.maximum(out.extent, covers[0][0])
@@ -567,7 +573,7 @@ def render_emphysema_paraseptal(ctx: LesionContext) -> Rendered:
     layers = _Layers(g.shape)
     layers.cover(walls * 0.8, TISSUE_HU)
     layers.cover(interior, air)
-    return _finish(ctx, layers, interior, params={"cysts": int(len(seeds)), "cyst_size_mm": size,
+    return _finish(ctx, layers, interior, params={"cysts": len(seeds), "cyst_size_mm": size,
                                                   "wall_mm": wall, "air_hu": air})
 
 

@@ -19,13 +19,13 @@ correlation along ``z``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["NoiseModel", "estimate_noise", "synthesize_noise", "residual_std"]
+__all__ = ["NoiseModel", "estimate_noise", "residual_std", "synthesize_noise"]
 
 
 @dataclass(frozen=True)
