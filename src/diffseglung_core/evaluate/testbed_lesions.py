@@ -25,8 +25,8 @@ literature on each pattern:
   the haze reaches a target of -650..-450 HU, with patchy variation.
 * **Consolidation**: homogeneous attenuation (+5..+45 HU) that obscures
   vessels, with air bronchograms: a branching tree of air-filled tubes
-  (lumen 1-3 mm, shrinking by 2^(-1/3) per generation, Murray's law) that
-  enters from the hilar side.
+  (root lumen radius 0.8-2.5 mm, shrinking by 2^(-1/3) per generation,
+  Murray's law) that enters from the hilar side.
 * **Mass**: a lobulated solid nodule or mass (+25..+45 HU) with a sharper
   edge, sometimes with short spiculations (drawn, not labelled).
 * **Emphysema**: centrilobular lucencies (3-10 mm holes without walls, one or
