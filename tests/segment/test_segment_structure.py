@@ -316,14 +316,19 @@ def test_bad_input():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_devices_agree(device):
-    v, _, _ = _tubes_volume(seed=1)
-    v = v[:20]
-    ref = structure_maps(v, (1.0, 0.8, 0.8), slab=8)
+def test_runs_on_device(device):
+    """Same measures on every device: tube axes found, background empty, and on an
+    accelerator the CPU's values (float32 matrix products in another order)."""
+    v, axis, near = _tubes_volume(seed=1)
+    v, axis, near = v[:20], axis[:20], near[:20]
     got = structure_maps(v, (1.0, 0.8, 0.8), slab=8, device=device)
-    for name in ("tube", "blob", "plate"):
-        np.testing.assert_allclose(got[name], ref[name], atol=1e-4, rtol=0)
-    assert ref["tube"].max() > 0.5
+    assert np.median(got["tube"][axis]) > 0.5 and np.median(got["tube"][~near]) < 0.01
+    rows = structure_features(v, near, (1.0, 0.8, 0.8), device=device)
+    np.testing.assert_allclose(rows[:, 0], got["tube"][near], atol=1e-5, rtol=0)
+    if device != "cpu":
+        ref = structure_maps(v, (1.0, 0.8, 0.8), slab=8)
+        for name in ("tube", "blob", "plate"):
+            np.testing.assert_allclose(got[name], ref[name], atol=1e-4, rtol=0)
 
 
 # --------------------------------------------------------------------------- real scan
