@@ -288,6 +288,24 @@ def test_features_are_the_maps_at_lung_voxels():
     np.testing.assert_allclose(rows, expected, atol=1e-5, rtol=0)
 
 
+def test_single_slice_and_thin_volumes():
+    """Edges are replicated: one slice gives the maps of that slice repeated along z
+    (a structure constant across slices); volumes one voxel thin run too."""
+    v = _random_smooth((1, 40, 36), seed=7, scale=300.0) - 700
+    one = structure_maps(v, (5.0, 0.8, 0.8))
+    five = structure_maps(np.repeat(v, 5, axis=0), (5.0, 0.8, 0.8))
+    for name in STRUCTURE_NAMES:
+        assert one[name].shape == v.shape
+        np.testing.assert_allclose(one[name][0], five[name][2], atol=1e-5, rtol=0)
+    assert one["plate"].max() > 0.3
+    for shape in ((6, 9, 1), (6, 1, 1), (1, 1, 1)):
+        w = _random_smooth(shape, seed=8)
+        ev = hessian_eigenvalues(w, (1.0, 1.0, 1.0), 1.0)
+        assert ev.shape == (3,) + shape and np.isfinite(ev).all()
+        rows = structure_features(w, np.ones(shape, bool), (1.0, 1.0, 1.0))
+        assert rows.shape == (w.size, 4) and np.isfinite(rows).all()
+
+
 def test_progress_and_cancel():
     v = _random_smooth((10, 16, 16), seed=6)
     calls = []

@@ -42,7 +42,9 @@ derivative order (0, 1, 2), built from the sampled Gaussian (or its
 derivatives) with edge replication; the three axes are applied in turn as
 block-banded matrix products (BLAS on the CPU, the same code on CUDA or MPS):
 the 6 Hessian components from 15 one-dimensional passes, the gradient (for
-the plate measure) from 3 more. The derivative kernels
+the plate measure) from 3 more. Edge replication reads a single slice as a
+structure constant across slices (an in-plane vessel is then a plate, not a
+tube). The derivative kernels
 are moment-corrected: each row responds exactly to polynomials of degree two
 (``sum k = 0``, ``sum k d = 1`` for the first derivative; ``sum k d^2 / 2 = 1``
 for the second), so a kernel far below one voxel (1 mm along 5 mm slices)
@@ -326,8 +328,9 @@ def _apply(x: torch.Tensor, mats: np.ndarray, axis: int, device: torch.device,
                               dtype=x.dtype, device=device)
         res = torch.matmul(sub, x3[:, c0:c1, :])                                # (pre, K*B, post)
         out[:, :, r0:r1, :] = res.reshape(pre, k, r1 - r0, post).transpose(0, 1)
-    if last:
-        return out.reshape(k, m, post).transpose(1, 2).reshape((k,) + shape[:-1] + (m,))
+    if last:   # the dimensions after ``axis`` are all of size 1
+        return out.reshape(k, m, post).transpose(1, 2).reshape(
+            (k,) + shape[:axis] + (m,) + shape[axis + 1:])
     return out.reshape((k,) + shape[:axis] + (m,) + shape[axis + 1:])
 
 
