@@ -93,7 +93,8 @@ def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np
 def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body: np.ndarray,
                 bone: np.ndarray, spacing: Sequence[float], medial_x: float, *,
                 fat_hu: tuple[float, float] = (-190.0, -50.0), dense_hu: float = -250.0,
-                min_gap_mm: float = 3.0, max_gap_mm: float = 80.0, min_thick_mm: float = 6.0,
+                min_gap_mm: float = 3.0, max_gap_mm: float = 80.0, max_layer_mm: float = 15.0,
+                min_thick_mm: float = 6.0,
                 normal_mm: float = 2.0, medial_deg: float = 60.0,
                 anterior_medial_deg: float = 95.0, wall_margin_mm: float = 8.0) -> np.ndarray:
     """Dense lung between one lung and the rib cage, in one axial slice.
@@ -131,7 +132,12 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         Smoothed HU above which a voxel that is not fat or bone may be crossed
         (the ground-glass limit: consolidation mixed with air reads from here).
     min_gap_mm, max_gap_mm : float
-        Length (mm) of dense tissue a ray must cross.
+        Length (mm) of dense tissue a ray must cross beyond the chest wall's
+        inner layer (at most ``max_gap_mm`` in all).
+    max_layer_mm : float
+        The inner layer of the chest wall (pleura, extrapleural fat, the
+        inner intercostal muscle), read as the 25th percentile of the runs
+        from this lung to bone, is at most this thick (mm). It is never added.
     min_thick_mm : float
         What is added is opened by a disk of this diameter (mm).
     normal_mm : float
@@ -195,20 +201,28 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     on_bone = any_end & valid[rows, end] & bone[end_y, end_x]
     first = np.argmax(started, axis=1)
     length = (end - first) * step
-    ok = on_bone & (length >= min_gap_mm)
+    # the chest wall's own inner layer (pleura, extrapleural fat, the inner side of
+    # the intercostal muscles): what healthy lung keeps between itself and the ribs,
+    # read from the shortest runs to bone; only dense tissue beyond it is lung
+    layer = 0.0
+    if np.count_nonzero(on_bone) >= 10:
+        layer = min(float(np.percentile(length[on_bone], 25)), max_layer_mm)
+    contact = on_bone & (length <= layer + min_gap_mm)
+    ok = on_bone & ~contact
 
     # bone much shallower than the ribs this lung touches is a scapula or an arm
     skin = ndi.distance_transform_edt(np.pad(body, 1), sampling=(sy, sx))[1:-1, 1:-1]
-    contact = on_bone & (length < min_gap_mm)
     if np.count_nonzero(contact) >= 10:
         wall = float(np.median(skin[end_y[contact], end_x[contact]]))
-        ok &= ~on_bone | (skin[end_y, end_x] >= wall - wall_margin_mm)
+        ok &= skin[end_y, end_x] >= wall - wall_margin_mm
     if not ok.any():
         return out
     j = np.arange(dist.size)[None, :]
-    path = ok[:, None] & started & (j < end[:, None]) & cross
+    stop_at = end - int(round(layer / step))
+    path = ok[:, None] & started & (j < stop_at[:, None]) & cross
     out[py[path], px[path]] = True
-    out = ndi.binary_closing(out, disk(1)) & crossable
+    # neighbouring rays diverge: join them into one region
+    out = ndi.binary_closing(out, disk(max(1, int(round(2.0 / min(sy, sx)))))) & crossable
     out = ndi.binary_opening(out, disk(max(1, int(round(min_thick_mm / 2 / min(sy, sx))))))
     return out
 

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from .coarse import bbox, nearest_label
+from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .maps import LEFT_LUNG, RIGHT_LUNG
 from .morphology import disk, fill_holes_nd
 
@@ -252,4 +252,51 @@ def _gas_pockets(hu, lungs, spacing, air_hu, min_ml, wall_fraction, min_mm) -> n
             continue
         if np.count_nonzero(hu[shell] > -300.0) >= wall_fraction * np.count_nonzero(shell):
             out |= grown & lungs
+    return out
+
+
+def satellite_parenchyma(inside_air: np.ndarray, lungs: np.ndarray, hu: np.ndarray,
+                         spacing: Sequence[float], *, max_mm: float = 30.0,
+                         min_area_mm2: float = 20.0, min_above_air_hu: float = 200.0,
+                         air_hu: float = -1000.0) -> np.ndarray:
+    """Small pieces of aerated lung near the lungs: fibrosis or consolidation cuts them off.
+
+    Reticulation and consolidation break the aerated lung of a diseased lobe
+    into pieces too small to be lungs on their own. In a volume the lobe's
+    other slices join them to the lung; in one slice nothing does, so the
+    lung mask uses this on scans of a few slices only (in a volume, a small
+    air pocket near the lung base is as likely bowel gas with stool). A piece is lung when it
+    lies within ``max_mm`` of the lungs, is at least ``min_area_mm2`` in one
+    axial section and reads as parenchyma, well above air (bronchi, the
+    oesophagus and bowel gas read as air).
+
+    Parameters
+    ----------
+    inside_air : (Z, Y, X) bool
+        Air inside the body, airways and gas removed.
+    lungs : (Z, Y, X) bool
+        The lungs found so far.
+    hu : (Z, Y, X) float
+    spacing : 3 floats, mm.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+        The pieces to add.
+    """
+    out = np.zeros(lungs.shape, bool)
+    lab, n = ndi.label(inside_air & ~lungs)
+    if n == 0 or not lungs.any():
+        return out
+    factors = coarse_factors(spacing, lungs.shape, 2.0)
+    step = [s * f for s, f in zip(spacing, factors)]
+    near = ndi.distance_transform_edt(~downsample_mask(lungs, factors), sampling=step) <= max_mm
+    near = upsample(near, factors, lungs.shape)
+    pixel_mm2 = float(spacing[1]) * float(spacing[2])
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        if comp.sum(axis=(1, 2)).max() * pixel_mm2 < min_area_mm2 or not near[sl][comp].any():
+            continue
+        if float(np.median(hu[sl][comp])) >= air_hu + min_above_air_hu:
+            out[sl] |= comp
     return out

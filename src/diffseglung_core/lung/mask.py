@@ -19,7 +19,7 @@ from .body import body_mid_x, filled_body, outside_air
 from .border import costal_pockets, fill_holes
 from .cavity import costal_fill, find_effusion, grow_into_ground_glass, rib_cage, smooth_axial
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
-from .components import gas_pockets, lung_components, split_left_right
+from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
 from .morphology import closing, thick_parts
 
@@ -197,7 +197,6 @@ def segment_lungs(
         if pockets.any():
             lungs, more = lung_components(lungs & ~pockets, hu, airway, spacing, **kw)
             gas |= pockets | more
-    del inside_air
     notes = []
     if gas.any():
         notes.append(f"{np.count_nonzero(gas) * np.prod(spacing) / 1000:.0f} mL of air-filled "
@@ -216,6 +215,11 @@ def segment_lungs(
     hu_box, lungs, airway_box, gas_box = hu[box], lungs[box], airway[box], gas[box]
     body = body_filled[box]
     del body_filled
+    if shape[0] <= 3:
+        # one slice: pieces of a diseased lobe that its other slices would have joined
+        lungs |= satellite_parenchyma(inside_air[box] & ~gas_box, lungs, hu_box, spacing,
+                                      air_hu=air_reference_hu)
+    del inside_air
     hu_s = smooth_axial(np.clip(hu_box, -1100.0, 1500.0), spacing, 1.0)
 
     report(progress, 3, _STAGES, "ground glass")
