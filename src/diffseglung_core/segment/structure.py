@@ -104,12 +104,13 @@ All work is done in z-slabs with a halo (the kernel radius plus a grid
 step), so memory grows with a slab, not with the scan; results do not
 depend on the slab size (to float rounding).
 
-*Speed* (``benchmarks/bench_structure.py``, 2 threads of a shared 2-core
-machine): the Hessian eigenvalues at 1, 2 and 4 mm of a 24 x 384 x 384 crop
-of A0001 take about a tenth of the time of scikit-image's
-``hessian_matrix`` + ``hessian_matrix_eigvals``; :func:`structure_features`
-of the 12 million lung voxels of a 300 x 512 x 512 scan take about 7 s of CPU
-time and 0.5 GB above the input.
+*Speed* (``benchmarks/bench_structure.py``, 2 threads of a 2-core machine
+that other jobs were using): the Hessian eigenvalues at 1, 2 and 4 mm of a
+24 x 384 x 384 crop of A0001 took 0.8 s against 7-9 s for scikit-image's
+``hessian_matrix`` + ``hessian_matrix_eigvals`` (the same operator through
+``derivatives="difference"``: 1.5 s); :func:`structure_features` of the 12
+million lung voxels of a 300 x 512 x 512 scan took 6-7 s of CPU time (9-19 s
+wall under that load) and 0.5-0.6 GB above the input.
 
 References
 ----------
