@@ -1,0 +1,240 @@
+"""The weight-free lung mask on real CT and on the phantom's lung-mask cases.
+
+Usage::
+
+    python benchmarks/bench_lungmask.py [--data ../shared/data] [--shape 48 160 160]
+                                        [--seeds 0 1 2] [--json benchmarks/results/lungmask.json]
+
+Measures, with the mask computed by :func:`diffseglung_core.lung.segment_lungs`
+from the scan alone:
+
+* CIP chests: Dice against CIP's own lung maps (``ct-64`` whole lung; the two
+  full-resolution slices of ``crop_ct_2slices``).
+* Lung-PET-CT-Dx A0001: right/left volumes, dense tissue (> -300 HU) inside the
+  mask in the slices of the left upper-lobe mass (upper third of the scan) and in
+  all, soft tissue (> -100 HU) inside the mask in the 8 lowest lung slices
+  (liver under the dome), time.
+* COVID-19 slices (covid-ny-sbu-open): "no lung" for the slices below the lungs;
+  for the others the lung's share of the body's cross-section, and its ratio to
+  a plain air-threshold mask (air below -400 HU inside the body, components of at
+  least 5 cm², holes filled).
+* cted-open: the same slice with its padding (-3024) replaced by -1024, -2000 and
+  -2048 gives the same mask.
+* Phantom cases (``--shape``, ``--seeds``): lung Dice against the true lungs, the
+  share of each tissue class inside the mask, false positives (mL), and for the
+  effusion and mass cases the share of fluid kept out / reported and of the mass
+  kept in; ``abdomen`` must give "no lung".
+
+Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from diffseglung_core.errors import NoLungFoundError  # noqa: E402
+from diffseglung_core.io import read_mask, read_scan  # noqa: E402
+from diffseglung_core.lung import segment_lungs  # noqa: E402
+from diffseglung_core.phantom import CASES, make_phantom  # noqa: E402
+
+
+def dice(a, b) -> float:
+    a, b = np.asarray(a) > 0, np.asarray(b) > 0
+    return float(2.0 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
+
+
+def threshold_lung(hu: np.ndarray, spacing, min_area_mm2: float = 500.0) -> np.ndarray:
+    """Air below -400 HU inside the body, components of lung size, holes filled per slice."""
+    air = hu < -400
+    inside = np.stack([ndi.binary_fill_holes(~a) for a in air]) & air
+    lab, n = ndi.label(inside)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    areas = np.array([0] + [np.max(np.count_nonzero(lab[sl] == i, axis=(1, 2)))
+                            for i, sl in enumerate(ndi.find_objects(lab), start=1)])
+    keep = np.flatnonzero((areas * spacing[1] * spacing[2] >= min_area_mm2) & (sizes > 0))
+    lungs = np.isin(lab, keep[keep > 0])
+    return np.stack([ndi.binary_fill_holes(m) for m in lungs])
+
+
+def timed(hu, spacing):
+    t = time.perf_counter()
+    seg = segment_lungs(hu, spacing)
+    return seg, time.perf_counter() - t
+
+
+def cip(data: Path) -> dict:
+    import nrrd
+
+    out = {}
+    ct = read_scan(data / "cip-chest" / "ct-64.nrrd")
+    ref = read_mask(data / "cip-chest" / "wholeLung-64.nrrd", ct)
+    seg, s = timed(ct.hu, ct.spacing)
+    out["ct64"] = {"dice": dice(seg.labels, ref), "seconds": s}
+    ct = read_scan(data / "cip-chest" / "crop_ct_2slices.nrrd")
+    labels, _ = nrrd.read(str(data / "cip-chest" / "crop_ct_partialLungLabelMap.nrrd"))
+    ref = (labels.transpose(2, 1, 0)[60:62] & 0xFF) > 0
+    seg, s = timed(ct.hu, ct.spacing)
+    out["crop_ct_2slices"] = {"dice": dice(seg.labels, ref), "seconds": s}
+    return out
+
+
+def a0001(data: Path) -> dict:
+    ct = read_scan(data / "lung-pet-ct-dx-A0001" / "dicom")
+    seg, s = timed(ct.hu, ct.spacing)
+    m = seg.labels
+    voxel_ml = float(np.prod(ct.spacing)) / 1000.0
+    zs = np.flatnonzero(m.any(axis=(1, 2)))
+    upper = slice(int(zs[0] + 0.65 * (zs[-1] - zs[0])), int(zs[-1]) + 1)
+    low = slice(int(zs[0]), int(zs[0]) + 8)
+    dense = ct.hu > -300
+    return {
+        "volumes_ml": seg.volumes_ml(),
+        "dense_left_upper_ml": float(np.count_nonzero(dense[upper] & (m[upper] == 2)) * voxel_ml),
+        "dense_right_upper_ml": float(np.count_nonzero(dense[upper] & (m[upper] == 1)) * voxel_ml),
+        "dense_in_mask_ml": float(np.count_nonzero(dense & (m > 0)) * voxel_ml),
+        "soft_tissue_lowest_slices_ml": float(np.count_nonzero((ct.hu[low] > -100) & (m[low] > 0))
+                                              * voxel_ml),
+        "notes": seg.notes,
+        "seconds": s,
+    }
+
+
+def covid(data: Path) -> dict:
+    from diffseglung_core.lung.body import filled_body, outside_air
+
+    out = {}
+    for path in sorted((data / "covid-ny-sbu-open").glob("*.dcm")):
+        ct = read_scan(path)
+        body = filled_body(~outside_air(ct.hu < -400))
+        row: dict = {}
+        try:
+            seg, row["seconds"] = timed(ct.hu, ct.spacing)
+        except NoLungFoundError as err:
+            row["no_lung"] = str(err)
+            out[path.name] = row
+            continue
+        plain = threshold_lung(ct.hu, ct.spacing)
+        row["lung_share_of_body"] = float(np.count_nonzero(seg.labels) / np.count_nonzero(body))
+        row["plain_threshold_share_of_body"] = float(np.count_nonzero(plain) / np.count_nonzero(body))
+        row["ratio_to_plain_threshold"] = float(np.count_nonzero(seg.labels) / max(plain.sum(), 1))
+        row["notes"] = seg.notes
+        out[path.name] = row
+    return out
+
+
+def padding(data: Path) -> dict:
+    path = sorted((data / "cted-open" / "slices").glob("*.tiff"))[0]
+    ct = read_scan(path, spacing=(1.25, 0.78, 0.78))
+    pad = ct.hu == ct.hu.min()
+    ref = segment_lungs(ct.hu, ct.spacing).labels
+    return {str(v): bool(np.array_equal(
+        segment_lungs(np.where(pad, v, ct.hu).astype(np.float32), ct.spacing).labels, ref))
+        for v in (-1024.0, -2000.0, -2048.0)} | {"slice": path.name, "padding": float(ct.hu.min())}
+
+
+def phantoms(shape, seeds) -> dict:
+    out = {}
+    for case in CASES:
+        rows = []
+        for seed in seeds:
+            ph = make_phantom(shape, seed=seed, case=case)
+            row: dict = {"seed": seed}
+            try:
+                seg, row["seconds"] = timed(ph.volume.hu, ph.volume.spacing)
+            except NoLungFoundError as err:
+                row["no_lung"] = str(err)
+                rows.append(row)
+                continue
+            m = seg.labels
+            voxel_ml = float(np.prod(ph.volume.spacing)) / 1000.0
+            row["dice"] = dice(m, ph.lung)
+            row["false_positive_ml"] = float(np.count_nonzero((m > 0) & (ph.lung == 0)) * voxel_ml)
+            row["inside"] = {str(c): float(np.mean(m[ph.labels == c] > 0))
+                             for c in range(1, 6) if np.any(ph.labels == c)}
+            if ph.effusion is not None and np.any(ph.effusion):
+                fluid = ph.effusion > 0
+                row["effusion_in_mask"] = float(np.mean(m[fluid] > 0))
+                row["effusion_reported"] = float(np.mean(seg.effusion[fluid]))
+                row["reported_that_is_fluid"] = float(np.mean(fluid[seg.effusion])) \
+                    if seg.effusion.any() else float("nan")
+            if ph.mass is not None and np.any(ph.mass):
+                row["mass_inside"] = float(np.mean(m[ph.mass > 0] > 0))
+            rows.append(row)
+        out[case] = rows
+    return out
+
+
+def _mean(rows, key, sub=None):
+    vals = [r[key][sub] if sub else r[key] for r in rows
+            if key in r and (sub is None or sub in r[key])]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--shape", type=int, nargs=3, default=(48, 160, 160))
+    parser.add_argument("--seeds", type=int, nargs="+", default=(0, 1, 2))
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "lungmask.json")
+    args = parser.parse_args(argv)
+
+    result = {"machine": {"python": platform.python_version(), "cpu": platform.processor(),
+                          "system": platform.platform()},
+              "shape": list(args.shape), "seeds": list(args.seeds)}
+    if args.data.is_dir():
+        result["cip"] = cip(args.data)
+        result["a0001"] = a0001(args.data)
+        result["covid"] = covid(args.data)
+        result["padding"] = padding(args.data)
+    result["phantoms"] = phantoms(tuple(args.shape), args.seeds)
+
+    print("real CT")
+    if "cip" in result:
+        print(f"  CIP ct-64 Dice {result['cip']['ct64']['dice']:.4f}, crop_ct_2slices Dice "
+              f"{result['cip']['crop_ct_2slices']['dice']:.4f}")
+        a = result["a0001"]
+        print(f"  A0001 right {a['volumes_ml']['right']:.0f} mL, left {a['volumes_ml']['left']:.0f} mL; "
+              f"dense tissue in the mask: left upper {a['dense_left_upper_ml']:.0f} mL, right upper "
+              f"{a['dense_right_upper_ml']:.0f} mL, all {a['dense_in_mask_ml']:.0f} mL; soft tissue "
+              f"in the 8 lowest slices {a['soft_tissue_lowest_slices_ml']:.1f} mL ({a['seconds']:.1f} s)")
+        for name, row in result["covid"].items():
+            if "no_lung" in row:
+                print(f"  {name}: {row['no_lung']}")
+            else:
+                print(f"  {name}: lung {100 * row['lung_share_of_body']:.1f} % of the body "
+                      f"(plain threshold {100 * row['plain_threshold_share_of_body']:.1f} %)")
+        print(f"  padding replaced: same mask {[result['padding'][k] for k in ('-1024.0', '-2000.0', '-2048.0')]}")
+    print(f"phantom cases {tuple(args.shape)}, seeds {list(args.seeds)} (means)")
+    print("| case | Dice | FP mL | healthy | GGO | fibrosis | emphysema | consolidation | extra |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for case, rows in result["phantoms"].items():
+        if any("no_lung" in r for r in rows):
+            print(f"| {case} | no lung ({sum('no_lung' in r for r in rows)}/{len(rows)}) | | | | | | | |")
+            continue
+        extra = ""
+        if any("mass_inside" in r for r in rows):
+            extra = f"mass inside {_mean(rows, 'mass_inside'):.3f}"
+        if any("effusion_in_mask" in r for r in rows):
+            extra = (f"fluid in mask {_mean(rows, 'effusion_in_mask'):.2f}, reported "
+                     f"{_mean(rows, 'effusion_reported'):.2f}")
+        cls = " | ".join(f"{_mean(rows, 'inside', str(c)):.3f}" for c in range(1, 6))
+        print(f"| {case} | {_mean(rows, 'dice'):.4f} | {_mean(rows, 'false_positive_ml'):.0f} | {cls} | {extra} |")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1, default=float))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
