@@ -1,12 +1,15 @@
-"""Make ``docs/images/lungmask_a0001.png``: the lung mask of the A0001 chest CT.
+"""Pictures of the weight-free lung mask on real CT, for docs/lungmask.md.
 
-A few axial slices of the Lung-PET-CT-Dx A0001 series (lung window -1350..150
-HU) with the contour of the right lung (blue) and the left lung (orange). The
-tumour and the left upper-lobe opacity must lie inside the contours.
+* ``docs/images/lungmask_a0001.png``: slices of the Lung-PET-CT-Dx A0001 series
+  (four evenly through the lungs, four with the most dense lung) with the outline
+  of the right lung (blue) and the left lung (orange). The tumour and the left
+  upper-lobe opacity must lie inside, the heart and the liver outside.
+* ``docs/images/lungmask_covid.png``: the COVID-19 slices of covid-ny-sbu-open
+  with the same outlines; the slices below the lungs say "no lung".
 
-Usage::
+Lung window -1350..150 HU. Usage::
 
-    python docs/make_lungmask_figure.py [DICOM_FOLDER] [OUT_PNG]
+    python docs/make_lungmask_figure.py [DATA_FOLDER]
 """
 
 from __future__ import annotations
@@ -19,32 +22,14 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from diffseglung_core import render
+from diffseglung_core.errors import NoLungFoundError
+from diffseglung_core.io import read_scan
 from diffseglung_core.lung import compute_lung_mask, lung_volumes_ml
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SCAN = ROOT.parent / "shared" / "data" / "lung-pet-ct-dx-A0001" / "dicom"
-DEFAULT_OUT = ROOT / "docs" / "images" / "lungmask_a0001.png"
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+IMAGES = ROOT / "docs" / "images"
 COLOURS = {1: (60, 140, 255), 2: (255, 150, 30)}
-
-
-def read_ct(path: Path):
-    """HU (z, y, x) and spacing of a scan, with the project reader when it is there."""
-    try:
-        from diffseglung_core.io import read_scan
-    except ImportError:
-        read_scan = None
-    if read_scan is not None:
-        vol = read_scan(path)
-        return vol.hu, vol.spacing
-    import pydicom
-
-    slices = [pydicom.dcmread(str(f)) for f in sorted(path.glob("*.dcm"))]
-    slices.sort(key=lambda d: float(d.ImagePositionPatient[2]))
-    hu = np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept)
-                   for d in slices]).astype(np.float32)
-    dz = abs(float(slices[1].ImagePositionPatient[2]) - float(slices[0].ImagePositionPatient[2]))
-    dy, dx = (float(v) for v in slices[0].PixelSpacing)
-    return hu, (dz, dy, dx)
 
 
 def contour_tile(hu_slice: np.ndarray, labels_slice: np.ndarray, width: int = 2) -> np.ndarray:
@@ -57,18 +42,15 @@ def contour_tile(hu_slice: np.ndarray, labels_slice: np.ndarray, width: int = 2)
     return rgb
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    scan = Path(argv[0]) if argv else DEFAULT_SCAN
-    out = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUT
-    hu, spacing = read_ct(scan)
+def a0001_figure(scan: Path, out: Path) -> None:
+    vol = read_scan(scan)
+    hu = vol.hu
     t0 = time.perf_counter()
-    labels = compute_lung_mask(hu, spacing)
+    labels = compute_lung_mask(hu, vol.spacing)
     seconds = time.perf_counter() - t0
-    vols = lung_volumes_ml(labels, spacing)
-    print(f"{scan}: {hu.shape} voxels of {spacing} mm, mask in {seconds:.1f} s, "
+    vols = lung_volumes_ml(labels, vol.spacing)
+    print(f"{scan}: {hu.shape} voxels of {vol.spacing} mm, mask in {seconds:.1f} s, "
           f"right {vols['right']:.0f} mL, left {vols['left']:.0f} mL")
-    # four slices evenly through the lungs and the four with the most dense (> -300 HU) lung
     zs = np.flatnonzero(labels.any(axis=(1, 2)))
     even = np.linspace(zs[0] + 2, zs[-1] - 1, 4).round().astype(int)
     dense = ((hu > -300) & (labels > 0)).sum(axis=(1, 2))
@@ -86,6 +68,28 @@ def main(argv=None) -> int:
     tiles = [contour_tile(hu[z, y0:y1, x0:x1], labels[z, y0:y1, x0:x1]) for z in picks]
     render.save_png(out, render.montage(tiles, columns=4))
     print(f"wrote {out} (slices {picks.tolist()})")
+
+
+def covid_figure(folder: Path, out: Path) -> None:
+    tiles = []
+    for path in sorted(folder.glob("*.dcm")):
+        hu = read_scan(path).hu
+        try:
+            labels = compute_lung_mask(hu, read_scan(path).spacing)[0]
+        except NoLungFoundError as err:
+            print(f"{path.name}: {err}")
+            labels = np.zeros(hu.shape[1:], np.uint8)
+        tile = contour_tile(hu[0], labels)
+        tiles.append(tile[::2, ::2])
+    render.save_png(out, render.montage(tiles, columns=5))
+    print(f"wrote {out}")
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    data = Path(argv[0]) if argv else DEFAULT_DATA
+    a0001_figure(data / "lung-pet-ct-dx-A0001" / "dicom", IMAGES / "lungmask_a0001.png")
+    covid_figure(data / "covid-ny-sbu-open", IMAGES / "lungmask_covid.png")
     return 0
 
 
