@@ -92,7 +92,7 @@ def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np
 
 def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body: np.ndarray,
                 bone: np.ndarray, spacing: Sequence[float], medial_x: float, *,
-                fat_hu: tuple[float, float] = (-190.0, -50.0), dense_hu: float = -250.0,
+                fat_hu: tuple[float, float] = (-190.0, -50.0),
                 min_gap_mm: float = 3.0, max_gap_mm: float = 80.0, max_layer_mm: float = 15.0,
                 min_thick_mm: float = 6.0,
                 normal_mm: float = 2.0, medial_deg: float = 60.0,
@@ -128,9 +128,6 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         The body's left-right middle (column index).
     fat_hu : (low, high)
         Smoothed HU of fat; a fat plane thicker than about 3 mm ends a ray.
-    dense_hu : float
-        Smoothed HU above which a voxel that is not fat or bone may be crossed
-        (the ground-glass limit: consolidation mixed with air reads from here).
     min_gap_mm, max_gap_mm : float
         Length (mm) of dense tissue a ray must cross beyond the chest wall's
         inner layer (at most ``max_gap_mm`` in all).
@@ -146,8 +143,7 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         Rays within this angle of the direction towards the body's middle
         (mediastinum) are not followed.
     anterior_medial_deg : float
-        Anterior rays within this angle of the medial direction (the heart)
-        are not followed either.
+        Nor anterior rays within this angle of the medial direction (the heart).
     wall_margin_mm : float
         A ray ending on bone more than this much closer to the skin than the
         median of the bone that this lung touches directly is dropped.
@@ -164,7 +160,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     ny_, nx_ = side.shape
     fat = (hu_smooth >= fat_hu[0]) & (hu_smooth <= fat_hu[1])
     fat = ndi.binary_opening(fat, disk(max(1, int(round(1.5 / min(sy, sx))))))
-    crossable = body & ~fat & ~stop & ~bone & ~side & (hu_smooth > dense_hu)
+    # the partial-volume rim around the lung is crossed too, not only dense tissue
+    crossable = body & ~fat & ~stop & ~bone & ~side
     crossable[[0, -1], :] = crossable[:, [0, -1]] = False  # a crop shows nothing beyond its edge
 
     # contour points and their outward normals (in mm)
@@ -223,8 +220,7 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     out[py[path], px[path]] = True
     # neighbouring rays diverge: join them into one region
     out = ndi.binary_closing(out, disk(max(1, int(round(2.0 / min(sy, sx)))))) & crossable
-    out = ndi.binary_opening(out, disk(max(1, int(round(min_thick_mm / 2 / min(sy, sx))))))
-    return out
+    return ndi.binary_opening(out, disk(max(1, int(round(min_thick_mm / 2 / min(sy, sx))))))
 
 
 def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense_lung: np.ndarray,
