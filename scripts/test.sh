@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the test suite on a fresh Debian/Ubuntu machine (Python >= 3.10).
-#   bash scripts/test.sh            fast tests (default tox env)
-#   bash scripts/test.sh -e slow    slow tests;  -e crosscheck: pyradiomics agreement
+#   bash scripts/test.sh            fast tests and ruff (default tox envs py, lint)
+#   bash scripts/test.sh -e slow    slow tests;  -e crosscheck: pyradiomics agreement;  -e lint: ruff
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

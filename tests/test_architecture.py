@@ -19,9 +19,9 @@ PLUGIN = "napari_diffseglung"
 #: level or below, never above, and units never import each other both ways.
 LEVELS: list[set[str]] = [
     {"errors", "progress", "labels", "volume", "device"},
-    {"io", "lung", "calibration", "phantom", "render", "radiomics", "display"},
+    {"io", "lung", "calibration", "phantom", "render", "radiomics", "display", "describe"},
     {"model"},
-    {"segment", "evaluate", "viewer_support"},
+    {"segment", "evaluate"},
     {"training"},
     {"cli"},
 ]
@@ -108,3 +108,82 @@ def test_inference_never_imports_training_or_the_cli(unit):
 
 def test_the_plugin_uses_neither_training_nor_the_cli():
     assert not {"training", "cli"} & _unit_graph()[PLUGIN]
+
+
+# -- the edges: the command line and the napari plugin ------------------------------------
+
+EDGES = (SRC / CORE / "cli", SRC / PLUGIN)
+#: Libraries of numeric work and of file formats: the core's business, never the edges'.
+CORE_LIBRARIES = {"torch", "scipy", "sklearn", "skimage", "nibabel", "nrrd", "pydicom", "tifffile",
+                  "highdicom", "PIL", "pandas"}
+#: What the edges may use of numpy: turning layers and files into arrays, nothing more.
+EDGE_NUMPY = {"asarray", "array", "zeros", "ndarray", "uint8", "float32", "count_nonzero"}
+#: Edge modules that may use a core library for display only (pandas: napari's feature table).
+DISPLAY_LIBRARIES = {f"{PLUGIN}._layers": {"pandas"}}
+
+
+def _edge_modules() -> list[Path]:
+    return sorted(p for edge in EDGES for p in edge.rglob("*.py"))
+
+
+def _tree(path: Path) -> ast.AST:
+    return ast.parse(path.read_text(), str(path))
+
+
+@pytest.mark.parametrize("path", _edge_modules(), ids=lambda p: _module_name(p))
+def test_edges_hold_no_numeric_code(path):
+    """No numeric or format library, and numpy only to hold arrays, in CLI and widget modules."""
+    name = _module_name(path)
+    allowed = DISPLAY_LIBRARIES.get(name, set())
+    libraries = {t.split(".")[0] for t in _imports(path)} & CORE_LIBRARIES
+    assert libraries <= allowed, f"{name} imports {sorted(libraries - allowed)}: move that code to the core"
+    numpy_names = {"np", "numpy"}
+    used = {node.attr for node in ast.walk(_tree(path)) if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name) and node.value.id in numpy_names}
+    assert used <= EDGE_NUMPY, f"{name} computes with numpy ({sorted(used - EDGE_NUMPY)}): " \
+                               "move that code to the core"
+
+
+def _declared_all(module: str):
+    """``__all__`` of a core module read from its source, or None."""
+    parts = module.split(".")
+    base = SRC.joinpath(*parts)
+    path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    if not path.is_file():
+        return None
+    for node in _tree(path).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    return None
+
+
+def _is_module(name: str) -> bool:
+    base = SRC.joinpath(*name.split("."))
+    return base.is_dir() or base.with_suffix(".py").is_file()
+
+
+@pytest.mark.parametrize("path", _edge_modules(), ids=lambda p: _module_name(p))
+def test_edges_call_only_the_public_core_api(path):
+    """Widgets and commands call the core directly, through public names only (no facade)."""
+    name = _module_name(path)
+    unit = _unit(name)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    wrong = []
+    for node in ast.walk(_tree(path)):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            parts = package.split(".")
+            module = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+        else:
+            module = node.module or ""
+        if not module.startswith(CORE) or _unit(module) == unit:
+            continue
+        public = _declared_all(module)
+        for alias in node.names:
+            full = f"{module}.{alias.name}"
+            private = any(part.startswith("_") for part in full.split(".")) and alias.name != "__version__"
+            hidden = public is not None and alias.name not in public and not _is_module(full)
+            if private or hidden:
+                wrong.append(full)
+    assert not wrong, f"{name} uses names outside the core's public API: {wrong}"

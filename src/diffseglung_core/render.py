@@ -68,6 +68,32 @@ def montage(images: Sequence[np.ndarray], columns: int = 4, pad: int = 4) -> np.
     return out
 
 
+def mid_slice_montage(volumes_hu: Sequence[np.ndarray], *, zoom: Optional[int] = None,
+                      columns: int = 8) -> np.ndarray:
+    """The middle axial slice of each volume, windowed for the lung, enlarged and tiled.
+
+    Parameters
+    ----------
+    volumes_hu : sequence of (D, H, W) ndarray
+        Patches or volumes in HU.
+    zoom : int, optional
+        Pixels per voxel (nearest neighbour); default ``max(1, 128 // H)``.
+    columns : int
+        Images per row.
+
+    Returns
+    -------
+    (Y, X, 3) uint8 ndarray
+    """
+    tiles = []
+    for volume in volumes_hu:
+        gray = (window(np.asarray(volume)[len(volume) // 2]) * 255).astype(np.uint8)
+        k = zoom if zoom is not None else max(1, 128 // gray.shape[0])
+        gray = np.kron(gray, np.ones((k, k), np.uint8))
+        tiles.append(np.repeat(gray[..., None], 3, axis=-1))
+    return montage(tiles, columns=columns)
+
+
 def axial_overview(hu: np.ndarray, labels: Optional[np.ndarray] = None, *, n_slices: int = 8,
                    lung: Optional[np.ndarray] = None, columns: int = 4) -> np.ndarray:
     """A montage of evenly spaced axial slices through the lung, labels overlaid.

@@ -1,4 +1,8 @@
-"""napari layer data for CT volumes and label maps (no Qt)."""
+"""napari layers <-> core volumes: layer data for CT and label maps, and the volume of a layer.
+
+No Qt here. Widgets call the core API (``diffseglung_core``) directly and use
+these helpers to turn layers into volumes and results into layers.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,22 @@ from typing import Optional
 
 import numpy as np
 
+from diffseglung_core.display import display_geometry, volume_from_geometry
+from diffseglung_core.io import scan_name
 from diffseglung_core.labels import TISSUE_COLORS, TISSUE_NAMES
 from diffseglung_core.render import WINDOWS
-from diffseglung_core.viewer_support import VOLUME_KEY, layer_geometry
+from diffseglung_core.segment import SegmentationResult
 from diffseglung_core.volume import CTVolume
 
+#: Layer metadata key of the :class:`CTVolume` a layer belongs to.
+VOLUME_KEY = "diffseglung_volume"
 #: Layer metadata key of the segmentation result a Labels layer shows.
 RESULT_KEY = "diffseglung_result"
 
 
 def image_layer_data(volume: CTVolume, name: Optional[str] = None) -> tuple:
     """``(data, kwargs, "image")`` showing ``volume`` in HU with the lung window."""
-    scale, translate = layer_geometry(volume)
+    scale, translate = display_geometry(volume)
     name = name or _name(volume)
     return (volume.hu, {"name": name, "scale": scale, "translate": translate,
                         "contrast_limits": WINDOWS["lung"], "colormap": "gray",
@@ -28,7 +36,7 @@ def labels_layer_data(labels: np.ndarray, volume: CTVolume, name: str, *,
                       tissue_colors: bool = True, visible: bool = True,
                       metadata: Optional[dict] = None) -> tuple:
     """``(data, kwargs, "labels")`` on ``volume``'s grid, one named colour per class."""
-    scale, translate = layer_geometry(volume)
+    scale, translate = display_geometry(volume)
     kwargs = {"name": name, "scale": scale, "translate": translate, "visible": visible,
               "metadata": {VOLUME_KEY: volume, **(metadata or {})}}
     if tissue_colors:
@@ -36,6 +44,49 @@ def labels_layer_data(labels: np.ndarray, volume: CTVolume, name: str, *,
         kwargs["features"] = tissue_features()
         kwargs["opacity"] = 0.6
     return (labels, kwargs, "labels")
+
+
+def cluster_layers(result: SegmentationResult, volume: CTVolume, name: str) -> list[tuple]:
+    """One hidden Labels layer per clustering (final, and each feature set / timestep alone)."""
+    return [labels_layer_data(result.cluster_map(key), volume, f"{name} clusters {key}",
+                              tissue_colors=False, visible=False)
+            for key in result.clusters]
+
+
+def stored_volume(metadata: Optional[dict], shape) -> Optional[CTVolume]:
+    """The :class:`CTVolume` kept in a layer's metadata, if it has the layer's ``shape``."""
+    stored = (metadata or {}).get(VOLUME_KEY)
+    if isinstance(stored, CTVolume) and stored.shape == tuple(int(s) for s in shape):
+        return stored
+    return None
+
+
+def reference_volume(shape, metadata: Optional[dict] = None, *, scale=None,
+                     translate=None) -> CTVolume:
+    """The volume a layer of ``shape`` belongs to, to write it on its source grid.
+
+    The volume stored in ``metadata`` wins when its shape matches; otherwise an
+    axis-aligned volume is made from the layer's ``scale`` and ``translate``
+    (its ``hu`` is then a placeholder: use its geometry only).
+    """
+    stored = stored_volume(metadata, shape)
+    if stored is not None:
+        return stored
+    return volume_from_geometry(shape, scale, translate)
+
+
+def layer_volume(layer, hu=None) -> CTVolume:
+    """The volume a layer shows, with ``hu`` (default the layer's data) as its HU.
+
+    A volume kept in the layer's metadata is used when it has the layer's
+    shape and no other HU are given.
+    """
+    shape = layer.data.shape
+    stored = stored_volume(layer.metadata, shape)
+    if stored is not None and hu is None:
+        return stored
+    volume = stored or volume_from_geometry(shape, layer.scale[-3:], layer.translate[-3:])
+    return volume.with_hu(np.asarray(layer.data if hu is None else hu))
 
 
 def tissue_colormap():
@@ -55,17 +106,5 @@ def tissue_features():
 
 
 def _name(volume: CTVolume) -> str:
-    from pathlib import Path
-
     path = volume.source.path
-    if not path:
-        return "CT"
-    p = Path(path)
-    stem = p.name
-    for ending in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".npz", ".zip", ".dcm"):
-        if stem.lower().endswith(ending):
-            stem = stem[: -len(ending)]
-            break
-    if p.is_dir() and stem.lower() in ("dicom", "dcm", "ct"):
-        stem = f"{p.parent.name}/{stem}"
-    return stem or "CT"
+    return (scan_name(path) if path else "") or "CT"

@@ -1,4 +1,7 @@
-"""npe2 reader: chest CT (NIfTI, NRRD, DICOM folder or zip, seed NPZ) as an Image layer in HU.
+"""npe2 reader: chest CT (NIfTI, NRRD, DICOM folder or zip, seed NPZ, TIFF) as an Image layer in HU.
+
+The file types are those of the core's reader registry
+(:func:`diffseglung_core.io.scan_suffixes`), listed in ``napari.yaml``.
 
 The layer's ``scale`` is the spacing (mm), its ``translate`` the position of
 the first voxel, and its metadata keeps the :class:`CTVolume` (with its
@@ -25,12 +28,12 @@ def napari_get_reader(path) -> Optional[Callable]:
         path = path[0]
     path = Path(path)
     try:
-        reader = reader_for(path)
+        reader_for(path)
     except ScanReadError:
         return None
     if path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
         return None
-    return read_ct if reader.name in ("nifti", "nrrd", "dicom", "npz", "tiff") else None
+    return read_ct
 
 
 def read_ct(path) -> list[tuple]:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from diffseglung_core.io import write_labels as _write_labels
-from diffseglung_core.viewer_support import reference_volume
+
+from ._layers import reference_volume
 
 
 def write_labels(path: str, data: Any, meta: dict) -> list[str]:

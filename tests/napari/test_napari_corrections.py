@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from diffseglung_core.segment import segment_volume
+from diffseglung_core.segment.edits import HandEdits, correction_mask
 from diffseglung_core.segment.head import extract_head_features, predict_head
-from diffseglung_core.viewer_support import HandEdits, correction_mask
+from diffseglung_core.segment.learn import learn_from_corrections
 from napari_diffseglung._layers import RESULT_KEY, image_layer_data, labels_layer_data
-from napari_diffseglung._widgets.corrections import CorrectionsWidget, learn
+from napari_diffseglung._widgets.corrections import CorrectionsWidget
 from napari_diffseglung._widgets.segment import EDITS_KEY
 
 pytestmark = pytest.mark.gui
@@ -69,11 +70,11 @@ def test_learn_keeps_checked_voxels_and_relabels_the_rest(make_napari_viewer, qt
     calls = []
 
     def recorded(*args, **kwargs):
-        out = learn(*args, **kwargs)
+        out = learn_from_corrections(*args, **kwargs)
         calls.append((args, kwargs, out))
         return out
 
-    monkeypatch.setattr(corrections, "learn", recorded)
+    monkeypatch.setattr(corrections, "learn_from_corrections", recorded)
     viewer, widget, layer = _setup(make_napari_viewer, phantom)
     truth, lung = phantom.labels, phantom.lung > 0
     assert widget.run() is None and "first" in widget.status.text()  # nothing checked yet

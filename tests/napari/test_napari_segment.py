@@ -12,7 +12,7 @@ from napari_diffseglung._layers import RESULT_KEY, image_layer_data
 from napari_diffseglung._sample_data import phantom_small
 from napari_diffseglung._widgets.clusters import ClustersWidget
 from napari_diffseglung._widgets.export import ExportWidget
-from napari_diffseglung._widgets.segment import EDITS_KEY, SegmentWidget, cuda_warning
+from napari_diffseglung._widgets.segment import EDITS_KEY, SegmentWidget
 
 pytestmark = pytest.mark.gui
 phantom_mod = pytest.importorskip("diffseglung_core.phantom")
@@ -104,13 +104,6 @@ def test_engine_errors_are_notifications(make_napari_viewer, qtbot, phantom):
     assert job.outcome == "error" and "lung voxels" in widget.status.text()
 
 
-def test_cuda_warning():
-    import torch
-
-    assert cuda_warning("cpu") == "" and cuda_warning("auto") == ""
-    assert (cuda_warning("cuda") == "") == torch.cuda.is_available()
-
-
 def test_remap_keeps_hand_edits_and_resets(make_napari_viewer, qtbot, phantom):
     viewer = make_napari_viewer()
     widget, job = _segment(viewer, qtbot, phantom)
@@ -183,7 +176,7 @@ def test_refine_preview_and_apply(make_napari_viewer, qtbot, phantom):
     export.labels_combo.set_layer(layer)
     z = SHAPE[0] // 2
     viewer.dims.set_current_step(0, z)
-    assert export.refine_kwargs()["kappa"] is None  # "auto": the engine's noise-adaptive default
+    assert export.refine_options().kappa is None  # "auto": the engine's noise-adaptive default
     # with the run's settings the preview slice is the result's slice (up to small
     # components cut by the preview's slab)
     preview = export.preview()

@@ -1,11 +1,16 @@
 import numpy as np
+import pytest
+from seg_synth import make_chest
 
 from diffseglung_core.evaluate.metrics import dice, hd95
 from diffseglung_core.labels import Tissue
-from diffseglung_core.segment.refine import (argmax_labels, refine_labels,
-                                             remove_small_components, sobel_magnitude)
-
-from seg_synth import make_chest
+from diffseglung_core.segment.refine import (
+    argmax_labels,
+    refine_labels,
+    refine_slice,
+    remove_small_components,
+    sobel_magnitude,
+)
 
 
 def test_sobel_magnitude_is_in_hu_per_mm():
@@ -46,3 +51,24 @@ def test_refinement_does_not_cross_strong_edges():
     probs = np.eye(6, dtype=np.float32)[gt[lung]]
     ref = refine_labels(probs, lung, vol.hu, vol.spacing, min_component_mm3=0)
     np.testing.assert_array_equal(ref[lung], gt[lung])
+
+
+def test_refine_slice_matches_full_refinement():
+    rng = np.random.default_rng(0)
+    shape = (20, 16, 16)
+    hu = rng.normal(-850, 40, shape).astype(np.float32)
+    hu[:, 4:9, 4:9] = -400  # a dense lesion
+    lung = np.zeros(shape, np.uint8)
+    lung[1:19, 2:14, 2:14] = 1
+    n = int(lung.sum())
+    probs = rng.random((n, 6)).astype(np.float32)
+    probs[:, 0] = 0
+    probs[hu[lung > 0] > -600, 2] += 1.0  # the lesion leans to GGO
+    probs /= probs.sum(1, keepdims=True)
+    options = {"kappa": 60.0, "iterations": 3, "min_component_mm3": 0.0}
+    full = refine_labels(probs, lung, hu, (1.0, 1.0, 1.0), **options)
+    for z in (0, 1, 10, 18):
+        assert np.array_equal(refine_slice(probs, lung, hu, (1.0, 1.0, 1.0), z, **options), full[z])
+    assert (full[10][5:8, 5:8] == 2).all()
+    with pytest.raises(IndexError):
+        refine_slice(probs, lung, hu, (1.0, 1.0, 1.0), 20)

@@ -40,7 +40,9 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                        help="where to run torch work (default: auto)")
+    from ..device import DEVICES
+
+    parser.add_argument("--device", default=DEVICES[0], choices=DEVICES,
+                        help=f"where to run torch work (default: {DEVICES[0]})")
 
 

@@ -61,14 +61,15 @@ def resume_path(args):
 
 def load_data(args, dist, progress=None):
     """The run's :class:`PatchArrays` (rank 0 precomputes scans; the others wait)."""
-    from ..training.data import PatchArrays, patches_from_scans, scan_paths
+    from ..io import find_scans
+    from ..training.data import PatchArrays, patches_from_scans
     from ..training.distributed import barrier
 
     if args.patches is not None:
         return PatchArrays.from_folder(args.patches)
     folder = args.out / "patches"
     if dist.is_main and not (folder / "ct.npy").is_file():
-        patches_from_scans(scan_paths(args.scans), args.patch_size, args.patches_per_scan,
+        patches_from_scans(find_scans([args.scans]), args.patch_size, args.patches_per_scan,
                            seed=args.seed, folder=folder, progress=progress)
     barrier()
     return PatchArrays.from_folder(folder)
@@ -82,13 +83,9 @@ def training_run(args):
     :class:`PatchArrays` and the checkpoint to resume from (or None). The
     process group is torn down on exit.
     """
-    import torch
-
     from ..training.distributed import cleanup, init_distributed
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dist = init_distributed(args.device)
+    dist = init_distributed(args.device, threads=args.threads)
     try:
         yield dist, load_data(args, dist), resume_path(args)
     finally:

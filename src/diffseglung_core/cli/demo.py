@@ -6,7 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import add_device_argument, add_overwrite_argument, progress_bar
+from ..segment.options import SegmentOptions
+from ._common import add_overwrite_argument, progress_bar
+from ._options import add_option_arguments, options_from_args
+
+#: The engine settings offered as arguments (defaults from SegmentOptions).
+OPTIONS = ("features", "device")
 
 HELP = ("segment a synthetic chest CT with known ground truth and write the CT, labels, report, "
         "overview PNG and per-class scores into a folder")
@@ -17,10 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shape", nargs=3, type=int, default=(64, 192, 192), metavar=("Z", "Y", "X"),
                         help="phantom size in voxels (default: 64 192 192)")
     parser.add_argument("--seed", type=int, default=0, help="phantom seed (default: 0)")
-    parser.add_argument("--features", default="auto",
-                        choices=("auto", "density", "radiomics", "diffusion", "both"),
-                        help="feature set of the engine (default: auto)")
-    add_device_argument(parser)
+    add_option_arguments(parser, SegmentOptions, OPTIONS)
     add_overwrite_argument(parser)
 
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     phantom = make_phantom(tuple(args.shape), seed=args.seed)
     volume = phantom.volume
     with progress_bar("segment") as progress:
-        result = segment_volume(volume, features=args.features, device=args.device,
+        result = segment_volume(volume, options_from_args(SegmentOptions, args, OPTIONS),
                                 progress=progress)
 
     write_scan(out / "ct.nii.gz", volume, overwrite=args.overwrite)

@@ -6,27 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ._common import add_spacing_argument
-
-
-def _read_label_volume(path: Path, spacing):
-    """A reference label map as a CTVolume (labels in ``hu``) on its own canonical grid."""
-    from ..io import read_mask
-    from ..io.orientation import affine_spacing, to_canonical
-    from ..io.registry import reader_for
-    from ..volume import CTVolume, ScanSource
-
-    native = reader_for(path).read(path, spacing=tuple(spacing) if spacing else None, series=None,
-                                   role="labels", progress=None)
-    data, affine, transform = to_canonical(native.data, native.affine)
-    source = ScanSource(path=str(path), native_affine=native.affine, to_canonical=transform,
-                        metadata={"has_geometry": native.has_geometry})
-    vol = CTVolume(hu=data.astype(np.float32), spacing=affine_spacing(affine), affine=affine,
-                   source=source)
-    vol.hu = read_mask(path, vol).astype(np.float32)  # integer checks
-    return vol
 
 HELP = "compare a predicted label map with a reference: Dice, HD95 (mm) and volume error per class"
 
@@ -41,11 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluate.metrics import evaluate_labels
-    from ..io import read_mask
+    from ..io import read_label_map, read_mask
 
-    gt = _read_label_volume(args.gt, args.spacing)
+    gt = read_label_map(args.gt, spacing=args.spacing)
     pred = read_mask(args.pred, gt)
-    rows = evaluate_labels(pred, gt.hu.astype(np.int32), gt.spacing, distances=not args.no_hd95)
+    rows = evaluate_labels(pred, gt.hu.astype("int32"), gt.spacing, distances=not args.no_hd95)
     print(f"{'class':>22} {'Dice':>6} {'HD95 mm':>8} {'dV mL':>8}")
     for r in rows:
         print(f"{r['name']:>22} {r['dice']:6.3f} {r['hd95_mm']:8.2f} {r['volume_error_ml']:8.2f}")

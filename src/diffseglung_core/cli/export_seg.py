@@ -24,15 +24,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import OutputExistsError
     from ..io import read_mask, read_scan
     from ..io.dicom_seg import write_dicom_seg
-    from ..labels import TISSUE_NAMES
-    import numpy as np
+    from ..segment.report import class_volumes
 
     if args.output.exists() and not args.overwrite:
         raise OutputExistsError(args.output)
     volume = read_scan(args.reference, series=args.series)
     labels = read_mask(args.labels, volume)
     path = write_dicom_seg(args.output, labels, volume, overwrite=args.overwrite)
-    present = [TISSUE_NAMES[v] for v in np.unique(labels) if v in TISSUE_NAMES and v != 0]
+    present = [row["name"] for row in class_volumes(labels, volume.spacing) if row["voxels"]]
     print(f"{len(present)} segment(s): {', '.join(present)}")
     print(f"wrote {path}")
     return 0

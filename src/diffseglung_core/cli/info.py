@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ._common import add_spacing_argument, progress_bar
 
 HELP = "show a scan's format, shape, spacing, orientation, HU range and series description"
@@ -25,32 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def describe(volume) -> dict:
-    """The facts ``info`` prints about a :class:`~diffseglung_core.volume.CTVolume`."""
-    src = volume.source
-    lo, p1, p99, hi = np.percentile(volume.hu, [0, 1, 99, 100])
-    return {
-        "path": src.path,
-        "format": src.format,
-        "shape_zyx": list(volume.shape),
-        "spacing_zyx_mm": [round(s, 6) for s in volume.spacing],
-        "stored_shape": list(src.native_shape),
-        "stored_orientation": src.orientation,
-        "origin_ras_mm": [round(float(v), 3) for v in volume.affine[:3, 3]],
-        "hu_min": float(lo), "hu_p1": float(p1), "hu_p99": float(p99), "hu_max": float(hi),
-        "volume_ml": round(volume.voxel_volume_ml * volume.hu.size, 1),
-        "description": src.description,
-        "modality": src.metadata.get("modality", ""),
-    }
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..describe import volume_facts
     from ..io import read_scan
 
     with progress_bar("reading") as progress:
         volume = read_scan(args.scan, spacing=tuple(args.spacing) if args.spacing else None,
                            series=args.series, hu_offset=args.hu_offset, progress=progress)
-    facts = describe(volume)
+    facts = volume_facts(volume)
     if args.json:
         print(json.dumps(facts))
         return 0

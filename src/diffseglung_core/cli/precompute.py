@@ -9,10 +9,6 @@ from ._common import add_overwrite_argument, progress_bar
 
 HELP = "cut training patches (CT + lung mask) from scans into ct.npy / mask.npy / patient_ids.npy"
 
-#: File endings taken as scans when a folder is given.
-SCAN_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".npz", ".zip")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scans", nargs="+", type=Path,
                         help="scan files or DICOM folders, or folders holding them")
@@ -28,43 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_overwrite_argument(parser)
 
 
-def find_scans(paths) -> list[Path]:
-    """Expand folders into the scans they hold; a folder of DICOM files is one scan."""
-    from ..errors import DiffSegLungError
-
-    found: list[Path] = []
-    for path in paths:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(2, "no such file or folder", str(path))
-        if path.is_file() or _is_dicom_folder(path):
-            found.append(path)
-            continue
-        inside = [p for p in sorted(path.iterdir()) if not p.name.startswith(".")
-                  and ((p.is_file() and p.name.lower().endswith(SCAN_SUFFIXES))
-                       or (p.is_dir() and _is_dicom_folder(p)))]
-        if not inside:
-            raise DiffSegLungError(f"{path}: no scans found (looked for {', '.join(SCAN_SUFFIXES)} "
-                                   "files and DICOM folders)")
-        found.extend(inside)
-    return found
-
-
-def _is_dicom_folder(path: Path) -> bool:
-    if not path.is_dir():
-        return False
-    files = [p for p in path.iterdir() if p.is_file()]
-    if any(p.suffix.lower() == ".dcm" for p in files):
-        return True
-    for p in files[:3]:
-        with open(p, "rb") as fh:
-            head = fh.read(132)
-        if head[128:132] == b"DICM":
-            return True
-    return False
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..io import find_scans
     from ..training.patches import precompute
 
     scans = find_scans(args.scans)

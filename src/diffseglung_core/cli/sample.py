@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from ._common import add_device_argument, add_overwrite_argument
@@ -31,20 +32,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import json
-
-    import nibabel as nib
-    import numpy as np
-    import torch
-
-    from ..device import autocast, get_device
+    from ..device import get_device
     from ..errors import OutputExistsError
-    from ..model.diffusion import Diffusion
-    from ..model.samplers import dpm_solver_pp_sample
-    from ..render import montage, save_png, window
+    from ..io import write_scan
     from ..model.checkpoint import load_model
+    from ..model.diffusion import Diffusion
+    from ..model.sampling import sample_patches
+    from ..render import mid_slice_montage, save_png
     from ..training.data import PatchArrays
-    from ..volume import canonical_affine, denormalize_hu
+    from ..volume import CTVolume, denormalize_hu
     from ._common import progress_bar
 
     out = args.out
@@ -53,61 +49,31 @@ def run(args) -> int:
     device = get_device(args.device)
     model, _, cfg = load_model(args.model, device)
     diffusion = Diffusion(cfg.diffusion)
-    size = tuple(args.patch_size or cfg.patch_size)
     ref = PatchArrays.from_folder(args.reference) if args.reference else None
-    if ref is not None:
-        size = ref.patch_size
-    f = cfg.unet.downsampling
-    if any(s % f for s in size):
-        from ..errors import DiffSegLungError
-        raise DiffSegLungError(f"patch size {size} is not divisible by {f}, the model's downsampling")
+    # real lung masks condition the samples; without them the patches are lung everywhere
+    masks = ref.batch([i % len(ref) for i in range(args.n)])[1] if ref is not None else None
+    shape = (args.n, *(args.patch_size or cfg.patch_size))
+    with progress_bar("sampling") as progress:
+        samples = sample_patches(model, diffusion.alphas_cumprod, masks, shape=shape,
+                                 steps=args.steps, seed=args.seed, precision=args.precision,
+                                 batch_size=args.batch_size, progress=progress)
 
-    gen = torch.Generator().manual_seed(args.seed)
-    samples, masks = [], []
-    with progress_bar("sampling") as bar:
-        for start in range(0, args.n, args.batch_size):
-            b = min(args.batch_size, args.n - start)
-            if ref is not None:
-                idx = [(start + i) % len(ref) for i in range(b)]
-                mask = ref.batch(idx)[1].to(device)
-            else:
-                mask = torch.ones((b, 1) + size, device=device)
-
-            def eps_fn(x, t, mask=mask):
-                with autocast(device, args.precision):
-                    return model(torch.cat([x, mask], 1), t).float()
-
-            x = dpm_solver_pp_sample(eps_fn, (b, 1) + size, diffusion.alphas_cumprod,
-                                     steps=args.steps, generator=gen, device=device)
-            samples.append(x[:, 0].cpu().numpy())
-            masks.append(mask[:, 0].cpu().numpy())
-            bar(start + b, args.n, "sampling")
-    samples = np.concatenate(samples)
-    masks = np.concatenate(masks)
-
-    out.mkdir(parents=True, exist_ok=True)
-    affine = canonical_affine((1.0, 1.0, 1.0))
-    for i, s in enumerate(samples):
-        nib.save(nib.Nifti1Image(denormalize_hu(s).astype(np.float32), affine),
-                 str(out / f"sample_{i:03d}.nii.gz"))
-    tiles = []
-    for s in samples:
-        g = (window(denormalize_hu(s[s.shape[0] // 2])) * 255).astype(np.uint8)
-        g = np.kron(g, np.ones((max(1, 128 // g.shape[0]),) * 2, np.uint8))
-        tiles.append(np.repeat(g[..., None], 3, axis=-1))
-    save_png(out / "montage.png", montage(tiles, columns=min(8, len(tiles))))
+    hu = denormalize_hu(samples)
+    for i, patch in enumerate(hu):
+        write_scan(out / f"sample_{i:03d}.nii.gz", CTVolume.from_array(patch), dtype="float32",
+                   overwrite=True)
+    save_png(out / "montage.png", mid_slice_montage(hu))
 
     if ref is not None:
-        from ..model.generation_metrics import generation_report, reconstruct
+        from ..model.generation_metrics import compare_with_real
 
         n = min(len(ref), max(args.n, 2))
         ct, mask = ref.batch(list(range(n)))
-        recon = reconstruct(model, diffusion, torch.cat([ct, mask], 1), t_start=args.reconstruct_t,
-                            steps=args.steps, seed=args.seed)[:, 0].cpu().numpy()
-        metrics = generation_report(ct[:, 0].numpy(), mask[:, 0].numpy(), samples, masks, recon)
+        metrics = compare_with_real(model, diffusion, ct, mask, samples, masks[:, 0].numpy(),
+                                    t_start=args.reconstruct_t, steps=args.steps, seed=args.seed)
         metrics.update(n_real=n, n_generated=len(samples), steps=args.steps,
                        reconstruct_t=args.reconstruct_t)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         print(json.dumps(metrics))
-    print(f"{len(samples)} patches of {size} voxels written to {out}")
+    print(f"{len(samples)} patches of {samples.shape[1:]} voxels written to {out}")
     return 0

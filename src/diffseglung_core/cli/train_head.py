@@ -40,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import OutputExistsError
     from ..io import read_mask, read_scan, write_labels
-    from ..labels import TISSUE_NAMES
     from ..segment.head import (DEFAULT_HEAD_TIMESTEPS, extract_head_features, feature_spec,
                                 predict_head, save_head, train_head)
+    from ..segment.report import class_volumes
 
     for out in (args.output, args.predict):
         if out is not None and out.exists() and not args.overwrite:
@@ -74,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
         with progress_bar("labelling") as progress:
             pred = predict_head(head, features, lung, device=args.device, progress=progress)
         write_labels(args.predict, pred, volume, overwrite=args.overwrite)
-        n = max(int((pred > 0).sum()), 1)
-        shares = ", ".join(f"{TISSUE_NAMES[c]} {100 * float((pred == c).sum()) / n:.1f}%"
-                           for c in range(1, 6))
-        print(shares)
+        print(", ".join(f"{row['name']} {row['percent_of_lung']:.1f}%"
+                        for row in class_volumes(pred, volume.spacing)))
         print(f"wrote {args.predict}")
     return 0

@@ -23,12 +23,16 @@ from .base import NativeScan, Reader
 from .checks import check_hu, check_spacing
 from .dicom import SeriesInfo, list_dicom_series
 from .orientation import affine_spacing, axcodes, to_canonical
-from .registry import READERS, reader_for, register_reader
+from .discovery import find_scans, is_scan_collection, scan_name, scans_in, strip_scan_suffix
+from .registry import (READERS, WRITERS, label_suffixes, reader_for, register_reader,
+                       scan_suffixes, writer_for)
 from .writers import write_labels, write_scan
 from .dicom_seg import write_dicom_seg  # noqa: F401  (DICOM-SEG export, needs highdicom)
 
-__all__ = ["read_scan", "read_mask", "list_dicom_series", "SeriesInfo", "write_labels",
-           "write_scan", "READERS", "Reader", "NativeScan", "register_reader"]
+__all__ = ["read_scan", "read_mask", "read_label_map", "list_dicom_series", "SeriesInfo", "write_labels",
+           "write_scan", "READERS", "WRITERS", "Reader", "NativeScan", "register_reader",
+           "reader_for", "writer_for", "scan_suffixes", "label_suffixes", "find_scans",
+           "scans_in", "is_scan_collection", "scan_name", "strip_scan_suffix"]
 
 
 def read_scan(path, *, spacing: Optional[Sequence[float]] = None, series: Optional[str] = None,
@@ -127,6 +131,34 @@ def read_mask(path, reference: CTVolume) -> np.ndarray:
         raise GridMismatchError(f"{path}: mask grid {labels.shape} at {_mm(voxel)} mm does not match "
                                 f"the scan's {reference.shape} at {_mm(reference.spacing)} mm{where}")
     return _as_labels(path, labels)
+
+
+def read_label_map(path, *, spacing: Optional[Sequence[float]] = None) -> CTVolume:
+    """Read a label map on its own grid, as a reference for other label maps.
+
+    Parameters
+    ----------
+    path : str or Path
+        NIfTI, NRRD, NPZ (``labels`` or ``mask``) or TIFF.
+    spacing : (z, y, x) float, optional
+        Voxel size in mm for files that do not store one.
+
+    Returns
+    -------
+    CTVolume
+        ``hu`` holds the labels (float32) in the canonical layout; other label
+        maps on the same grid are read with ``read_mask(other, volume)``.
+    """
+    path = Path(path)
+    native = _read(reader_for(path), path, spacing=tuple(spacing) if spacing else None,
+                   series=None, role="labels", progress=None)
+    data, affine, transform = to_canonical(native.data, native.affine)
+    source = ScanSource(path=str(path), native_affine=native.affine, to_canonical=transform,
+                        metadata={"has_geometry": native.has_geometry})
+    volume = CTVolume(hu=data.astype(np.float32), spacing=affine_spacing(affine), affine=affine,
+                      source=source)
+    volume.hu = read_mask(path, volume).astype(np.float32)  # integer checks
+    return volume
 
 
 def _as_labels(path: Path, labels: np.ndarray) -> np.ndarray:

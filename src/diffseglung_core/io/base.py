@@ -11,7 +11,6 @@ import numpy as np
 from ..volume import canonical_affine
 
 
-
 @dataclass
 class NativeScan:
     """An image as stored in its file, before reorientation.
@@ -69,6 +68,33 @@ class Reader:
         return any(name.endswith(s) for s in self.suffixes if s != "/")
 
 
+#: ``save(path, array, reference, role)``: write ``array`` (canonical ``(z, y, x)``, on the grid
+#: of the :class:`CTVolume` ``reference``) to ``path``; ``role`` is ``"image"`` or ``"labels"``.
+SaveFunction = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Writer:
+    """One writer of the registry.
+
+    Attributes
+    ----------
+    name : str
+        Format name.
+    suffixes : tuple of str
+        Lower-case file endings it writes (``".nii.gz"``).
+    save : callable
+        See :data:`SaveFunction`.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    save: SaveFunction
+
+    def accepts(self, path: Path) -> bool:
+        return path.name.lower().endswith(self.suffixes)
+
+
 def spacing_affine(spacing: Sequence[float]) -> np.ndarray:
     """RAS affine of a canonical ``(z, y, x)`` array with voxel size ``spacing`` (mm)."""
     return canonical_affine(spacing)
@@ -91,5 +117,5 @@ def checked_spacing(path, spacing: Optional[Sequence[float]]) -> tuple[float, fl
     return vals  # type: ignore[return-value]
 
 
-__all__ = ["NativeScan", "Reader", "ReadFunction", "spacing_affine",
+__all__ = ["NativeScan", "Reader", "ReadFunction", "Writer", "SaveFunction", "spacing_affine",
            "lps_to_ras", "checked_spacing"]

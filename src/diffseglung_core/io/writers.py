@@ -1,4 +1,4 @@
-"""Writers for label maps and scans: NIfTI, NRRD and NPZ.
+"""Writers for label maps and scans: NIfTI, NRRD and NPZ (chosen in :mod:`.registry`).
 
 NIfTI and NRRD files are written on the grid of the file the reference
 volume was read from (:meth:`CTVolume.to_native` and its native affine), so a
@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import GridMismatchError, OutputExistsError
 from ..volume import CTVolume, normalize_hu
 
-_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".npz")
+__all__ = ["write_labels", "write_scan", "save_nifti", "save_nrrd", "save_npz"]
 
 
 def write_labels(path, labels: np.ndarray, reference: CTVolume, *, overwrite: bool = False) -> Path:
@@ -54,33 +54,43 @@ def write_labels(path, labels: np.ndarray, reference: CTVolume, *, overwrite: bo
     return _write(path, labels.astype(dtype), reference, overwrite, "labels")
 
 
-def write_scan(path, volume: CTVolume, *, overwrite: bool = False) -> Path:
-    """Write a scan's HU as int16 (NIfTI, NRRD) or on the model scale as ``ct`` (NPZ).
+def write_scan(path, volume: CTVolume, *, dtype: str = "int16", overwrite: bool = False) -> Path:
+    """Write a scan's HU (NIfTI, NRRD) or its HU on the model scale as ``ct`` (NPZ).
 
-    HU are rounded and clipped to the int16 range. The volume's source grid
-    and affine are used, as in :func:`write_labels`.
+    Parameters
+    ----------
+    path : str or Path
+        ``.nii``, ``.nii.gz``, ``.nrrd`` or ``.npz``.
+    volume : CTVolume
+        The scan; its source file's grid and affine are used, as in :func:`write_labels`.
+    dtype : str
+        ``"int16"``: HU rounded and clipped to the int16 range; ``"float32"``: as they are.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
     """
-    hu = np.clip(np.round(volume.hu), -32768, 32767).astype(np.int16)
+    if dtype == "int16":
+        hu = np.clip(np.round(volume.hu), -32768, 32767).astype(np.int16)
+    elif dtype == "float32":
+        hu = np.asarray(volume.hu, np.float32)
+    else:
+        raise ValueError(f"dtype must be 'int16' or 'float32', got {dtype!r}")
     return _write(path, hu, volume, overwrite, "image")
 
 
 def _write(path, array: np.ndarray, reference: CTVolume, overwrite: bool, role: str) -> Path:
+    from .registry import writer_for
+
     path = Path(path)
-    ending = next((e for e in _ENDINGS if path.name.lower().endswith(e)), None)
-    if ending is None:
-        raise ValueError(f"{path}: unsupported output type (use {', '.join(_ENDINGS)})")
+    writer = writer_for(path)
+    ending = next(e for e in writer.suffixes if path.name.lower().endswith(e))
     if path.exists() and not overwrite:
         raise OutputExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save: Callable[[Path], None]
-    if ending == ".npz":
-        save = lambda p: _save_npz(p, array, reference, role)  # noqa: E731
-    else:
-        native = reference.to_native(array)
-        affine = reference.native_affine
-        save = (lambda p: _save_nrrd(p, native, affine)) if ending == ".nrrd" else \
-               (lambda p: _save_nifti(p, native, affine, role))
-    _atomic(path, ending, save, overwrite)
+    _atomic(path, ending, lambda p: writer.save(p, array, reference, role), overwrite)
     return path
 
 
@@ -105,8 +115,12 @@ def _atomic(path: Path, ending: str, save: Callable[[Path], None], overwrite: bo
         tmp.unlink(missing_ok=True)
 
 
-def _save_nifti(path: Path, array: np.ndarray, affine: np.ndarray, role: str) -> None:
+def save_nifti(path: Path, array: np.ndarray, reference: CTVolume, role: str) -> None:
+    """NIfTI on the grid and with the affine of ``reference``'s source file."""
     import nibabel as nib
+
+    affine = reference.native_affine
+    array = reference.to_native(array)
 
     img = nib.Nifti1Image(array, affine)
     img.set_qform(affine, code=1)
@@ -119,8 +133,12 @@ def _save_nifti(path: Path, array: np.ndarray, affine: np.ndarray, role: str) ->
     nib.save(img, str(path))
 
 
-def _save_nrrd(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
+def save_nrrd(path: Path, array: np.ndarray, reference: CTVolume, role: str) -> None:
+    """NRRD (gzip, LPS space) on the grid of ``reference``'s source file."""
     import nrrd
+
+    affine = reference.native_affine
+    array = reference.to_native(array)
 
     lps = np.array(affine, dtype=np.float64)
     lps[:2] *= -1
@@ -134,7 +152,8 @@ def _save_nrrd(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
     nrrd.write(str(path), np.asarray(array), header, index_order="F")
 
 
-def _save_npz(path: Path, array: np.ndarray, reference: CTVolume, role: str) -> None:
+def save_npz(path: Path, array: np.ndarray, reference: CTVolume, role: str) -> None:
+    """Canonical arrays with ``spacing`` and ``affine``; HU on the model scale as ``ct``."""
     arrays = {"spacing": np.asarray(reference.spacing), "affine": reference.affine}
     if role == "labels":
         arrays["labels"] = array

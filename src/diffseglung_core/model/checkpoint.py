@@ -30,6 +30,9 @@ from .config import DiffusionConfig, DistillConfig, ModelConfig, UNetConfig
 from .distill import StudentProjection
 from .unet import UNet3D
 
+__all__ = ["FORMAT", "FORMAT_VERSION", "default_checkpoint_path", "model_config_to_dict",
+           "model_config_from_dict", "load_checkpoint", "LoadedModel", "load_model"]
+
 FORMAT = "diffseglung-diffusion"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "model_config", "normalization", "weights")
@@ -41,6 +44,7 @@ def default_checkpoint_path() -> Path:
 
 
 def model_config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
+    """A :class:`ModelConfig` as plain values (the checkpoint's ``model_config``)."""
     return {
         "unet": cfg.unet.to_dict(),
         "diffusion": cfg.diffusion.to_dict(),
@@ -53,6 +57,7 @@ def model_config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    """The inverse of :func:`model_config_to_dict`."""
     return ModelConfig(
         unet=UNetConfig.from_dict(d["unet"]),
         diffusion=DiffusionConfig.from_dict(d["diffusion"]),
@@ -82,8 +87,8 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        lines = [l.strip() for l in str(err).splitlines() if l.strip()]
-        why = next((l for l in lines if l.startswith(("Unsupported", "Trying"))),
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        why = next((line for line in lines if line.startswith(("Unsupported", "Trying"))),
                    "it holds objects other than tensors and plain values")
         raise CheckpointError(f"{path}: refused to load, it could run code ({why[:140]})") from None
     except Exception as err:  # corrupt zip, truncated file, ...
@@ -109,7 +114,7 @@ def _load_state(module: torch.nn.Module, state: dict, path: Path, what: str) -> 
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        lines = [l.strip() for l in str(err).splitlines() if l.strip()]
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0]
         raise CheckpointError(f"{path}: {what} weights do not match its configuration "
                               f"({detail[:160]})") from None
@@ -120,10 +125,13 @@ class LoadedModel(NamedTuple):
 
     Attributes
     ----------
-    model : UNet3D in eval mode on the requested device (EMA weights).
-    projection : StudentProjection of a stage-2 model, else None.
-    config : ModelConfig (``config.diffusion`` rebuilds the schedule with
-        :class:`~diffseglung_core.model.diffusion.Diffusion`).
+    model : UNet3D
+        In eval mode on the requested device (EMA weights).
+    projection : StudentProjection or None
+        The student projection of a stage-2 model.
+    config : ModelConfig
+        ``config.diffusion`` rebuilds the schedule with
+        :class:`~diffseglung_core.model.diffusion.Diffusion`.
     """
 
     model: UNet3D
@@ -137,12 +145,21 @@ def load_model(path: Union[str, Path, None] = None, device: Union[str, torch.dev
 
     Parameters
     ----------
-    path : checkpoint file, or None for the model shipped in the package.
-    device : torch device (or name) to put the modules on.
+    path : str or Path, optional
+        Checkpoint file, or None for the model shipped in the package.
+    device : str or torch.device
+        Where to put the modules.
 
     Returns
     -------
-    LoadedModel ``(model, projection, config)``, float32 modules in eval mode.
+    LoadedModel
+        ``(model, projection, config)``, float32 modules in eval mode.
+
+    Raises
+    ------
+    CheckpointError
+        The file is not a readable DiffSegLung checkpoint or its weights do
+        not match its configuration.
     """
     path = default_checkpoint_path() if path is None else Path(path)
     ckpt = load_checkpoint(path)

@@ -107,6 +107,33 @@ def generation_report(real: np.ndarray, real_mask: np.ndarray, generated: np.nda
     return out
 
 
+def compare_with_real(model, diffusion: Diffusion, real_ct: torch.Tensor, real_mask: torch.Tensor,
+                      generated: np.ndarray, generated_mask: np.ndarray, *, t_start: int = 250,
+                      steps: int = 20, seed: int = 0) -> dict[str, float]:
+    """Reconstruct real patches and measure them and generated ones (:func:`generation_report`).
+
+    Parameters
+    ----------
+    model : UNet3D
+    diffusion : Diffusion
+    real_ct, real_mask : (N, 1, D, H, W) float32 torch.Tensor
+        Real patches (normalised CT) and their lung masks.
+    generated, generated_mask : (M, D, H, W) ndarray
+        Generated patches and the masks they were conditioned on.
+    t_start, steps, seed
+        See :func:`reconstruct`.
+
+    Returns
+    -------
+    dict
+        ``frechet_radiomic``, ``psnr_db`` and ``ssim``.
+    """
+    recon = reconstruct(model, diffusion, torch.cat([real_ct, real_mask], 1), t_start=t_start,
+                        steps=steps, seed=seed)[:, 0].cpu().numpy()
+    return generation_report(real_ct[:, 0].numpy(), real_mask[:, 0].numpy(), generated,
+                             generated_mask, recon)
+
+
 def _standardise(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Scale features by the real set's median and IQR so each counts alike."""
     med = np.median(ref, 0)

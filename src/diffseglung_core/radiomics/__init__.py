@@ -4,6 +4,7 @@
 - :func:`patch_features` - the plain numpy reference for one patch.
 - :func:`feature_maps` - voxel-wise maps of a whole volume on a strided grid in the lung.
 - :func:`robust_stats` / :func:`normalize` - median / IQR normalisation saved with the teacher.
+- :func:`region_features` - the 34 features of one masked region of a volume.
 - :func:`teacher_vectors` - the stage-2 teacher: normalised CT patches -> ``(N, 34)``.
 
 Definitions: docs/radiomics.md.
@@ -14,6 +15,7 @@ from .maps import FeatureMap, feature_maps, window_for_spacing
 from .names import FEATURE_NAMES, GROUPS, N_FEATURES, PYRADIOMICS_NAMES
 from .normalization import denormalize, load_stats, normalize, robust_stats, save_stats
 from .reference import patch_features
+from .region import region_features
 from .teacher import teacher_vectors
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "load_stats",
     "normalize",
     "patch_features",
+    "region_features",
     "robust_stats",
     "save_stats",
     "teacher_vectors",

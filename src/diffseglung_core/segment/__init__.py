@@ -2,6 +2,7 @@
 
 from .assign import AssignmentRules, LabelMapping
 from .engine import SegmentationResult, apply_mapping, segment_volume
+from .options import RefineOptions, SegmentOptions
 
-__all__ = ["segment_volume", "apply_mapping", "SegmentationResult", "LabelMapping",
-           "AssignmentRules"]
+__all__ = ["segment_volume", "apply_mapping", "SegmentationResult", "SegmentOptions",
+           "RefineOptions", "LabelMapping", "AssignmentRules"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 import csv
 import fcntl
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ..device import Rank
 from ..errors import Cancelled, DiffSegLungError
 from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from ..progress import ProgressCallback, report
@@ -27,33 +27,6 @@ SUMMARY_FIELDS: tuple[str, ...] = (
       for t in LUNG_TISSUES for unit in ("ml", "percent")),
     "laa950_percent", "laa910_percent", "pd15_hu",
 )
-
-
-@dataclass(frozen=True)
-class Rank:
-    """This process's share of a distributed run (``torchrun`` environment variables)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> "Rank":
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
-
-    def device(self, requested: str) -> str:
-        """The device of this rank: ``cuda:LOCAL_RANK`` when several ranks share CUDA."""
-        if self.world > 1 and requested in ("auto", "cuda"):
-            import torch
-
-            if torch.cuda.is_available():
-                return f"cuda:{self.local_rank % torch.cuda.device_count()}"
-        return requested
-
-    def share(self, items: Sequence) -> list:
-        """Every ``world``-th item starting at ``rank``."""
-        return list(items[self.rank::self.world])
 
 
 def report_row(scan, labels_path, report: dict) -> dict:
@@ -105,23 +78,34 @@ class Summary:
 def run_cohort(scans: Sequence, summary_path, segment_one: Callable[[Path], dict], *,
                resume: bool = True, rank: Rank = Rank(),
                progress: Optional[ProgressCallback] = None,
-               log: Callable[[str], None] = print) -> list[dict]:
+               log: Optional[Callable[[str], None]] = None) -> list[dict]:
     """Segment this rank's share of ``scans``, one summary row per scan.
 
     Parameters
     ----------
-    scans : scan paths (files or DICOM folders), the same list on every rank.
-    summary_path : the summary CSV (created, or appended to).
-    segment_one : ``scan -> row`` (see :func:`report_row`); a
+    scans : sequence of Path
+        Scan paths (files or DICOM folders), the same list on every rank.
+    summary_path : str or Path
+        The summary CSV (created, or appended to).
+    segment_one : callable
+        ``scan -> row`` (see :func:`report_row`); a
         :class:`~diffseglung_core.errors.DiffSegLungError`, ``MemoryError`` or
         runtime error is recorded as a ``failed`` row and the run goes on.
-    resume : skip scans already finished in the summary.
-    rank : this process's share (:meth:`Rank.from_env` under torchrun).
+    resume : bool
+        Skip scans already finished in the summary.
+    rank : Rank
+        This process's share (:meth:`~diffseglung_core.device.Rank.from_env` under torchrun).
+    progress : callable, optional
+        ``progress(done, total, stage)``.
+    log : callable, optional
+        Receives one line per resumed run and per failed scan.
 
     Returns
     -------
-    The rows written by this process.
+    list of dict
+        The rows written by this process.
     """
+    log = log or (lambda line: None)
     summary = Summary(summary_path)
     done = summary.finished() if resume else set()
     mine = [Path(s) for s in rank.share(list(scans))]

@@ -18,26 +18,15 @@ import numpy as np
 import torch
 
 from ..device import get_device
+from ..model.checkpoint import load_model
+from ..model.diffusion import Diffusion
+from ..model.features import extract_features
 from ..progress import ProgressCallback, report
 from ..volume import normalize_hu
 from .features import lung_bbox
+from .tiling import HannBlend, sliding_window, window_corners
 
-__all__ = ["diffusion_features", "window_starts"]
-
-
-def window_starts(n: int, size: int, step: int) -> list[int]:
-    """Starts of windows of ``size`` covering ``[0, n)`` with step ``step`` (last one flush)."""
-    if n <= size:
-        return [0]
-    starts = list(range(0, n - size + 1, step))
-    if starts[-1] != n - size:
-        starts.append(n - size)
-    return starts
-
-
-def _hann(n: int) -> np.ndarray:
-    w = np.hanning(n + 2)[1:-1]
-    return (w / w.max()).astype(np.float32)
+__all__ = ["diffusion_features"]
 
 
 @torch.no_grad()
@@ -58,22 +47,36 @@ def diffusion_features(
 
     Parameters
     ----------
-    hu : (Z, Y, X) HU.
-    lung : (Z, Y, X) lung mask (nonzero inside).
-    checkpoint : model file, or None / ``"default"`` for the shipped model.
-    timesteps : diffusion timesteps, each in ``[0, T)``.
-    device : where the U-Net runs; autocast on accelerators (``precision``).
-    seed : base noise seed; window ``i`` uses ``seed + i`` at every timestep.
-    batch_size : windows per forward pass.
-    overlap : fraction of a window shared with its neighbour (0.5: stride half a patch).
+    hu : (Z, Y, X) ndarray
+        HU.
+    lung : (Z, Y, X) ndarray
+        Lung mask (nonzero inside).
+    checkpoint : str or Path, optional
+        Model file, or None / ``"default"`` for the shipped model.
+    timesteps : sequence of int
+        Diffusion timesteps, each in ``[0, T)``.
+    device : str or torch.device
+        Where the U-Net runs; autocast on accelerators (``precision``).
+    seed : int
+        Base noise seed; window ``i`` uses ``seed + i`` at every timestep.
+    batch_size : int
+        Windows per forward pass.
+    overlap : float
+        Fraction of a window shared with its neighbour (0.5: stride half a patch).
+    precision : str
+        ``"auto" | "bf16" | "fp16" | "fp32"``.
+    progress : callable, optional
+        ``progress(done, total, stage)``.
 
     Returns
     -------
-    list of (N, C) float32 arrays, one per timestep, rows in ``np.nonzero(lung)`` order.
-    """
-    from ..model.diffusion import Diffusion
-    from ..model.checkpoint import load_model
+    list of (N, C) float32 ndarray
+        One per timestep, rows in ``np.nonzero(lung)`` order.
 
+    References
+    ----------
+    .. [1] Khiati, Brillet, Fetita. DiffSegLung. arXiv:2605.11758.
+    """
     dev = get_device(device) if isinstance(device, str) else device
     path = None if checkpoint in (None, "default") else checkpoint
     loaded = load_model(path, device=dev)
@@ -93,41 +96,25 @@ def diffusion_features(
     mask = np.pad(sub_lung, pads).astype(np.float32)
 
     steps = [max(f, int(round(p * (1 - overlap)) // f * f)) for p in patch]
-    starts = [window_starts(n, p, s) for n, p, s in zip(shape, patch, steps)]
-    windows = [(a, b, c) for a in starts[0] for b in starts[1] for c in starts[2]
-               if mask[a:a + patch[0], b:b + patch[1], c:c + patch[2]].any()]
+    windows = [c for c in window_corners(shape, patch, steps)
+               if mask[tuple(slice(a, a + p) for a, p in zip(c, patch))].any()]
     gshape = [n // f for n in shape]
     pshape = [p // f for p in patch]
-    wgt = np.einsum("i,j,k->ijk", *[_hann(p) for p in pshape])
     outs = []
-    total = len(windows) * len(timesteps)
-    done = 0
-    for t in timesteps:
-        acc = None
-        norm = np.zeros(gshape, np.float32)
-        for i in range(0, len(windows), batch_size):
-            chunk = windows[i:i + batch_size]
-            x = np.stack([np.stack([ct[a:a + patch[0], b:b + patch[1], c:c + patch[2]],
-                                    mask[a:a + patch[0], b:b + patch[1], c:c + patch[2]]])
-                          for a, b, c in chunk])
-            from ..model.features import extract_features
+    for i, t in enumerate(timesteps):
 
+        def predict(x, indices, t=t):
             feats = extract_features(model, x, int(t), diffusion=diffusion, projection=projection,
-                                     seed=[seed + i + j for j in range(len(chunk))],
-                                     precision=precision)
+                                     seed=[seed + j for j in indices], precision=precision)
             emb = feats.embedding_map if feats.embedding_map is not None else feats.bottleneck
-            emb = emb.float().cpu().numpy()
-            if acc is None:
-                acc = np.zeros((emb.shape[1],) + tuple(gshape), np.float32)
-            for (a, b, c), e in zip(chunk, emb):
-                sl = (slice(a // f, a // f + pshape[0]), slice(b // f, b // f + pshape[1]),
-                      slice(c // f, c // f + pshape[2]))
-                acc[(slice(None),) + sl] += e * wgt
-                norm[sl] += wgt
-            done += len(chunk)
-            report(progress, done, total, f"diffusion features t={t}")
-        acc /= np.maximum(norm, 1e-6)
-        outs.append(_sample(acc, sub_lung, f))
+            return emb.float().cpu().numpy()
+
+        def step_progress(done, total, stage, i=i, t=t):
+            report(progress, i * total + done, total * len(timesteps), f"diffusion features t={t}")
+
+        grid = sliding_window((ct, mask), windows, patch, predict, HannBlend(gshape, pshape, f),
+                              batch_size=batch_size, progress=step_progress)
+        outs.append(_sample(grid, sub_lung, f))
     return outs
 
 

@@ -1,18 +1,25 @@
 """Segment a CT volume: features -> GMM -> HU-guided labels -> Sobel-Diffusion Fusion.
 
 :func:`segment_volume` is the one entry point of the command line and the
-napari plugin. Only lung voxels are processed; every per-voxel array in the
-result has one row per lung voxel in ``np.nonzero(lung)`` order. The result
-keeps the cluster posteriors, so :func:`apply_mapping` relabels a scan after a
-user edits the :class:`~.assign.LabelMapping` without computing any feature
-again.
+napari plugin; its settings are a :class:`~.options.SegmentOptions`. Only lung
+voxels are processed; every per-voxel array in the result has one row per
+lung voxel in ``np.nonzero(lung)`` order. The result keeps the cluster
+posteriors, so :func:`apply_mapping` relabels a scan after a user edits the
+:class:`~.assign.LabelMapping` without computing any feature again.
+
+Feature sets
+------------
+Local density statistics are always clustered. Other voxel features join
+them from :data:`FEATURE_SETS`, a registry of :class:`FeatureSet`; the
+``features`` option names a combination of them (:data:`FEATURE_CHOICES`).
+Adding a feature set is one :func:`register_feature_set` call here.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -20,18 +27,115 @@ from ..errors import NoLungFoundError
 from ..progress import ProgressCallback, report, scaled
 from ..volume import CTVolume
 from ..calibration import calibrate_hu
-from .assign import AssignmentRules, LabelMapping, assign_labels, label_probabilities
+from .assign import LabelMapping, assign_labels, label_probabilities
 from .features import density_features, robust_standardize
 from .gmm import GaussianMixture, fit_gmm
+from .options import DEFAULT_TIMESTEPS, SegmentOptions
 from .refine import argmax_labels, refine_labels
 
-__all__ = ["SegmentationResult", "segment_volume", "apply_mapping", "DEFAULT_TIMESTEPS",
-           "FEATURE_SETS"]
+__all__ = ["SegmentationResult", "SegmentOptions", "segment_volume", "apply_mapping",
+           "DEFAULT_TIMESTEPS", "FeatureSet", "FEATURE_SETS", "FEATURE_CHOICES",
+           "register_feature_set", "feature_choices", "resolve_features"]
 
-#: Diffusion timesteps of the default feature (see docs/results.md): a nearly
-#: clean input (fine density detail), a middle one (texture), a noisy one (context).
-DEFAULT_TIMESTEPS = (50, 150, 300)
-FEATURE_SETS = ("auto", "density", "radiomics", "diffusion", "both")
+
+# -- feature sets -------------------------------------------------------------------------
+
+#: ``extract(hu, lung, spacing, options, progress) -> {block name: (N, C) float32}``
+FeatureExtractor = Callable[..., "dict[str, np.ndarray]"]
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Voxel features clustered beside the density block.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, e.g. ``"radiomics"``.
+    extract : callable
+        ``extract(hu, lung, spacing, options, progress)`` with ``hu`` (Z, Y, X)
+        HU, ``lung`` (Z, Y, X) bool, ``spacing`` mm and a :class:`SegmentOptions`;
+        returns named ``(N, C)`` blocks, rows in ``np.nonzero(lung)`` order.
+    span : (float, float)
+        Share of the progress bar its work takes.
+    timing : str
+        Key of its time in ``SegmentationResult.timings``.
+    uses_timesteps : bool
+        Its blocks depend on ``options.timesteps`` (recorded in the params).
+    """
+
+    name: str
+    extract: FeatureExtractor
+    span: tuple[float, float] = (0.3, 0.55)
+    timing: str = ""
+    uses_timesteps: bool = False
+
+
+def _radiomic_blocks(hu, lung, spacing, options: SegmentOptions, progress) -> dict:
+    from .features import radiomic_features
+
+    return {"radiomics": radiomic_features(hu, lung, spacing, device=options.device,
+                                           progress=progress)}
+
+
+def _diffusion_blocks(hu, lung, spacing, options: SegmentOptions, progress) -> dict:
+    from .diffusion import diffusion_features
+
+    per_t = diffusion_features(hu, lung, checkpoint=options.checkpoint,
+                               timesteps=options.timesteps, device=options.device,
+                               seed=options.seed, progress=progress)
+    return {f"diffusion_t{t}": f for t, f in zip(options.timesteps, per_t)}
+
+
+#: Registered feature sets, by name.
+FEATURE_SETS: dict[str, FeatureSet] = {}
+#: Values of the ``features`` option: name -> feature sets clustered beside density.
+FEATURE_CHOICES: dict[str, tuple[str, ...]] = {"density": ()}
+
+
+def register_feature_set(feature_set: FeatureSet, *, choice: bool = True) -> None:
+    """Add a feature set to the engine.
+
+    Parameters
+    ----------
+    feature_set : FeatureSet
+        The set, registered under its name.
+    choice : bool
+        Offer its name as a value of ``features`` (density + this set).
+    """
+    FEATURE_SETS[feature_set.name] = feature_set
+    if choice:
+        FEATURE_CHOICES[feature_set.name] = (feature_set.name,)
+
+
+register_feature_set(FeatureSet("radiomics", _radiomic_blocks, span=(0.3, 0.55),
+                                timing="radiomic_features"))
+register_feature_set(FeatureSet("diffusion", _diffusion_blocks, span=(0.3, 0.7),
+                                timing="diffusion_features", uses_timesteps=True))
+FEATURE_CHOICES["both"] = ("radiomics", "diffusion")
+
+
+def feature_choices() -> tuple[str, ...]:
+    """Values of the ``features`` option: ``"auto"`` and every key of :data:`FEATURE_CHOICES`."""
+    return ("auto", *FEATURE_CHOICES)
+
+
+def resolve_features(features: str, checkpoint: Optional[str]) -> str:
+    """The feature choice ``"auto"`` stands for: ``"both"`` with a checkpoint, else ``"radiomics"``.
+
+    Raises
+    ------
+    ValueError
+        ``features`` is not one of :func:`feature_choices`.
+    """
+    if features not in feature_choices():
+        raise ValueError(f"features must be one of {feature_choices()}, got {features!r}")
+    if features == "auto":
+        return "both" if checkpoint is not None else "radiomics"
+    return features
+
+
+# -- result -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -96,14 +200,6 @@ def apply_mapping(result: SegmentationResult, mapping: LabelMapping, *,
     return argmax_labels(probs, result.lung)
 
 
-def _resolve_features(features: str, checkpoint) -> str:
-    if features not in FEATURE_SETS:
-        raise ValueError(f"features must be one of {FEATURE_SETS}, got {features!r}")
-    if features == "auto":
-        return "both" if checkpoint is not None else "radiomics"
-    return features
-
-
 def _strip_hu(hu: np.ndarray, lung: np.ndarray) -> np.ndarray:
     """Ablation 'no HU preservation': lung HU standardised per scan (absolute density lost).
 
@@ -118,51 +214,43 @@ def _strip_hu(hu: np.ndarray, lung: np.ndarray) -> np.ndarray:
 
 def segment_volume(
     volume: CTVolume,
+    options: Optional[SegmentOptions] = None,
     *,
     lung_mask: Optional[np.ndarray] = None,
-    features: str = "auto",
-    checkpoint=None,
-    timesteps: Sequence[int] = DEFAULT_TIMESTEPS,
-    k: int = 8,
-    covariance_type: str = "diag",
-    n_init: int = 3,
-    device: str = "auto",
-    refine: bool = True,
-    refine_options: Optional[dict] = None,
-    rules: AssignmentRules = AssignmentRules(),
-    hu_preservation: bool = True,
-    seed: int = 0,
     progress: Optional[ProgressCallback] = None,
+    **changes: Any,
 ) -> SegmentationResult:
     """Unsupervised segmentation of the lung tissues of a CT volume.
 
     Parameters
     ----------
-    volume : CTVolume (HU, spacing in mm).
-    lung_mask : (Z, Y, X) lung mask (nonzero inside), or None to compute it.
-    features : ``"auto"`` (``"both"`` with a checkpoint, else ``"radiomics"``),
-        ``"density"`` (local HU statistics only, fastest), ``"radiomics"``
-        (density + radiomic voxel maps), ``"diffusion"`` (density + diffusion
-        bottleneck at ``timesteps``) or ``"both"``.
-    checkpoint : path of a trained model, ``"default"`` for the shipped one, or None.
-    timesteps : diffusion timesteps whose features are concatenated.
-    k : number of GMM components (over-clustering: several clusters may share a label).
-    covariance_type : ``"diag"`` or ``"full"``.
-    device : ``"auto" | "cpu" | "cuda" | "mps"``.
-    refine : run Sobel-Diffusion Fusion (else argmax of the label posteriors).
-    refine_options : keyword arguments of :func:`~.refine.refine_labels`.
-    rules : HU boundaries of the assignment.
-    hu_preservation : False is an ablation: lung HU are standardised per scan first.
-    seed : seed of the GMM and of the diffusion noise.
-    progress : ``progress(done, total, stage)``; raise ``Cancelled`` in it to stop.
+    volume : CTVolume
+        HU and spacing (mm).
+    options : SegmentOptions, optional
+        The engine's settings (feature set, K, device, refinement, ...); the
+        defaults of :class:`~.options.SegmentOptions` when None.
+    lung_mask : (Z, Y, X) ndarray, optional
+        Lung mask (nonzero inside); computed when None.
+    progress : callable, optional
+        ``progress(done, total, stage)``; raise ``Cancelled`` in it to stop.
+    **changes
+        Fields of :class:`~.options.SegmentOptions` that replace those of
+        ``options``, e.g. ``features="density", k=5``.
 
     Returns
     -------
     SegmentationResult
+
+    References
+    ----------
+    .. [1] Khiati, Brillet, Fetita. DiffSegLung. arXiv:2605.11758.
     """
+    options = replace(options or SegmentOptions(), **changes)
+    features = resolve_features(options.features, options.checkpoint)
+    k, seed, covariance_type = options.k, options.seed, options.covariance_type
+    rules, hu_preservation, refine = options.rules, options.hu_preservation, options.refine
     timings: dict = {}
     t0 = time.perf_counter()
-    features = _resolve_features(features, checkpoint)
     hu = volume.hu
     if lung_mask is None:
         from ..lung import compute_lung_mask
@@ -188,29 +276,18 @@ def segment_volume(
     texture = dens[:, 2] * 100.0
     sets: dict[str, np.ndarray] = {"density": dens}
     timings["density_features"] = time.perf_counter() - t
-    if features in ("radiomics", "both"):
+    used = [FEATURE_SETS[name] for name in FEATURE_CHOICES[features]]
+    for feature_set in used:
         t = time.perf_counter()
-        from .features import radiomic_features
-
-        sets["radiomics"] = radiomic_features(hu, lung, volume.spacing, device=device,
-                                              progress=scaled(progress, 0.3, 0.55))
-        timings["radiomic_features"] = time.perf_counter() - t
-    if features in ("diffusion", "both"):
-        t = time.perf_counter()
-        from .diffusion import diffusion_features
-
-        per_t = diffusion_features(hu, lung, checkpoint=checkpoint, timesteps=timesteps,
-                                   device=device, seed=seed,
-                                   progress=scaled(progress, 0.3, 0.7))
-        for tt, f in zip(timesteps, per_t):
-            sets[f"diffusion_t{tt}"] = f
-        timings["diffusion_features"] = time.perf_counter() - t
+        sets.update(feature_set.extract(hu, lung, volume.spacing, options,
+                                        scaled(progress, *feature_set.span)))
+        timings[feature_set.timing or feature_set.name] = time.perf_counter() - t
 
     # -- clustering ---------------------------------------------------------------
     t = time.perf_counter()
     from ..device import get_device
 
-    dev = str(get_device(device))
+    dev = str(get_device(options.device))
     report(progress, 720, 1000, "clustering")
     # density columns stay in HU/100 (absolute density drives the clusters);
     # learned and radiomic columns are standardised and down-weighted so that
@@ -221,7 +298,8 @@ def segment_volume(
             continue
         blocks.append(robust_standardize(f) * np.float32(0.5 * np.sqrt(dens.shape[1] / f.shape[1])))
     x = np.concatenate(blocks, axis=1) if len(blocks) > 1 else dens
-    gmm = fit_gmm(x, k, covariance_type=covariance_type, n_init=n_init, seed=seed, device=dev)
+    gmm = fit_gmm(x, k, covariance_type=covariance_type, n_init=options.n_init, seed=seed,
+                  device=dev)
     post = gmm.predict_proba(x, device=dev)
     clusters = {"final": post.argmax(1).astype(np.int16)}
     if len(sets) > 1:  # each feature set alone, for previews
@@ -239,10 +317,11 @@ def segment_volume(
     timings["assignment"] = time.perf_counter() - t
     report(progress, 800, 1000, "labels")
 
+    checkpoint = options.checkpoint
     params = {"features": features, "feature_sets": list(sets), "k": int(k),
-              "covariance_type": covariance_type, "timesteps": [int(v) for v in timesteps]
-              if features in ("diffusion", "both") else [], "refine": bool(refine),
-              "refine_options": dict(refine_options or {}), "hu_preservation": hu_preservation,
+              "covariance_type": covariance_type, "timesteps": [int(v) for v in options.timesteps]
+              if any(fs.uses_timesteps for fs in used) else [], "refine": bool(refine),
+              "refine_options": options.refine_kwargs(), "hu_preservation": hu_preservation,
               "seed": int(seed), "checkpoint": None if checkpoint is None else str(checkpoint),
               "device": str(dev)}
     result = SegmentationResult(labels=np.zeros(hu.shape, np.uint8), lung=lung_u8,

@@ -198,14 +198,3 @@ def radiomic_features(
             a = (((a - basis[0]) @ basis[1].T) / basis[2]).astype(np.float32)
         out[s0:s0 + len(a)] = a
     return out
-
-
-def _pca_whiten(x: np.ndarray, k: int, max_rows: int = 200_000, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(len(x), min(len(x), max_rows), replace=False)
-    sub = x[rows].astype(np.float64)
-    mu = sub.mean(0)
-    _, s, vt = np.linalg.svd(sub - mu, full_matrices=False)
-    scale = s[:k] / np.sqrt(max(len(sub) - 1, 1))
-    scale[scale <= 1e-8] = 1.0
-    return (((x - mu) @ vt[:k].T) / scale).astype(np.float32)

@@ -25,8 +25,10 @@ from ..errors import CheckpointError, GridMismatchError, OutputExistsError
 from ..labels import Tissue
 from ..progress import ProgressCallback, report
 from ..volume import CTVolume, normalize_hu
+from .tiling import CropStitch, sliding_window, window_corners
 
 __all__ = ["IGNORE", "DEFAULT_HEAD_TIMESTEPS", "HeadConfig", "CorrectionHead", "extract_head_features",
+           "feature_spec",
            "train_head", "predict_head", "save_head", "load_head"]
 
 #: Label value of voxels that do not count in training.
@@ -90,14 +92,6 @@ def _loaded(model, device: torch.device):
     return load_model(None if model in (None, "default") else model, device=device)
 
 
-def _starts(length: int, patch: int, overlap: int) -> list[int]:
-    if length <= patch:
-        return [0]
-    step = max(patch - 2 * overlap, 1)
-    starts = list(range(0, length - patch, step))
-    return starts + [length - patch]
-
-
 def extract_head_features(
     volume: Union[CTVolume, np.ndarray],
     model=None,
@@ -121,19 +115,30 @@ def extract_head_features(
 
     Parameters
     ----------
-    volume : CTVolume or (Z, Y, X) HU array.
-    model : :class:`~diffseglung_core.model.checkpoint.LoadedModel`, a
+    volume : CTVolume or (Z, Y, X) ndarray
+        The scan, or its HU.
+    model : LoadedModel, str or None
+        A :class:`~diffseglung_core.model.checkpoint.LoadedModel`, a
         checkpoint path, or None / ``"default"`` for the shipped model.
-    timesteps : diffusion timesteps whose features are stacked.
-    lung_mask : (Z, Y, X) lung mask (nonzero inside); computed when None.
-    decoder : also stack every decoder level (else the bottleneck only).
-    include_hu : put the normalised CT (:func:`normalize_hu`) first, as channel 0.
-    overlap : voxels trimmed from each tile face shared with a neighbour
+    timesteps : sequence of int
+        Diffusion timesteps whose features are stacked.
+    lung_mask : (Z, Y, X) ndarray, optional
+        Lung mask (nonzero inside); computed when None.
+    decoder : bool
+        Also stack every decoder level (else the bottleneck only).
+    include_hu : bool
+        Put the normalised CT (:func:`normalize_hu`) first, as channel 0.
+    overlap : int, optional
+        Voxels trimmed from each tile face shared with a neighbour
         (default a quarter of the patch side, so the kept centres tile the box).
-    batch_size : tiles per forward pass.
-    seed : noise seed.
-    device : ``"auto" | "cpu" | "cuda" | "mps"``.
-    progress : ``progress(done, total, stage)``.
+    batch_size : int
+        Tiles per forward pass.
+    seed : int
+        Noise seed.
+    device : str
+        ``"auto" | "cpu" | "cuda" | "mps"``.
+    progress : callable, optional
+        ``progress(done, total, stage)``.
 
     Returns
     -------
@@ -177,34 +182,23 @@ def extract_head_features(
     mk[inner] = lung[box]
     ct = normalize_hu(ct)
 
-    tiles = [(z, y, x) for z in _starts(size[0], patch[0], overlap)
-             for y in _starts(size[1], patch[1], overlap) for x in _starts(size[2], patch[2], overlap)]
-    out = None
-    total = len(tiles)
-    for b0 in range(0, total, batch_size):
-        batch = tiles[b0:b0 + batch_size]
-        x = np.stack([np.stack([ct[z:z + patch[0], y:y + patch[1], w:w + patch[2]],
-                                mk[z:z + patch[0], y:y + patch[1], w:w + patch[2]]]) for z, y, w in batch])
+    step = [max(p - 2 * overlap, 1) for p in patch]
+
+    def predict(x, indices):
         maps = [torch.from_numpy(x[:, :1])] if include_hu else []
         for t in timesteps:
             f = extract_features(net, x, int(t), diffusion=diffusion, decoder=decoder,
-                                 seed=[seed + b0 + i for i in range(len(batch))])
+                                 seed=[seed + i for i in indices])
             levels = [f.bottleneck] + (list(f.decoder) if decoder and f.decoder else [])
             for level in levels:
                 maps.append(F.interpolate(level, size=patch, mode="trilinear", align_corners=False).cpu())
-        feats = torch.cat(maps, dim=1).numpy().astype(np.float16)
-        if out is None:
-            out = np.zeros((feats.shape[1],) + hu.shape, np.float16)
-        for corner, f in zip(batch, feats):
-            src, dst = [slice(None)], [slice(None)]
-            for s, p, n, a, b in zip(corner, patch, size, lo, hi):
-                first = overlap if s > 0 else 0  # trim faces shared with a neighbouring tile
-                last = min(p - overlap if s + p < n else p, b - a - s)  # and the air padding
-                src.append(slice(first, last))
-                dst.append(slice(a + s + first, a + s + last))
-            out[tuple(dst)] = f[tuple(src)]
-        report(progress, min(b0 + batch_size, total), total, "diffusion features")
-    return out
+        return torch.cat(maps, dim=1).numpy().astype(np.float16)
+
+    # trim the faces shared with a neighbouring tile, and the air padding
+    stitch = CropStitch(hu.shape, size, patch, overlap, origin=lo,
+                        extent=[b - a for a, b in zip(lo, hi)])
+    return sliding_window((ct, mk), window_corners(size, patch, step), patch, predict, stitch,
+                          batch_size=batch_size, progress=progress, stage="diffusion features")
 
 
 def feature_spec(model, timesteps, decoder: bool, include_hu: bool, seed: int) -> dict:
@@ -252,25 +246,43 @@ def train_head(
 
     Parameters
     ----------
-    features : (C, Z, Y, X) float array from :func:`extract_head_features`.
-    labels : (Z, Y, X) integer labels 0..5; ``-1`` and :data:`IGNORE` are left out.
-    confirmed : (Z, Y, X) mask of the voxels the user confirmed or painted
-        (nonzero); all labelled voxels count when None.
-    prior : (Z, Y, X) labels 1..5 believed elsewhere (the unsupervised result),
-        learned with weight ``prior_weight`` on the voxels not confirmed, so
-        that classes absent from the corrections are not forgotten. None:
-        only confirmed voxels count.
-    prior_weight : weight of a prior voxel relative to a confirmed one.
-    hidden : hidden channels.
-    steps : optimiser steps (AdamW); each sees ``batch_size`` crops.
-    crop : (D, H, W) voxels of a training crop, centred on a random
+    features : (C, Z, Y, X) ndarray
+        Features from :func:`extract_head_features`.
+    labels : (Z, Y, X) integer ndarray
+        Labels 0..5; ``-1`` and :data:`IGNORE` are left out.
+    confirmed : (Z, Y, X) ndarray, optional
+        Voxels the user confirmed or painted (nonzero); all labelled voxels
+        count when None.
+    prior : (Z, Y, X) integer ndarray, optional
+        Labels 1..5 believed elsewhere (the unsupervised result), learned
+        with weight ``prior_weight`` on the voxels not confirmed, so that
+        classes absent from the corrections are not forgotten. None: only
+        confirmed voxels count.
+    prior_weight : float
+        Weight of a prior voxel relative to a confirmed one.
+    hidden : int
+        Hidden channels.
+    steps : int
+        Optimiser steps (AdamW); each sees ``batch_size`` crops.
+    crop : (3,) sequence of int
+        ``(D, H, W)`` voxels of a training crop, centred on a random
         confirmed voxel; the loss counts its confirmed voxels whose 3x3x3
         neighbourhood lies inside the crop (or at the scan's edge).
-    lr : learning rate.
-    balance : weight the classes by the inverse square root of their share
-        of the confirmed voxels.
-    feature_info : stored in the head's config (see :func:`feature_spec`).
-    seed, device, progress : as usual.
+    batch_size : int
+        Crops per step.
+    lr : float
+        Learning rate.
+    balance : bool
+        Weight the classes by the inverse square root of their share of the
+        confirmed voxels.
+    feature_info : dict, optional
+        Stored in the head's config (see :func:`feature_spec`).
+    seed : int
+        Seed of the crops and of the weights.
+    device : str
+        ``"auto" | "cpu" | "cuda" | "mps"``.
+    progress : callable, optional
+        ``progress(done, total, stage)``.
 
     Returns
     -------
@@ -366,14 +378,22 @@ def predict_head(
 
     Parameters
     ----------
-    head : CorrectionHead.
-    features : (C, Z, Y, X) features made as the head's training features.
-    lung_mask : (Z, Y, X) lung mask (nonzero inside).
-    chunk : axial slices per forward pass (run with a one-slice halo).
+    head : CorrectionHead
+    features : (C, Z, Y, X) ndarray
+        Features made as the head's training features.
+    lung_mask : (Z, Y, X) ndarray
+        Lung mask (nonzero inside).
+    chunk : int
+        Axial slices per forward pass (run with a one-slice halo).
+    device : str
+        ``"auto" | "cpu" | "cuda" | "mps"``.
+    progress : callable, optional
+        ``progress(done, total, stage)``.
 
     Returns
     -------
-    (Z, Y, X) uint8 labels: 0 outside the lung, the best of 1..5 inside.
+    (Z, Y, X) uint8 ndarray
+        0 outside the lung, the best of 1..5 inside.
     """
     from ..device import get_device
 

@@ -36,9 +36,10 @@ from scipy import ndimage as ndi
 
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
+from .options import RefineOptions
 
 __all__ = ["sobel_magnitude", "edge_conductance", "diffuse_posteriors",
-           "remove_small_components", "refine_labels", "argmax_labels"]
+           "remove_small_components", "refine_labels", "refine_slice", "argmax_labels"]
 
 
 def sobel_magnitude(hu: np.ndarray, spacing: Sequence[float], *, smooth_mm: float = 0.7) -> np.ndarray:
@@ -147,12 +148,12 @@ def refine_labels(
     hu: np.ndarray,
     spacing: Sequence[float],
     *,
-    kappa: Optional[float] = None,
-    kappa_noise: float = 3.0,
-    iterations: int = 4,
-    step: float = 1.0 / 6.0,
-    smooth_mm: float = 0.7,
-    min_component_mm3: float = 20.0,
+    kappa: Optional[float] = RefineOptions.kappa,
+    kappa_noise: float = RefineOptions.kappa_noise,
+    iterations: int = RefineOptions.iterations,
+    step: float = RefineOptions.step,
+    smooth_mm: float = RefineOptions.smooth_mm,
+    min_component_mm3: float = RefineOptions.min_component_mm3,
     slab: int = 48,
     progress: Optional[ProgressCallback] = None,
 ) -> np.ndarray:
@@ -160,14 +161,29 @@ def refine_labels(
 
     Parameters
     ----------
-    label_prob_vox : (N, 6) label posteriors of the lung voxels (``np.nonzero(lung)`` order).
-    lung : (Z, Y, X) lung mask (nonzero inside).
-    hu : (Z, Y, X) HU.
-    spacing : mm ``(z, y, x)``.
+    label_prob_vox : (N, 6) ndarray
+        Label posteriors of the lung voxels (``np.nonzero(lung)`` order).
+    lung : (Z, Y, X) ndarray
+        Lung mask (nonzero inside).
+    hu : (Z, Y, X) ndarray
+        HU.
+    spacing : (3,) sequence of float
+        mm ``(z, y, x)``.
+    kappa, kappa_noise, iterations, step, smooth_mm, min_component_mm3
+        See :class:`~.options.RefineOptions` (the defaults come from it).
+    slab : int
+        Slices of the lung's box processed at a time (bounded memory).
+    progress : callable, optional
+        ``progress(done, total, stage)``.
 
     Returns
     -------
-    (Z, Y, X) uint8 labels, 0 outside the lung.
+    (Z, Y, X) uint8 ndarray
+        Labels, 0 outside the lung.
+
+    References
+    ----------
+    .. [1] Khiati, Brillet, Fetita. DiffSegLung. arXiv:2605.11758.
     """
     lung = np.asarray(lung) > 0
     box = lung_bbox(lung)
@@ -201,3 +217,47 @@ def refine_labels(
     if min_component_mm3 > 0:
         out = remove_small_components(out, spacing, min_component_mm3=min_component_mm3)
     return out
+
+
+def refine_slice(label_prob_vox: np.ndarray, lung: np.ndarray, hu: np.ndarray,
+                 spacing: Sequence[float], z: int, **options) -> np.ndarray:
+    """Sobel-Diffusion Fusion of one axial slice, for a quick preview.
+
+    Runs :func:`refine_labels` on the slab of slices within ``iterations + 2``
+    of ``z`` only (the diffusion cannot reach further), so a preview costs a
+    few slices, not the scan. The small-component clean-up sees only the slab,
+    so a preview may differ from the full refinement where a component crosses
+    the slab's ends.
+
+    Parameters
+    ----------
+    label_prob_vox : (N, 6) ndarray
+        Label posteriors of the lung voxels, ``np.nonzero(lung)`` order.
+    lung : (Z, Y, X) ndarray
+        Lung mask (nonzero inside).
+    hu : (Z, Y, X) ndarray
+        HU.
+    spacing : (3,) sequence of float
+        mm ``(z, y, x)``.
+    z : int
+        The slice.
+    **options
+        Keyword arguments of :func:`refine_labels` (``kappa``, ``iterations``, ...).
+
+    Returns
+    -------
+    (Y, X) uint8 ndarray
+        Labels of slice ``z``.
+    """
+    lung = np.asarray(lung) > 0
+    if not 0 <= z < lung.shape[0]:
+        raise IndexError(f"slice {z} outside 0..{lung.shape[0] - 1}")
+    halo = int(options.get("iterations", RefineOptions.iterations)) + 2
+    a, b = max(0, z - halo), min(lung.shape[0], z + halo + 1)
+    if not lung[z].any():
+        return np.zeros(lung.shape[1:], np.uint8)
+    per_z = lung.reshape(lung.shape[0], -1).sum(1)
+    start = int(per_z[:a].sum())
+    rows = np.asarray(label_prob_vox)[start:start + int(per_z[a:b].sum())]
+    slab = refine_labels(rows, lung[a:b], np.asarray(hu)[a:b], spacing, **options)
+    return slab[z - a]

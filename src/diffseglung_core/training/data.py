@@ -15,7 +15,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import DiffSegLungError, ScanReadError
+from ..errors import DiffSegLungError
 from ..progress import ProgressCallback, report
 from ..volume import normalize_hu
 
@@ -177,16 +177,3 @@ def patches_from_scans(paths: Sequence, patch_size: Sequence[int], patches_per_s
         vols.append((str(p), vol.hu, lung_mask(vol.hu, vol.spacing)))
         report(progress, i + 1, len(paths), "reading scans")
     return PatchArrays.from_volumes(vols, patch_size, patches_per_scan, seed=seed)
-
-
-def scan_paths(folder) -> list[Path]:
-    """Scans of a folder: its files (NIfTI, NRRD, NPZ, ...) and sub-folders of DICOM files."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DiffSegLungError(f"{folder}: not a folder")
-    if any(folder.glob("*.dcm")):
-        return [folder]
-    out = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
-    if not out:
-        raise DiffSegLungError(f"{folder}: no scans found")
-    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from dataclasses import replace
@@ -29,6 +30,8 @@ from .data import PatchArrays, cached_teacher_vectors
 from .loop import Trainer
 
 PATCH = (16, 32, 32)
+
+log = logging.getLogger(__name__)
 
 
 def _downsample_xy(hu: np.ndarray) -> np.ndarray:
@@ -78,61 +81,6 @@ def build_data(dicom: Path, n_train: int, n_heldout: int, seed: int = 0):
     return train, held
 
 
-def loss_curve_png(log_csvs, path, columns=("mse", "infonce"), size=(320, 800), window: int = 5):
-    """Draw logged losses of consecutive stages as one PNG (no axes text).
-
-    Curves: ``mse`` in white, ``infonce`` in orange, both on a log10 scale from
-    1e-3 to 10 (gray lines at each decade); stages follow each other left to
-    right, separated by a blue line. Each curve is a moving average of
-    ``window`` log rows.
-    """
-    import csv
-
-    from ..render import save_png
-
-    rows = []
-    bounds = []
-    for f in log_csvs:
-        rs = list(csv.DictReader(open(f)))
-        rows += rs
-        bounds.append(len(rows))
-    h, w = size
-    img = np.full((h, w, 3), 24, np.uint8)
-    lo, hi = -3.0, 1.0
-
-    def y_of(v):
-        return int(round((1 - (np.log10(max(v, 1e-3)) - lo) / (hi - lo)) * (h - 1)))
-
-    for dec in range(int(lo), int(hi) + 1):
-        img[min(y_of(10.0 ** dec), h - 1), :] = 70
-    n = max(len(rows), 2)
-    for b in bounds[:-1]:
-        img[:, int(b / (n - 1) * (w - 1))] = (40, 90, 200)
-    colours = {"mse": (240, 240, 240), "infonce": (255, 150, 40)}
-    for col in columns:
-        vals = np.array([float(r[col]) if r.get(col) not in (None, "") else np.nan for r in rows])
-        if np.all(np.isnan(vals)):
-            continue
-        kernel = np.ones(window) / window
-        smooth = np.convolve(np.nan_to_num(vals, nan=0.0), kernel, mode="same")
-        cnt = np.convolve(~np.isnan(vals), kernel, mode="same")
-        smooth = np.where(cnt > 0, smooth / np.maximum(cnt, 1e-9), np.nan)
-        prev = None
-        for i, v in enumerate(smooth):
-            if np.isnan(v) or np.isnan(vals[i]):
-                prev = None
-                continue
-            x, y = int(i / (n - 1) * (w - 1)), y_of(v)
-            if prev is not None:
-                steps_ = max(abs(x - prev[0]), abs(y - prev[1]), 1)
-                for k in range(steps_ + 1):
-                    xi = prev[0] + (x - prev[0]) * k // steps_
-                    yi = prev[1] + (y - prev[1]) * k // steps_
-                    img[max(yi - 1, 0):yi + 1, xi] = colours.get(col, (200, 200, 0))
-            prev = (x, y)
-    return save_png(path, img)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dicom", type=Path, required=True)
@@ -143,20 +91,21 @@ def main(argv=None) -> int:
     p.add_argument("--patches", type=int, default=2048)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     t0 = time.time()
     train, held = build_data(args.dicom, args.patches, 256)
     args.out.mkdir(parents=True, exist_ok=True)
     np.save(args.out / "heldout_ct.npy", held.ct)
     np.save(args.out / "heldout_mask.npy", held.mask)
-    print(f"{len(train)} training patches {PATCH} from {train.scans}", flush=True)
+    log.info("%d training patches %s from %s", len(train), PATCH, train.scans)
     mc = ModelConfig(unet=UNetConfig.small(), diffusion=DiffusionConfig(), patch_size=PATCH)
     tc1 = TrainConfig(steps=args.stage1_steps, batch_size=8, lr=2e-4, ema_decay=0.998,
                       checkpoint_every=250, log_every=10, sample_every=1000, sample_steps=20, stage=1)
     s1 = args.out / "stage1"
     resume1 = s1 / "checkpoint.pt" if (s1 / "checkpoint.pt").is_file() else None
     Trainer(mc, tc1, train, s1, resume=resume1).run()
-    print(f"stage 1 done in {time.time() - t0:.0f} s", flush=True)
+    log.info("stage 1 done in %.0f s", time.time() - t0)
 
     tv = cached_teacher_vectors(train)
     d = DistillConfig(warmup_start=0, warmup_end=args.stage2_steps // 3, lambda_max=0.5,
@@ -177,7 +126,7 @@ def main(argv=None) -> int:
                         "stage2_batch": args.stage2_batch,
                         "recipe": "diffseglung_core.training.default_model"}
     save_checkpoint(args.out / "default_model.pt", ck)
-    print(json.dumps({"seconds": round(time.time() - t0)}), flush=True)
+    log.info(json.dumps({"seconds": round(time.time() - t0)}))
     return 0
 
 

@@ -8,13 +8,12 @@ process's device. Without them everything runs as a single process.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from ..device import get_device
+from ..device import Rank, get_device
 
 
 @dataclass(frozen=True)
@@ -36,21 +35,31 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
+def init_distributed(device: str = "auto", *, threads: int = 0) -> DistInfo:
     """Start the process group if launched by torchrun, and choose the device.
 
-    On CUDA each process takes ``cuda:LOCAL_RANK``.
+    Parameters
+    ----------
+    device : str
+        ``"auto" | "cpu" | "cuda" | "mps"``; on CUDA each process takes
+        ``cuda:LOCAL_RANK`` (:class:`~diffseglung_core.device.Rank`).
+    threads : int
+        CPU threads of torch (0: torch's default).
+
+    Returns
+    -------
+    DistInfo
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if threads:
+        torch.set_num_threads(threads)
+    rank = Rank.from_env()
     dev = get_device(device)
     if dev.type == "cuda":
-        dev = torch.device("cuda", local)
+        dev = torch.device("cuda", rank.local_rank)
         torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
+    if rank.world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
+    return DistInfo(rank=rank.rank, world_size=rank.world, local_rank=rank.local_rank, device=dev)
 
 
 def current() -> DistInfo:

@@ -35,7 +35,10 @@ from ..model.diffusion import Diffusion
 from ..model.distill import (StudentProjection, TeacherProjection, distill_weight,
                              embedding_spread, info_nce, robust_normalize, robust_stats)
 from ..model.unet import UNet3D
+from ..model.sampling import sample_patches
 from ..progress import ProgressCallback, report
+from ..render import mid_slice_montage, save_png
+from ..volume import denormalize_hu
 from ..model.checkpoint import load_checkpoint, model_config_from_dict
 from .checkpoint import make_payload, save_checkpoint
 from .config import TrainConfig
@@ -340,27 +343,10 @@ class Trainer:
     @torch.no_grad()
     def save_samples(self, path, n: int = 4) -> Path:
         """Generate ``n`` patches with the EMA model and save real | generated mid slices as PNG."""
-        from ..render import montage, save_png, window
-        from ..volume import denormalize_hu
-        from ..model.samplers import dpm_solver_pp_sample
-
         n = min(n, len(self.data))
         ct, mask = self.data.batch(list(range(n)))
-        mask = mask.to(self.device)
-        unet = self.ema.unet.eval()
-
-        def eps_fn(x, t):
-            with autocast(self.device, self.tc.precision):
-                return unet(torch.cat([x, mask], 1), t).float()
-
-        gen = torch.Generator().manual_seed(1234)
-        fake = dpm_solver_pp_sample(eps_fn, (n, 1) + self.data.patch_size,
-                                    self.diffusion.alphas_cumprod, steps=self.tc.sample_steps,
-                                    generator=gen, device=self.device)
-        tiles = []
-        for vol in list(ct[:, 0]) + list(fake[:, 0].cpu()):
-            sl = denormalize_hu(vol[vol.shape[0] // 2].numpy())
-            g = (window(sl) * 255).astype(np.uint8)
-            g = np.kron(g, np.ones((4, 4), np.uint8))
-            tiles.append(np.repeat(g[..., None], 3, axis=-1))
-        return save_png(path, montage(tiles, columns=n))
+        fake = sample_patches(self.ema.unet.eval(), self.diffusion.alphas_cumprod, mask,
+                              steps=self.tc.sample_steps, seed=1234, precision=self.tc.precision,
+                              batch_size=n)
+        hu = denormalize_hu(np.concatenate([ct[:, 0].numpy(), fake]))
+        return save_png(path, mid_slice_montage(hu, zoom=4, columns=n))

@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset as _TorchDataset
 
 from ..errors import DiffSegLungError, NoLungFoundError, OutputExistsError
+from ..io.discovery import scan_name
 from ..progress import ProgressCallback, report
 from ..volume import CTVolume, normalize_hu
 
@@ -54,8 +57,6 @@ SETTINGS_FILE = "patches.json"
 
 Scan = Union[str, os.PathLike, CTVolume]
 
-#: Folder names too generic to name a scan; the parent folder's name is used.
-_GENERIC_FOLDERS = {"dicom", "dcm", "ct", "images", "image", "series", "scan", "data"}
 
 
 def _corner(centre, size) -> np.ndarray:
@@ -150,7 +151,7 @@ def extract_patch(array: np.ndarray, centre, patch_size: Sequence[int],
     b = np.minimum(hi, array.shape)
     if np.any(b <= a):
         return out
-    dst = tuple(slice(int(s - l), int(e - l)) for s, e, l in zip(a, b, lo))
+    dst = tuple(slice(int(s - first), int(e - first)) for s, e, first in zip(a, b, lo))
     out[dst] = array[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
     return out
 
@@ -191,21 +192,15 @@ def extract_patches(hu: np.ndarray, lung: np.ndarray, centres: np.ndarray,
 
 
 def scan_id(scan: Scan, index: int = 0) -> str:
-    """A short name for a scan: the file name without extensions, or the DICOM folder's name
-    (its parent's name when the folder is called ``dicom``, ``ct``, ...)."""
+    """A short name for a scan (:func:`~diffseglung_core.io.scan_name`).
+
+    A volume made in memory, without a source file, is ``scan{index:04d}``.
+    """
     if isinstance(scan, CTVolume):
-        path = scan.source.path
-        if not path:
+        if not scan.source.path:
             return f"scan{index:04d}"
-        scan = path
-    path = Path(scan)
-    name = path.name
-    if name.lower() in _GENERIC_FOLDERS and path.parent.name:
-        name = path.parent.name  # .../patient-17/dicom -> patient-17
-    for ext in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".npz", ".zip", ".tif", ".tiff", ".dcm", ".mha"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return name
+        scan = scan.source.path
+    return scan_name(scan)
 
 
 def _load(scan: Scan) -> CTVolume:
@@ -382,9 +377,6 @@ def precompute(
 
 # ---------------------------------------------------------------------------
 # datasets
-
-import torch
-from torch.utils.data import Dataset as _TorchDataset
 
 
 class PatchDataset(_TorchDataset):

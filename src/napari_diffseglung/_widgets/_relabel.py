@@ -6,16 +6,16 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from diffseglung_core.viewer_support import HandEdits
+from diffseglung_core.segment.edits import HandEdits
+from diffseglung_core.segment.remap import relabel
 
-from .. import _engine
 from .._layers import RESULT_KEY
 from ._common import Job
 from .segment import EDITS_KEY
 
 
 def start_relabel(layer, *, mapping=None, refine: Optional[bool] = None,
-                  refine_options: Optional[dict] = None, bar=None, status=None,
+                  refine_options=None, bar=None, status=None,
                   on_done: Optional[Callable] = None) -> Job:
     """Recompute ``layer``'s labels in a worker; voxels painted by hand keep their label.
 
@@ -29,8 +29,8 @@ def start_relabel(layer, *, mapping=None, refine: Optional[bool] = None,
     mapping = result.mapping if mapping is None else mapping
 
     def work(progress):
-        return _engine.relabel(result, mapping, refine=refine, refine_options=refine_options,
-                               progress=progress)
+        return relabel(result, mapping, refine=refine, refine_options=refine_options,
+                       progress=progress)
 
     def done(out):
         updated, labels = out

@@ -14,8 +14,8 @@ from qtpy.QtWidgets import (QComboBox, QFormLayout, QLabel, QProgressBar, QPushB
                             QTableWidgetItem, QVBoxLayout, QWidget)
 
 from diffseglung_core.labels import TISSUE_NAMES
+from diffseglung_core.segment.remap import cluster_rows
 
-from .. import _engine
 from .._layers import RESULT_KEY
 from ._common import Job, LayerComboBox
 from ._relabel import start_relabel
@@ -76,7 +76,7 @@ class ClustersWidget(QWidget):
             self.status.setText("run Segment first")
             return
         mapping = self.mapping = layer.metadata[RESULT_KEY].mapping
-        self.rows = _engine.cluster_rows(mapping)
+        self.rows = cluster_rows(mapping)
         self.table.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):
             cells = (f"{row['cluster']}", f"{row['voxels']}", f"{row['mean_hu']:.0f}",

@@ -4,7 +4,7 @@ The user paints wrong voxels of a result layer and marks the axial slices
 they checked with "Confirm current slice". "Learn" reads frozen diffusion
 features of the CT with the shipped model, trains a correction head on the
 confirmed and painted voxels and writes its labels into every other voxel of
-the result layer, in a worker thread (:mod:`diffseglung_core.segment.head`).
+the result layer, in a worker thread (:mod:`diffseglung_core.segment.learn`).
 Confirmed slices and painted voxels are never overwritten; the update is one
 step of the layer's undo history.
 """
@@ -17,42 +17,17 @@ import numpy as np
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                             QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from diffseglung_core.viewer_support import VOLUME_KEY, HandEdits, correction_mask
+from diffseglung_core.device import DEVICES, device_warning
+from diffseglung_core.segment.edits import (HandEdits, changed_voxels, confirmed_voxels,
+                                            merge_prediction)
+from diffseglung_core.segment.learn import learn_from_corrections
 
-from .._layers import RESULT_KEY
+from .._layers import RESULT_KEY, stored_volume
 from ._common import Job, LayerComboBox
-from .segment import DEVICES, EDITS_KEY, cuda_warning
+from .segment import EDITS_KEY
 
 #: Layer metadata key of the head last trained on a result layer.
 HEAD_KEY = "diffseglung_correction_head"
-
-
-def learn(hu: np.ndarray, labels: np.ndarray, confirmed: np.ndarray, lung: np.ndarray, *,
-          model=None, steps: int = 300, prior: bool = False, device: str = "auto", progress=None):
-    """Features, head and its labels: what "Learn" runs in its worker.
-
-    Parameters
-    ----------
-    hu : (Z, Y, X) CT in HU.
-    labels : (Z, Y, X) labels shown on the result layer (0..5).
-    confirmed : (Z, Y, X) bool, the voxels to learn from.
-    lung : (Z, Y, X) lung mask (nonzero inside).
-    model : diffusion model (None: the shipped default).
-    steps : head training steps.
-    prior : also learn ``labels`` outside ``confirmed``, weakly.
-
-    Returns
-    -------
-    (prediction, head) : (Z, Y, X) uint8 labels and the trained CorrectionHead.
-    """
-    from diffseglung_core.segment.head import (DEFAULT_HEAD_TIMESTEPS, extract_head_features,
-                                               feature_spec, predict_head, train_head)
-
-    features = extract_head_features(hu, model, lung_mask=lung, device=device, progress=progress)
-    info = feature_spec(model, DEFAULT_HEAD_TIMESTEPS, True, True, 0)
-    head = train_head(features, labels, confirmed, prior=labels if prior else None, steps=steps,
-                      feature_info=info, device=device, progress=progress)
-    return predict_head(head, features, lung, device=device, progress=progress), head
 
 
 class CorrectionsWidget(QWidget):
@@ -96,7 +71,7 @@ class CorrectionsWidget(QWidget):
         self.device_warning.setWordWrap(True)
         self.device_warning.setStyleSheet("color: #e0a000")
         self.device_combo.currentTextChanged.connect(
-            lambda d: self.device_warning.setText(cuda_warning(d)))
+            lambda d: self.device_warning.setText(device_warning(d)))
 
         self.learn_btn = QPushButton("Learn")
         self.learn_btn.clicked.connect(self.run)
@@ -178,19 +153,14 @@ class CorrectionsWidget(QWidget):
         if image.data.shape != layer.data.shape:
             self.status.setText(f"CT {image.data.shape} and result {layer.data.shape} differ in shape")
             return None
-        volume = image.metadata.get(VOLUME_KEY)
-        hu = volume.hu if volume is not None and volume.shape == image.data.shape else image.data
-        hu = np.asarray(hu, np.float32)
+        volume = stored_volume(image.metadata, image.data.shape)
+        hu = np.asarray(image.data if volume is None else volume.hu, np.float32)
         shown = np.array(layer.data, copy=True)
         result = layer.metadata.get(RESULT_KEY)
         lung = np.asarray(result.lung) > 0 if result is not None else shown > 0
         edits = self._edits(layer)
-        painted = None
-        if edits is not None and edits.auto.shape == shown.shape:
-            edits.update(shown)
-            painted = edits.mask.copy()
         slices = self.slices(layer)
-        confirmed = correction_mask(shown.shape, slices, edited=painted, within=lung | (shown > 0))
+        confirmed = confirmed_voxels(shown, slices, edits=edits, lung=lung)
         if not confirmed.any():
             self.status.setText("paint some voxels or confirm a slice first")
             return None
@@ -198,7 +168,7 @@ class CorrectionsWidget(QWidget):
                        prior=self.prior_check.isChecked(), device=self.device_combo.currentText())
 
         def work(progress):
-            return learn(hu, shown, confirmed, lung, progress=progress, **options)
+            return learn_from_corrections(hu, shown, confirmed, lung, progress=progress, **options)
 
         self.learn_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
@@ -222,14 +192,8 @@ class CorrectionsWidget(QWidget):
             self.status.setText("the result layer was removed")
             return
         shown = np.asarray(layer.data)  # strokes painted while learning count too
-        keep = correction_mask(shown.shape, slices)
-        new_auto = np.where(keep, shown, prediction)
-        if edits is not None and edits.auto.shape == shown.shape:
-            out = edits.remap(shown, new_auto)  # painted voxels keep their label
-        else:
-            out = new_auto.astype(shown.dtype)
-        changed = np.nonzero(out != shown)
-        layer.data_setitem(changed, out[changed].astype(shown.dtype))  # one undoable step
+        out, n_kept = merge_prediction(shown, prediction, slices, edits=edits)
+        where, values = changed_voxels(shown, out)
+        layer.data_setitem(where, values)  # one undoable step
         layer.metadata[HEAD_KEY] = head
-        n_kept = int(keep.sum() + (0 if edits is None else (edits.mask & ~keep).sum()))
-        self.status.setText(f"done: {changed[0].size} voxels relabelled, {n_kept} checked voxels kept")
+        self.status.setText(f"done: {where[0].size} voxels relabelled, {n_kept} checked voxels kept")

@@ -6,19 +6,20 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from qtpy.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                            QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox,
-                            QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                            QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from diffseglung_core.io import write_labels
+from diffseglung_core.io import label_suffixes, write_labels
 from diffseglung_core.render import axial_overview, save_png
+from diffseglung_core.segment.options import RefineOptions
+from diffseglung_core.segment.remap import preview_slice
 from diffseglung_core.segment.report import make_report, write_report
-from diffseglung_core.viewer_support import VOLUME_KEY, reference_volume
 
-from .. import _engine
-from .._layers import RESULT_KEY, labels_layer_data
+from .._layers import (RESULT_KEY, labels_layer_data, layer_volume, reference_volume,
+                       stored_volume)
 from . import _common
 from ._common import Job, LayerComboBox
+from ._forms import OptionForm
 from ._relabel import start_relabel
 from .segment import EDITS_KEY
 
@@ -26,7 +27,7 @@ from .segment import EDITS_KEY
 def export_paths(stem) -> dict[str, Path]:
     """The files one export writes from a path stem (``out/case1`` -> ``out/case1_labels.nii.gz``)."""
     stem = Path(stem)
-    for ending in (".nii.gz", ".nii", ".json", ".csv", ".png"):
+    for ending in (*label_suffixes(), ".json", ".csv", ".png"):
         if stem.name.endswith(ending):
             stem = stem.with_name(stem.name[: -len(ending)])
     return {"labels": stem.with_name(stem.name + "_labels.nii.gz"),
@@ -51,22 +52,9 @@ class ExportWidget(QWidget):
         self.refine_box = QGroupBox("Sobel-Diffusion Fusion")
         self.refine_box.setCheckable(True)
         self.refine_box.setChecked(True)
-        self.refine_params = {}
         rform = QFormLayout(self.refine_box)
-        for name, (default, lo, hi, step) in _engine.REFINE_PARAMETERS.items():
-            if isinstance(default, int):
-                w = QSpinBox()
-                w.setRange(int(lo), int(hi))
-            else:
-                w = QDoubleSpinBox()
-                w.setDecimals(3)
-                w.setRange(lo, hi)
-                w.setSingleStep(step)
-            if name in _engine.AUTO_AT_MINIMUM:
-                w.setSpecialValueText("auto")
-            w.setValue(default)
-            self.refine_params[name] = w
-            rform.addRow(name.replace("_", " "), w)
+        self.refine_form = OptionForm(RefineOptions, layout=rform)
+        self.refine_params = self.refine_form.widgets
         self.preview_btn = QPushButton("Preview slice")
         self.preview_btn.clicked.connect(self.preview)
         self.apply_btn = QPushButton("Apply to volume")
@@ -113,10 +101,9 @@ class ExportWidget(QWidget):
         layout.addStretch(1)
 
     # -- refine --------------------------------------------------------------
-    def refine_kwargs(self) -> dict:
+    def refine_options(self) -> RefineOptions:
         """The Sobel-Diffusion Fusion parameters chosen."""
-        return {name: None if name in _engine.AUTO_AT_MINIMUM and w.value() == w.minimum()
-                else w.value() for name, w in self.refine_params.items()}
+        return RefineOptions(**self.refine_form.values())
 
     def _result_layer(self):
         layer = self.labels_combo.layer()
@@ -133,8 +120,8 @@ class ExportWidget(QWidget):
         result = layer.metadata[RESULT_KEY]
         z = int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim >= 3 else 0
         z = min(max(z, 0), layer.data.shape[0] - 1)
-        refined = _engine.preview_slice(result, z, refine=self.refine_box.isChecked(),
-                                        refine_options=self.refine_kwargs())
+        refined = preview_slice(result, z, refine=self.refine_box.isChecked(),
+                                refine_options=self.refine_options())
         preview = np.zeros(layer.data.shape, np.uint8)
         preview[z] = refined
         name = f"{layer.name} refine preview"
@@ -155,7 +142,7 @@ class ExportWidget(QWidget):
         if layer is None:
             return None
         self.job = start_relabel(layer, refine=self.refine_box.isChecked(),
-                                 refine_options=self.refine_kwargs(), bar=self.bar,
+                                 refine_options=self.refine_options(), bar=self.bar,
                                  status=self.status)
         return self.job
 
@@ -183,10 +170,9 @@ class ExportWidget(QWidget):
             self.status.setText("export cancelled: nothing written")
             return []
         labels = np.asarray(labels_layer.data)
-        volume = image_layer.metadata.get(VOLUME_KEY)
-        if volume is None or volume.shape != labels.shape:
-            volume = reference_volume(labels.shape, labels_layer.metadata, scale=labels_layer.scale,
-                                      translate=labels_layer.translate).with_hu(image_layer.data)
+        volume = stored_volume(image_layer.metadata, labels.shape)
+        if volume is None:
+            volume = layer_volume(labels_layer, hu=image_layer.data)
         written: list[Path] = []
         try:
             if "labels" in paths:

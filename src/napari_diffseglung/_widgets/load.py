@@ -8,13 +8,18 @@ from typing import Optional
 from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                             QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from diffseglung_core.io import list_dicom_series, read_mask, read_scan
+from diffseglung_core.io import (label_suffixes, list_dicom_series, read_mask, read_scan,
+                                 scan_suffixes)
 from diffseglung_core.lung import compute_lung_mask
+from diffseglung_core.describe import describe_volume
 from diffseglung_core.render import WINDOWS
-from diffseglung_core.viewer_support import VOLUME_KEY, describe_volume
 
-from .._layers import image_layer_data, labels_layer_data
+from .._layers import VOLUME_KEY, image_layer_data, labels_layer_data, layer_volume
 from ._common import Job, LayerComboBox
+
+
+def _patterns(suffixes) -> str:
+    return " ".join(f"*{s}" for s in suffixes)
 
 
 class LoadCTWidget(QWidget):
@@ -80,7 +85,7 @@ class LoadCTWidget(QWidget):
 
     # -- choosing a scan --------------------------------------------------
     def _pick_file(self):
-        kinds = "CT (*.nii *.nii.gz *.nrrd *.nhdr *.npz *.zip *.dcm);;All (*)"
+        kinds = f"CT ({_patterns(scan_suffixes())});;All (*)"
         path, _ = QFileDialog.getOpenFileName(self, "Open a CT scan", "", kinds)
         if path:
             self.set_path(path)
@@ -152,13 +157,7 @@ class LoadCTWidget(QWidget):
         if layer is None:
             self.status.setText("load a CT first")
             return None, None
-        volume = layer.metadata.get(VOLUME_KEY)
-        if volume is None:
-            from diffseglung_core.viewer_support import reference_volume
-
-            volume = reference_volume(layer.data.shape, None, scale=layer.scale[-3:],
-                                      translate=layer.translate[-3:]).with_hu(layer.data)
-        return layer, volume
+        return layer, layer_volume(layer)
 
     def compute_mask(self) -> Optional[Job]:
         """Compute the weight-free lung mask of the chosen CT in a worker thread."""
@@ -176,7 +175,7 @@ class LoadCTWidget(QWidget):
 
     def _pick_mask(self):
         path, _ = QFileDialog.getOpenFileName(self, "Open a lung mask", "",
-                                              "Masks (*.nii *.nii.gz *.nrrd *.npz);;All (*)")
+                                              f"Masks ({_patterns(label_suffixes())});;All (*)")
         if path:
             self.load_mask(path)
 

@@ -2,50 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                            QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                            QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from diffseglung_core.viewer_support import VOLUME_KEY, HandEdits, reference_volume
+from diffseglung_core.device import device_warning, get_device
+from diffseglung_core.segment import SegmentOptions, segment_volume
+from diffseglung_core.segment.edits import HandEdits
 
-from .. import _engine
-from .._engine import cluster_layers, run_engine
-from .._layers import RESULT_KEY, labels_layer_data
+from .._layers import RESULT_KEY, cluster_layers, labels_layer_data, layer_volume
 from ._common import Job, LayerComboBox
+from ._forms import OptionForm
 
 #: Layer metadata keys of a result layer: its :class:`HandEdits` and the engine's own mapping.
 EDITS_KEY = "diffseglung_hand_edits"
 DEFAULT_MAPPING_KEY = "diffseglung_default_mapping"
 
 CHECKPOINT_CHOICES = ("none (weight-free)", "bundled default", "file...")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-@dataclass
-class SegmentOptions:
-    """What the user chose in the widget, passed to the engine as is."""
-
-    features: str = "radiomics"
-    checkpoint: Optional[str] = None  # None: weight-free, "default": bundled, else a path
-    timesteps: tuple[int, ...] = ()
-    k: int = 5
-    device: str = "auto"
-    refine: bool = True
-
-
-def cuda_warning(device: str) -> str:
-    """A warning to show when ``device`` asks for CUDA or MPS and it is absent ("" otherwise)."""
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        return "CUDA is not available on this machine: the CPU will be used (slow)."
-    if device == "mps" and not (getattr(torch.backends, "mps", None) is not None
-                                and torch.backends.mps.is_available()):
-        return "MPS is not available on this machine: the CPU will be used."
-    return ""
+#: The engine settings shown (defaults, choices and ranges from SegmentOptions) and their labels.
+OPTIONS = {"features": "Features", "timesteps": "Timesteps", "k": "Clusters (K)",
+           "refine": "Refine", "device": "Device"}
 
 
 class SegmentWidget(QWidget):
@@ -72,17 +51,17 @@ class SegmentWidget(QWidget):
         self.checkpoint_path.setPlaceholderText("checkpoint file (.pt)")
         self.checkpoint_path.setVisible(False)
 
-        self.features_combo = QComboBox()
-        self.features_combo.addItems(_engine.feature_choices())
-        self.timesteps_edit = QLineEdit(", ".join(str(t) for t in _engine.default_timesteps()))
-        self.timesteps_edit.setToolTip("diffusion timesteps whose features are clustered")
-        self.k_spin = QSpinBox()
-        self.k_spin.setRange(2, 20)
-        self.k_spin.setValue(5)
-        self.refine_check = QCheckBox("Sobel-Diffusion Fusion")
-        self.refine_check.setChecked(True)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
+        form = QFormLayout()
+        form.addRow("CT", self.image_combo)
+        form.addRow("Lung mask", self.mask_combo)
+        form.addRow("Checkpoint", self.checkpoint_combo)
+        form.addRow("", self.checkpoint_path)
+        self.form = OptionForm(SegmentOptions, list(OPTIONS), labels=OPTIONS, layout=form)
+        self.features_combo = self.form.widgets["features"]
+        self.timesteps_edit = self.form.widgets["timesteps"]
+        self.k_spin = self.form.widgets["k"]
+        self.refine_check = self.form.widgets["refine"]
+        self.device_combo = self.form.widgets["device"]
         self.device_combo.currentTextChanged.connect(self._device_changed)
         self.device_warning = QLabel("")
         self.device_warning.setWordWrap(True)
@@ -100,16 +79,6 @@ class SegmentWidget(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
-        form = QFormLayout()
-        form.addRow("CT", self.image_combo)
-        form.addRow("Lung mask", self.mask_combo)
-        form.addRow("Checkpoint", self.checkpoint_combo)
-        form.addRow("", self.checkpoint_path)
-        form.addRow("Features", self.features_combo)
-        form.addRow("Timesteps", self.timesteps_edit)
-        form.addRow("Clusters (K)", self.k_spin)
-        form.addRow("Refine", self.refine_check)
-        form.addRow("Device", self.device_combo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.device_warning)
@@ -128,19 +97,23 @@ class SegmentWidget(QWidget):
             self.checkpoint_path.setText(path)
 
     def _device_changed(self, device: str) -> None:
-        self.device_warning.setText(cuda_warning(device))
+        self.device_warning.setText(device_warning(device))
 
     def options(self) -> SegmentOptions:
-        """The engine settings chosen in the widget."""
+        """The engine settings chosen in the widget.
+
+        Raises
+        ------
+        ValueError
+            The timesteps are not whole numbers separated by commas.
+        """
         choice = CHECKPOINT_CHOICES[self.checkpoint_combo.currentIndex()]
         checkpoint = {"none (weight-free)": None, "bundled default": "default"}.get(
             choice, self.checkpoint_path.text().strip() or None)
-        text = self.timesteps_edit.text().replace(";", ",")
-        timesteps = tuple(int(t) for t in text.split(",") if t.strip())
-        return SegmentOptions(features=self.features_combo.currentText(), checkpoint=checkpoint,
-                              timesteps=timesteps, k=self.k_spin.value(),
-                              device=self.device_combo.currentText(),
-                              refine=self.refine_check.isChecked())
+        values = self.form.values()
+        if not values["timesteps"]:
+            del values["timesteps"]  # an empty field: the default timesteps
+        return SegmentOptions(checkpoint=checkpoint, **values)
 
     # -- running ----------------------------------------------------------------
     def run(self) -> Optional[Job]:
@@ -154,16 +127,14 @@ class SegmentWidget(QWidget):
         except ValueError:
             self.status.setText("timesteps must be whole numbers separated by commas")
             return None
-        volume = image.metadata.get(VOLUME_KEY)
-        if volume is None or volume.shape != image.data.shape:
-            volume = reference_volume(image.data.shape, None, scale=image.scale[-3:],
-                                      translate=image.translate[-3:])
-            volume = volume.with_hu(np.asarray(image.data))
+        volume = layer_volume(image)
         mask_layer = self.mask_combo.layer()
         lung_mask = None if mask_layer is None else np.asarray(mask_layer.data)
+        # the device warning is shown in the widget; the engine runs where it can
+        options = replace(options, device=str(get_device(options.device, warn=False)))
 
         def work(progress):
-            return run_engine(volume, lung_mask, options, progress=progress)
+            return segment_volume(volume, options, lung_mask=lung_mask, progress=progress)
 
         self.run_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)

@@ -1,0 +1,60 @@
+"""What a scan is, in numbers and in a few lines for users (``diffseglung info``, Load CT)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .volume import CTVolume
+
+__all__ = ["volume_facts", "describe_volume"]
+
+
+def volume_facts(volume: CTVolume) -> dict[str, Any]:
+    """Format, grid, orientation and HU range of a volume.
+
+    Parameters
+    ----------
+    volume : CTVolume
+
+    Returns
+    -------
+    dict
+        ``path``, ``format``, ``shape_zyx``, ``spacing_zyx_mm``, ``stored_shape``,
+        ``stored_orientation``, ``origin_ras_mm``, ``hu_min``, ``hu_p1``,
+        ``hu_p99``, ``hu_max``, ``volume_ml``, ``description``, ``modality``.
+    """
+    src = volume.source
+    lo, p1, p99, hi = np.percentile(volume.hu, [0, 1, 99, 100])
+    return {
+        "path": src.path,
+        "format": src.format,
+        "shape_zyx": list(volume.shape),
+        "spacing_zyx_mm": [round(s, 6) for s in volume.spacing],
+        "stored_shape": list(src.native_shape),
+        "stored_orientation": src.orientation,
+        "origin_ras_mm": [round(float(v), 3) for v in volume.affine[:3, 3]],
+        "hu_min": float(lo), "hu_p1": float(p1), "hu_p99": float(p99), "hu_max": float(hi),
+        "volume_ml": round(volume.voxel_volume_ml * volume.hu.size, 1),
+        "description": src.description,
+        "modality": src.metadata.get("modality", ""),
+    }
+
+
+def describe_volume(volume: CTVolume) -> str:
+    """A few lines for users: size, spacing, extent, orientation, HU range, description."""
+    z, y, x = volume.shape
+    src = volume.source
+    lo, hi = float(np.min(volume.hu)), float(np.max(volume.hu))
+    lines = [
+        f"size: {z} x {y} x {x} voxels (z, y, x)",
+        "spacing: " + " x ".join(f"{s:.3g}" for s in volume.spacing) + " mm",
+        f"extent: {z * volume.spacing[0]:.0f} x {y * volume.spacing[1]:.0f} x "
+        f"{x * volume.spacing[2]:.0f} mm",
+        f"stored orientation: {src.orientation or '?'} ({src.format})",
+        f"HU range: {lo:.0f} .. {hi:.0f}",
+    ]
+    if src.description:
+        lines.append(f"series: {src.description}")
+    return "\n".join(lines)
