@@ -126,7 +126,8 @@ def table(summary: list[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", help="diffusion model checkpoint (default: shipped model, else random init)")
+    p.add_argument("--checkpoint",
+                   help="diffusion model checkpoint (default: shipped model, else random init)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--shape", type=int, nargs=3, default=[32, 96, 96], metavar=("Z", "Y", "X"))
     p.add_argument("--slices", type=int, nargs="+", default=[1, 3, 10])

@@ -28,9 +28,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "radiomics"))
 
-from diffseglung_core.radiomics import (FEATURE_NAMES, PYRADIOMICS_NAMES,  # noqa: E402
-                                        batched_features, feature_maps, patch_features)
-from diffseglung_core.radiomics import pyrad  # noqa: E402
+from diffseglung_core.radiomics import (  # noqa: E402
+    FEATURE_NAMES,
+    PYRADIOMICS_NAMES,
+    batched_features,
+    feature_maps,
+    patch_features,
+    pyrad,  # noqa: E402
+)
 
 
 def real_patches(data: Path, n_a0001: int) -> dict[str, list]:
@@ -131,7 +136,8 @@ def main(argv=None) -> int:
     print(header + "\n" + "-" * len(header))
     for name, pairs in real_patches(args.data, args.a0001).items():
         row = {"n": len(pairs)}
-        row["numpy_reference"] = len(pairs) / timed(lambda: [patch_features(p, m) for p, m in pairs])
+        row["numpy_reference"] = len(pairs) / timed(
+            lambda pairs=pairs: [patch_features(p, m) for p, m in pairs])
         row["torch_cpu"] = torch_rate(pairs, "cpu", torch.float64)
         row["torch_cpu_float32"] = torch_rate(pairs, "cpu", torch.float32)
         row["torch_cpu_shared22"] = torch_rate(pairs, "cpu", torch.float64, ("firstorder", "glcm"))
@@ -139,7 +145,7 @@ def main(argv=None) -> int:
         if pyrad.available():
             ex = pyrad.make_extractor()
             row["pyradiomics"] = len(pairs) / timed(
-                lambda: [pyrad.pyradiomics_features(p, m, ex) for p, m in pairs])
+                lambda pairs=pairs, ex=ex: [pyrad.pyradiomics_features(p, m, ex) for p, m in pairs])
             row["ratio_torch_cpu_vs_pyradiomics"] = row["torch_cpu"] / row["pyradiomics"]
             row["ratio_shared22_vs_pyradiomics"] = row["torch_cpu_shared22"] / row["pyradiomics"]
             row["agreement_max_rel"] = agreement(pairs)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import time
 
@@ -92,12 +91,14 @@ def bench(config: str, patch, batch: int, steps: int, warmup: int, device: torch
     return {
         "config": config, "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
         "patch": list(patch), "batch": batch, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                        else platform.processor() or "cpu"),
         "threads": threads, "precision": precision, "step_s": dt, "steps_per_s": 1 / dt,
         "patches_per_s": batch / dt, "gflop_per_step": flops / 1e9, "achieved_tflops": achieved,
         "peak_tflops": peak, "peak_source": peak_src,
         "fraction_of_peak": achieved / peak if peak == peak else None,
-        "peak_memory_GiB": torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None,
+        "peak_memory_GiB": (torch.cuda.max_memory_allocated(device) / 2 ** 30
+                            if device.type == "cuda" else None),
     }
 
 
@@ -132,7 +133,8 @@ def main(argv=None) -> int:
             r["peak_tflops"], r["peak_source"] = args.peak_tflops, "--peak-tflops"
             r["fraction_of_peak"] = r["achieved_tflops"] / args.peak_tflops
         rows.append(r)
-    head = f"{'config':7} {'patch':>12} {'batch':>5} {'steps/s':>8} {'patches/s':>9} {'GFLOP/step':>10} {'TFLOP/s':>8} {'peak':>8} {'of peak':>8}"
+    head = (f"{'config':7} {'patch':>12} {'batch':>5} {'steps/s':>8} {'patches/s':>9} "
+            f"{'GFLOP/step':>10} {'TFLOP/s':>8} {'peak':>8} {'of peak':>8}")
     print(head)
     for r in rows:
         frac = f"{100 * r['fraction_of_peak']:.1f}%" if r["fraction_of_peak"] is not None else "-"

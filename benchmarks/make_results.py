@@ -82,9 +82,10 @@ def run_cted(folder: Path, checkpoint):
         vol = read_scan(folder / row["file"], spacing=CTED_SPACING)
         scans[row["file"]] = vol
         lungs[row["file"]] = compute_lung_mask(vol.hu, vol.spacing)
-    methods = {name: (lambda v, l, n=name: METHODS[n](v, l, checkpoint=checkpoint))
+    methods = {name: (lambda v, lung, n=name: METHODS[n](v, lung, checkpoint=checkpoint))
                for name in CTED_METHODS}
-    methods["density-mask-910"] = lambda v, l: density_mask_labels(v.hu, l, emphysema_below=-910.0)
+    methods["density-mask-910"] = lambda v, lung: density_mask_labels(v.hu, lung,
+                                                                      emphysema_below=-910.0)
     out = {}
     for name, fn in methods.items():
         t = time.perf_counter()
@@ -169,12 +170,12 @@ def write_markdown(path: Path, phantom, cted, info, args) -> None:
                   "| method | " + " | ".join(names.values()) + " | s/scan |",
                   "| --- |" + " --- |" * 6]
         for m, row in phantom.items():
-            cells = [f"{_fmt(row[l][0])} ({_fmt(row[l][1], 1)})" for l in range(1, 6)]
+            cells = [f"{_fmt(row[c][0])} ({_fmt(row[c][1], 1)})" for c in range(1, 6)]
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {row['seconds']:.1f} |")
         eng = phantom.get("engine")
         if eng:
-            missed = [f"{names[l]} {100 * eng[l][0]:.0f} vs {paper[l]}" for l in paper
-                      if 100 * eng[l][0] < paper[l]]
+            missed = [f"{names[c]} {100 * eng[c][0]:.0f} vs {paper[c]}" for c in paper
+                      if 100 * eng[c][0] < paper[c]]
             lines += ["", "Engine below the paper's Dice: " + (", ".join(missed) if missed else "none") + "."]
         lines.append("")
     if cted:

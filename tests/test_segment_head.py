@@ -8,11 +8,17 @@ import torch
 
 from diffseglung_core.errors import CheckpointError, OutputExistsError
 from diffseglung_core.model import DiffusionConfig, ModelConfig, UNet3D, UNetConfig
+from diffseglung_core.model.checkpoint import LoadedModel
 from diffseglung_core.model.diffusion import Diffusion
 from diffseglung_core.model.features import extract_features
-from diffseglung_core.segment.head import (IGNORE, extract_head_features, load_head, predict_head,
-                                           save_head, train_head)
-from diffseglung_core.model.checkpoint import LoadedModel
+from diffseglung_core.segment.head import (
+    IGNORE,
+    extract_head_features,
+    load_head,
+    predict_head,
+    save_head,
+    train_head,
+)
 from diffseglung_core.training.checkpoint import make_payload, save_checkpoint
 from diffseglung_core.volume import normalize_hu
 
@@ -72,8 +78,8 @@ def test_features_layout_and_tiles(phantom, tiny_model, features):
     np.testing.assert_array_equal(one, again)  # fixed noise seeds: reproducible
 
     # smaller than a patch: padded with air, cropped back
-    small = extract_head_features(hu[:10, :12, :12], tiny_model, timesteps=(5,), lung_mask=mask[:10, :12, :12],
-                                  decoder=False, device="cpu")
+    small = extract_head_features(hu[:10, :12, :12], tiny_model, timesteps=(5,),
+                                  lung_mask=mask[:10, :12, :12], decoder=False, device="cpu")
     assert small.shape == (17, 10, 12, 12) and np.all(np.isfinite(small))
 
 
@@ -150,8 +156,10 @@ def test_train_head_command(phantom, tiny_model, tmp_path, capsys):
     labels[[5, 10]] = phantom.labels[[5, 10]]
     write_labels(tmp_path / "labels.nii.gz", labels, volume)
     write_labels(tmp_path / "lung.nii.gz", phantom.lung, volume)
-    ckpt = save_checkpoint(tmp_path / "tiny.pt", make_payload(tiny_model.config, tiny_model.model.state_dict()))
-    argv = ["train-head", str(scan), "--features-from", str(ckpt), "--labels", str(tmp_path / "labels.nii.gz"),
+    ckpt = save_checkpoint(tmp_path / "tiny.pt",
+                           make_payload(tiny_model.config, tiny_model.model.state_dict()))
+    argv = ["train-head", str(scan), "--features-from", str(ckpt),
+            "--labels", str(tmp_path / "labels.nii.gz"),
             "--lung-mask", str(tmp_path / "lung.nii.gz"), "--prior", str(tmp_path / "lung.nii.gz"),
             "-o", str(tmp_path / "head.pt"),
             "--predict", str(tmp_path / "pred.nii.gz"), "--timesteps", "5", "--steps", "10",

@@ -83,7 +83,7 @@ class Rank:
     local_rank: int = 0
 
     @classmethod
-    def from_env(cls) -> "Rank":
+    def from_env(cls) -> Rank:
         """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (set by torchrun)."""
         return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
                    int(os.environ.get("LOCAL_RANK", 0)))

@@ -33,6 +33,20 @@ class GridMismatchError(DiffSegLungError):
     """Two arrays that must share a voxel grid do not."""
 
 
+def require_same_grid(shape, reference, what: str, of: str) -> None:
+    """Raise :class:`GridMismatchError` unless an array of ``shape`` lies on ``reference``'s grid.
+
+    Parameters
+    ----------
+    shape, reference : sequence of int
+        The array's shape and the shape it must have.
+    what, of : str
+        Names of the two, for the message (``"lung mask"``, ``"scan"``).
+    """
+    if tuple(shape) != tuple(reference):
+        raise GridMismatchError(f"{what} shape {tuple(shape)} != {of} shape {tuple(reference)}")
+
+
 class NoLungFoundError(DiffSegLungError):
     """No lung could be found in a scan."""
 

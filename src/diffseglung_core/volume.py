@@ -17,7 +17,6 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -114,7 +113,7 @@ class CTVolume:
 
     @classmethod
     def from_array(cls, hu: np.ndarray, spacing=(1.0, 1.0, 1.0), *,
-                   origin=(0.0, 0.0, 0.0), source: Optional[ScanSource] = None) -> "CTVolume":
+                   origin=(0.0, 0.0, 0.0), source: Optional[ScanSource] = None) -> CTVolume:
         """Wrap a ``(z, y, x)`` HU array in the canonical layout.
 
         ``origin`` is the RAS world position (mm) of voxel ``(0, 0, 0)``.
@@ -131,7 +130,7 @@ class CTVolume:
         """Volume of one voxel in mL."""
         return float(np.prod(self.spacing)) / 1000.0
 
-    def with_hu(self, hu: np.ndarray) -> "CTVolume":
+    def with_hu(self, hu: np.ndarray) -> CTVolume:
         """A copy on the same grid with other HU values."""
         return replace(self, hu=hu)
 

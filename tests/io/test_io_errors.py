@@ -4,11 +4,11 @@ import warnings
 
 import numpy as np
 import pytest
-from io_builders import (axcodes_affine, ct_raw, unique_hu, write_dicom_series, write_nifti,
-                         write_nrrd_lps)
 
 from diffseglung_core.errors import GridMismatchError, ScanReadError
 from diffseglung_core.io import list_dicom_series, read_mask, read_scan
+
+from io_builders import axcodes_affine, ct_raw, unique_hu, write_dicom_series, write_nifti, write_nrrd_lps
 
 LAS = axcodes_affine("LAS", (0.8, 0.8, 2.0))
 
@@ -109,7 +109,8 @@ def test_4d_and_2d_files(tmp_path):
     _fails(write_nifti(tmp_path / "4d.nii.gz", four, np.eye(4)), "4D image of shape")
     one_volume = write_nifti(tmp_path / "4d1.nii.gz", four[..., :1], np.eye(4))
     assert read_scan(one_volume).shape == (7, 6, 5)
-    _fails(write_nifti(tmp_path / "2d.nii.gz", unique_hu((6, 7)), np.eye(4)), "2D image.*3D volume is required")
+    _fails(write_nifti(tmp_path / "2d.nii.gz", unique_hu((6, 7)), np.eye(4)),
+           "2D image.*3D volume is required")
 
 
 def test_dicom_missing_slice(tmp_path):

@@ -7,12 +7,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import tifffile
-from io_builders import axcodes_affine, ct_raw, unique_hu, write_dicom_series, write_nifti
 
 from diffseglung_core.cli import main
 from diffseglung_core.errors import GridMismatchError, OutputExistsError, ScanReadError
 from diffseglung_core.io import read_mask, read_scan, write_labels, write_scan
 from diffseglung_core.volume import CTVolume, normalize_hu
+
+from io_builders import axcodes_affine, ct_raw, unique_hu, write_dicom_series, write_nifti
 
 
 def test_seed_npz_denormalises_ct_and_reads_its_mask(tmp_path):

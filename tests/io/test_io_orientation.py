@@ -4,10 +4,11 @@ import nibabel as nib
 import nrrd
 import numpy as np
 import pytest
-from io_builders import axcodes_affine, unique_hu, write_nifti, write_nrrd_lps
 
 from diffseglung_core.io import read_mask, read_scan, write_labels
 from diffseglung_core.io.orientation import axcodes
+
+from io_builders import axcodes_affine, unique_hu, write_nifti, write_nrrd_lps
 
 SPACING = (0.7, 0.9, 2.5)  # per stored axis
 _AXIS_OF = {"S": "z", "I": "z", "A": "y", "P": "y", "R": "x", "L": "x"}

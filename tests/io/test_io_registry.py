@@ -9,9 +9,18 @@ import pytest
 import yaml
 
 from diffseglung_core.errors import DiffSegLungError, ScanReadError
-from diffseglung_core.io import (find_scans, is_scan_collection, label_suffixes, reader_for,
-                                 scan_name, scan_suffixes, scans_in, strip_scan_suffix,
-                                 write_labels, writer_for)
+from diffseglung_core.io import (
+    find_scans,
+    is_scan_collection,
+    label_suffixes,
+    reader_for,
+    scan_name,
+    scan_suffixes,
+    scans_in,
+    strip_scan_suffix,
+    write_labels,
+    writer_for,
+)
 from diffseglung_core.volume import CTVolume
 
 

@@ -4,11 +4,15 @@ import pytest
 import torch
 
 from diffseglung_core.errors import CheckpointError
+from diffseglung_core.model.checkpoint import (
+    FORMAT_VERSION,
+    default_checkpoint_path,
+    load_checkpoint,
+    load_model,
+)
 from diffseglung_core.model.config import DistillConfig, ModelConfig, UNetConfig
 from diffseglung_core.model.distill import StudentProjection
 from diffseglung_core.model.unet import UNet3D
-from diffseglung_core.model.checkpoint import (FORMAT_VERSION, default_checkpoint_path,
-                                               load_checkpoint, load_model)
 from diffseglung_core.training.checkpoint import make_payload, save_checkpoint
 
 

@@ -1,8 +1,7 @@
-import numpy as np
 import pytest
 import torch
 
-from diffseglung_core.model.config import DiffusionConfig, UNetConfig
+from diffseglung_core.model.config import DiffusionConfig
 from diffseglung_core.model.diffusion import Diffusion, make_betas, rescale_patches
 from diffseglung_core.volume import normalize_hu
 

@@ -1,14 +1,19 @@
 import math
 
 import numpy as np
-
 import pytest
 import torch
 
 from diffseglung_core.model.config import DistillConfig
-from diffseglung_core.model.distill import (StudentProjection, TeacherProjection, distill_weight,
-                                            embedding_spread, info_nce, robust_normalize,
-                                            robust_stats)
+from diffseglung_core.model.distill import (
+    StudentProjection,
+    TeacherProjection,
+    distill_weight,
+    embedding_spread,
+    info_nce,
+    robust_normalize,
+    robust_stats,
+)
 
 
 def test_projections_are_unit_norm_128d():
@@ -54,7 +59,7 @@ def test_info_nce_trains_projections_to_align_with_synthetic_teacher():
     s, t = StudentProjection(8, cfg), TeacherProjection(cfg)
     opt = torch.optim.Adam([*s.parameters(), *t.parameters()], lr=3e-3)
     losses = []
-    for step in range(60):
+    for _ in range(60):
         idx = torch.randperm(64)[:16]
         loss = info_nce(s(feats[idx]), t(teacher_vec[idx]), 0.1)
         opt.zero_grad()
@@ -72,7 +77,8 @@ def test_warmup_weight():
 def test_collapse_monitor():
     g = torch.Generator().manual_seed(0)
     spread = torch.nn.functional.normalize(torch.randn(256, 128, generator=g), dim=1)
-    collapsed = torch.nn.functional.normalize(torch.ones(256, 128) + 1e-4 * torch.randn(256, 128, generator=g), dim=1)
+    noise = 1e-4 * torch.randn(256, 128, generator=g)
+    collapsed = torch.nn.functional.normalize(torch.ones(256, 128) + noise, dim=1)
     a, b = embedding_spread(spread), embedding_spread(collapsed)
     assert a["std"] == pytest.approx(1.0, abs=0.05) and abs(a["mean_cos"]) < 0.02
     assert b["std"] < 0.01 and b["mean_cos"] > 0.99

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from diffseglung_core.model.diffusion import make_betas
-from diffseglung_core.model.samplers import (ddim_sample, ddpm_sample, dpm_solver_pp_sample,
-                                             timestep_grid)
+from diffseglung_core.model.samplers import ddim_sample, ddpm_sample, dpm_solver_pp_sample, timestep_grid
 
 MU, S = 0.5, 0.3
 N = 40000

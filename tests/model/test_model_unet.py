@@ -7,7 +7,8 @@ from diffseglung_core.model.unet import UNet3D
 
 def test_paper_config_has_256_channel_bottleneck():
     cfg = UNetConfig.paper()
-    assert (cfg.base_channels, cfg.channel_mults, cfg.in_channels, cfg.out_channels) == (64, (1, 2, 3, 4), 2, 1)
+    shape = (cfg.base_channels, cfg.channel_mults, cfg.in_channels, cfg.out_channels)
+    assert shape == (64, (1, 2, 3, 4), 2, 1)
     assert cfg.bottleneck_channels == 256
     torch.manual_seed(0)
     model = UNet3D(cfg)

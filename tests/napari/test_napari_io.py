@@ -9,8 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from diffseglung_core.io import read_mask, write_scan
 from diffseglung_core.display import display_geometry as layer_geometry
+from diffseglung_core.io import read_mask, write_scan
 from napari_diffseglung._layers import VOLUME_KEY
 from napari_diffseglung._reader import napari_get_reader
 from napari_diffseglung._writer import write_labels

@@ -11,8 +11,7 @@ import pytest
 from diffseglung_core.io import read_mask, write_scan
 from diffseglung_core.lung import compute_lung_mask
 from diffseglung_core.render import WINDOWS
-from napari_diffseglung._layers import VOLUME_KEY
-from napari_diffseglung._layers import image_layer_data, labels_layer_data
+from napari_diffseglung._layers import VOLUME_KEY, image_layer_data, labels_layer_data
 from napari_diffseglung._widgets import _common
 from napari_diffseglung._widgets.export import ExportWidget, export_paths
 from napari_diffseglung._widgets.load import LoadCTWidget

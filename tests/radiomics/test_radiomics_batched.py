@@ -84,7 +84,8 @@ def test_known_values():
 def test_emphysema_fraction_separates_cted_patches(cted_open):
     import csv
 
-    rows = {r["file"].split("/")[-1]: int(r["label"]) for r in csv.DictReader(open(cted_open / "patches.csv"))}
+    with open(cted_open / "patches.csv") as fh:
+        rows = {r["file"].split("/")[-1]: int(r["label"]) for r in csv.DictReader(fh)}
     pts = cted_patches(cted_open)
     files = sorted((cted_open / "patches").glob("*.tif*"), key=lambda p: int(p.stem[5:]))
     feats = batched_features(torch.as_tensor(np.stack([p for p, _ in pts])))

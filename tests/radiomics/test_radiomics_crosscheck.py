@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffseglung_core.radiomics import FEATURE_NAMES, PYRADIOMICS_NAMES, patch_features
-from diffseglung_core.radiomics import pyrad
+from diffseglung_core.radiomics import FEATURE_NAMES, PYRADIOMICS_NAMES, patch_features, pyrad
 
 from radiomics_realdata import a0001_patches, cip_patches, cted_patches
 

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from diffseglung_core.radiomics import (FEATURE_NAMES, batched_features, denormalize, load_stats,
-                                        normalize, robust_stats, save_stats)
+from diffseglung_core.radiomics import (
+    FEATURE_NAMES,
+    batched_features,
+    denormalize,
+    load_stats,
+    normalize,
+    robust_stats,
+    save_stats,
+)
 
 
 def _features(n=40, seed=0):

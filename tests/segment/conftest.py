@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from seg_synth import make_chest
 
 

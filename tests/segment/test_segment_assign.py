@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from diffseglung_core.labels import Tissue
 from diffseglung_core.calibration import calibrate_hu
+from diffseglung_core.labels import Tissue
 from diffseglung_core.segment.assign import LabelMapping, assign_labels, label_probabilities
 from diffseglung_core.segment.engine import segment_volume
 

@@ -6,6 +6,7 @@ import numpy as np
 from diffseglung_core.cli import main
 from diffseglung_core.io import read_mask, read_scan, write_scan
 from diffseglung_core.labels import Tissue
+
 from seg_synth import make_chest
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffseglung_core.errors import Cancelled, ScanReadError
 from diffseglung_core.device import Rank
+from diffseglung_core.errors import Cancelled, ScanReadError
 from diffseglung_core.segment.cohort import SUMMARY_FIELDS, Summary, report_row, run_cohort
 from diffseglung_core.segment.report import make_report
 

@@ -4,10 +4,11 @@ import torch
 
 from diffseglung_core.model.config import ModelConfig, UNetConfig
 from diffseglung_core.model.unet import UNet3D
+from diffseglung_core.segment import segment_volume
 from diffseglung_core.segment.diffusion import diffusion_features
 from diffseglung_core.segment.tiling import window_starts
-from diffseglung_core.segment import segment_volume
 from diffseglung_core.training.checkpoint import make_payload, save_checkpoint
+
 from seg_synth import make_chest
 
 

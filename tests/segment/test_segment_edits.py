@@ -2,8 +2,13 @@ import numpy as np
 import pytest
 
 from diffseglung_core.labels import Tissue
-from diffseglung_core.segment.edits import (HandEdits, changed_voxels, confirmed_voxels,
-                                            correction_mask, merge_prediction)
+from diffseglung_core.segment.edits import (
+    HandEdits,
+    changed_voxels,
+    confirmed_voxels,
+    correction_mask,
+    merge_prediction,
+)
 
 
 def test_hand_edits_survive_remaps():

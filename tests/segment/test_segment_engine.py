@@ -7,7 +7,7 @@ from diffseglung_core.errors import Cancelled, NoLungFoundError
 from diffseglung_core.labels import Tissue
 from diffseglung_core.segment import apply_mapping, segment_volume
 from diffseglung_core.segment.report import make_report, write_report
-from diffseglung_core.volume import CTVolume
+
 from seg_synth import make_chest
 
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from seg_synth import make_chest
 
 from diffseglung_core.evaluate.metrics import dice, hd95
 from diffseglung_core.labels import Tissue
@@ -11,6 +10,8 @@ from diffseglung_core.segment.refine import (
     remove_small_components,
     sobel_magnitude,
 )
+
+from seg_synth import make_chest
 
 
 def test_sobel_magnitude_is_in_hu_per_mm():

@@ -2,8 +2,13 @@
 
 import numpy as np
 
-from diffseglung_core.segment.tiling import (CropStitch, HannBlend, sliding_window, window_corners,
-                                             window_starts)
+from diffseglung_core.segment.tiling import (
+    CropStitch,
+    HannBlend,
+    sliding_window,
+    window_corners,
+    window_starts,
+)
 
 
 def test_window_corners_cover_the_volume():

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from diffseglung_core.errors import CheckpointError
-from diffseglung_core.model.config import DistillConfig, ModelConfig, UNetConfig
 from diffseglung_core.model.checkpoint import load_checkpoint, load_model
+from diffseglung_core.model.config import DistillConfig, ModelConfig, UNetConfig
+from diffseglung_core.radiomics import batched_features
 from diffseglung_core.training.config import TrainConfig
 from diffseglung_core.training.loop import Trainer
-from diffseglung_core.radiomics import batched_features
 from diffseglung_core.volume import denormalize_hu
 
 TINY = ModelConfig(unet=UNetConfig.tiny(), patch_size=(16, 16, 16))
@@ -48,7 +48,8 @@ def test_resume_continues_exactly(phantom_patches, tmp_path):
     assert resumed.step == 5
     # same data order for the remaining steps
     fresh = Trainer(TINY, _tc(steps=10), phantom_patches, tmp_path / "c")
-    assert [resumed._batch_indices(s) for s in range(5, 10)] == [fresh._batch_indices(s) for s in range(5, 10)]
+    steps = range(5, 10)
+    assert [resumed._batch_indices(s) for s in steps] == [fresh._batch_indices(s) for s in steps]
     resumed.run()
     rows = list(csv.DictReader(open(tmp_path / "b" / "log.csv")))
     assert [int(r["step"]) for r in rows] == list(range(5, 11, 5))  # no duplicate rows
@@ -93,6 +94,7 @@ def test_stage2_infonce_falls(phantom_patches, tmp_path):
 
 def test_hu_preserving_off_is_recorded(phantom_patches, tmp_path):
     from dataclasses import replace
+
     from diffseglung_core.model.config import DiffusionConfig
     cfg = replace(TINY, diffusion=DiffusionConfig(hu_preserving=False, schedule="cosine"))
     Trainer(cfg, _tc(steps=2), phantom_patches, tmp_path).run()

@@ -10,8 +10,14 @@ import torch
 
 from diffseglung_core.errors import NoLungFoundError, OutputExistsError
 from diffseglung_core.lung import compute_lung_mask
-from diffseglung_core.training.patches import (PatchDataset, VolumePatchDataset, extract_patch,
-                                      extract_patches, precompute, sample_centres)
+from diffseglung_core.training.patches import (
+    PatchDataset,
+    VolumePatchDataset,
+    extract_patch,
+    extract_patches,
+    precompute,
+    sample_centres,
+)
 from diffseglung_core.volume import CTVolume, normalize_hu
 
 SPACING = (5.0, 3.0, 3.0)

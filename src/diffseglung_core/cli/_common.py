@@ -7,7 +7,6 @@ import contextlib
 import sys
 
 
-
 @contextlib.contextmanager
 def progress_bar(description: str):
     """Yield a :data:`ProgressCallback` that drives a tqdm bar on stderr."""

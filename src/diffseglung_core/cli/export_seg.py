@@ -12,7 +12,8 @@ HELP = "write a label map as a DICOM Segmentation (DICOM-SEG) referencing its so
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("labels", type=Path,
-                        help="label map on the scan's grid (NIfTI, NRRD or NPZ; 1 healthy .. 5 consolidation)")
+                        help="label map on the scan's grid (NIfTI, NRRD or NPZ; "
+                             "1 healthy .. 5 consolidation)")
     parser.add_argument("--reference", type=Path, required=True, metavar="DICOM",
                         help="the DICOM folder, zip or file of the CT series the labels belong to")
     parser.add_argument("--series", help="SeriesInstanceUID, number or description when there are several")

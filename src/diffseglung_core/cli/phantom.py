@@ -39,9 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DiffSegLungError, OutputExistsError
     from ..io import write_labels, write_scan
     from ..labels import TISSUE_NAMES
-    from ..phantom import make_phantom
-
-    from ..phantom import CASES
+    from ..phantom import CASES, make_phantom
 
     spec = CASES[args.case]
     names = _NAMES + (("effusion",) if max(spec.effusion_mm) > 0 else ()) + (("mass",) if spec.mass else ())

@@ -69,8 +69,8 @@ def _run_batch(args: argparse.Namespace) -> int:
     Resumes an interrupted run (see :mod:`diffseglung_core.segment.cohort`);
     under torchrun each rank takes its share of the scans on its own GPU.
     """
-    from ..io import scans_in, strip_scan_suffix
     from ..device import Rank
+    from ..io import scans_in, strip_scan_suffix
     from ..segment.cohort import report_row, run_cohort
 
     rank = Rank.from_env()

@@ -26,8 +26,8 @@ def run(args) -> int:
     from dataclasses import replace
 
     from ..errors import DiffSegLungError
-    from ..model.config import DiffusionConfig, ModelConfig, UNetConfig
     from ..model.checkpoint import load_checkpoint, model_config_from_dict
+    from ..model.config import DiffusionConfig, ModelConfig, UNetConfig
     from ..training.loop import Trainer
 
     with training_run(args) as (dist, data, resume):

@@ -27,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from dataclasses import replace
 
-    from ..model.config import DistillConfig
     from ..model.checkpoint import load_checkpoint, model_config_from_dict
+    from ..model.config import DistillConfig
     from ..training.data import cached_teacher_vectors
     from ..training.loop import Trainer
 

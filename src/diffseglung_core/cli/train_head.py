@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=Path, required=True,
                         help="label map on the scan's grid (0..5; 255 = not confirmed, left out)")
     parser.add_argument("--confirmed", type=Path,
-                        help="mask of the voxels the user confirmed or painted (default: every labelled voxel)")
+                        help="mask of the voxels the user confirmed or painted "
+                             "(default: every labelled voxel)")
     parser.add_argument("--prior", type=Path, metavar="LABELS",
                         help="labels to keep learning, at low weight, where nothing was confirmed "
                              "(e.g. the unsupervised result)")
@@ -40,8 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import OutputExistsError
     from ..io import read_mask, read_scan, write_labels
-    from ..segment.head import (DEFAULT_HEAD_TIMESTEPS, extract_head_features, feature_spec,
-                                predict_head, save_head, train_head)
+    from ..segment.head import (
+        DEFAULT_HEAD_TIMESTEPS,
+        extract_head_features,
+        feature_spec,
+        predict_head,
+        save_head,
+        train_head,
+    )
     from ..segment.report import class_volumes
 
     for out in (args.output, args.predict):

@@ -22,12 +22,11 @@ from ..volume import CTVolume, ScanSource
 from .base import NativeScan, Reader
 from .checks import check_hu, check_spacing
 from .dicom import SeriesInfo, list_dicom_series
-from .orientation import affine_spacing, axcodes, to_canonical
-from .discovery import find_scans, is_scan_collection, scan_name, scans_in, strip_scan_suffix
-from .registry import (READERS, WRITERS, label_suffixes, reader_for, register_reader,
-                       scan_suffixes, writer_for)
-from .writers import write_labels, write_scan
 from .dicom_seg import write_dicom_seg  # noqa: F401  (DICOM-SEG export, needs highdicom)
+from .discovery import find_scans, is_scan_collection, scan_name, scans_in, strip_scan_suffix
+from .orientation import affine_spacing, axcodes, to_canonical
+from .registry import READERS, WRITERS, label_suffixes, reader_for, register_reader, scan_suffixes, writer_for
+from .writers import write_labels, write_scan
 
 __all__ = ["read_scan", "read_mask", "read_label_map", "list_dicom_series", "SeriesInfo", "write_labels",
            "write_scan", "READERS", "WRITERS", "Reader", "NativeScan", "register_reader",

@@ -57,7 +57,8 @@ class SeriesInfo:
     @property
     def label(self) -> str:
         """Short text for users: ``"series 3 '5mm' (CT, 64 slices)"``."""
-        return f"series {self.number or '?'} '{self.description}' ({self.modality or '?'}, {self.n_slices} slices)"
+        return (f"series {self.number or '?'} '{self.description}' "
+                f"({self.modality or '?'}, {self.n_slices} slices)")
 
 
 Opener = Callable[[], "io.BufferedIOBase"]
@@ -80,7 +81,7 @@ def _members(path: Path) -> Iterator[dict[str, Opener]]:
         yield {n: (lambda n=n: io.BytesIO(archive.read(n))) for n in sorted(names)}
 
 
-def _headers(members: dict[str, Opener]) -> dict[str, "object"]:
+def _headers(members: dict[str, Opener]) -> dict[str, object]:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -251,7 +252,8 @@ def _geometry(path: Path, slices: list, spacing) -> tuple[list, np.ndarray]:
     elif spacing is not None:
         _, dy, dx = checked_spacing(path, spacing)
     else:
-        raise ScanReadError(path, "missing voxel spacing (no PixelSpacing); give it with --spacing Z Y X (mm)")
+        raise ScanReadError(path, "missing voxel spacing (no PixelSpacing); "
+                                  "give it with --spacing Z Y X (mm)")
     lps = np.eye(4)
     # the step between slice origins (not just along the normal) keeps a gantry tilt exact
     lps[:3, 0] = (ipp[-1] - ipp[0]) / (len(ipp) - 1) if len(ipp) > 1 else normal * step

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from nibabel.orientations import (apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation,
-                                  ornt2axcodes, ornt_transform)
+from nibabel.orientations import (
+    apply_orientation,
+    axcodes2ornt,
+    inv_ornt_aff,
+    io_orientation,
+    ornt2axcodes,
+    ornt_transform,
+)
 
 from ..volume import CANONICAL_AXCODES
 

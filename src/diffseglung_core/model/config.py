@@ -86,24 +86,24 @@ class UNetConfig(_DictMixin):
         return 2 ** (len(self.channel_mults) - 1)
 
     @classmethod
-    def paper(cls) -> "UNetConfig":
+    def paper(cls) -> UNetConfig:
         """The paper's network: base 64, multipliers 1, 2, 3, 4 (256-channel bottleneck)."""
         return cls()
 
     @classmethod
-    def small(cls) -> "UNetConfig":
+    def small(cls) -> UNetConfig:
         """The shipped default model: base 16, multipliers 1, 2, 4 (64-channel bottleneck)."""
         return cls(base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1,
                    attention_levels=())
 
     @classmethod
-    def tiny(cls) -> "UNetConfig":
+    def tiny(cls) -> UNetConfig:
         """A network for tests: base 8, two levels, 16^3 patches run in milliseconds."""
         return cls(base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                    attention_levels=())
 
     @classmethod
-    def preset(cls, name: str) -> "UNetConfig":
+    def preset(cls, name: str) -> UNetConfig:
         """``"paper" | "small" | "tiny"``."""
         try:
             return {"paper": cls.paper, "small": cls.small, "tiny": cls.tiny}[name]()

@@ -76,7 +76,8 @@ def ddpm_sample(eps_fn: EpsFn, shape, alphas_cumprod: torch.Tensor, *,
 
 @torch.no_grad()
 def ddim_sample(eps_fn: EpsFn, shape, alphas_cumprod: torch.Tensor, *, steps: int = 50,
-                eta: float = 0.0, spacing: str = "quadratic", generator: Optional[torch.Generator] = None, device="cpu",
+                eta: float = 0.0, spacing: str = "quadratic",
+                generator: Optional[torch.Generator] = None, device="cpu",
                 dtype=torch.float32, progress: Optional[ProgressCallback] = None) -> torch.Tensor:
     """DDIM (Song et al.) over ``steps`` timesteps (:func:`timestep_grid`); ``eta=0`` is deterministic."""
     abar = alphas_cumprod.double().cpu()

@@ -10,7 +10,6 @@ network's own API (:meth:`UNet3D.forward` with ``return_features=True`` or
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,7 @@ level)`` index for all co-occurrence matrices, shifted comparisons for LBP and
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Optional, Sequence
 
 import numpy as np
@@ -256,7 +256,7 @@ def lbp_features(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return hist / torch.where(total > 0, total, torch.ones_like(total))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gabor_weights_np(wavelength: float) -> np.ndarray:
     ks = [k for pair in gabor_kernels(wavelength) for k in pair]  # re0, im0, re1, im1, ...
     return np.stack(ks)[:, None]

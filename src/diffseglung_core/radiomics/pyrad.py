@@ -19,8 +19,9 @@ from .names import PYRADIOMICS_NAMES
 def available() -> bool:
     """True when pyradiomics and SimpleITK can be imported."""
     try:
-        import radiomics  # noqa: F401
         import SimpleITK  # noqa: F401
+
+        import radiomics  # noqa: F401
     except ImportError:
         return False
     return True
@@ -28,8 +29,9 @@ def available() -> bool:
 
 def make_extractor():
     """A pyradiomics extractor computing the first-order and GLCM features we share."""
-    import radiomics
     from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    import radiomics
 
     radiomics.setVerbosity(logging.ERROR)
     # its INFO records pass a dict as the only argument, which some log handlers

@@ -23,10 +23,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import NoLungFoundError
+from ..calibration import calibrate_hu
+from ..errors import NoLungFoundError, require_same_grid
 from ..progress import ProgressCallback, report, scaled
 from ..volume import CTVolume
-from ..calibration import calibrate_hu
 from .assign import LabelMapping, assign_labels, label_probabilities
 from .features import density_features, robust_standardize
 from .gmm import GaussianMixture, fit_gmm
@@ -259,10 +259,7 @@ def segment_volume(
         timings["lung_mask"] = time.perf_counter() - t0
     else:
         lung_u8 = np.asarray(lung_mask).astype(np.uint8)
-        if lung_u8.shape != hu.shape:
-            from ..errors import GridMismatchError
-
-            raise GridMismatchError(f"lung mask shape {lung_u8.shape} != scan shape {hu.shape}")
+        require_same_grid(lung_u8.shape, hu.shape, "lung mask", "scan")
     lung = lung_u8 > 0
     if lung.sum() < max(k * 10, 50):
         raise NoLungFoundError(f"only {int(lung.sum())} lung voxels: too few to segment")

@@ -71,17 +71,26 @@ def density_features(
 
     Parameters
     ----------
-    hu : (Z, Y, X) float array, HU.
-    lung : (Z, Y, X) array, nonzero inside the lung.
-    spacing : voxel size in mm ``(z, y, x)``.
-    scales_mm : widths (mm) of the two box neighbourhoods (at least one voxel).
-    smooth_mm : Gaussian sigma (mm) of the voxel HU feature.
-    slab : slices per chunk (plus a halo of the largest neighbourhood).
+    hu : (Z, Y, X) float ndarray
+        HU.
+    lung : (Z, Y, X) ndarray
+        Nonzero inside the lung.
+    spacing : (3,) sequence of float
+        Voxel size in mm ``(z, y, x)``.
+    scales_mm : sequence of float
+        Widths (mm) of the box neighbourhoods (at least one voxel).
+    smooth_mm : float
+        Gaussian sigma (mm) of the voxel HU feature.
+    slab : int
+        Slices per chunk (plus a halo of the largest neighbourhood).
+    progress : callable, optional
+        ``progress(done, total, stage)``.
 
     Returns
     -------
-    (N, 1 + 2 * len(scales_mm)) float32 in HU / 100: smoothed HU, then mean
-    and standard deviation per scale, rows in ``np.nonzero(lung)`` order.
+    (N, 1 + 2 * len(scales_mm)) float32 ndarray
+        In HU / 100: smoothed HU, then mean and standard deviation per scale,
+        rows in ``np.nonzero(lung)`` order.
     """
     lung = np.asarray(lung) > 0
     box = lung_bbox(lung)

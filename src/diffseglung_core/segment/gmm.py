@@ -37,13 +37,19 @@ class GaussianMixture:
 
     Attributes
     ----------
-    weights : (K,) float64 ndarray, mixing proportions (sum to 1).
-    means : (K, D) float64 ndarray.
-    covariances : (K, D) for ``"diag"`` or (K, D, D) for ``"full"``, float64.
-    covariance_type : ``"diag"`` or ``"full"``.
-    converged : whether EM met its tolerance.
-    n_iter : EM iterations of the kept start.
-    lower_bound : mean log-likelihood per row of the EM subsample.
+    weights : (K,) float64 ndarray
+        Mixing proportions (sum to 1).
+    means : (K, D) float64 ndarray
+    covariances : (K, D) or (K, D, D) float64 ndarray
+        Diagonals for ``"diag"``, full matrices for ``"full"``.
+    covariance_type : str
+        ``"diag"`` or ``"full"``.
+    converged : bool
+        Whether EM met its tolerance.
+    n_iter : int
+        EM iterations of the kept start.
+    lower_bound : float
+        Mean log-likelihood per row of the EM subsample.
     """
 
     weights: np.ndarray
@@ -120,7 +126,7 @@ class _Params:
     full: bool
 
     @classmethod
-    def from_model(cls, m: GaussianMixture, device, dtype) -> "_Params":
+    def from_model(cls, m: GaussianMixture, device, dtype) -> _Params:
         means = torch.as_tensor(m.means, dtype=torch.float64)
         cov = torch.as_tensor(m.covariances, dtype=torch.float64)
         if m.covariance_type == "diag":
@@ -242,22 +248,38 @@ def fit_gmm(
 
     Parameters
     ----------
-    x : (N, D) float array or tensor.
-    k : number of components.
-    covariance_type : ``"diag"`` or ``"full"``.
-    n_init : k-means++ starts; the one with the best mean log-likelihood is kept.
-    max_iter, tol : EM stops after ``max_iter`` iterations or when the mean
+    x : (N, D) float ndarray or torch.Tensor
+    k : int
+        Number of components.
+    covariance_type : str
+        ``"diag"`` or ``"full"``.
+    n_init : int
+        k-means++ starts; the one with the best mean log-likelihood is kept.
+    max_iter, tol : int, float
+        EM stops after ``max_iter`` iterations or when the mean
         log-likelihood per row changes by less than ``tol``.
-    reg_covar : added to the covariance diagonals (in squared feature units).
-    subsample : EM runs on at most this many random rows (None: all rows).
-    seed : random seed of the subsample and the starts.
-    device : torch device or name (``"auto"``: CUDA, MPS, then CPU).
-    dtype : float32 (default for ``"diag"``) or float64 (default for ``"full"``).
-    progress : ``progress(done, total, "gmm")`` after each start.
+    reg_covar : float
+        Added to the covariance diagonals (in squared feature units).
+    subsample : int, optional
+        EM runs on at most this many random rows (None: all rows).
+    seed : int
+        Random seed of the subsample and the starts.
+    device : str or torch.device
+        ``"auto"``: CUDA, MPS, then CPU.
+    dtype : torch.dtype, optional
+        float32 (default for ``"diag"``) or float64 (default for ``"full"``).
+    progress : callable, optional
+        ``progress(done, total, "gmm")`` after each start.
 
     Returns
     -------
-    GaussianMixture with parameters in the units of ``x`` (float64 arrays).
+    GaussianMixture
+        Parameters in the units of ``x`` (float64 arrays).
+
+    References
+    ----------
+    .. [1] Khiati, Brillet, Fetita. DiffSegLung. arXiv:2605.11758 (GMM
+       over-clustering of voxel features).
     """
     if covariance_type not in ("diag", "full"):
         raise ValueError(f"covariance_type must be 'diag' or 'full', got {covariance_type!r}")
@@ -284,7 +306,7 @@ def fit_gmm(
         resp = torch.nn.functional.one_hot(lab, k).to(dtype)
         weights, means, cov = _m_step(xt, resp, full, reg_covar)
         prev, converged, it = -math.inf, False, 0
-        for it in range(1, max_iter + 1):
+        for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported after the loop
             wlp = _weighted_log_prob(xt, _to_params(weights, means, cov, full))
             ll = _logsumexp(wlp)
             lb = float(ll.double().mean())

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError, GridMismatchError, OutputExistsError
+from ..errors import CheckpointError, GridMismatchError, OutputExistsError, require_same_grid
 from ..labels import Tissue
 from ..progress import ProgressCallback, report
 from ..volume import CTVolume, normalize_hu
@@ -156,8 +156,7 @@ def extract_head_features(
         spacing = volume.spacing if isinstance(volume, CTVolume) else (1.0, 1.0, 1.0)
         lung_mask = compute_lung_mask(hu, spacing)
     lung = np.asarray(lung_mask) > 0
-    if lung.shape != hu.shape:
-        raise GridMismatchError(f"lung mask shape {lung.shape} != scan shape {hu.shape}")
+    require_same_grid(lung.shape, hu.shape, "lung mask", "scan")
     dev = get_device(device)
     loaded = _loaded(model, dev)
     net, cfg = loaded.model, loaded.config
@@ -218,8 +217,7 @@ def _training_mask(labels: np.ndarray, confirmed: Optional[np.ndarray]) -> np.nd
     ok = (labels >= 0) & (labels < N_CLASSES)
     if confirmed is not None:
         confirmed = np.asarray(confirmed)
-        if confirmed.shape != labels.shape:
-            raise GridMismatchError(f"confirmed mask shape {confirmed.shape} != labels shape {labels.shape}")
+        require_same_grid(confirmed.shape, labels.shape, "confirmed mask", "labels")
         ok &= confirmed > 0
     return ok
 
@@ -301,7 +299,8 @@ def train_head(
     dev = get_device(device)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    cfg = HeadConfig(in_channels=int(features.shape[0]), hidden=int(hidden), features=dict(feature_info or {}))
+    cfg = HeadConfig(in_channels=int(features.shape[0]), hidden=int(hidden),
+                     features=dict(feature_info or {}))
     head = CorrectionHead(cfg)
     # standardisation from the confirmed voxels (subsampled)
     pick = where[rng.choice(len(where), size=min(len(where), 20000), replace=False)]
@@ -315,8 +314,7 @@ def train_head(
     counts = np.bincount(labels[ok].astype(np.int64), minlength=N_CLASSES).astype(np.float64)
     if prior is not None:
         prior = np.asarray(prior)
-        if prior.shape != labels.shape:
-            raise GridMismatchError(f"prior shape {prior.shape} != labels shape {labels.shape}")
+        require_same_grid(prior.shape, labels.shape, "prior", "labels")
         weak = ~ok & (prior >= 1) & (prior < N_CLASSES)
         target_all[weak] = prior[weak]
         voxel_w[weak] = float(prior_weight)

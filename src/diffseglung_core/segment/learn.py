@@ -14,8 +14,14 @@ from typing import Optional
 import numpy as np
 
 from ..progress import ProgressCallback
-from .head import (DEFAULT_HEAD_TIMESTEPS, CorrectionHead, extract_head_features, feature_spec,
-                   predict_head, train_head)
+from .head import (
+    DEFAULT_HEAD_TIMESTEPS,
+    CorrectionHead,
+    extract_head_features,
+    feature_spec,
+    predict_head,
+    train_head,
+)
 
 __all__ = ["learn_from_corrections"]
 

@@ -26,10 +26,14 @@ class PatchArrays:
 
     Attributes
     ----------
-    ct : (N, D, H, W) float32, normalised HU (:func:`normalize_hu`).
-    mask : (N, D, H, W) lung mask (any numeric dtype, 0 / 1).
-    patient_ids : (N,) array naming each patch's scan.
-    scans : the scans (paths or names) the patches come from, in order.
+    ct : (N, D, H, W) float32 ndarray
+        Normalised HU (:func:`normalize_hu`).
+    mask : (N, D, H, W) ndarray
+        Lung mask (any numeric dtype, 0 / 1).
+    patient_ids : (N,) ndarray
+        The scan each patch comes from.
+    scans : list of str
+        The scans (paths or names) the patches come from, in order.
     """
 
     ct: np.ndarray
@@ -61,7 +65,7 @@ class PatchArrays:
         return torch.from_numpy(ct)[:, None], torch.from_numpy(mask)[:, None]
 
     @classmethod
-    def from_folder(cls, folder, mmap: bool = True) -> "PatchArrays":
+    def from_folder(cls, folder, mmap: bool = True) -> PatchArrays:
         """Open a precomputed patch folder (``ct.npy``, ``mask.npy``, ``patient_ids.npy``)."""
         folder = Path(folder)
         for name in ("ct.npy", "mask.npy"):
@@ -78,7 +82,7 @@ class PatchArrays:
     @classmethod
     def from_volumes(cls, volumes: Iterable[tuple[str, np.ndarray, np.ndarray]],
                      patch_size: Sequence[int], patches_per_volume: int, seed: int = 0,
-                     min_lung_fraction: float = 0.25) -> "PatchArrays":
+                     min_lung_fraction: float = 0.25) -> PatchArrays:
         """Cut random patches centred in the lung of ``(name, hu, lung)`` volumes.
 
         Parameters

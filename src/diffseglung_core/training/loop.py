@@ -30,16 +30,23 @@ from torch.utils.data import DistributedSampler
 
 from ..device import autocast, autocast_dtype
 from ..errors import CheckpointError
+from ..model.checkpoint import load_checkpoint, model_config_from_dict
 from ..model.config import DistillConfig, ModelConfig
 from ..model.diffusion import Diffusion
-from ..model.distill import (StudentProjection, TeacherProjection, distill_weight,
-                             embedding_spread, info_nce, robust_normalize, robust_stats)
-from ..model.unet import UNet3D
+from ..model.distill import (
+    StudentProjection,
+    TeacherProjection,
+    distill_weight,
+    embedding_spread,
+    info_nce,
+    robust_normalize,
+    robust_stats,
+)
 from ..model.sampling import sample_patches
+from ..model.unet import UNet3D
 from ..progress import ProgressCallback, report
 from ..render import mid_slice_montage, save_png
 from ..volume import denormalize_hu
-from ..model.checkpoint import load_checkpoint, model_config_from_dict
 from .checkpoint import make_payload, save_checkpoint
 from .config import TrainConfig
 from .data import PatchArrays

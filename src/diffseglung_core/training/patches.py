@@ -163,16 +163,23 @@ def extract_patches(hu: np.ndarray, lung: np.ndarray, centres: np.ndarray,
 
     Parameters
     ----------
-    hu : (Z, Y, X) array of HU.
-    lung : (Z, Y, X) lung mask (nonzero = lung).
-    centres : (N, 3) voxel indices.
-    patch_size : (D, H, W) voxels.
-    dtype : dtype of the CT patches.
+    hu : (Z, Y, X) ndarray
+        HU.
+    lung : (Z, Y, X) ndarray
+        Lung mask (nonzero = lung).
+    centres : (N, 3) int ndarray
+        Voxel indices of the patch centres.
+    patch_size : (3,) sequence of int
+        ``(D, H, W)`` voxels.
+    dtype : numpy dtype
+        Of the CT patches.
 
     Returns
     -------
-    ct : (N, D, H, W) ``dtype``, :func:`normalize_hu` of the HU (padding = air).
-    mask : (N, D, H, W) uint8, 1 = lung.
+    ct : (N, D, H, W) ndarray of ``dtype``
+        :func:`normalize_hu` of the HU (padding = air).
+    mask : (N, D, H, W) uint8 ndarray
+        1 = lung.
     """
     if hu.shape != lung.shape:
         raise ValueError(f"hu {hu.shape} and lung {lung.shape} must share a grid")

@@ -113,7 +113,7 @@ class Job:
         self.worker.errored.connect(self._errored)
         self.worker.finished.connect(self._finished)
 
-    def start(self) -> "Job":
+    def start(self) -> Job:
         if self.bar is not None:
             self.bar.setRange(0, 0)  # busy until the first report
         self.worker.start()

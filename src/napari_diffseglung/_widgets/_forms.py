@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 from typing import Any, Optional, Sequence
 
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox,
-                            QWidget)
+from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
 
 from diffseglung_core.segment.options import option_choices
 

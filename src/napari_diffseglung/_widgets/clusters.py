@@ -10,8 +10,17 @@ from __future__ import annotations
 from typing import Optional
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QComboBox, QFormLayout, QLabel, QProgressBar, QPushButton, QTableWidget,
-                            QTableWidgetItem, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffseglung_core.labels import TISSUE_NAMES
 from diffseglung_core.segment.remap import cluster_rows

@@ -14,12 +14,21 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
-                            QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffseglung_core.device import DEVICES, device_warning
-from diffseglung_core.segment.edits import (HandEdits, changed_voxels, confirmed_voxels,
-                                            merge_prediction)
+from diffseglung_core.segment.edits import HandEdits, changed_voxels, confirmed_voxels, merge_prediction
 from diffseglung_core.segment.learn import learn_from_corrections
 
 from .._layers import RESULT_KEY, stored_volume

@@ -6,8 +6,19 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from qtpy.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffseglung_core.io import label_suffixes, write_labels
 from diffseglung_core.render import axial_overview, save_png
@@ -15,8 +26,7 @@ from diffseglung_core.segment.options import RefineOptions
 from diffseglung_core.segment.remap import preview_slice
 from diffseglung_core.segment.report import make_report, write_report
 
-from .._layers import (RESULT_KEY, labels_layer_data, layer_volume, reference_volume,
-                       stored_volume)
+from .._layers import RESULT_KEY, labels_layer_data, layer_volume, reference_volume, stored_volume
 from . import _common
 from ._common import Job, LayerComboBox
 from ._forms import OptionForm

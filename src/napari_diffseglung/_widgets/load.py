@@ -5,13 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                            QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from diffseglung_core.io import (label_suffixes, list_dicom_series, read_mask, read_scan,
-                                 scan_suffixes)
-from diffseglung_core.lung import compute_lung_mask
 from diffseglung_core.describe import describe_volume
+from diffseglung_core.io import label_suffixes, list_dicom_series, read_mask, read_scan, scan_suffixes
+from diffseglung_core.lung import compute_lung_mask
 from diffseglung_core.render import WINDOWS
 
 from .._layers import VOLUME_KEY, image_layer_data, labels_layer_data, layer_volume

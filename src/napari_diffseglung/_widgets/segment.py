@@ -6,8 +6,18 @@ from dataclasses import replace
 from typing import Optional
 
 import numpy as np
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                            QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffseglung_core.device import device_warning, get_device
 from diffseglung_core.segment import SegmentOptions, segment_volume

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-
 from qtpy.QtCore import QRectF, Qt, QTimer
 from qtpy.QtGui import QColor, QPainter
-from qtpy.QtWidgets import (QFormLayout, QLabel, QSizePolicy, QTableWidget, QTableWidgetItem,
-                            QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QFormLayout,
+    QLabel,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from diffseglung_core.labels import TISSUE_COLORS
 from diffseglung_core.segment.report import class_volumes
