@@ -64,9 +64,26 @@ def _hu(x) -> np.ndarray:
 @torch.no_grad()
 def reconstruct(model, diffusion: Diffusion, patches: torch.Tensor, t_start: int = 250,
                 steps: int = 20, seed: int = 0) -> torch.Tensor:
-    """Noise ``(B, 2, D, H, W)`` patches to ``t_start`` and denoise them back.
+    """Noise patches to ``t_start`` and denoise them back with DPM-Solver++.
 
-    Returns the reconstructed normalised CT ``(B, 1, D, H, W)`` (model device).
+    Parameters
+    ----------
+    model : UNet3D
+    diffusion : Diffusion
+        The model's noise schedule.
+    patches : (B, 2, D, H, W) torch.Tensor
+        Normalised CT and lung mask.
+    t_start : int
+        Timestep the CT is noised to.
+    steps : int
+        Solver steps back to ``t = 0``.
+    seed : int
+        Seed of the noise (:func:`~.features.patch_noise`).
+
+    Returns
+    -------
+    (B, 1, D, H, W) torch.Tensor
+        The reconstructed normalised CT, on the model's device.
     """
     device = next(model.parameters()).device
     x = patches.to(device, torch.float32)
@@ -88,14 +105,22 @@ def generation_report(real: np.ndarray, real_mask: np.ndarray, generated: np.nda
 
     Parameters
     ----------
-    real, generated : (N, D, H, W) and (M, D, H, W) normalised CT.
-    real_mask, generated_mask : their lung masks.
-    reconstructed : (N, D, H, W) reconstructions of ``real``, optional.
+    real : (N, D, H, W) ndarray
+        Real patches, normalised CT.
+    real_mask : (N, D, H, W) ndarray
+        Their lung masks.
+    generated : (M, D, H, W) ndarray
+        Generated patches, normalised CT.
+    generated_mask : (M, D, H, W) ndarray
+        The masks they were conditioned on.
+    reconstructed : (N, D, H, W) ndarray, optional
+        Reconstructions of ``real`` (:func:`reconstruct`).
 
     Returns
     -------
-    ``frechet_radiomic`` (generated vs real) and, with reconstructions,
-    ``psnr_db`` and ``ssim`` (means over patches, HU window -1024..400).
+    dict
+        ``frechet_radiomic`` (generated vs real) and, with reconstructions,
+        ``psnr_db`` and ``ssim`` (means over patches, HU window -1024..400).
     """
     ref = teacher_vectors(real, real_mask)
     gen = teacher_vectors(generated, generated_mask)

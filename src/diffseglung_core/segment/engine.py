@@ -144,19 +144,31 @@ class SegmentationResult:
 
     Attributes
     ----------
-    labels : (Z, Y, X) uint8, 0 outside lung, 1..5 tissues (:class:`~diffseglung_core.labels.Tissue`).
-    lung : (Z, Y, X) uint8 lung mask used (nonzero inside).
-    posteriors : (N, K) float16 cluster posteriors of the N lung voxels.
-    clusters : name -> (N,) int16 most probable cluster of each lung voxel, for
-        the final clustering (``"final"``) and for each feature set / timestep alone.
-    mapping : the cluster -> label :class:`~.assign.LabelMapping`.
-    smooth_hu : (N,) float32 smoothed HU of the lung voxels (voxel emphysema gate).
-    context_hu : (N,) float32 large-scale masked mean HU of the lung voxels (vessel gate).
-    hu : (Z, Y, X) HU the segmentation was computed on (a reference, not a copy).
-    spacing : mm ``(z, y, x)``.
-    gmm : the fitted :class:`~.gmm.GaussianMixture`.
-    timings : stage -> seconds.
-    params : the options used.
+    labels : (Z, Y, X) uint8 ndarray
+        0 outside lung, 1..5 tissues (:class:`~diffseglung_core.labels.Tissue`).
+    lung : (Z, Y, X) uint8 ndarray
+        The lung mask used (nonzero inside).
+    posteriors : (N, K) float16 ndarray
+        Cluster posteriors of the N lung voxels.
+    clusters : dict
+        Name -> (N,) int16 most probable cluster of each lung voxel, for the
+        final clustering (``"final"``) and for each feature set / timestep alone.
+    mapping : LabelMapping
+        The cluster -> label mapping (:class:`~.assign.LabelMapping`).
+    smooth_hu : (N,) float32 ndarray
+        Smoothed HU of the lung voxels (voxel emphysema gate).
+    hu : (Z, Y, X) ndarray
+        HU the segmentation was computed on (a reference, not a copy).
+    spacing : tuple of float
+        mm ``(z, y, x)``.
+    context_hu : (N,) float32 ndarray, optional
+        Large-scale masked mean HU of the lung voxels (vessel gate).
+    gmm : GaussianMixture, optional
+        The fitted mixture (:class:`~.gmm.GaussianMixture`).
+    timings : dict
+        Stage -> seconds.
+    params : dict
+        The options used (JSON-ready; written into reports).
     """
 
     labels: np.ndarray
@@ -184,12 +196,21 @@ def apply_mapping(result: SegmentationResult, mapping: LabelMapping, *,
                   progress: Optional[ProgressCallback] = None) -> np.ndarray:
     """Labels of ``result`` under another mapping, without recomputing features.
 
-    ``refine`` (default: as in the original run) re-runs Sobel-Diffusion Fusion
-    (seconds on a full scan); ``refine=False`` is a plain argmax (instant).
+    Parameters
+    ----------
+    result : SegmentationResult
+    mapping : LabelMapping
+        Cluster -> label mapping to apply.
+    refine : bool, optional
+        Re-run Sobel-Diffusion Fusion (seconds on a full scan) with the
+        result's refinement options; False: plain argmax (instant). Default:
+        as in the original run.
+    progress : callable, optional
+        ``progress(done, total, stage)``.
 
     Returns
     -------
-    (Z, Y, X) uint8 labels.
+    (Z, Y, X) uint8 ndarray
     """
     probs = label_probabilities(result.posteriors, mapping, smooth_hu=result.smooth_hu,
                                 context_hu=result.context_hu)
