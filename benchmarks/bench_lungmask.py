@@ -214,7 +214,8 @@ def main(argv=None) -> int:
             else:
                 print(f"  {name}: lung {100 * row['lung_share_of_body']:.1f} % of the body "
                       f"(plain threshold {100 * row['plain_threshold_share_of_body']:.1f} %)")
-        print(f"  padding replaced: same mask {[result['padding'][k] for k in ('-1024.0', '-2000.0', '-2048.0')]}")
+        same = [result["padding"][k] for k in ("-1024.0", "-2000.0", "-2048.0")]
+        print(f"  padding replaced: same mask {same}")
     print(f"phantom cases {tuple(args.shape)}, seeds {list(args.seeds)} (means)")
     print("| case | Dice | FP mL | healthy | GGO | fibrosis | emphysema | consolidation | extra |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -229,7 +230,8 @@ def main(argv=None) -> int:
             extra = (f"fluid in mask {_mean(rows, 'effusion_in_mask'):.2f}, reported "
                      f"{_mean(rows, 'effusion_reported'):.2f}")
         cls = " | ".join(f"{_mean(rows, 'inside', str(c)):.3f}" for c in range(1, 6))
-        print(f"| {case} | {_mean(rows, 'dice'):.4f} | {_mean(rows, 'false_positive_ml'):.0f} | {cls} | {extra} |")
+        print(f"| {case} | {_mean(rows, 'dice'):.4f} | {_mean(rows, 'false_positive_ml'):.0f} "
+              f"| {cls} | {extra} |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {args.json}")

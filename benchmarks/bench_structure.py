@@ -121,8 +121,7 @@ def worker(args) -> dict:
     from skimage.feature import hessian_matrix, hessian_matrix_eigvals
 
     sys.path.insert(0, str(ROOT / "src"))
-    from diffseglung_core.segment.structure import (hessian_eigenvalues, structure_features,
-                                                    structure_maps)
+    from diffseglung_core.segment.structure import hessian_eigenvalues, structure_features, structure_maps
 
     torch.set_num_threads(args.threads)
     meta = json.loads((args.inputs / "meta.json").read_text())

@@ -86,7 +86,8 @@ def score_case(case, labels, own_lung) -> dict:
             "subpleural": rec.subpleural,
             "inside_own_lung": float(own_lung[m].mean()) if n else float("nan"),
             "recall": float((labels[m] == rec.label).mean()) if n else float("nan"),
-            "labelled_as": {c: float((labels[m] == i + 1).mean()) for i, c in enumerate(CLASSES)} if n else {},
+            "labelled_as": ({c: float((labels[m] == i + 1).mean()) for i, c in enumerate(CLASSES)}
+                            if n else {}),
         })
     return {"dice": per_class, "own_lung_dice": dice(own_lung, case.lung > 0),
             "scored_voxels": int(scored.sum()), "lesions": lesions}

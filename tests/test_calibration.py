@@ -8,8 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from diffseglung_core.calibration import (HUCalibration, calibrate_hu, detect_padding,
-                                          padding_from_metadata)
+from diffseglung_core.calibration import HUCalibration, calibrate_hu, detect_padding, padding_from_metadata
 from diffseglung_core.errors import ScanReadError
 from diffseglung_core.io import read_scan
 from diffseglung_core.io.checks import check_hu

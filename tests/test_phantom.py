@@ -267,7 +267,8 @@ def test_lungs_rest_on_the_diaphragm():
     lowest = {s: z[np.argmax(lung == s, axis=0)][(lung == s).any(axis=0)] for s in (1, 2)}
     assert min(lowest[1].min(), lowest[2].min()) < 40
     assert lowest[1].max() > 100 and lowest[1].max() > lowest[2].max() + 8
-    # the recess is deepest at the back: the lowest lung of the posterior third lies below the anterior third's
+    # the recess is deepest at the back: the lowest lung of the posterior third lies below
+    # the anterior third's
     y = _mm(ph, 1)
     for s in (1, 2):
         zs = np.where((lung == s).any(axis=0), z[np.argmax(lung == s, axis=0)], np.inf)
@@ -352,7 +353,8 @@ def test_white_lung(seed):
     assert (hu[ggo] > -300).mean() > 0.005                               # vessels show through GGO
 
 
-@pytest.mark.parametrize("case, sides", [("effusion", {1, 2}), ("effusion_right", {1}), ("effusion_left", {2})])
+@pytest.mark.parametrize("case, sides",
+                         [("effusion", {1, 2}), ("effusion_right", {1}), ("effusion_left", {2})])
 def test_pleural_effusion_is_fluid_outside_the_lung(case, sides):
     ph = make_phantom((24, 96, 96), seed=2, case=case)
     fluid, lung, hu, labels = ph.effusion, ph.lung, ph.volume.hu, ph.labels

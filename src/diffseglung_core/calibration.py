@@ -188,7 +188,8 @@ def _num(v: float):
     return float(v) if np.isfinite(v) else None
 
 
-def padding_from_metadata(metadata: Optional[Mapping]) -> tuple[tuple[float, ...], Optional[tuple[float, float]]]:
+def padding_from_metadata(
+        metadata: Optional[Mapping]) -> tuple[tuple[float, ...], Optional[tuple[float, float]]]:
     """Padding values and range (HU) a reader stored in ``ScanSource.metadata``.
 
     Parameters

@@ -11,9 +11,13 @@ from scipy import stats
 from skimage.feature import hessian_matrix, hessian_matrix_eigvals
 
 from diffseglung_core.errors import Cancelled, NoLungFoundError
-from diffseglung_core.segment.structure import (STRUCTURE_NAMES, eigenvalues_sym3,
-                                                hessian_eigenvalues, structure_features,
-                                                structure_maps)
+from diffseglung_core.segment.structure import (
+    STRUCTURE_NAMES,
+    eigenvalues_sym3,
+    hessian_eigenvalues,
+    structure_features,
+    structure_maps,
+)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device"))]

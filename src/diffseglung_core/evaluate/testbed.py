@@ -354,7 +354,8 @@ def prepare_scan(volume: CTVolume, lung: np.ndarray, *, coarse_mm: float = 2.5) 
         medial = np.percentile(pts[:, 2], 10 if side > 0 else 90)
         hilum[c] = np.array([np.median(pts[:, 0]), np.median(pts[:, 1]), medial])
     return ScanContext(volume=volume, lung=lung_b, noise=noise, air_hu=_air_hu(hu), depth=depth,
-                       dense=dense, ignore=dilate_mm(dense, sp, 5.0) & lung_b, step=step, dense_dist=dense_dist, components=comps, hilum=hilum,
+                       dense=dense, ignore=dilate_mm(dense, sp, 5.0) & lung_b, step=step,
+                       dense_dist=dense_dist, components=comps, hilum=hilum,
                        z_range=(float(zz.min() * sp[0]), float(zz.max() * sp[0])),
                        y_mid=float(np.median(yy)) * sp[1], x_mid=x_mid,
                        hu_range=(float(hu.min()), float(hu.max())))

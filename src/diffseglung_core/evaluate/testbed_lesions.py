@@ -231,7 +231,8 @@ def blob_distance(grid: FineGrid, centre: np.ndarray, radius: float, rng: np.ran
     return dist.astype(np.float32)
 
 
-def jittered_seeds(lo_mm, hi_mm, step_mm: float, rng: np.random.Generator, jitter: float = 0.35) -> np.ndarray:
+def jittered_seeds(lo_mm, hi_mm, step_mm: float, rng: np.random.Generator,
+                   jitter: float = 0.35) -> np.ndarray:
     """(n, 3) mm points on a jittered cubic lattice of ``step_mm`` covering ``[lo, hi]``."""
     axes = [np.arange(a - step_mm, b + step_mm, step_mm) for a, b in zip(lo_mm, hi_mm)]
     g = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
@@ -303,7 +304,10 @@ def cell_walls(grid: FineGrid, seeds: np.ndarray, where: np.ndarray, warp=None):
 
 def segment_tube(grid: FineGrid, p0: np.ndarray, p1: np.ndarray, r0: float, r1: float,
                  out: np.ndarray, width_mm: float = 0.4) -> None:
-    """Max-composite a tapered tube (capsule from ``p0`` radius ``r0`` to ``p1`` radius ``r1``, mm) into ``out``."""
+    """Max-composite a tapered tube into ``out``.
+
+    The tube is a capsule from ``p0`` (radius ``r0``) to ``p1`` (radius ``r1``), in mm.
+    """
     fs = grid.fine_spacing
     start = (grid.lo - 0.5) * grid.spacing
     rmax = max(r0, r1) + 2 * width_mm

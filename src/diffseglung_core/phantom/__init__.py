@@ -87,7 +87,8 @@ class Phantom:
     case: str = "chest"
 
 
-def default_spacing(shape: Sequence[int], z_range: Optional[Sequence[float]] = None) -> tuple[float, float, float]:
+def default_spacing(shape: Sequence[int],
+                    z_range: Optional[Sequence[float]] = None) -> tuple[float, float, float]:
     """Voxel size (mm) of a 350 x 350 mm (y, x) field of view sampled on ``shape``.
 
     Along z the grid spans ``z_range`` (nominal mm, default ``(0, 300)``: the chest).

@@ -91,7 +91,8 @@ class Abdomen:
         self.loops = _small_bowel(rng)
         # stool: a sum of random plane waves (about 12 mm), gas bubbles where it peaks
         self.waves = rng.standard_normal((8, 3))
-        self.waves *= (2 * np.pi / rng.uniform(9.0, 15.0, (8, 1))) / np.linalg.norm(self.waves, axis=1, keepdims=True)
+        wavelength = rng.uniform(9.0, 15.0, (8, 1))
+        self.waves *= (2 * np.pi / wavelength) / np.linalg.norm(self.waves, axis=1, keepdims=True)
         self.phases = rng.uniform(0, 2 * np.pi, 8)
 
     def _stool(self, pts: np.ndarray) -> np.ndarray:
@@ -123,9 +124,11 @@ class Abdomen:
             r = _ellipsoid(x, y, z, centre, semi)
             put(r < 1, ORGAN_HU["kidney"])
             medial = 1.0 if side == "right" else -1.0
-            sinus = _ellipsoid(x, y, z, (centre[0], centre[1] - 6.0, centre[2] + medial * 15.0), (24.0, 10.0, 13.0))
+            sinus = _ellipsoid(x, y, z, (centre[0], centre[1] - 6.0, centre[2] + medial * 15.0),
+                               (24.0, 10.0, 13.0))
             put((sinus < 1) & (r < 1), ORGAN_HU["renal_sinus"])
-            pelvis = _ellipsoid(x, y, z, (centre[0] - 4.0, centre[1] - 6.0, centre[2] + medial * 19.0), (12.0, 6.0, 8.0))
+            pelvis = _ellipsoid(x, y, z, (centre[0] - 4.0, centre[1] - 6.0, centre[2] + medial * 19.0),
+                                (12.0, 6.0, 8.0))
             put(pelvis < 1, ORGAN_HU["urine"])
         # crura of the diaphragm beside the aorta, psoas muscles lower down
         put((_ellipse2(np.abs(x), y, 21.0, 36.0, 6.0, 13.0) < 1) & (z > -50) & (z < 90), ORGAN_HU["muscle"])

@@ -174,7 +174,8 @@ def draw_parenchyma(grid: Grid, pts: LungPoints, pathologies, rngs: dict[str, np
             cand = np.flatnonzero(region & (pts.pleura > max(6.0, 2 * h)))
             if cand.size == 0:
                 cand = np.flatnonzero(region)
-            centres = [pts.mm[i].astype(np.float64) for i in rng.choice(cand, size=min(10, cand.size), replace=False)]
+            picks = rng.choice(cand, size=min(10, cand.size), replace=False)
+            centres = [pts.mm[i].astype(np.float64) for i in picks]
             bronchograms += _bronchograms(pts, region, centres, rng, grid.step[0] / 2, radius=3.0)
         elif name == "ggo" and pattern == "pneumonia":
             field = sample_field(coarse_field(grid, 35.0, rng), grid, pts.mm)

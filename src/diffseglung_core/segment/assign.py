@@ -38,7 +38,7 @@ and serialisable (:meth:`LabelMapping.to_dict`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -123,7 +123,7 @@ class LabelMapping:
     def n_clusters(self) -> int:
         return len(self.labels)
 
-    def with_label(self, cluster: int, label: int) -> "LabelMapping":
+    def with_label(self, cluster: int, label: int) -> LabelMapping:
         """A copy with cluster ``cluster`` mapped to ``label`` (0..5)."""
         label = int(Tissue(label))
         labels = list(self.labels)
@@ -157,7 +157,7 @@ class LabelMapping:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LabelMapping":
+    def from_dict(cls, d: dict) -> LabelMapping:
         clusters = sorted(d["clusters"], key=lambda c: c["cluster"])
         keys = ("cluster", "label", "name", "flag", "voxelwise")
         return cls(labels=[int(c["label"]) for c in clusters],
