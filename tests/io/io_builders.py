@@ -91,3 +91,68 @@ def write_dicom_series(folder: Path, raw: np.ndarray, *, positions_z=None, modal
 def ct_raw(n_slices: int = 4, rows: int = 6, cols: int = 5, seed: int = 0) -> np.ndarray:
     """Stored DICOM values (HU + 1024) with every voxel different."""
     return (unique_hu((n_slices, rows, cols), seed).astype(np.int32) + 1024).astype(np.uint16)
+
+
+def deflate_zeros(prefix: bytes, n_zeros: int, chunk: int = 64 * 2**20) -> tuple[bytes, int]:
+    """Raw deflate stream and CRC-32 of ``prefix`` followed by ``n_zeros`` zero bytes.
+
+    Built in a fraction of a second for gigabytes: every full chunk of zeros
+    after a full flush compresses to the same bytes, which are repeated.
+    """
+    import zlib
+
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = min(n_zeros, max(chunk - len(prefix), 0))
+    parts = [comp.compress(prefix + bytes(head)) + comp.flush(zlib.Z_FULL_FLUSH)]
+    crc = zlib.crc32(prefix + bytes(head))
+    left = n_zeros - head
+    zeros = bytes(chunk)
+    full, rest = divmod(left, chunk)
+    if full:
+        unit = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
+        parts.append(unit * full)
+        for _ in range(full):
+            crc = zlib.crc32(zeros, crc)
+    parts.append(comp.compress(bytes(rest)) + comp.flush(zlib.Z_FINISH))
+    crc = zlib.crc32(bytes(rest), crc)
+    return b"".join(parts), crc
+
+
+def gzip_of_zeros(path: Path, prefix: bytes, n_zeros: int) -> Path:
+    """A gzip file of ``prefix`` then ``n_zeros`` zero bytes (a NIfTI header and its data)."""
+    import struct
+
+    body, crc = deflate_zeros(prefix, n_zeros)
+    size = (len(prefix) + n_zeros) % 2**32
+    path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + body + struct.pack("<II", crc, size))
+    return path
+
+
+def zip_of_zeros(path: Path, name: str, n_zeros: int) -> Path:
+    """A zip holding one deflated member of ``n_zeros`` zero bytes (under 4 GiB: no zip64)."""
+    import struct
+
+    body, crc = deflate_zeros(b"", n_zeros)
+    raw = name.encode()
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(body), n_zeros,
+                        len(raw), 0) + raw
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(body),
+                          n_zeros, len(raw), 0, 0, 0, 0, 0, 0) + raw
+    offset = len(local) + len(body)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), offset, 0)
+    path.write_bytes(local + body + central + end)
+    return path
+
+
+def nifti_header_bytes(shape, dtype=np.int16, spacing=(1.0, 1.0, 1.0)) -> bytes:
+    """The 352 bytes (header and empty extension flag) of a NIfTI-1 file of ``shape``."""
+    import nibabel as nib
+
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header.set_zooms(spacing)
+    header.set_qform(np.diag([*spacing, 1.0]), code=1)
+    header.set_sform(np.diag([*spacing, 1.0]), code=1)
+    header["vox_offset"] = 352
+    return header.binaryblock + b"\x00" * 4

@@ -2,16 +2,22 @@
 
 Each subcommand lives in its own module of this package. A module named
 ``foo_bar.py`` provides ``foo-bar``: it defines ``HELP`` (one line) and
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are discovered at
-start-up, so adding a command never touches this file.
+``add_arguments(parser)`` and ``run(args) -> int``, and sets
+``WHOLE_OR_NOTHING = True`` when an interrupted or failed run leaves no output
+file behind (the messages then say so). Modules are discovered at start-up, so
+adding a command never touches this file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
+import warnings
 from typing import Optional, Sequence
 
 from ..errors import Cancelled, DiffSegLungError
@@ -36,40 +42,103 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in _command_modules():
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _whole_or_nothing=getattr(module, "WHOLE_OR_NOTHING", False))
     return parser
 
 
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP) raised in the main thread, as Ctrl-C raises KeyboardInterrupt."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signame = signal.Signals(signum).name
+        self.exit_code = 128 + int(signum)
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals_raise():
+    """Turn SIGTERM and SIGHUP into :class:`Stopped` while the command runs (main thread only).
+
+    Their default action kills the process at once, leaving temporary and
+    half-written files; an exception unwinds through the writers' clean-up.
+    """
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.signal(sig, _raise_stopped) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _warnings_on_one_line(command: str):
+    """Print each warning as one ``diffseglung COMMAND: warning: ...`` line on stderr."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        kind = "" if issubclass(category, UserWarning) else f" ({category.__name__})"
+        print(f"diffseglung {command}: warning{kind}: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of the ``diffseglung`` console script."""
+    """Entry point of the ``diffseglung`` console script.
+
+    Every way a command can end is one line on stderr and an exit status:
+    0 done, 2 a problem with the input (a :class:`DiffSegLungError`), 3 out of
+    memory, 130 Ctrl-C (SIGINT), 128 + the signal for SIGTERM and SIGHUP.
+    Files are written whole or not at all (a temporary file, then a rename);
+    commands that set ``WHOLE_OR_NOTHING`` also remove what they had written
+    of an unfinished run.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    command = args.command
+    left = "; no partial output left" if args._whole_or_nothing else ""
     try:
-        return int(args._run(args) or 0)
+        with _stop_signals_raise(), _warnings_on_one_line(command):
+            return int(args._run(args) or 0)
     except Cancelled:
-        print("diffseglung: cancelled", file=sys.stderr)
+        print(f"diffseglung {command}: cancelled{left}", file=sys.stderr)
         return 130
+    except Stopped as stop:
+        print(f"diffseglung {command}: stopped by {stop.signame}{left}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
-        print("diffseglung: interrupted", file=sys.stderr)
+        print(f"diffseglung {command}: interrupted (Ctrl-C, SIGINT){left}", file=sys.stderr)
         return 130
     except DiffSegLungError as err:
-        print(f"diffseglung {args.command}: error: {err}", file=sys.stderr)
+        print(f"diffseglung {command}: error: {err}", file=sys.stderr)
         return 2
     except MemoryError:
-        print(f"diffseglung {args.command}: error: out of memory; try a smaller --chunk-size, "
-              "a coarser --stride or the CPU", file=sys.stderr)
+        print(f"diffseglung {command}: error: out of memory (the scan needs more than this machine "
+              f"has free){left}", file=sys.stderr)
         return 3
     except FileNotFoundError as err:
-        print(f"diffseglung {args.command}: error: {err.filename or err}: no such file or folder",
+        print(f"diffseglung {command}: error: {err.filename or err}: no such file or folder",
               file=sys.stderr)
         return 2
-    except RuntimeError as err:
-        if "out of memory" in str(err).lower():
-            print(f"diffseglung {args.command}: error: the device ran out of memory; try a smaller "
-                  "--batch-size or --device cpu", file=sys.stderr)
+    except RuntimeError as err:  # torch reports running out of memory as RuntimeError
+        text = str(err).lower()
+        if "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text:
+            if "cuda" in text or "mps" in text or "hip" in text:
+                what = "the GPU ran out of memory (try --device cpu)"
+            else:
+                what = "out of memory (the scan needs more than this machine has free)"
+            print(f"diffseglung {command}: error: {what}{left}", file=sys.stderr)
             return 3
         raise
 

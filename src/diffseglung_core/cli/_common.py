@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 
 
 @contextlib.contextmanager
@@ -45,3 +46,69 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
                         help=f"where to run torch work (default: {DEVICES[0]})")
 
 
+
+
+def add_max_voxels_argument(parser: argparse.ArgumentParser) -> None:
+    from ..io.limits import DEFAULT_MAX_VOXELS
+
+    parser.add_argument("--max-voxels", type=int, default=None, metavar="N",
+                        help="refuse scans whose header declares more voxels, before reading them "
+                             f"(default: DIFFSEGLUNG_MAX_VOXELS or {DEFAULT_MAX_VOXELS:,})")
+
+
+class RunOutputs:
+    """The files one run writes, removed together if the run does not finish.
+
+    Use as ``with RunOutputs(overwrite) as outputs:`` and call
+    ``outputs.claim(path)`` just before writing each file. If anything
+    (an error, Ctrl-C, SIGTERM, running out of memory) ends the block early,
+    every claimed file is deleted, so an interrupted run leaves no output of
+    its own, complete or partial, behind.
+
+    Parameters
+    ----------
+    overwrite : bool
+        Whether existing files may be replaced (``--overwrite``).
+    """
+
+    def __init__(self, overwrite: bool):
+        self.overwrite = overwrite
+        self.paths: list[Path] = []
+
+    def claim(self, path, *, replace: bool = False) -> Path:
+        """Register ``path`` as an output of this run.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file about to be written.
+        replace : bool
+            Replace an existing file even without ``--overwrite`` (side files
+            that the command always rewrites, like a report).
+
+        Returns
+        -------
+        Path
+
+        Raises
+        ------
+        OutputExistsError
+            The file exists and may not be replaced; it is not claimed (so never deleted).
+        """
+        from ..errors import OutputExistsError
+
+        path = Path(path)
+        if path.exists() and not (self.overwrite or replace):
+            raise OutputExistsError(path)
+        self.paths.append(path)
+        return path
+
+    def __enter__(self) -> RunOutputs:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is None:
+            return
+        for path in self.paths:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import add_spacing_argument, progress_bar
+from ._common import add_max_voxels_argument, add_spacing_argument, progress_bar
 
 HELP = "show a scan's format, shape, spacing, orientation, HU range and series description"
 
@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scan", type=Path,
                         help="CT scan: NIfTI, NRRD, NPZ, TIFF, a DICOM folder or a .zip of one")
     add_spacing_argument(parser)
+    add_max_voxels_argument(parser)
     parser.add_argument("--series", metavar="UID",
                         help="DICOM series to read (UID, number or description; default: the CT "
                              "series with most slices)")
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
 
     with progress_bar("reading") as progress:
         volume = read_scan(args.scan, spacing=tuple(args.spacing) if args.spacing else None,
-                           series=args.series, hu_offset=args.hu_offset, progress=progress)
+                           series=args.series, hu_offset=args.hu_offset, progress=progress,
+                           max_voxels=args.max_voxels)
     facts = volume_facts(volume)
     if args.json:
         print(json.dumps(facts))

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_overwrite_argument, add_spacing_argument, progress_bar
+from ._common import add_max_voxels_argument, add_overwrite_argument, add_spacing_argument, progress_bar
+
+#: The label map is written whole or not at all (see cli.main).
+WHOLE_OR_NOTHING = True
 
 HELP = "compute the lung mask of a chest CT (1 right lung, 2 left lung) and save it as a label map"
 
@@ -16,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="label map to write (.nii.gz, .nii, .nrrd or .npz), on the scan's grid")
     add_spacing_argument(parser)
+    add_max_voxels_argument(parser)
     add_overwrite_argument(parser)
 
 
@@ -27,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.overwrite:
         raise OutputExistsError(args.output)
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
-    volume = read_scan(args.scan, **kwargs)
+    volume = read_scan(args.scan, max_voxels=args.max_voxels, **kwargs)
     with progress_bar("lung mask") as progress:
         mask = compute_lung_mask(volume.hu, volume.spacing, progress=progress)
     path = write_labels(args.output, mask, volume, overwrite=args.overwrite)

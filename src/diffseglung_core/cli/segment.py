@@ -6,8 +6,17 @@ import argparse
 from pathlib import Path
 
 from ..segment.options import SegmentOptions
-from ._common import add_overwrite_argument, add_spacing_argument, progress_bar
+from ._common import (
+    RunOutputs,
+    add_max_voxels_argument,
+    add_overwrite_argument,
+    add_spacing_argument,
+    progress_bar,
+)
 from ._options import add_option_arguments, options_from_args
+
+#: An interrupted or failed run removes the files it had written (see cli.main).
+WHOLE_OR_NOTHING = True
 
 HELP = "segment the lung tissues of a CT (1 healthy, 2 GGO, 3 fibrosis, 4 emphysema, 5 consolidation)"
 
@@ -25,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lung-mask", default="auto",
                         help="lung mask file on the scan's grid, or 'auto' to compute it")
     add_spacing_argument(parser)
+    add_max_voxels_argument(parser)
     parser.add_argument("--report", type=Path, default=None,
                         help="write a JSON report (and a CSV table beside it)")
     parser.add_argument("--save-clusters", type=Path, default=None, metavar="DIR",
@@ -45,21 +55,24 @@ def _segment_one(args, scan: Path, output: Path, report_path, clusters_dir) -> d
     if output.exists() and not args.overwrite:
         raise OutputExistsError(output)
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
-    volume = read_scan(scan, **kwargs)
+    volume = read_scan(scan, max_voxels=args.max_voxels, **kwargs)
     lung = None if args.lung_mask in (None, "auto") else read_mask(args.lung_mask, volume)
     with progress_bar(f"segment {scan.name}") as progress:
         result = segment_volume(volume, options_from_args(SegmentOptions, args, OPTIONS),
                                 lung_mask=lung, progress=progress)
-    write_labels(output, result.labels, volume, overwrite=args.overwrite)
-    if clusters_dir is not None:
-        clusters_dir.mkdir(parents=True, exist_ok=True)
-        for name in result.clusters:
-            write_labels(clusters_dir / f"{strip_scan_suffix(scan.name)}_clusters_{name}.nii.gz",
-                         result.cluster_map(name), volume, overwrite=args.overwrite)
     report = make_report(result.labels, volume.hu, volume.spacing, mapping=result.mapping,
                          timings=result.timings, params=result.params, source=str(scan))
-    if report_path is not None:
-        write_report(report, report_path, overwrite=True)
+    with RunOutputs(args.overwrite) as outputs:  # all of them, or none if the run stops
+        write_labels(outputs.claim(output), result.labels, volume, overwrite=args.overwrite)
+        if clusters_dir is not None:
+            clusters_dir.mkdir(parents=True, exist_ok=True)
+            for name in result.clusters:
+                path = clusters_dir / f"{strip_scan_suffix(scan.name)}_clusters_{name}.nii.gz"
+                write_labels(outputs.claim(path), result.cluster_map(name), volume,
+                             overwrite=args.overwrite)
+        if report_path is not None:
+            outputs.claim(Path(report_path).with_suffix(".csv"), replace=True)
+            write_report(report, outputs.claim(report_path, replace=True), overwrite=True)
     return report
 
 

@@ -24,6 +24,7 @@ from .checks import check_hu, check_spacing
 from .dicom import SeriesInfo, list_dicom_series
 from .dicom_seg import write_dicom_seg  # noqa: F401  (DICOM-SEG export, needs highdicom)
 from .discovery import find_scans, is_scan_collection, scan_name, scans_in, strip_scan_suffix
+from .limits import DEFAULT_MAX_VOXELS, max_voxels, voxel_limit
 from .orientation import affine_spacing, axcodes, to_canonical
 from .registry import READERS, WRITERS, label_suffixes, reader_for, register_reader, scan_suffixes, writer_for
 from .writers import write_labels, write_scan
@@ -31,11 +32,13 @@ from .writers import write_labels, write_scan
 __all__ = ["read_scan", "read_mask", "read_label_map", "list_dicom_series", "SeriesInfo", "write_labels",
            "write_scan", "READERS", "WRITERS", "Reader", "NativeScan", "register_reader",
            "reader_for", "writer_for", "scan_suffixes", "label_suffixes", "find_scans",
-           "scans_in", "is_scan_collection", "scan_name", "strip_scan_suffix"]
+           "scans_in", "is_scan_collection", "scan_name", "strip_scan_suffix", "DEFAULT_MAX_VOXELS",
+           "max_voxels", "voxel_limit"]
 
 
 def read_scan(path, *, spacing: Optional[Sequence[float]] = None, series: Optional[str] = None,
-              hu_offset: float = 0.0, progress: Optional[ProgressCallback] = None) -> CTVolume:
+              hu_offset: float = 0.0, progress: Optional[ProgressCallback] = None,
+              whole_scan: bool = True, max_voxels: Optional[int] = None) -> CTVolume:
     """Read a chest CT into the canonical layout, in HU.
 
     Parameters
@@ -54,6 +57,15 @@ def read_scan(path, *, spacing: Optional[Sequence[float]] = None, series: Option
         their rescale (``-1024`` for raw 0..4095 units).
     progress : ProgressCallback, optional
         Called as ``progress(done, total, stage)``.
+    whole_scan : bool
+        True (default) for a chest CT. False for a region of interest or a
+        patch (a cube of lung for radiomics): the checks that need both air
+        and tissue in the image are left out (see :func:`.checks.check_hu`).
+    max_voxels : int, optional
+        Refuse files whose header declares more voxels (default
+        :func:`.limits.max_voxels`: ``DIFFSEGLUNG_MAX_VOXELS`` or 512 x 512 x 2048).
+        Declared sizes are also checked against the memory available, before
+        any data are read.
 
     Returns
     -------
@@ -65,13 +77,21 @@ def read_scan(path, *, spacing: Optional[Sequence[float]] = None, series: Option
     Raises
     ------
     ScanReadError
-        The file cannot be read or is not a CT in HU (one line, with the file).
+        The file cannot be read, is too large, or is not a CT in HU (one line,
+        with the file).
+
+    Warns
+    -----
+    UserWarning
+        A whole scan with no tissue denser than air (a crop of the lung), among
+        others (one line each, naming the file).
     """
     path = Path(path)
     reader = reader_for(path)
-    native = _read(reader, path, spacing=spacing, series=series, role="image", progress=progress)
+    with voxel_limit(max_voxels):
+        native = _read(reader, path, spacing=spacing, series=series, role="image", progress=progress)
     data = native.data if not hu_offset else native.data + np.float32(hu_offset)
-    check_hu(path, data)
+    check_hu(path, data, whole_scan=whole_scan)
     hu, affine, transform = to_canonical(data, native.affine)
     voxel = affine_spacing(affine)
     check_spacing(path, voxel)

@@ -6,6 +6,8 @@ that says what is wrong and, where there is one, how to fix it.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import ScanReadError
@@ -56,13 +58,45 @@ def check_spacing(path, spacing) -> None:
                                   "--spacing Z Y X (mm)")
 
 
-def check_hu(path, hu: np.ndarray) -> None:
+#: Values below this are not HU even as padding (scanners pad with -1024, -2000, -2048 or -3024).
+LOWEST_HU = -3100.0
+
+
+def check_hu(path, hu: np.ndarray, *, whole_scan: bool = True) -> None:
     """Check that ``hu`` looks like CT in Hounsfield units.
 
-    Refuses NaN or infinite values, a constant image, values that look like
-    raw scanner units (no negative values: a CT stored without its rescale, or
-    an MR or PET image), and values on a normalised scale (all within about
-    -1..5).
+    Always refused: NaN or infinite values, a constant image, values on a
+    normalised scale (all within about -1..5), and values all below -500
+    whose minimum lies under any HU (:data:`LOWEST_HU`).
+
+    The other checks need a whole chest, which holds both air and tissue; a
+    region of interest or a patch (a cube of lung, a nodule) need not:
+
+    - no negative value (raw scanner units without their rescale, an MR or
+      PET image, a mask): refused for a whole scan, a warning for a region;
+    - no value above -500 HU (no tissue denser than air): a warning for a
+      whole scan (a crop of the lung is still CT, but the lung mask and the
+      calibration need the chest around it), nothing for a region.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file, named in messages.
+    hu : ndarray
+        The values (any shape, float or integer), in HU.
+    whole_scan : bool
+        True for a scan (``read_scan``), False for a region of interest or a
+        patch (``read_scan(..., whole_scan=False)``, used by ``radiomics``).
+
+    Raises
+    ------
+    ScanReadError
+        One line naming the file and the problem.
+
+    Warns
+    -----
+    UserWarning
+        Values that are CT but not what the caller usually gets (see above).
     """
     bad = ~np.isfinite(hu)
     if bad.any():
@@ -73,18 +107,34 @@ def check_hu(path, hu: np.ndarray) -> None:
     if lo == hi:
         raise ScanReadError(path, f"empty image: every voxel is {lo:g}")
     if lo >= 0:
-        sample = hu.ravel()[:: max(1, hu.size // 100_000)]
-        if np.array_equal(sample, np.round(sample)) and np.unique(sample).size <= 32:
-            raise ScanReadError(path, f"values {lo:g}..{hi:g} in a few integer steps: this looks like "
-                                      "a label map or mask, not a CT in HU")
-        if hi <= 100:
-            raise ScanReadError(path, f"values {lo:g}..{hi:g} are not CT in HU (a PET, a mask or "
-                                      "a probability map?)")
-        raise ScanReadError(path, f"values look like raw scanner units {lo:g}..{hi:g}, not HU (or an "
-                                  "MR/PET image): a CT without its rescale needs 1024 subtracted "
-                                  "(--hu-offset -1024)")
+        problem = _non_negative_problem(hu, lo, hi)
+        if whole_scan:
+            raise ScanReadError(path, problem)
+        warnings.warn(f"{path}: {problem}; fine for a region of soft tissue, wrong for lung",
+                      UserWarning, stacklevel=3)
+        return
     if lo >= -2 and hi <= 6:
         raise ScanReadError(path, f"values {lo:.3g}..{hi:.3g} look normalised, not HU (the model "
                                   "scale is (HU + 1000) / 700 - 1: store HU, or use the NPZ 'ct' key)")
-    if hi < -500:
-        raise ScanReadError(path, f"values {lo:g}..{hi:g}: no tissue denser than air, not a CT in HU")
+    if hi >= -500:
+        return
+    if lo < LOWEST_HU:
+        raise ScanReadError(path, f"values {lo:g}..{hi:g}: no tissue denser than air and values "
+                                  f"below any HU (under {LOWEST_HU:g}, padding included): not a CT "
+                                  "in HU")
+    if whole_scan:
+        warnings.warn(f"{path}: values {lo:g}..{hi:g}: no tissue denser than air, so this is a crop "
+                      "of the lung, not a whole chest CT; the lung mask and the HU calibration "
+                      "need the chest around the lung", UserWarning, stacklevel=3)
+
+
+def _non_negative_problem(hu: np.ndarray, lo: float, hi: float) -> str:
+    """Why values that are all >= 0 are probably not CT in HU (one line)."""
+    sample = hu.ravel()[:: max(1, hu.size // 100_000)]
+    if np.array_equal(sample, np.round(sample)) and np.unique(sample).size <= 32:
+        return (f"values {lo:g}..{hi:g} in a few integer steps: this looks like a label map or mask, "
+                "not a CT in HU")
+    if hi <= 100:
+        return f"values {lo:g}..{hi:g} are not CT in HU (a PET, a mask or a probability map?)"
+    return (f"values look like raw scanner units {lo:g}..{hi:g}, not HU (or an MR/PET image): a CT "
+            "without its rescale needs 1024 subtracted (--hu-offset -1024)")

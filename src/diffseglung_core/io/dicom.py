@@ -21,6 +21,7 @@ from ..errors import ScanReadError
 from ..progress import ProgressCallback, report
 from .base import NativeScan, checked_spacing, lps_to_ras
 from .checks import check_modality
+from .limits import MAX_FILE_BYTES, check_declared_size, read_bounded
 
 
 @dataclass(frozen=True)
@@ -64,21 +65,55 @@ class SeriesInfo:
 Opener = Callable[[], "io.BufferedIOBase"]
 
 
+class Members(dict):
+    """File names of a folder or zip -> functions that open them; ``skipped``: files left out.
+
+    Files over :data:`~.limits.MAX_FILE_BYTES` (by their size on disk or the
+    size the zip declares) are left out before anything is read, and zip
+    members are read no further than that bound.
+    """
+
+    skipped: list[str]
+
+    def __init__(self, *args, skipped=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped = list(skipped)
+
+    def none_found(self, path: Path) -> ScanReadError:
+        """The error for a folder or zip without DICOM images, naming the files left out."""
+        if not self.skipped:
+            return ScanReadError(path, "no DICOM images found")
+        names = ", ".join(self.skipped[:3]) + (", ..." if len(self.skipped) > 3 else "")
+        return ScanReadError(path, f"no DICOM images found ({len(self.skipped)} file(s) over "
+                                   f"{MAX_FILE_BYTES // 2**20} MiB left out unread: {names})")
+
+
 @contextlib.contextmanager
-def _members(path: Path) -> Iterator[dict[str, Opener]]:
-    """Map file names of a folder or zip to functions that open them."""
+def _members(path: Path) -> Iterator[Members]:
+    """Map file names of a folder or zip to functions that open them (sizes bounded)."""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        yield {str(p.relative_to(path)): (lambda p=p: open(p, "rb")) for p in files}
+        files, skipped = [], []
+        for p in sorted(path.rglob("*")):
+            if p.is_file() and not p.name.startswith("."):
+                (files if p.stat().st_size <= MAX_FILE_BYTES else skipped).append(p)
+        yield Members({str(p.relative_to(path)): (lambda p=p: open(p, "rb")) for p in files},
+                      skipped=[str(p.relative_to(path)) for p in skipped])
         return
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as err:
         raise ScanReadError(path, f"not a readable zip file ({err})") from None
     with archive:
-        names = [n for n in archive.namelist() if not n.endswith("/") and "__MACOSX" not in n
-                 and not Path(n).name.startswith(".")]
-        yield {n: (lambda n=n: io.BytesIO(archive.read(n))) for n in sorted(names)}
+        infos = [i for i in archive.infolist() if not i.is_dir() and "__MACOSX" not in i.filename
+                 and not Path(i.filename).name.startswith(".")]
+        small = sorted(i.filename for i in infos if i.file_size <= MAX_FILE_BYTES)
+        skipped = sorted(i.filename for i in infos if i.file_size > MAX_FILE_BYTES)
+
+        def opener(name: str) -> io.BytesIO:
+            with archive.open(name) as fp:
+                return io.BytesIO(read_bounded(fp, MAX_FILE_BYTES, path, name))
+
+        yield Members({n: (lambda n=n: opener(n)) for n in small}, skipped=skipped)
 
 
 def _headers(members: dict[str, Opener]) -> dict[str, object]:
@@ -119,8 +154,8 @@ def list_dicom_series(folder_or_zip) -> list[SeriesInfo]:
     path = Path(folder_or_zip)
     with _members(path) as members:
         series = _series_from_headers(_headers(members))
-    if not series:
-        raise ScanReadError(path, "no DICOM images found")
+        if not series:
+            raise members.none_found(path)
     return series
 
 
@@ -163,7 +198,7 @@ def read_dicom(path: Path, *, spacing=None, series=None, role="image",
         headers = _headers(members)
         found = _series_from_headers(headers)
         if not found:
-            raise ScanReadError(path, "no DICOM images found")
+            raise members.none_found(path)
         chosen = _choose(path, found, series)
         check_modality(path, chosen.modality)
         description = chosen.description
@@ -227,6 +262,10 @@ def _stack(path: Path, slices: list, members: dict, spacing, progress) -> tuple[
     sizes = {(int(ds.Rows), int(ds.Columns)) for _, ds in slices}
     if len(sizes) > 1:
         raise ScanReadError(path, f"mixed series: slices of sizes {sorted(sizes)} in one series")
+    rows, columns = sizes.pop()
+    bits = int(first.get("BitsAllocated", 16) or 16)
+    check_declared_size(path, (len(slices), rows, columns), max(1, bits // 8),
+                        what="the series' headers declare")
     slices, lps = _geometry(path, slices, spacing)
     return _pixels(path, slices, members, progress), lps_to_ras(lps)
 

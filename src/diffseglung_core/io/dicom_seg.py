@@ -26,7 +26,6 @@ each segment's TrackingID (``"diffseglung label 3"``).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -35,6 +34,7 @@ import numpy as np
 from ..errors import DiffSegLungError, GridMismatchError, OutputExistsError
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, Tissue
 from ..volume import CTVolume
+from .writers import temporary_beside
 
 __all__ = ["write_dicom_seg", "DicomSegError", "SEGMENT_CODES"]
 
@@ -136,14 +136,12 @@ def write_dicom_seg(path, labels: np.ndarray, reference: CTVolume, *,
         series_description="DiffSegLung lung tissue",
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    tmp = temporary_beside(path)  # the umask's mode, not mkstemp's 0600
     try:
         seg.save_as(tmp)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
     return path
 
 

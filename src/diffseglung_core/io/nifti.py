@@ -9,13 +9,15 @@ import numpy as np
 from ..errors import ScanReadError
 from .base import NativeScan, checked_spacing
 from .checks import require_3d
+from .limits import check_declared_size
 
 
 def read_nifti(path: Path, *, spacing=None, series=None, role="image", progress=None) -> NativeScan:
     """Read a NIfTI file: data with ``scl_slope``/``scl_inter`` applied and its affine.
 
     ``spacing`` ``(z, y, x)`` mm is used only when the header holds no voxel
-    size (``pixdim`` zero and no qform/sform).
+    size (``pixdim`` zero and no qform/sform). The shape the header declares
+    is checked (:func:`~.limits.check_declared_size`) before any data are read.
     """
     import nibabel as nib
 
@@ -23,6 +25,7 @@ def read_nifti(path: Path, *, spacing=None, series=None, role="image", progress=
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ScanReadError(path, f"not a NIfTI image ({type(img).__name__})")
     header = img.header
+    check_declared_size(path, header.get_data_shape(), header.get_data_dtype().itemsize)
     data = require_3d(path, np.asanyarray(img.dataobj))
     if role == "image":
         data = data.astype(np.float32, copy=False)

@@ -17,6 +17,7 @@ from ..errors import ScanReadError
 from ..volume import denormalize_hu
 from .base import NativeScan, checked_spacing, spacing_affine
 from .checks import require_3d
+from .limits import check_declared_size
 
 IMAGE_KEYS = ("hu", "ct")
 LABEL_KEYS = ("labels", "mask")
@@ -30,6 +31,12 @@ def read_npz(path: Path, *, spacing=None, series=None, role="image", progress=No
         if key is None:
             raise ScanReadError(path, f"no {' or '.join(repr(k) for k in keys)} array in this NPZ "
                                       f"(found {', '.join(npz.files) or 'nothing'})")
+        shape, dtype = _declared(npz, key)
+        check_declared_size(path, shape, dtype.itemsize, what=f"its {key!r} array declares")
+        for small in ("affine", "spacing"):
+            if small in npz.files and int(np.prod(_declared(npz, small)[0])) > 16:
+                raise ScanReadError(path, f"'{small}' holds {_declared(npz, small)[0]} values, not "
+                                          "a 4x4 affine or 3 spacings")
         data = npz[key]
         data = require_3d(path, np.squeeze(data) if data.ndim > 3 else data)  # (1, z, y, x) too
         stored_affine = npz["affine"] if "affine" in npz.files else None
@@ -51,6 +58,19 @@ def read_npz(path: Path, *, spacing=None, series=None, role="image", progress=No
         raise ScanReadError(path, f"'affine' must be 4x4, got shape {affine.shape}")
     return NativeScan(data=data, affine=affine, description=f"NPZ key '{key}'",
                       has_geometry=has_geometry)
+
+
+def _declared(npz, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype an NPZ member's ``.npy`` header declares, read without its data."""
+    from numpy.lib import format as npy
+
+    with npz.zip.open(f"{key}.npy") as fp:
+        version = npy.read_magic(fp)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(fp)
+        else:
+            shape, _, dtype = npy.read_array_header_2_0(fp)
+    return tuple(int(v) for v in shape), np.dtype(dtype)
 
 
 def _denormalise(path: Path, ct: np.ndarray) -> np.ndarray:

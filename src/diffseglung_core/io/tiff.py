@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import ScanReadError
 from .base import NativeScan, checked_spacing, spacing_affine
 from .checks import squeeze_to_3d
+from .limits import check_declared_size
 
 
 def read_tiff(path: Path, *, spacing=None, series=None, role="image", progress=None) -> NativeScan:
@@ -24,6 +25,8 @@ def read_tiff(path: Path, *, spacing=None, series=None, role="image", progress=N
         page = tif.pages[0]
         if getattr(page, "samplesperpixel", 1) > 1:
             raise ScanReadError(path, f"colour image ({page.samplesperpixel} samples per pixel), not CT")
+        series = tif.series[0]
+        check_declared_size(path, series.shape, np.dtype(series.dtype).itemsize)
         data = tif.asarray()
     data = squeeze_to_3d(path, np.asarray(data))
     if data.ndim == 2:

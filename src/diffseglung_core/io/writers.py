@@ -5,7 +5,9 @@ volume was read from (:meth:`CTVolume.to_native` and its native affine), so a
 label map overlays the original scan in 3D Slicer, ITK-SNAP or napari. NPZ
 files hold the canonical ``(z, y, x)`` arrays with ``spacing`` and ``affine``.
 Files are written to a temporary name beside the target and then moved into
-place; an existing file is never replaced unless ``overwrite=True``.
+place, with the mode the umask gives new files (``0644`` under umask ``022``);
+an interrupted write leaves neither the target nor the temporary file. An
+existing file is never replaced unless ``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 from ..errors import GridMismatchError, OutputExistsError
 from ..volume import CTVolume, normalize_hu
 
-__all__ = ["write_labels", "write_scan", "save_nifti", "save_nrrd", "save_npz"]
+__all__ = ["write_labels", "write_scan", "save_nifti", "save_nrrd", "save_npz", "file_mode",
+           "temporary_beside"]
 
 
 def write_labels(path, labels: np.ndarray, reference: CTVolume, *, overwrite: bool = False) -> Path:
@@ -94,10 +97,54 @@ def _write(path, array: np.ndarray, reference: CTVolume, overwrite: bool, role: 
     return path
 
 
+def file_mode() -> int:
+    """The mode a new file gets from ``open``: ``0o666`` less the process umask.
+
+    Returns
+    -------
+    int
+        Permission bits (``0o644`` under the usual umask ``022``).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no other way to read it; set back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temporary_beside(path: Path, suffix: str = ".tmp") -> Path:
+    """An empty temporary file beside ``path``, with the mode a new file would get.
+
+    ``tempfile.mkstemp`` makes ``0600`` files; a file moved into place from it
+    would keep that mode, unreadable for colleagues or a PACS gateway. This
+    gives it the umask's mode, as ``open`` would.
+
+    Parameters
+    ----------
+    path : Path
+        The file to be written; the temporary file is a hidden sibling.
+    suffix : str
+        Ending of the temporary name (writers choose the format by it).
+
+    Returns
+    -------
+    Path
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        os.chmod(name, file_mode())
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
 def _atomic(path: Path, ending: str, save: Callable[[Path], None], overwrite: bool) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{ending}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temporary_beside(path, f".tmp{ending}")
     try:
         save(tmp)
         if overwrite:
