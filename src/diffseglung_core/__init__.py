@@ -3,7 +3,13 @@
 The engine of napari-diffseglung, importable without Qt.
 """
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# OpenMP threads that spin while they wait make torch's CPU kernels many times slower
+# when other processes share the cores (a laptop, a busy server); passive waiting costs
+# little otherwise. Set before torch starts its thread pool; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     __version__ = version("napari-diffseglung")

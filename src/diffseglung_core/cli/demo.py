@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     write_scan(out / "ct.nii.gz", volume, overwrite=args.overwrite)
     write_labels(out / "truth.nii.gz", phantom.labels, volume, overwrite=args.overwrite)
     write_labels(out / "labels.nii.gz", result.labels, volume, overwrite=args.overwrite)
-    report = make_report(result.labels, volume.hu, volume.spacing, mapping=result.mapping,
-                         timings=result.timings, params=result.params, source="phantom")
+    report = make_report(result.labels, volume.hu, volume.spacing, result=result,
+                         source="phantom")
     write_report(report, out / "report.json", overwrite=True)
 
     scores = evaluate_labels(result.labels, phantom.labels, volume.spacing)

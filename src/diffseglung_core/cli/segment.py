@@ -21,7 +21,7 @@ WHOLE_OR_NOTHING = True
 HELP = "segment the lung tissues of a CT (1 healthy, 2 GGO, 3 fibrosis, 4 emphysema, 5 consolidation)"
 
 #: The engine settings offered as arguments (defaults from SegmentOptions).
-OPTIONS = ("checkpoint", "features", "timesteps", "k", "device", "refine")
+OPTIONS = ("checkpoint", "features", "timesteps", "k", "device", "evidence", "refine")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,8 +60,8 @@ def _segment_one(args, scan: Path, output: Path, report_path, clusters_dir) -> d
     with progress_bar(f"segment {scan.name}") as progress:
         result = segment_volume(volume, options_from_args(SegmentOptions, args, OPTIONS),
                                 lung_mask=lung, progress=progress)
-    report = make_report(result.labels, volume.hu, volume.spacing, mapping=result.mapping,
-                         timings=result.timings, params=result.params, source=str(scan))
+    report = make_report(result.labels, volume.hu, volume.spacing, result=result,
+                         source=str(scan))
     with RunOutputs(args.overwrite) as outputs:  # all of them, or none if the run stops
         write_labels(outputs.claim(output), result.labels, volume, overwrite=args.overwrite)
         if clusters_dir is not None:

@@ -38,7 +38,7 @@ and serialisable (:meth:`LabelMapping.to_dict`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -70,6 +70,12 @@ class AssignmentRules:
     soft_tissue_above : clusters denser than this fit no lung tissue (flagged).
     mixed_iqr : clusters with an HU interquartile range wider than this are flagged as mixed.
     emphysema_gate_hu : voxel gate of emphysema (see module docstring).
+    ggo_margin_hu : with structure evidence, GGO needs the parenchyma around a voxel
+        (dense structures left out) this much denser than the slice's healthy lung;
+        ``ggo_upgrade_hu`` above it, a voxel is GGO whatever its cluster.
+    fibrosis_wall, fibrosis_wall_central : with structure evidence, fibrosis needs this
+        share of thin non-tubular walls around a voxel at the pleura, rising to
+        ``fibrosis_wall_central`` 30 mm deep (fibrosis is predominantly subpleural).
     """
 
     emphysema_below: float = -880.0
@@ -85,6 +91,10 @@ class AssignmentRules:
     healthy_margin: float = 110.0
     healthy_below_range: tuple = (-725.0, -600.0)
     context_gate: bool = True
+    ggo_margin_hu: float = 120.0
+    ggo_upgrade_hu: float = 250.0
+    fibrosis_wall: float = 0.10
+    fibrosis_wall_central: float = 0.20
 
 
 @dataclass
@@ -314,14 +324,18 @@ def density_label(hu: np.ndarray, rules: AssignmentRules, hu_offset: float = 0.0
 def label_probabilities(posteriors: np.ndarray, mapping: LabelMapping, *,
                         smooth_hu: Optional[np.ndarray] = None,
                         context_hu: Optional[np.ndarray] = None,
+                        evidence=None,
                         chunk: int = 1_000_000) -> np.ndarray:
     """(N, 6) float32 label posteriors: cluster posteriors summed per label.
 
-    With ``smooth_hu`` (N,) (smoothed, *uncalibrated* HU of each voxel) the
-    emphysema voxel gate moves the emphysema mass of voxels denser than
-    ``rules.emphysema_gate_hu`` to healthy. With ``context_hu`` (N,) (large-
-    scale masked mean HU, uncalibrated) and ``rules.context_gate``, the GGO,
-    fibrosis and consolidation mass of voxels whose context is lighter than
+    With ``evidence`` (a :class:`~.evidence.TissueEvidence` of the same voxels)
+    the structure around each voxel decides over the name of its cluster (see
+    :func:`evidence_gates`); clusters a user relabelled keep their label. Without
+    it, two density gates: with ``smooth_hu`` (N,) (smoothed, *uncalibrated* HU
+    of each voxel) the emphysema mass of voxels denser than
+    ``rules.emphysema_gate_hu`` moves to healthy; with ``context_hu`` (N,)
+    (large-scale masked mean HU, uncalibrated) and ``rules.context_gate``, the
+    GGO, fibrosis and consolidation mass of voxels whose context is lighter than
     ``rules.healthy_below`` moves to healthy (vessels in healthy lung).
     """
     m = mapping.matrix()
@@ -339,14 +353,78 @@ def label_probabilities(posteriors: np.ndarray, mapping: LabelMapping, *,
         if vw.any():
             lab = density_label(smooth_hu[s:s + chunk], mapping.rules, mapping.hu_offset)
             p[np.arange(len(p)), lab] += post[:, vw].sum(1)
-        if smooth_hu is not None:
+        if evidence is not None:
+            edited = np.zeros(mapping.n_clusters, bool)
+            edited[[c for c in mapping.edited if c < mapping.n_clusters]] = True
+            kept = post[:, edited] @ m[edited] if edited.any() else 0.0
+            p = evidence_gates(p - kept, evidence, slice(s, s + chunk), mapping.rules) + kept
+        elif smooth_hu is not None:
             dense = smooth_hu[s:s + chunk] > gate
             p[dense, Tissue.HEALTHY] += p[dense, Tissue.EMPHYSEMA]
             p[dense, Tissue.EMPHYSEMA] = 0.0
-        if context_hu is not None and mapping.rules.context_gate:
+        if evidence is None and context_hu is not None and mapping.rules.context_gate:
             light = context_hu[s:s + chunk] < mapping.rules.healthy_below + mapping.hu_offset
             for t in (Tissue.GGO, Tissue.FIBROSIS, Tissue.CONSOLIDATION):
                 p[light, Tissue.HEALTHY] += p[light, t]
                 p[light, t] = 0.0
         out[s:s + chunk] = p
     return out
+
+
+def _move(p: np.ndarray, where: np.ndarray, source: Sequence[int], target) -> None:
+    """Move the mass of labels ``source`` to ``target`` (a label or a per-row label array)."""
+    if not np.any(where):
+        return
+    rows = np.flatnonzero(where)
+    mass = p[np.ix_(rows, list(source))].sum(1)
+    p[np.ix_(rows, list(source))] = 0.0
+    t = np.broadcast_to(np.asarray(target), where.shape)[rows]
+    np.add.at(p, (rows, t), mass)
+
+
+def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules) -> np.ndarray:
+    """Label posteriors ``p`` (n, 6) of voxels ``rows`` after the structure evidence.
+
+    What a radiologist reads first decides (:class:`~.evidence.TissueEvidence`):
+
+    1. a voxel of a solid component (a thick dense structure that is not a vessel)
+       is consolidation;
+    2. a voxel of a thin dense tube is a vessel: healthy lung;
+    3. a voxel of a low-attenuation region well above the noise baseline is
+       emphysema, unless walls surround it (honeycomb cysts: fibrosis);
+    4. fibrosis needs a net of thin walls around the voxel
+       (``rules.fibrosis_wall``, more away from the pleura), otherwise its mass
+       goes to GGO (dense parenchyma) or healthy; with such a net and dense
+       parenchyma a voxel is fibrosis whatever its cluster;
+    5. GGO needs the parenchyma around the voxel, dense structures left out,
+       ``rules.ggo_margin_hu`` denser than healthy lung of its slice; much denser
+       (``rules.ggo_upgrade_hu``), a voxel is GGO whatever its cluster;
+    6. emphysema mass outside low-attenuation regions, and consolidation mass
+       outside solid components, go to healthy (or GGO where the parenchyma is dense).
+    """
+    ev = evidence
+    solid, vessel, thin = ev.solid[rows], ev.vessel[rows], ev.thin[rows]
+    excess = ev.parenchyma_hu[rows] - ev.healthy_hu[rows]
+    depth = np.clip((ev.pleura_mm[rows] - 10.0) / 20.0, 0.0, 1.0)
+    wall_needed = rules.fibrosis_wall + (rules.fibrosis_wall_central - rules.fibrosis_wall) * depth
+    walls = ev.wall_fraction[rows] >= wall_needed
+    emph = ev.emphysema[rows]
+    H, G, F, E, C = (int(Tissue.HEALTHY), int(Tissue.GGO), int(Tissue.FIBROSIS),
+                     int(Tissue.EMPHYSEMA), int(Tissue.CONSOLIDATION))
+    dense_par = excess >= rules.ggo_margin_hu
+    fallback = np.where(dense_par & ~thin, G, H)
+    all_lung = (H, G, F, E, C)
+    p = p.copy()
+    # weak gates first: a cluster name without the structure behind it
+    _move(p, ~emph, (E,), H)
+    _move(p, ~solid, (C,), fallback)
+    _move(p, ~walls, (F,), fallback)
+    _move(p, ~dense_par | thin, (G,), H)
+    # strong evidence, whatever the cluster
+    _move(p, ~solid & ~thin & walls & (excess >= rules.ggo_margin_hu / 2), (H, G), F)
+    _move(p, ~solid & ~thin & ~walls & (excess >= rules.ggo_upgrade_hu), (H,), G)
+    _move(p, emph & ~solid & ~walls, all_lung, E)
+    _move(p, emph & ~solid & walls, all_lung, F)
+    _move(p, vessel & ~solid, all_lung, H)
+    _move(p, solid, all_lung, C)
+    return p

@@ -28,6 +28,7 @@ from ..errors import NoLungFoundError, require_same_grid
 from ..progress import ProgressCallback, report, scaled
 from ..volume import CTVolume
 from .assign import LabelMapping, assign_labels, label_probabilities
+from .evidence import TissueEvidence, tissue_evidence
 from .features import density_features, robust_standardize
 from .gmm import GaussianMixture, fit_gmm
 from .options import DEFAULT_TIMESTEPS, SegmentOptions
@@ -162,7 +163,13 @@ class SegmentationResult:
     spacing : tuple of float
         mm ``(z, y, x)``.
     context_hu : (N,) float32 ndarray, optional
-        Large-scale masked mean HU of the lung voxels (vessel gate).
+        Large-scale masked mean HU of the lung voxels (vessel gate without evidence).
+    evidence : TissueEvidence, optional
+        Structure evidence of the lung voxels (:mod:`.evidence`); it decides over
+        cluster names in :func:`~.assign.label_probabilities`.
+    lung_segmentation : LungSegmentation, optional
+        What the lung mask found beside the lungs (effusion, gas, airways, notes),
+        when the engine computed the mask.
     gmm : GaussianMixture, optional
         The fitted mixture (:class:`~.gmm.GaussianMixture`).
     timings : dict
@@ -180,6 +187,8 @@ class SegmentationResult:
     hu: np.ndarray
     spacing: tuple
     context_hu: Optional[np.ndarray] = None
+    evidence: Optional[TissueEvidence] = None
+    lung_segmentation: Optional[Any] = None
     gmm: Optional[GaussianMixture] = None
     timings: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
@@ -213,7 +222,8 @@ def apply_mapping(result: SegmentationResult, mapping: LabelMapping, *,
     (Z, Y, X) uint8 ndarray
     """
     probs = label_probabilities(result.posteriors, mapping, smooth_hu=result.smooth_hu,
-                                context_hu=result.context_hu)
+                                context_hu=result.context_hu,
+                                evidence=getattr(result, "evidence", None))
     refine = result.params.get("refine", True) if refine is None else refine
     if refine:
         return refine_labels(probs, result.lung, result.hu, result.spacing,
@@ -273,10 +283,15 @@ def segment_volume(
     timings: dict = {}
     t0 = time.perf_counter()
     hu = volume.hu
+    lung_seg = None
     if lung_mask is None:
-        from ..lung import compute_lung_mask
+        from ..lung import segment_lungs
 
-        lung_u8 = compute_lung_mask(hu, volume.spacing, progress=scaled(progress, 0.0, 0.15))
+        # air as this scan reads it: the lung mask tells parenchyma from gas against it
+        air = calibrate_hu(hu, metadata=volume.source.metadata).median_hu
+        lung_seg = segment_lungs(hu, volume.spacing, progress=scaled(progress, 0.0, 0.15),
+                                 air_reference_hu=air if np.isfinite(air) else -1000.0)
+        lung_u8 = lung_seg.labels
         timings["lung_mask"] = time.perf_counter() - t0
     else:
         lung_u8 = np.asarray(lung_mask).astype(np.uint8)
@@ -330,9 +345,17 @@ def segment_volume(
 
     # -- labels -------------------------------------------------------------------
     t = time.perf_counter()
-    calibration = calibrate_hu(hu, lung, metadata=volume.source.metadata) if hu_preservation else None
+    airway = lung_seg.airway if lung_seg is not None else None
+    calibration = calibrate_hu(hu, lung, airway=airway, metadata=volume.source.metadata) \
+        if hu_preservation else None
     mapping = assign_labels(hu[lung], post, texture=texture, calibration=calibration, rules=rules)
     timings["assignment"] = time.perf_counter() - t
+    evidence = None
+    if hu_preservation and options.evidence:
+        t = time.perf_counter()
+        evidence = tissue_evidence(hu, lung, volume.spacing, hu_offset=mapping.hu_offset,
+                                   device=dev, progress=scaled(progress, 0.76, 0.8))
+        timings["structure_evidence"] = time.perf_counter() - t
     report(progress, 800, 1000, "labels")
 
     checkpoint = options.checkpoint
@@ -340,12 +363,14 @@ def segment_volume(
               "covariance_type": covariance_type, "timesteps": [int(v) for v in options.timesteps]
               if any(fs.uses_timesteps for fs in used) else [], "refine": bool(refine),
               "refine_options": options.refine_kwargs(), "hu_preservation": hu_preservation,
+              "evidence": evidence is not None,
               "seed": int(seed), "checkpoint": None if checkpoint is None else str(checkpoint),
               "device": str(dev)}
     result = SegmentationResult(labels=np.zeros(hu.shape, np.uint8), lung=lung_u8,
                                 posteriors=post.astype(np.float16), clusters=clusters,
                                 mapping=mapping, smooth_hu=smooth_hu.astype(np.float32), hu=hu,
                                 context_hu=(dens[:, 3] * 100.0).astype(np.float32),
+                                evidence=evidence, lung_segmentation=lung_seg,
                                 spacing=tuple(volume.spacing), gmm=gmm, timings=timings,
                                 params=params)
     t = time.perf_counter()

@@ -106,6 +106,10 @@ class SegmentOptions:
         HU boundaries of the cluster -> label assignment.
     hu_preservation : bool
         False is an ablation: lung HU are standardised per scan first.
+    evidence : bool
+        The structure around each voxel (vessels, solid components, low-attenuation
+        regions, walls; :mod:`.evidence`) decides over the names of the clusters.
+        False is an ablation: cluster names with two density gates.
     seed : int
         Seed of the GMM and of the diffusion noise.
     """
@@ -127,6 +131,9 @@ class SegmentOptions:
     refine_options: Optional[RefineOptions] = None
     rules: AssignmentRules = AssignmentRules()
     hu_preservation: bool = True
+    evidence: bool = field(default=True, metadata={
+        "help": "structure evidence (vessels, solid components, emphysema regions, walls) "
+                "decides over cluster names"})
     seed: int = 0
 
     def __post_init__(self) -> None:

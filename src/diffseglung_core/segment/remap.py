@@ -36,11 +36,14 @@ def label_gates(result: SegmentationResult) -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        ``smooth_hu`` and, when the result has it, ``context_hu``: (N,) float32.
+        ``smooth_hu`` and, when the result has them, ``context_hu`` ((N,) float32)
+        and ``evidence`` (:class:`~.evidence.TissueEvidence`).
     """
     gates = {"smooth_hu": result.smooth_hu}
     if getattr(result, "context_hu", None) is not None:
         gates["context_hu"] = result.context_hu
+    if getattr(result, "evidence", None) is not None:
+        gates["evidence"] = result.evidence
     return gates
 
 

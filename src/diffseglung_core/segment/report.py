@@ -60,8 +60,9 @@ def _versions() -> dict:
 
 
 def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
-                mapping: Optional[LabelMapping] = None, timings: Optional[dict] = None,
-                params: Optional[dict] = None, source: str = "") -> dict:
+                result=None, mapping: Optional[LabelMapping] = None,
+                timings: Optional[dict] = None, params: Optional[dict] = None,
+                source: str = "") -> dict:
     """The report of one scan (JSON-ready dict).
 
     Parameters
@@ -69,20 +70,35 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
     labels : (Z, Y, X) uint8 tissue labels, 0 outside lung.
     hu : (Z, Y, X) HU.
     spacing : mm ``(z, y, x)``.
+    result : SegmentationResult, optional
+        The engine's result; its mapping, timings, parameters, structure evidence
+        and lung segmentation fill the report (the keywords below override them).
     mapping, timings, params : from :class:`~.engine.SegmentationResult`.
+
+    With the lung segmentation the ``"lung"`` entry gives the right and left
+    lung, pleural effusion and gas left out of the lung (mL) and the notes of
+    the lung mask. With structure evidence the ``"emphysema_evidence"`` entry
+    explains the emphysema label beside LAA-950: the noise of the scan's lung,
+    the share of healthy lung that noise alone puts below -950 HU, and the
+    share labelled emphysema (regions far above that baseline).
 
     The ``"hu_calibration"`` entry is the mapping's calibration (what air was
     measured, whether the offset was applied and why; see
     :class:`~diffseglung_core.calibration.HUCalibration`), None without a mapping.
     """
+    if result is not None:
+        mapping = mapping if mapping is not None else result.mapping
+        timings = timings if timings is not None else result.timings
+        params = params if params is not None else result.params
     lung = np.asarray(labels) > 0
-    return {
+    density = density_indices(hu, lung)
+    out = {
         "source": str(source),
         "shape": [int(s) for s in np.shape(labels)],
         "spacing_mm": [float(s) for s in spacing],
         "lung_volume_ml": float(lung.sum() * np.prod(spacing) / 1000.0),
         "classes": class_volumes(labels, spacing),
-        "density": density_indices(hu, lung),
+        "density": density,
         "hu_calibration": (dict(mapping.calibration) or {"offset_hu": float(mapping.hu_offset)})
         if mapping is not None else None,
         "mapping": mapping.to_dict() if mapping is not None else None,
@@ -90,6 +106,23 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
         "params": params or {},
         "versions": _versions(),
     }
+    seg = getattr(result, "lung_segmentation", None)
+    if seg is not None:
+        out["lung"] = {**{f"{k}_ml": float(v) for k, v in seg.volumes_ml().items()},
+                       "notes": list(seg.notes)}
+    ev = getattr(result, "evidence", None)
+    if ev is not None:
+        emph = next(c["percent_of_lung"] for c in out["classes"] if c["label"] == 4)
+        out["emphysema_evidence"] = {
+            "noise_hu": float(ev.noise_hu),
+            "healthy_laa950_percent": float(100.0 * ev.laa_baseline),
+            "note": (f"LAA-950 is {density['laa950_percent']:.1f} % of the lung; the lung's voxels "
+                     f"spread about {ev.noise_hu:.0f} HU around its level (noise and fine "
+                     f"texture), so about {100.0 * ev.laa_baseline:.1f} % of healthy lung reads "
+                     f"below -950 HU; emphysema ({emph:.1f} % of the lung) is labelled only in "
+                     "regions where the low-attenuation share is far above that"),
+        }
+    return out
 
 
 def write_report(report: dict, path, *, overwrite: bool = True) -> tuple[Path, Path]:

@@ -1,0 +1,142 @@
+"""Structure evidence (segment.evidence) and the gates it puts on cluster names (assign.evidence_gates)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffseglung_core.labels import Tissue
+from diffseglung_core.segment.assign import AssignmentRules, evidence_gates
+from diffseglung_core.segment.evidence import TissueEvidence, tissue_evidence
+
+
+def _grid(shape, spacing):
+    return np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing)],
+                       indexing="ij")
+
+
+def _lung_block(shape=(24, 96, 96), spacing=(2.0, 1.0, 1.0), level=-860.0, noise=20.0, seed=0):
+    """A block of lung (all of it lung) with Gaussian noise around ``level``."""
+    rng = np.random.default_rng(seed)
+    hu = (level + rng.normal(0, noise, shape)).astype(np.float32)
+    lung = np.ones(shape, bool)
+    lung[:, :2], lung[:, -2:], lung[:, :, :2], lung[:, :, -2:] = False, False, False, False
+    return hu, lung, spacing
+
+
+def _rows(mask, lung):
+    return mask[np.nonzero(lung)]
+
+
+def test_solid_blob_is_solid_and_a_thin_tube_is_a_vessel():
+    hu, lung, sp = _lung_block()
+    z, y, x = _grid(hu.shape, sp)
+    blob = (z ** 2 + (y + 20) ** 2 + x ** 2) <= 9.0 ** 2
+    tube = ((y - 25) ** 2 + x ** 2) <= 1.8 ** 2
+    hu[blob] = 30.0
+    hu[tube] = 40.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.solid[_rows(blob, lung)].mean() > 0.9
+    assert not ev.solid[_rows(tube, lung)].any()
+    assert ev.vessel[_rows(tube, lung)].mean() > 0.5
+    assert ev.thin[_rows(tube, lung)].mean() > 0.9
+
+
+def test_ground_glass_raises_parenchymal_density_and_vessels_do_not():
+    hu, lung, sp = _lung_block()
+    z, y, x = _grid(hu.shape, sp)
+    haze = ((y + 20) ** 2 + x ** 2) <= 14.0 ** 2
+    hu[haze] += 250.0  # -610 HU
+    for dx in (-30.0, -10.0, 10.0, 30.0):  # vessels in healthy lung
+        hu[((y - 28) ** 2 + (x - dx) ** 2) <= 2.0 ** 2] = 40.0
+    ev = tissue_evidence(hu, lung, sp)
+    excess = ev.parenchyma_hu - ev.healthy_hu
+    core = ((y + 20) ** 2 + x ** 2) <= 9.0 ** 2
+    assert np.median(excess[_rows(core, lung)]) > 200
+    near_vessels = (np.abs(y - 28) < 8) & ~haze
+    assert np.median(excess[_rows(near_vessels, lung)]) < 40
+
+
+@pytest.mark.parametrize("noise", [20.0, 60.0])
+def test_noise_alone_gives_no_emphysema(noise):
+    """Healthy lung at thin-slice (20 HU) and thick-slice (60 HU) noise: no emphysema region,
+    although 5-15 % of its voxels read below -950 HU at 60 HU."""
+    hu, lung, sp = _lung_block(spacing=(5.0, 0.8, 0.8), noise=noise, level=-870.0)
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.emphysema.mean() < 0.005
+    assert ev.noise_hu == pytest.approx(noise, rel=0.2)
+    if noise > 40:
+        assert (hu[lung] < -950).mean() > 0.05  # LAA-950 would call that emphysema
+
+
+@pytest.mark.parametrize("noise", [20.0, 60.0])
+def test_a_small_emphysematous_region_is_found(noise):
+    """A 1.5 cm region of destroyed lung (about -975 HU) in healthy lung: found, at both noise levels."""
+    hu, lung, sp = _lung_block(spacing=(5.0, 0.8, 0.8), noise=noise, level=-870.0, seed=1)
+    z, y, x = _grid(hu.shape, sp)
+    region = (z / 15.0) ** 2 + (y / 15.0) ** 2 + (x / 15.0) ** 2 <= 1.0
+    hu[region] += -975.0 + 870.0
+    ev = tissue_evidence(hu, lung, sp)
+    inside = ev.emphysema[_rows(region, lung)].mean()
+    outside = ev.emphysema[_rows(~region, lung)].mean()
+    assert inside > 0.6 and outside < 0.01
+
+
+def test_a_net_of_walls_is_walls_and_vessels_are_not():
+    hu, lung, sp = _lung_block(shape=(24, 96, 96), spacing=(1.0, 1.0, 1.0))
+    z, y, x = _grid(hu.shape, sp)
+    net = ((np.abs(np.mod(y, 6.0) - 3.0) < 0.6) | (np.abs(np.mod(x, 6.0) - 3.0) < 0.6)
+           | (np.abs(np.mod(z, 6.0) - 3.0) < 0.6)) & (x < -5)
+    hu[net] = -100.0
+    tube = ((y - 10) ** 2 + (x - 25) ** 2) <= 1.5 ** 2
+    hu[tube] = 40.0
+    ev = tissue_evidence(hu, lung, sp)
+    centre = (x < -20) & (np.abs(y) < 20) & (np.abs(z) < 6)
+    assert np.median(ev.wall_fraction[_rows(centre, lung)]) > 0.15
+    around_tube = ((y - 10) ** 2 + (x - 25) ** 2) <= 6.0 ** 2
+    assert np.median(ev.wall_fraction[_rows(around_tube, lung)]) < 0.05
+
+
+def _evidence(n, **kw):
+    base = dict(solid=np.zeros(n, bool), vessel=np.zeros(n, bool), thin=np.zeros(n, bool),
+                parenchyma_hu=np.full(n, -860, np.float32), healthy_hu=np.full(n, -860, np.float32),
+                emphysema=np.zeros(n, bool), laa_fraction=np.zeros(n, np.float32),
+                wall_fraction=np.zeros(n, np.float32), pleura_mm=np.full(n, 5, np.float32),
+                noise_hu=30.0)
+    base.update(kw)
+    return TissueEvidence(**base)
+
+
+def test_gates_let_structure_decide_over_cluster_names():
+    rules = AssignmentRules()
+    n = 7
+    p = np.zeros((n, 6), np.float32)
+    # cluster names: 0 fibrosis on a vessel, 1 consolidation on a thin vessel, 2 healthy in a
+    # solid component, 3 emphysema outside any region, 4 healthy inside an emphysema region,
+    # 5 GGO where the parenchyma is not dense, 6 fibrosis with a net of walls
+    names = [Tissue.FIBROSIS, Tissue.CONSOLIDATION, Tissue.HEALTHY, Tissue.EMPHYSEMA,
+             Tissue.HEALTHY, Tissue.GGO, Tissue.FIBROSIS]
+    p[np.arange(n), names] = 1.0
+    ev = _evidence(n,
+                   vessel=np.array([1, 1, 0, 0, 0, 0, 0], bool),
+                   thin=np.array([1, 1, 0, 0, 0, 0, 1], bool),
+                   solid=np.array([0, 0, 1, 0, 0, 0, 0], bool),
+                   emphysema=np.array([0, 0, 0, 0, 1, 0, 0], bool),
+                   wall_fraction=np.array([0, 0, 0, 0, 0, 0, 0.3], np.float32),
+                   parenchyma_hu=np.array([-860, -860, -860, -860, -860, -850, -700], np.float32))
+    out = evidence_gates(p, ev, slice(0, n), rules)
+    assert np.allclose(out.sum(1), 1.0)
+    assert out.argmax(1).tolist() == [Tissue.HEALTHY, Tissue.HEALTHY, Tissue.CONSOLIDATION,
+                                      Tissue.HEALTHY, Tissue.EMPHYSEMA, Tissue.HEALTHY,
+                                      Tissue.FIBROSIS]
+
+
+def test_edited_clusters_keep_their_label():
+    from diffseglung_core.segment.assign import LabelMapping, label_probabilities
+
+    post = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    mapping = LabelMapping(labels=[Tissue.GGO, Tissue.GGO]).with_label(1, Tissue.GGO)
+    ev = _evidence(2)  # parenchyma not dense: GGO would go to healthy
+    probs = label_probabilities(post, mapping, evidence=ev)
+    assert probs[0].argmax() == Tissue.HEALTHY  # cluster name overruled by the evidence
+    assert probs[1].argmax() == Tissue.GGO  # the user's choice stands
