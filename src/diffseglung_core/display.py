@@ -16,7 +16,7 @@ import numpy as np
 
 from .volume import CTVolume, ScanSource, canonical_affine
 
-__all__ = ["display_geometry", "volume_from_geometry"]
+__all__ = ["display_geometry", "volume_from_geometry", "contrast_range"]
 
 #: RAS world -> (S, P, L) world: the viewer axes of a canonical (z, y, x) array.
 _RAS_TO_SPL = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]])
@@ -66,3 +66,23 @@ def volume_from_geometry(shape: Sequence[int], scale: Optional[Sequence[float]] 
     origin = _RAS_TO_SPL.T @ spl  # the matrix is orthogonal: its transpose inverts it
     return CTVolume(hu=np.broadcast_to(np.float32(0), shape), spacing=spacing,
                     affine=canonical_affine(spacing, origin), source=ScanSource(format="memory"))
+
+
+def contrast_range(hu: np.ndarray, window: tuple[float, float]) -> tuple[float, float]:
+    """The range a contrast slider should span: the scan's whole HU range and the window.
+
+    Parameters
+    ----------
+    hu : ndarray
+        The scan (HU).
+    window : (float, float)
+        The window shown (low, high).
+
+    Returns
+    -------
+    (float, float)
+    """
+    hu = np.asarray(hu)
+    if hu.size == 0:
+        return float(window[0]), float(window[1])
+    return min(float(hu.min()), float(window[0])), max(float(hu.max()), float(window[1]))

@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from diffseglung_core.display import display_geometry, volume_from_geometry
+from diffseglung_core.display import contrast_range, display_geometry, volume_from_geometry
 from diffseglung_core.io import scan_name
 from diffseglung_core.labels import TISSUE_COLORS, TISSUE_NAMES
 from diffseglung_core.render import WINDOWS
@@ -21,6 +21,42 @@ from diffseglung_core.volume import CTVolume
 VOLUME_KEY = "diffseglung_volume"
 #: Layer metadata key of the segmentation result a Labels layer shows.
 RESULT_KEY = "diffseglung_result"
+#: Layer metadata key of what a layer is for: ``"lung_mask"``, ``"clusters"``, ``"truth"``,
+#: ``"preview"``, ``"confidence"``, ``"prompt"`` (helpers), or absent.
+ROLE_KEY = "diffseglung_role"
+#: Roles of helper layers: never offered as a CT, a result or labels to export.
+HELPER_ROLES = ("clusters", "preview", "confidence", "prompt")
+
+
+def layer_role(layer) -> str:
+    """What a layer is for (see :data:`ROLE_KEY`); ``"result"`` for segmentation results."""
+    metadata = getattr(layer, "metadata", {}) or {}
+    if RESULT_KEY in metadata:
+        return "result"
+    return str(metadata.get(ROLE_KEY, ""))
+
+
+def is_ct_image(layer) -> bool:
+    """A 3D (or 2D) grey-level Image layer that is not a helper (a CT to segment)."""
+    import napari
+
+    return (isinstance(layer, napari.layers.Image) and not getattr(layer, "rgb", False)
+            and layer_role(layer) not in HELPER_ROLES and layer.data.ndim in (2, 3))
+
+
+def is_tissue_labels(layer) -> bool:
+    """A Labels layer of tissue classes: a result, or labels that are not a helper or a lung mask."""
+    import napari
+
+    return isinstance(layer, napari.layers.Labels) and layer_role(layer) not in (
+        *HELPER_ROLES, "lung_mask")
+
+
+def is_lung_mask(layer) -> bool:
+    """A Labels layer that may be a lung mask (made or loaded as one, or of unknown role)."""
+    import napari
+
+    return isinstance(layer, napari.layers.Labels) and layer_role(layer) in ("lung_mask", "")
 
 
 def image_layer_data(volume: CTVolume, name: Optional[str] = None) -> tuple:
@@ -30,6 +66,13 @@ def image_layer_data(volume: CTVolume, name: Optional[str] = None) -> tuple:
     return (volume.hu, {"name": name, "scale": scale, "translate": translate,
                         "contrast_limits": WINDOWS["lung"], "colormap": "gray",
                         "metadata": {VOLUME_KEY: volume}}, "image")
+
+
+def unclamp_contrast(layer) -> None:
+    """Let a CT layer's contrast slider reach the scan's whole HU range, not only its window."""
+    lo, hi = contrast_range(layer.data, tuple(layer.contrast_limits_range))
+    layer.contrast_limits_range = (min(lo, float(layer.contrast_limits[0])),
+                                   max(hi, float(layer.contrast_limits[1])))
 
 
 def labels_layer_data(labels: np.ndarray, volume: CTVolume, name: str, *,
@@ -49,8 +92,17 @@ def labels_layer_data(labels: np.ndarray, volume: CTVolume, name: str, *,
 def cluster_layers(result: SegmentationResult, volume: CTVolume, name: str) -> list[tuple]:
     """One hidden Labels layer per clustering (final, and each feature set / timestep alone)."""
     return [labels_layer_data(result.cluster_map(key), volume, f"{name} clusters {key}",
-                              tissue_colors=False, visible=False)
+                              tissue_colors=False, visible=False, metadata={ROLE_KEY: "clusters"})
             for key in result.clusters]
+
+
+def lung_mask_layer_data(mask: np.ndarray, volume: CTVolume, name: str, *,
+                         visible: bool = True) -> tuple:
+    """``(data, kwargs, "labels")`` of a lung mask (1 right, 2 left), faint."""
+    data, kwargs, kind = labels_layer_data(mask, volume, name, tissue_colors=False, visible=visible,
+                                           metadata={ROLE_KEY: "lung_mask"})
+    kwargs["opacity"] = 0.35
+    return data, kwargs, kind
 
 
 def stored_volume(metadata: Optional[dict], shape) -> Optional[CTVolume]:

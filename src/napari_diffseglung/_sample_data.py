@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._layers import image_layer_data, labels_layer_data
+from ._layers import ROLE_KEY, image_layer_data, labels_layer_data
 
 SMALL_SHAPE = (32, 96, 96)
 LARGE_SHAPE = (96, 256, 256)
@@ -17,7 +17,8 @@ def _phantom_layers(shape, name: str) -> list[tuple]:
     source = replace(volume.source, description=f"synthetic phantom {shape}")
     volume = replace(volume, source=source)
     return [image_layer_data(volume, name=name),
-            labels_layer_data(phantom.labels, volume, f"{name} ground truth", visible=False)]
+            labels_layer_data(phantom.labels, volume, f"{name} ground truth", visible=False,
+                              metadata={ROLE_KEY: "truth"})]
 
 def phantom_small() -> list[tuple]:
     """A small phantom (32 x 96 x 96) with every pathology class."""

@@ -7,7 +7,8 @@ import pytest
 from qtpy.QtCore import QTimer
 
 from diffseglung_core.labels import Tissue
-from diffseglung_core.segment import apply_mapping, segment_volume
+from diffseglung_core.segment import segment_volume
+from diffseglung_core.segment.changes import remap_change
 from napari_diffseglung._layers import RESULT_KEY, image_layer_data
 from napari_diffseglung._sample_data import phantom_small
 from napari_diffseglung._widgets.clusters import ClustersWidget
@@ -122,27 +123,38 @@ def test_remap_keeps_hand_edits_and_resets(make_napari_viewer, qtbot, phantom):
     assert layer.data[edit] == Tissue.FIBROSIS
     assert np.count_nonzero(layer.data != result.labels) == 1
     # remap a cluster from its dropdown: the first (cluster, label) change that moves voxels
-    # (the engine's per-voxel density gates may veto some changes)
-    target, new_label, expected = _effective_remap(result)
+    before = np.array(layer.data, copy=True)
+    target, new_label, change = _effective_remap(result)
     box = clusters.label_box(target)
     box.setCurrentIndex(box.findData(int(new_label)))
     _wait(qtbot, clusters.job)
-    after = np.asarray(layer.data)
+    after = np.array(layer.data, copy=True)
     assert after[edit] == Tissue.FIBROSIS  # never lose an edit
-    # everywhere else: exactly the engine's labels under the new mapping
-    others = np.ones(SHAPE, bool)
-    others[edit] = False
-    assert np.array_equal(after[others], expected[others])
-    assert np.count_nonzero(after != result.labels) > 50
+    # everywhere else: the argmax label of every voxel whose argmax the remap changes
+    expected = before.copy()
+    expected.reshape(-1)[np.flatnonzero(result.lung > 0)[change.rows]] = change.after
+    expected[edit] = Tissue.FIBROSIS
+    assert np.array_equal(after, expected)
+    assert np.count_nonzero(after != before) > 50
+    assert f"{np.count_nonzero(after != before)} voxels changed" in clusters.status.text()
+    assert clusters.status.text().startswith("done")
     assert layer.metadata[RESULT_KEY].mapping.labels[target] == new_label
     assert layer.metadata[EDITS_KEY].n_edited == 1
-    # reset to the default mapping: the automatic labels come back, the edit stays
+    # Ctrl+Z restores the labels before the remap exactly, and the table follows
+    layer.undo()
+    assert np.array_equal(layer.data, before)
+    assert clusters.label_box(target).currentData() == result.mapping.labels[target]
+    layer.redo()
+    assert np.array_equal(layer.data, after)
+    assert clusters.label_box(target).currentData() == new_label
+    # reset to the engine's labels and mapping: the automatic labels come back, the edit stays
     job = clusters.reset()
     _wait(qtbot, job)
     expected = result.labels.copy()
     expected[edit] = Tissue.FIBROSIS
     assert np.array_equal(layer.data, expected)
     assert clusters.label_box(target).currentData() == result.mapping.labels[target]
+    assert layer.metadata[EDITS_KEY].n_edited == 1
     # a new run (other K) replaces the result but keeps the hand edit
     widget.k_spin.setValue(4)
     job = widget.run()
@@ -161,9 +173,9 @@ def _effective_remap(result):
         for label in (Tissue.GGO, Tissue.CONSOLIDATION, Tissue.FIBROSIS, Tissue.HEALTHY):
             if label == current:
                 continue
-            expected = apply_mapping(result, result.mapping.with_label(cluster, label))
-            if np.count_nonzero(expected != result.labels) > 50:
-                return cluster, label, expected
+            change = remap_change(result, result.mapping.with_label(cluster, label))
+            if change.n_changed > 50:
+                return cluster, label, change
     raise AssertionError("no cluster remap changes the labels")
 
 
@@ -190,10 +202,15 @@ def test_refine_preview_and_apply(make_napari_viewer, qtbot, phantom):
     assert np.count_nonzero(raw != layer.data[z]) > 0
     assert np.array_equal(viewer.layers["phantom segmentation refine preview"].data[z], raw)
     # applying to the volume replaces the labels with the unrefined argmax
+    before = np.array(layer.data, copy=True)
     job = export.apply_refine()
     _wait(qtbot, job)
     assert np.array_equal(layer.data[z], raw)
     assert layer.metadata[RESULT_KEY].params["refine"] is False
+    assert export.status.text().startswith("done") and "preview" not in " ".join(
+        lay.name for lay in viewer.layers)
+    layer.undo()  # one undo step
+    assert np.array_equal(layer.data, before)
 
 
 def test_sample_data_has_ground_truth():

@@ -106,9 +106,11 @@ def test_export_writes_files_and_asks_before_overwriting(make_napari_viewer, qtb
     _labels_on(viewer, chest, labels)
     widget = ExportWidget(viewer)
     widget.stem_edit.setText(str(tmp_path / "case"))
+    assert not widget.want["dicom_seg"].isEnabled()  # the CT was not read from DICOM
     written = widget.export()
-    paths = export_paths(tmp_path / "case")
+    paths = {k: p for k, p in export_paths(tmp_path / "case").items() if k != "dicom_seg"}
     assert sorted(written) == sorted(paths.values())
+    assert widget.status.text().startswith("done: wrote")
     assert np.array_equal(read_mask(paths["labels"], chest), labels)
     assert np.allclose(nib.load(paths["labels"]).affine, chest.affine)
     report = json.loads(paths["report"].read_text())
@@ -128,3 +130,35 @@ def test_export_writes_files_and_asks_before_overwriting(make_napari_viewer, qtb
     monkeypatch.setattr(_common, "confirm_overwrite", lambda parent, text: True)
     assert len(widget.export()) == 4  # labels, JSON, CSV, PNG
     assert read_mask(paths["labels"], chest).max() == 0
+    # NRRD on the same grid
+    widget.format_combo.setCurrentText("NRRD")
+    viewer.layers["labels"].data = labels
+    written = widget.export()
+    nrrd = tmp_path / "case_labels.nrrd"
+    assert nrrd in written and np.array_equal(read_mask(nrrd, chest), labels)
+
+
+def test_export_dicom_seg_of_a_dicom_series(make_napari_viewer, qtbot, tmp_path, a0001_dicom):
+    pytest.importorskip("highdicom")
+    import pydicom
+
+    from diffseglung_core.io import read_scan
+
+    volume = read_scan(a0001_dicom)
+    viewer = make_napari_viewer()
+    data, kwargs, _ = image_layer_data(volume, "A0001")
+    viewer.add_image(data, **kwargs)
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[30:34, 200:260, 100:160] = 1
+    labels[31:33, 220:240, 120:140] = 5
+    data, kwargs, _ = labels_layer_data(labels, volume, "labels")
+    viewer.add_labels(data, **kwargs)
+    widget = ExportWidget(viewer)
+    assert widget.want["dicom_seg"].isEnabled()
+    for key in ("labels", "report", "png"):
+        widget.want[key].setChecked(False)
+    widget.stem_edit.setText(str(tmp_path / "a0001"))
+    written = widget.export()
+    assert written == [tmp_path / "a0001_seg.dcm"], widget.status.text()
+    seg = pydicom.dcmread(written[0])
+    assert seg.Modality == "SEG" and len(seg.SegmentSequence) == 2

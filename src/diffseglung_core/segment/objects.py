@@ -41,7 +41,7 @@ from scipy import ndimage as ndi
 
 from ..labels import TISSUE_NAMES
 
-__all__ = ["ObjectSelection", "select_object", "relabel_object", "CRITERIA"]
+__all__ = ["ObjectSelection", "select_object", "relabel_object", "box_from_corners", "CRITERIA"]
 
 #: Ways of saying which voxels are "like" the clicked one.
 CRITERIA = ("hu", "label")
@@ -342,3 +342,25 @@ def relabel_object(labels: np.ndarray, selection: ObjectSelection,
         keep = labels[where] != label
         where = tuple(w[keep] for w in where)
     return where, np.full(where[0].shape, label, labels.dtype)
+
+
+def box_from_corners(lo: Sequence[float], hi: Sequence[float], shape: Sequence[int],
+                     spacing: Sequence[float], depth_mm: float = 0.0) -> tuple[tuple, tuple]:
+    """Voxel corners of a box drawn in data coordinates, inside the volume.
+
+    A box drawn on one axial slice (no extent along z) reaches ``depth_mm``
+    above and below it.
+
+    Returns
+    -------
+    ((z0, y0, x0), (z1, y1, x1)) : inclusive voxel corners.
+    """
+    lo = np.floor(np.asarray(lo, float)[-3:])
+    hi = np.ceil(np.asarray(hi, float)[-3:])
+    if hi[0] - lo[0] < 1:
+        reach = int(np.ceil(float(depth_mm) / float(spacing[0])))
+        lo[0], hi[0] = lo[0] - reach, hi[0] + reach
+    top = np.asarray(shape, int)[-3:] - 1
+    lo = np.clip(lo, 0, top).astype(int)
+    hi = np.clip(hi, 0, top).astype(int)
+    return tuple(int(v) for v in lo), tuple(int(v) for v in hi)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable, Optional
 
 from qtpy.QtCore import QObject, Signal
@@ -96,6 +97,7 @@ class Job:
         self.relay = _Relay()
         self.relay.progressed.connect(self._show_progress)
         self.outcome: Optional[str] = None  # "done", "cancelled" or "error"
+        self.started = time.perf_counter()
         self.ended = False  # True once every end-of-job callback has run in the GUI thread
         self._on_finish = on_finish
         self._on_error = on_error
@@ -116,6 +118,7 @@ class Job:
     def start(self) -> Job:
         if self.bar is not None:
             self.bar.setRange(0, 0)  # busy until the first report
+        self.started = time.perf_counter()
         self.worker.start()
         return self
 
@@ -135,7 +138,7 @@ class Job:
             self.bar.setRange(0, max(total, 1))
             self.bar.setValue(min(done, max(total, 1)))
         if self.status is not None and not self._cancel.is_set():
-            self.status.setText(stage)
+            self.status.setText(stage + eta_text(done, total, time.perf_counter() - self.started))
 
     def _done(self, result, on_done: Callable) -> None:
         self.outcome = "done"
@@ -175,6 +178,23 @@ class Job:
         if self._on_finish is not None:
             self._on_finish()
         self.ended = True
+
+
+def eta_text(done: int, total: int, elapsed: float) -> str:
+    """`` (40%, about 12 s left)`` once the share done and the time taken allow an estimate."""
+    if total <= 0 or done <= 0 or elapsed < 1.0:
+        return ""
+    frac = min(done / total, 1.0)
+    if frac < 0.02 or frac >= 1.0:
+        return f" ({100 * frac:.0f}%)"
+    left = elapsed * (1.0 - frac) / frac
+    when = f"{left:.0f} s" if left < 90 else f"{left / 60:.0f} min"
+    return f" ({100 * frac:.0f}%, about {when} left)"
+
+
+def done_message(text: str) -> str:
+    """A finished job's status line."""
+    return f"done: {text}"
 
 
 def confirm_overwrite(parent: Optional[QWidget], path) -> bool:

@@ -20,11 +20,25 @@ from qtpy.QtWidgets import (
 
 from diffseglung_core.describe import describe_volume
 from diffseglung_core.io import label_suffixes, list_dicom_series, read_mask, read_scan, scan_suffixes
-from diffseglung_core.lung import compute_lung_mask
+from diffseglung_core.lung import compute_lung_mask, lung_volumes_ml
 from diffseglung_core.render import WINDOWS
 
-from .._layers import VOLUME_KEY, image_layer_data, labels_layer_data, layer_volume
-from ._common import Job, LayerComboBox
+from .._layers import (
+    VOLUME_KEY,
+    image_layer_data,
+    is_ct_image,
+    layer_volume,
+    lung_mask_layer_data,
+    unclamp_contrast,
+)
+from ._common import Job, LayerComboBox, done_message
+
+
+def describe_shape(volume) -> str:
+    """``64 x 512 x 512, 5 x 0.84 x 0.84 mm``."""
+    size = " x ".join(str(n) for n in volume.shape)
+    mm = " x ".join(f"{s:.3g}" for s in volume.spacing)
+    return f"{size}, {mm} mm"
 
 
 def _patterns(suffixes) -> str:
@@ -40,6 +54,7 @@ class LoadCTWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.job: Optional[Job] = None
+        self.mask_layer = None
 
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("NIfTI, NRRD, NPZ, DICOM folder or .zip")
@@ -58,7 +73,7 @@ class LoadCTWidget(QWidget):
         self.load_btn = QPushButton("Load")
         self.load_btn.clicked.connect(self.load)
 
-        self.image_combo = LayerComboBox(self.viewer, napari.layers.Image)
+        self.image_combo = LayerComboBox(self.viewer, napari.layers.Image, predicate=is_ct_image)
         self.image_combo.currentIndexChanged.connect(self._show_info)
         self.info = QLabel("no scan loaded")
         self.info.setWordWrap(True)
@@ -76,6 +91,7 @@ class LoadCTWidget(QWidget):
 
         self.bar = QProgressBar()
         self.status = QLabel("")
+        self.status.setWordWrap(True)
 
         form = QFormLayout()
         form.addRow("Scan", row)
@@ -140,9 +156,10 @@ class LoadCTWidget(QWidget):
         def done(volume):
             data, kwargs, _ = image_layer_data(volume)
             layer = self.viewer.add_image(data, **kwargs)
+            unclamp_contrast(layer)
             self.image_combo.set_layer(layer)
             self.viewer.reset_view()
-            self.status.setText(f"loaded {path.name}")
+            self.status.setText(done_message(f"loaded {layer.name} ({describe_shape(volume)})"))
 
         return self._run(work, done)
 
@@ -204,10 +221,15 @@ class LoadCTWidget(QWidget):
         self._add_mask(mask, volume, f"{layer.name} lung mask")
 
     def _add_mask(self, mask, volume, name):
-        data, kwargs, _ = labels_layer_data(mask, volume, name, tissue_colors=False)
-        kwargs["opacity"] = 0.35
-        self.viewer.add_labels(data, **kwargs)
-        self.status.setText(f"added {name}")
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        data, kwargs, _ = lung_mask_layer_data(mask, volume, name)
+        self.mask_layer = self.viewer.add_labels(data, **kwargs)
+        image = self.image_combo.layer()
+        if image is not None:
+            self.viewer.layers.selection.active = image
+        ml = lung_volumes_ml(mask, volume.spacing)
+        self.status.setText(done_message(f"{name}: right {ml['right']:.0f} mL, left {ml['left']:.0f} mL"))
 
     def _run(self, work, done) -> Job:
         self.load_btn.setEnabled(False)

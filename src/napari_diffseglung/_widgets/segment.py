@@ -23,13 +23,20 @@ from diffseglung_core.device import device_warning, get_device
 from diffseglung_core.segment import SegmentOptions, segment_volume
 from diffseglung_core.segment.edits import HandEdits
 
-from .._layers import RESULT_KEY, cluster_layers, labels_layer_data, layer_volume
-from ._common import Job, LayerComboBox
+from .._layers import (
+    RESULT_KEY,
+    cluster_layers,
+    is_ct_image,
+    is_lung_mask,
+    labels_layer_data,
+    layer_volume,
+    lung_mask_layer_data,
+)
+from ._common import Job, LayerComboBox, done_message
 from ._forms import OptionForm
+from ._session import DEFAULT_MAPPING_KEY, EDITS_KEY
 
-#: Layer metadata keys of a result layer: its :class:`HandEdits` and the engine's own mapping.
-EDITS_KEY = "diffseglung_hand_edits"
-DEFAULT_MAPPING_KEY = "diffseglung_default_mapping"
+__all__ = ["SegmentWidget", "EDITS_KEY", "DEFAULT_MAPPING_KEY"]
 
 CHECKPOINT_CHOICES = ("none (weight-free)", "bundled default", "file...")
 #: The engine settings shown (defaults, choices and ranges from SegmentOptions) and their labels.
@@ -48,11 +55,13 @@ class SegmentWidget(QWidget):
         self.job: Optional[Job] = None
         self.result_layer = None
 
-        self.image_combo = LayerComboBox(self.viewer, napari.layers.Image)
+        self.image_combo = LayerComboBox(self.viewer, napari.layers.Image, predicate=is_ct_image)
         self.mask_combo = LayerComboBox(self.viewer, napari.layers.Labels, optional=True,
-                                        none_text="(compute it)",
-                                        predicate=lambda layer: RESULT_KEY not in layer.metadata)
+                                        none_text="(compute it)", predicate=self._mask_fits)
         self.mask_combo.setToolTip("a lung-mask Labels layer, or compute the weight-free mask")
+        self.image_combo.currentIndexChanged.connect(self._preselect_mask)
+        self.viewer.layers.events.inserted.connect(self._layer_added)
+        self._preselect_mask()
 
         self.checkpoint_combo = QComboBox()
         self.checkpoint_combo.addItems(CHECKPOINT_CHOICES)
@@ -96,6 +105,27 @@ class SegmentWidget(QWidget):
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
         layout.addStretch(1)
+
+    # -- layer pickers ----------------------------------------------------------
+    def _mask_fits(self, layer) -> bool:
+        image = self.image_combo.layer() if hasattr(self, "image_combo") else None
+        shape_ok = image is None or tuple(layer.data.shape) == tuple(image.data.shape)
+        return is_lung_mask(layer) and shape_ok
+
+    def _preselect_mask(self, *_) -> None:
+        """Choose the lung mask of the chosen CT (the one Load CT made) when there is one."""
+        self.mask_combo.refresh()
+        image = self.image_combo.layer()
+        if image is None:
+            return
+        name = f"{image.name} lung mask"
+        if name in self.viewer.layers and self._mask_fits(self.viewer.layers[name]):
+            self.mask_combo.set_layer(self.viewer.layers[name])
+
+    def _layer_added(self, event) -> None:
+        layer = event.value
+        if getattr(layer, "metadata", {}).get("diffseglung_role") == "lung_mask":
+            self._preselect_mask()
 
     # -- settings -------------------------------------------------------------
     def _checkpoint_changed(self, index: int) -> None:
@@ -167,9 +197,12 @@ class SegmentWidget(QWidget):
         for data, kwargs, _ in cluster_layers(result, volume, image.name):
             self._replace_or_add(data, kwargs)
         if show_mask:
-            data, kwargs, _ = labels_layer_data(result.lung, volume, f"{image.name} lung mask",
-                                                tissue_colors=False, visible=False)
+            data, kwargs, _ = lung_mask_layer_data(result.lung, volume, f"{image.name} lung mask",
+                                                   visible=False)
             self._replace_or_add(data, kwargs)
+        for layer in self.viewer.layers:  # helpers out of the way of the result
+            if layer.metadata.get("diffseglung_role") == "lung_mask":
+                layer.visible = False
         edits = HandEdits(labels)
         previous = self.viewer.layers[name] if name in self.viewer.layers else None
         if previous is not None and EDITS_KEY in previous.metadata \
@@ -180,9 +213,10 @@ class SegmentWidget(QWidget):
         data, kwargs, _ = labels_layer_data(labels, volume, name, metadata={
             RESULT_KEY: result, EDITS_KEY: edits, DEFAULT_MAPPING_KEY: result.mapping})
         self.result_layer = self._replace_or_add(data, kwargs)
+        self.viewer.layers.selection.active = self.result_layer
         seconds = result.timings.get("total", float("nan"))
         k = result.mapping.n_clusters
-        self.status.setText(f"done in {seconds:.1f} s: {name} ({k} clusters)")
+        self.status.setText(done_message(f"{name} in {seconds:.1f} s ({k} clusters)"))
 
     def _replace_or_add(self, data, kwargs):
         name = kwargs["name"]
