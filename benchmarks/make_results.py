@@ -154,8 +154,12 @@ def write_markdown(path: Path, phantom, cted, info, args) -> None:
               "(K=8, 3 starts), HU-guided assignment, Sobel-Diffusion Fusion |",
               "| density-only | engine on density features only (local HU mean/std at 3 and 9 mm) |",
               "| no-sdf | ablation: engine without Sobel-Diffusion Fusion (argmax of label posteriors) |",
-              "| no-hu-preservation | ablation: lung HU standardised per scan before everything "
-              "(absolute density lost) |",
+              "| no-hu-preservation | not the paper's ablation: the lung HU of each scan are "
+              "standardised (median to -850 HU, interquartile range to 100 HU) and then the "
+              "absolute-HU naming rules are applied, so emphysema (< -950 HU) and consolidation "
+              "are 0 by construction; the paper's ablation, a diffusion input without HU "
+              "preservation (`DiffusionConfig(hu_preserving=False)`), needs a model trained that "
+              "way and is not evaluated here |",
               "| kmeans-radiomics | baseline: K-means (K=8) on radiomic + density features, same "
               "HU-guided naming, no refinement |",
               "| density-mask | baseline: fixed thresholds (< -950 emphysema, < -700 healthy, "
