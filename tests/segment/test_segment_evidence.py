@@ -101,7 +101,9 @@ def _evidence(n, **kw):
     base = dict(solid=np.zeros(n, bool), vessel=np.zeros(n, bool), thin=np.zeros(n, bool),
                 parenchyma_hu=np.full(n, -860, np.float32), healthy_hu=np.full(n, -860, np.float32),
                 emphysema=np.zeros(n, bool), laa_fraction=np.zeros(n, np.float32),
-                wall_fraction=np.zeros(n, np.float32), pleura_mm=np.full(n, 5, np.float32),
+                wall_fraction=np.zeros(n, np.float32), thin_fraction=np.zeros(n, np.float32),
+                texture_hu=np.full(n, 30, np.float32),
+                pleura_mm=np.full(n, 5, np.float32),
                 noise_hu=30.0)
     base.update(kw)
     return TissueEvidence(**base)

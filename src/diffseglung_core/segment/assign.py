@@ -389,9 +389,10 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
 
     1. a voxel of a solid component (a thick dense structure that is not a vessel)
        is consolidation;
-    2. a voxel of a thin dense tube is a vessel: healthy lung;
+    2. a voxel of a thin dense tube in healthy lung is a vessel: healthy (inside a
+       hazy or fibrotic region a vessel belongs to the region);
     3. a voxel of a low-attenuation region well above the noise baseline is
-       emphysema, unless walls surround it (honeycomb cysts: fibrosis);
+       emphysema, unless thin walls surround it (honeycomb cysts: fibrosis);
     4. fibrosis needs a net of thin walls around the voxel
        (``rules.fibrosis_wall``, more away from the pleura), otherwise its mass
        goes to GGO (dense parenchyma) or healthy; with such a net and dense
@@ -411,20 +412,28 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     emph = ev.emphysema[rows]
     H, G, F, E, C = (int(Tissue.HEALTHY), int(Tissue.GGO), int(Tissue.FIBROSIS),
                      int(Tissue.EMPHYSEMA), int(Tissue.CONSOLIDATION))
+    # honeycombing: low attenuation between walls, resolved (thin dense structures) or,
+    # on coarse grids, only as texture far above the noise
+    cysts = (ev.thin_fraction[rows] >= wall_needed) | \
+        (ev.texture_hu[rows] >= max(150.0, 3.0 * ev.noise_hu))
     dense_par = excess >= rules.ggo_margin_hu
-    fallback = np.where(dense_par & ~thin, G, H)
+    # a vessel in healthy lung is healthy; in a hazy or fibrotic region it belongs to it
+    vessel_in_healthy = vessel & ~dense_par
+    fallback = np.where(dense_par & ~vessel, G, H)
     all_lung = (H, G, F, E, C)
     p = p.copy()
     # weak gates first: a cluster name without the structure behind it
     _move(p, ~emph, (E,), H)
     _move(p, ~solid, (C,), fallback)
     _move(p, ~walls, (F,), fallback)
-    _move(p, ~dense_par | thin, (G,), H)
+    _move(p, ~dense_par, (G,), H)
     # strong evidence, whatever the cluster
     _move(p, ~solid & ~thin & walls & (excess >= rules.ggo_margin_hu / 2), (H, G), F)
     _move(p, ~solid & ~thin & ~walls & (excess >= rules.ggo_upgrade_hu), (H,), G)
-    _move(p, emph & ~solid & ~walls, all_lung, E)
-    _move(p, emph & ~solid & walls, all_lung, F)
-    _move(p, vessel & ~solid, all_lung, H)
+    # (a textured fibrosis cluster keeps low-attenuation voxels: honeycomb cysts whose
+    # walls the grid is too coarse to resolve)
+    _move(p, emph & ~solid & ~cysts, (H, G, C), E)
+    _move(p, emph & ~solid & cysts, all_lung, F)
+    _move(p, vessel_in_healthy & ~solid, all_lung, H)
     _move(p, solid, all_lung, C)
     return p

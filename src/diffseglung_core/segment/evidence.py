@@ -69,7 +69,7 @@ class TissueEvidence:
     parenchyma_hu : (N,) float32
         Mean HU of the parenchyma around the voxel, dense structures left out.
     healthy_hu : (N,) float32
-        Healthy level (median parenchyma HU) of the voxel's slice at its depth
+        Healthy level (peak of the parenchyma's HU histogram) of the voxel's slice at its depth
         from the front (dependent lung is denser).
     emphysema : (N,) bool
         In a region of low attenuation well above the noise baseline.
@@ -77,6 +77,12 @@ class TissueEvidence:
         Share of the surrounding parenchyma below -950 HU.
     wall_fraction : (N,) float32
         Share of the surrounding lung that is thin non-tubular walls.
+    thin_fraction : (N,) float32
+        Share of the surrounding lung that is thin dense structures of any shape
+        (the walls of cysts read as tubes too at coarse grids).
+    texture_hu : (N,) float32
+        Standard deviation (HU) of the lung around the voxel (Gaussian, 1.5 mm):
+        destroyed lung is smooth air, honeycombing alternates air and walls.
     pleura_mm : (N,) float32
         Distance to the lung border (mm).
     noise_hu : float
@@ -95,6 +101,8 @@ class TissueEvidence:
     emphysema: np.ndarray
     laa_fraction: np.ndarray
     wall_fraction: np.ndarray
+    thin_fraction: np.ndarray
+    texture_hu: np.ndarray
     pleura_mm: np.ndarray
     noise_hu: float
     laa_baseline: float = 0.0
@@ -123,12 +131,38 @@ def _ball(radius_mm: float, spacing: Sequence[float], shape: Sequence[int]) -> n
     return dist <= 1.0
 
 
+def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], max_radius_mm: float = 4.0,
+                  min_elongation: float = 3.0) -> bool:
+    """Whether a low-attenuation region is the air of a bronchus: a long, narrow tube.
+
+    Emphysema is a region; a bronchus lumen is at most about 8 mm wide inside
+    the lung and at least ``min_elongation`` times longer than wide.
+    """
+    depth = ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing)
+    if depth.max() > max_radius_mm:
+        return False
+    pts = np.argwhere(comp) * np.asarray(spacing, float)
+    if len(pts) < 10:
+        return False
+    ev = np.linalg.eigvalsh(np.cov(pts.T) + 1e-6 * np.eye(3))
+    return bool(np.sqrt(ev[-1] / max(ev[-2], 1e-6)) >= min_elongation)
+
+
+def _mode(v: np.ndarray, bin_hu: float = 10.0) -> float:
+    """Peak of the histogram of ``v`` (HU), smoothed over 5 bins: the commonest tissue."""
+    edges = np.arange(-1000.0, -600.0 + bin_hu, bin_hu)
+    hist, _ = np.histogram(v, bins=edges)
+    hist = np.convolve(hist, np.ones(5) / 5.0, mode="same")
+    return float(edges[int(np.argmax(hist))] + bin_hu / 2.0)
+
+
 def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[float],
                     band_mm: float = 15.0) -> tuple[np.ndarray, np.ndarray]:
     """Healthy level of the parenchyma per slice and depth, and its spread per slice.
 
     Lung is denser where it is dependent (towards the back of a supine patient,
-    ``y`` increasing): the level (median HU) is read in bands of ``band_mm``
+    ``y`` increasing): the level (the histogram's peak, which lesions covering
+    less of a band than healthy lung do not move) is read in bands of ``band_mm``
     along ``y`` in each slice, interpolated between bands and slices. The
     spread is 1.4826 times the median absolute deviation of each slice's
     parenchyma around its bands' levels (noise and fine texture). Only voxels
@@ -150,7 +184,7 @@ def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[fl
             v = hu[z, y0:y0 + step][parenchyma[z, y0:y0 + step]]
             v = v[(v > -1000) & (v < -600)]
             if v.size >= 100:
-                level[z, j] = np.median(v)
+                level[z, j] = _mode(v)
                 devs.append(np.abs(v - level[z, j]))
         if devs:
             d = np.concatenate(devs)
@@ -208,6 +242,7 @@ def tissue_evidence(
     parenchyma_mm: float = 3.0,
     laa_mm: float = 4.0,
     min_laa_fraction: float = 0.3,
+    min_laa_excess: float = 0.15,
     min_laa_ml: float = 0.1,
     healthy_reference_hu: float = -910.0,
     device: str = "cpu",
@@ -241,6 +276,8 @@ def tissue_evidence(
         Gaussian sigma (mm) of the low-attenuation share.
     min_laa_fraction : float
         Least share of low attenuation in an emphysema region.
+    min_laa_excess : float
+        Least excess of that share over the noise baseline.
     min_laa_ml : float
         Smallest emphysema region (mL).
     healthy_reference_hu : float
@@ -301,15 +338,15 @@ def tissue_evidence(
     if h.shape[0] > 1:
         n_eff *= max(1.0, 2.5 * laa_mm / float(spacing[0]))
     b = baseline[:, :, None]
-    threshold = np.maximum(b + 4.0 * np.sqrt(b * (1.0 - b) / n_eff),
-                           np.maximum(3.0 * b, min_laa_fraction))
+    threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), min_laa_excess),
+                           min_laa_fraction)
     emphysema = parenchyma & (laa_frac > threshold) & (weight > 0.3)
     lab, n = ndi.label(emphysema)
-    if n:
-        sizes = np.bincount(lab.ravel(), minlength=n + 1) * float(np.prod(spacing)) / 1000.0
-        keep = sizes >= min_laa_ml
-        keep[0] = False
-        emphysema = keep[lab]
+    emphysema = np.zeros(h.shape, bool)
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        if np.count_nonzero(comp) * voxel_ml >= min_laa_ml and not _airway_lumen(comp, spacing):
+            emphysema[sl] |= comp
     del lab
     report(progress, 3, total, "walls")
 
@@ -322,6 +359,11 @@ def tissue_evidence(
         closed = np.ones((3, 1, 1), bool)
         walls &= ndi.binary_erosion(inside, closed, border_value=1)
     wall_frac, _ = _masked_mean(walls, inside, spacing, 3.0)
+    thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0)
+    mean, _ = _masked_mean(h, inside, spacing, 1.5)
+    mean_sq, _ = _masked_mean(h * h, inside, spacing, 1.5)
+    texture = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+    del mean, mean_sq
     report(progress, 4, total, "evidence")
 
     rows = np.nonzero(inside)
@@ -331,6 +373,8 @@ def tissue_evidence(
         healthy_hu=level[rows[0], rows[1]].astype(np.float32),
         emphysema=emphysema[rows], laa_fraction=laa_frac[rows].astype(np.float32),
         wall_fraction=wall_frac[rows].astype(np.float32),
+        thin_fraction=thin_frac[rows].astype(np.float32),
+        texture_hu=texture[rows].astype(np.float32),
         pleura_mm=depth[rows].astype(np.float32),
         noise_hu=float(np.median(spread)),
         laa_baseline=float(np.median(baseline)),
