@@ -25,7 +25,7 @@ import numpy as np
 
 from .assign import LabelMapping
 from .changes import RemapChange, argmax_rows, label_posteriors, remap_change
-from .edits import HandEdits
+from .edits import HandEdits, correction_mask
 from .engine import SegmentationResult
 
 __all__ = ["Step", "CorrectionSession", "voxel_indices"]
@@ -139,6 +139,17 @@ class CorrectionSession:
         """(N, 6) label posteriors of the lung voxels under the mapping and overrides in force."""
         return label_posteriors(self.result, mapping, forced=self.forced)
 
+    def label_probabilities(self) -> np.ndarray:
+        """(N, 6) label posteriors behind the labels shown: those of the last correction head
+        when learning was the last applied step that relabelled the scan, else the mapping's."""
+        for step in reversed(self.steps):
+            if not step.applied or step.kind not in ("learn", "remap", "reset", "refine"):
+                continue
+            if step.kind == "learn" and step.extra.get("probabilities") is not None:
+                return np.asarray(step.extra["probabilities"], np.float32)
+            break
+        return self.posteriors()
+
     def argmax(self) -> np.ndarray:
         """(N,) uint8 argmax labels of the lung voxels under the mapping in force (cached)."""
         if self._argmax is None:
@@ -223,6 +234,22 @@ class CorrectionSession:
         step = self.replace_step("reset", shown, np.asarray(self.result.labels), "",
                                  mapping=self.default_mapping, forced=())
         step.message = f"back to the engine's labels: {step.n_changed} voxels changed"
+        return step
+
+    def learn_step(self, shown: np.ndarray, outcome) -> Step:
+        """The step of a correction head's outcome (:func:`~.learn.learn_from_corrections`).
+
+        Confirmed slices and painted voxels keep their labels; a head that was
+        not accepted changes nothing.
+        """
+        self.sync(shown)
+        keep = correction_mask(self.shape, sorted(self.confirmed))
+        labels = outcome.labels if outcome.accepted else self.edits.auto
+        step = self.replace_step("learn", shown, labels, "", keep=keep)
+        step.message = (f"{step.n_changed} voxels changed; " if outcome.accepted else "") \
+            + outcome.message
+        if outcome.accepted:
+            step.extra["probabilities"] = outcome.probabilities
         return step
 
     def relabel_step(self, shown: np.ndarray, where: tuple, values: np.ndarray,

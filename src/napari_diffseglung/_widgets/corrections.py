@@ -1,12 +1,15 @@
-"""Learn from corrections: train a small head on the voxels a user checked, label the rest.
+"""Learn from corrections: confirm slices, paint fixes, let a head relabel the rest if it is better.
 
 The user paints wrong voxels of a result layer and marks the axial slices
-they checked with "Confirm current slice". "Learn" reads frozen diffusion
-features of the CT with the shipped model, trains a correction head on the
-confirmed and painted voxels and writes its labels into every other voxel of
-the result layer, in a worker thread (:mod:`diffseglung_core.segment.learn`).
-Confirmed slices and painted voxels are never overwritten; the update is one
-step of the layer's undo history.
+they checked with "Confirm current slice". "Learn" trains a small head on the
+weight-free features of the CT (:func:`diffseglung_core.segment.learn.learn_from_corrections`)
+in a worker, holds out part of the confirmed voxels and writes the head's
+labels only where they beat the current ones there, as one undo step.
+Confirmed slices and painted voxels are never overwritten.
+
+"Next slice to check" jumps to the unconfirmed slice with the most uncertain
+non-healthy voxels; "Confidence" shows the label posterior of every voxel
+(:mod:`diffseglung_core.segment.guidance`).
 """
 
 from __future__ import annotations
@@ -28,25 +31,26 @@ from qtpy.QtWidgets import (
 )
 
 from diffseglung_core.device import DEVICES, device_warning
-from diffseglung_core.segment.edits import HandEdits, changed_voxels, confirmed_voxels, merge_prediction
-from diffseglung_core.segment.learn import learn_from_corrections
+from diffseglung_core.segment.edits import confirmed_voxels
+from diffseglung_core.segment.guidance import confidence_map, next_slice, slice_scores
+from diffseglung_core.segment.learn import FEATURE_CHOICES, learn_from_corrections
 
-from .._layers import RESULT_KEY, stored_volume
-from ._common import Job, LayerComboBox
-from .segment import EDITS_KEY
+from .._layers import ROLE_KEY, reference_volume
+from ._common import Job, LayerComboBox, done_message
+from ._session import apply_step, is_result, session_of
 
 #: Layer metadata key of the head last trained on a result layer.
 HEAD_KEY = "diffseglung_correction_head"
 
 
 class CorrectionsWidget(QWidget):
-    """Dock widget: confirm slices, then learn a head from them and relabel the rest.
+    """Dock widget: confirm slices, learn a head from them, relabel the rest when it is better.
 
     Parameters
     ----------
     napari_viewer : napari.Viewer
-    model : diffusion model for the features; None (what napari passes) is the
-        shipped default model.
+    model : diffusion model for the ``"diffusion"`` features; None (what napari
+        passes) is the shipped default model.
     """
 
     def __init__(self, napari_viewer, parent: Optional[QWidget] = None, *, model=None):
@@ -57,22 +61,33 @@ class CorrectionsWidget(QWidget):
         self.model = model
         self.job: Optional[Job] = None
         self.head = None
-        self.confirmed: dict[int, set[int]] = {}  # id(layer) -> confirmed axial slices
+        self.outcome = None
+        self.last_step = None
 
-        self.image_combo = LayerComboBox(self.viewer, napari.layers.Image)
-        self.result_combo = LayerComboBox(self.viewer, napari.layers.Labels)
+        self.result_combo = LayerComboBox(self.viewer, napari.layers.Labels, predicate=is_result)
         self.result_combo.currentIndexChanged.connect(self._show_confirmed)
         self.confirm_btn = QPushButton("Confirm current slice")
         self.confirm_btn.setToolTip("the labels of the axial slice shown are right: learn from them")
         self.confirm_btn.clicked.connect(lambda: self.confirm_slice())
         self.clear_btn = QPushButton("Clear")
         self.clear_btn.clicked.connect(self.clear_confirmed)
+        self.next_btn = QPushButton("Next slice to check")
+        self.next_btn.setToolTip("the unconfirmed slice with the most uncertain non-healthy voxels")
+        self.next_btn.clicked.connect(lambda: self.go_to_next_slice())
+        self.confidence_btn = QPushButton("Confidence")
+        self.confidence_btn.setToolTip("show the posterior of the label of every voxel")
+        self.confidence_btn.clicked.connect(lambda: self.show_confidence())
         self.confirmed_label = QLabel("")
         self.confirmed_label.setWordWrap(True)
         self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(1, 5000)
+        self.steps_spin.setRange(10, 5000)
         self.steps_spin.setValue(300)
-        self.prior_check = QCheckBox("also learn the current result, weakly")
+        self.features_combo = QComboBox()
+        self.features_combo.addItems(list(FEATURE_CHOICES))
+        self.features_combo.setToolTip("weightfree: density, texture, structure and the engine's "
+                                       "posteriors; diffusion: also a checkpoint's features")
+        self.prior_check = QCheckBox("keep learning the current labels, weakly")
+        self.prior_check.setChecked(True)
         self.prior_check.setToolTip("keeps classes absent from your corrections")
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
@@ -92,21 +107,25 @@ class CorrectionsWidget(QWidget):
         self.status.setWordWrap(True)
 
         form = QFormLayout()
-        form.addRow("CT", self.image_combo)
         form.addRow("Result", self.result_combo)
+        form.addRow("Features", self.features_combo)
         form.addRow("Head steps", self.steps_spin)
         form.addRow("Prior", self.prior_check)
         form.addRow("Device", self.device_combo)
         confirm = QHBoxLayout()
         confirm.addWidget(self.confirm_btn)
         confirm.addWidget(self.clear_btn)
+        guide = QHBoxLayout()
+        guide.addWidget(self.next_btn)
+        guide.addWidget(self.confidence_btn)
         buttons = QHBoxLayout()
         buttons.addWidget(self.learn_btn)
         buttons.addWidget(self.cancel_btn)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addLayout(guide)
         layout.addLayout(confirm)
         layout.addWidget(self.confirmed_label)
+        layout.addLayout(form)
         layout.addWidget(self.device_warning)
         layout.addLayout(buttons)
         layout.addWidget(self.bar)
@@ -115,30 +134,37 @@ class CorrectionsWidget(QWidget):
         self._show_confirmed()
 
     # -- confirmed slices --------------------------------------------------------
+    def _session(self):
+        layer = self.result_combo.layer()
+        return (layer, session_of(layer)) if layer is not None else (None, None)
+
     def slices(self, layer=None) -> list[int]:
         """The axial slices confirmed on ``layer`` (the chosen result layer by default)."""
         layer = self.result_combo.layer() if layer is None else layer
-        return sorted(self.confirmed.get(id(layer), ())) if layer is not None else []
+        session = session_of(layer) if layer is not None else None
+        return sorted(session.confirmed) if session is not None else []
+
+    def _current_z(self, layer) -> int:
+        return int(round(float(layer.world_to_data(self.viewer.dims.point)[-3])))
 
     def confirm_slice(self, z: Optional[int] = None) -> Optional[int]:
         """Mark axial slice ``z`` (default: the one shown) of the result layer as checked."""
-        layer = self.result_combo.layer()
+        layer, session = self._session()
         if layer is None:
             self.status.setText("choose a result layer first")
             return None
-        if z is None:
-            z = int(round(float(layer.world_to_data(self.viewer.dims.point)[-3])))
+        z = self._current_z(layer) if z is None else int(z)
         if not 0 <= z < layer.data.shape[-3]:
             self.status.setText(f"slice {z} is outside the result layer")
             return None
-        self.confirmed.setdefault(id(layer), set()).add(int(z))
+        session.confirm(z)
         self._show_confirmed()
-        return int(z)
+        return z
 
     def clear_confirmed(self) -> None:
-        layer = self.result_combo.layer()
-        if layer is not None:
-            self.confirmed.pop(id(layer), None)
+        layer, session = self._session()
+        if session is not None:
+            session.confirmed.clear()
         self._show_confirmed()
 
     def _show_confirmed(self, *_) -> None:
@@ -146,44 +172,82 @@ class CorrectionsWidget(QWidget):
         self.confirmed_label.setText(
             "confirmed slices: " + (", ".join(str(z) for z in slices) if slices else "none"))
 
-    # -- learning ------------------------------------------------------------------
-    def _edits(self, layer) -> Optional[HandEdits]:
-        edits = layer.metadata.get(EDITS_KEY)
-        if edits is None and RESULT_KEY in layer.metadata:
-            edits = layer.metadata[EDITS_KEY] = HandEdits(layer.metadata[RESULT_KEY].labels)
-        return edits
+    # -- guidance ------------------------------------------------------------------
+    def go_to_next_slice(self) -> Optional[int]:
+        """Show the unconfirmed slice where a correction would help most."""
+        layer, session = self._session()
+        if layer is None:
+            self.status.setText("choose a result layer first")
+            return None
+        session.sync(np.asarray(layer.data))
+        probs = session.label_probabilities()
+        scores = slice_scores(probs, session.result.lung)
+        z = next_slice(probs, session.result.lung, session.confirmed, scores=scores)
+        if z is None:
+            self.status.setText("no unconfirmed slice has uncertain non-healthy voxels")
+            return None
+        self.viewer.dims.set_point(0, layer.data_to_world((z, 0, 0))[0])
+        self.status.setText(f"slice {z}: the most uncertain non-healthy voxels not yet confirmed "
+                            f"(score {scores[z]:.0f}); correct it, then Confirm current slice")
+        return z
 
+    def show_confidence(self):
+        """Add (or update) an Image layer of the posterior of each voxel's most probable label."""
+        layer, session = self._session()
+        if layer is None:
+            self.status.setText("choose a result layer first")
+            return None
+        session.sync(np.asarray(layer.data))
+        conf = confidence_map(session.label_probabilities(), session.result.lung)
+        name = f"{layer.name} confidence"
+        if name in self.viewer.layers:
+            self.viewer.layers[name].data = conf
+            out = self.viewer.layers[name]
+        else:
+            volume = reference_volume(conf.shape, layer.metadata, scale=layer.scale,
+                                      translate=layer.translate)
+            from diffseglung_core.display import display_geometry
+
+            scale, translate = display_geometry(volume)
+            out = self.viewer.add_image(conf, name=name, scale=scale, translate=translate,
+                                        colormap="magma", contrast_limits=(0.3, 1.0),
+                                        opacity=0.6, blending="additive",
+                                        metadata={ROLE_KEY: "confidence"})
+            self.viewer.layers.selection.active = layer
+        self.status.setText("confidence: the posterior of each voxel's label (dark: uncertain)")
+        return out
+
+    # -- learning ------------------------------------------------------------------
     def run(self) -> Optional[Job]:
-        """Learn from the confirmed and painted voxels in a worker; relabel the rest."""
-        image, layer = self.image_combo.layer(), self.result_combo.layer()
-        if image is None or layer is None:
-            self.status.setText("choose a CT and a result layer first")
+        """Learn from the confirmed and painted voxels in a worker; relabel the rest if better."""
+        layer, session = self._session()
+        if layer is None:
+            self.status.setText("choose a result layer first")
             return None
-        if image.data.shape != layer.data.shape:
-            self.status.setText(f"CT {image.data.shape} and result {layer.data.shape} differ in shape")
-            return None
-        volume = stored_volume(image.metadata, image.data.shape)
-        hu = np.asarray(image.data if volume is None else volume.hu, np.float32)
         shown = np.array(layer.data, copy=True)
-        result = layer.metadata.get(RESULT_KEY)
-        lung = np.asarray(result.lung) > 0 if result is not None else shown > 0
-        edits = self._edits(layer)
-        slices = self.slices(layer)
-        confirmed = confirmed_voxels(shown, slices, edits=edits, lung=lung)
+        session.sync(shown)
+        result = session.result
+        lung = np.asarray(result.lung) > 0
+        confirmed = confirmed_voxels(shown, sorted(session.confirmed), edits=session.edits, lung=lung)
         if not confirmed.any():
             self.status.setText("paint some voxels or confirm a slice first")
             return None
-        options = dict(model=self.model, steps=self.steps_spin.value(),
-                       prior=self.prior_check.isChecked(), device=self.device_combo.currentText())
+        auto = np.array(session.edits.auto, copy=True)
+        posteriors = session.posteriors()
+        options = dict(spacing=result.spacing, auto=auto, posteriors=posteriors,
+                       features=self.features_combo.currentText(), model=self.model,
+                       steps=self.steps_spin.value(), prior=self.prior_check.isChecked(),
+                       device=self.device_combo.currentText())
 
         def work(progress):
-            return learn_from_corrections(hu, shown, confirmed, lung, progress=progress, **options)
+            return learn_from_corrections(result.hu, shown, confirmed, lung, progress=progress,
+                                          **options)
 
         self.learn_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.status.setText("starting...")
-        self.job = Job(work, lambda out: self._write(layer, edits, slices, *out), bar=self.bar,
-                       status=self.status, on_finish=self._finished)
+        self.job = Job(work, lambda out: self._write(layer, out), bar=self.bar, status=self.status,
+                       on_finish=self._finished)
         return self.job.start()
 
     def cancel(self) -> None:
@@ -194,15 +258,15 @@ class CorrectionsWidget(QWidget):
         self.learn_btn.setEnabled(True)
         self.cancel_btn.setEnabled(False)
 
-    def _write(self, layer, edits: Optional[HandEdits], slices: list[int], prediction, head) -> None:
-        """Put ``prediction`` into ``layer`` except on confirmed slices and painted voxels."""
-        self.head = head
+    def _write(self, layer, outcome) -> None:
+        """Apply an accepted head (one undo step); otherwise say why nothing changed."""
+        self.outcome, self.head = outcome, outcome.head
         if layer not in self.viewer.layers:
             self.status.setText("the result layer was removed")
             return
-        shown = np.asarray(layer.data)  # strokes painted while learning count too
-        out, n_kept = merge_prediction(shown, prediction, slices, edits=edits)
-        where, values = changed_voxels(shown, out)
-        layer.data_setitem(where, values)  # one undoable step
-        layer.metadata[HEAD_KEY] = head
-        self.status.setText(f"done: {where[0].size} voxels relabelled, {n_kept} checked voxels kept")
+        session = session_of(layer)
+        step = session.learn_step(np.asarray(layer.data), outcome)
+        self.last_step = apply_step(layer, step)
+        layer.metadata[HEAD_KEY] = outcome.head
+        seconds = outcome.timings.get("total", float("nan"))
+        self.status.setText(done_message(f"{step.message} ({seconds:.0f} s)"))

@@ -1,0 +1,87 @@
+"""Where to look next: label confidence, and the slice where a correction would help most.
+
+A radiologist cannot check every slice. The label posteriors say where the
+labels are uncertain: :func:`confidence_map` is the most probable label's
+posterior at every lung voxel, and :func:`slice_scores` ranks the axial
+slices by the uncertainty of their voxels where a non-healthy class is at
+stake (the most or second most probable label is not healthy): uncertain
+healthy lung between two healthy readings does not call for a check, a
+doubtful GGO/fibrosis border does. :func:`next_slice` is the best slice not
+yet confirmed.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import numpy as np
+
+from ..labels import Tissue
+
+__all__ = ["confidence_map", "voxel_uncertainty", "slice_scores", "next_slice"]
+
+
+def voxel_uncertainty(probabilities: np.ndarray) -> np.ndarray:
+    """(N,) float32 ``1 - (p1 - p2)`` of lung voxels whose best or second label is not healthy, else 0.
+
+    Parameters
+    ----------
+    probabilities : (N, 6) ndarray
+        Label posteriors of the lung voxels (columns 0..5; 0 is ignored).
+    """
+    p = np.asarray(probabilities, np.float32)[:, 1:]
+    order = np.argsort(-p, axis=1)[:, :2]
+    rows = np.arange(len(p))
+    p1, p2 = p[rows, order[:, 0]], p[rows, order[:, 1]]
+    healthy = int(Tissue.HEALTHY) - 1
+    at_stake = (order[:, 0] != healthy) | (order[:, 1] != healthy)
+    return np.where(at_stake, 1.0 - (p1 - p2), 0.0).astype(np.float32)
+
+
+def confidence_map(probabilities: np.ndarray, lung: np.ndarray) -> np.ndarray:
+    """(Z, Y, X) float32 posterior of the most probable label (1..5) in the lung, 0 outside.
+
+    Parameters
+    ----------
+    probabilities : (N, 6) ndarray
+        Label posteriors of the lung voxels, ``np.nonzero(lung)`` order.
+    lung : (Z, Y, X) ndarray
+        Lung mask (nonzero inside).
+    """
+    lung = np.asarray(lung) > 0
+    p = np.asarray(probabilities, np.float32)[:, 1:]
+    total = np.maximum(p.sum(1), 1e-6)
+    out = np.zeros(lung.shape, np.float32)
+    out[lung] = p.max(1) / total
+    return out
+
+
+def slice_scores(probabilities: np.ndarray, lung: np.ndarray) -> np.ndarray:
+    """(Z,) float64 sum of :func:`voxel_uncertainty` over each axial slice's lung voxels."""
+    lung = np.asarray(lung) > 0
+    z = np.nonzero(lung)[0]
+    return np.bincount(z, weights=voxel_uncertainty(probabilities), minlength=lung.shape[0])
+
+
+def next_slice(probabilities: np.ndarray, lung: np.ndarray, confirmed: Iterable[int] = (), *,
+               scores: Optional[np.ndarray] = None) -> Optional[int]:
+    """The unconfirmed axial slice with the highest :func:`slice_scores`, or None when none is left.
+
+    Parameters
+    ----------
+    probabilities : (N, 6) ndarray
+        Label posteriors of the lung voxels, ``np.nonzero(lung)`` order.
+    lung : (Z, Y, X) ndarray
+        Lung mask (nonzero inside).
+    confirmed : iterable of int
+        Slices already checked.
+    scores : (Z,) ndarray, optional
+        Precomputed :func:`slice_scores`.
+    """
+    scores = slice_scores(probabilities, lung) if scores is None else np.array(scores, float)
+    scores = scores.astype(float)
+    for z in confirmed:
+        if 0 <= int(z) < scores.size:
+            scores[int(z)] = -1.0
+    best = int(np.argmax(scores))
+    return best if scores[best] > 0 else None
