@@ -44,8 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from ..errors import OutputExistsError
     from ..io import read_mask, read_scan, write_labels
     from ..segment.head import DEFAULT_HEAD_TIMESTEPS, save_head
@@ -73,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     posteriors = one_hot(prior[lung]) if prior is not None else None
     with progress_bar("learning") as progress:
         outcome = learn_from_corrections(
-            volume.hu, np.where(confirmed, labels, 0), confirmed, lung, spacing=volume.spacing,
+            volume.hu, labels, confirmed, lung, spacing=volume.spacing,
             auto=prior, posteriors=posteriors,
             features="diffusion" if args.features_from else "weightfree",
             model=args.features_from, timesteps=timesteps, steps=args.steps, prior=prior is not None,

@@ -207,7 +207,8 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     hu : (Z, Y, X) ndarray
         CT in HU.
     labels : (Z, Y, X) integer ndarray
-        Labels shown to the user (0..5), corrections included.
+        Labels shown to the user (0..5), corrections included; other values
+        (255) mean "not confirmed".
     confirmed : (Z, Y, X) bool ndarray
         The voxels to learn from (see :func:`~.edits.confirmed_voxels`).
     lung : (Z, Y, X) ndarray
@@ -252,8 +253,8 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     lung = np.asarray(lung) > 0
     labels = np.asarray(labels)
     guarded = auto is not None
-    auto = np.where(lung, labels, 0) if auto is None else np.asarray(auto)
-    confirmed = np.asarray(confirmed, bool) & lung
+    auto = np.where(lung & (labels < 6), labels, 0) if auto is None else np.asarray(auto)
+    confirmed = np.asarray(confirmed, bool) & lung & (labels < 6)
     if not confirmed.any():
         raise ValueError("no confirmed lung voxel to learn from")
     grid = reduced_grid(lung, spacing, target_mm=target_mm)
