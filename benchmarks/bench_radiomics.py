@@ -1,22 +1,31 @@
-"""Speed of the radiomic teacher: numpy reference, torch (CPU, GPU) and pyradiomics; voxel maps.
+"""Speed of the radiomic features at equal work: numpy reference, torch (CPU, GPU) and pyradiomics.
 
 Usage::
 
-    python benchmarks/bench_radiomics.py --json out.json          # project venv
-    .venv-pyrad/bin/python benchmarks/bench_radiomics.py --json o.json   # adds pyradiomics
+    python benchmarks/bench_radiomics.py                       # project venv: no pyradiomics
+    .venv-pyrad/bin/python benchmarks/bench_radiomics.py       # adds pyradiomics (old numpy)
 
-Prints a table of patches per second on the same real patches (cted-open
-61x61 slices and A0001 3x24x24 lung boxes from ``../shared/data``; random
-texture patches when absent), the agreement of first-order and GLCM features
-with pyradiomics when it is importable, and the time and peak memory of the
-voxel-wise maps of a 512x512x300 phantom on CPU.
+Every side describes the same patches with the same masks (cted-open 61x61
+slices and A0001 lung boxes from ``../shared/data``; random texture when
+absent) and is timed the same way: one warm-up, then the median of
+``--repeats`` runs (``benchmarks/_timing.py``), with torch, BLAS/OpenMP and
+SimpleITK pinned to ``--threads`` threads. Each timed run includes the side's
+own conversions (numpy to torch tensors and back; numpy to SimpleITK images);
+the pyradiomics extractor is built once, before the warm-up, as a user
+describing many patches would. Work is equal where a ratio is given:
+pyradiomics computes the 22 first-order and GLCM features, and so does the
+"torch 22" column (the "torch 34" column adds LBP and Gabor, more work).
+Ratios are computed from medians of the same run. The agreement of the 22
+features with pyradiomics, and the time and peak memory of the voxel-wise maps
+of a phantom (``--map-shape``, median of ``--map-repeats`` after a warm-up) are
+written too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import resource
 import sys
 import time
@@ -27,56 +36,46 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "radiomics"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _timing import conditions, measure, pin_threads  # noqa: E402
 from diffseglung_core.radiomics import (  # noqa: E402
     FEATURE_NAMES,
     PYRADIOMICS_NAMES,
     batched_features,
     feature_maps,
     patch_features,
-    pyrad,  # noqa: E402
+    pyrad,
 )
 
+SHARED = ("firstorder", "glcm")  # the groups pyradiomics computes too
+ALL = ("firstorder", "glcm", "lbp", "gabor")
 
-def real_patches(data: Path, n_a0001: int) -> dict[str, list]:
+
+def real_patches(data: Path, n_a0001: int, size) -> dict[str, list]:
     from radiomics_realdata import a0001_patches, cted_patches
 
     sets = {}
     if (data / "cted-open").is_dir():
         sets["cted-open 1x61x61"] = cted_patches(data / "cted-open")
     a0001 = data / "lung-pet-ct-dx-A0001" / "dicom"
+    name = "x".join(str(v) for v in size)
     if a0001.is_dir():
-        sets["A0001 3x24x24"] = a0001_patches(a0001, n=n_a0001)
+        sets[f"A0001 {name}"] = a0001_patches(a0001, n=n_a0001, size=tuple(size))
     if not sets:
         rng = np.random.default_rng(0)
-        sets["random 3x24x24"] = [(rng.normal(-800, 150, (3, 24, 24)).round().astype(np.float32),
-                                   rng.random((3, 24, 24)) > 0.2) for _ in range(n_a0001)]
+        sets[f"random {name}"] = [(rng.normal(-800, 150, size).round().astype(np.float32),
+                                   rng.random(size) > 0.2) for _ in range(n_a0001)]
     return sets
 
 
-CLOCK = time.perf_counter  # --cpu-time switches to time.process_time
-
-
-def timed(fn, repeat: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = CLOCK()
-        fn()
-        best = min(best, CLOCK() - t)
-    return best
-
-
-def torch_rate(pairs, device: str, dtype, groups=("firstorder", "glcm", "lbp", "gabor")) -> float:
-    x = torch.as_tensor(np.stack([p for p, _ in pairs])).to(device)
-    m = torch.as_tensor(np.stack([mk for _, mk in pairs])).to(device)
-
+def torch_side(pairs, device: str, dtype, groups):
+    """One call: stack the patches, compute on ``device``, bring the features back as numpy."""
     def run():
-        batched_features(x, m, dtype=dtype, groups=groups)
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    run()  # warm-up
-    return len(pairs) / timed(run, repeat=3)
+        x = torch.as_tensor(np.stack([p for p, _ in pairs])).to(device)
+        m = torch.as_tensor(np.stack([mk for _, mk in pairs])).to(device)
+        return batched_features(x, m, dtype=dtype, groups=groups).cpu().numpy()
+    return run
 
 
 def agreement(pairs) -> dict[str, float]:
@@ -107,63 +106,97 @@ def phantom(shape, seed=0):
     return hu, lung, "random texture in two ellipsoid lungs"
 
 
+def bench_map(shape, window: int, stride: int, repeats: int) -> dict:
+    hu, lung, source = phantom(shape)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    last = {}
+    timed = measure(lambda: last.update(fm=feature_maps(hu, lung, window=window, stride=stride)),
+                    max(repeats, 3))
+    fm = last["fm"]
+    t = time.perf_counter()
+    fm.at(lung)
+    t_at = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"shape": list(shape), "source": source, "window": window, "stride": stride,
+            "lung_voxels": int(lung.sum()), "windows": int(fm.valid.sum()), "map": timed,
+            "seconds_at_all_lung_voxels": t_at, "peak_rss_mb": rss, "rss_before_mb": rss0}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--json", type=Path, required=True, help="where to write the results")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="where to write the results (default: benchmarks/results/radiomics.json, "
+                         "or radiomics_pyradiomics.json when pyradiomics is importable)")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--threads", type=int, default=1, help="threads of every library (default 1)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up (>= 3)")
     ap.add_argument("--a0001", type=int, default=64, help="A0001 patches (default 64)")
-    ap.add_argument("--map-shape", type=int, nargs=3, default=(300, 512, 512), metavar=("Z", "Y", "X"))
+    ap.add_argument("--a0001-size", type=int, nargs=3, default=(8, 32, 32), metavar=("Z", "Y", "X"))
+    ap.add_argument("--map-shape", type=int, nargs=3, default=(64, 256, 256), metavar=("Z", "Y", "X"))
     ap.add_argument("--map-window", type=int, default=9)
     ap.add_argument("--map-stride", type=int, default=8)
+    ap.add_argument("--map-repeats", type=int, default=3)
     ap.add_argument("--no-map", action="store_true", help="skip the voxel-map timing")
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="time patches by the process CPU time instead of the wall clock "
-                         "(steadier on a shared machine)")
+    ap.add_argument("--no-patches", action="store_true", help="time the voxel maps only")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    global CLOCK
-    if args.cpu_time:
-        CLOCK = time.process_time
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    has_pyrad = pyrad.available()
+    if args.json is None:
+        name = "radiomics_pyradiomics.json" if has_pyrad else "radiomics.json"
+        args.json = ROOT / "benchmarks" / "results" / name
+    result = {"conditions": conditions(), "threads": pin_threads(args.threads),
+              "repeats": args.repeats, "pyradiomics": has_pyrad, "sets": {},
+              "units": "seconds per patch (median of the runs / patches); ratios: time / torch time"}
+    if has_pyrad:
+        import radiomics
 
-    result = {"python": platform.python_version(), "torch": torch.__version__,
-              "numpy": np.__version__, "threads": args.threads, "machine": platform.machine(),
-              "pyradiomics": pyrad.available(), "clock": CLOCK.__name__, "sets": {}}
-    print(f"torch {torch.__version__}, numpy {np.__version__}, {args.threads} threads, "
-          f"pyradiomics {'yes' if pyrad.available() else 'not importable'}")
-    header = f"{'patches':<20} {'n':>4} {'numpy ref':>10} {'torch cpu':>10} {'cpu f32':>10} " \
-             f"{'cpu 22':>10} {'torch gpu':>10} {'pyradiomics':>11} {'cpu/pyrad':>9} {'22/pyrad':>9}"
-    print(header + "\n" + "-" * len(header))
-    for name, pairs in real_patches(args.data, args.a0001).items():
-        row = {"n": len(pairs)}
-        row["numpy_reference"] = len(pairs) / timed(
-            lambda pairs=pairs: [patch_features(p, m) for p, m in pairs])
-        row["torch_cpu"] = torch_rate(pairs, "cpu", torch.float64)
-        row["torch_cpu_float32"] = torch_rate(pairs, "cpu", torch.float32)
-        row["torch_cpu_shared22"] = torch_rate(pairs, "cpu", torch.float64, ("firstorder", "glcm"))
-        row["torch_gpu"] = torch_rate(pairs, "cuda", torch.float32) if torch.cuda.is_available() else None
-        if pyrad.available():
+        result["pyradiomics_version"] = radiomics.__version__
+    cuda = torch.cuda.is_available()
+    print(f"torch {torch.__version__}, numpy {np.__version__}, {args.threads} thread(s), "
+          f"pyradiomics {'yes' if has_pyrad else 'not importable'}, GPU {'yes' if cuda else 'no'}; "
+          f"median of {args.repeats} after a warm-up")
+    cols = ["numpy ref 34", "torch 34", "torch 22", "torch f32 34", "gpu 34", "gpu 22", "pyradiomics 22",
+            "pyrad / torch 22"]
+    print(f"{'patches':<22} {'n':>3} " + " ".join(f"{c:>14}" for c in cols) + "  (ms per patch)")
+    patch_sets = {} if args.no_patches else real_patches(args.data, args.a0001, args.a0001_size)
+    for name, pairs in patch_sets.items():
+        n = len(pairs)
+        row = {"n": n, "shape": list(pairs[0][0].shape), "mask_fraction": float(np.mean(
+            [m.mean() for _, m in pairs]))}
+        sides = {
+            "numpy_reference_34": lambda pairs=pairs: [patch_features(p, m) for p, m in pairs],
+            "torch_cpu_34": torch_side(pairs, "cpu", torch.float64, ALL),
+            "torch_cpu_22": torch_side(pairs, "cpu", torch.float64, SHARED),
+            "torch_cpu_float32_34": torch_side(pairs, "cpu", torch.float32, ALL),
+        }
+        if cuda:
+            for groups, label in ((ALL, "34"), (SHARED, "22")):
+                run = torch_side(pairs, "cuda", torch.float32, groups)
+                sides[f"torch_gpu_{label}"] = lambda run=run: (run(), torch.cuda.synchronize())
+        if has_pyrad:
             ex = pyrad.make_extractor()
-            row["pyradiomics"] = len(pairs) / timed(
-                lambda pairs=pairs, ex=ex: [pyrad.pyradiomics_features(p, m, ex) for p, m in pairs])
-            row["ratio_torch_cpu_vs_pyradiomics"] = row["torch_cpu"] / row["pyradiomics"]
-            row["ratio_shared22_vs_pyradiomics"] = row["torch_cpu_shared22"] / row["pyradiomics"]
+            sides["pyradiomics_22"] = lambda pairs=pairs, ex=ex: [pyrad.pyradiomics_features(p, m, ex)
+                                                                  for p, m in pairs]
+        timings = {side: measure(fn, args.repeats) for side, fn in sides.items()}
+        row["timings"] = timings
+        per = {side: t["median_s"] / n for side, t in timings.items()}
+        row["seconds_per_patch"] = per
+        ratios = {"numpy_reference_34_over_torch_cpu_34": per["numpy_reference_34"] / per["torch_cpu_34"]}
+        if has_pyrad:
+            ratios["pyradiomics_22_over_torch_cpu_22"] = per["pyradiomics_22"] / per["torch_cpu_22"]
+            ratios["pyradiomics_22_over_torch_cpu_34"] = per["pyradiomics_22"] / per["torch_cpu_34"]
+            if cuda:
+                ratios["pyradiomics_22_over_torch_gpu_22"] = per["pyradiomics_22"] / per["torch_gpu_22"]
             row["agreement_max_rel"] = agreement(pairs)
-        else:
-            row["pyradiomics"] = row["ratio_torch_cpu_vs_pyradiomics"] = None
-            row["ratio_shared22_vs_pyradiomics"] = None
+        row["ratios"] = ratios
         result["sets"][name] = row
-        fmt = lambda v: f"{v:10.1f}" if v else f"{'-':>10}"  # noqa: E731
-        print(f"{name:<20} {len(pairs):>4} {fmt(row['numpy_reference'])} {fmt(row['torch_cpu'])} "
-              f"{fmt(row['torch_cpu_float32'])} {fmt(row['torch_cpu_shared22'])} "
-              f"{fmt(row['torch_gpu'])} {fmt(row['pyradiomics']):>11} "
-              f"{(row['ratio_torch_cpu_vs_pyradiomics'] or 0):8.1f}x "
-              f"{(row['ratio_shared22_vs_pyradiomics'] or 0):8.1f}x")
-    print(f"(patches/s by {CLOCK.__name__}, all patches of a set in one batch; 'torch cpu': all 34 "
-          "features, float64; 'cpu f32': float32; 'cpu 22': the 22 first-order and GLCM features "
-          "pyradiomics computes too, float64; pyradiomics computes those 22 only)")
+        ms = lambda key, per=per: f"{1e3 * per[key]:14.2f}" if key in per else f"{'-':>14}"
+        ratio = ratios.get("pyradiomics_22_over_torch_cpu_22")
+        print(f"{name:<22} {n:>3} {ms('numpy_reference_34')} {ms('torch_cpu_34')} {ms('torch_cpu_22')} "
+              f"{ms('torch_cpu_float32_34')} {ms('torch_gpu_34')} {ms('torch_gpu_22')} "
+              f"{ms('pyradiomics_22')} " + (f"{ratio:13.2f}x" if ratio else f"{'-':>14}"))
 
-    if pyrad.available():
+    if has_pyrad and result["sets"]:
         sets = list(result["sets"])
         print("\nmax relative difference to pyradiomics\n| feature | " + " | ".join(sets) + " |")
         print("| --- |" + " --- |" * len(sets))
@@ -172,24 +205,15 @@ def main(argv=None) -> int:
                                            for s in sets) + " |")
 
     if not args.no_map:
-        shape = tuple(args.map_shape)
-        hu, lung, source = phantom(shape)
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t = time.perf_counter()
-        fm = feature_maps(hu, lung, window=args.map_window, stride=args.map_stride)
-        t_map = time.perf_counter() - t
-        t = time.perf_counter()
-        sampled = fm.at(lung)
-        t_at = time.perf_counter() - t
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        result["voxel_map"] = {"shape": shape, "source": source, "window": args.map_window,
-                               "stride": args.map_stride, "lung_voxels": int(lung.sum()),
-                               "windows": int(fm.valid.sum()), "seconds": t_map,
-                               "seconds_at_all_lung_voxels": t_at, "peak_rss_mb": rss,
-                               "rss_before_mb": rss0, "sampled_shape": list(sampled.shape)}
-        print(f"\nvoxel map {shape} ({source}): window {args.map_window}, stride {args.map_stride}, "
-              f"{int(fm.valid.sum())} windows in {t_map:.1f} s; at() on {int(lung.sum())} lung "
-              f"voxels {t_at:.1f} s; peak RSS {rss:.0f} MB (before the map {rss0:.0f} MB)")
+        vm = bench_map(tuple(args.map_shape), args.map_window, args.map_stride, args.map_repeats)
+        result["voxel_map"] = vm
+        print(f"\nvoxel map {tuple(vm['shape'])} ({vm['source']}): window {vm['window']}, stride "
+              f"{vm['stride']}, {vm['windows']} windows: median {vm['map']['median_s']:.1f} s wall, "
+              f"{vm['map']['cpu_median_s']:.1f} s CPU; at() on {vm['lung_voxels']} lung voxels "
+              f"{vm['seconds_at_all_lung_voxels']:.1f} s; peak RSS {vm['peak_rss_mb']:.0f} MB "
+              f"(before the maps {vm['rss_before_mb']:.0f} MB)")
+    result["conditions"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.json}")
     return 0
