@@ -11,7 +11,8 @@ Usage::
    (lesions of known extent inserted into real CT, fixed seeds).
 2. Runs each method end to end on the modified scan, with its **own** lung
    mask: ``engine`` is :func:`diffseglung_core.segment.engine.segment_volume`
-   with its defaults (it computes its lung mask); ``density-mask`` is the
+   with its defaults (it computes its lung mask); ``engine-no-evidence`` the
+   same without the structure evidence (ablation); ``density-mask`` is the
    fixed-threshold baseline :func:`diffseglung_core.evaluate.baselines.density_mask_labels`
    on :func:`diffseglung_core.lung.compute_lung_mask` of the same scan.
 3. Scores per-class Dice (:func:`diffseglung_core.evaluate.metrics.evaluate_labels`)
@@ -53,10 +54,10 @@ CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
 def run_method(name: str, volume):
     """(labels, own lung mask, seconds) of a method run end to end on ``volume``."""
     t = time.perf_counter()
-    if name == "engine":
+    if name in ("engine", "engine-no-evidence"):
         from diffseglung_core.segment.engine import segment_volume
 
-        r = segment_volume(volume, device="cpu")
+        r = segment_volume(volume, device="cpu", evidence=name == "engine")
         labels, lung = r.labels, r.lung > 0
     elif name == "density-mask":
         from diffseglung_core.evaluate.baselines import density_mask_labels
@@ -145,7 +146,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=list(tb.STANDARD_CASES))
-    parser.add_argument("--methods", nargs="*", default=["engine", "density-mask"])
+    parser.add_argument("--methods", nargs="*", default=["engine", "engine-no-evidence", "density-mask"])
     parser.add_argument("--data", default=None, help="shared real CT folder (default ../shared/data)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-burden", action="store_true", help="skip the A0001 false-positive burden")
@@ -188,6 +189,8 @@ def main() -> None:
                        "the two slices matching crop_ct_2slices"},
         "methods": {"engine": "segment_volume(volume, device='cpu') with its defaults and its own "
                               "lung mask",
+                    "engine-no-evidence": "the same with evidence=False (cluster names with the "
+                                          "two density gates)",
                     "density-mask": "density_mask_labels on compute_lung_mask of the same scan"},
         "build_seconds": build_s}, "cases": {}}
 
