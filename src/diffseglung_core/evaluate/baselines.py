@@ -83,6 +83,7 @@ def _engine(**kw):
 #: name -> callable(volume, lung, checkpoint=None) -> labels (None when it needs a missing checkpoint).
 METHODS = {
     "engine": _engine(features="radiomics"),
+    "no-evidence": _engine(features="radiomics", evidence=False),
     "density-only": _engine(features="density"),
     "no-sdf": _engine(features="radiomics", refine=False),
     "no-hu-preservation": _engine(features="radiomics", hu_preservation=False),
