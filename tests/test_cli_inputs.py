@@ -1,0 +1,39 @@
+"""What the command line says about unusual inputs: one line each, a warning or an error."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diffseglung_core.cli import main
+
+
+def test_segment_of_a_lung_crop_warns_and_runs(a0001_dicom, tmp_path, capsys):
+    """A 5 x 24 x 24 cube of A0001's lung (no tissue above -500 HU): a warning, not a refusal."""
+    from diffseglung_core.io import read_scan, write_labels, write_scan
+    from diffseglung_core.volume import CTVolume
+
+    scan = read_scan(a0001_dicom)
+    crop = CTVolume.from_array(scan.hu[28:33, 184:208, 176:200].copy(), spacing=scan.spacing)
+    assert crop.hu.max() < -500
+    path = write_scan(tmp_path / "crop.nii.gz", crop)
+    lung = write_labels(tmp_path / "lung.nii.gz", np.ones(crop.shape, np.uint8), crop)
+    out = tmp_path / "labels.nii.gz"
+    assert main(["segment", str(path), "--lung-mask", str(lung), "-o", str(out), "--features",
+                 "density"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"diffseglung segment: warning: {path}: values -1024..")
+    assert "no tissue denser than air, so this is a crop of the lung" in err[0]
+    assert out.is_file()
+
+
+def test_max_voxels_refuses_before_reading(tmp_path, capsys):
+    from diffseglung_core.io import write_scan
+    from diffseglung_core.volume import CTVolume
+
+    hu = np.random.default_rng(0).normal(-500, 300, (4, 10, 10)).astype(np.float32)
+    path = write_scan(tmp_path / "ct.nii.gz", CTVolume.from_array(hu, spacing=(1, 1, 1)))
+    assert main(["info", str(path), "--max-voxels", "399"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "= 400 voxels, over the limit of 399" in err[0]
+    assert main(["info", str(path), "--max-voxels", "400"]) == 0
