@@ -54,6 +54,7 @@ class SegmentWidget(QWidget):
         self.viewer = napari_viewer
         self.job: Optional[Job] = None
         self.result_layer = None
+        self.on_done = None  # called after a result is shown (the panel shows the next step)
 
         self.image_combo = LayerComboBox(self.viewer, napari.layers.Image, predicate=is_ct_image)
         self.mask_combo = LayerComboBox(self.viewer, napari.layers.Labels, optional=True,
@@ -217,6 +218,8 @@ class SegmentWidget(QWidget):
         seconds = result.timings.get("total", float("nan"))
         k = result.mapping.n_clusters
         self.status.setText(done_message(f"{name} in {seconds:.1f} s ({k} clusters)"))
+        if self.on_done is not None:
+            self.on_done()
 
     def _replace_or_add(self, data, kwargs):
         name = kwargs["name"]

@@ -18,8 +18,9 @@ from qtpy.QtWidgets import (
 )
 
 from diffseglung_core.labels import TISSUE_COLORS
-from diffseglung_core.segment.report import class_volumes
+from diffseglung_core.segment.sides import class_volumes_by_side
 
+from .._layers import RESULT_KEY, is_lung_mask, is_tissue_labels
 from ._common import LayerComboBox
 
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -64,7 +65,7 @@ class BarChart(QWidget):
 class VolumesWidget(QWidget):
     """Dock widget: volume of each tissue class of a Labels layer, updated as it changes."""
 
-    COLUMNS = ("class", "voxels", "mL", "% of lung")
+    COLUMNS = ("class", "mL", "% of lung", "right mL", "left mL")
 
     def __init__(self, napari_viewer, parent: Optional[QWidget] = None):
         import napari
@@ -73,7 +74,8 @@ class VolumesWidget(QWidget):
         self.viewer = napari_viewer
         self.rows: list[dict] = []
         self._watched = None
-        self.labels_combo = LayerComboBox(self.viewer, napari.layers.Labels)
+        self.labels_combo = LayerComboBox(self.viewer, napari.layers.Labels,
+                                          predicate=is_tissue_labels)
         self.labels_combo.currentIndexChanged.connect(self._watch)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
@@ -113,17 +115,33 @@ class VolumesWidget(QWidget):
     def _schedule(self, *_):
         self._timer.start()
 
+    def _sides(self, layer):
+        """The right/left lung mask of a label layer: its result's, or a lung-mask layer's."""
+        result = layer.metadata.get(RESULT_KEY)
+        if result is not None and tuple(result.lung.shape) == tuple(layer.data.shape):
+            return result.lung
+        for other in self.viewer.layers:
+            if is_lung_mask(other) and other.metadata.get("diffseglung_role") == "lung_mask" \
+                    and other.data.shape == layer.data.shape:
+                return other.data
+        return None
+
     def refresh(self) -> None:
         """Recompute the table and chart from the chosen layer."""
         layer = self.labels_combo.layer()
         if layer is None or layer.data.ndim != 3:
             self.rows = []
         else:
-            self.rows = class_volumes(np.asarray(layer.data), layer.scale[-3:])
+            self.rows = class_volumes_by_side(np.asarray(layer.data), layer.scale[-3:],
+                                              self._sides(layer))
         self.table.setRowCount(len(self.rows))
+
+        def ml(value):
+            return "-" if value is None else f"{value:.1f}"
+
         for i, row in enumerate(self.rows):
-            cells = (row["name"], f"{row['voxels']:d}", f"{row['volume_ml']:.2f}",
-                     f"{row['percent_of_lung']:.1f}")
+            cells = (row["name"], f"{row['volume_ml']:.1f}", f"{row['percent_of_lung']:.1f}",
+                     ml(row["right_ml"]), ml(row["left_ml"]))
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if j:
@@ -132,4 +150,9 @@ class VolumesWidget(QWidget):
         self.table.resizeColumnsToContents()
         self.chart.set_rows(self.rows)
         lung = sum(r["volume_ml"] for r in self.rows)
-        self.total.setText(f"lung: {lung:.1f} mL" if self.rows else "choose a label layer")
+        text = f"lung: {lung:.1f} mL" if self.rows else "choose a label layer"
+        if self.rows and self.rows[0]["right_ml"] is not None:
+            right = sum(r["right_ml"] for r in self.rows)
+            left = sum(r["left_ml"] or 0.0 for r in self.rows)
+            text += f" (right {right:.1f} mL, left {left:.1f} mL)"
+        self.total.setText(text)
