@@ -46,6 +46,7 @@ def test_written_files_honour_the_umask(tmp_path, umask, name, mask, expected):
     assert _mode(scan) == expected
 
 
+@pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
 def test_dicom_seg_honours_the_umask(a0001_dicom, tmp_path, umask):
     from diffseglung_core.io import read_scan, write_dicom_seg
 
