@@ -394,7 +394,8 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     3. a voxel of a low-attenuation region well above the noise baseline is
        emphysema, unless thin walls surround it (honeycomb cysts: fibrosis);
     4. fibrosis needs a net of thin walls around the voxel
-       (``rules.fibrosis_wall``, more away from the pleura), otherwise its mass
+       (``rules.fibrosis_wall``, more away from the pleura; on coarse grids thin
+       structures of any shape with texture four times the noise), otherwise its mass
        goes to GGO (dense parenchyma) or healthy; with such a net and dense
        parenchyma a voxel is fibrosis whatever its cluster;
     5. GGO needs the parenchyma around the voxel, dense structures left out,
@@ -408,7 +409,11 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     excess = ev.parenchyma_hu[rows] - ev.healthy_hu[rows]
     depth = np.clip((ev.pleura_mm[rows] - 10.0) / 20.0, 0.0, 1.0)
     wall_needed = rules.fibrosis_wall + (rules.fibrosis_wall_central - rules.fibrosis_wall) * depth
-    walls = ev.wall_fraction[rows] >= wall_needed
+    # a net of walls: resolved as thin non-tubular structures or, where the grid makes the
+    # walls of cysts read as tubes, as thin structures of any shape with texture far above noise
+    walls = (ev.wall_fraction[rows] >= wall_needed) | \
+        ((ev.thin_fraction[rows] >= 1.5 * wall_needed)
+         & (ev.texture_hu[rows] >= 4.0 * ev.noise_hu))
     emph = ev.emphysema[rows]
     H, G, F, E, C = (int(Tissue.HEALTHY), int(Tissue.GGO), int(Tissue.FIBROSIS),
                      int(Tissue.EMPHYSEMA), int(Tissue.CONSOLIDATION))
