@@ -132,3 +132,22 @@ def test_replace_step_keeps_confirmed_and_painted_voxels(result):
     others[painted] = False
     assert (shown[others] == Tissue.GGO).all()
     assert step.n_changed == int((result.labels[others] != Tissue.GGO).sum())
+
+
+def test_sequential_remaps_keep_the_argmax_exact(result):
+    """Remaps skip voxels whose label cannot change; after many, the labels are still exact."""
+    session = CorrectionSession(result)
+    shown = argmax_labels(label_posteriors(result), result.lung)
+    rng = np.random.default_rng(1)
+    for _ in range(12):
+        cluster = int(rng.integers(result.mapping.n_clusters))
+        label = int(rng.integers(1, 6))
+        mapping = session.mapping.with_label(cluster, label)
+        forced = session.forced | {cluster} if rng.random() < 0.3 else session.forced - {cluster}
+        change = session.remap(mapping, forced)
+        step = session.remap_step(shown, change, mapping, forced)
+        shown[step.where] = step.values
+        session.commit(step)
+        exact = argmax_rows(label_posteriors(session.result, forced=session.forced))
+        assert np.array_equal(session.argmax(), exact)
+        assert np.array_equal(shown[result.lung > 0], exact)

@@ -28,7 +28,8 @@ from .assign import LabelMapping, label_probabilities
 from .engine import SegmentationResult
 from .remap import label_gates
 
-__all__ = ["RemapChange", "label_posteriors", "argmax_rows", "remap_change", "changed_clusters"]
+__all__ = ["RemapChange", "label_posteriors", "argmax_rows", "margin_rows", "remap_change",
+           "changed_clusters"]
 
 
 @dataclass
@@ -46,6 +47,12 @@ class RemapChange:
     kept : dict
         Cluster -> {reason: voxels}: voxels of the cluster (its most probable
         cluster) that do not have the cluster's new label, and why.
+    touched, touched_argmax, touched_margin : ndarray, optional
+        The rows recomputed, their new argmax label and the gap between their
+        two most probable labels (to keep a cache of them up to date).
+    loose, loose_drop : ndarray, optional
+        Rows with some moved mass that were not recomputed (their label cannot
+        change) and how much their gap may have shrunk (twice the moved mass).
     seconds : float
         Time taken.
     message : str
@@ -59,6 +66,11 @@ class RemapChange:
     kept: dict = field(default_factory=dict)
     seconds: float = 0.0
     message: str = ""
+    touched: Optional[np.ndarray] = None
+    touched_argmax: Optional[np.ndarray] = None
+    touched_margin: Optional[np.ndarray] = None
+    loose: Optional[np.ndarray] = None
+    loose_drop: Optional[np.ndarray] = None
 
     @property
     def n_changed(self) -> int:
@@ -142,13 +154,20 @@ def argmax_rows(p: np.ndarray) -> np.ndarray:
     return (p[:, 1:].argmax(1) + 1).astype(np.uint8)
 
 
+def margin_rows(p: np.ndarray) -> np.ndarray:
+    """(n,) float32 gap between the two most probable lung labels (1..5) of (n, 6) posteriors."""
+    top = np.partition(np.asarray(p, np.float32)[:, 1:], 3, axis=1)[:, 3:]
+    return (top[:, 1] - top[:, 0]).astype(np.float32)
+
+
 _argmax = argmax_rows
 
 
 def remap_change(result: SegmentationResult, new_mapping: LabelMapping, *,
                  old_mapping: Optional[LabelMapping] = None, forced_old: Iterable[int] = (),
                  forced_new: Iterable[int] = (),
-                 old_argmax: Optional[np.ndarray] = None) -> RemapChange:
+                 old_argmax: Optional[np.ndarray] = None,
+                 old_margin: Optional[np.ndarray] = None) -> RemapChange:
     """The voxels whose argmax label a remap changes, and why others did not change.
 
     Parameters
@@ -162,6 +181,11 @@ def remap_change(result: SegmentationResult, new_mapping: LabelMapping, *,
     old_argmax : (N,) uint8 ndarray, optional
         Argmax labels of every lung voxel under the old mapping, when known
         (saves computing them again).
+    old_margin : (N,) float ndarray, optional
+        With ``old_argmax``: the gap between the two most probable labels under
+        the old mapping. A remap moves at most the changed clusters' posterior
+        mass between labels, so a voxel whose gap is more than twice that mass
+        keeps its label: only the others are recomputed (the same answer, faster).
 
     Returns
     -------
@@ -177,9 +201,15 @@ def remap_change(result: SegmentationResult, new_mapping: LabelMapping, *,
         change.message = "nothing to change"
         return change
     post = result.posteriors
-    touched = np.zeros(post.shape[0], bool)
+    moved = np.zeros(post.shape[0], np.float32)
     for c in clusters:
-        touched |= post[:, c] > 0
+        moved += post[:, c]
+    touched = moved > 0
+    loose = np.zeros(0, np.int64)
+    if old_argmax is not None and old_margin is not None:
+        some = touched
+        touched = some & (np.asarray(old_margin) <= 2.0 * moved * (1 + 1e-3) + 1e-3)
+        loose = np.flatnonzero(some & ~touched)
     rows = np.flatnonzero(touched)
     if old_argmax is not None:
         before = np.asarray(old_argmax)[rows]
@@ -190,7 +220,9 @@ def remap_change(result: SegmentationResult, new_mapping: LabelMapping, *,
     diff = before != after
     kept = _why_kept(result, new_mapping, rows, after, clusters, forced_new)
     change = RemapChange(rows[diff], before[diff], after[diff], clusters, kept,
-                         seconds=time.perf_counter() - t0)
+                         seconds=time.perf_counter() - t0, touched=rows, touched_argmax=after,
+                         touched_margin=margin_rows(p_new), loose=loose,
+                         loose_drop=2.0 * moved[loose] * (1 + 1e-3) + 1e-3)
     change.message = describe_change(change, new_mapping, result)
     return change
 

@@ -24,7 +24,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from .assign import LabelMapping
-from .changes import RemapChange, argmax_rows, label_posteriors, remap_change
+from .changes import RemapChange, argmax_rows, label_posteriors, margin_rows, remap_change
 from .edits import HandEdits, correction_mask
 from .engine import SegmentationResult
 
@@ -119,6 +119,7 @@ class CorrectionSession:
         self.steps: list[Step] = []
         self._flat: Optional[np.ndarray] = None
         self._argmax: Optional[np.ndarray] = None
+        self._margin: Optional[np.ndarray] = None
 
     # -- helpers -------------------------------------------------------------------
     @property
@@ -153,7 +154,8 @@ class CorrectionSession:
     def argmax(self) -> np.ndarray:
         """(N,) uint8 argmax labels of the lung voxels under the mapping in force (cached)."""
         if self._argmax is None:
-            self._argmax = argmax_rows(self.posteriors())
+            p = self.posteriors()
+            self._argmax, self._margin = argmax_rows(p), margin_rows(p)
         return self._argmax
 
     def remap(self, mapping: LabelMapping, forced: Optional[Iterable[int]] = None) -> RemapChange:
@@ -163,7 +165,7 @@ class CorrectionSession:
         """
         forced = self.forced if forced is None else set(forced)
         return remap_change(self.result, mapping, old_mapping=self.mapping, forced_old=self.forced,
-                            forced_new=forced, old_argmax=self.argmax())
+                            forced_new=forced, old_argmax=self.argmax(), old_margin=self._margin)
 
     # -- building steps ----------------------------------------------------------------
     def _shown_step(self, kind: str, shown: np.ndarray, flat: np.ndarray, new_auto: np.ndarray,
@@ -205,7 +207,9 @@ class CorrectionSession:
         step.mapping_before, step.mapping_after = self.result.mapping, mapping
         step.forced_before = frozenset(self.forced)
         step.forced_after = frozenset(int(c) for c in forced)
-        step.extra["rows"], step.extra["argmax"] = change.rows, change.after
+        step.extra["rows"], step.extra["argmax"] = change.touched, change.touched_argmax
+        step.extra["margin"] = change.touched_margin
+        step.extra["loose"], step.extra["loose_drop"] = change.loose, change.loose_drop
         return step
 
     def replace_step(self, kind: str, shown: np.ndarray, new_auto: np.ndarray, message: str = "", *,
@@ -288,11 +292,14 @@ class CorrectionSession:
 
     def _do(self, step: Step) -> None:
         if step.mapping_after is not None:
-            if self._argmax is not None and "rows" in step.extra and step.applied is False \
-                    and step.mapping_before is self.result.mapping:
+            if self._argmax is not None and step.extra.get("rows") is not None \
+                    and step.applied is False and step.mapping_before is self.result.mapping:
                 self._argmax[step.extra["rows"]] = step.extra["argmax"]
+                self._margin[step.extra["rows"]] = step.extra["margin"]
+                if step.extra.get("loose") is not None:  # a lower bound of their gap now
+                    self._margin[step.extra["loose"]] -= step.extra["loose_drop"]
             else:
-                self._argmax = None
+                self._argmax = self._margin = None
         if step.auto_flat is not None:
             self.edits.auto.reshape(-1)[step.auto_flat] = step.auto_after
         if step.marks_flat is not None:
@@ -304,7 +311,7 @@ class CorrectionSession:
 
     def _undo(self, step: Step) -> None:
         if step.mapping_before is not None:
-            self._argmax = None
+            self._argmax = self._margin = None
         if step.auto_flat is not None:
             self.edits.auto.reshape(-1)[step.auto_flat] = step.auto_before
         if step.marks_flat is not None:
@@ -328,15 +335,24 @@ class CorrectionSession:
         return None
 
     def sync(self, shown: np.ndarray) -> list[str]:
-        """Follow the viewer's undo and redo; returns what was undone or redone."""
+        """Follow the viewer's undo and redo; returns what was undone or redone.
+
+        Undo and redo are last in, first out: only the latest applied step can
+        have been undone, and only the earliest undone one redone, so a later
+        step that happens to restore an earlier step's old values is not taken
+        for an undo.
+        """
         done = []
-        for step in reversed(self.steps):  # undos come latest first
-            if step.applied and self._state(step, shown) is False:
-                self._undo(step)
-                step.applied = False
-                done.append(f"undone: {step.kind}")
-        for step in self.steps:  # redos earliest first
-            if not step.applied and self._state(step, shown) is True:
+        applied = [s for s in self.steps if s.applied]
+        while applied and self._state(applied[-1], shown) is False:
+            step = applied.pop()
+            self._undo(step)
+            step.applied = False
+            done.append(f"undone: {step.kind}")
+        if not done:
+            for step in self.steps[len(applied):]:
+                if self._state(step, shown) is not True:
+                    break
                 self._do(step)
                 step.applied = True
                 done.append(f"redone: {step.kind}")

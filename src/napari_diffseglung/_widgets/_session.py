@@ -42,10 +42,15 @@ def session_of(layer) -> Optional[CorrectionSession]:
     edits = layer.metadata.get(EDITS_KEY)
     if not isinstance(edits, HandEdits) or edits.auto.shape != layer.data.shape:
         edits = HandEdits(result.labels)
-    session = CorrectionSession(result, edits=edits)
-    session.default_mapping = layer.metadata.get(DEFAULT_MAPPING_KEY, result.mapping)
+    return attach_session(layer, CorrectionSession(result, edits=edits))
+
+
+def attach_session(layer, session: CorrectionSession) -> CorrectionSession:
+    """Make ``session`` the correction session of ``layer`` (it follows the layer's undo and redo)."""
+    session.default_mapping = layer.metadata.get(DEFAULT_MAPPING_KEY, session.result.mapping)
     layer.metadata[SESSION_KEY] = session
     layer.metadata[EDITS_KEY] = session.edits
+    layer.metadata[RESULT_KEY] = session.result
     layer.events.set_data.connect(lambda *_: sync(layer))
     return session
 

@@ -182,7 +182,8 @@ class CorrectionsWidget(QWidget):
         session.sync(np.asarray(layer.data))
         probs = session.label_probabilities()
         scores = slice_scores(probs, session.result.lung)
-        z = next_slice(probs, session.result.lung, session.confirmed, scores=scores)
+        z = next_slice(probs, session.result.lung, session.confirmed, scores=scores,
+                       slice_mm=session.result.spacing[0])
         if z is None:
             self.status.setText("no unconfirmed slice has uncertain non-healthy voxels")
             return None

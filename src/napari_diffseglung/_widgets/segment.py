@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 from diffseglung_core.device import device_warning, get_device
 from diffseglung_core.segment import SegmentOptions, segment_volume
 from diffseglung_core.segment.edits import HandEdits
+from diffseglung_core.segment.session import CorrectionSession
 
 from .._layers import (
     RESULT_KEY,
@@ -34,7 +35,7 @@ from .._layers import (
 )
 from ._common import Job, LayerComboBox, done_message
 from ._forms import OptionForm
-from ._session import DEFAULT_MAPPING_KEY, EDITS_KEY
+from ._session import DEFAULT_MAPPING_KEY, EDITS_KEY, attach_session
 
 __all__ = ["SegmentWidget", "EDITS_KEY", "DEFAULT_MAPPING_KEY"]
 
@@ -175,12 +176,15 @@ class SegmentWidget(QWidget):
         options = replace(options, device=str(get_device(options.device, warn=False)))
 
         def work(progress):
-            return segment_volume(volume, options, lung_mask=lung_mask, progress=progress)
+            result = segment_volume(volume, options, lung_mask=lung_mask, progress=progress)
+            session = CorrectionSession(result)
+            session.argmax()  # remaps start from these labels: ready before the first one
+            return session
 
         self.run_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.status.setText("starting...")
-        self.job = Job(work, lambda result: self._show(result, image, volume, mask_layer is None),
+        self.job = Job(work, lambda session: self._show(session, image, volume, mask_layer is None),
                        bar=self.bar, status=self.status, on_finish=self._finished)
         return self.job.start()
 
@@ -192,7 +196,8 @@ class SegmentWidget(QWidget):
         self.run_btn.setEnabled(True)
         self.cancel_btn.setEnabled(False)
 
-    def _show(self, result, image, volume, show_mask: bool) -> None:
+    def _show(self, session, image, volume, show_mask: bool) -> None:
+        result = session.result
         name = f"{image.name} segmentation"
         labels = np.array(result.labels, copy=True)
         for data, kwargs, _ in cluster_layers(result, volume, image.name):
@@ -214,6 +219,8 @@ class SegmentWidget(QWidget):
         data, kwargs, _ = labels_layer_data(labels, volume, name, metadata={
             RESULT_KEY: result, EDITS_KEY: edits, DEFAULT_MAPPING_KEY: result.mapping})
         self.result_layer = self._replace_or_add(data, kwargs)
+        session.edits = edits
+        attach_session(self.result_layer, session)
         self.viewer.layers.selection.active = self.result_layer
         seconds = result.timings.get("total", float("nan"))
         k = result.mapping.n_clusters
