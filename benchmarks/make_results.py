@@ -310,16 +310,29 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--skip-phantoms", action="store_true")
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="write the page from a --json file of an earlier run (and --testbed) "
+                         "without computing anything")
     args = ap.parse_args(argv)
+    if args.from_json is not None:
+        saved = json.loads(args.from_json.read_text())
+        args.seeds, args.shape = saved["seeds"], saved["shape"]
+        phantom = {m: {(int(k) if k.isdigit() else k): v for k, v in r.items()}
+                   for m, r in saved["phantom"].items()} or None
+        cted = tuple(saved["cted"]) if saved.get("cted") else None
+        write_markdown(args.out, phantom, cted, None, args)
+        print(f"wrote {args.out}")
+        return 0
     phantom = None if args.skip_phantoms else run_phantoms(args.seeds, tuple(args.shape), args.checkpoint)
     cted = None
     if (args.data / "cted-open").is_dir():
         cted = run_cted(args.data / "cted-open", args.checkpoint)
     write_markdown(args.out, phantom, cted, None, args)
     if args.json:
-        args.json.write_text(json.dumps({"phantom": {m: {str(k): v for k, v in r.items()}
+        args.json.write_text(json.dumps({"seeds": list(args.seeds), "shape": list(args.shape),
+                                         "phantom": {m: {str(k): v for k, v in r.items()}
                                                      for m, r in (phantom or {}).items()},
-                                         "cted": cted[0] if cted else None}, indent=2))
+                                         "cted": list(cted) if cted else None}, indent=2))
     print(f"wrote {args.out}")
     return 0
 
