@@ -231,7 +231,7 @@ print(json.dumps(list(ph.volume.spacing)))
 """
 
 _LEARN = """
-import json, resource, sys, time, numpy as np, torch
+import json, sys, time, numpy as np, torch
 torch.set_num_threads(2)
 from diffseglung_core.segment.learn import learn_from_corrections, one_hot
 d, spacing, steps = sys.argv[1], tuple(json.loads(sys.argv[2])), int(sys.argv[3])
@@ -239,12 +239,16 @@ hu = np.load(d + "/hu.npy", mmap_mode="r"); truth = np.load(d + "/truth.npy")
 lung = np.load(d + "/lung.npy") > 0
 auto = truth.copy(); auto[truth == 3] = 2  # an unsupervised result that calls fibrosis GGO
 confirmed = np.zeros(lung.shape, bool); confirmed[[100, 150, 200]] = True; confirmed &= lung
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+def peak_gb():  # this process's own high-water mark (ru_maxrss would include the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1e6
+base = peak_gb()
 t = time.perf_counter()
 out = learn_from_corrections(hu, truth, confirmed, lung, spacing=spacing, auto=auto,
                              posteriors=one_hot(auto[lung]), steps=steps, device="cpu")
 print(json.dumps({"seconds": time.perf_counter() - t, "timings": out.timings,
-                  "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+                  "peak_gb": peak_gb(),
                   "before_learning_gb": base, "accepted": out.accepted, "message": out.message}))
 """
 
@@ -273,7 +277,9 @@ def memory_child(steps: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=["chest", "mass", "a0001-mixed"])
+    parser.add_argument("--cases", nargs="*", default=["chest", "mass", "a0001-mixed"])
+    parser.add_argument("--update", action="store_true",
+                        help="keep the cases already in --json that are not run again")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory", action="store_true")
@@ -287,6 +293,11 @@ def main(argv=None) -> int:
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                           "torch_threads": args.threads, "python": platform.python_version()},
               "steps": args.steps, "cases": {}}
+    if args.update and args.json.is_file():
+        old = json.loads(args.json.read_text())
+        report["cases"] = old.get("cases", {})
+        if "memory_300x512x512" in old:
+            report["memory_300x512x512"] = old["memory_300x512x512"]
     for name in args.cases:
         loaded = load_case(name)
         if loaded is None:

@@ -8,11 +8,12 @@ needed: on a headless machine run it under Xvfb with the xcb platform)::
 
 1. ``panel_load.png``: the *Load* tab, A0001 read from DICOM with its lung mask.
 2. ``panel_clusters.png``: after *Segment*, the *Clusters* tab (cluster table,
-   label per cluster) and the status of a remap.
+   label per cluster) and the status line of a remap (undone afterwards with
+   the layer's undo, checked to restore the labels exactly).
 3. ``panel_object.png``: the *Object* tab: the mass clicked, its preview (the
    mass without the hilar vessels), before *Apply*.
 4. ``panel_learn.png``: the *Learn* tab after *Next slice to check*, with the
-   confidence layer.
+   confidence layer (the result layer hidden).
 5. ``panel_volumes.png``: the *Volumes* tab with right and left lung volumes.
 """
 
@@ -72,10 +73,12 @@ def mass_seed(result) -> tuple:
 
 
 def focus(viewer, layer, point, zoom: float) -> None:
+    """Show ``point`` (data coordinates of ``layer``) ``zoom`` times closer than the whole scan."""
     viewer.dims.set_point(0, layer.data_to_world(point)[0])
+    viewer.reset_view()
     world = layer.data_to_world(point)
     viewer.camera.center = tuple(world[-2:])
-    viewer.camera.zoom = zoom
+    viewer.camera.zoom = viewer.camera.zoom * zoom
 
 
 def main(argv=None) -> int:
@@ -115,13 +118,26 @@ def main(argv=None) -> int:
     seed = mass_seed(result)
     viewer.dims.set_point(0, ct.data_to_world(seed)[0])
     viewer.reset_view()
+    # a remap of the smallest healthy cluster to ground glass, its message, then Ctrl+Z
+    healthy = [k for k, lab in enumerate(result.mapping.labels) if lab == 1]
+    small = min(healthy, key=lambda k: result.mapping.stats[k]["n_voxels"])
+    before = np.array(result_layer.data, copy=True)
+    box = clusters.label_box(small)
+    box.setCurrentIndex(box.findData(2))
+    wait(clusters.job)
+    settle()
     shoot(viewer, "panel_clusters.png")
+    print("remap:", clusters.status.text())
+    result_layer.undo()
+    settle()
+    assert np.array_equal(result_layer.data, before), "Ctrl+Z did not restore the labels"
+    print("after undo:", clusters.status.text())
 
     objects = panel.show_step("Object")
     objects.label_combo.setCurrentIndex(objects.label_combo.findData(5))
     objects.pick_btn.setChecked(True)
     objects.select_at(seed)
-    focus(viewer, ct, seed, 3.0)
+    focus(viewer, ct, seed, 2.5)
     shoot(viewer, "panel_object.png")
     objects.apply()
     objects.set_picking(False)
@@ -130,9 +146,11 @@ def main(argv=None) -> int:
     learn.show_confidence()
     z = learn.go_to_next_slice()
     viewer.reset_view()
+    result_layer.visible = False  # the CT and the low-confidence voxels alone
     shoot(viewer, "panel_learn.png")
     print("next slice to check:", z)
 
+    result_layer.visible = True
     viewer.layers[f"{result_layer.name} confidence"].visible = False
     volumes = panel.show_step("Volumes")
     volumes.labels_combo.set_layer(result_layer)

@@ -38,8 +38,8 @@ def voxel_uncertainty(probabilities: np.ndarray) -> np.ndarray:
     return np.where(at_stake, 1.0 - (p1 - p2), 0.0).astype(np.float32)
 
 
-def confidence_map(probabilities: np.ndarray, lung: np.ndarray) -> np.ndarray:
-    """(Z, Y, X) float32 posterior of the most probable label (1..5) in the lung, 0 outside.
+def confidence_map(probabilities: np.ndarray, lung: np.ndarray, *, outside: float = 0.0) -> np.ndarray:
+    """(Z, Y, X) float32 posterior of the most probable label (1..5) in the lung.
 
     Parameters
     ----------
@@ -47,11 +47,13 @@ def confidence_map(probabilities: np.ndarray, lung: np.ndarray) -> np.ndarray:
         Label posteriors of the lung voxels, ``np.nonzero(lung)`` order.
     lung : (Z, Y, X) ndarray
         Lung mask (nonzero inside).
+    outside : float
+        Value outside the lung (1.0 for a display that shows low confidence only).
     """
     lung = np.asarray(lung) > 0
     p = np.asarray(probabilities, np.float32)[:, 1:]
     total = np.maximum(p.sum(1), 1e-6)
-    out = np.zeros(lung.shape, np.float32)
+    out = np.full(lung.shape, float(outside), np.float32)
     out[lung] = p.max(1) / total
     return out
 

@@ -35,7 +35,8 @@ from diffseglung_core.segment.remap import cluster_rows
 from ._common import Job, LayerComboBox, done_message
 from ._session import apply_step, is_result, on_sync, session_of
 
-COLUMNS = ("cluster", "voxels", "mean HU", "p10 HU", "median HU", "p90 HU", "label")
+COLUMNS = ("cluster", "label", "voxels", "mean HU", "p10 HU", "median HU", "p90 HU")
+LABEL_COLUMN = COLUMNS.index("label")
 
 
 class ClustersWidget(QWidget):
@@ -113,9 +114,11 @@ class ClustersWidget(QWidget):
         self.rows = cluster_rows(mapping)
         self.table.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):
-            cells = (f"{row['cluster']}", f"{row['voxels']}", f"{row['mean_hu']:.0f}",
-                     f"{row['p10_hu']:.0f}", f"{row['median_hu']:.0f}", f"{row['p90_hu']:.0f}")
-            for j, text in enumerate(cells):
+            cells = {"cluster": f"{row['cluster']}", "voxels": f"{row['voxels']}",
+                     "mean HU": f"{row['mean_hu']:.0f}", "p10 HU": f"{row['p10_hu']:.0f}",
+                     "median HU": f"{row['median_hu']:.0f}", "p90 HU": f"{row['p90_hu']:.0f}"}
+            for column, text in cells.items():
+                j = COLUMNS.index(column)
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if row["flag"]:
@@ -130,7 +133,7 @@ class ClustersWidget(QWidget):
                 combo.setToolTip("gates overridden")
             combo.currentIndexChanged.connect(
                 lambda _, c=row["cluster"], box=combo: self.set_label(c, box.currentData()))
-            self.table.setCellWidget(i, len(COLUMNS) - 1, combo)
+            self.table.setCellWidget(i, LABEL_COLUMN, combo)
         self.table.resizeColumnsToContents()
         if not self.status.text() or self.status.text() == "run Segment first":
             self.status.setText(f"{len(self.rows)} clusters")
@@ -142,7 +145,7 @@ class ClustersWidget(QWidget):
 
     def label_box(self, cluster: int) -> QComboBox:
         """The dropdown of one cluster."""
-        return self.table.cellWidget(int(cluster), len(COLUMNS) - 1)
+        return self.table.cellWidget(int(cluster), LABEL_COLUMN)
 
     # -- remaps ---------------------------------------------------------------------------
     def set_label(self, cluster: int, label: int) -> Optional[Job]:

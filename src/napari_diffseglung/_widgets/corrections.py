@@ -43,6 +43,14 @@ from ._session import apply_step, is_result, session_of
 HEAD_KEY = "diffseglung_correction_head"
 
 
+def low_confidence_colormap():
+    """Magenta where a label's posterior is low, fading to clear as it nears 1."""
+    from napari.utils.colormaps import Colormap
+
+    return Colormap([[1.0, 0.1, 0.9, 1.0], [1.0, 0.1, 0.9, 0.6], [1.0, 0.1, 0.9, 0.0],
+                     [1.0, 0.1, 0.9, 0.0]], controls=[0.0, 0.5, 0.8, 1.0], name="low confidence")
+
+
 class CorrectionsWidget(QWidget):
     """Dock widget: confirm slices, learn a head from them, relabel the rest when it is better.
 
@@ -199,7 +207,7 @@ class CorrectionsWidget(QWidget):
             self.status.setText("choose a result layer first")
             return None
         session.sync(np.asarray(layer.data))
-        conf = confidence_map(session.label_probabilities(), session.result.lung)
+        conf = confidence_map(session.label_probabilities(), session.result.lung, outside=1.0)
         name = f"{layer.name} confidence"
         if name in self.viewer.layers:
             self.viewer.layers[name].data = conf
@@ -211,11 +219,11 @@ class CorrectionsWidget(QWidget):
 
             scale, translate = display_geometry(volume)
             out = self.viewer.add_image(conf, name=name, scale=scale, translate=translate,
-                                        colormap="magma", contrast_limits=(0.3, 1.0),
-                                        opacity=0.6, blending="additive",
-                                        metadata={ROLE_KEY: "confidence"})
+                                        colormap=low_confidence_colormap(), contrast_limits=(0.4, 1.0),
+                                        opacity=0.9, metadata={ROLE_KEY: "confidence"})
             self.viewer.layers.selection.active = layer
-        self.status.setText("confidence: the posterior of each voxel's label (dark: uncertain)")
+        self.status.setText("confidence: the posterior of each voxel's label; the less sure, the "
+                            "more magenta (clear above 0.9)")
         return out
 
     # -- learning ------------------------------------------------------------------

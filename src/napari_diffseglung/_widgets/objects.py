@@ -40,6 +40,15 @@ SETTINGS = {"hu_tolerance": (250.0, 10.0, 1500.0, 10.0),
             "search_radius_mm": (80.0, 5.0, 400.0, 5.0)}
 
 
+def preview_colormap():
+    """Every label drawn in white: the outline of the object stands out over any class colour."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors = {value: np.array([1.0, 1.0, 1.0, 1.0], np.float32) for value in TISSUE_NAMES if value}
+    colors[None] = np.zeros(4, np.float32)
+    return DirectLabelColormap(color_dict=colors)
+
+
 class ObjectsWidget(QWidget):
     """Dock widget: pick an object by a click or a box, preview it, relabel it in one undo step."""
 
@@ -242,9 +251,10 @@ class ObjectsWidget(QWidget):
                                   translate=layer.translate)
         data, kwargs, _ = labels_layer_data(np.zeros(layer.data.shape, np.uint8), volume, name,
                                             metadata={ROLE_KEY: "preview"})
-        kwargs["opacity"] = 0.9
+        kwargs["opacity"] = 1.0
+        kwargs["colormap"] = preview_colormap()
         preview = self.viewer.add_labels(data, **kwargs)
-        preview.contour = 1
+        preview.contour = 2
         self.viewer.layers.selection.active = layer
         return preview
 

@@ -54,7 +54,7 @@ class DiffSegLungPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
-        self.setMinimumWidth(430)
+        self.setMinimumWidth(480)
         napari_viewer.layers.events.inserted.connect(self._layer_added)
         for layer in napari_viewer.layers:
             self._unclamp(layer)
