@@ -101,3 +101,23 @@ def test_radiomics_features_path_runs(chest):
     assert "radiomics" in res.params["feature_sets"]
     assert _dice(res.labels == Tissue.HEALTHY, gt == Tissue.HEALTHY) > 0.9
     assert _dice(res.labels == Tissue.EMPHYSEMA, gt == Tissue.EMPHYSEMA) > 0.5
+
+
+def test_report_of_a_run_that_computed_its_lung_mask():
+    """The report says what the lung mask left out, the classes per lung, and why emphysema is
+    (or is not) labelled beside LAA-950."""
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((24, 96, 96), seed=3)
+    res = segment_volume(ph.volume, features="density", device="cpu")
+    rep = make_report(res.labels, ph.volume.hu, ph.volume.spacing, result=res)
+    lung = rep["lung"]
+    assert lung["right_ml"] > 500 and lung["left_ml"] > 500
+    assert lung["gas_not_lung_ml"] > 0 and any("not lung" in n for n in lung["notes"])
+    by_lung = {c["name"]: c for c in rep["classes_by_lung"]}
+    healthy = by_lung["healthy"]
+    assert healthy["right_ml"] + healthy["left_ml"] == pytest.approx(healthy["volume_ml"], rel=1e-6)
+    note = rep["emphysema_evidence"]
+    assert note["noise_hu"] > 0 and "LAA-950" in note["note"]
+    assert rep["params"]["evidence"] is True
+    json.dumps(rep)  # JSON-ready

@@ -75,7 +75,8 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
         and lung segmentation fill the report (the keywords below override them).
     mapping, timings, params : from :class:`~.engine.SegmentationResult`.
 
-    With the lung segmentation the ``"lung"`` entry gives the right and left
+    With a result, ``"classes_by_lung"`` gives each class in the right and the left
+    lung (mL, percent of that lung). With the lung segmentation the ``"lung"`` entry gives the right and left
     lung, pleural effusion and gas left out of the lung (mL) and the notes of
     the lung mask. With structure evidence the ``"emphysema_evidence"`` entry
     explains the emphysema label beside LAA-950: the noise of the scan's lung,
@@ -106,6 +107,11 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
         "params": params or {},
         "versions": _versions(),
     }
+    sides = getattr(result, "lung", None)
+    if sides is not None and np.shape(sides) == np.shape(labels):
+        from .sides import class_volumes_by_side
+
+        out["classes_by_lung"] = class_volumes_by_side(labels, spacing, sides)
     seg = getattr(result, "lung_segmentation", None)
     if seg is not None:
         out["lung"] = {**{f"{k}_ml": float(v) for k, v in seg.volumes_ml().items()},
