@@ -141,11 +141,16 @@ def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], max_radius_mm: flo
     depth = ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing)
     if depth.max() > max_radius_mm:
         return False
+    axes = _principal_axes(comp, spacing)
+    return axes is not None and bool(np.sqrt(axes[-1] / max(axes[-2], 1e-6)) >= min_elongation)
+
+
+def _principal_axes(comp: np.ndarray, spacing: Sequence[float]) -> Optional[np.ndarray]:
+    """Variances (mm², ascending) of a component's voxel positions along its principal axes."""
     pts = np.argwhere(comp) * np.asarray(spacing, float)
     if len(pts) < 10:
-        return False
-    ev = np.linalg.eigvalsh(np.cov(pts.T) + 1e-6 * np.eye(3))
-    return bool(np.sqrt(ev[-1] / max(ev[-2], 1e-6)) >= min_elongation)
+        return None
+    return np.linalg.eigvalsh(np.cov(pts.T) + 1e-6 * np.eye(3))
 
 
 def _mode(v: np.ndarray, bin_hu: float = 10.0) -> float:
@@ -217,11 +222,8 @@ def _large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
     tube measure at least ``min_tube`` where it is ``core_mm`` deep); a mass or
     consolidation is neither, or not both.
     """
-    pts = np.argwhere(comp) * np.asarray(spacing, float)
-    if len(pts) < 10:
-        return False
-    ev = np.linalg.eigvalsh(np.cov(pts.T) + 1e-6 * np.eye(3))
-    if np.sqrt(ev[-1] / max(ev[0], 1e-6)) < min_elongation:
+    axes = _principal_axes(comp, spacing)
+    if axes is None or np.sqrt(axes[-1] / max(axes[0], 1e-6)) < min_elongation:
         return False
     depth = ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
     core = depth >= core_mm
