@@ -21,9 +21,13 @@ import pytest
 from diffseglung_core.cli import main
 
 _CHILD = textwrap.dedent("""
-    import contextlib, pathlib, sys, time
+    import contextlib, pathlib, signal, sys, time
     from diffseglung_core.cli import main
     from diffseglung_core.cli import segment as segment_command
+
+    # Ctrl-C as in a terminal: a job started in the background (a CI runner, nohup) inherits
+    # SIGINT ignored, and Python keeps it so
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     ready, stage, argv = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
 
