@@ -10,11 +10,11 @@ Three steps, each on what the scan shows:
   is about -100 HU). Regions of it that touch the aerated lung and are
   thicker than a partial-volume rim are lung.
 * :func:`costal_fill`: dense lung (consolidation, atelectasis, a mass) lies
-  between the aerated lung and the inner surface of the ribs. Rays from the
-  deepest point of each lung are followed outwards; where a ray leaves the
-  lung through dense tissue that runs without a fat plane up to the rib cage,
-  that tissue is lung. Rays towards the mediastinum and the heart are not
-  used, and only runs of neighbouring rays that agree are kept.
+  between the aerated lung and the inner surface of the ribs. Rays along the
+  outward normals of each lung's contour are followed; where a ray crosses
+  dense tissue without a fat plane up to the rib cage (:func:`rib_cage`),
+  the tissue beyond the chest wall's own inner layer is lung. Rays towards
+  the mediastinum and the heart are not used.
 * :func:`find_effusion`: a pleural effusion is fluid (about 0-20 HU) in a
   crescent along the chest wall, thin for its extent; it is reported, not
   called lung.
@@ -102,9 +102,9 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     From every point of the lung's contour a ray runs along the outward
     normal. Where it crosses dense tissue (no fat plane, no other lung, not
     leaving the body) and then meets bone (the rib cage) within
-    ``max_gap_mm``, the tissue it crossed is lung: consolidation or
-    atelectasis against the chest wall. Rays towards the
-    mediastinum and the heart are not followed; a ray that ends on bone much
+    ``max_gap_mm``, the tissue it crossed beyond the chest wall's own inner
+    layer is lung: consolidation or atelectasis against the chest wall. Rays
+    towards the mediastinum and the heart are not followed; a ray that ends on bone much
     closer to the skin than the ribs that the healthy parts of this lung touch
     went through an intercostal space to a scapula and is dropped. What is
     added must be at least ``min_thick_mm`` thick.
