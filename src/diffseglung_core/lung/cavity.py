@@ -22,14 +22,15 @@ Three steps, each on what the scan shows:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from .morphology import disk, fill_holes_nd
 
-__all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "find_effusion"]
+__all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "fat_planes", "rib_cage",
+           "find_effusion"]
 
 
 def smooth_axial(hu: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
@@ -92,7 +93,7 @@ def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np
 
 def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body: np.ndarray,
                 bone: np.ndarray, spacing: Sequence[float], medial_x: float, *,
-                fat_hu: tuple[float, float] = (-190.0, -50.0),
+                fat: Optional[np.ndarray] = None, fat_hu: tuple[float, float] = (-190.0, -50.0),
                 min_gap_mm: float = 3.0, max_gap_mm: float = 80.0, max_layer_mm: float = 15.0,
                 min_thick_mm: float = 6.0,
                 normal_mm: float = 2.0, medial_deg: float = 60.0,
@@ -126,6 +127,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         Voxel size (mm) along ``(z, y, x)``.
     medial_x : float
         The body's left-right middle (column index).
+    fat : (Y, X) bool, optional
+        Fat planes of the slice (:func:`fat_planes`); computed from ``fat_hu`` when None.
     fat_hu : (low, high)
         Smoothed HU of fat; a fat plane thicker than about 3 mm ends a ray.
     min_gap_mm, max_gap_mm : float
@@ -158,8 +161,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     if np.count_nonzero(side) < 10:
         return out
     ny_, nx_ = side.shape
-    fat = (hu_smooth >= fat_hu[0]) & (hu_smooth <= fat_hu[1])
-    fat = ndi.binary_opening(fat, disk(max(1, int(round(1.5 / min(sy, sx))))))
+    if fat is None:
+        fat = fat_planes(hu_smooth[None], spacing, fat_hu)[0]
     # the partial-volume rim around the lung is crossed too, not only dense tissue
     crossable = body & ~fat & ~stop & ~bone & ~side
     crossable[[0, -1], :] = crossable[:, [0, -1]] = False  # a crop shows nothing beyond its edge
@@ -302,6 +305,26 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
         if inner < max_roundness * r_eq:
             out[sl] |= comp
     return out
+
+
+def fat_planes(hu_smooth: np.ndarray, spacing: Sequence[float],
+               fat_hu: tuple[float, float] = (-190.0, -50.0)) -> np.ndarray:
+    """Fat thicker than about 3 mm in each axial slice (thinner bands are partial volume).
+
+    Parameters
+    ----------
+    hu_smooth : (Z, Y, X) float
+        HU smoothed in-plane about 1 mm.
+    spacing : 3 floats, mm.
+    fat_hu : (low, high)
+        Smoothed HU of fat.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+    """
+    fat = (hu_smooth >= fat_hu[0]) & (hu_smooth <= fat_hu[1])
+    return ndi.binary_opening(fat, _axial_footprint(1.5, spacing))
 
 
 def rib_cage(bone: np.ndarray, spacing: Sequence[float], *, slab_mm: float = 12.0) -> np.ndarray:

@@ -241,17 +241,20 @@ def _gas_pockets(hu, lungs, spacing, air_hu, min_ml, wall_fraction, min_mm) -> n
     voxel_ml = float(np.prod(spacing)) / 1000.0
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     shell_fp = np.ones((3, 3, 3), bool)
-    for i in np.flatnonzero(sizes * voxel_ml >= min_ml):
-        if i == 0:
+    reach = [1 + r for r in (np.array(footprint.shape) - 1) // 2]
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        if sizes[i] * voxel_ml < min_ml:
             continue
-        pocket = lab == i
-        grown = ndi.binary_dilation(pocket, footprint)
-        grown = ndi.binary_dilation(grown, shell_fp)
-        shell = grown & ~pocket & ~(hu < air_hu + 60.0)
+        # the pocket's box, grown by the reach of the two dilations
+        sl = tuple(slice(max(s.start - r, 0), min(s.stop + r, m))
+                   for s, r, m in zip(sl, reach, lab.shape))
+        pocket = lab[sl] == i
+        grown = ndi.binary_dilation(ndi.binary_dilation(pocket, footprint), shell_fp)
+        shell = grown & ~pocket & ~(hu[sl] < air_hu + 60.0)
         if not shell.any():
             continue
-        if np.count_nonzero(hu[shell] > -300.0) >= wall_fraction * np.count_nonzero(shell):
-            out |= grown & lungs
+        if np.count_nonzero(hu[sl][shell] > -300.0) >= wall_fraction * np.count_nonzero(shell):
+            out[sl] |= grown & lungs[sl]
     return out
 
 

@@ -17,7 +17,7 @@ from ..progress import ProgressCallback, report
 from .airways import track_airways
 from .body import body_mid_x, filled_body, outside_air
 from .border import costal_pockets, fill_holes
-from .cavity import costal_fill, find_effusion, grow_into_ground_glass, rib_cage, smooth_axial
+from .cavity import costal_fill, fat_planes, find_effusion, grow_into_ground_glass, rib_cage, smooth_axial
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
@@ -246,6 +246,7 @@ def segment_lungs(
     if costal:
         stop = airway_box | gas_box
         cage = rib_cage(hu_s > bone_hu, spacing)
+        fat = fat_planes(hu_s, spacing)
         for z in range(labels.shape[0]):
             for value in (RIGHT_LUNG, LEFT_LUNG):
                 for _ in range(costal_passes):
@@ -253,7 +254,7 @@ def segment_lungs(
                     if not side.any():
                         break
                     add = costal_fill(hu_s[z], side, stop[z] | (labels[z] == 3 - value), body[z],
-                                      cage[z], spacing, x_mid)
+                                      cage[z], spacing, x_mid, fat=fat[z])
                     add &= allowed[z] & (labels[z] == 0)
                     if not add.any():
                         break
