@@ -56,7 +56,7 @@ def _axial_footprint(radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
 
 def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np.ndarray,
                            spacing: Sequence[float], *, below_hu: float = -250.0,
-                           min_mm: float = 2.0) -> np.ndarray:
+                           min_mm: float = 2.0, soft_hu: float = -100.0) -> np.ndarray:
     """Ground-glass regions that belong to the aerated lung.
 
     Parameters
@@ -74,6 +74,9 @@ def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np
         Radius (mm) of the axial disk that opens the lung-like voxels outside
         ``lungs`` first: the partial-volume rim around the aerated lung and
         other parts thinner than ``2 * min_mm`` are not ground glass.
+    soft_hu : float
+        A voxel over or under soft tissue (smoothed HU above this in the slice
+        below or above) is not ground glass: partial volume across the slice.
 
     Returns
     -------
@@ -81,6 +84,12 @@ def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np
         Voxels to add (not in ``lungs``).
     """
     extra = (hu_smooth < below_hu) & allowed & ~lungs
+    if extra.shape[0] > 1:
+        # haze over or under soft tissue is partial volume with that tissue across the slice
+        # thickness (the dome of the diaphragm, the heart), not ground glass
+        soft = hu_smooth > soft_hu
+        extra[1:] &= ~soft[:-1]
+        extra[:-1] &= ~soft[1:]
     extra = ndi.binary_opening(extra, _axial_footprint(min_mm, spacing))
     lab, n = ndi.label(extra | lungs)
     if n == 0:
