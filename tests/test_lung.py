@@ -478,3 +478,24 @@ def test_padding_value_does_not_change_the_mask(cted_open):
     for value in (-1024.0, -2000.0, -2048.0):
         hu = np.where(pad, value, ct.hu).astype(np.float32)
         assert np.array_equal(compute_lung_mask(hu, ct.spacing), ref), value
+
+
+def test_haze_over_soft_tissue_is_not_ground_glass():
+    """Across a thick slice, lung over the dome of the diaphragm reads as haze: it is partial
+    volume with the tissue below, not ground glass, and does not join the lung."""
+    from diffseglung_core.lung.cavity import grow_into_ground_glass
+
+    shape = (6, 60, 60)
+    hu = np.full(shape, -850.0, np.float32)
+    lungs = np.ones(shape, bool)
+    lungs[:, 20:40, 20:40] = False
+    hu[:2] = 40.0  # soft tissue (the dome) in the two lowest slices
+    lungs[:2] = False
+    hu[2, 20:40, 20:40] = -450.0  # haze right over the dome
+    hu[4, 20:40, 20:40] = -450.0  # the same haze with lung above and below: ground glass
+    hu[3, 20:40, 20:40] = -850.0
+    hu[5, 20:40, 20:40] = -850.0
+    lungs[3, 20:40, 20:40] = lungs[5, 20:40, 20:40] = True
+    added = grow_into_ground_glass(hu, lungs, np.ones(shape, bool), (5.0, 1.0, 1.0))
+    assert not added[2].any()
+    assert added[4, 20:40, 20:40].mean() > 0.9
