@@ -115,3 +115,13 @@ def test_teacher_vectors_are_the_project_radiomics(phantom_patches, tmp_path):
     assert np.array_equal(v[:4], direct)
     assert np.array_equal(np.load(cache), v)
     assert np.array_equal(cached_teacher_vectors(phantom_patches, cache, write=False), v)
+
+
+def test_max_seconds_stops_the_run_and_writes_the_step_reached(phantom_patches, tmp_path):
+    trainer = Trainer(TINY, _tc(steps=10_000, log_every=1000), phantom_patches, tmp_path)
+    out = trainer.run(max_seconds=1.0)
+    assert 1 <= trainer.step < 10_000
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["training"]["step"] == trainer.step
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [trainer.step]  # the last step is logged
+    assert len(out["history"]) == trainer.step

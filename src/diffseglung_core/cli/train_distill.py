@@ -41,7 +41,8 @@ def run(args) -> int:
                                                 lambda_max=args.lambda_max,
                                                 warmup_start=args.warmup_start,
                                                 warmup_end=args.warmup_end))
-        tv = cached_teacher_vectors(data, args.out / "teacher_vectors.npy", write=dist.is_main)
+        tv = cached_teacher_vectors(data, args.out / "teacher_vectors.npy", write=dist.is_main,
+                                    device=dist.device)
         trainer = Trainer(cfg, train_config(args, 2), data, args.out, dist=dist, teacher_vectors=tv,
                           init_from=None if resume else args.init, resume=resume,
                           progress_bar=dist.is_main)

@@ -18,7 +18,7 @@ from ..model.checkpoint import FORMAT, FORMAT_VERSION, model_config_to_dict
 from ..model.config import ModelConfig
 from ..volume import HU_OFFSET, HU_SCALE
 
-__all__ = ["save_checkpoint", "make_payload"]
+__all__ = ["save_checkpoint", "make_payload", "export_model"]
 
 
 def save_checkpoint(path: Union[str, Path], payload: dict[str, Any]) -> Path:
@@ -61,3 +61,36 @@ def make_payload(config: ModelConfig, unet: dict, student: Optional[dict] = None
     if training is not None:
         payload["training"] = training
     return payload
+
+
+def export_model(source: Union[str, Path], path: Union[str, Path],
+                 provenance: Optional[dict[str, Any]] = None, half: bool = True) -> Path:
+    """Write the inference file of a training checkpoint (the form the package ships).
+
+    Parameters
+    ----------
+    source : path
+        A checkpoint written by a training run (``checkpoint.pt`` or ``model.pt``).
+    path : path
+        The file to write.
+    provenance : dict, optional
+        Plain values (data, settings) stored under ``"provenance"``.
+    half : bool
+        Store floating weights as fp16.
+
+    Returns
+    -------
+    Path
+        ``path``: the EMA weights and configuration, without the training state.
+    """
+    from ..model.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(source)
+    ckpt.pop("training", None)
+    if half:
+        for k, sd in ckpt["weights"].items():
+            if sd is not None:
+                ckpt["weights"][k] = {n: v.half() if v.is_floating_point() else v for n, v in sd.items()}
+    if provenance is not None:
+        ckpt["provenance"] = provenance
+    return save_checkpoint(path, ckpt)

@@ -120,7 +120,7 @@ class PatchArrays:
 
 
 def cached_teacher_vectors(data: PatchArrays, cache: Optional[Path] = None, *,
-                           write: bool = True) -> np.ndarray:
+                           write: bool = True, device=None) -> np.ndarray:
     """Radiomic teacher vectors of every patch, read from or written to ``cache``.
 
     Parameters
@@ -131,6 +131,8 @@ def cached_teacher_vectors(data: PatchArrays, cache: Optional[Path] = None, *,
         ``.npy`` file of an earlier run; used when it holds one row per patch.
     write : bool
         Save the vectors to ``cache`` (only the main process of a run should).
+    device : str or torch.device, optional
+        Where they are computed (default the CPU).
 
     Returns
     -------
@@ -143,7 +145,7 @@ def cached_teacher_vectors(data: PatchArrays, cache: Optional[Path] = None, *,
         vectors = np.load(cache)
         if len(vectors) == len(data):
             return vectors
-    vectors = teacher_vectors(data.ct, data.mask)
+    vectors = teacher_vectors(data.ct, data.mask, device=device)
     if cache is not None and write:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         np.save(cache, vectors)

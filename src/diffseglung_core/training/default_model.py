@@ -21,10 +21,9 @@ import numpy as np
 import torch
 
 from ..io import read_scan
-from ..model.checkpoint import load_checkpoint
 from ..model.config import DiffusionConfig, DistillConfig, ModelConfig, UNetConfig
 from ..phantom import make_phantom
-from .checkpoint import save_checkpoint
+from .checkpoint import export_model
 from .config import TrainConfig
 from .data import PatchArrays, cached_teacher_vectors
 from .loop import Trainer
@@ -116,16 +115,11 @@ def main(argv=None) -> int:
     resume2 = s2 / "checkpoint.pt" if (s2 / "checkpoint.pt").is_file() else None
     Trainer(replace(mc, distill=d), tc2, train, s2, teacher_vectors=tv,
             init_from=s1 / "checkpoint.pt", resume=resume2).run()
-    ck = load_checkpoint(s2 / "checkpoint.pt")
-    ck.pop("training")
-    for k, sd in ck["weights"].items():
-        if sd is not None:
-            ck["weights"][k] = {n: v.half() if v.is_floating_point() else v for n, v in sd.items()}
-    ck["provenance"] = {"data": [str(s) for s in train.scans], "patch_size": list(PATCH),
-                        "stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps,
-                        "stage2_batch": args.stage2_batch,
-                        "recipe": "diffseglung_core.training.default_model"}
-    save_checkpoint(args.out / "default_model.pt", ck)
+    export_model(s2 / "checkpoint.pt", args.out / "default_model.pt",
+                 {"data": [str(s) for s in train.scans], "patch_size": list(PATCH),
+                  "stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps,
+                  "stage2_batch": args.stage2_batch,
+                  "recipe": "diffseglung_core.training.default_model"})
     log.info(json.dumps({"seconds": round(time.time() - t0)}))
     return 0
 

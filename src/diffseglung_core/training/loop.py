@@ -278,9 +278,27 @@ class Trainer:
         return row
 
     # -- the run -------------------------------------------------------------------
-    def run(self, progress: Optional[ProgressCallback] = None) -> dict[str, Any]:
-        """Train until ``train_config.steps``; returns ``{"history", "checkpoint", "model"}``."""
+    def run(self, progress: Optional[ProgressCallback] = None,
+            max_seconds: Optional[float] = None) -> dict[str, Any]:
+        """Train until ``train_config.steps``, or until ``max_seconds`` have passed.
+
+        Parameters
+        ----------
+        progress : callable, optional
+            ``progress(step, steps, stage)`` after every step.
+        max_seconds : float, optional
+            Wall-clock budget of this call: no step starts after it is spent;
+            the checkpoint and the model are written at the step reached. One
+            process only (ranks could stop at different steps).
+
+        Returns
+        -------
+        dict
+            ``{"history", "checkpoint", "model"}``.
+        """
         tc, main = self.tc, self.dist.is_main
+        if max_seconds is not None and self.dist.distributed:
+            raise ValueError("max_seconds stops a run of one process only")
         history: list[dict] = []
         writer = csv_file = bar = None
         if main:
@@ -310,7 +328,8 @@ class Trainer:
         ckpt_path = self.out / "checkpoint.pt"
         t0, s0 = time.perf_counter(), self.step
         try:
-            while self.step < tc.steps:
+            while self.step < tc.steps and (max_seconds is None
+                                            or time.perf_counter() - t0 < max_seconds):
                 row = self.train_step()
                 if not math.isfinite(row["loss"]):
                     raise FloatingPointError(f"loss became {row['loss']} at step {self.step}")
@@ -336,6 +355,8 @@ class Trainer:
                         save_checkpoint(ckpt_path, self.payload())
                 report(progress, self.step, tc.steps, f"training stage {tc.stage}")
             if main:
+                if history and self.step < tc.steps and self.step % tc.log_every:
+                    csv_writer.writerow(history[-1])  # stopped by max_seconds: log the last step
                 save_checkpoint(ckpt_path, self.payload())
                 save_checkpoint(self.out / "model.pt", self.payload(with_training=False))
         finally:

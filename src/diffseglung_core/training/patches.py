@@ -14,6 +14,11 @@ code)::
     out_dir/patient_ids.npy   (N,) str, the scan each patch comes from
     out_dir/patches.json      settings, scans and centres
 
+A scan may also be a :class:`PatchSource`: a volume made in the worker (a
+phantom, a scan with lesions inserted, a slice made into a slab) that may come
+with its lung mask and a *focus* mask (known pathology) in which a share of
+the centres is drawn, so that rare tissue is not rare among the patches.
+
 :class:`PatchDataset` reads such a folder lazily; :class:`VolumePatchDataset`
 cuts patches on the fly from volumes in memory (tests, tiny runs).
 """
@@ -25,7 +30,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -43,6 +48,7 @@ __all__ = [
     "extract_patch",
     "extract_patches",
     "precompute",
+    "PatchSource",
     "scan_id",
     "PatchDataset",
     "VolumePatchDataset",
@@ -55,7 +61,31 @@ PAD_HU = -1000.0
 #: Name of the settings file written by :func:`precompute`.
 SETTINGS_FILE = "patches.json"
 
-Scan = Union[str, os.PathLike, CTVolume]
+
+
+@dataclass(frozen=True)
+class PatchSource:
+    """A volume to cut patches from, made when its patches are cut.
+
+    Attributes
+    ----------
+    name : str
+        Its id in ``patient_ids.npy`` and ``patches.json``.
+    make : callable
+        ``make() -> (CTVolume, lung, focus)``. ``lung``: ``(Z, Y, X)`` mask
+        (nonzero = lung), or None to compute it with
+        :func:`~diffseglung_core.lung.compute_lung_mask`; ``focus``: a mask
+        of voxels (e.g. known pathology) in which :func:`precompute` draws a
+        share ``focus_fraction`` of the centres, or None. With several worker
+        processes it must pickle (a module-level function or a
+        ``functools.partial`` of one).
+    """
+
+    name: str
+    make: Callable[[], tuple]
+
+
+Scan = Union[str, os.PathLike, CTVolume, PatchSource]
 
 
 
@@ -201,8 +231,11 @@ def extract_patches(hu: np.ndarray, lung: np.ndarray, centres: np.ndarray,
 def scan_id(scan: Scan, index: int = 0) -> str:
     """A short name for a scan (:func:`~diffseglung_core.io.scan_name`).
 
-    A volume made in memory, without a source file, is ``scan{index:04d}``.
+    A volume made in memory, without a source file, is ``scan{index:04d}``;
+    a :class:`PatchSource` is its ``name``.
     """
+    if isinstance(scan, PatchSource):
+        return scan.name
     if isinstance(scan, CTVolume):
         if not scan.source.path:
             return f"scan{index:04d}"
@@ -228,21 +261,50 @@ class _Job:
     patch_size: tuple[int, int, int]
     min_lung_fraction: float
     seed: int
+    focus_fraction: float = 0.0
+    skip_empty: bool = False
 
 
-def _run_job(job: _Job) -> tuple[int, list[list[int]], dict]:
-    """Cut one scan's patches and write them into the shared memmaps."""
+def _resolve(scan: Scan, index: int):
+    """``(volume, bool lung, focus or None, name)`` of a scan or a :class:`PatchSource`."""
     from ..lung import binary_lung, compute_lung_mask
 
-    vol = _load(job.scan)
-    name = scan_id(job.scan, job.index)
+    name = scan_id(scan, index)
     try:
-        lung = binary_lung(compute_lung_mask(vol.hu, vol.spacing))
+        if isinstance(scan, PatchSource):
+            vol, lung, focus = scan.make()
+        else:
+            vol, lung, focus = _load(scan), None, None
+        lung = binary_lung(compute_lung_mask(vol.hu, vol.spacing) if lung is None else lung)
+        if not lung.any():
+            raise NoLungFoundError("the lung mask is empty")
     except NoLungFoundError as err:
         raise NoLungFoundError(f"{name}: {err}") from None
+    return vol, lung, focus, name
+
+
+def _run_job(job: _Job) -> tuple[int, Optional[list[list[int]]], dict]:
+    """Cut one scan's patches and write them into the shared memmaps.
+
+    Returns ``(index, centres, info)``; ``centres`` is None when the scan has
+    no lung and ``job.skip_empty`` is set.
+    """
+    try:
+        vol, lung, focus, name = _resolve(job.scan, job.index)
+    except NoLungFoundError as err:
+        if not job.skip_empty:
+            raise
+        return job.index, None, {"id": scan_id(job.scan, job.index), "skipped": str(err)}
     rng = np.random.default_rng([job.seed, job.index])
-    centres = sample_centres(lung, job.count, job.patch_size,
+    in_focus = np.zeros(0, np.int64)
+    if focus is not None and job.focus_fraction > 0:
+        in_focus = np.flatnonzero((np.asarray(focus) != 0) & lung)
+    n_focus = int(round(job.count * job.focus_fraction)) if in_focus.size else 0
+    centres = sample_centres(lung, job.count - n_focus, job.patch_size,
                              min_lung_fraction=job.min_lung_fraction, seed=rng)
+    if n_focus:
+        centres = np.concatenate([_draw_centres(lung, in_focus, n_focus, job.patch_size,
+                                                job.min_lung_fraction, rng, 50), centres])
     out = Path(job.out_dir)
     ct_mm = np.load(out / "ct.npy", mmap_mode="r+")
     mask_mm = np.load(out / "mask.npy", mmap_mode="r+")
@@ -254,35 +316,55 @@ def _run_job(job: _Job) -> tuple[int, list[list[int]], dict]:
     del ct_mm, mask_mm
     info = {"id": name, "shape": list(vol.shape), "spacing_mm": list(vol.spacing),
             "lung_ml": float(lung.sum() * vol.voxel_volume_ml)}
+    if focus is not None:
+        f = np.asarray(focus) != 0
+        info["focus_centres"] = n_focus
+        info["patches_with_focus"] = int(sum(_lung_fraction(f, c, job.patch_size) > 0 for c in centres))
     return job.index, centres.tolist(), info
+
+
+def _compact(out: Path, keep: np.ndarray, size: tuple[int, int, int]) -> None:
+    """Keep only the rows ``keep`` of ``ct.npy`` and ``mask.npy`` (left-out scans)."""
+    for name in ("ct.npy", "mask.npy"):
+        src = np.load(out / name, mmap_mode="r")
+        tmp = out / f".{name}.part"
+        dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(len(keep),) + size)
+        for start in range(0, len(keep), 256):
+            dst[start:start + 256] = src[keep[start:start + 256]]
+        dst.flush()
+        del src, dst
+        os.replace(tmp, out / name)
 
 
 def precompute(
     scans: Sequence[Scan],
     out_dir,
     *,
-    patches_per_scan: int = 150,
+    patches_per_scan: Union[int, Sequence[int]] = 150,
     patch_size: Sequence[int] = DEFAULT_PATCH_SIZE,
     workers: Optional[int] = None,
     seed: int = 0,
     min_lung_fraction: float = 0.25,
     dtype: str = "float16",
     overwrite: bool = False,
+    focus_fraction: float = 0.0,
+    skip_empty: bool = False,
     progress: Optional[ProgressCallback] = None,
 ) -> Path:
     """Cut lung patches from scans and save them as ``.npy`` memory maps.
 
     Parameters
     ----------
-    scans : sequence of paths or CTVolume
-        Scan files or folders (read with :func:`diffseglung_core.io.read_scan`)
-        or volumes in memory. The lung mask of each is computed with
-        :func:`~diffseglung_core.lung.compute_lung_mask`.
+    scans : sequence of paths, CTVolume or PatchSource
+        Scan files or folders (read with :func:`diffseglung_core.io.read_scan`),
+        volumes in memory, or :class:`PatchSource` (made in the worker, with
+        their own lung mask if they bring one). Other lung masks are computed
+        with :func:`~diffseglung_core.lung.compute_lung_mask`.
     out_dir : path
         Folder to write ``ct.npy``, ``mask.npy``, ``patient_ids.npy`` and
         ``patches.json`` to (created if needed).
-    patches_per_scan : int
-        Patches cut from each scan.
+    patches_per_scan : int or sequence of int
+        Patches cut from each scan, or one count per scan.
     patch_size : 3 ints
         ``(D, H, W)`` voxels.
     workers : int, optional
@@ -296,6 +378,13 @@ def precompute(
         Storage type of the CT patches.
     overwrite : bool
         Replace existing patch files in ``out_dir``.
+    focus_fraction : float
+        Share of the centres of a :class:`PatchSource` with a focus mask drawn
+        among its focus voxels (inside the lung); the rest are drawn in the
+        whole lung. Scans without a focus are sampled uniformly in the lung.
+    skip_empty : bool
+        Leave out scans in which no lung is found (listed under ``skipped`` in
+        ``patches.json``) instead of raising :class:`NoLungFoundError`.
     progress : callable, optional
         ``progress(done, total, stage)`` per scan done.
 
@@ -311,8 +400,14 @@ def precompute(
     size = tuple(int(s) for s in patch_size)
     if len(size) != 3 or min(size) < 1:
         raise ValueError(f"patch_size must be 3 positive ints, got {patch_size}")
-    if patches_per_scan < 1:
+    counts = ([int(patches_per_scan)] * len(scans) if np.ndim(patches_per_scan) == 0
+              else [int(c) for c in patches_per_scan])
+    if len(counts) != len(scans):
+        raise ValueError(f"{len(counts)} patch counts for {len(scans)} scans")
+    if min(counts) < 1:
         raise ValueError("patches_per_scan must be at least 1")
+    if not 0.0 <= focus_fraction <= 1.0:
+        raise ValueError(f"focus_fraction must lie in [0, 1], got {focus_fraction}")
     out = Path(out_dir)
     names = ("ct.npy", "mask.npy", "patient_ids.npy", SETTINGS_FILE)
     if not overwrite:
@@ -321,17 +416,18 @@ def precompute(
                 raise OutputExistsError(out / name)
     out.mkdir(parents=True, exist_ok=True)
 
-    n = len(scans) * patches_per_scan
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    n = int(offsets[-1])
     shape = (n,) + size
     np.lib.format.open_memmap(out / "ct.npy", mode="w+", dtype=np.dtype(dtype), shape=shape).flush()
     np.lib.format.open_memmap(out / "mask.npy", mode="w+", dtype=np.uint8, shape=shape).flush()
-    jobs = [_Job(i, s, str(out), i * patches_per_scan, patches_per_scan, size,
-                 float(min_lung_fraction), int(seed)) for i, s in enumerate(scans)]
+    jobs = [_Job(i, s, str(out), int(offsets[i]), counts[i], size, float(min_lung_fraction), int(seed),
+                 float(focus_fraction), bool(skip_empty)) for i, s in enumerate(scans)]
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = max(1, min(int(workers or 1), len(jobs)))
 
-    results: dict[int, tuple[list, dict]] = {}
+    results: dict[int, tuple[Optional[list], dict]] = {}
     report(progress, 0, len(jobs), "cutting patches")
     try:
         if workers == 1:
@@ -351,35 +447,53 @@ def precompute(
                     for f in futures:
                         f.cancel()
                     raise
+        kept = [i for i in range(len(jobs)) if results[i][0] is not None]
+        if not kept:
+            raise NoLungFoundError("precompute: no lung in any of the scans")
+        if len(kept) < len(jobs):
+            _compact(out, np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in kept]), size)
     except BaseException:
         for name in names:
             (out / name).unlink(missing_ok=True)
         raise
 
-    ids = [results[i][1]["id"] for i in range(len(jobs))]
+    n = sum(counts[i] for i in kept)
+    ids = [results[i][1]["id"] for i in kept]
     width = max(len(s) for s in ids)
     pid = np.lib.format.open_memmap(out / "patient_ids.npy", mode="w+", dtype=f"<U{width}", shape=(n,))
-    for i, name in enumerate(ids):
-        pid[i * patches_per_scan:(i + 1) * patches_per_scan] = name
+    start = 0
+    for i, name in zip(kept, ids):
+        pid[start:start + counts[i]] = name
+        start += counts[i]
     pid.flush()
     del pid
     settings = {
         "format": "diffseglung-patches",
         "version": 1,
         "patch_size": list(size),
-        "patches_per_scan": int(patches_per_scan),
+        "patches_per_scan": counts[0] if len(set(counts)) == 1 else counts,
         "n_patches": int(n),
         "min_lung_fraction": float(min_lung_fraction),
+        "focus_fraction": float(focus_fraction),
         "seed": int(seed),
         "ct_dtype": dtype,
         "ct_normalisation": "(HU + 1000) / 700 - 1",
         "pad_hu": PAD_HU,
-        "scans": [dict(results[i][1], source=str(scans[i].source.path if isinstance(scans[i], CTVolume)
-                                                 else scans[i]),
-                       centres=results[i][0]) for i in range(len(jobs))],
+        "scans": [dict(results[i][1], source=_source_name(scans[i]), count=counts[i],
+                       centres=results[i][0]) for i in kept],
+        "skipped": [dict(results[i][1], source=_source_name(scans[i])) for i in range(len(jobs))
+                    if i not in kept],
     }
     (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
     return out
+
+
+def _source_name(scan: Scan) -> str:
+    if isinstance(scan, PatchSource):
+        return scan.name
+    if isinstance(scan, CTVolume):
+        return str(scan.source.path)
+    return str(scan)
 
 
 # ---------------------------------------------------------------------------
