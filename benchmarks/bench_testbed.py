@@ -51,13 +51,16 @@ sys.path.insert(0, str(ROOT / "src"))
 CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
 
 
-def run_method(name: str, volume):
+def run_method(name: str, volume, checkpoint=None):
     """(labels, own lung mask, seconds) of a method run end to end on ``volume``."""
     t = time.perf_counter()
-    if name in ("engine", "engine-no-evidence"):
+    if name in ("engine", "engine-no-evidence", "diffusion"):
         from diffseglung_core.segment.engine import segment_volume
 
-        r = segment_volume(volume, device="cpu", evidence=name == "engine")
+        kw = {"features": "both", "checkpoint": checkpoint} if name == "diffusion" else {}
+        if name == "diffusion" and checkpoint is None:
+            raise SystemExit("method diffusion needs --checkpoint")
+        r = segment_volume(volume, device="cpu", evidence=name != "engine-no-evidence", **kw)
         labels, lung = r.labels, r.lung > 0
     elif name == "density-mask":
         from diffseglung_core.evaluate.baselines import density_mask_labels
@@ -141,6 +144,40 @@ def fmt(v) -> str:
     return "    -" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:5.2f}"
 
 
+def _json_default(o):
+    return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
+def _built(entry: dict) -> str:
+    return json.dumps([entry["seed"], entry["shape"], entry["lesions"]], default=_json_default)
+
+
+def merge(old: dict, new: dict, source: str) -> dict:
+    """``old`` with the cases, methods and burden rows of ``new`` added or replaced.
+
+    A case present in both must have been built alike (same seed, lesions and
+    shape); the conditions of ``old`` are kept under ``conditions.merged``.
+    """
+    for name, entry in new["cases"].items():
+        prev = old["cases"].get(name)
+        if prev is None:
+            old["cases"][name] = entry
+            continue
+        if _built(prev) != _built(entry):
+            raise SystemExit(f"--merge {source}: case {name} was built otherwise")
+        prev["methods"].update(entry["methods"])
+    if "a0001_false_positive_burden" in new:
+        old.setdefault("a0001_false_positive_burden", new["a0001_false_positive_burden"])["methods"].update(
+            new["a0001_false_positive_burden"]["methods"])
+    merged = old["conditions"].setdefault("merged", [])
+    merged.append({k: new["conditions"][k] for k in ("commit", "uncommitted_sources", "date", "threads",
+                                                     "total_seconds")}
+                  | {"methods": sorted({m for e in new["cases"].values() for m in e["methods"]}),
+                     "cases": sorted(new["cases"])})
+    old["conditions"]["methods"].update(new["conditions"]["methods"])
+    return old
+
+
 def main() -> None:
     from diffseglung_core.evaluate import testbed as tb
 
@@ -148,6 +185,12 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(tb.STANDARD_CASES))
     parser.add_argument("--methods", nargs="*", default=["engine", "engine-no-evidence", "density-mask"])
     parser.add_argument("--data", default=None, help="shared real CT folder (default ../shared/data)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="model of the method diffusion (engine with density, radiomic and "
+                             "diffusion features)")
+    parser.add_argument("--merge", default=None,
+                        help="a --json file of an earlier run (same cases): its methods are kept "
+                             "unless recomputed")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-burden", action="store_true", help="skip the A0001 false-positive burden")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "testbed.json"))
@@ -191,7 +234,9 @@ def main() -> None:
                               "lung mask",
                     "engine-no-evidence": "the same with evidence=False (cluster names with the "
                                           "two density gates)",
-                    "density-mask": "density_mask_labels on compute_lung_mask of the same scan"},
+                    "density-mask": "density_mask_labels on compute_lung_mask of the same scan",
+                    "diffusion": f"segment_volume(volume, device='cpu', features='both', "
+                                 f"checkpoint={args.checkpoint!r})"},
         "build_seconds": build_s}, "cases": {}}
 
     for name, case in cases.items():
@@ -204,7 +249,7 @@ def main() -> None:
                  "skipped": [f"{s.kind} {s.diameter_mm} mm: {why}" for s, why in case.skipped],
                  "methods": {}}
         for m in args.methods:
-            labels, own, secs = run_method(m, case.volume)
+            labels, own, secs = run_method(m, case.volume, args.checkpoint)
             res = score_case(case, labels, own)
             res["seconds"] = secs
             entry["methods"][m] = res
@@ -244,7 +289,7 @@ def main() -> None:
         print("A0001 native, false-positive burden (% of lung; thin dense voxels labelled pathology;"
               " mass labelled consolidation)")
         for m in args.methods:
-            labels, own, secs = run_method(m, vol)
+            labels, own, secs = run_method(m, vol, args.checkpoint)
             b = false_positive_burden(labels, lung, vol.hu, vol.spacing, structures=st)
             b["seconds"] = secs
             b["own_lung_dice"] = float(2 * (own & (lung > 0)).sum() / (own.sum() + (lung > 0).sum()))
@@ -257,10 +302,12 @@ def main() -> None:
         out["a0001_false_positive_burden"] = burden
 
     out["conditions"]["total_seconds"] = time.perf_counter() - t0
+    if args.merge:
+        out = merge(json.loads(Path(args.merge).read_text()), out, args.merge)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+            json.dump(out, fh, indent=1, default=_json_default)
         print(f"\nwrote {args.json}")
 
 

@@ -2,8 +2,11 @@
 
 Usage::
 
-    python benchmarks/make_results.py [--data ../shared/data] [--seeds 0 1 2] [--checkpoint CKPT]
+    python benchmarks/make_results.py [--data ../shared/data] [--seeds 20 21 22]
+                                      [--checkpoint MODEL --stage1-checkpoint CKPT1
+                                       --no-hu-checkpoint CKPT1_NO_HU] [--methods ...]
                                       [--out docs/results.md] [--json results.json]
+                                      [--merge earlier.json | --from-json earlier.json]
 
 Phantoms (project's synthetic chest, known ground truth, seeds not used while
 the methods were written): Dice and HD95 (mm) per class, end to end: every
@@ -39,12 +42,22 @@ from diffseglung_core.labels import Tissue  # noqa: E402
 
 CTED_SPACING = (1.25, 0.78, 0.78)
 PHANTOM_METHODS = ["engine", "no-evidence", "density-only", "no-sdf", "no-hu-preservation",
-                   "kmeans-radiomics", "density-mask", "diffusion", "diffusion-one-timestep"]
+                   "kmeans-radiomics", "density-mask", "diffusion", "diffusion-alone",
+                   "diffusion-one-timestep", "diffusion-no-distillation",
+                   "diffusion-no-hu-preservation"]
 TRUE_MASK_ROW = "engine (true lung mask)"
 CTED_METHODS = PHANTOM_METHODS
+#: methods run with another checkpoint than --checkpoint: method -> argument holding it
+OTHER_CHECKPOINT = {"diffusion-no-distillation": "stage1_checkpoint",
+                    "diffusion-no-hu-preservation": "no_hu_checkpoint"}
 
 
-def run_phantoms(seeds, shape, checkpoint):
+def checkpoints(args) -> dict:
+    """The checkpoint (or None) each method runs with."""
+    return {m: getattr(args, OTHER_CHECKPOINT.get(m, "checkpoint")) for m in PHANTOM_METHODS}
+
+
+def run_phantoms(seeds, shape, methods, ckpt):
     from diffseglung_core.lung import compute_lung_mask
     from diffseglung_core.phantom import make_phantom
 
@@ -54,12 +67,12 @@ def run_phantoms(seeds, shape, checkpoint):
         t = time.perf_counter()
         own = compute_lung_mask(ph.volume.hu, ph.volume.spacing)
         mask_s = time.perf_counter() - t
-        for name in PHANTOM_METHODS + [TRUE_MASK_ROW]:
+        for name in methods + ([TRUE_MASK_ROW] if "engine" in methods else []):
             t = time.perf_counter()
             if name == TRUE_MASK_ROW:
-                labels = METHODS["engine"](ph.volume, ph.lung, checkpoint=checkpoint)
+                labels = METHODS["engine"](ph.volume, ph.lung)
             else:
-                labels = METHODS[name](ph.volume, own, checkpoint=checkpoint)
+                labels = METHODS[name](ph.volume, own, checkpoint=ckpt[name])
             if labels is None:
                 continue
             if name != TRUE_MASK_ROW:
@@ -85,7 +98,7 @@ def _auc(scores, positive):
     return float(roc_auc_score(positive, scores))
 
 
-def run_cted(folder: Path, checkpoint):
+def run_cted(folder: Path, methods, ckpt):
     from scipy.stats import spearmanr
 
     from diffseglung_core.io import read_scan
@@ -98,12 +111,11 @@ def run_cted(folder: Path, checkpoint):
         vol = read_scan(folder / row["file"], spacing=CTED_SPACING)
         scans[row["file"]] = vol
         lungs[row["file"]] = compute_lung_mask(vol.hu, vol.spacing)
-    methods = {name: (lambda v, lung, n=name: METHODS[n](v, lung, checkpoint=checkpoint))
-               for name in CTED_METHODS}
-    methods["density-mask-910"] = lambda v, lung: density_mask_labels(v.hu, lung,
-                                                                      emphysema_below=-910.0)
+    fns = {name: (lambda v, lung, n=name: METHODS[n](v, lung, checkpoint=ckpt[n])) for name in methods}
+    if "density-mask" in methods:
+        fns["density-mask-910"] = lambda v, lung: density_mask_labels(v.hu, lung, emphysema_below=-910.0)
     out = {}
-    for name, fn in methods.items():
+    for name, fn in fns.items():
         t = time.perf_counter()
         labels = {}
         for f, vol in scans.items():
@@ -213,7 +225,7 @@ def _testbed_section(path: Path) -> list:
     return lines + [""]
 
 
-def write_markdown(path: Path, phantom, cted, info, args) -> None:
+def write_markdown(path: Path, phantom, cted, args) -> None:
     names = {1: "healthy", 2: "GGO", 3: "fibrosis", 4: "emphysema", 5: "consolidation"}
     paper = {1: 89, 2: 84, 3: 86, 4: 76}
     lines = ["# Results", "",
@@ -233,16 +245,26 @@ def write_markdown(path: Path, phantom, cted, info, args) -> None:
               "| no-hu-preservation | not the paper's ablation: the lung HU of each scan are "
               "standardised (median to -850 HU, interquartile range to 100 HU) and then the "
               "absolute-HU naming rules are applied, so emphysema (< -950 HU) and consolidation "
-              "are 0 by construction; the paper's ablation, a diffusion input without HU "
-              "preservation (`DiffusionConfig(hu_preserving=False)`), needs a model trained that "
-              "way and is not evaluated here |",
+              "are 0 by construction; the paper's ablation is diffusion-no-hu-preservation |",
               "| kmeans-radiomics | baseline: K-means (K=8) on radiomic + density features, same "
               "HU-guided naming, no refinement |",
               "| density-mask | baseline: fixed thresholds (< -950 emphysema, < -700 healthy, "
               "< -250 GGO, else consolidation; no fibrosis) |",
               "| density-mask-910 | the same with -910 HU for emphysema (cted-open only) |",
-              "| diffusion / diffusion-one-timestep | density + radiomics + diffusion bottleneck "
-              "(timesteps 50, 150, 300 / 150 only); need a checkpoint |", ""]
+              "| diffusion / diffusion-one-timestep | density + radiomics + the trained model's "
+              "diffusion features (student embedding at timesteps 50, 150, 300 / 150 only) |",
+              "| diffusion-alone | the trained model's diffusion features only (no density, no "
+              "radiomics), same GMM, naming and evidence |",
+              "| diffusion-no-distillation | diffusion, with the model after stage 1 (raw "
+              "bottleneck features, no radiomic distillation) |",
+              "| diffusion-no-hu-preservation | the paper's ablation: diffusion-no-distillation "
+              "with a stage-1 model trained on patches rescaled to [-1, 1] each "
+              "(`DiffusionConfig(hu_preserving=False)`), same data and steps |", ""]
+    models = {k: v for k, v in _checkpoint_names(args).items() if v}
+    if models:
+        lines += ["Models of the diffusion rows: " + ", ".join(f"{k.replace('_', ' ')} `{v}`"
+                                                             for k, v in models.items())
+                  + " (see docs/model_card.md).", ""]
     if phantom:
         lines += [f"## Phantoms (seeds {list(args.seeds)}, shape {tuple(args.shape)})", "",
                   "Dice (HD95 mm) per class, mean over seeds, over the whole scan: every method "
@@ -314,13 +336,43 @@ def write_markdown(path: Path, phantom, cted, info, args) -> None:
     path.write_text("\n".join(lines))
 
 
+def _checkpoint_names(args) -> dict:
+    return {k: getattr(args, k) for k in ("checkpoint", *OTHER_CHECKPOINT.values())}
+
+
+def merge(saved: dict, phantom, cted, args):
+    """Rows of an earlier ``--json`` run, updated with the rows computed now (same seeds and shape)."""
+    if phantom is not None and (list(saved["seeds"]), list(saved["shape"])) != (list(args.seeds),
+                                                                              list(args.shape)):
+        raise SystemExit(f"--merge: {saved['seeds']} {saved['shape']} are other phantoms")
+    args.seeds, args.shape = saved["seeds"], saved["shape"]
+    for key, name in saved.get("checkpoints", {}).items():
+        if getattr(args, key) is None:
+            setattr(args, key, name)
+    rows = {m: {(int(k) if k.isdigit() else k): v for k, v in r.items()}
+            for m, r in saved["phantom"].items()}
+    rows.update(phantom or {})
+    old = saved.get("cted")
+    if old and cted:
+        cted = ({**old[0], **cted[0]}, *cted[1:])
+    return rows or None, cted or (tuple(old) if old else None)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--seeds", type=int, nargs="+", default=[20, 21, 22])
     ap.add_argument("--shape", type=int, nargs=3, default=[48, 160, 160])
     ap.add_argument("--testbed", type=Path, default=ROOT / "benchmarks" / "results" / "testbed.json")
-    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--checkpoint", default=None, help="stage-2 model of the diffusion rows")
+    ap.add_argument("--stage1-checkpoint", default=None,
+                    help="its stage-1 model (row diffusion-no-distillation)")
+    ap.add_argument("--no-hu-checkpoint", default=None,
+                    help="a stage-1 model trained without HU preservation (row "
+                         "diffusion-no-hu-preservation)")
+    ap.add_argument("--methods", nargs="+", default=PHANTOM_METHODS, choices=PHANTOM_METHODS)
+    ap.add_argument("--merge", type=Path, default=None,
+                    help="a --json file of an earlier run: its rows are kept unless recomputed")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--skip-phantoms", action="store_true")
@@ -329,24 +381,25 @@ def main(argv=None) -> int:
                          "without computing anything")
     args = ap.parse_args(argv)
     if args.from_json is not None:
-        saved = json.loads(args.from_json.read_text())
-        args.seeds, args.shape = saved["seeds"], saved["shape"]
-        phantom = {m: {(int(k) if k.isdigit() else k): v for k, v in r.items()}
-                   for m, r in saved["phantom"].items()} or None
-        cted = tuple(saved["cted"]) if saved.get("cted") else None
-        write_markdown(args.out, phantom, cted, None, args)
+        phantom, cted = merge(json.loads(args.from_json.read_text()), None, None, args)
+        write_markdown(args.out, phantom, cted, args)
         print(f"wrote {args.out}")
         return 0
-    phantom = None if args.skip_phantoms else run_phantoms(args.seeds, tuple(args.shape), args.checkpoint)
+    ckpt = checkpoints(args)
+    phantom = None if args.skip_phantoms else run_phantoms(args.seeds, tuple(args.shape), args.methods,
+                                                           ckpt)
     cted = None
     if (args.data / "cted-open").is_dir():
-        cted = run_cted(args.data / "cted-open", args.checkpoint)
-    write_markdown(args.out, phantom, cted, None, args)
+        cted = run_cted(args.data / "cted-open", args.methods, ckpt)
+    if args.merge is not None:
+        phantom, cted = merge(json.loads(args.merge.read_text()), phantom, cted, args)
+    write_markdown(args.out, phantom, cted, args)
     if args.json:
         args.json.write_text(json.dumps({"seeds": list(args.seeds), "shape": list(args.shape),
                                          "phantom": {m: {str(k): v for k, v in r.items()}
                                                      for m, r in (phantom or {}).items()},
-                                         "cted": list(cted) if cted else None}, indent=2))
+                                         "cted": list(cted) if cted else None,
+                                         "checkpoints": _checkpoint_names(args)}, indent=2))
     print(f"wrote {args.out}")
     return 0
 

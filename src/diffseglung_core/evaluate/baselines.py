@@ -11,8 +11,12 @@ the project's convention:
 * :data:`METHODS`: the engine, the baselines and the ablations by name (see
   :func:`run_method`): ``"engine"``, ``"density-mask"``, ``"kmeans-radiomics"``,
   ``"no-hu-preservation"``, ``"no-sdf"`` (no Sobel-Diffusion Fusion),
-  ``"density-only"``, and with a checkpoint ``"diffusion"``,
-  ``"diffusion-one-timestep"``, ``"diffusion-no-distillation"`` (a stage-1 checkpoint).
+  ``"density-only"``, and with a checkpoint ``"diffusion"`` (density, radiomic
+  and diffusion features), ``"diffusion-alone"`` (diffusion features only),
+  ``"diffusion-one-timestep"``; ``"diffusion-no-distillation"`` and
+  ``"diffusion-no-hu-preservation"`` are ``"diffusion"`` run with a stage-1
+  checkpoint (trained with and without HU preservation): the caller passes
+  that checkpoint.
 """
 
 from __future__ import annotations
@@ -90,7 +94,10 @@ METHODS = {
     "density-mask": lambda volume, lung, checkpoint=None: density_mask_labels(volume.hu, lung),
     "kmeans-radiomics": lambda volume, lung, checkpoint=None: kmeans_radiomics_labels(volume, lung),
     "diffusion": _engine(features="both"),
+    "diffusion-alone": _engine(features="diffusion"),
     "diffusion-one-timestep": _engine(features="both", timesteps=(150,)),
+    "diffusion-no-distillation": _engine(features="both"),
+    "diffusion-no-hu-preservation": _engine(features="both"),
 }
 
 
