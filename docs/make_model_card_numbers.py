@@ -1,36 +1,40 @@
-"""Measure the figures of docs/model_card.md from the shipped checkpoint; write model_card_numbers.json.
+"""Measure the figures of docs/model_card.md from the shipped checkpoint and its training logs.
 
 Usage::
 
     python docs/make_model_card_numbers.py [--data ../shared/data] [--out docs/model_card_numbers.json]
 
 - Parameter counts of the shipped network and heads (counted from the loaded
-  modules), of ``UNetConfig.paper()`` and ``UNetConfig.small()``, and the
-  checkpoint's file size.
-- Generation metrics as ``diffseglung sample --n 8 --steps 10 --reference
-  HELD_OUT`` measures them (8 samples conditioned on the masks of the first 8
-  held-out patches; those 8 real patches noised to t = 250 and reconstructed in
-  10 DPM-Solver++ steps; PSNR and SSIM in the HU window -1024..400; Frechet
-  distance of median/IQR-scaled radiomic features, generated vs real), with the
-  held-out patches cut exactly as the training recipe cuts them
-  (:func:`diffseglung_core.training.default_model.build_data`: superior quarter
-  of A0001, in-plane resolution halved, seed 2). For scale, the same distance
-  between 32 training and 32 held-out real patches, and between 32 noise
-  patches (standard normal on the model scale, clipped to -1..1, the lung
-  masks of the held-out patches) and 32 held-out patches. The 8 samples are drawn
-  into ``model_card_samples.png`` beside the JSON (mid axial slices, lung window).
+  modules), of ``UNetConfig.paper()`` and ``UNetConfig.small()``, the file's
+  size and dtypes, and the provenance the recipe stored in it (corpus, both
+  stages' settings and steps).
+- Training: mean losses over ranges of steps from the logs of the run that
+  made the shipped file (``docs/model_card_logs/stage1.csv`` and
+  ``stage2.csv``, copies of ``OUT/stage1/log.csv`` and ``OUT/stage2/log.csv``
+  of ``scripts/train_default.sh``), drawn into ``model_card_loss.png``.
+- Generation as ``diffseglung sample --steps 10 --reference`` measures it, on
+  two sets of 8 patches cut by :func:`~diffseglung_core.training.patches.precompute`
+  (seed 7, not the training seed): A0001 (a scan the model was trained on;
+  other patches than the training ones, overlapping them) and phantoms of
+  seeds 20-21 (never seen). For scale, the radiomic Frechet distance of 32
+  noise patches (standard normal on the model scale, clipped to -1..1, the
+  same lung masks) to the same real patches. The A0001 samples are drawn into
+  ``model_card_samples.png`` (mid axial slices, lung window).
 
-Needs ``lung-pet-ct-dx-A0001/dicom`` from the shared data for the generation
-metrics; the parameter counts need nothing. CPU, about a minute.
+Needs ``lung-pet-ct-dx-A0001/dicom`` from the shared data for the A0001 set.
+CPU, about a minute.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
+import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +42,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "src" / "diffseglung_core" / "data" / "default_model.pt"
+LOGS = ROOT / "docs" / "model_card_logs"
 
 
 def count(module) -> int:
@@ -61,10 +66,61 @@ def parameter_counts() -> dict:
         "checkpoint_bytes": CHECKPOINT.stat().st_size,
         "checkpoint_dtypes": sorted({str(v.dtype) for sd in ck["weights"].values() if sd
                                      for v in sd.values()}),
-    }
+    }, ck.get("provenance")
 
 
-def generation(dicom: Path, png: Path, n: int = 8, steps: int = 10, t_start: int = 250,
+def read_log(path: Path) -> list[dict]:
+    return [{k: float(v) if v else None for k, v in row.items()} for row in csv.DictReader(open(path))]
+
+
+def loss_table(rows: list[dict], columns, bins: int = 6) -> list[dict]:
+    """Means of ``columns`` over ``bins`` equal ranges of steps."""
+    steps = np.array([r["step"] for r in rows])
+    edges = np.linspace(0, steps.max(), bins + 1)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = [r for r, s in zip(rows, steps) if lo < s <= hi]
+        entry = {"steps": f"{int(lo) + 1}-{int(hi)}", "rows": len(sel)}
+        for c in columns:
+            vals = [r[c] for r in sel if r.get(c) is not None]
+            entry[c] = float(np.mean(vals)) if vals else None
+        out.append(entry)
+    return out
+
+
+def loss_curve(stage1: list[dict], stage2: list[dict], path: Path, size=(640, 240)) -> None:
+    """Noise MSE (white) and InfoNCE (orange), log scale 1e-3..10, stage 2 right of the blue line."""
+    from PIL import Image, ImageDraw
+
+    w, h = size
+    img = Image.new("RGB", size, (20, 20, 20))
+    d = ImageDraw.Draw(img)
+    for dec in range(-3, 2):
+        y = h - 1 - (dec + 3) / 4 * (h - 1)
+        d.line([(0, y), (w, y)], fill=(70, 70, 70))
+    n1 = stage1[-1]["step"] if stage1 else 0
+    total = n1 + (stage2[-1]["step"] if stage2 else 0)
+
+    def pts(rows, key, offset):
+        return [((offset + r["step"]) / total * (w - 1),
+                 h - 1 - (np.log10(max(r[key], 1e-3)) + 3) / 4 * (h - 1))
+                for r in rows if r.get(key) is not None]
+
+    d.line([(n1 / total * (w - 1), 0), (n1 / total * (w - 1), h)], fill=(80, 120, 255))
+    d.line(pts(stage1, "mse", 0) + pts(stage2, "mse", n1), fill=(240, 240, 240))
+    if stage2 and pts(stage2, "infonce", n1):
+        d.line(pts(stage2, "infonce", n1), fill=(255, 150, 40))
+    img.save(path)
+
+
+def _phantom(seed: int):
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 160, 160), seed=seed)
+    return ph.volume, np.asarray(ph.lung) != 0, None
+
+
+def generation(data: Path, png: Path, n: int = 8, steps: int = 10, t_start: int = 250,
                seed: int = 0) -> dict:
     from diffseglung_core.model.checkpoint import load_model
     from diffseglung_core.model.diffusion import Diffusion
@@ -75,36 +131,43 @@ def generation(dicom: Path, png: Path, n: int = 8, steps: int = 10, t_start: int
     )
     from diffseglung_core.model.sampling import sample_patches
     from diffseglung_core.radiomics.teacher import teacher_vectors
-    from diffseglung_core.training.default_model import build_data
-
-    torch.manual_seed(seed)
-    train, held = build_data(dicom, 64, 256)
-    model, _, cfg = load_model(None, "cpu")
-    diffusion = Diffusion(cfg.diffusion)
-    masks = held.batch([i % len(held) for i in range(n)])[1]
-    samples = sample_patches(model, diffusion.alphas_cumprod, masks, shape=(n, *cfg.patch_size),
-                             steps=steps, seed=seed, precision="auto", batch_size=8)
     from diffseglung_core.render import mid_slice_montage, save_png
+    from diffseglung_core.training.data import PatchArrays
+    from diffseglung_core.training.patches import PatchSource, precompute
+    from diffseglung_core.training.recipe import corpus_sources
     from diffseglung_core.volume import denormalize_hu
 
-    save_png(png, mid_slice_montage(denormalize_hu(samples)))  # as `diffseglung sample` draws it
-    ct, mask = held.batch(list(range(n)))
-    metrics = compare_with_real(model, diffusion, ct, mask, samples, masks[:, 0].numpy(),
-                                t_start=t_start, steps=steps, seed=seed)
-
-    real_ct, real_mask = (a[:, 0].numpy() for a in held.batch(list(range(32))))
-    scan_rows = [i for i, pid in enumerate(train.patient_ids) if pid == train.patient_ids[0]][:32]
-    train_ct, train_mask = (a[:, 0].numpy() for a in train.batch(scan_rows))
-    noise = np.clip(np.random.default_rng(seed).standard_normal(real_ct.shape), -1, 1).astype(np.float32)
-    ref = teacher_vectors(real_ct, real_mask)
-
-    def distance(x, m):
-        return frechet_distance(_standardise(ref, ref), _standardise(teacher_vectors(x, m), ref))
-
-    return {"n_generated": n, "n_real": n, "steps": steps, "reconstruct_t": t_start, "seed": seed,
-            "held_out_patches": len(held), "patch_size": list(cfg.patch_size), **metrics,
-            "frechet_train_vs_held_out_32": distance(train_ct, train_mask),
-            "frechet_noise_vs_held_out_32": distance(noise, real_mask)}
+    model, _, cfg = load_model(None, "cpu")
+    diffusion = Diffusion(cfg.diffusion)
+    sets = {"phantom_unseen_seeds": [PatchSource(f"phantom/chest-s{s}", partial(_phantom, s))
+                                     for s in (20, 21)]}
+    a0001 = [s for s in corpus_sources(data, patch_depth=cfg.patch_size[0], kinds=("scan",))
+             if "A0001" in s.name]
+    if a0001:
+        sets["a0001_seen_scan"] = a0001
+    out = {"n_generated": n, "n_real": n, "steps": steps, "reconstruct_t": t_start, "seed": seed,
+           "patch_size": list(cfg.patch_size)}
+    for name, sources in sets.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = precompute(sources, Path(tmp) / "p", patches_per_scan=32 // len(sources),
+                                patch_size=cfg.patch_size, workers=1, seed=7)
+            ref = PatchArrays.from_folder(folder)
+            ct, mask = ref.batch(list(range(len(ref))))
+        torch.manual_seed(seed)
+        masks = mask[:n]
+        samples = sample_patches(model, diffusion.alphas_cumprod, masks, steps=steps, seed=seed,
+                                 batch_size=8)
+        if name == "a0001_seen_scan":
+            save_png(png, mid_slice_montage(denormalize_hu(samples)))
+        metrics = compare_with_real(model, diffusion, ct[:n], masks, samples, masks[:, 0].numpy(),
+                                    t_start=t_start, steps=steps, seed=seed)
+        real_ct, real_mask = ct[:, 0].numpy(), mask[:, 0].numpy()
+        noise = np.clip(np.random.default_rng(seed).standard_normal(real_ct.shape), -1, 1).astype(np.float32)
+        tv = teacher_vectors(real_ct, real_mask)
+        metrics["frechet_noise_vs_real_32"] = frechet_distance(
+            _standardise(tv, tv), _standardise(teacher_vectors(noise, real_mask), tv))
+        out[name] = metrics
+    return out
 
 
 def main(argv=None) -> int:
@@ -115,15 +178,21 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     torch.set_num_threads(args.threads)
+    params, provenance = parameter_counts()
     out = {"checkpoint": str(CHECKPOINT.relative_to(ROOT)), "torch": torch.__version__,
-           "date": time.strftime("%Y-%m-%d"), "parameters": parameter_counts()}
-    dicom = args.data / "lung-pet-ct-dx-A0001" / "dicom"
-    if dicom.is_dir():
-        t = time.perf_counter()
-        out["generation"] = generation(dicom, args.out.parent / "model_card_samples.png")
-        out["generation"]["seconds"] = round(time.perf_counter() - t, 1)
+           "date": time.strftime("%Y-%m-%d"), "parameters": params, "provenance": provenance}
+    if (LOGS / "stage1.csv").is_file():
+        s1, s2 = read_log(LOGS / "stage1.csv"), read_log(LOGS / "stage2.csv")
+        out["training"] = {
+            "stage1": loss_table(s1, ("mse", "steps_per_s")),
+            "stage2": loss_table(s2, ("mse", "infonce", "lambda", "emb_std", "emb_mean_cos",
+                                      "steps_per_s"), bins=5)}
+        loss_curve(s1, s2, args.out.parent / "model_card_loss.png")
     else:
-        print(f"{dicom} not found: parameter counts only", file=sys.stderr)
+        print(f"{LOGS} not found: no training figures", file=sys.stderr)
+    t = time.perf_counter()
+    out["generation"] = generation(args.data, args.out.parent / "model_card_samples.png")
+    out["generation"]["seconds"] = round(time.perf_counter() - t, 1)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
     return 0

@@ -76,3 +76,24 @@ def test_a_write_that_fails_leaves_no_file(tmp_path, monkeypatch, error):
     with pytest.raises(error):
         write_labels(tmp_path / "labels.nii.gz", np.ones(vol.shape, np.uint8), vol)
     assert os.listdir(tmp_path) == []
+
+
+def test_reports_and_checkpoints_honour_the_umask_and_never_clobber(tmp_path, umask):
+    from diffseglung_core.errors import OutputExistsError
+    from diffseglung_core.io.writers import write_text
+    from diffseglung_core.segment.report import write_report
+    from diffseglung_core.training.checkpoint import save_checkpoint
+
+    umask(0o027)
+    report = {"classes": [{"label": 1, "name": "healthy", "voxels": 3, "volume_ml": 0.5,
+                           "percent_of_lung": 100.0}],
+              "density": {"laa950_percent": 1.0, "laa910_percent": 2.0, "pd15_hu": -900.0}}
+    js, table = write_report(report, tmp_path / "r" / "report.json")
+    assert _mode(js) == _mode(table) == 0o640
+    assert table.read_text().splitlines()[1] == "1,healthy,3,0.500,100.000"
+    with pytest.raises(OutputExistsError):
+        write_report(report, js, overwrite=False)
+    with pytest.raises(OutputExistsError):
+        write_text(js, "other", overwrite=False)
+    assert sorted(os.listdir(tmp_path / "r")) == ["report.csv", "report.json"]  # nothing half-written
+    assert _mode(save_checkpoint(tmp_path / "c.pt", {"step": 1})) == 0o640

@@ -22,8 +22,8 @@ import numpy as np
 from ..errors import GridMismatchError, OutputExistsError
 from ..volume import CTVolume, normalize_hu
 
-__all__ = ["write_labels", "write_scan", "save_nifti", "save_nrrd", "save_npz", "file_mode",
-           "temporary_beside"]
+__all__ = ["write_labels", "write_scan", "write_text", "save_nifti", "save_nrrd", "save_npz",
+           "file_mode", "temporary_beside"]
 
 
 def write_labels(path, labels: np.ndarray, reference: CTVolume, *, overwrite: bool = False) -> Path:
@@ -141,6 +141,18 @@ def temporary_beside(path: Path, suffix: str = ".tmp") -> Path:
     finally:
         os.close(fd)
     return Path(name)
+
+
+def write_text(path, text: str, *, overwrite: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all (a report, a table).
+
+    Raises :class:`~diffseglung_core.errors.OutputExistsError` if ``path``
+    exists and ``overwrite`` is False; the file follows the umask.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic(path, path.suffix, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)
+    return path
 
 
 def _atomic(path: Path, ending: str, save: Callable[[Path], None], overwrite: bool) -> None:

@@ -7,6 +7,7 @@ as JSON and the per-class table beside it as CSV.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import platform
 from pathlib import Path
@@ -132,23 +133,27 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
 
 
 def write_report(report: dict, path, *, overwrite: bool = True) -> tuple[Path, Path]:
-    """Write ``report`` to ``path`` (.json) and its class table to the same name ``.csv``."""
+    """Write ``report`` to ``path`` (.json) and its class table to the same name ``.csv``.
+
+    Each file is written whole or not at all (:func:`~diffseglung_core.io.writers.write_text`).
+    """
     from ..errors import OutputExistsError
+    from ..io.writers import write_text
 
     path = Path(path)
     csv_path = path.with_suffix(".csv")
     if not overwrite and (path.exists() or csv_path.exists()):
         raise OutputExistsError(path if path.exists() else csv_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=float))
-    with open(csv_path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["label", "name", "voxels", "volume_ml", "percent_of_lung"])
-        for c in report["classes"]:
-            w.writerow([c["label"], c["name"], c["voxels"], f"{c['volume_ml']:.3f}",
-                        f"{c['percent_of_lung']:.3f}"])
-        d = report["density"]
-        w.writerow([])
-        w.writerow(["laa950_percent", "laa910_percent", "pd15_hu"])
-        w.writerow([f"{d['laa950_percent']:.3f}", f"{d['laa910_percent']:.3f}", f"{d['pd15_hu']:.1f}"])
+    table = io.StringIO(newline="")
+    w = csv.writer(table)
+    w.writerow(["label", "name", "voxels", "volume_ml", "percent_of_lung"])
+    for c in report["classes"]:
+        w.writerow([c["label"], c["name"], c["voxels"], f"{c['volume_ml']:.3f}",
+                    f"{c['percent_of_lung']:.3f}"])
+    d = report["density"]
+    w.writerow([])
+    w.writerow(["laa950_percent", "laa910_percent", "pd15_hu"])
+    w.writerow([f"{d['laa950_percent']:.3f}", f"{d['laa910_percent']:.3f}", f"{d['pd15_hu']:.1f}"])
+    write_text(path, json.dumps(report, indent=2, default=float), overwrite=overwrite)
+    write_text(csv_path, table.getvalue(), overwrite=overwrite)
     return path, csv_path

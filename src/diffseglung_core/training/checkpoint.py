@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 
 import torch
 
+from ..io.writers import file_mode
 from ..model.checkpoint import FORMAT, FORMAT_VERSION, model_config_to_dict
 from ..model.config import ModelConfig
 from ..volume import HU_OFFSET, HU_SCALE
@@ -31,7 +32,7 @@ def save_checkpoint(path: Union[str, Path], payload: dict[str, Any]) -> Path:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600 files; follow the umask
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
