@@ -376,12 +376,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--skip-phantoms", action="store_true")
-    ap.add_argument("--from-json", type=Path, default=None,
-                    help="write the page from a --json file of an earlier run (and --testbed) "
-                         "without computing anything")
+    ap.add_argument("--from-json", type=Path, nargs="+", default=None,
+                    help="write the page from --json files of earlier runs (rows of a later file "
+                         "replace those of an earlier one) and --testbed, computing nothing")
     args = ap.parse_args(argv)
     if args.from_json is not None:
-        phantom, cted = merge(json.loads(args.from_json.read_text()), None, None, args)
+        phantom = cted = None
+        for path in reversed(args.from_json):
+            phantom, cted = merge(json.loads(path.read_text()), phantom, cted, args)
         write_markdown(args.out, phantom, cted, args)
         print(f"wrote {args.out}")
         return 0

@@ -16,9 +16,10 @@ Usage::
   two sets of 8 patches cut by :func:`~diffseglung_core.training.patches.precompute`
   (seed 7, not the training seed): A0001 (a scan the model was trained on;
   other patches than the training ones, overlapping them) and phantoms of
-  seeds 20-21 (never seen). For scale, the radiomic Frechet distance of 32
-  noise patches (standard normal on the model scale, clipped to -1..1, the
-  same lung masks) to the same real patches. The A0001 samples are drawn into
+  seeds 20-21 (never seen). For scale, the radiomic Frechet distance to the
+  same 8 real patches of 8 other real patches of the set, and of 8 noise
+  patches (standard normal on the model scale, clipped to -1..1, the same
+  lung masks). The A0001 samples are drawn into
   ``model_card_samples.png`` (mid axial slices, lung window).
 
 Needs ``lung-pet-ct-dx-A0001/dicom`` from the shared data for the A0001 set.
@@ -124,13 +125,8 @@ def generation(data: Path, png: Path, n: int = 8, steps: int = 10, t_start: int 
                seed: int = 0) -> dict:
     from diffseglung_core.model.checkpoint import load_model
     from diffseglung_core.model.diffusion import Diffusion
-    from diffseglung_core.model.generation_metrics import (
-        _standardise,
-        compare_with_real,
-        frechet_distance,
-    )
+    from diffseglung_core.model.generation_metrics import compare_with_real, generation_report
     from diffseglung_core.model.sampling import sample_patches
-    from diffseglung_core.radiomics.teacher import teacher_vectors
     from diffseglung_core.render import mid_slice_montage, save_png
     from diffseglung_core.training.data import PatchArrays
     from diffseglung_core.training.patches import PatchSource, precompute
@@ -161,11 +157,12 @@ def generation(data: Path, png: Path, n: int = 8, steps: int = 10, t_start: int 
             save_png(png, mid_slice_montage(denormalize_hu(samples)))
         metrics = compare_with_real(model, diffusion, ct[:n], masks, samples, masks[:, 0].numpy(),
                                     t_start=t_start, steps=steps, seed=seed)
-        real_ct, real_mask = ct[:, 0].numpy(), mask[:, 0].numpy()
-        noise = np.clip(np.random.default_rng(seed).standard_normal(real_ct.shape), -1, 1).astype(np.float32)
-        tv = teacher_vectors(real_ct, real_mask)
-        metrics["frechet_noise_vs_real_32"] = frechet_distance(
-            _standardise(tv, tv), _standardise(teacher_vectors(noise, real_mask), tv))
+        real, real_mask = ct[:, 0].numpy(), mask[:, 0].numpy()
+        noise = np.clip(np.random.default_rng(seed).standard_normal(real[:n].shape), -1, 1)
+        metrics["frechet_other_real_vs_real"] = generation_report(
+            real[:n], real_mask[:n], real[n:2 * n], real_mask[n:2 * n])["frechet_radiomic"]
+        metrics["frechet_noise_vs_real"] = generation_report(
+            real[:n], real_mask[:n], noise.astype(np.float32), real_mask[:n])["frechet_radiomic"]
         out[name] = metrics
     return out
 
