@@ -253,8 +253,8 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "| density-mask-910 | the same with -910 HU for emphysema (cted-open only) |",
               "| diffusion / diffusion-one-timestep | density + radiomics + the trained model's "
               "diffusion features (student embedding at timesteps 50, 150, 300 / 150 only) |",
-              "| diffusion-alone | the trained model's diffusion features only (no density, no "
-              "radiomics), same GMM, naming and evidence |",
+              "| diffusion-alone | density + the trained model's diffusion features (no radiomic "
+              "maps), same GMM, naming and evidence |",
               "| diffusion-no-distillation | diffusion, with the model after stage 1 (raw "
               "bottleneck features, no radiomic distillation) |",
               "| diffusion-no-hu-preservation | the paper's ablation: diffusion-no-distillation "

@@ -121,3 +121,14 @@ def test_report_of_a_run_that_computed_its_lung_mask():
     assert note["noise_hu"] > 0 and "LAA-950" in note["note"]
     assert rep["params"]["evidence"] is True
     json.dumps(rep)  # JSON-ready
+
+
+def test_auto_features_use_diffusion_only_with_a_model_of_ones_own():
+    from diffseglung_core.segment.engine import resolve_features
+
+    assert resolve_features("auto", None) == "radiomics"
+    assert resolve_features("auto", "default") == "radiomics"  # the shipped model: measured worse
+    assert resolve_features("auto", "my_model.pt") == "both"
+    assert resolve_features("diffusion", None) == "diffusion"
+    with pytest.raises(ValueError, match="features must be one of"):
+        resolve_features("hog", None)

@@ -12,8 +12,8 @@ the project's convention:
   :func:`run_method`): ``"engine"``, ``"density-mask"``, ``"kmeans-radiomics"``,
   ``"no-hu-preservation"``, ``"no-sdf"`` (no Sobel-Diffusion Fusion),
   ``"density-only"``, and with a checkpoint ``"diffusion"`` (density, radiomic
-  and diffusion features), ``"diffusion-alone"`` (diffusion features only),
-  ``"diffusion-one-timestep"``; ``"diffusion-no-distillation"`` and
+  and diffusion features), ``"diffusion-alone"`` (density and diffusion
+  features, no radiomics), ``"diffusion-one-timestep"``; ``"diffusion-no-distillation"`` and
   ``"diffusion-no-hu-preservation"`` are ``"diffusion"`` run with a stage-1
   checkpoint (trained with and without HU preservation): the caller passes
   that checkpoint.

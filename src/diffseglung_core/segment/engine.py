@@ -122,7 +122,12 @@ def feature_choices() -> tuple[str, ...]:
 
 
 def resolve_features(features: str, checkpoint: Optional[str]) -> str:
-    """The feature choice ``"auto"`` stands for: ``"both"`` with a checkpoint, else ``"radiomics"``.
+    """The feature choice ``"auto"`` stands for.
+
+    ``"both"`` (density, radiomics and diffusion) with a model file of one's
+    own, else ``"radiomics"``: without a checkpoint, and with the shipped one
+    (``"default"``), whose diffusion features segment worse than the
+    weight-free features on every test set of docs/results.md.
 
     Raises
     ------
@@ -132,7 +137,7 @@ def resolve_features(features: str, checkpoint: Optional[str]) -> str:
     if features not in feature_choices():
         raise ValueError(f"features must be one of {feature_choices()}, got {features!r}")
     if features == "auto":
-        return "both" if checkpoint is not None else "radiomics"
+        return "radiomics" if checkpoint in (None, "default") else "both"
     return features
 
 

@@ -80,7 +80,8 @@ class SegmentOptions:
     Attributes
     ----------
     features : str
-        ``"auto"`` (``"both"`` with a checkpoint, else ``"radiomics"``),
+        ``"auto"`` (``"both"`` with a model file of one's own, else
+        ``"radiomics"``: :func:`~.engine.resolve_features`),
         ``"density"`` (local HU statistics only, fastest), ``"radiomics"``
         (density + radiomic voxel maps), ``"diffusion"`` (density + diffusion
         bottleneck at ``timesteps``) or ``"both"``; see
@@ -115,7 +116,8 @@ class SegmentOptions:
     """
 
     features: str = field(default="auto", metadata={
-        "help": "feature set (auto: both with a checkpoint, else radiomics)",
+        "help": "feature set (auto: both with a model file of your own, else radiomics; the "
+                "shipped model's diffusion features measure worse, docs/results.md)",
         "choices": _feature_choices})
     checkpoint: Optional[str] = field(default=None, metadata={
         "help": "trained model for diffusion features ('default' for the shipped one)"})
