@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from bench_train import peak_tflops  # noqa: E402
-from diffseglung_core.device import autocast_dtype, get_device  # noqa: E402
+from diffseglung_core.device import autocast, autocast_dtype, get_device  # noqa: E402
 from diffseglung_core.model.config import DistillConfig, ModelConfig, UNetConfig  # noqa: E402
 from diffseglung_core.training.config import TrainConfig  # noqa: E402
 from diffseglung_core.training.data import PatchArrays, cached_teacher_vectors  # noqa: E402
@@ -76,7 +76,7 @@ def largest_batch(model_config: ModelConfig, patch, device: torch.device, precis
         try:
             x = torch.zeros((b, 1, *patch), device=device)
             t = torch.randint(0, diffusion.config.timesteps, (b,), device=device)
-            with torch.autocast("cuda", dtype=autocast_dtype(device, precision)):
+            with autocast(device, precision):
                 loss = diffusion.training_loss(unet, x, torch.ones_like(x), t, torch.randn_like(x))
             loss.backward()
             opt.step()
