@@ -126,8 +126,8 @@ def resolve_features(features: str, checkpoint: Optional[str]) -> str:
 
     ``"both"`` (density, radiomics and diffusion) with a model file of one's
     own, else ``"radiomics"``: without a checkpoint, and with the shipped one
-    (``"default"``), whose diffusion features segment worse than the
-    weight-free features on every test set of docs/results.md.
+    (``"default"``), with which lesions are found less well than with the
+    weight-free features on the phantoms and the test bed of docs/results.md.
 
     Raises
     ------

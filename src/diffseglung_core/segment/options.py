@@ -117,7 +117,7 @@ class SegmentOptions:
 
     features: str = field(default="auto", metadata={
         "help": "feature set (auto: both with a model file of your own, else radiomics; the "
-                "shipped model's diffusion features measure worse, docs/results.md)",
+                "shipped model finds lesions less well, docs/results.md)",
         "choices": _feature_choices})
     checkpoint: Optional[str] = field(default=None, metadata={
         "help": "trained model for diffusion features ('default' for the shipped one)"})
