@@ -181,7 +181,10 @@ def _testbed_section(path: Path) -> list:
     methods = list(cond["methods"])
     lines = ["## Real-anatomy test bed", "",
              f"From `{path.relative_to(ROOT)}` (`python benchmarks/bench_testbed.py`, "
-             f"{cond.get('date', '')}, commit {cond.get('commit', '')[:10]}): lesions of known "
+             f"{cond.get('date', '')}, commit {cond.get('commit', '')[:10]}"
+             + "".join(f"; {', '.join(r['methods'])} added on {r['date']} at commit {r['commit'][:10]}"
+                       for r in cond.get("merged", []))
+             + "): lesions of known "
              "extent inserted into the real CT of `../shared/data` (see docs/testbed.md). Each "
              "method runs end to end with its own lung mask; Dice on the truth lung "
              f"({cond['dice_region']}). Mean Dice over the cases that hold the class:", "",
