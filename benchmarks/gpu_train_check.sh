@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One-command check of a GPU (about 8 minutes on one H100/H200): cut the corpus's patches, train
-# the paper's network (stage 1, then stage 2 with the warmed-up distillation) in bf16 with the
-# largest batch that fits, report steps/s, voxels/s, model FLOP utilisation and peak memory,
-# sample, and segment phantoms and test-bed cases with the trained model's diffusion features.
+# One-command check of a GPU (budgeted at about 8 minutes on one H100/H200; not yet run on
+# one): cut the corpus's patches, train the paper's network (stage 1, then stage 2 with the
+# warmed-up distillation) in bf16 with the largest batch that fits, report steps/s, voxels/s,
+# model FLOP utilisation and peak memory, sample, and segment phantoms and test-bed cases with
+# the trained model's diffusion features.
 #
 #   bash benchmarks/gpu_train_check.sh [extra arguments of benchmarks/gpu_train_check.py]
 #
