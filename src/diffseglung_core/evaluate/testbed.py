@@ -61,8 +61,10 @@ __all__ = [
     "load_a0001",
     "load_cip64",
     "load_cip_crop",
+    "load_scan",
     "native_dense",
     "prepare_scan",
+    "scan_missing",
     "standard_cases",
 ]
 
@@ -633,6 +635,11 @@ del S
 _LOADERS = {"a0001": load_a0001, "cip64": load_cip64, "cipcrop": load_cip_crop}
 
 
+def load_scan(scan: str, data_dir=None) -> tuple[CTVolume, np.ndarray]:
+    """``(volume, truth lung)`` of a test-bed scan: ``"a0001"``, ``"cip64"`` or ``"cipcrop"``."""
+    return _LOADERS[scan](data_dir)
+
+
 def build_case(name: str, volume: CTVolume, lung: np.ndarray, *, context: ScanContext | None = None,
                seed: int | None = None) -> TestBedCase:
     """One of :data:`STANDARD_CASES` on an already loaded scan (``seed`` overrides the fixed one)."""
@@ -662,13 +669,13 @@ def standard_cases(data_dir=None, names: Sequence[str] | None = None, *,
     for name in names:
         scan = STANDARD_CASES[name][0]
         if scan not in scans:
-            if _missing(d, scan):
+            if scan_missing(d, scan):
                 scans[scan] = None
                 continue
             if scan == "a0001":
                 vol, lung = load_a0001(d, lung_fn=a0001_lung_fn)
             else:
-                vol, lung = _LOADERS[scan](d)
+                vol, lung = load_scan(scan, d)
             scans[scan] = (vol, lung, prepare_scan(vol, lung))
         if scans.get(scan) is None:
             continue
@@ -677,7 +684,8 @@ def standard_cases(data_dir=None, names: Sequence[str] | None = None, *,
     return out
 
 
-def _missing(d: Path, scan: str) -> bool:
+def scan_missing(d: Path, scan: str) -> bool:
+    """Whether a file of the test-bed scan ``scan`` is missing from the data folder ``d``."""
     paths = {"a0001": [d / "lung-pet-ct-dx-A0001" / "dicom"],
              "cip64": [d / "cip-chest" / "ct-64.nrrd", d / "cip-chest" / "wholeLung-64.nrrd"],
              "cipcrop": [d / "cip-chest" / "crop_ct_2slices.nrrd",

@@ -62,7 +62,6 @@ PAD_HU = -1000.0
 SETTINGS_FILE = "patches.json"
 
 
-
 @dataclass(frozen=True)
 class PatchSource:
     """A volume to cut patches from, made when its patches are cut.
@@ -86,7 +85,6 @@ class PatchSource:
 
 
 Scan = Union[str, os.PathLike, CTVolume, PatchSource]
-
 
 
 def _corner(centre, size) -> np.ndarray:

@@ -136,9 +136,7 @@ def _make_testbed(name: str, seed: int, data_dir: str, depth: int):
     from ..evaluate import testbed as tb
     from ..labels import Tissue
 
-    scan = tb.STANDARD_CASES[name][0]
-    loader = {"a0001": tb.load_a0001, "cip64": tb.load_cip64, "cipcrop": tb.load_cip_crop}[scan]
-    vol, lung = loader(data_dir)
+    vol, lung = tb.load_scan(tb.STANDARD_CASES[name][0], data_dir)
     case = tb.build_case(name, vol, lung, seed=seed)
     return thin_slab(case.volume, case.lung, case.truth > Tissue.HEALTHY, depth)
 
@@ -212,7 +210,7 @@ def corpus_sources(data_dir=None, *, patch_depth: int, kinds: Sequence[str] = KI
         elif kind == "testbed":
             for name in (tb.STANDARD_CASES if testbed_cases is None else testbed_cases):
                 scan, seed, _ = tb.STANDARD_CASES[name]
-                if tb._missing(d, scan):
+                if tb.scan_missing(d, scan):
                     log.info("corpus: the scan of test-bed case %s is missing, left out", name)
                     continue
                 s = seed + TESTBED_SEED_OFFSET
