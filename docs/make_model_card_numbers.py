@@ -11,7 +11,8 @@ Usage::
 - Training: mean losses over ranges of steps from the logs of the run that
   made the shipped file (``docs/model_card_logs/stage1.csv`` and
   ``stage2.csv``, copies of ``OUT/stage1/log.csv`` and ``OUT/stage2/log.csv``
-  of ``scripts/train_default.sh``), drawn into ``model_card_loss.png``.
+  of ``scripts/train_default.sh``), drawn into ``model_card_loss.png``, and
+  the minutes each stage trained.
 - Generation as ``diffseglung sample --steps 10 --reference`` measures it, on
   two sets of 8 patches cut by :func:`~diffseglung_core.training.patches.precompute`
   (seed 7, not the training seed): A0001 (a scan the model was trained on;
@@ -181,6 +182,9 @@ def main(argv=None) -> int:
     if (LOGS / "stage1.csv").is_file():
         s1, s2 = read_log(LOGS / "stage1.csv"), read_log(LOGS / "stage2.csv")
         out["training"] = {
+            # the logged rate is steps since the start over seconds since the start
+            "stage1_minutes": s1[-1]["step"] / s1[-1]["steps_per_s"] / 60,
+            "stage2_minutes": s2[-1]["step"] / s2[-1]["steps_per_s"] / 60,
             "stage1": loss_table(s1, ("mse", "steps_per_s")),
             "stage2": loss_table(s2, ("mse", "infonce", "lambda", "emb_std", "emb_mean_cos",
                                       "steps_per_s"), bins=5)}

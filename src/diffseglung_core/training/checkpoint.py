@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 import torch
 
 from ..io.writers import file_mode
-from ..model.checkpoint import FORMAT, FORMAT_VERSION, model_config_to_dict
+from ..model.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, model_config_to_dict
 from ..model.config import ModelConfig
 from ..volume import HU_OFFSET, HU_SCALE
 
@@ -84,8 +84,6 @@ def export_model(source: Union[str, Path], path: Union[str, Path],
     Path
         ``path``: the EMA weights and configuration, without the training state.
     """
-    from ..model.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(source)
     ckpt.pop("training", None)
     if half:
