@@ -7,7 +7,8 @@ import pytest
 
 from diffseglung_core.labels import Tissue
 from diffseglung_core.segment.assign import AssignmentRules, evidence_gates
-from diffseglung_core.segment.evidence import TissueEvidence, tissue_evidence
+from diffseglung_core.segment.evidence import (TissueEvidence, costal_depth, partial_volume_rim,
+                                               read_past_partial_volume, tissue_evidence)
 
 
 def _grid(shape, spacing):
@@ -95,6 +96,47 @@ def test_a_net_of_walls_is_walls_and_vessels_are_not():
     assert np.median(ev.wall_fraction[_rows(centre, lung)]) > 0.15
     around_tube = ((y - 10) ** 2 + (x - 25) ** 2) <= 6.0 ** 2
     assert np.median(ev.wall_fraction[_rows(around_tube, lung)]) < 0.05
+
+
+def test_costal_depth_counts_the_chest_wall_and_diaphragm_not_the_mediastinum():
+    """Two lungs beside a mediastinum: the medial border lies deep, the lateral border and
+    the lung just above the diaphragm do not."""
+    sp = (2.0, 1.0, 1.0)
+    inside = np.zeros((20, 60, 100), bool)
+    inside[4:, 10:50, 10:45] = True   # right lung
+    inside[4:, 10:50, 55:90] = True   # left lung; x 45..54 is the mediastinum
+    depth = costal_depth(inside, sp)
+    assert depth[12, 30, 10] <= 1.0                 # lateral border
+    assert depth[12, 30, 44] >= 9.0                 # medial border: deep (hull border 34 mm away)
+    assert depth[4, 30, 30] <= 2.0                  # the slice just above the diaphragm
+    assert depth[12, 30, 30] == pytest.approx(18.0)  # 9 slices above the tissue: 18 mm
+
+
+def test_partial_volume_rim_is_read_one_slice_into_the_lung():
+    """Healthy lung over a flat dome: the rim slice mixes lung with the tissue below and
+    reads dense; a ground-glass region reaching down to the dome stays dense there."""
+    nz, ny, nx = 16, 64, 64
+    sp = (5.0, 0.8, 0.8)
+    rng = np.random.default_rng(2)
+    hu = (-860.0 + rng.normal(0, 20, (nz, ny, nx))).astype(np.float32)
+    lung = np.zeros((nz, ny, nx), bool)
+    lung[4:, 2:-2, 2:-2] = True
+    hu[:4] = 40.0                       # liver under the dome
+    hu[4] = -550.0 + rng.normal(0, 20, (ny, nx))  # partial volume: half lung, half liver
+    _, x = np.mgrid[:ny, :nx]
+    ggo = x >= 40
+    hu[4:][:, ggo] = -600.0 + rng.normal(0, 20, (nz - 4, np.count_nonzero(ggo)))
+    below, above = partial_volume_rim(lung, hu > -500)
+    assert below[4, 2:-2, 2:-2].all() and not below[5:].any() and not above.any()
+    ev = tissue_evidence(hu, lung, sp)
+    excess = np.zeros(hu.shape, np.float32)
+    excess[np.nonzero(lung)] = ev.parenchyma_hu - ev.healthy_hu
+    assert np.median(excess[4, 10:-10, 8:30]) < 60      # the rim over the dome: not haze
+    assert np.median(excess[4, 10:-10, 44:-8]) > 150    # ground glass reaching the dome: haze
+    # without the correction the rim reads as dense as the ground glass
+    values = np.where(lung, hu, 0.0)
+    fixed = read_past_partial_volume(values, lung, below, above)
+    assert np.median(fixed[4, 10:-10, 8:30]) < -800 < np.median(values[4, 10:-10, 8:30]) + 300
 
 
 def _evidence(n, **kw):

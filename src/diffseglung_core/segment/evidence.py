@@ -21,7 +21,13 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   at thick slices gives none, a small real emphysematous region is found.
 * **Walls**: the share of thin dense voxels that are not tubes within about
   3 mm (the net of reticulation and the walls of honeycomb cysts), and the
-  depth below the pleura (fibrosis is predominantly subpleural).
+  depth below the costal and diaphragmatic pleura (fibrosis is predominantly
+  subpleural and basal; the mediastinal surface and the hila, where bronchi
+  and vessels crowd, are not "subpleural").
+* **Partial volume across slices**: a lung voxel whose slice above or below
+  is dense tissue outside the lung (the dome of the diaphragm, the heart, the
+  apex) mixes lung with that tissue; its raised density is not ground glass
+  and its dense rim is not consolidation.
 
 All of it is arrays in, arrays out; rows follow ``np.nonzero(lung)`` like the
 other voxel features of the engine.
@@ -48,7 +54,8 @@ from scipy.special import ndtr
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
 
-__all__ = ["TissueEvidence", "tissue_evidence", "EMPHYSEMA_HU"]
+__all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "partial_volume_rim",
+           "read_past_partial_volume", "EMPHYSEMA_HU"]
 
 #: The emphysema threshold (calibrated HU) of the low-attenuation area.
 EMPHYSEMA_HU = -950.0
@@ -67,7 +74,8 @@ class TissueEvidence:
     thin : (N,) bool
         In any thin dense structure (vessels, walls, septa).
     parenchyma_hu : (N,) float32
-        Mean HU of the parenchyma around the voxel, dense structures left out.
+        Mean HU of the parenchyma around the voxel, dense structures left out; in the
+        partial-volume rim over tissue across the slice, read one slice further into the lung.
     healthy_hu : (N,) float32
         Healthy level (peak of the parenchyma's HU histogram) of the voxel's slice at its depth
         from the front (dependent lung is denser).
@@ -84,7 +92,9 @@ class TissueEvidence:
         Standard deviation (HU) of the lung around the voxel (Gaussian, 1.5 mm):
         destroyed lung is smooth air, honeycombing alternates air and walls.
     pleura_mm : (N,) float32
-        Distance to the lung border (mm).
+        Depth (mm) below the costal pleura (the border of the axial convex hull
+        of both lungs) or above the diaphragm (the lung's lower surface below
+        the voxel), whichever is smaller.
     noise_hu : float
         Spread (HU) of healthy parenchyma voxels around their level (noise and
         fine texture), the median over slices.
@@ -230,6 +240,92 @@ def _large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
     return float(tube[core if core.any() else comp].mean()) >= min_tube
 
 
+def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Depth (mm) of every voxel below the costal pleura or above the diaphragm.
+
+    The costal surface is the border of the convex hull of both lungs in each
+    axial slice, so the mediastinal pleura, the hila and the heart's border lie
+    deep; the diaphragmatic surface is the nearest non-lung voxel below in the
+    same ``(y, x)`` column.
+
+    Parameters
+    ----------
+    inside : (Z, Y, X) bool
+        Lung (both sides).
+    spacing : (3,) float, mm.
+
+    Returns
+    -------
+    (Z, Y, X) float32, mm (large where nothing bounds the lung).
+    """
+    from skimage.morphology import convex_hull_image
+
+    hull = np.zeros(inside.shape, bool)
+    for z, s in enumerate(inside):
+        if np.count_nonzero(s) >= 3:
+            hull[z] = convex_hull_image(s)
+    hull[:, [0, -1], :] = hull[:, :, [0, -1]] = False
+    # an in-plane distance: slices far apart along z
+    depth = ndi.distance_transform_edt(hull, sampling=(1e6, float(spacing[1]), float(spacing[2])))
+    idx = np.arange(inside.shape[0], dtype=np.float32)[:, None, None]
+    below = np.maximum.accumulate(np.where(inside, np.float32(-1e6), idx), axis=0)
+    return np.minimum(depth, (idx - below) * float(spacing[0])).astype(np.float32)
+
+
+def partial_volume_rim(inside: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lung voxels whose slice below or above, at the same ``(y, x)``, is dense non-lung tissue.
+
+    Parameters
+    ----------
+    inside : (Z, Y, X) bool
+        Lung.
+    dense : (Z, Y, X) bool
+        Dense tissue (e.g. smoothed HU above -500), inside the lung or not.
+
+    Returns
+    -------
+    below, above : (Z, Y, X) bool
+        Lung voxels with dense tissue in the slice below (``z - 1``), above (``z + 1``).
+    """
+    tissue = dense & ~inside
+    below = np.zeros(inside.shape, bool)
+    above = np.zeros(inside.shape, bool)
+    below[1:] = tissue[:-1]
+    above[:-1] = tissue[1:]
+    return below & inside, above & inside
+
+
+def read_past_partial_volume(values: np.ndarray, inside: np.ndarray, below: np.ndarray,
+                             above: np.ndarray) -> np.ndarray:
+    """``values`` with the partial-volume rim read one slice further into the lung.
+
+    A lung voxel with tissue in the slice below (the dome of the diaphragm) mixes
+    lung with that tissue: its density says nothing about the lung. The lung
+    voxel above it does; a lesion that reaches the rim reaches it too.
+
+    Parameters
+    ----------
+    values : (Z, Y, X) float
+        A density map (e.g. the parenchymal HU).
+    inside, below, above : (Z, Y, X) bool
+        Lung, and its rims from :func:`partial_volume_rim`.
+
+    Returns
+    -------
+    (Z, Y, X) float, a copy.
+    """
+    out = values.copy()
+    up = below & ~above
+    up[-1] = False
+    up[:-1] &= inside[1:]
+    out[:-1][up[:-1]] = values[1:][up[:-1]]
+    down = above & ~below
+    down[0] = False
+    down[1:] &= inside[:-1]
+    out[1:][down[1:]] = values[:-1][down[1:]]
+    return out
+
+
 def tissue_evidence(
     hu: np.ndarray,
     lung: np.ndarray,
@@ -306,6 +402,8 @@ def tissue_evidence(
     report(progress, 0, total, "structures")
 
     smooth = ndi.gaussian_filter(h, _sigmas(spacing, 0.8, h.shape), truncate=2.5)
+    below, above = partial_volume_rim(inside, smooth > dense_hu)
+    rim = below | above
     dense = (smooth > dense_hu) & inside
     ball = _ball(solid_mm, spacing, h.shape)
     thick = ndi.binary_dilation(ndi.binary_erosion(dense, ball), ball) & dense
@@ -320,6 +418,9 @@ def tissue_evidence(
         if np.count_nonzero(comp) * voxel_ml < min_solid_ml or _large_vessel(comp, tube[sl], spacing,
                                                                                solid_tube):
             continue
+        # mostly partial volume with the diaphragm or the heart across the slice
+        if np.count_nonzero(comp & rim[sl]) > 0.5 * np.count_nonzero(comp):
+            continue
         solid[sl] |= comp
     # air bronchograms and necrosis inside a solid component belong to it
     solid = np.stack([ndi.binary_fill_holes(s) for s in solid]) & inside
@@ -328,6 +429,7 @@ def tissue_evidence(
 
     parenchyma = inside & ~dense
     par_hu, _ = _masked_mean(h, parenchyma, spacing, parenchyma_mm)
+    par_hu = read_past_partial_volume(par_hu, inside, below, above)
     level, spread = _healthy_levels(h, parenchyma, spacing)
     report(progress, 2, total, "low attenuation")
 
@@ -352,8 +454,7 @@ def tissue_evidence(
     del lab
     report(progress, 3, total, "walls")
 
-    depth = ndi.distance_transform_edt(np.pad(inside, 1), sampling=spacing)
-    depth = depth[1:-1, 1:-1, 1:-1]
+    depth = costal_depth(inside, spacing)
     # a wall lies inside the lung: a dense thin rim where the slice above or below is
     # no longer lung is partial volume with the dome of the diaphragm or the apex
     walls = thin & ~vessel
