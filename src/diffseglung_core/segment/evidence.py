@@ -430,7 +430,7 @@ def tissue_evidence(
     parenchyma = inside & ~dense
     par_hu, _ = _masked_mean(h, parenchyma, spacing, parenchyma_mm)
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
-    level, spread = _healthy_levels(h, parenchyma, spacing)
+    level, spread = _healthy_levels(h, parenchyma & ~rim, spacing)
     report(progress, 2, total, "low attenuation")
 
     # the share of low attenuation noise alone gives healthy lung at each level
