@@ -418,8 +418,9 @@ def tissue_evidence(
         if np.count_nonzero(comp) * voxel_ml < min_solid_ml or _large_vessel(comp, tube[sl], spacing,
                                                                                solid_tube):
             continue
-        # mostly partial volume with the diaphragm or the heart across the slice
-        if np.count_nonzero(comp & rim[sl]) > 0.5 * np.count_nonzero(comp):
+        # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
+        if np.count_nonzero(comp & rim[sl]) > 0.5 * np.count_nonzero(comp) and \
+                np.median(comp.sum(axis=0)[comp.any(axis=0)]) <= 1:
             continue
         solid[sl] |= comp
     # air bronchograms and necrosis inside a solid component belong to it
@@ -428,7 +429,10 @@ def tissue_evidence(
     report(progress, 1, total, "parenchyma")
 
     parenchyma = inside & ~dense
-    par_hu, _ = _masked_mean(h, parenchyma, spacing, parenchyma_mm)
+    # the blurred edge of vessels and of the tissue around the lung is partial volume
+    halo = _ball(1.5, spacing, h.shape)
+    clear = parenchyma & ~ndi.binary_dilation((smooth > dense_hu), halo)
+    par_hu, _ = _masked_mean(h, clear, spacing, parenchyma_mm)
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
     level, spread = _healthy_levels(h, parenchyma & ~rim, spacing)
     report(progress, 2, total, "low attenuation")
