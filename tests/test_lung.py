@@ -332,6 +332,24 @@ def test_consolidation_is_not_called_effusion():
     assert not seg.effusion.any()
 
 
+@pytest.mark.parametrize("back", [True, False])
+def test_effusion_is_found_where_fluid_collects(back):
+    """A fluid-density crescent along the back of a supine patient's lung is effusion; the same
+    crescent in front (where free fluid does not collect) is left to the lung."""
+    from diffseglung_core.lung.cavity import find_effusion
+
+    yy, xx = np.mgrid[:80, :80]
+    r = np.hypot(yy - 40, xx - 40)
+    lung = np.broadcast_to(r < 30, (6, 80, 80)).copy()
+    crescent = lung & np.broadcast_to((r > 22) & ((yy > 44) if back else (yy < 36)), lung.shape)
+    hu = np.where(crescent, 10.0, -850.0).astype(np.float32)
+    fluid = find_effusion(hu, hu, lung, crescent, (5.0, 1.0, 1.0))
+    if back:
+        assert fluid[crescent].mean() > 0.8 and not fluid[~crescent].any()
+    else:
+        assert not fluid.any()
+
+
 def test_costal_fill_adds_dense_lung_between_lung_and_ribs():
     """One slice: consolidation between the aerated lung and the ribs is added, the heart is not."""
     from diffseglung_core.lung.cavity import costal_fill

@@ -239,7 +239,7 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
                   spacing: Sequence[float], *, min_wall_contact: float = 0.25,
                   fluid_hu: tuple[float, float] = (-15.0, 22.0), max_mean_hu: float = 16.0,
                   min_ml: float = 5.0, min_thick_mm: float = 4.0,
-                  max_roundness: float = 0.5) -> np.ndarray:
+                  max_roundness: float = 0.5, dependent: bool = True) -> np.ndarray:
     """Pleural effusion among the dense voxels of a lung mask.
 
     Parameters
@@ -274,6 +274,11 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
         fraction of the radius of a ball of the same volume (a disk of the
         same area for one slice). Rounder fluid-density regions are left to
         the lung (a mass or fluid-filled lung).
+    dependent : bool
+        Free pleural fluid collects in the dependent pleural space: with a
+        supine patient (``y`` increasing towards the back), a region whose
+        centre lies in front of the centre of the lung in its slices is
+        consolidation, not fluid.
 
     Returns
     -------
@@ -293,6 +298,10 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
         count = np.count_nonzero(comp)
         if float(np.mean(hu[sl][comp])) > max_mean_hu:
             continue
+        if dependent:
+            ys = np.nonzero(lung[sl[0]])[1]
+            if ys.size and np.nonzero(comp)[1].mean() + sl[1].start < ys.mean():
+                continue
         shell = ndi.binary_dilation(np.pad(comp, 1), iterations=1)[1:-1, 1:-1, 1:-1] & ~comp
         if np.count_nonzero(shell & ~lung[sl]) < min_wall_contact * max(np.count_nonzero(shell), 1):
             continue
