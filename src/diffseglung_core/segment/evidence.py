@@ -7,12 +7,14 @@ measures, for every lung voxel, the evidence a radiologist uses first:
 * **Dense structures** (smoothed HU above -500): *thick* ones survive an opening
   by a ball of ``solid_mm`` (consolidation, a mass); the rest are *thin*
   (vessels, bronchial walls, septa, fibrotic walls). Thin structures that are
-  tubes (the Hessian tube measure of :mod:`.structure`) are vessels. Solid
-  components of at least ``min_solid_ml`` that are not tubes as a whole are
-  *solid* (consolidation or a mass).
+  tubes (the Hessian tube measure of :mod:`.structure`) are vessels. Thick
+  components with a core of soft-tissue density (above -300 HU) of at least
+  ``min_solid_ml`` that are not tubes as a whole are *solid* (consolidation or
+  a mass); thick ones without such a core are dense ground glass.
 * **Parenchymal density**: the mean HU of the parenchyma around a voxel with
-  every dense structure left out (normalised convolution), so vessels do not
-  raise it and ground glass does. It is compared with the *healthy level* of
+  every dense structure but dense ground glass left out, and their blurred
+  edges (normalised convolution), so vessels do not raise it and ground glass
+  does. It is compared with the *healthy level* of
   the voxel's slice, the median of its parenchyma.
 * **Low attenuation as regions**: the share of parenchyma below -950 HU within
   ``laa_mm`` of a voxel, against what noise alone gives healthy lung of that
@@ -334,6 +336,7 @@ def tissue_evidence(
     hu_offset: float = 0.0,
     dense_hu: float = -500.0,
     solid_mm: float = 3.0,
+    solid_hu: float = -300.0,
     min_solid_ml: float = 0.3,
     vessel_tube: float = 0.25,
     solid_tube: float = 0.6,
@@ -362,6 +365,9 @@ def tissue_evidence(
         Smoothed HU above which a voxel belongs to a dense structure.
     solid_mm : float
         Radius (mm) of the ball whose opening keeps thick dense structures.
+    solid_hu : float
+        A thick dense component is solid (consolidation, a mass) when it has a
+        core, as thick, of smoothed HU above this; dense ground glass has none.
     min_solid_ml : float
         Smallest solid component (mL).
     vessel_tube, solid_tube : float
@@ -410,13 +416,16 @@ def tissue_evidence(
     thin = dense & ~thick
     tube = structure_maps(h, spacing, device=device)["tube"]
     vessel = thin & (tube > vessel_tube)
+    # a solid component has a core of soft-tissue density (dense ground glass has none)
+    firm = smooth > solid_hu
+    core = ndi.binary_dilation(ndi.binary_erosion(thick & firm, ball), ball)
     solid = np.zeros(h.shape, bool)
     lab, n = ndi.label(thick)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
-        if np.count_nonzero(comp) * voxel_ml < min_solid_ml or _large_vessel(comp, tube[sl], spacing,
-                                                                               solid_tube):
+        if np.count_nonzero(comp & core[sl]) * voxel_ml < min_solid_ml or \
+                _large_vessel(comp, tube[sl], spacing, solid_tube):
             continue
         # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
         if np.count_nonzero(comp & rim[sl]) > 0.5 * np.count_nonzero(comp) and \
@@ -429,9 +438,12 @@ def tissue_evidence(
     report(progress, 1, total, "parenchyma")
 
     parenchyma = inside & ~dense
-    # the blurred edge of vessels and of the tissue around the lung is partial volume
+    # thick dense regions without a solid core or blood density are dense ground glass:
+    # parenchyma for its density, whose blurred edges (vessels, the tissue around the
+    # lung) are partial volume and left out
+    hazy = thick & ~solid & ~firm
     halo = _ball(1.5, spacing, h.shape)
-    clear = parenchyma & ~ndi.binary_dilation((smooth > dense_hu), halo)
+    clear = (parenchyma | hazy) & ~ndi.binary_dilation((smooth > dense_hu) & ~hazy, halo)
     par_hu, _ = _masked_mean(h, clear, spacing, parenchyma_mm)
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
     level, spread = _healthy_levels(h, parenchyma & ~rim, spacing)
