@@ -416,9 +416,10 @@ def tissue_evidence(
     thin = dense & ~thick
     tube = structure_maps(h, spacing, device=device)["tube"]
     vessel = thin & (tube > vessel_tube)
-    # a solid component has a core of soft-tissue density (dense ground glass has none)
+    # a solid component has a core of soft-tissue density that is not a vessel (dense
+    # ground glass has none, only the vessels it keeps)
     firm = smooth > solid_hu
-    core = ndi.binary_dilation(ndi.binary_erosion(thick & firm, ball), ball)
+    core = ndi.binary_dilation(ndi.binary_erosion(thick & firm & (tube <= vessel_tube), ball), ball)
     solid = np.zeros(h.shape, bool)
     lab, n = ndi.label(thick)
     voxel_ml = float(np.prod(spacing)) / 1000.0
