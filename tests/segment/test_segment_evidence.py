@@ -7,8 +7,13 @@ import pytest
 
 from diffseglung_core.labels import Tissue
 from diffseglung_core.segment.assign import AssignmentRules, evidence_gates
-from diffseglung_core.segment.evidence import (TissueEvidence, costal_depth, partial_volume_rim,
-                                               read_past_partial_volume, tissue_evidence)
+from diffseglung_core.segment.evidence import (
+    TissueEvidence,
+    costal_depth,
+    partial_volume_rim,
+    read_past_partial_volume,
+    tissue_evidence,
+)
 
 
 def _grid(shape, spacing):
@@ -96,6 +101,24 @@ def test_a_net_of_walls_is_walls_and_vessels_are_not():
     assert np.median(ev.wall_fraction[_rows(centre, lung)]) > 0.15
     around_tube = ((y - 10) ** 2 + (x - 25) ** 2) <= 6.0 ** 2
     assert np.median(ev.wall_fraction[_rows(around_tube, lung)]) < 0.05
+
+
+def test_dense_ground_glass_with_its_vessels_is_not_solid():
+    """A 2 cm region of dense ground glass (-420 HU) crossed by a 5 mm vessel is not solid and
+    raises the parenchymal density; a consolidation of the same size (30 HU) is solid."""
+    hu, lung, sp = _lung_block(spacing=(1.0, 1.0, 1.0), noise=20.0)
+    z, y, x = _grid(hu.shape, sp)
+    haze = (z ** 2 + (y + 22) ** 2 + x ** 2) <= 10.0 ** 2
+    hu[haze] = -420.0 + np.random.default_rng(3).normal(0, 20, np.count_nonzero(haze))
+    hu[((y + 22) ** 2 + z ** 2 <= 2.5 ** 2) & (np.abs(x) < 30)] = 40.0  # a vessel through it
+    blob = (z ** 2 + (y - 22) ** 2 + x ** 2) <= 10.0 ** 2
+    hu[blob] = 30.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.solid[_rows(blob, lung)].mean() > 0.9
+    assert ev.solid[_rows(haze, lung)].mean() < 0.05
+    excess = ev.parenchyma_hu - ev.healthy_hu
+    core = (z ** 2 + (y + 22) ** 2 + x ** 2) <= 7.0 ** 2
+    assert np.median(excess[_rows(core, lung)]) > 300
 
 
 def test_costal_depth_counts_the_chest_wall_and_diaphragm_not_the_mediastinum():

@@ -8,9 +8,9 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   by a ball of ``solid_mm`` (consolidation, a mass); the rest are *thin*
   (vessels, bronchial walls, septa, fibrotic walls). Thin structures that are
   tubes (the Hessian tube measure of :mod:`.structure`) are vessels. Thick
-  components with a core of soft-tissue density (above -300 HU) of at least
-  ``min_solid_ml`` that are not tubes as a whole are *solid* (consolidation or
-  a mass); thick ones without such a core are dense ground glass.
+  components of at least ``min_solid_ml``, mostly of soft-tissue density
+  (above -300 HU), that are not tubes as a whole are *solid* (consolidation or
+  a mass); thick ones of lower density are dense ground glass.
 * **Parenchymal density**: the mean HU of the parenchyma around a voxel with
   every dense structure but dense ground glass left out, and their blurred
   edges (normalised convolution), so vessels do not raise it and ground glass
@@ -337,6 +337,7 @@ def tissue_evidence(
     dense_hu: float = -500.0,
     solid_mm: float = 3.0,
     solid_hu: float = -300.0,
+    solid_share: float = 0.5,
     min_solid_ml: float = 0.3,
     vessel_tube: float = 0.25,
     solid_tube: float = 0.6,
@@ -365,9 +366,10 @@ def tissue_evidence(
         Smoothed HU above which a voxel belongs to a dense structure.
     solid_mm : float
         Radius (mm) of the ball whose opening keeps thick dense structures.
-    solid_hu : float
-        A thick dense component is solid (consolidation, a mass) when it has a
-        core, as thick, of smoothed HU above this; dense ground glass has none.
+    solid_hu, solid_share : float
+        A thick dense component is solid (consolidation, a mass) when at least
+        ``solid_share`` of it reads above ``solid_hu`` (smoothed HU); dense
+        ground glass does not.
     min_solid_ml : float
         Smallest solid component (mL).
     vessel_tube, solid_tube : float
@@ -416,17 +418,17 @@ def tissue_evidence(
     thin = dense & ~thick
     tube = structure_maps(h, spacing, device=device)["tube"]
     vessel = thin & (tube > vessel_tube)
-    # a solid component has a core of soft-tissue density that is not a vessel (dense
-    # ground glass has none, only the vessels it keeps)
+    # a solid component is mostly of soft-tissue density (dense ground glass is not,
+    # whatever vessels it keeps)
     firm = smooth > solid_hu
-    core = ndi.binary_dilation(ndi.binary_erosion(thick & firm & (tube <= vessel_tube), ball), ball)
     solid = np.zeros(h.shape, bool)
     lab, n = ndi.label(thick)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
-        if np.count_nonzero(comp & core[sl]) * voxel_ml < min_solid_ml or \
-                _large_vessel(comp, tube[sl], spacing, solid_tube):
+        size = np.count_nonzero(comp)
+        if size * voxel_ml < min_solid_ml or np.count_nonzero(comp & firm[sl]) < solid_share * size \
+                or _large_vessel(comp, tube[sl], spacing, solid_tube):
             continue
         # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
         if np.count_nonzero(comp & rim[sl]) > 0.5 * np.count_nonzero(comp) and \
@@ -439,13 +441,15 @@ def tissue_evidence(
     report(progress, 1, total, "parenchyma")
 
     parenchyma = inside & ~dense
-    # thick dense regions without a solid core or blood density are dense ground glass:
-    # parenchyma for its density, whose blurred edges (vessels, the tissue around the
-    # lung) are partial volume and left out
+    # thick dense regions that are neither solid nor of blood density are dense ground
+    # glass: parenchyma for its density; the blurred edges of clearly dense structures
+    # and of the tissue around the lung are partial volume and left out
     hazy = thick & ~solid & ~firm
-    halo = _ball(1.5, spacing, h.shape)
-    clear = (parenchyma | hazy) & ~ndi.binary_dilation((smooth > dense_hu) & ~hazy, halo)
+    # (clearly dense: noise does not lift ground glass near ``dense_hu`` that far)
+    edges = (smooth > dense_hu + 100.0) & ~hazy
+    clear = (parenchyma | hazy) & ~ndi.binary_dilation(edges, _ball(1.5, spacing, h.shape))
     par_hu, _ = _masked_mean(h, clear, spacing, parenchyma_mm)
+    del edges, clear
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
     level, spread = _healthy_levels(h, parenchyma & ~rim, spacing)
     report(progress, 2, total, "low attenuation")
