@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,6 +46,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from _provenance import git_commit, uncommitted_sources  # noqa: E402
 
 CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
 
@@ -120,24 +121,6 @@ def case_montage(cases: dict, tile: int = 200):
         for img, resample in ((overlay(hu), Image.BILINEAR), (overlay(hu, lab, alpha=0.4), Image.NEAREST)):
             tiles.append(np.asarray(Image.fromarray(img).resize((tile, tile), resample)))
     return montage(tiles, columns=4)
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                       text=True).strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def uncommitted_sources() -> list:
-    """Files under src/ that differ from the commit (the code that ran is not exactly the commit)."""
-    try:
-        out = subprocess.check_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-                                      text=True)
-        return sorted(line[3:] for line in out.splitlines() if line.strip())
-    except (OSError, subprocess.SubprocessError):
-        return []
 
 
 def fmt(v) -> str:

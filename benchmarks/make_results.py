@@ -35,7 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-
+from _provenance import git_commit, uncommitted_sources  # noqa: E402
 from diffseglung_core.evaluate.baselines import METHODS, density_mask_labels  # noqa: E402
 from diffseglung_core.evaluate.metrics import evaluate_labels  # noqa: E402
 from diffseglung_core.labels import Tissue  # noqa: E402
@@ -228,6 +228,19 @@ def _testbed_section(path: Path) -> list:
     return lines + [""]
 
 
+def _runs_line(args) -> str:
+    """Which rows (phantoms and cted-open) were computed at which commit."""
+    runs = getattr(args, "runs", [])
+    if not runs:
+        return "Commit of the rows: not recorded."
+    return "Rows of this table and of the cted-open table computed " + "; ".join(
+        ("in an earlier run (commit not recorded)" if r["commit"] == "not recorded"
+         else f"at commit {r['commit']}") + (f" ({r['date']})" if r.get("date") else "")
+        + (" with uncommitted changes to " + ", ".join(r["uncommitted_sources"])
+           if r.get("uncommitted_sources") else "") + ": " + ", ".join(r["methods"])
+        for r in runs) + "."
+
+
 def write_markdown(path: Path, phantom, cted, args) -> None:
     names = {1: "healthy", 2: "GGO", 3: "fibrosis", 4: "emphysema", 5: "consolidation"}
     paper = {1: 89, 2: 84, 3: 86, 4: 76}
@@ -273,8 +286,9 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
                   "Dice (HD95 mm) per class, mean over seeds, over the whole scan: every method "
                   "uses the lung mask it computes itself (true lung it leaves out counts as "
                   "missed), except the row marked true lung mask. Paper (real scans, 190 slices): "
-                  "healthy 89, GGO 84, fibrosis 86, emphysema 76 (Dice %).", "",
-                  "| method | " + " | ".join(names.values()) + " | s/scan |",
+                  "healthy 89, GGO 84, fibrosis 86, emphysema 76 (Dice %).", ""]
+        lines += [_runs_line(args), ""]
+        lines += ["| method | " + " | ".join(names.values()) + " | s/scan |",
                   "| --- |" + " --- |" * 6]
         for m, row in phantom.items():
             cells = [f"{_fmt(row[c][0])} ({_fmt(row[c][1], 1)})" for c in range(1, 6)]
@@ -349,8 +363,19 @@ def _checkpoint_names(args) -> dict:
     return {k: getattr(args, k) for k in ("checkpoint", *OTHER_CHECKPOINT.values())}
 
 
+def _runs_kept(saved: dict, newer) -> list:
+    """The runs recorded in ``saved``, without the methods whose rows ``newer`` replaces."""
+    runs = saved.get("runs") or [{"commit": "not recorded", "date": "",
+                                  "methods": sorted(set(saved.get("phantom") or {})
+                                                    | set((saved.get("cted") or [{}])[0]))}]
+    kept = [{**r, "methods": [m for m in r["methods"] if m not in newer]} for r in runs]
+    return [r for r in kept if r["methods"]]
+
+
 def merge(saved: dict, phantom, cted, args):
     """Rows of an earlier ``--json`` run, updated with the rows computed now (same seeds and shape)."""
+    newer = set(phantom or {}) | set(cted[0] if cted else {})
+    args.runs = _runs_kept(saved, newer) + list(getattr(args, "runs", []))
     if phantom is not None and (list(saved["seeds"]), list(saved["shape"])) != (list(args.seeds),
                                                                               list(args.shape)):
         raise SystemExit(f"--merge: {saved['seeds']} {saved['shape']} are other phantoms")
@@ -397,11 +422,14 @@ def main(argv=None) -> int:
         print(f"wrote {args.out}")
         return 0
     ckpt = checkpoints(args)
+    run = {"commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
+           "uncommitted_sources": uncommitted_sources()}
     phantom = None if args.skip_phantoms else run_phantoms(args.seeds, tuple(args.shape), args.methods,
                                                            ckpt)
     cted = None
     if (args.data / "cted-open").is_dir():
         cted = run_cted(args.data / "cted-open", args.methods, ckpt)
+    args.runs = [{**run, "methods": sorted(set(phantom or {}) | set(cted[0] if cted else {}))}]
     if args.merge is not None:
         phantom, cted = merge(json.loads(args.merge.read_text()), phantom, cted, args)
     write_markdown(args.out, phantom, cted, args)
@@ -410,7 +438,8 @@ def main(argv=None) -> int:
                                          "phantom": {m: {str(k): v for k, v in r.items()}
                                                      for m, r in (phantom or {}).items()},
                                          "cted": list(cted) if cted else None,
-                                         "checkpoints": _checkpoint_names(args)}, indent=2))
+                                         "checkpoints": _checkpoint_names(args),
+                                         "runs": args.runs}, indent=2))
     print(f"wrote {args.out}")
     return 0
 
