@@ -431,7 +431,7 @@ def tissue_evidence(
                 or _large_vessel(comp, tube[sl], spacing, solid_tube):
             continue
         # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
-        if np.count_nonzero(comp & rim[sl]) > 0.5 * np.count_nonzero(comp) and \
+        if np.count_nonzero(comp & rim[sl]) > 0.5 * size and \
                 np.median(comp.sum(axis=0)[comp.any(axis=0)]) <= 1:
             continue
         solid[sl] |= comp
