@@ -16,11 +16,13 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   edges (normalised convolution), so vessels do not raise it and ground glass
   does. It is compared with the *healthy level* of
   the voxel's slice, the median of its parenchyma.
-* **Low attenuation as regions**: the share of parenchyma below -950 HU within
-  ``laa_mm`` of a voxel, against what noise alone gives healthy lung of that
-  slice. Emphysema is a region where that share is far above the noise
-  baseline and above ``min_laa_fraction``, of at least ``min_laa_ml``: noise
-  at thick slices gives none, a small real emphysematous region is found.
+* **Low attenuation as regions**: the share of parenchyma below -950 HU (read
+  on the image lightly smoothed in-plane, where noise seldom stays that low
+  over a few voxels and a destroyed lobule does) within ``laa_mm`` of a voxel,
+  against what noise alone gives healthy lung of that slice. Emphysema is a
+  region where that share is far above the noise baseline and above
+  ``min_laa_fraction``, of at least ``min_laa_ml``: noise at thick slices gives
+  none, a small real emphysematous region is found.
 * **Walls**: the share of thin dense voxels that are not tubes within about
   3 mm (the net of reticulation and the walls of honeycomb cysts), and the
   depth below the costal and diaphragmatic pleura (fibrosis is predominantly
@@ -343,7 +345,9 @@ def tissue_evidence(
     solid_tube: float = 0.6,
     parenchyma_mm: float = 3.0,
     laa_mm: float = 4.0,
-    min_laa_fraction: float = 0.3,
+    laa_smooth_mm: float = 0.5,
+    min_laa_fraction: float = 0.15,
+    extent_laa_fraction: float = 0.3,
     min_laa_excess: float = 0.15,
     min_laa_ml: float = 0.1,
     healthy_reference_hu: float = -910.0,
@@ -382,6 +386,13 @@ def tissue_evidence(
         Gaussian sigma (mm) of the low-attenuation share.
     min_laa_fraction : float
         Least share of low attenuation in an emphysema region.
+    extent_laa_fraction : float
+        A region keeps its own low-attenuation voxels and those where the share
+        is above this (the Gaussian share spreads past the region's edge).
+    laa_smooth_mm : float
+        In-plane Gaussian sigma (mm) of the image the low attenuation is read on
+        (0.5 mm: a full width at half maximum of about 1.2 mm, below the smallest
+        emphysematous lucency, 2-3 mm, and above one pixel of noise).
     min_laa_excess : float
         Least excess of that share over the noise baseline.
     min_laa_ml : float
@@ -455,9 +466,15 @@ def tissue_evidence(
     report(progress, 2, total, "low attenuation")
 
     # the share of low attenuation noise alone gives healthy lung at each level
-    reference = np.maximum(level, healthy_reference_hu)
-    baseline = ndtr((EMPHYSEMA_HU - reference) / np.maximum(spread, 5.0)[:, None])
-    laa = (h < EMPHYSEMA_HU) & parenchyma
+    # low attenuation read on a lightly smoothed image: noise alone seldom stays below
+    # -950 HU over a few voxels, a destroyed lobule does
+    soft = ndi.gaussian_filter(h, (0.0, laa_smooth_mm / float(spacing[1]),
+                                   laa_smooth_mm / float(spacing[2])), truncate=2.5)
+    level_soft, spread_soft = _healthy_levels(soft, parenchyma & ~rim, spacing)
+    reference = np.maximum(level_soft, healthy_reference_hu)
+    baseline = ndtr((EMPHYSEMA_HU - reference) / np.maximum(spread_soft, 5.0)[:, None])
+    laa = (soft < EMPHYSEMA_HU) & parenchyma
+    del soft
     laa_frac, weight = _masked_mean(laa, parenchyma, spacing, laa_mm)
     n_eff = 2.0 * np.pi * laa_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
     if h.shape[0] > 1:
@@ -473,6 +490,9 @@ def tissue_evidence(
         if np.count_nonzero(comp) * voxel_ml >= min_laa_ml and not _airway_lumen(comp, spacing):
             emphysema[sl] |= comp
     del lab
+    # a region's extent: where its low attenuation is dense, and its own low-attenuation
+    # voxels (the Gaussian share spreads past the region's edge)
+    emphysema &= laa | (laa_frac > extent_laa_fraction)
     report(progress, 3, total, "walls")
 
     depth = costal_depth(inside, spacing)
