@@ -228,16 +228,16 @@ def _testbed_section(path: Path) -> list:
     return lines + [""]
 
 
-def _runs_line(args) -> str:
-    """Which rows (phantoms and cted-open) were computed at which commit."""
-    runs = getattr(args, "runs", [])
+def _runs_line(args, table: str) -> str:
+    """Which rows of ``table`` ("phantom" or "cted") were computed at which commit."""
+    runs = [r for r in getattr(args, "runs", []) if r.get(table)]
     if not runs:
         return "Commit of the rows: not recorded."
-    return "Rows of this table and of the cted-open table computed " + "; ".join(
+    return "Rows computed " + "; ".join(
         ("in an earlier run (commit not recorded)" if r["commit"] == "not recorded"
          else f"at commit {r['commit']}") + (f" ({r['date']})" if r.get("date") else "")
         + (" with uncommitted changes to " + ", ".join(r["uncommitted_sources"])
-           if r.get("uncommitted_sources") else "") + ": " + ", ".join(r["methods"])
+           if r.get("uncommitted_sources") else "") + ": " + ", ".join(r[table])
         for r in runs) + "."
 
 
@@ -287,7 +287,7 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
                   "uses the lung mask it computes itself (true lung it leaves out counts as "
                   "missed), except the row marked true lung mask. Paper (real scans, 190 slices): "
                   "healthy 89, GGO 84, fibrosis 86, emphysema 76 (Dice %).", ""]
-        lines += [_runs_line(args), ""]
+        lines += [_runs_line(args, "phantom"), ""]
         lines += ["| method | " + " | ".join(names.values()) + " | s/scan |",
                   "| --- |" + " --- |" * 6]
         for m, row in phantom.items():
@@ -306,7 +306,7 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
                   "Figures to beat (density mask on the FULL database, 39 subjects, 168 patches, "
                   "115 slices): ROI AUC 0.951 (-950 HU) / 0.981 (-910 HU); slice Spearman 0.569. "
                   "The density-mask rows below are the same rules on our 10-subject subset, "
-                  "the fair comparison.", "",
+                  "the fair comparison.", "", _runs_line(args, "cted"), "",
                   "| method | ROI AUC | ROI pixel Dice | slice Spearman | s (all slices) |",
                   "| --- | --- | --- | --- | --- |"]
         for m, r in res.items():
@@ -365,18 +365,26 @@ def _checkpoint_names(args) -> dict:
     return {k: getattr(args, k) for k in ("checkpoint", *OTHER_CHECKPOINT.values())}
 
 
-def _runs_kept(saved: dict, newer) -> list:
-    """The runs recorded in ``saved``, without the methods whose rows ``newer`` replaces."""
-    runs = saved.get("runs") or [{"commit": "not recorded", "date": "",
-                                  "methods": sorted(set(saved.get("phantom") or {})
-                                                    | set((saved.get("cted") or [{}])[0]))}]
-    kept = [{**r, "methods": [m for m in r["methods"] if m not in newer]} for r in runs]
-    return [r for r in kept if r["methods"]]
+def _runs_kept(saved: dict, newer: dict) -> list:
+    """The runs recorded in ``saved``, without the rows ``newer`` (table -> methods) replaces.
+
+    A run is ``{"commit", "date", "uncommitted_sources", "phantom": [...], "cted": [...]}``; a
+    file without runs, or with the older single ``methods`` list, counts as one earlier run.
+    """
+    tables = {"phantom": set(saved.get("phantom") or {}), "cted": set((saved.get("cted") or [{}])[0])}
+    runs = saved.get("runs") or [{"commit": "not recorded", "date": ""}]
+    kept = []
+    for r in runs:
+        listed = {t: r.get(t, r.get("methods", sorted(tables[t]))) for t in tables}
+        rows = {t: [m for m in listed[t] if m in tables[t] and m not in newer[t]] for t in tables}
+        if any(rows.values()):
+            kept.append({**{k: v for k, v in r.items() if k != "methods"}, **rows})
+    return kept
 
 
 def merge(saved: dict, phantom, cted, args):
     """Rows of an earlier ``--json`` run, updated with the rows computed now (same seeds and shape)."""
-    newer = set(phantom or {}) | set(cted[0] if cted else {})
+    newer = {"phantom": set(phantom or {}), "cted": set(cted[0] if cted else {})}
     args.runs = _runs_kept(saved, newer) + list(getattr(args, "runs", []))
     if phantom is not None and (list(saved["seeds"]), list(saved["shape"])) != (list(args.seeds),
                                                                               list(args.shape)):
@@ -431,7 +439,7 @@ def main(argv=None) -> int:
     cted = None
     if (args.data / "cted-open").is_dir():
         cted = run_cted(args.data / "cted-open", args.methods, ckpt)
-    args.runs = [{**run, "methods": sorted(set(phantom or {}) | set(cted[0] if cted else {}))}]
+    args.runs = [{**run, "phantom": sorted(phantom or {}), "cted": sorted(cted[0] if cted else {})}]
     if args.merge is not None:
         phantom, cted = merge(json.loads(args.merge.read_text()), phantom, cted, args)
     write_markdown(args.out, phantom, cted, args)
