@@ -465,12 +465,12 @@ def tissue_evidence(
     level, spread = _healthy_levels(h, parenchyma & ~rim, spacing)
     report(progress, 2, total, "low attenuation")
 
-    # the share of low attenuation noise alone gives healthy lung at each level
     # low attenuation read on a lightly smoothed image: noise alone seldom stays below
     # -950 HU over a few voxels, a destroyed lobule does
     soft = ndi.gaussian_filter(h, (0.0, laa_smooth_mm / float(spacing[1]),
                                    laa_smooth_mm / float(spacing[2])), truncate=2.5)
     level_soft, spread_soft = _healthy_levels(soft, parenchyma & ~rim, spacing)
+    # the share of low attenuation noise alone gives healthy lung at each level
     reference = np.maximum(level_soft, healthy_reference_hu)
     baseline = ndtr((EMPHYSEMA_HU - reference) / np.maximum(spread_soft, 5.0)[:, None])
     laa = (soft < EMPHYSEMA_HU) & parenchyma
