@@ -46,6 +46,28 @@ def test_sobel_diffusion_fusion_improves_boundaries():
     assert ((ref > 0) == lung).all()  # inside the lung only, every lung voxel labelled
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_emphysema_regions_can_be_kept_as_they_are(keep):
+    """A small emphysema region with faint edges: the fusion erodes it unless asked to keep
+    emphysema, and then no other voxel becomes emphysema."""
+    rng = np.random.default_rng(1)
+    shape = (12, 24, 24)
+    hu = rng.normal(-870, 30, shape).astype(np.float32)
+    lung = np.ones(shape, bool)
+    region = np.zeros(shape, bool)
+    region[5:8, 10:13, 10:13] = True
+    probs = np.zeros((lung.sum(), 6), np.float32)
+    probs[:, Tissue.HEALTHY] = 0.9
+    probs[:, Tissue.EMPHYSEMA] = 0.1
+    probs[region[lung], Tissue.HEALTHY] = 0.4
+    probs[region[lung], Tissue.EMPHYSEMA] = 0.6
+    out = refine_labels(probs, lung, hu, (1.0, 1.0, 1.0), min_component_mm3=0, keep_emphysema=keep)
+    if keep:
+        np.testing.assert_array_equal(out == Tissue.EMPHYSEMA, region)
+    else:
+        assert (out[region] == Tissue.EMPHYSEMA).mean() < 0.5
+
+
 def test_refinement_does_not_cross_strong_edges():
     # a posterior that says "GGO" everywhere but 1 voxel layer must not leak across a sharp HU edge
     vol, lung, gt = make_chest(lesions=(5,), noise_hu=5.0)

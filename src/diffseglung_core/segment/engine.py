@@ -232,7 +232,9 @@ def apply_mapping(result: SegmentationResult, mapping: LabelMapping, *,
     refine = result.params.get("refine", True) if refine is None else refine
     if refine:
         return refine_labels(probs, result.lung, result.hu, result.spacing,
-                             **result.params.get("refine_options", {}), progress=progress)
+                             **result.params.get("refine_options", {}),
+                             keep_emphysema=getattr(result, "evidence", None) is not None,
+                             progress=progress)
     return argmax_labels(probs, result.lung)
 
 

@@ -17,7 +17,13 @@ density edges:
    face neighbours, only between two lung voxels (no flux through the lung
    boundary). ``w_axis = (min spacing / spacing_axis)^2`` makes it spacing
    aware; ``step <= 1/6`` keeps it stable and mass-preserving.
-4. **Argmax** of the diffused posteriors inside the lung.
+4. **Argmax** of the diffused posteriors inside the lung. With
+   ``keep_emphysema`` (the engine sets it when the structure evidence decided
+   emphysema as regions, :mod:`.evidence`) emphysema is not moved: the edges
+   of those regions are too faint (about 80 HU against healthy lung) for the
+   edge stopping, so the diffusion would erode small ones. A voxel whose
+   posteriors' argmax is emphysema stays emphysema, and no other voxel
+   becomes emphysema.
 5. **Small components.** Connected components (6-connectivity) of one label
    smaller than ``min_component_mm3`` take the label of the nearest voxel
    outside any small component.
@@ -34,9 +40,12 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..labels import Tissue
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
 from .options import RefineOptions
+
+_EMPHYSEMA = int(Tissue.EMPHYSEMA)
 
 __all__ = ["sobel_magnitude", "edge_conductance", "diffuse_posteriors",
            "remove_small_components", "refine_labels", "refine_slice", "argmax_labels"]
@@ -154,6 +163,7 @@ def refine_labels(
     step: float = RefineOptions.step,
     smooth_mm: float = RefineOptions.smooth_mm,
     min_component_mm3: float = RefineOptions.min_component_mm3,
+    keep_emphysema: bool = False,
     slab: int = 48,
     progress: Optional[ProgressCallback] = None,
 ) -> np.ndarray:
@@ -171,6 +181,9 @@ def refine_labels(
         mm ``(z, y, x)``.
     kappa, kappa_noise, iterations, step, smooth_mm, min_component_mm3
         See :class:`~.options.RefineOptions` (the defaults come from it).
+    keep_emphysema : bool
+        Emphysema (argmax of ``label_prob_vox``) is kept as it is, neither
+        eroded nor grown (step 4 of the module notes).
     slab : int
         Slices of the lung's box processed at a time (bounded memory).
     progress : callable, optional
@@ -210,8 +223,13 @@ def refine_labels(
         prob = np.zeros((n_lab,) + m.shape, np.float32)
         rows = label_prob_vox[row_start[a]:row_start[b], 1:]
         prob[:, m] = rows.T
+        kept = (prob.argmax(0) + 1 == _EMPHYSEMA) & m if keep_emphysema else None
         prob = diffuse_posteriors(prob, cond, m, spacing, iterations=iterations, step=step)
+        if kept is not None:
+            prob[_EMPHYSEMA - 1] = -1.0
         lab = (prob.argmax(0) + 1).astype(np.uint8) * m
+        if kept is not None:
+            lab[kept] = _EMPHYSEMA
         out[box][s:e] = lab[s - a:e - a]
         report(progress, i + 1, len(starts), "sobel-diffusion fusion")
     if min_component_mm3 > 0:
