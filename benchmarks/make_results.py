@@ -356,7 +356,8 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "* Sobel-Diffusion Fusion: Sobel of the 0.7 mm-smoothed HU in HU/mm; conductance "
               "1/(1+(G/kappa)^2), kappa = 3 x median lung gradient (>= 20 HU/mm); 4 explicit "
               "steps of 1/6, face weights (min spacing / spacing)^2, no flux out of the lung; "
-              "components under 20 mm^3 take the nearest other label.", ""]
+              "with structure evidence, emphysema regions are kept as they are (neither eroded nor "
+              "grown); components under 20 mm^3 take the nearest other label.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 
