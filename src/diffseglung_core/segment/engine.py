@@ -198,6 +198,11 @@ class SegmentationResult:
     timings: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
 
+    @property
+    def emphysema_as_regions(self) -> bool:
+        """Whether the structure evidence decided emphysema as regions (the refinement keeps them)."""
+        return self.evidence is not None
+
     def cluster_map(self, name: str = "final") -> np.ndarray:
         """(Z, Y, X) int16 cluster ids + 1 (0 outside the lung), for display."""
         out = np.zeros(self.lung.shape, np.int16)
@@ -233,8 +238,7 @@ def apply_mapping(result: SegmentationResult, mapping: LabelMapping, *,
     if refine:
         return refine_labels(probs, result.lung, result.hu, result.spacing,
                              **result.params.get("refine_options", {}),
-                             keep_emphysema=getattr(result, "evidence", None) is not None,
-                             progress=progress)
+                             keep_emphysema=result.emphysema_as_regions, progress=progress)
     return argmax_labels(probs, result.lung)
 
 

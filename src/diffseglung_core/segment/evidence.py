@@ -421,9 +421,11 @@ def tissue_evidence(
     report(progress, 0, total, "structures")
 
     smooth = ndi.gaussian_filter(h, _sigmas(spacing, 0.8, h.shape), truncate=2.5)
-    below, above = partial_volume_rim(inside, smooth > dense_hu)
+    dense_anywhere = smooth > dense_hu
+    below, above = partial_volume_rim(inside, dense_anywhere)
     rim = below | above
-    dense = (smooth > dense_hu) & inside
+    dense = dense_anywhere & inside
+    del dense_anywhere
     ball = _ball(solid_mm, spacing, h.shape)
     thick = ndi.binary_dilation(ndi.binary_erosion(dense, ball), ball) & dense
     thin = dense & ~thick

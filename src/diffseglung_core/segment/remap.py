@@ -104,7 +104,7 @@ def preview_slice(result: SegmentationResult, z: int, *, refine: bool,
     if refine:
         return refine_slice(probs, result.lung, result.hu, result.spacing, z,
                             **_as_kwargs(refine_options),
-                            keep_emphysema=getattr(result, "evidence", None) is not None)
+                            keep_emphysema=result.emphysema_as_regions)
     per_z = (np.asarray(result.lung) > 0).reshape(result.lung.shape[0], -1).sum(1)
     start = int(per_z[:z].sum())
     return argmax_labels(probs[start:start + int(per_z[z])], result.lung[z:z + 1])[0]

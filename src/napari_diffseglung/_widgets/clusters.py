@@ -238,8 +238,7 @@ def start_refine(layer, refine_options: Optional[dict] = None, *, refine: bool =
         if not refine:
             return argmax_labels(probs, result.lung)
         return refine_labels(probs, result.lung, result.hu, result.spacing, progress=progress,
-                             keep_emphysema=getattr(result, "evidence", None) is not None,
-                             **options)
+                             keep_emphysema=result.emphysema_as_regions, **options)
 
     def done(labels):
         step = session.replace_step("refine", np.asarray(layer.data), labels)
