@@ -29,8 +29,8 @@ from scipy import ndimage as ndi
 
 from .morphology import disk, fill_holes_nd
 
-__all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "fat_planes", "rib_cage",
-           "find_effusion"]
+__all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "skin_depth", "solid_organs",
+           "fat_planes", "rib_cage", "find_effusion"]
 
 
 def smooth_axial(hu: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
@@ -106,7 +106,9 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
                 min_gap_mm: float = 3.0, max_gap_mm: float = 80.0, max_layer_mm: float = 15.0,
                 min_thick_mm: float = 6.0,
                 normal_mm: float = 2.0, medial_deg: float = 60.0,
-                anterior_medial_deg: float = 95.0, wall_margin_mm: float = 8.0) -> np.ndarray:
+                anterior_medial_deg: float = 95.0, wall_margin_mm: float = 8.0,
+                fan_deg: Sequence[float] = (0.0,), posterior_deg: Optional[float] = None,
+                avoid: Optional[np.ndarray] = None, skin: Optional[np.ndarray] = None) -> np.ndarray:
     """Dense lung between one lung and the rib cage, in one axial slice.
 
     From every point of the lung's contour a ray runs along the outward
@@ -159,6 +161,18 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     wall_margin_mm : float
         A ray ending on bone more than this much closer to the skin than the
         median of the bone that this lung touches directly is dropped.
+    fan_deg : sequence of float
+        Angles (degrees) by which each normal is turned to give the rays; the
+        default follows the normal only.
+    posterior_deg : float, optional
+        Follow only rays within this angle of straight back (``+y``), medial ones
+        included, instead of the medial rules above: dependent lung beside the
+        spine, which the normals of the aerated lung do not face.
+    avoid : (Y, X) bool, optional
+        A ray that crosses or ends in these voxels is dropped (solid organs, the
+        vertebral column).
+    skin : (Y, X) float, optional
+        Depth (mm) below the skin, :func:`skin_depth` of ``body`` (computed when None).
 
     Returns
     -------
@@ -184,11 +198,21 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     norm = np.hypot(vy, vx)
     keep = norm > 1e-6
     ey, ex, vy, vx = ey[keep], ex[keep], vy[keep] / norm[keep], vx[keep] / norm[keep]
-    medial = vx * np.sign(medial_x - ex)
-    # not towards the mediastinum or the heart
-    keep = (medial <= np.cos(np.deg2rad(medial_deg))) & \
-        ~((vy < -0.2) & (medial > np.cos(np.deg2rad(anterior_medial_deg))))
-    ey, ex, vy, vx = ey[keep], ex[keep], vy[keep], vx[keep]
+    # rays: each normal turned by the fan's angles
+    ang = np.deg2rad(np.asarray(fan_deg, float))
+    normal = np.tile(ang == 0, ey.size)
+    slant = np.tile(1.0 / np.cos(ang), ey.size)  # a turned ray crosses the chest wall's layer slantwise
+    vy, vx = ((vy[:, None] * np.cos(ang) + vx[:, None] * np.sin(ang)).ravel(),
+              (vx[:, None] * np.cos(ang) - vy[:, None] * np.sin(ang)).ravel())
+    ey, ex = np.repeat(ey, ang.size), np.repeat(ex, ang.size)
+    if posterior_deg is not None:
+        keep = vy >= np.cos(np.deg2rad(posterior_deg))
+    else:
+        # not towards the mediastinum or the heart
+        medial = vx * np.sign(medial_x - ex)
+        keep = (medial <= np.cos(np.deg2rad(medial_deg))) & \
+            ~((vy < -0.2) & (medial > np.cos(np.deg2rad(anterior_medial_deg))))
+    ey, ex, vy, vx, normal, slant = ey[keep], ex[keep], vy[keep], vx[keep], normal[keep], slant[keep]
     if ey.size == 0:
         return out
 
@@ -214,25 +238,69 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     # the intercostal muscles): what healthy lung keeps between itself and the ribs,
     # read from the shortest runs to bone; only dense tissue beyond it is lung
     layer = 0.0
-    if np.count_nonzero(on_bone) >= 10:
-        layer = min(float(np.percentile(length[on_bone], 25)), max_layer_mm)
-    contact = on_bone & (length <= layer + min_gap_mm)
+    if np.count_nonzero(on_bone & normal) >= 10:
+        layer = min(float(np.percentile(length[on_bone & normal], 25)), max_layer_mm)
+    contact = on_bone & (length <= layer * slant + min_gap_mm)
     ok = on_bone & ~contact
+    j = np.arange(dist.size)[None, :]
+    if avoid is not None:
+        ok &= ~(avoid[py, px] & started & (j <= end[:, None])).any(axis=1)
 
     # bone much shallower than the ribs this lung touches is a scapula or an arm
-    skin = ndi.distance_transform_edt(np.pad(body, 1), sampling=(sy, sx))[1:-1, 1:-1]
-    if np.count_nonzero(contact) >= 10:
-        wall = float(np.median(skin[end_y[contact], end_x[contact]]))
+    if skin is None:
+        skin = skin_depth(body[None], spacing)[0]
+    if np.count_nonzero(contact & normal) >= 10:
+        wall = float(np.median(skin[end_y[contact & normal], end_x[contact & normal]]))
         ok &= skin[end_y, end_x] >= wall - wall_margin_mm
     if not ok.any():
         return out
-    j = np.arange(dist.size)[None, :]
-    stop_at = end - int(round(layer / step))
+    stop_at = end - np.rint(layer * slant / step).astype(np.int64)
     path = ok[:, None] & started & (j < stop_at[:, None]) & cross
     out[py[path], px[path]] = True
     # neighbouring rays diverge: join them into one region
     out = ndi.binary_closing(out, disk(max(1, int(round(2.0 / min(sy, sx)))))) & crossable
     return ndi.binary_opening(out, disk(max(1, int(round(min_thick_mm / 2 / min(sy, sx))))))
+
+
+def skin_depth(body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Distance (mm) of each voxel of ``body`` (Z, Y, X) from the skin, per axial slice."""
+    sampling = (float(spacing[1]), float(spacing[2]))
+    return np.stack([ndi.distance_transform_edt(np.pad(b, 1), sampling=sampling)[1:-1, 1:-1]
+                     for b in body]).astype(np.float32)
+
+
+def solid_organs(dense: np.ndarray, spacing: Sequence[float], radius_mm: float = 35.0,
+                 grid_mm: float = 2.0) -> np.ndarray:
+    """Parts of dense tissue that a disk of ``radius_mm`` fits in, per axial slice.
+
+    The heart and the liver are the large solid organs next to the lung: a disk
+    of 70 mm fits in them, not in a dependent band of consolidated lung, the
+    aorta or the chest wall's muscles between the ribs.
+
+    Parameters
+    ----------
+    dense : (Z, Y, X) bool
+        Soft tissue (no fat, no air, no bone).
+    spacing : 3 floats, mm.
+    radius_mm : float
+    grid_mm : float
+        The opening is computed on every k-th voxel in-plane, k the largest step
+        at most this size (mm).
+
+    Returns
+    -------
+    (Z, Y, X) bool
+        The opening of ``dense`` by an axial disk of ``radius_mm``.
+    """
+    ky, kx = (max(1, int(grid_mm // float(s))) for s in spacing[1:])
+    sampling = (ky * float(spacing[1]), kx * float(spacing[2]))
+    coarse = np.zeros(dense[:, ::ky, ::kx].shape, bool)
+    for z, d in enumerate(dense[:, ::ky, ::kx]):
+        core = ndi.distance_transform_edt(np.pad(d, 1), sampling=sampling)[1:-1, 1:-1] > radius_mm
+        if core.any():
+            coarse[z] = ndi.distance_transform_edt(~core, sampling=sampling) <= radius_mm
+    out = coarse.repeat(ky, axis=1).repeat(kx, axis=2)[:, :dense.shape[1], :dense.shape[2]]
+    return out & dense
 
 
 def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense_lung: np.ndarray,

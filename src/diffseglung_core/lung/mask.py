@@ -17,7 +17,16 @@ from ..progress import ProgressCallback, report
 from .airways import track_airways
 from .body import body_mid_x, filled_body, outside_air
 from .border import costal_pockets, fill_holes
-from .cavity import costal_fill, fat_planes, find_effusion, grow_into_ground_glass, rib_cage, smooth_axial
+from .cavity import (
+    costal_fill,
+    fat_planes,
+    find_effusion,
+    grow_into_ground_glass,
+    rib_cage,
+    skin_depth,
+    smooth_axial,
+    solid_organs,
+)
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
@@ -92,6 +101,8 @@ def segment_lungs(
     min_lung_area_mm2: float = 500.0,
     costal: bool = True,
     costal_passes: int = 2,
+    spine_mm: float = 40.0,
+    dependent_passes: int = 4,
     effusion: bool = True,
     air_reference_hu: float = -1000.0,
     progress: Optional[ProgressCallback] = None,
@@ -113,7 +124,8 @@ def segment_lungs(
        costal pockets of each slice's convex hull.
     6. *Dense lung against the ribs*: per slice, dense tissue between the lung
        and the inner surface of the rib cage, followed along rays (consolidation,
-       atelectasis, subpleural disease); see :func:`.cavity.costal_fill`.
+       atelectasis, subpleural disease); see :func:`.cavity.costal_fill`. Then
+       rays turned towards the back reach dependent lung beside the spine.
     7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
     8. *Effusion*: fluid crescents along the chest wall are taken out and reported.
 
@@ -147,7 +159,16 @@ def segment_lungs(
         Run step 6.
     costal_passes : int
         Step 6 runs again from the grown lung up to this many times (dense lung
-        that the aerated lung does not face directly, e.g. beside the spine).
+        that the aerated lung does not face directly).
+    spine_mm : float
+        Half-width (mm) of the vertebral column about the body's middle: rays
+        towards the back that end on bone within it are dropped (they would
+        cross the aorta or the oesophagus).
+    dependent_passes : int
+        After step 6, rays turned towards the back from every part of each lung,
+        through no solid organ (:func:`.cavity.solid_organs`) and ending on the
+        ribs, add dependent lung beside the spine and behind the heart, up to
+        this many passes; 0 disables them.
     effusion : bool
         Run step 8 (otherwise fluid along the chest wall may stay in the mask).
     air_reference_hu : float
@@ -247,18 +268,15 @@ def segment_lungs(
         stop = airway_box | gas_box
         cage = rib_cage(hu_s > bone_hu, spacing)
         fat = fat_planes(hu_s, spacing)
-        for z in range(labels.shape[0]):
-            for value in (RIGHT_LUNG, LEFT_LUNG):
-                for _ in range(costal_passes):
-                    side = labels[z] == value
-                    if not side.any():
-                        break
-                    add = costal_fill(hu_s[z], side, stop[z] | (labels[z] == 3 - value), body[z],
-                                      cage[z], spacing, x_mid, fat=fat[z])
-                    add &= allowed[z] & (labels[z] == 0)
-                    if not add.any():
-                        break
-                    labels[z][add] = value
+        rays = (labels, hu_s, stop, body, cage, fat, skin_depth(body, spacing), allowed, spacing, x_mid)
+        _fill_along_rays(*rays, passes=costal_passes)
+        # dependent lung beside the spine: rays turned towards the back from every part of
+        # the lung, ending on the ribs (not the vertebral column), through no solid organ
+        soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
+        column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
+        avoid = solid_organs(soft, spacing) | (cage & column[None, None, :])
+        _fill_along_rays(*rays, passes=dependent_passes, avoid=avoid, posterior_deg=60.0,
+                         fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))
 
     report(progress, 7, _STAGES, "filling holes")
     for value in (RIGHT_LUNG, LEFT_LUNG):
@@ -330,3 +348,25 @@ def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
             side[fbox] |= up & allowed[fbox]
         labels[side & (labels == 0)] = value
     return labels
+
+
+def _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing, x_mid, *, passes,
+                     avoid=None, **rays) -> None:
+    """Grow each lung of each slice in place by :func:`.cavity.costal_fill`, ``passes`` times at most.
+
+    Each pass starts from the lung grown so far; ``avoid`` (Z, Y, X) and ``rays`` go to
+    :func:`.cavity.costal_fill`.
+    """
+    for z in range(labels.shape[0]):
+        for value in (RIGHT_LUNG, LEFT_LUNG):
+            for _ in range(passes):
+                side = labels[z] == value
+                if not side.any():
+                    break
+                add = costal_fill(hu_s[z], side, stop[z] | (labels[z] == 3 - value), body[z], cage[z],
+                                  spacing, x_mid, fat=fat[z], skin=skin[z],
+                                  avoid=None if avoid is None else avoid[z], **rays)
+                add &= allowed[z] & (labels[z] == 0)
+                if not add.any():
+                    break
+                labels[z][add] = value
