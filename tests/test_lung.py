@@ -472,6 +472,10 @@ def test_a0001_tumour_and_opacity_inside(a0001_dicom):
     assert np.count_nonzero(dense[upper] & (mask[upper] == LEFT_LUNG)) * voxel_ml > 70
     assert np.count_nonzero(dense[upper] & (mask[upper] == RIGHT_LUNG)) * voxel_ml < 30
     assert np.count_nonzero(dense & (mask > 0)) * voxel_ml < 300
+    # no dependent consolidation here: the rays towards the back add nothing (a ray that
+    # ended on a contrast-filled hilar vessel, as dense as bone, would take the vessel in)
+    no_back = compute_lung_mask(ct.hu, ct.spacing, dependent_passes=0)
+    assert np.count_nonzero((mask > 0) != (no_back > 0)) * voxel_ml < 0.5
 
 
 def _covid_slices(shared_data):

@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from .morphology import disk, fill_holes_nd
+from .morphology import axial_disk, disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "skin_depth", "solid_organs",
            "fat_planes", "rib_cage", "find_effusion"]
@@ -48,10 +48,6 @@ def smooth_axial(hu: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> n
     """
     sigma = (0.0, sigma_mm / float(spacing[1]), sigma_mm / float(spacing[2]))
     return ndi.gaussian_filter(np.asarray(hu, np.float32), sigma, output=np.float32, truncate=3.0)
-
-
-def _axial_footprint(radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
-    return disk(max(1, int(round(radius_mm / min(float(spacing[1]), float(spacing[2]))))))[None]
 
 
 def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np.ndarray,
@@ -90,7 +86,7 @@ def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np
         soft = hu_smooth > soft_hu
         extra[1:] &= ~soft[:-1]
         extra[:-1] &= ~soft[1:]
-    extra = ndi.binary_opening(extra, _axial_footprint(min_mm, spacing))
+    extra = ndi.binary_opening(extra, axial_disk(min_mm, spacing))
     lab, n = ndi.label(extra | lungs)
     if n == 0:
         return np.zeros(lungs.shape, bool)
@@ -354,7 +350,7 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
         Effusion voxels.
     """
     fluid = dense_lung & (hu_smooth >= fluid_hu[0]) & (hu_smooth <= fluid_hu[1])
-    fluid = ndi.binary_opening(fluid, _axial_footprint(min_thick_mm, spacing))
+    fluid = ndi.binary_opening(fluid, axial_disk(min_thick_mm, spacing))
     out = np.zeros(fluid.shape, bool)
     lab, n = ndi.label(fluid)
     if n == 0:
@@ -410,7 +406,7 @@ def fat_planes(hu_smooth: np.ndarray, spacing: Sequence[float],
     (Z, Y, X) bool
     """
     fat = (hu_smooth >= fat_hu[0]) & (hu_smooth <= fat_hu[1])
-    return ndi.binary_opening(fat, _axial_footprint(1.5, spacing))
+    return ndi.binary_opening(fat, axial_disk(1.5, spacing))
 
 
 def rib_cage(bone: np.ndarray, spacing: Sequence[float], *, slab_mm: float = 12.0) -> np.ndarray:

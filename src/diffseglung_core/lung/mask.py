@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ..errors import NoLungFoundError
 from ..progress import ProgressCallback, report
@@ -30,7 +31,7 @@ from .cavity import (
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
-from .morphology import closing, thick_parts
+from .morphology import axial_convex_hull, axial_disk, closing, thick_parts
 
 __all__ = ["LungSegmentation", "segment_lungs", "compute_lung_mask"]
 
@@ -271,10 +272,12 @@ def segment_lungs(
         rays = (labels, hu_s, stop, body, cage, fat, skin_depth(body, spacing), allowed, spacing, x_mid)
         _fill_along_rays(*rays, passes=costal_passes)
         # dependent lung beside the spine: rays turned towards the back from every part of
-        # the lung, ending on the ribs (not the vertebral column), through no solid organ
+        # the lung, through no solid organ, ending on the ribs: not on the vertebral column,
+        # nor on what is as dense as bone between the lungs (contrast-filled vessels)
         soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
         column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
-        avoid = solid_organs(soft, spacing) | (cage & column[None, None, :])
+        between = ndi.binary_erosion(axial_convex_hull(labels > 0), axial_disk(3.0, spacing))
+        avoid = solid_organs(soft, spacing) | (cage & (column[None, None, :] | between))
         _fill_along_rays(*rays, passes=dependent_passes, avoid=avoid, posterior_deg=60.0,
                          fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))
 

@@ -14,6 +14,22 @@ def disk(radius: int) -> np.ndarray:
     return (r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius
 
 
+def axial_disk(radius_mm: float, spacing) -> np.ndarray:
+    """A (1, Y, X) disk footprint of ``radius_mm`` in the axial plane (at least 1 pixel)."""
+    return disk(max(1, int(round(radius_mm / min(float(spacing[1]), float(spacing[2]))))))[None]
+
+
+def axial_convex_hull(mask: np.ndarray) -> np.ndarray:
+    """Convex hull of each axial slice of ``mask`` (Z, Y, X) bool (empty below 3 voxels)."""
+    from skimage.morphology import convex_hull_image
+
+    hull = np.zeros(mask.shape, bool)
+    for z, s in enumerate(mask):
+        if np.count_nonzero(s) >= 3:
+            hull[z] = convex_hull_image(s)
+    return hull
+
+
 def fill_holes_nd(mask: np.ndarray) -> np.ndarray:
     """``mask`` plus the background components that do not touch the array's edge.
 

@@ -55,6 +55,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import ndtr
 
+from ..lung.morphology import axial_convex_hull
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
 
@@ -262,12 +263,7 @@ def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     -------
     (Z, Y, X) float32, mm (large where nothing bounds the lung).
     """
-    from skimage.morphology import convex_hull_image
-
-    hull = np.zeros(inside.shape, bool)
-    for z, s in enumerate(inside):
-        if np.count_nonzero(s) >= 3:
-            hull[z] = convex_hull_image(s)
+    hull = axial_convex_hull(inside)
     hull[:, [0, -1], :] = hull[:, :, [0, -1]] = False
     # an in-plane distance: slices far apart along z
     depth = ndi.distance_transform_edt(hull, sampling=(1e6, float(spacing[1]), float(spacing[2])))
