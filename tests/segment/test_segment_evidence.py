@@ -48,6 +48,40 @@ def test_solid_blob_is_solid_and_a_thin_tube_is_a_vessel():
     assert ev.thin[_rows(tube, lung)].mean() > 0.9
 
 
+def _segment(z, y, x, a, b, radius):
+    """Voxels within ``radius`` (mm) of the segment from ``a`` to ``b`` (z, y, x in mm)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = b - a
+    p = np.stack([z, y, x], axis=-1) - a
+    t = np.clip(p @ d / (d @ d), 0.0, 1.0)
+    return np.linalg.norm(p - t[..., None] * d, axis=-1) <= radius
+
+
+def test_a_branching_tree_of_thick_vessels_is_vessel_and_a_mass_is_solid():
+    """Hilar arteries and veins: thick tubes that branch fill a small part of their
+    convex hull; a mass of the same volume fills most of its own."""
+    hu, lung, sp = _lung_block(shape=(40, 112, 112), spacing=(2.0, 1.0, 1.0))
+    z, y, x = _grid(hu.shape, sp)
+    # branches every way from one fork: not elongated as a whole, as a hilum is not
+    tree = np.zeros(hu.shape, bool)
+    for end in ((-35.0, 0, 0), (35.0, 0, 0), (0, -45.0, 0), (0, 45.0, 0), (0, 0, -45.0), (0, 0, 45.0)):
+        tree |= _segment(z, y, x, (0.0, 0.0, 0.0), end, 4.0)
+    mass = (z ** 2 + (y - 32) ** 2 + (x - 32) ** 2) <= 11.0 ** 2
+    hu[tree] = 40.0
+    hu[mass] = 35.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.solid[_rows(mass, lung)].mean() > 0.9
+    assert ev.solid[_rows(tree, lung)].mean() < 0.05
+    assert ev.vessel[_rows(tree, lung)].mean() > 0.8
+    # a mass that a branch runs into: the tree stays vessel, the mass stays solid
+    joined = ((z - 20) ** 2 + y ** 2 + x ** 2) <= 11.0 ** 2
+    hu[joined] = 35.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.solid[_rows(joined, lung)].mean() > 0.8
+    arms = tree & ~((z ** 2 + y ** 2 + x ** 2) <= 35.0 ** 2)
+    assert ev.solid[_rows(arms, lung)].mean() < 0.05
+
+
 def test_ground_glass_raises_parenchymal_density_and_vessels_do_not():
     hu, lung, sp = _lung_block()
     z, y, x = _grid(hu.shape, sp)

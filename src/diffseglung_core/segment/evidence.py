@@ -9,8 +9,11 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   (vessels, bronchial walls, septa, fibrotic walls). Thin structures that are
   tubes (the Hessian tube measure of :mod:`.structure`) are vessels. Thick
   components of at least ``min_solid_ml``, mostly of soft-tissue density
-  (above -300 HU), that are not tubes as a whole are *solid* (consolidation or
-  a mass); thick ones of lower density are dense ground glass.
+  (above -300 HU), that are neither a large vessel (elongated and tube-like)
+  nor a tree of them (branching: tube-like on the whole, filling less than
+  40 % of its convex hull, as the hilar arteries and veins do) are *solid*
+  (consolidation or a mass, which fill most of their hull); thick ones of
+  lower density are dense ground glass.
 * **Parenchymal density**: the mean HU of the parenchyma around a voxel with
   every dense structure but dense ground glass left out, and their blurred
   edges (normalised convolution), so vessels do not raise it and ground glass
@@ -75,7 +78,8 @@ class TissueEvidence:
     solid : (N,) bool
         In a thick solid component that is not a vessel (consolidation, a mass).
     vessel : (N,) bool
-        In a thin dense tube (a vessel, a bronchial wall seen along its axis).
+        In a thin dense tube (a vessel, a bronchial wall seen along its axis), or
+        in a thick component that is a large vessel or a tree of them.
     thin : (N,) bool
         In any thin dense structure (vessels, walls, septa).
     parenchyma_hu : (N,) float32
@@ -229,20 +233,50 @@ def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[fl
 
 
 def _large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
-                  min_tube: float, min_elongation: float = 2.5, core_mm: float = 2.5) -> bool:
-    """Whether a thick dense component is a large vessel (hilar artery or vein).
+                  min_tube: float, min_elongation: float = 2.5, core_mm: float = 2.5,
+                  branch_tube: float = 0.25, max_solidity: float = 0.4) -> bool:
+    """Whether a thick dense component is a large vessel or a tree of them (hilar arteries, veins).
 
     A large vessel is elongated (its longest principal axis at least
     ``min_elongation`` times its shortest) and tube-like along its core (mean
-    tube measure at least ``min_tube`` where it is ``core_mm`` deep); a mass or
-    consolidation is neither, or not both.
+    tube measure at least ``min_tube`` where it is ``core_mm`` deep). A tree of
+    vessels branches: it fills less than ``max_solidity`` of its convex hull and
+    is tube-like on the whole (mean tube measure at least ``branch_tube``).
+    Consolidation and masses fill most of their hull.
     """
+    if float(tube[comp].mean()) >= branch_tube and _solidity(comp, spacing) < max_solidity:
+        return True
     axes = _principal_axes(comp, spacing)
     if axes is None or np.sqrt(axes[-1] / max(axes[0], 1e-6)) < min_elongation:
         return False
     depth = ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
     core = depth >= core_mm
     return float(tube[core if core.any() else comp].mean()) >= min_tube
+
+
+def _opening(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:
+    """Opening of ``mask`` by a ball of ``radius_mm`` (distance maps in mm; none for 0)."""
+    if radius_mm <= 0:
+        return np.zeros_like(mask)
+    m = np.pad(mask, 1)
+    core = ndi.distance_transform_edt(m, sampling=spacing) > radius_mm
+    if not core.any():
+        return np.zeros_like(mask)
+    return (ndi.distance_transform_edt(~core, sampling=spacing) <= radius_mm)[1:-1, 1:-1, 1:-1] & mask
+
+
+def _solidity(comp: np.ndarray, spacing: Sequence[float]) -> float:
+    """Volume of ``comp`` over that of the convex hull of its voxels (cubes), in (0, 1]."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    surface = comp & ~ndi.binary_erosion(comp)
+    corners = np.array([[a, b, c] for a in (-0.5, 0.5) for b in (-0.5, 0.5) for c in (-0.5, 0.5)])
+    points = ((np.argwhere(surface)[:, None, :] + corners[None]) * np.asarray(spacing)).reshape(-1, 3)
+    try:
+        hull_mm3 = ConvexHull(points).volume
+    except (QhullError, ValueError):
+        return 1.0
+    return min(1.0, float(np.count_nonzero(comp) * np.prod(spacing)) / max(hull_mm3, 1e-9))
 
 
 def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
@@ -339,6 +373,7 @@ def tissue_evidence(
     min_solid_ml: float = 0.3,
     vessel_tube: float = 0.25,
     solid_tube: float = 0.6,
+    mass_mm: float = 6.0,
     parenchyma_mm: float = 3.0,
     laa_mm: float = 4.0,
     laa_smooth_mm: float = 0.5,
@@ -376,6 +411,10 @@ def tissue_evidence(
         Tube measure above which a thin voxel is a vessel, and above which (the
         mean along its core) an elongated thick component is a large vessel,
         not solid.
+    mass_mm : float
+        In a large vessel or a tree of them, the parts that survive an opening by
+        a ball of this radius (mm), thicker than any vessel of the lung but the
+        central ones, are a mass or consolidation that the vessels join.
     parenchyma_mm : float
         Gaussian sigma (mm) of the parenchymal density.
     laa_mm : float
@@ -436,9 +475,15 @@ def tissue_evidence(
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
         size = np.count_nonzero(comp)
-        if size * voxel_ml < min_solid_ml or np.count_nonzero(comp & firm[sl]) < solid_share * size \
-                or _large_vessel(comp, tube[sl], spacing, solid_tube):
+        if size * voxel_ml < min_solid_ml or np.count_nonzero(comp & firm[sl]) < solid_share * size:
             continue
+        if _large_vessel(comp, tube[sl], spacing, solid_tube):
+            # a mass or consolidation that vessels join: its parts thicker than vessels stay
+            core = _opening(comp, spacing, mass_mm)
+            vessel[sl] |= comp & ~core
+            if np.count_nonzero(core) * voxel_ml < min_solid_ml:
+                continue
+            comp = core
         # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
         if np.count_nonzero(comp & rim[sl]) > 0.5 * size and \
                 np.median(comp.sum(axis=0)[comp.any(axis=0)]) <= 1:
