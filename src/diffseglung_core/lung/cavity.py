@@ -409,7 +409,11 @@ def fat_planes(hu_smooth: np.ndarray, spacing: Sequence[float],
     return ndi.binary_opening(fat, axial_disk(1.5, spacing))
 
 
-def rib_cage(bone: np.ndarray, spacing: Sequence[float], *, slab_mm: float = 12.0) -> np.ndarray:
+#: Half-thickness (mm) of the slab of slices whose bone closes the rib cage of a slice.
+RIB_SLAB_MM = 12.0
+
+
+def rib_cage(bone: np.ndarray, spacing: Sequence[float], *, slab_mm: float = RIB_SLAB_MM) -> np.ndarray:
     """Bone of each axial slice and of the slices within ``slab_mm`` of it.
 
     Ribs run obliquely and about 20 mm apart: one 5 mm slice shows parts of

@@ -19,6 +19,7 @@ from .airways import track_airways
 from .body import body_mid_x, filled_body, outside_air
 from .border import costal_pockets, fill_holes
 from .cavity import (
+    RIB_SLAB_MM,
     costal_fill,
     fat_planes,
     find_effusion,
@@ -169,7 +170,8 @@ def segment_lungs(
         After step 6, rays turned towards the back from every part of each lung,
         through no solid organ (:func:`.cavity.solid_organs`) and ending on the
         ribs, add dependent lung beside the spine and behind the heart, up to
-        this many passes; 0 disables them.
+        this many passes; 0 disables them. Only on volumes at least twice
+        :data:`.cavity.RIB_SLAB_MM` deep, whose slabs close the rib cage.
     effusion : bool
         Run step 8 (otherwise fluid along the chest wall may stay in the mask).
     air_reference_hu : float
@@ -271,9 +273,12 @@ def segment_lungs(
         fat = fat_planes(hu_s, spacing)
         rays = (labels, hu_s, stop, body, cage, fat, skin_depth(body, spacing), allowed, spacing, x_mid)
         _fill_along_rays(*rays, passes=costal_passes)
-        # dependent lung beside the spine: rays turned towards the back from every part of
-        # the lung, through no solid organ, ending on the ribs: not on the vertebral column,
-        # nor on what is as dense as bone between the lungs (contrast-filled vessels)
+    # dependent lung beside the spine: rays turned towards the back from every part of
+    # the lung, through no solid organ, ending on the ribs: not on the vertebral column,
+    # nor on what is as dense as bone between the lungs (contrast-filled vessels). Only
+    # where the slab of slices closes the rib cage: through the gaps between the rib
+    # fragments of a single slice such rays reach the muscles outside the ribs.
+    if costal and dependent_passes > 0 and shape[0] * spacing[0] >= 2.0 * RIB_SLAB_MM:
         soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
         column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
         between = ndi.binary_erosion(axial_convex_hull(labels > 0), axial_disk(3.0, spacing))
