@@ -253,9 +253,18 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     stop_at = end - np.rint(layer * slant / step).astype(np.int64)
     path = ok[:, None] & started & (j < stop_at[:, None]) & cross
     out[py[path], px[path]] = True
-    # neighbouring rays diverge: join them into one region
-    out = ndi.binary_closing(out, disk(max(1, int(round(2.0 / min(sy, sx)))))) & crossable
-    return ndi.binary_opening(out, disk(max(1, int(round(min_thick_mm / 2 / min(sy, sx))))))
+    if not out.any():
+        return out
+    # neighbouring rays diverge: join them into one region (in a box around them: the same
+    # result as on the whole slice, the box leaves room for both operations)
+    join = disk(max(1, int(round(2.0 / min(sy, sx)))))
+    thick = disk(max(1, int(round(min_thick_mm / 2 / min(sy, sx)))))
+    ys, xs = np.nonzero(out)
+    m = 2 * (join.shape[0] + thick.shape[0])
+    box = (slice(max(ys.min() - m, 0), ys.max() + m + 1), slice(max(xs.min() - m, 0), xs.max() + m + 1))
+    joined = ndi.binary_closing(out[box], join) & crossable[box]
+    out[box] = ndi.binary_opening(joined, thick)
+    return out
 
 
 def skin_depth(body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
