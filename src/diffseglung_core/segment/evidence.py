@@ -481,9 +481,9 @@ def tissue_evidence(
             # a mass or consolidation that vessels join: its parts thicker than vessels stay
             core = _opening(comp, spacing, mass_mm)
             vessel[sl] |= comp & ~core
-            if np.count_nonzero(core) * voxel_ml < min_solid_ml:
+            comp, size = core, np.count_nonzero(core)
+            if size * voxel_ml < min_solid_ml:
                 continue
-            comp = core
         # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
         if np.count_nonzero(comp & rim[sl]) > 0.5 * size and \
                 np.median(comp.sum(axis=0)[comp.any(axis=0)]) <= 1:
