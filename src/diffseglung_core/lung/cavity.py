@@ -29,8 +29,8 @@ from scipy import ndimage as ndi
 
 from .morphology import axial_disk, disk, fill_holes_nd
 
-__all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "skin_depth", "solid_organs",
-           "fat_planes", "rib_cage", "find_effusion"]
+__all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "rib_line", "skin_depth",
+           "solid_organs", "fat_planes", "rib_cage", "find_effusion"]
 
 
 def smooth_axial(hu: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
@@ -104,7 +104,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
                 normal_mm: float = 2.0, medial_deg: float = 60.0,
                 anterior_medial_deg: float = 95.0, wall_margin_mm: float = 8.0,
                 fan_deg: Sequence[float] = (0.0,), posterior_deg: Optional[float] = None,
-                avoid: Optional[np.ndarray] = None, skin: Optional[np.ndarray] = None) -> np.ndarray:
+                avoid: Optional[np.ndarray] = None, skin: Optional[np.ndarray] = None,
+                rib_line_mm: Optional[float] = None) -> np.ndarray:
     """Dense lung between one lung and the rib cage, in one axial slice.
 
     From every point of the lung's contour a ray runs along the outward
@@ -169,6 +170,12 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         vertebral column).
     skin : (Y, X) float, optional
         Depth (mm) below the skin, :func:`skin_depth` of ``body`` (computed when None).
+    rib_line_mm : float, optional
+        Close the rib cage of a slice that shows the ribs in fragments (one thin
+        slice): the points where this lung touches the ribs, joined to their
+        neighbours (around the lung) up to this distance (mm), stop the rays
+        like bone. Without it a ray between two rib fragments crosses the
+        intercostal muscles to the muscles and bones outside the cage.
 
     Returns
     -------
@@ -222,14 +229,17 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     # leave the lung first: skip the samples still inside it
     in_side = side[py, px] & valid
     started = np.maximum.accumulate(~in_side, axis=1)
-    blocked = started & ~cross
-    any_end = blocked.any(axis=1)
-    end = np.where(any_end, np.argmax(blocked, axis=1), dist.size - 1)
-    rows = np.arange(ey.size)
-    end_y, end_x = py[rows, end], px[rows, end]
-    on_bone = any_end & valid[rows, end] & bone[end_y, end_x]
     first = np.argmax(started, axis=1)
-    length = (end - first) * step
+    rows = np.arange(ey.size)
+
+    def run_to(hard):
+        # where each ray ends, whether on ``hard`` (bone), and the length it crossed (mm)
+        blocked = started & ~cross
+        any_end = blocked.any(axis=1)
+        end = np.where(any_end, np.argmax(blocked, axis=1), dist.size - 1)
+        return end, any_end & hard[rows, end], (end - first) * step
+
+    end, on_bone, length = run_to(bone[py, px] & valid)
     # the chest wall's own inner layer (pleura, extrapleural fat, the inner side of
     # the intercostal muscles): what healthy lung keeps between itself and the ribs,
     # read from the shortest runs to bone; only dense tissue beyond it is lung
@@ -237,6 +247,13 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     if np.count_nonzero(on_bone & normal) >= 10:
         layer = min(float(np.percentile(length[on_bone & normal], 25)), max_layer_mm)
     contact = on_bone & (length <= layer * slant + min_gap_mm)
+    if rib_line_mm is not None and np.count_nonzero(contact) >= 2:
+        line = rib_line(py[contact, end[contact]], px[contact, end[contact]], side, (sy, sx),
+                        rib_line_mm)[py, px] & valid
+        cross &= ~line
+        end, on_bone, length = run_to((bone[py, px] | line) & valid)
+        contact = on_bone & (length <= layer * slant + min_gap_mm)
+    end_y, end_x = py[rows, end], px[rows, end]
     ok = on_bone & ~contact
     j = np.arange(dist.size)[None, :]
     if avoid is not None:
@@ -265,6 +282,40 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     joined = ndi.binary_closing(out[box], join) & crossable[box]
     out[box] = ndi.binary_opening(joined, thick)
     return out
+
+
+def rib_line(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, sampling: Sequence[float],
+             max_mm: float) -> np.ndarray:
+    """The rib cage of one slice between the points where a lung touches it.
+
+    Parameters
+    ----------
+    ys, xs : (N,) int arrays
+        Pixels of bone (or of the chest wall's inner layer) that the lung touches.
+    side : (Y, X) bool
+        The lung.
+    sampling : 2 floats
+        Pixel size (mm) along ``(y, x)``.
+    max_mm : float
+        Points that follow each other around the lung's centre are joined by a
+        straight line when at most this far apart (mm).
+
+    Returns
+    -------
+    (Y, X) bool
+        The lines, 3 pixels wide (no ray slips through diagonally).
+    """
+    from skimage.draw import line
+
+    out = np.zeros(side.shape, bool)
+    cy, cx = (float(np.mean(c)) for c in np.nonzero(side))
+    order = np.argsort(np.arctan2((ys - cy) * sampling[0], (xs - cx) * sampling[1]))
+    ys, xs = ys[order], xs[order]
+    ny, nx = np.roll(ys, -1), np.roll(xs, -1)
+    gap = np.hypot((ny - ys) * sampling[0], (nx - xs) * sampling[1])
+    for i in np.flatnonzero(gap <= max_mm):
+        out[line(int(ys[i]), int(xs[i]), int(ny[i]), int(nx[i]))] = True
+    return ndi.binary_dilation(out, ndi.generate_binary_structure(2, 1))
 
 
 def skin_depth(body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:

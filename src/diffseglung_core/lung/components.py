@@ -20,8 +20,10 @@ def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
     A candidate is one of the eight largest components whose largest axial
     section is at least ``min_area_mm2``. It is lung when it touches the
     tracked airway tree (the bronchi open into it) or when it holds lung
-    parenchyma (:func:`looks_like_parenchyma`): bowel and stomach gas is pure
-    air with smooth walls and no vessels, whatever its size or position.
+    parenchyma (:func:`looks_like_parenchyma`) inside the bony thorax
+    (:func:`inside_bony_thorax`): bowel and stomach gas is pure air with
+    smooth walls and no vessels, whatever its size or position, and air
+    caught between the back and a sheet on the table lies behind the ribs.
     Components much smaller than the largest lung (under 2 %) are dropped.
 
     Parameters
@@ -68,9 +70,12 @@ def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
         comp = lab[sl] == i
         if comp.sum(axis=(1, 2)).max() * pixel_mm2 < min_area_mm2:
             continue
-        if i not in bronchial and not looks_like_parenchyma(hu[sl], comp, air_hu):
-            rejected.append(i)
-            continue
+        if i not in bronchial:
+            if not looks_like_parenchyma(hu[sl], comp, air_hu):
+                rejected.append(i)
+                continue
+            if not inside_bony_thorax(hu[sl[0]], comp, sl[1:], spacing):
+                continue
         if largest is None:
             largest = sizes[i]
         elif sizes[i] < 0.02 * largest:
@@ -115,6 +120,59 @@ def looks_like_parenchyma(hu: np.ndarray, comp: np.ndarray, air_hu: float = -100
     filled = np.stack([fill_holes_nd(c) for c in comp])
     holes = np.count_nonzero(filled & ~comp) / max(np.count_nonzero(filled), 1)
     return holes >= 0.02
+
+
+def inside_bony_thorax(hu: np.ndarray, comp: np.ndarray, box: tuple, spacing: Sequence[float], *,
+                       bone_hu: float = 200.0, min_bone_mm2: float = 300.0,
+                       min_share: float = 0.5) -> bool:
+    """Whether an air-filled component lies mostly inside the bony thorax.
+
+    The lungs lie inside the rib cage: in each axial slice, inside the convex
+    hull of the patient's bone (ribs, spine, sternum, shoulder girdle; the
+    table is another component). Air between the patient's back and a sheet
+    or pad on the table lies behind all of it.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) float
+        Whole axial slices (HU) of the slices the component spans.
+    comp : (Z, Y', X') bool
+        The component in its bounding box.
+    box : 2 slices
+        Where the bounding box lies in the slices, along ``(y, x)``.
+    spacing : 3 floats, mm.
+    bone_hu : float
+        Bone is denser than this (HU, after smoothing in-plane about 1 mm).
+    min_bone_mm2 : float
+        Slices with less bone than this (mm²) are not judged.
+    min_share : float
+        Smallest share of the judged voxels inside the hull.
+
+    Returns
+    -------
+    bool
+        True also when no slice shows enough bone to judge.
+    """
+    from skimage.morphology import convex_hull_image
+
+    from .cavity import smooth_axial
+
+    inside = judged = 0
+    pixel_mm2 = float(spacing[1]) * float(spacing[2])
+    for z in np.flatnonzero(comp.any(axis=(1, 2))):
+        smooth = smooth_axial(hu[z:z + 1], spacing, 1.0)[0]
+        # the patient's bone, not the table's: bone of the largest component denser than air
+        lab, n = ndi.label(smooth > -400.0)
+        if n == 0:
+            continue
+        patient = lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
+        bone = patient & (smooth > bone_hu)
+        if np.count_nonzero(bone) * pixel_mm2 < min_bone_mm2:
+            continue
+        hull = convex_hull_image(bone)[box]
+        inside += np.count_nonzero(comp[z] & hull)
+        judged += np.count_nonzero(comp[z])
+    return judged == 0 or inside >= min_share * judged
 
 
 def split_left_right(coarse: np.ndarray, spacing: tuple[float, float, float],
@@ -270,8 +328,9 @@ def satellite_parenchyma(inside_air: np.ndarray, lungs: np.ndarray, hu: np.ndarr
     lung mask uses this on scans of a few slices only (in a volume, a small
     air pocket near the lung base is as likely bowel gas with stool). A piece is lung when it
     lies within ``max_mm`` of the lungs, is at least ``min_area_mm2`` in one
-    axial section and reads as parenchyma, well above air (bronchi, the
-    oesophagus and bowel gas read as air).
+    axial section, reads as parenchyma, well above air (bronchi, the
+    oesophagus and bowel gas read as air), and lies inside the bony thorax
+    (:func:`inside_bony_thorax`).
 
     Parameters
     ----------
@@ -300,6 +359,7 @@ def satellite_parenchyma(inside_air: np.ndarray, lungs: np.ndarray, hu: np.ndarr
         comp = lab[sl] == i
         if comp.sum(axis=(1, 2)).max() * pixel_mm2 < min_area_mm2 or not near[sl][comp].any():
             continue
-        if float(np.median(hu[sl][comp])) >= air_hu + min_above_air_hu:
+        if float(np.median(hu[sl][comp])) >= air_hu + min_above_air_hu and \
+                inside_bony_thorax(hu[sl[0]], comp, sl[1:], spacing):
             out[sl] |= comp
     return out

@@ -105,6 +105,7 @@ def segment_lungs(
     costal_passes: int = 2,
     spine_mm: float = 40.0,
     dependent_passes: int = 4,
+    rib_line_mm: float = 60.0,
     effusion: bool = True,
     air_reference_hu: float = -1000.0,
     progress: Optional[ProgressCallback] = None,
@@ -172,6 +173,11 @@ def segment_lungs(
         ribs, add dependent lung beside the spine and behind the heart, up to
         this many passes; 0 disables them. Only on volumes at least twice
         :data:`.cavity.RIB_SLAB_MM` deep, whose slabs close the rib cage.
+    rib_line_mm : float
+        On thinner scans (one or a few slices) step 6 closes the rib cage of
+        each slice between the points where the lung touches the ribs, joined
+        up to this distance (mm) (:func:`.cavity.rib_line`): no ray reaches
+        the muscles outside the cage through the gap between two ribs.
     effusion : bool
         Run step 8 (otherwise fluid along the chest wall may stay in the mask).
     air_reference_hu : float
@@ -267,20 +273,24 @@ def segment_lungs(
                                    coarse_spacing, x_in, closing_mm, mass_mm, reach)
 
     report(progress, 6, _STAGES, "dense lung against the ribs")
+    # a slab of slices closes the rib cage; a thinner scan shows the ribs in fragments
+    closed = shape[0] * spacing[0] >= 2.0 * RIB_SLAB_MM
+    column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
     if costal:
         stop = airway_box | gas_box
         cage = rib_cage(hu_s > bone_hu, spacing)
         fat = fat_planes(hu_s, spacing)
         rays = (labels, hu_s, stop, body, cage, fat, skin_depth(body, spacing), allowed, spacing, x_mid)
-        _fill_along_rays(*rays, passes=costal_passes)
+        # rays must end on the ribs, not on the vertebral column: those cross the aorta
+        _fill_along_rays(*rays, passes=costal_passes, avoid=cage & column[None, None, :],
+                         rib_line_mm=None if closed else rib_line_mm)
     # dependent lung beside the spine: rays turned towards the back from every part of
     # the lung, through no solid organ, ending on the ribs: not on the vertebral column,
     # nor on what is as dense as bone between the lungs (contrast-filled vessels). Only
     # where the slab of slices closes the rib cage: through the gaps between the rib
     # fragments of a single slice such rays reach the muscles outside the ribs.
-    if costal and dependent_passes > 0 and shape[0] * spacing[0] >= 2.0 * RIB_SLAB_MM:
+    if costal and dependent_passes > 0 and closed:
         soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
-        column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
         # (the hull on every other voxel in-plane: it is eroded by 3 mm anyway)
         half = axial_convex_hull(labels[:, ::2, ::2] > 0).repeat(2, axis=1).repeat(2, axis=2)
         between = ndi.binary_erosion(half[:, :labels.shape[1], :labels.shape[2]], axial_disk(3.0, spacing))
