@@ -417,6 +417,85 @@ def test_rays_towards_the_back_reach_dependent_lung_beside_the_spine():
     assert not back[heart].any() and not back[~cavity].any() and not back[spine].any()
 
 
+def _fragmented_wall():
+    """One thin slice whose ribs show as fragments: a lung against the chest wall, a 38 mm gap
+    between two rib fragments at its side, muscle outside the ribs and a scapula beyond the gap."""
+    spacing = (1.0, 1.0, 1.0)
+    y, x = np.mgrid[:210, :270]
+    body = ((y - 105) / 100) ** 2 + ((x - 135) / 130) ** 2 <= 1
+    cavity = ((y - 105) / 70) ** 2 + ((x - 135) / 90) ** 2 <= 1
+    ring = body & ~cavity & (((y - 105) / 76) ** 2 + ((x - 135) / 96) ** 2 <= 1)
+    angle = np.degrees(np.arctan2(y - 105, x - 135))
+    lateral = np.abs(np.abs(angle) - 180)
+    ribs = ring & ((np.abs(angle) % 20) < 8) & (lateral >= 12)
+    scapula = body & (np.abs(((y - 105) / 84) ** 2 + ((x - 135) / 104) ** 2 - 1) < 0.03) & (lateral < 30)
+    hu = np.where(body, 40.0, -1000.0)
+    hu[ribs | scapula] = 600.0
+    side = cavity & (x < 125)
+    hu[side] = -850.0
+    return hu, side, body, cavity, spacing, (y, x)
+
+
+def test_rib_line_closes_the_cage_of_a_thin_slice():
+    """Between two rib fragments a ray would cross the intercostal muscles to the muscles and
+    the scapula outside the cage; joined where the lung touches the ribs, the rib line stops it."""
+    from diffseglung_core.lung.cavity import costal_fill, outside_rib_line
+
+    hu, side, body, cavity, spacing, (y, x) = _fragmented_wall()
+    args = (hu, side, np.zeros_like(side), body, hu > 200, spacing)
+    assert np.count_nonzero(costal_fill(*args, medial_x=135.0) & ~cavity) > 100  # the leak
+    assert not (costal_fill(*args, medial_x=135.0, rib_line_mm=60.0) & ~cavity).any()
+    # beyond the line between neighbouring points only: a gap wider than max_mm stays open
+    ys, xs = np.array([40, 105, 170]), np.array([80, 45, 80])
+    beyond = outside_rib_line(ys, xs, side, spacing[1:], 80.0)
+    assert beyond[105, 40] and not beyond[105, 50] and not beyond[200, 135]
+    assert not outside_rib_line(ys, xs, side, spacing[1:], 60.0)[105, 40]
+
+
+def test_rib_line_keeps_consolidation_against_the_ribs():
+    """Consolidation against the fragmented ribs pushes the aerated lung away from them: the rays
+    cross it before the rib line and it is still added."""
+    from diffseglung_core.lung.cavity import costal_fill
+
+    hu, side, body, cavity, spacing, (y, x) = _fragmented_wall()
+    consolidation = side & (np.hypot(y - 150, x - 70) < 25)
+    hu[consolidation] = 40.0
+    added = costal_fill(hu, side & ~consolidation, np.zeros_like(side), body, hu > 200, spacing,
+                        medial_x=135.0, rib_line_mm=60.0)
+    assert np.mean(added[consolidation]) > 0.8
+    assert not (added & ~cavity).any()
+
+
+def test_air_under_a_sheet_behind_the_back_is_not_lung():
+    """Air caught between the back and a sheet on the table reads like lung (partial volume)
+    but lies behind the ribs and the spine: it is not a lung."""
+    from diffseglung_core.lung.components import inside_bony_thorax
+
+    spacing = (1.0, 1.0, 1.0)
+    y, x = np.mgrid[:240, :240]
+    body = ((y - 110) / 90) ** 2 + ((x - 120) / 110) ** 2 <= 1
+    hu = np.where(body, 40.0, -1000.0).astype(np.float32)
+    cage = ((y - 110) / 70) ** 2 + ((x - 120) / 90) ** 2
+    hu[(cage > 0.85) & (cage <= 1.0) & body] = 600.0  # the rib cage
+    hu[np.hypot(y - 165, x - 120) < 15] = 600.0  # the spine
+    lungs = np.zeros(hu.shape, bool)
+    for cx in (85, 155):
+        lungs |= ((y - 110) / 50) ** 2 + ((x - cx) / 28) ** 2 <= 1
+    hu[lungs] = -850.0
+    layer = (y >= 201) & (y < 208) & (np.abs(x - 120) < 70)  # between the back and the sheet
+    sheet = (y >= 208) & (y < 210) & (np.abs(x - 120) < 80)
+    hu[layer] = -800.0
+    hu[sheet] = 0.0
+    hu[(y >= 199) & (y < 210) & (np.abs(np.abs(x - 120) - 75) < 6)] = 0.0  # sheet meets the skin
+    hu[(y >= 225) & (y < 228)] = 400.0  # the table
+    for comp, expect in ((lungs & (x < 120), True), (layer, False)):
+        ys, xs = np.nonzero(comp)
+        box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        assert inside_bony_thorax(hu[None], comp[box][None], box, spacing) == expect
+    mask = compute_lung_mask(hu[None], spacing)
+    assert not mask[0][layer].any() and np.mean(mask[0][lungs] > 0) > 0.99
+
+
 # ---------------------------------------------------------------------------
 # real CT (skipped when ../shared/data is absent)
 
@@ -543,6 +622,21 @@ def test_padding_value_does_not_change_the_mask(cted_open):
     for value in (-1024.0, -2000.0, -2048.0):
         hu = np.where(pad, value, ct.hu).astype(np.float32)
         assert np.array_equal(compute_lung_mask(hu, ct.spacing), ref), value
+
+
+def test_cted_slices_take_no_chest_wall(cted_open):
+    """On single HRCT slices (ribs in fragments) the rays against the ribs add no chest-wall
+    muscle and no aorta: at most 2 % of a slice's lung, 0.5 % of all, comes from them."""
+    from diffseglung_core.io import read_scan
+
+    added = lung = 0
+    for path in sorted((cted_open / "slices").glob("*.tiff"))[::2]:
+        ct = read_scan(path, spacing=(1.25, 0.78, 0.78))
+        with_rays = compute_lung_mask(ct.hu, ct.spacing) > 0
+        by_rays = np.count_nonzero(with_rays & ~(compute_lung_mask(ct.hu, ct.spacing, costal=False) > 0))
+        assert by_rays <= 0.02 * np.count_nonzero(with_rays), path.name
+        added, lung = added + by_rays, lung + np.count_nonzero(with_rays)
+    assert added <= 0.005 * lung
 
 
 def test_haze_over_soft_tissue_is_not_ground_glass():

@@ -29,7 +29,7 @@ from scipy import ndimage as ndi
 
 from .morphology import axial_disk, disk, fill_holes_nd
 
-__all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "rib_line", "skin_depth",
+__all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
            "solid_organs", "fat_planes", "rib_cage", "find_effusion"]
 
 
@@ -174,8 +174,9 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         Close the rib cage of a slice that shows the ribs in fragments (one thin
         slice): the points where this lung touches the ribs, joined to their
         neighbours (around the lung) up to this distance (mm), stop the rays
-        like bone. Without it a ray between two rib fragments crosses the
-        intercostal muscles to the muscles and bones outside the cage.
+        like bone (:func:`outside_rib_line`). Without it a ray between two rib
+        fragments crosses the intercostal muscles to the muscles and bones
+        outside the cage.
 
     Returns
     -------
@@ -248,10 +249,10 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         layer = min(float(np.percentile(length[on_bone & normal], 25)), max_layer_mm)
     contact = on_bone & (length <= layer * slant + min_gap_mm)
     if rib_line_mm is not None and np.count_nonzero(contact) >= 2:
-        line = rib_line(py[contact, end[contact]], px[contact, end[contact]], side, (sy, sx),
-                        rib_line_mm)[py, px] & valid
-        cross &= ~line
-        end, on_bone, length = run_to((bone[py, px] | line) & valid)
+        beyond = outside_rib_line(py[contact, end[contact]], px[contact, end[contact]], side,
+                                  (sy, sx), rib_line_mm)[py, px] & valid
+        cross &= ~beyond
+        end, on_bone, length = run_to((bone[py, px] | beyond) & valid)
         contact = on_bone & (length <= layer * slant + min_gap_mm)
     end_y, end_x = py[rows, end], px[rows, end]
     ok = on_bone & ~contact
@@ -284,9 +285,13 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     return out
 
 
-def rib_line(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, sampling: Sequence[float],
-             max_mm: float) -> np.ndarray:
-    """The rib cage of one slice between the points where a lung touches it.
+def outside_rib_line(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, sampling: Sequence[float],
+                     max_mm: float) -> np.ndarray:
+    """What lies beyond the rib cage of one slice, between the points where a lung touches it.
+
+    The points, in their order around the lung's centre, are joined by straight
+    lines (the rib line) where at most ``max_mm`` apart; a pixel lies beyond the
+    rib line when it is farther from the centre than the line in its direction.
 
     Parameters
     ----------
@@ -297,25 +302,38 @@ def rib_line(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, sampling: Sequenc
     sampling : 2 floats
         Pixel size (mm) along ``(y, x)``.
     max_mm : float
-        Points that follow each other around the lung's centre are joined by a
-        straight line when at most this far apart (mm).
+        Longest line (mm): wider gaps, where the lung does not touch the ribs, stay open.
 
     Returns
     -------
     (Y, X) bool
-        The lines, 3 pixels wide (no ray slips through diagonally).
     """
-    from skimage.draw import line
-
     out = np.zeros(side.shape, bool)
+    if ys.size < 2:
+        return out
+    sy, sx = float(sampling[0]), float(sampling[1])
     cy, cx = (float(np.mean(c)) for c in np.nonzero(side))
-    order = np.argsort(np.arctan2((ys - cy) * sampling[0], (xs - cx) * sampling[1]))
-    ys, xs = ys[order], xs[order]
-    ny, nx = np.roll(ys, -1), np.roll(xs, -1)
-    gap = np.hypot((ny - ys) * sampling[0], (nx - xs) * sampling[1])
-    for i in np.flatnonzero(gap <= max_mm):
-        out[line(int(ys[i]), int(xs[i]), int(ny[i]), int(nx[i]))] = True
-    return ndi.binary_dilation(out, ndi.generate_binary_structure(2, 1))
+    # the points in mm about the centre, ordered by angle, each joined to the next
+    py, px = (ys - cy) * sy, (xs - cx) * sx
+    angle = np.arctan2(py, px)
+    order = np.argsort(angle)
+    angle, py, px = angle[order], py[order], px[order]
+    qy, qx = np.roll(py, -1), np.roll(px, -1)
+    span = np.diff(np.append(angle, angle[0] + 2 * np.pi))
+    joined = (np.hypot(qy - py, qx - px) <= max_mm) & (span < np.pi)
+    gy, gx = np.mgrid[:side.shape[0], :side.shape[1]]
+    gy, gx = (gy - cy) * sy, (gx - cx) * sx
+    theta = np.arctan2(gy, gx)
+    # the segment whose angular span holds each pixel's direction
+    seg = (np.searchsorted(angle, theta, side="right") - 1) % angle.size
+    ay, ax, by, bx = py[seg], px[seg], qy[seg], qx[seg]
+    # distance from the centre to the segment's line along the pixel's direction
+    uy, ux = np.sin(theta), np.cos(theta)
+    den = ux * (by - ay) - uy * (bx - ax)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = (ax * (by - ay) - ay * (bx - ax)) / den
+    out = joined[seg] & (reach > 0) & (np.hypot(gy, gx) > reach)
+    return out
 
 
 def skin_depth(body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:

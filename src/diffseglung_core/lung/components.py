@@ -172,7 +172,7 @@ def inside_bony_thorax(hu: np.ndarray, comp: np.ndarray, box: tuple, spacing: Se
         hull = convex_hull_image(bone)[box]
         inside += np.count_nonzero(comp[z] & hull)
         judged += np.count_nonzero(comp[z])
-    return judged == 0 or inside >= min_share * judged
+    return bool(judged == 0 or inside >= min_share * judged)
 
 
 def split_left_right(coarse: np.ndarray, spacing: tuple[float, float, float],

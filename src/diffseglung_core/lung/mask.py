@@ -176,7 +176,7 @@ def segment_lungs(
     rib_line_mm : float
         On thinner scans (one or a few slices) step 6 closes the rib cage of
         each slice between the points where the lung touches the ribs, joined
-        up to this distance (mm) (:func:`.cavity.rib_line`): no ray reaches
+        up to this distance (mm) (:func:`.cavity.outside_rib_line`): no ray reaches
         the muscles outside the cage through the gap between two ribs.
     effusion : bool
         Run step 8 (otherwise fluid along the chest wall may stay in the mask).
