@@ -6,6 +6,9 @@
   upper-lobe opacity must lie inside, the heart and the liver outside.
 * ``docs/images/lungmask_covid.png``: the COVID-19 slices of covid-ny-sbu-open
   with the same outlines; the slices below the lungs say "no lung".
+* ``docs/images/lungmask_cted.png``: the cted-open HRCT slices (single slices, the
+  ribs in fragments) with the same outlines: the chest wall between the ribs, the
+  aorta and air under a sheet behind the back must lie outside.
 
 Lung window -1350..150 HU. Usage::
 
@@ -85,11 +88,21 @@ def covid_figure(folder: Path, out: Path) -> None:
     print(f"wrote {out}")
 
 
+def cted_figure(folder: Path, out: Path) -> None:
+    tiles = []
+    for path in sorted((folder / "slices").glob("*.tiff")):
+        vol = read_scan(path, spacing=(1.25, 0.78, 0.78))
+        tiles.append(contour_tile(vol.hu[0], compute_lung_mask(vol.hu, vol.spacing)[0])[::2, ::2])
+    render.save_png(out, render.montage(tiles, columns=6))
+    print(f"wrote {out}")
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     data = Path(argv[0]) if argv else DEFAULT_DATA
     a0001_figure(data / "lung-pet-ct-dx-A0001" / "dicom", IMAGES / "lungmask_a0001.png")
     covid_figure(data / "covid-ny-sbu-open", IMAGES / "lungmask_covid.png")
+    cted_figure(data / "cted-open", IMAGES / "lungmask_cted.png")
     return 0
 
 
