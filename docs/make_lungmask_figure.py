@@ -92,7 +92,7 @@ def cted_figure(folder: Path, out: Path) -> None:
     tiles = []
     for path in sorted((folder / "slices").glob("*.tiff")):
         vol = read_scan(path, spacing=(1.25, 0.78, 0.78))
-        tiles.append(contour_tile(vol.hu[0], compute_lung_mask(vol.hu, vol.spacing)[0])[::2, ::2])
+        tiles.append(contour_tile(vol.hu[0], compute_lung_mask(vol.hu, vol.spacing)[0], width=4)[::2, ::2])
     render.save_png(out, render.montage(tiles, columns=6))
     print(f"wrote {out}")
 
