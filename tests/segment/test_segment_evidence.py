@@ -10,6 +10,7 @@ from diffseglung_core.segment.assign import AssignmentRules, evidence_gates
 from diffseglung_core.segment.evidence import (
     TissueEvidence,
     costal_depth,
+    dependent_band,
     partial_volume_rim,
     read_past_partial_volume,
     tissue_evidence,
@@ -230,6 +231,37 @@ def test_gates_let_structure_decide_over_cluster_names():
     assert out.argmax(1).tolist() == [Tissue.HEALTHY, Tissue.HEALTHY, Tissue.CONSOLIDATION,
                                       Tissue.HEALTHY, Tissue.EMPHYSEMA, Tissue.HEALTHY,
                                       Tissue.FIBROSIS]
+
+
+def test_dependent_band_is_thin_dense_lung_under_the_posterior_pleura():
+    """A thin dense band under the posterior pleura is dependent density; a lesion at the same
+    pleura that is thicker, and a thin band under the anterior pleura, are not."""
+    from scipy import ndimage as ndi
+
+    shape, sp = (12, 100, 100), (2.0, 1.0, 1.0)
+    inside = np.zeros(shape, bool)
+    inside[:, 5:95, 5:95] = True
+    depth = ndi.distance_transform_edt(inside, sampling=(1e6, 1.0, 1.0))
+    y, x = np.mgrid[:100, :100]
+    band = inside & ((y >= 90) & (x >= 10) & (x < 45))[None]    # 5 mm thick, at the back
+    lesion = inside & ((y >= 72) & (x >= 55) & (x < 90))[None]  # 23 mm thick, at the back
+    front = inside & ((y < 10) & (x >= 10) & (x < 45))[None]    # 5 mm thick, at the front
+    out = dependent_band(band | lesion | front, inside, depth, sp, 10.0, 4.0)
+    assert out[band].mean() > 0.95 and not out[front].any()
+    # (the ball fits in the lesion but at its rounded edges and away from the block's ends)
+    assert out[3:-3][lesion[3:-3]].mean() < 0.05
+
+
+def test_dependent_density_is_healthy_unless_it_is_reticular():
+    rules = AssignmentRules()
+    p = np.zeros((3, 6), np.float32)
+    p[:, Tissue.GGO] = 1.0
+    ev = _evidence(3, dependent=np.array([1, 1, 0], bool),
+                   parenchyma_hu=np.full(3, -660, np.float32),
+                   wall_fraction=np.array([0, 0.4, 0], np.float32))
+    out = evidence_gates(p, ev, slice(0, 3), rules).argmax(1)
+    # a smooth dependent band is healthy; a net of walls in it is fibrosis; elsewhere GGO
+    assert out.tolist() == [Tissue.HEALTHY, Tissue.FIBROSIS, Tissue.GGO]
 
 
 def test_edited_clusters_keep_their_label():

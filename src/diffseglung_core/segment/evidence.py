@@ -62,7 +62,7 @@ from ..lung.morphology import axial_convex_hull
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
 
-__all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "partial_volume_rim",
+__all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "dependent_band", "partial_volume_rim",
            "read_past_partial_volume", "EMPHYSEMA_HU"]
 
 #: The emphysema threshold (calibrated HU) of the low-attenuation area.
@@ -104,6 +104,10 @@ class TissueEvidence:
         Depth (mm) below the costal pleura (the border of the axial convex hull
         of both lungs) or above the diaphragm (the lung's lower surface below
         the voxel), whichever is smaller.
+    dependent : (N,) bool
+        In a thin band of denser parenchyma under the pleura on the dependent
+        side (the back of a supine patient): dependent density (gravity,
+        atelectasis of a few alveoli), not disease.
     noise_hu : float
         Spread (HU) of healthy parenchyma voxels around their level (noise and
         fine texture), the median over slices.
@@ -125,6 +129,7 @@ class TissueEvidence:
     pleura_mm: np.ndarray
     noise_hu: float
     laa_baseline: float = 0.0
+    dependent: Optional[np.ndarray] = None
 
 
 def _sigmas(spacing: Sequence[float], sigma_mm: float, shape: Sequence[int]) -> list[float]:
@@ -329,6 +334,41 @@ def partial_volume_rim(inside: np.ndarray, dense: np.ndarray) -> tuple[np.ndarra
     return below & inside, above & inside
 
 
+def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
+                   spacing: Sequence[float], max_depth_mm: float, thick_mm: float) -> np.ndarray:
+    """Dense parenchyma in a thin band under the pleura at the back of a supine patient.
+
+    Lung is denser where it is dependent, and most of all in a band a few mm
+    thick under the posterior pleura (gravity, a few collapsed alveoli); it
+    clears when the patient lies prone and is not disease. Such a band is the
+    part of ``dense`` within ``max_depth_mm`` of the pleura, behind the centre
+    of the lung in its slice, that is thin: not in the opening of ``dense`` by a
+    ball of ``thick_mm`` (a lesion at the pleura thicker than that is kept).
+
+    Parameters
+    ----------
+    dense : (Z, Y, X) bool
+        Parenchyma denser than the healthy lung of its slice (no solid components).
+    inside : (Z, Y, X) bool
+        Lung.
+    depth : (Z, Y, X) float
+        Depth (mm) below the pleura.
+    spacing : (3,) float, mm.
+    max_depth_mm, thick_mm : float
+
+    Returns
+    -------
+    (Z, Y, X) bool
+    """
+    ys = np.arange(inside.shape[1], dtype=np.float64)[None, :, None]
+    centre = (np.where(inside, ys, 0.0).sum(axis=(1, 2)) /
+              np.maximum(inside.sum(axis=(1, 2)), 1))[:, None, None]
+    band = dense & (depth <= max_depth_mm) & (ys > centre)
+    if not band.any():
+        return band
+    return band & ~_opening(dense, spacing, thick_mm)
+
+
 def read_past_partial_volume(values: np.ndarray, inside: np.ndarray, below: np.ndarray,
                              above: np.ndarray) -> np.ndarray:
     """``values`` with the partial-volume rim read one slice further into the lung.
@@ -382,6 +422,9 @@ def tissue_evidence(
     min_laa_excess: float = 0.15,
     min_laa_ml: float = 0.1,
     healthy_reference_hu: float = -910.0,
+    dense_margin_hu: float = 120.0,
+    dependent_mm: float = 10.0,
+    dependent_thick_mm: float = 4.0,
     device: str = "cpu",
     progress: Optional[ProgressCallback] = None,
 ) -> TissueEvidence:
@@ -435,6 +478,11 @@ def tissue_evidence(
     healthy_reference_hu : float
         Level of healthy lung at full inspiration (HU) used for the noise
         baseline of the low-attenuation share when a slice reads lighter.
+    dense_margin_hu, dependent_mm, dependent_thick_mm : float
+        Parenchyma at least ``dense_margin_hu`` denser than the healthy lung of
+        its slice, within ``dependent_mm`` of the posterior pleura, in a band
+        thinner than a ball of ``dependent_thick_mm`` radius, is dependent
+        density (:func:`dependent_band`).
     device : str
         Device of the Hessian (see :mod:`.structure`).
     progress : callable, optional
@@ -551,6 +599,14 @@ def tissue_evidence(
     mean_sq, _ = _masked_mean(h * h, inside, spacing, 1.5)
     texture = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
     del mean, mean_sq
+    denser = inside & ~solid & (par_hu - level[:, :, None] >= dense_margin_hu)
+    # the band follows the pleura everywhere at the back, beside the spine too (where the
+    # convex hull of the lungs runs deep): depth below the lung's own border in its slice
+    pleura = ndi.distance_transform_edt(np.pad(inside, ((0, 0), (1, 1), (1, 1))),
+                                        sampling=(1e6, float(spacing[1]), float(spacing[2])))
+    dependent = dependent_band(denser, inside, pleura[:, 1:-1, 1:-1], spacing, dependent_mm,
+                               dependent_thick_mm)
+    del denser, pleura
     report(progress, 4, total, "evidence")
 
     rows = np.nonzero(inside)
@@ -565,6 +621,7 @@ def tissue_evidence(
         pleura_mm=depth[rows].astype(np.float32),
         noise_hu=float(np.median(spread)),
         laa_baseline=float(np.median(baseline)),
+        dependent=dependent[rows],
     )
     report(progress, total, total, "evidence")
     return ev

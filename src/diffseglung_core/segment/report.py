@@ -129,6 +129,15 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
                      f"below -950 HU; emphysema ({emph:.1f} % of the lung) is labelled only in "
                      "regions where the low-attenuation share is far above that"),
         }
+        if ev.dependent is not None and ev.dependent.size == np.count_nonzero(lung):
+            healthy = np.asarray(labels)[lung] == 1
+            ml = float(np.count_nonzero(ev.dependent & healthy) * np.prod(spacing) / 1000.0)
+            out["dependent_density"] = {
+                "ml": ml,
+                "note": (f"{ml:.1f} mL of denser lung in a thin band under the posterior pleura, "
+                         "without reticulation, is labelled healthy: the dependent density of a "
+                         "supine patient (a prone scan tells it from early disease)"),
+            }
     return out
 
 
