@@ -92,6 +92,12 @@ def run_phantoms(seeds, shape, methods, ckpt):
     return table
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the project when it lies in it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _auc(scores, positive):
     from sklearn.metrics import roc_auc_score
 
@@ -180,7 +186,7 @@ def _testbed_section(path: Path) -> list:
     cond = tb["conditions"]
     methods = list(cond["methods"])
     lines = ["## Real-anatomy test bed", "",
-             f"From `{path.relative_to(ROOT)}` (`python benchmarks/bench_testbed.py`, "
+             f"From `{_shown(path)}` (`python benchmarks/bench_testbed.py`, "
              f"{cond.get('date', '')}, commit {cond.get('commit', '')[:10]}"
              + "".join(f"; {', '.join(r['methods'])} added on {r['date']} at commit {r['commit'][:10]}"
                        for r in cond.get("merged", []))
@@ -441,14 +447,14 @@ def main(argv=None) -> int:
     args.runs = [{**run, "phantom": sorted(phantom or {}), "cted": sorted(cted[0] if cted else {})}]
     if args.merge is not None:
         phantom, cted = merge(json.loads(args.merge.read_text()), phantom, cted, args)
-    write_markdown(args.out, phantom, cted, args)
-    if args.json:
+    if args.json:  # first: a run is never lost to the page
         args.json.write_text(json.dumps({"seeds": list(args.seeds), "shape": list(args.shape),
                                          "phantom": {m: {str(k): v for k, v in r.items()}
                                                      for m, r in (phantom or {}).items()},
                                          "cted": list(cted) if cted else None,
                                          "checkpoints": _checkpoint_names(args),
                                          "runs": args.runs}, indent=2))
+    write_markdown(args.out, phantom, cted, args)
     print(f"wrote {args.out}")
     return 0
 
