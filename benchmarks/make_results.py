@@ -354,7 +354,11 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               " own low-attenuation voxels and those with a share above 0.3; fibrosis needs a net of walls "
               "(thin non-tubular share >= 0.10 at the costal or diaphragmatic pleura, 0.20 from 30 mm deep, "
               "depth measured from the axial convex hull of both lungs so the hila lie deep; or thin share "
-              ">= 1.5x that with texture >= 4x the noise). Without evidence (the no-evidence row) the old "
+              ">= 1.5x that with texture >= 4x the noise); parenchyma 120 HU above the healthy level "
+              "within 10 mm of the lung's border in its slice, behind the lung's centre, and not in the "
+              "opening of such parenchyma by a 4 mm ball (a band thinner than 8 mm under the posterior "
+              "pleura) is dependent density, healthy unless it holds a net of walls. Without evidence "
+              "(the no-evidence row) the old "
               "voxel gates apply: emphysema needs smoothed HU < -910; GGO/fibrosis/consolidation voxels in a"
               " 9 mm neighbourhood lighter than the healthy boundary are healthy.",
               "* Sobel-Diffusion Fusion: Sobel of the 0.7 mm-smoothed HU in HU/mm; conductance "
