@@ -308,9 +308,8 @@ def outside_rib_line(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, sampling:
     -------
     (Y, X) bool
     """
-    out = np.zeros(side.shape, bool)
     if ys.size < 2:
-        return out
+        return np.zeros(side.shape, bool)
     sy, sx = float(sampling[0]), float(sampling[1])
     cy, cx = (float(np.mean(c)) for c in np.nonzero(side))
     # the points in mm about the centre, ordered by angle, each joined to the next
@@ -332,8 +331,7 @@ def outside_rib_line(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, sampling:
     den = ux * (by - ay) - uy * (bx - ax)
     with np.errstate(divide="ignore", invalid="ignore"):
         reach = (ax * (by - ay) - ay * (bx - ax)) / den
-    out = joined[seg] & (reach > 0) & (np.hypot(gy, gx) > reach)
-    return out
+    return joined[seg] & (reach > 0) & (np.hypot(gy, gx) > reach)
 
 
 def skin_depth(body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:

@@ -118,8 +118,8 @@ def segment_lungs(
        axial slice, to the image edge (outside air, padding of the field of view).
     2. *Airways*: the trachea and main bronchi, tracked from the top, are not lung.
     3. *Lungs, not gas*: the large air components that the bronchi open into or
-       that hold lung parenchyma; bowel and stomach gas (pure air, no vessels)
-       is never lung.
+       that hold lung parenchyma inside the bony thorax; bowel and stomach gas
+       (pure air, no vessels) and air under a sheet behind the back are never lung.
     4. *Ground glass*: lighter-than-tissue regions (below ``ground_glass_hu``)
        that touch the aerated lung.
     5. *Left / right*, then per lung: a closing of ``closing_mm`` (small dents);
@@ -127,8 +127,10 @@ def segment_lungs(
        costal pockets of each slice's convex hull.
     6. *Dense lung against the ribs*: per slice, dense tissue between the lung
        and the inner surface of the rib cage, followed along rays (consolidation,
-       atelectasis, subpleural disease); see :func:`.cavity.costal_fill`. Then
-       rays turned towards the back reach dependent lung beside the spine.
+       atelectasis, subpleural disease); see :func:`.cavity.costal_fill`. The
+       rays end on the ribs, not on the vertebral column; on a thin scan the rib
+       line closes the gaps between rib fragments. Then rays turned towards the
+       back reach dependent lung beside the spine.
     7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
     8. *Effusion*: fluid crescents along the chest wall are taken out and reported.
 
