@@ -436,6 +436,19 @@ def _fragmented_wall():
     return hu, side, body, cavity, spacing, (y, x)
 
 
+def test_axial_opening_is_the_opening_of_the_whole_array():
+    from scipy import ndimage as ndi
+
+    from diffseglung_core.lung.morphology import axial_disk, axial_opening
+
+    rng = np.random.default_rng(0)
+    for radius in (1.0, 3.0, 5.0):
+        mask = ndi.binary_dilation(rng.random((4, 60, 70)) > 0.995, iterations=3)
+        mask[:, :3] |= rng.random((4, 3, 70)) > 0.3  # touching the array's edge
+        footprint = axial_disk(radius, (1.0, 1.0, 1.0))
+        assert np.array_equal(axial_opening(mask, footprint), ndi.binary_opening(mask, footprint))
+
+
 def test_rib_line_closes_the_cage_of_a_thin_slice():
     """Between two rib fragments a ray would cross the intercostal muscles to the muscles and
     the scapula outside the cage; joined where the lung touches the ribs, the rib line stops it."""

@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from .morphology import axial_disk, disk, fill_holes_nd
+from .morphology import axial_disk, axial_opening, disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
            "solid_organs", "fat_planes", "rib_cage", "find_effusion"]
@@ -426,7 +426,7 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
         Effusion voxels.
     """
     fluid = dense_lung & (hu_smooth >= fluid_hu[0]) & (hu_smooth <= fluid_hu[1])
-    fluid = ndi.binary_opening(fluid, axial_disk(min_thick_mm, spacing))
+    fluid = axial_opening(fluid, axial_disk(min_thick_mm, spacing))
     out = np.zeros(fluid.shape, bool)
     lab, n = ndi.label(fluid)
     if n == 0:

@@ -49,6 +49,23 @@ def fill_holes_nd(mask: np.ndarray) -> np.ndarray:
     return mask | ~edge[lab]
 
 
+def axial_opening(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.binary_opening(mask, footprint)`` for a (1, k, k) footprint, slice by slice.
+
+    Each slice is opened in the box around its voxels, padded by the footprint's
+    reach: the same result as on the whole array (outside the box there is
+    nothing to erode or grow), at the cost of the voxels' extent only.
+    """
+    out = np.zeros_like(mask)
+    ry, rx = footprint.shape[1] // 2, footprint.shape[2] // 2
+    for z in np.flatnonzero(mask.any(axis=(1, 2))):
+        ys, xs = np.nonzero(mask[z])
+        box = (slice(max(ys.min() - ry, 0), ys.max() + ry + 1),
+               slice(max(xs.min() - rx, 0), xs.max() + rx + 1))
+        out[z][box] = ndi.binary_opening(mask[z][box], footprint[0])
+    return out
+
+
 def closing(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
     """Binary closing with a ball of ``radius_mm`` (via distance maps, edges replicated)."""
     pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
