@@ -277,14 +277,15 @@ def segment_lungs(
     report(progress, 6, _STAGES, "dense lung against the ribs")
     # a slab of slices closes the rib cage; a thinner scan shows the ribs in fragments
     closed = shape[0] * spacing[0] >= 2.0 * RIB_SLAB_MM
-    column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
     if costal:
         stop = airway_box | gas_box
         cage = rib_cage(hu_s > bone_hu, spacing)
         fat = fat_planes(hu_s, spacing)
         rays = (labels, hu_s, stop, body, cage, fat, skin_depth(body, spacing), allowed, spacing, x_mid)
         # rays must end on the ribs, not on the vertebral column: those cross the aorta
-        _fill_along_rays(*rays, passes=costal_passes, avoid=cage & column[None, None, :],
+        column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
+        spine = cage & column[None, None, :]
+        _fill_along_rays(*rays, passes=costal_passes, avoid=spine,
                          rib_line_mm=None if closed else rib_line_mm)
     # dependent lung beside the spine: rays turned towards the back from every part of
     # the lung, through no solid organ, ending on the ribs: not on the vertebral column,
@@ -296,7 +297,7 @@ def segment_lungs(
         # (the hull on every other voxel in-plane: it is eroded by 3 mm anyway)
         half = axial_convex_hull(labels[:, ::2, ::2] > 0).repeat(2, axis=1).repeat(2, axis=2)
         between = ndi.binary_erosion(half[:, :labels.shape[1], :labels.shape[2]], axial_disk(3.0, spacing))
-        avoid = solid_organs(soft, spacing) | (cage & (column[None, None, :] | between))
+        avoid = solid_organs(soft, spacing) | spine | (cage & between)
         _fill_along_rays(*rays, passes=dependent_passes, avoid=avoid, posterior_deg=60.0,
                          fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))
 
