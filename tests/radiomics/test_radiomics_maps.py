@@ -45,6 +45,28 @@ def test_grid_values_are_window_features():
         np.testing.assert_allclose(fm.values[(slice(None),) + tuple(g)], expected, rtol=1e-5, atol=1e-5)
 
 
+
+def test_window_is_cut_to_a_thin_volume():
+    """A window longer than twice an axis covers all of it from any centre: cut to 2n - 1.
+
+    One slice: the window is in-plane only (no plane of padding across slices),
+    and each grid value is the features of the 2D window about its centre.
+    """
+    hu, lung = _volume(shape=(3, 28, 30))
+    one = (slice(1, 2), slice(None), slice(None))
+    fm = feature_maps(hu[one], lung[one], window=(7, 5, 5), stride=3)
+    assert fm.window == (1, 5, 5)
+    padded = np.pad(hu[1], 2, constant_values=PAD_HU)
+    lpad = np.pad(lung[1], 2)
+    for g in np.argwhere(fm.valid)[::4]:
+        _, y, x = g * fm.stride + fm.origin
+        win = torch.from_numpy(padded[y:y + 5, x:x + 5][None])
+        m = torch.from_numpy(lpad[y:y + 5, x:x + 5][None])
+        expected = batched_features(win, m, dtype=torch.float32)[0].numpy()
+        np.testing.assert_allclose(fm.values[(slice(None),) + tuple(g)], expected, rtol=1e-5, atol=1e-5)
+    assert feature_maps(hu, lung, window=(9, 5, 5), stride=3).window == (5, 5, 5)
+
+
 def test_at_interpolates_and_separates_regions():
     hu, lung = _volume()
     fm = feature_maps(hu, lung, window=5, stride=3)

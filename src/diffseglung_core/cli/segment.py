@@ -58,8 +58,9 @@ def _segment_one(args, scan: Path, output: Path, report_path, clusters_dir) -> d
     volume = read_scan(scan, max_voxels=args.max_voxels, **kwargs)
     lung = None if args.lung_mask in (None, "auto") else read_mask(args.lung_mask, volume)
     with progress_bar(f"segment {scan.name}") as progress:
-        result = segment_volume(volume, options_from_args(SegmentOptions, args, OPTIONS),
-                                lung_mask=lung, progress=progress)
+        options = options_from_args(SegmentOptions, args, OPTIONS,
+                                    cluster_previews=clusters_dir is not None)
+        result = segment_volume(volume, options, lung_mask=lung, progress=progress)
     report = make_report(result.labels, volume.hu, volume.spacing, result=result,
                          source=str(scan))
     with RunOutputs(args.overwrite) as outputs:  # all of them, or none if the run stops

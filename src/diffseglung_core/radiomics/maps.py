@@ -220,7 +220,9 @@ def feature_maps(
     lung = np.asarray(lung, bool)
     if hu.shape != lung.shape or hu.ndim != 3:
         raise ValueError(f"hu {hu.shape} and lung {lung.shape} must be the same 3D shape")
-    window = _triple(window, "window")
+    # an axis shorter than the window: a window of 2n - 1 covers all of it from any
+    # centre (one slice: the planes across slices, nothing but padding, are left out)
+    window = tuple(min(w, 2 * n - 1) for w, n in zip(_triple(window, "window"), hu.shape))
     stride = _triple(stride, "stride")
     origin = tuple(min(s // 2, n - 1) for s, n in zip(stride, hu.shape))
     valid, centres = grid_centres(lung, stride, origin)

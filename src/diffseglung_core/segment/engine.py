@@ -158,7 +158,8 @@ class SegmentationResult:
         Cluster posteriors of the N lung voxels.
     clusters : dict
         Name -> (N,) int16 most probable cluster of each lung voxel, for the
-        final clustering (``"final"``) and for each feature set / timestep alone.
+        final clustering (``"final"``) and, with ``cluster_previews``, for each
+        feature set / timestep alone.
     mapping : LabelMapping
         The cluster -> label mapping (:class:`~.assign.LabelMapping`).
     smooth_hu : (N,) float32 ndarray
@@ -346,7 +347,7 @@ def segment_volume(
                   device=dev)
     post = gmm.predict_proba(x, device=dev)
     clusters = {"final": post.argmax(1).astype(np.int16)}
-    if len(sets) > 1:  # each feature set alone, for previews
+    if options.cluster_previews and len(sets) > 1:  # each feature set alone
         for name, f in sets.items():
             g = fit_gmm(f, k, covariance_type="diag", n_init=1, seed=seed, device=dev,
                         subsample=50_000)

@@ -113,6 +113,9 @@ class SegmentOptions:
         False is an ablation: cluster names with two density gates.
     seed : int
         Seed of the GMM and of the diffusion noise.
+    cluster_previews : bool
+        Also cluster each feature set alone (``SegmentationResult.clusters``, shown
+        as hidden layers in napari); False skips this extra work.
     """
 
     features: str = field(default="auto", metadata={
@@ -137,6 +140,7 @@ class SegmentOptions:
         "help": "structure evidence (vessels, solid components, emphysema regions, walls) "
                 "decides over cluster names"})
     seed: int = 0
+    cluster_previews: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "timesteps", tuple(int(t) for t in self.timesteps))
