@@ -138,3 +138,13 @@ def test_auto_features_use_diffusion_only_with_a_model_of_ones_own():
     assert resolve_features("diffusion", None) == "diffusion"
     with pytest.raises(ValueError, match="features must be one of"):
         resolve_features("hog", None)
+
+
+def test_cluster_previews_are_extra_work_only(chest):
+    vol, lung, _ = chest
+    kw = dict(lung_mask=lung, features="radiomics", device="cpu", refine=False)
+    with_previews = segment_volume(vol, **kw)
+    without = segment_volume(vol, cluster_previews=False, **kw)
+    assert set(with_previews.clusters) == {"final", "density", "radiomics"}
+    assert set(without.clusters) == {"final"}
+    np.testing.assert_array_equal(without.labels, with_previews.labels)
