@@ -671,3 +671,17 @@ def test_haze_over_soft_tissue_is_not_ground_glass():
     added = grow_into_ground_glass(hu, lungs, np.ones(shape, bool), (5.0, 1.0, 1.0))
     assert not added[2].any()
     assert added[4, 20:40, 20:40].mean() > 0.9
+
+
+def test_closing_of_one_slice_is_the_closing_of_a_stack_of_it():
+    from scipy import ndimage as ndi
+
+    from diffseglung_core.lung.morphology import closing
+
+    rng = np.random.default_rng(0)
+    mask = ndi.gaussian_filter(rng.random((90, 110)), 4) > 0.5
+    spacing = (1.25, 0.8, 0.8)
+    stack = np.repeat(mask[None], 61, axis=0)  # the middle slice lies 37 mm from both ends
+    np.testing.assert_array_equal(closing(mask[None], spacing, 8.0)[0],
+                                  closing(stack, spacing, 8.0)[30])
+    assert (closing(mask[None], spacing, 8.0)[0] & ~mask).any()

@@ -67,13 +67,18 @@ def axial_opening(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
 
 
 def closing(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
-    """Binary closing with a ball of ``radius_mm`` (via distance maps, edges replicated)."""
-    pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
+    """Binary closing with a ball of ``radius_mm`` (via distance maps, edges replicated).
+
+    An axis of one voxel (a single slice) is not padded: replicated, it is the
+    same along that axis, and the closing by the ball is the closing by its
+    widest section.
+    """
+    pad = [0 if n == 1 else int(np.ceil(radius_mm / s)) + 1 for s, n in zip(spacing, mask.shape)]
     m = np.pad(mask, [(p, p) for p in pad], mode="edge")
     dilated = ndi.distance_transform_edt(~m, sampling=spacing) <= radius_mm
     closed = ndi.distance_transform_edt(dilated, sampling=spacing) > radius_mm
     closed |= m
-    return closed[pad[0]:-pad[0], pad[1]:-pad[1], pad[2]:-pad[2]]
+    return closed[tuple(slice(p, p + n) for p, n in zip(pad, mask.shape))]
 
 
 def thick_parts(added: np.ndarray, spacing, r_mm: float, *, lung: Optional[np.ndarray] = None,
