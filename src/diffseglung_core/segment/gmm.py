@@ -1,8 +1,9 @@
 """Gaussian mixture models in torch, on CPU or GPU.
 
 :func:`fit_gmm` runs expectation-maximisation (EM) on a random subsample of
-the rows (``subsample``), from ``n_init`` k-means++ starts, and keeps the start
-with the best mean log-likelihood. The fitted :class:`GaussianMixture` then
+the rows (``subsample``) from ``n_init`` k-means++ starts: the starts compete on
+a smaller subset (``restart_rows``) and the one with the best mean
+log-likelihood goes on with all the rows. The fitted :class:`GaussianMixture` then
 gives posteriors for any number of rows in chunks (bounded memory).
 :func:`suggest_k` compares the Bayesian information criterion (BIC) of several
 numbers of components.
@@ -228,6 +229,27 @@ def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator, n_lloyd: int = 10)
     return (sq - 2 * x @ c.T + c.square().sum(1)).argmin(1)
 
 
+def _em(x: torch.Tensor, params, full: bool, reg: float, max_iter: int, tol: float):
+    """EM from ``params`` = (weights, means, cov).
+
+    Returns ``(lower bound, weights, means, cov, converged, iterations)``.
+    """
+    weights, means, cov = params
+    prev, converged, it = -math.inf, False, 0
+    for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported after the loop
+        wlp = _weighted_log_prob(x, _to_params(weights, means, cov, full))
+        ll = _logsumexp(wlp)
+        lb = float(ll.double().mean())
+        resp = torch.exp((wlp - ll[:, None]).clamp_min(_EXP_FLOOR))
+        weights, means, cov = _m_step(x, resp, full, reg)
+        if abs(lb - prev) < tol:
+            converged = True
+            break
+        prev = lb
+    lb = float(_logsumexp(_weighted_log_prob(x, _to_params(weights, means, cov, full))).double().mean())
+    return lb, weights, means, cov, converged, it
+
+
 @torch.no_grad()
 def fit_gmm(
     x: Union[np.ndarray, torch.Tensor],
@@ -239,6 +261,7 @@ def fit_gmm(
     tol: float = 1e-3,
     reg_covar: float = 1e-6,
     subsample: Optional[int] = 200_000,
+    restart_rows: Optional[int] = 20_000,
     seed: int = 0,
     device: Union[str, torch.device] = "auto",
     dtype: Optional[torch.dtype] = None,
@@ -262,6 +285,10 @@ def fit_gmm(
         Added to the covariance diagonals (in squared feature units).
     subsample : int, optional
         EM runs on at most this many random rows (None: all rows).
+    restart_rows : int, optional
+        With several starts, each runs EM on a random subset of at most this
+        many of those rows, and the best one goes on with all of them (None:
+        every start on all rows).
     seed : int
         Random seed of the subsample and the starts.
     device : str or torch.device
@@ -300,27 +327,20 @@ def fit_gmm(
     full = covariance_type == "full"
     gen = torch.Generator().manual_seed(int(seed))
 
+    # the starts compete on a subset of the rows; the best goes on with all of them
+    starts = xt
+    if n_init > 1 and restart_rows and xt.shape[0] > restart_rows:
+        starts = xt[torch.from_numpy(np.sort(rng.choice(xt.shape[0], restart_rows, replace=False))).to(dev)]
     best = None
     for init in range(n_init):
-        lab = _kmeans_pp(xt, k, gen).to(dev)
+        lab = _kmeans_pp(starts, k, gen).to(dev)
         resp = torch.nn.functional.one_hot(lab, k).to(dtype)
-        weights, means, cov = _m_step(xt, resp, full, reg_covar)
-        prev, converged, it = -math.inf, False, 0
-        for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported after the loop
-            wlp = _weighted_log_prob(xt, _to_params(weights, means, cov, full))
-            ll = _logsumexp(wlp)
-            lb = float(ll.double().mean())
-            resp = torch.exp((wlp - ll[:, None]).clamp_min(_EXP_FLOOR))
-            weights, means, cov = _m_step(xt, resp, full, reg_covar)
-            if abs(lb - prev) < tol:
-                converged = True
-                break
-            prev = lb
-        wlp = _weighted_log_prob(xt, _to_params(weights, means, cov, full))
-        lb = float(_logsumexp(wlp).double().mean())
-        if best is None or lb > best[0]:
-            best = (lb, weights, means, cov, converged, it)
+        fit = _em(starts, _m_step(starts, resp, full, reg_covar), full, reg_covar, max_iter, tol)
+        if best is None or fit[0] > best[0]:
+            best = fit
         report(progress, init + 1, n_init, "gmm")
+    if starts is not xt:
+        best = _em(xt, best[1:4], full, reg_covar, max_iter, tol)
 
     lb, weights, means, cov, converged, it = best
     means = means.double() + shift
