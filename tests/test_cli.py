@@ -24,6 +24,18 @@ def test_every_subcommand_has_help(name, capsys):
     assert "usage: diffseglung " + name in capsys.readouterr().out
 
 
+def test_a_command_imports_its_module_only():
+    import subprocess
+    import sys
+
+    code = ("import sys; from diffseglung_core.cli import build_parser; "
+            "args = build_parser('segment').parse_args(['segment', 'a.nii.gz', '-o', 'b.nii.gz']); "
+            "print(args.command, 'diffseglung_core.cli.phantom' in sys.modules, "
+            "'diffseglung_core.cli.segment' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["segment", "False", "True"]
+
+
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().out

@@ -5,7 +5,8 @@ Each subcommand lives in its own module of this package. A module named
 ``add_arguments(parser)`` and ``run(args) -> int``, and sets
 ``WHOLE_OR_NOTHING = True`` when an interrupted or failed run leaves no output
 file behind (the messages then say so). Modules are discovered at start-up, so
-adding a command never touches this file.
+adding a command never touches this file; only the module of the command
+being run is imported (a short start-up).
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ from typing import Optional, Sequence
 from ..errors import Cancelled, DiffSegLungError
 
 
-def _command_modules():
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if not info.name.startswith("_"):
-            yield info.name.replace("_", "-"), importlib.import_module(f"{__name__}.{info.name}")
+def _command_names() -> list[str]:
+    """The subcommands, found without importing their modules."""
+    return sorted(info.name.replace("_", "-") for info in pkgutil.iter_modules(__path__)
+                  if not info.name.startswith("_"))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_modules(names: Optional[Sequence[str]] = None):
+    for name in names or _command_names():
+        yield name, importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+
+
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of ``command`` alone (its module is the only one imported)."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -39,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in _command_modules():
+    for name, module in _command_modules([command] if command else None):
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run, _whole_or_nothing=getattr(module, "WHOLE_OR_NOTHING", False))
@@ -101,7 +108,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     commands that set ``WHOLE_OR_NOTHING`` also remove what they had written
     of an unfinished run.
     """
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # the command's own module only: the others (and what they import) are not needed
+    parser = build_parser(argv[0] if argv and argv[0] in _command_names() else None)
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
         parser.print_help()
