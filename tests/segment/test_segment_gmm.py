@@ -27,6 +27,15 @@ def test_log_likelihood_matches_sklearn(cov):
     np.testing.assert_allclose(got, want, atol=0.2)
 
 
+def test_starts_on_a_subset_reach_the_fit_of_starts_on_all_rows():
+    x = _blobs(n=8000)
+    on_all = fit_gmm(x, 3, n_init=3, subsample=None, restart_rows=None, device="cpu", seed=2)
+    on_subset = fit_gmm(x, 3, n_init=3, subsample=None, restart_rows=500, device="cpu", seed=2)
+    assert on_subset.converged
+    assert abs(on_subset.score(x) - on_all.score(x)) < 1e-3 * abs(on_all.score(x))
+    np.testing.assert_allclose(np.sort(on_subset.means[:, 0]), np.sort(on_all.means[:, 0]), atol=0.05)
+
+
 def test_posteriors_are_probabilities_and_chunking_is_exact():
     x = _blobs(2)
     g = fit_gmm(x, 3, device="cpu", subsample=2000)
