@@ -167,20 +167,21 @@ def _softmax(w: torch.Tensor) -> torch.Tensor:
     return e / e.sum(1, keepdim=True)
 
 
-def _weighted_log_prob(x: torch.Tensor, p: _Params) -> torch.Tensor:
-    """(N, K) log(weight_k) + log N(x | mu_k, Sigma_k)."""
+def _weighted_log_prob(x: torch.Tensor, p: _Params, x2: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(N, K) log(weight_k) + log N(x | mu_k, Sigma_k); ``x2`` is ``x.square()`` when known."""
     d = x.shape[1]
     if p.full:
         maha = torch.stack([((x @ p.prec[k]) - p.means[k] @ p.prec[k]).square().sum(1)
                             for k in range(p.means.shape[0])], dim=1)
     else:
         # sum_d (x - mu)^2 * prec = x^2 . prec - 2 x . (mu * prec) + mu^2 . prec
-        maha = (x.square() @ p.prec.T - 2.0 * (x @ (p.means * p.prec).T)
+        maha = ((x.square() if x2 is None else x2) @ p.prec.T - 2.0 * (x @ (p.means * p.prec).T)
                 + (p.means.square() * p.prec).sum(1)).clamp_min(0.0)
     return p.log_weights - 0.5 * (d * _LOG_2PI + maha) + p.log_det
 
 
-def _m_step(x: torch.Tensor, resp: torch.Tensor, full: bool, reg: float):
+def _m_step(x: torch.Tensor, resp: torch.Tensor, full: bool, reg: float,
+            x2: Optional[torch.Tensor] = None):
     nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps
     means = (resp.T @ x) / nk[:, None]
     if full:
@@ -192,7 +193,7 @@ def _m_step(x: torch.Tensor, resp: torch.Tensor, full: bool, reg: float):
             covs.append(c)
         cov = torch.stack(covs)
     else:
-        cov = (resp.T @ x.square()) / nk[:, None] - means.square()
+        cov = (resp.T @ (x.square() if x2 is None else x2)) / nk[:, None] - means.square()
         cov = cov.clamp_min(0.0) + reg
     return nk / nk.sum(), means, cov
 
@@ -208,25 +209,33 @@ def _to_params(weights, means, cov, full: bool) -> _Params:
 
 
 def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator, n_lloyd: int = 10) -> torch.Tensor:
-    """k-means++ seeding followed by a few Lloyd iterations; returns (N,) hard labels."""
+    """k-means++ seeding followed by a few Lloyd iterations; returns (N,) hard labels.
+
+    Squared distances are ``|x|^2 - 2 x.c + |c|^2`` and the new centres a
+    one-hot matrix product: matrix products only, no (N, D) temporaries.
+    """
     n = x.shape[0]
+    sq = x.square().sum(1)
+
+    def dist2(c):  # (N, len(c)) squared distances to the centres c
+        return (sq[:, None] - 2.0 * (x @ c.T) + c.square().sum(1)).clamp_min(0.0)
+
     first = int(torch.randint(n, (1,), generator=gen))
     centres = [x[first]]
-    d2 = (x - centres[0]).square().sum(1)
+    d2 = dist2(x[first:first + 1])[:, 0]
     for _ in range(1, k):
         probs = (d2 / d2.sum().clamp_min(1e-30)).double().cpu()
         idx = int(torch.multinomial(probs, 1, generator=gen)) if float(probs.sum()) > 0 else \
             int(torch.randint(n, (1,), generator=gen))
         centres.append(x[idx])
-        d2 = torch.minimum(d2, (x - x[idx]).square().sum(1))
+        d2 = torch.minimum(d2, dist2(x[idx:idx + 1])[:, 0])
     c = torch.stack(centres)
-    sq = x.square().sum(1, keepdim=True)
     for _ in range(n_lloyd):
-        lab = (sq - 2 * x @ c.T + c.square().sum(1)).argmin(1)
-        counts = torch.bincount(lab, minlength=k).to(x.dtype)
-        new = torch.zeros_like(c).index_add_(0, lab, x) / counts.clamp_min(1)[:, None]
+        onehot = torch.nn.functional.one_hot(dist2(c).argmin(1), k).to(x.dtype)
+        counts = onehot.sum(0)
+        new = (onehot.T @ x) / counts.clamp_min(1)[:, None]
         c = torch.where(counts[:, None] > 0, new, c)
-    return (sq - 2 * x @ c.T + c.square().sum(1)).argmin(1)
+    return dist2(c).argmin(1)
 
 
 def _em(x: torch.Tensor, params, full: bool, reg: float, max_iter: int, tol: float):
@@ -235,18 +244,19 @@ def _em(x: torch.Tensor, params, full: bool, reg: float, max_iter: int, tol: flo
     Returns ``(lower bound, weights, means, cov, converged, iterations)``.
     """
     weights, means, cov = params
+    x2 = None if full else x.square()  # the same at every iteration
     prev, converged, it = -math.inf, False, 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported after the loop
-        wlp = _weighted_log_prob(x, _to_params(weights, means, cov, full))
+        wlp = _weighted_log_prob(x, _to_params(weights, means, cov, full), x2)
         ll = _logsumexp(wlp)
         lb = float(ll.double().mean())
         resp = torch.exp((wlp - ll[:, None]).clamp_min(_EXP_FLOOR))
-        weights, means, cov = _m_step(x, resp, full, reg)
+        weights, means, cov = _m_step(x, resp, full, reg, x2)
         if abs(lb - prev) < tol:
             converged = True
             break
         prev = lb
-    lb = float(_logsumexp(_weighted_log_prob(x, _to_params(weights, means, cov, full))).double().mean())
+    lb = float(_logsumexp(_weighted_log_prob(x, _to_params(weights, means, cov, full), x2)).double().mean())
     return lb, weights, means, cov, converged, it
 
 
