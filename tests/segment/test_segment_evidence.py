@@ -250,6 +250,11 @@ def test_dependent_band_is_thin_dense_lung_under_the_posterior_pleura():
     assert out[band].mean() > 0.95 and not out[front].any()
     # (the ball fits in the lesion but at its rounded edges and away from the block's ends)
     assert out[3:-3][lesion[3:-3]].mean() < 0.05
+    # the opening is computed in a box around the band: the same as on the whole volume
+    from diffseglung_core.segment.evidence import _opening
+
+    whole = band | lesion | front
+    assert (out == (whole & (depth <= 10.0) & (y > 49)[None] & ~_opening(whole, sp, 4.0))).all()
 
 
 def test_dependent_density_is_healthy_unless_it_is_reticular():

@@ -58,6 +58,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import ndtr
 
+from ..lung.coarse import bbox
 from ..lung.morphology import axial_convex_hull
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
@@ -366,7 +367,10 @@ def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
     band = dense & (depth <= max_depth_mm) & (ys > centre)
     if not band.any():
         return band
-    return band & ~_opening(dense, spacing, thick_mm)
+    # the opening at a voxel depends on the mask within 2 radii: work in a box that holds them
+    box = bbox(band, [int(np.ceil(2 * thick_mm / float(s))) + 1 for s in spacing])
+    band[box] &= ~_opening(dense[box], spacing, thick_mm)
+    return band
 
 
 def read_past_partial_volume(values: np.ndarray, inside: np.ndarray, below: np.ndarray,
