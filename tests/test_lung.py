@@ -685,3 +685,19 @@ def test_closing_of_one_slice_is_the_closing_of_a_stack_of_it():
     np.testing.assert_array_equal(closing(mask[None], spacing, 8.0)[0],
                                   closing(stack, spacing, 8.0)[30])
     assert (closing(mask[None], spacing, 8.0)[0] & ~mask).any()
+
+
+def test_axial_convex_hull_is_skimage_hull_of_each_slice():
+    from skimage.morphology import convex_hull_image
+
+    from diffseglung_core.lung.morphology import axial_convex_hull
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((30, 40, 50), bool)
+    for z in range(30):  # 0-7 random pixels per slice: empty, lines and polygons
+        n = int(rng.integers(0, 8))
+        mask[z, rng.integers(0, 40, n), rng.integers(0, 50, n)] = True
+    hull = axial_convex_hull(mask)
+    for z in range(30):
+        want = convex_hull_image(mask[z]) if mask[z].sum() >= 3 else np.zeros((40, 50), bool)
+        np.testing.assert_array_equal(hull[z], want)

@@ -26,7 +26,10 @@ def axial_convex_hull(mask: np.ndarray) -> np.ndarray:
     hull = np.zeros(mask.shape, bool)
     for z, s in enumerate(mask):
         if np.count_nonzero(s) >= 3:
-            hull[z] = convex_hull_image(s)
+            # the hull of the pixels lies in their bounding box: rasterise it there only
+            ys, xs = np.flatnonzero(s.any(axis=1)), np.flatnonzero(s.any(axis=0))
+            box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+            hull[z][box] = convex_hull_image(s[box])
     return hull
 
 

@@ -305,8 +305,10 @@ def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """
     hull = axial_convex_hull(inside)
     hull[:, [0, -1], :] = hull[:, :, [0, -1]] = False
-    # an in-plane distance: slices far apart along z
-    depth = ndi.distance_transform_edt(hull, sampling=(1e6, float(spacing[1]), float(spacing[2])))
+    # an in-plane distance, slice by slice
+    depth = np.empty(inside.shape, np.float32)
+    for z, h in enumerate(hull):
+        depth[z] = ndi.distance_transform_edt(h, sampling=(float(spacing[1]), float(spacing[2])))
     idx = np.arange(inside.shape[0], dtype=np.float32)[:, None, None]
     below = np.maximum.accumulate(np.where(inside, np.float32(-1e6), idx), axis=0)
     return np.minimum(depth, (idx - below) * float(spacing[0])).astype(np.float32)
