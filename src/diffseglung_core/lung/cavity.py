@@ -194,11 +194,17 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     crossable = body & ~fat & ~stop & ~bone & ~side
     crossable[[0, -1], :] = crossable[:, [0, -1]] = False  # a crop shows nothing beyond its edge
 
-    # contour points and their outward normals (in mm)
-    soft = ndi.gaussian_filter(side.astype(np.float32), (normal_mm / sy, normal_mm / sx))
-    gy, gx = np.gradient(soft, sy, sx)
-    ey, ex = np.nonzero(side & ~ndi.binary_erosion(side))
+    # contour points and their outward normals (in mm), in a box around the lung that
+    # holds the smoothing's reach (the same values as on the whole slice)
+    sigma = (normal_mm / sy, normal_mm / sx)
+    reach = [int(4.0 * g + 0.5) + 2 for g in sigma]
+    ys, xs = np.flatnonzero(side.any(axis=1)), np.flatnonzero(side.any(axis=0))
+    y0, x0 = max(ys[0] - reach[0], 0), max(xs[0] - reach[1], 0)
+    near = side[y0:ys[-1] + reach[0] + 1, x0:xs[-1] + reach[1] + 1]
+    gy, gx = np.gradient(ndi.gaussian_filter(near.astype(np.float32), sigma, truncate=4.0), sy, sx)
+    ey, ex = np.nonzero(near & ~ndi.binary_erosion(near))
     vy, vx = -gy[ey, ex], -gx[ey, ex]
+    ey, ex = ey + y0, ex + x0
     norm = np.hypot(vy, vx)
     keep = norm > 1e-6
     ey, ex, vy, vx = ey[keep], ex[keep], vy[keep] / norm[keep], vx[keep] / norm[keep]
