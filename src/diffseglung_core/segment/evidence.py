@@ -137,12 +137,18 @@ def _sigmas(spacing: Sequence[float], sigma_mm: float, shape: Sequence[int]) -> 
     return [0.0 if n == 1 else sigma_mm / float(s) for s, n in zip(spacing, shape)]
 
 
-def _masked_mean(values: np.ndarray, weight: np.ndarray, spacing, sigma_mm: float):
-    """Gaussian mean of ``values`` over ``weight`` voxels, and the local weight."""
+def _masked_mean(values: np.ndarray, weight: np.ndarray, spacing, sigma_mm: float,
+                 den: Optional[np.ndarray] = None):
+    """Gaussian mean of ``values`` over ``weight`` voxels, and the local weight.
+
+    ``den``: the local weight of an earlier call with the same ``weight`` and
+    ``sigma_mm`` (not computed again).
+    """
     sig = _sigmas(spacing, sigma_mm, values.shape)
     w = weight.astype(np.float32)
     num = ndi.gaussian_filter(values.astype(np.float32) * w, sig, truncate=2.5)
-    den = ndi.gaussian_filter(w, sig, truncate=2.5)
+    if den is None:
+        den = ndi.gaussian_filter(w, sig, truncate=2.5)
     return num / np.maximum(den, 1e-3), den
 
 
@@ -599,10 +605,11 @@ def tissue_evidence(
     if inside.shape[0] > 2:
         closed = np.ones((3, 1, 1), bool)
         walls &= ndi.binary_erosion(inside, closed, border_value=1)
-    wall_frac, _ = _masked_mean(walls, inside, spacing, 3.0)
-    thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0)
-    mean, _ = _masked_mean(h, inside, spacing, 1.5)
-    mean_sq, _ = _masked_mean(h * h, inside, spacing, 1.5)
+    wall_frac, local = _masked_mean(walls, inside, spacing, 3.0)
+    thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0, den=local)
+    mean, local = _masked_mean(h, inside, spacing, 1.5)
+    mean_sq, _ = _masked_mean(h * h, inside, spacing, 1.5, den=local)
+    del local
     texture = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
     del mean, mean_sq
     denser = inside & ~solid & (par_hu - level[:, :, None] >= dense_margin_hu)
