@@ -278,3 +278,15 @@ def test_edited_clusters_keep_their_label():
     probs = label_probabilities(post, mapping, evidence=ev)
     assert probs[0].argmax() == Tissue.HEALTHY  # cluster name overruled by the evidence
     assert probs[1].argmax() == Tissue.GGO  # the user's choice stands
+
+
+def test_dilating_part_by_part_is_the_dilation():
+    from scipy import ndimage as ndi
+
+    from diffseglung_core.segment.evidence import _ball, _dilate_parts
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((20, 60, 70)) > 0.995  # scattered parts, some at the array's edges
+    mask[0, 0, 0] = mask[-1, -1, -1] = True
+    ball = _ball(3.0, (2.0, 0.8, 0.8), mask.shape)
+    np.testing.assert_array_equal(_dilate_parts(mask, ball), ndi.binary_dilation(mask, ball))

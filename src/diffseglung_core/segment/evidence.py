@@ -162,6 +162,22 @@ def _ball(radius_mm: float, spacing: Sequence[float], shape: Sequence[int]) -> n
     return dist <= 1.0
 
 
+def _dilate_parts(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.binary_dilation(mask, footprint)``, one connected part at a time.
+
+    Each part is dilated in its box padded by the footprint's reach: the same
+    result, at the cost of the parts' extent (fast for a sparse mask such as
+    the cores of thick structures).
+    """
+    out = np.zeros(mask.shape, bool)
+    reach = [n // 2 for n in footprint.shape]
+    lab, _ = ndi.label(mask)
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        box = tuple(slice(max(s.start - r, 0), min(s.stop + r, n)) for s, r, n in zip(sl, reach, mask.shape))
+        out[box] |= ndi.binary_dilation(lab[box] == i, footprint)
+    return out
+
+
 def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], max_radius_mm: float = 4.0,
                   min_elongation: float = 3.0) -> bool:
     """Whether a low-attenuation region is the air of a bronchus: a long, narrow tube.
@@ -522,7 +538,7 @@ def tissue_evidence(
     dense = dense_anywhere & inside
     del dense_anywhere
     ball = _ball(solid_mm, spacing, h.shape)
-    thick = ndi.binary_dilation(ndi.binary_erosion(dense, ball), ball) & dense
+    thick = _dilate_parts(ndi.binary_erosion(dense, ball), ball) & dense
     thin = dense & ~thick
     tube = structure_maps(h, spacing, device=device)["tube"]
     vessel = thin & (tube > vessel_tube)
