@@ -343,8 +343,15 @@ def outside_rib_line(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, sampling:
 def skin_depth(body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Distance (mm) of each voxel of ``body`` (Z, Y, X) from the skin, per axial slice."""
     sampling = (float(spacing[1]), float(spacing[2]))
-    return np.stack([ndi.distance_transform_edt(np.pad(b, 1), sampling=sampling)[1:-1, 1:-1]
-                     for b in body]).astype(np.float32)
+    out = np.zeros(body.shape, np.float32)
+    for z, b in enumerate(body):
+        if not b.any():
+            continue
+        # the nearest skin lies in the body's box or on the ring just outside it
+        ys, xs = np.flatnonzero(b.any(axis=1)), np.flatnonzero(b.any(axis=0))
+        box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+        out[z][box] = ndi.distance_transform_edt(np.pad(b[box], 1), sampling=sampling)[1:-1, 1:-1]
+    return out
 
 
 def solid_organs(dense: np.ndarray, spacing: Sequence[float], radius_mm: float = 35.0,
