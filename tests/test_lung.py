@@ -701,3 +701,17 @@ def test_axial_convex_hull_is_skimage_hull_of_each_slice():
     for z in range(30):
         want = convex_hull_image(mask[z]) if mask[z].sum() >= 3 else np.zeros((40, 50), bool)
         np.testing.assert_array_equal(hull[z], want)
+
+
+def test_fill_holes_nd_is_scipy_fill_holes():
+    from scipy import ndimage as ndi
+
+    from diffseglung_core.lung.morphology import fill_holes_nd
+
+    rng = np.random.default_rng(1)
+    for i in range(60):  # 2D and 3D, holes inside, shapes touching the array's edges, empty
+        shape = (int(rng.integers(1, 6)), 30, 35) if i % 2 else (30, 35)
+        mask = ndi.gaussian_filter(rng.random(shape), 1.5) > rng.uniform(0.45, 0.55)
+        if i % 10 == 0:
+            mask[...] = False
+        np.testing.assert_array_equal(fill_holes_nd(mask), ndi.binary_fill_holes(mask))

@@ -41,15 +41,24 @@ def fill_holes_nd(mask: np.ndarray) -> np.ndarray:
     """
     if not mask.any():
         return mask.copy()
-    lab, n = ndi.label(~mask)
+    # in the mask's box grown by one voxel: what touches its faces reaches the array's edge
+    box = []
+    for axis in range(mask.ndim):
+        idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(max(idx[0] - 1, 0), min(idx[-1] + 2, mask.shape[axis])))
+    box = tuple(box)
+    sub = mask[box]
+    lab, n = ndi.label(~sub)
     if n == 0:
         return mask.copy()
     edge = np.zeros(n + 1, bool)
-    for axis in range(mask.ndim):
+    for axis in range(sub.ndim):
         for end in (0, -1):
             edge[np.take(lab, end, axis=axis)] = True
     edge[0] = True
-    return mask | ~edge[lab]
+    out = mask.copy()
+    out[box] = sub | ~edge[lab]
+    return out
 
 
 def axial_opening(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
