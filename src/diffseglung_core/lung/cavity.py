@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from .coarse import bbox
 from .morphology import axial_disk, axial_opening, disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
@@ -197,14 +198,11 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     # contour points and their outward normals (in mm), in a box around the lung that
     # holds the smoothing's reach (the same values as on the whole slice)
     sigma = (normal_mm / sy, normal_mm / sx)
-    reach = [int(4.0 * g + 0.5) + 2 for g in sigma]
-    ys, xs = np.flatnonzero(side.any(axis=1)), np.flatnonzero(side.any(axis=0))
-    y0, x0 = max(ys[0] - reach[0], 0), max(xs[0] - reach[1], 0)
-    near = side[y0:ys[-1] + reach[0] + 1, x0:xs[-1] + reach[1] + 1]
-    gy, gx = np.gradient(ndi.gaussian_filter(near.astype(np.float32), sigma, truncate=4.0), sy, sx)
-    ey, ex = np.nonzero(near & ~ndi.binary_erosion(near))
+    near = bbox(side, [int(4.0 * g + 0.5) + 2 for g in sigma])
+    gy, gx = np.gradient(ndi.gaussian_filter(side[near].astype(np.float32), sigma, truncate=4.0), sy, sx)
+    ey, ex = np.nonzero(side[near] & ~ndi.binary_erosion(side[near]))
     vy, vx = -gy[ey, ex], -gx[ey, ex]
-    ey, ex = ey + y0, ex + x0
+    ey, ex = ey + near[0].start, ex + near[1].start
     norm = np.hypot(vy, vx)
     keep = norm > 1e-6
     ey, ex, vy, vx = ey[keep], ex[keep], vy[keep] / norm[keep], vx[keep] / norm[keep]
@@ -348,8 +346,7 @@ def skin_depth(body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
         if not b.any():
             continue
         # the nearest skin lies in the body's box or on the ring just outside it
-        ys, xs = np.flatnonzero(b.any(axis=1)), np.flatnonzero(b.any(axis=0))
-        box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+        box = bbox(b, (0, 0))
         out[z][box] = ndi.distance_transform_edt(np.pad(b[box], 1), sampling=sampling)[1:-1, 1:-1]
     return out
 

@@ -7,6 +7,8 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage as ndi
 
+from .coarse import bbox
+
 
 def disk(radius: int) -> np.ndarray:
     """A 2D disk footprint of ``radius`` pixels."""
@@ -27,8 +29,7 @@ def axial_convex_hull(mask: np.ndarray) -> np.ndarray:
     for z, s in enumerate(mask):
         if np.count_nonzero(s) >= 3:
             # the hull of the pixels lies in their bounding box: rasterise it there only
-            ys, xs = np.flatnonzero(s.any(axis=1)), np.flatnonzero(s.any(axis=0))
-            box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+            box = bbox(s, (0, 0))
             hull[z][box] = convex_hull_image(s[box])
     return hull
 
@@ -42,11 +43,7 @@ def fill_holes_nd(mask: np.ndarray) -> np.ndarray:
     if not mask.any():
         return mask.copy()
     # in the mask's box grown by one voxel: what touches its faces reaches the array's edge
-    box = []
-    for axis in range(mask.ndim):
-        idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(max(idx[0] - 1, 0), min(idx[-1] + 2, mask.shape[axis])))
-    box = tuple(box)
+    box = bbox(mask, (1,) * mask.ndim)
     sub = mask[box]
     lab, n = ndi.label(~sub)
     if n == 0:
