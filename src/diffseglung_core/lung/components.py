@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .maps import LEFT_LUNG, RIGHT_LUNG
-from .morphology import disk, fill_holes_nd
+from .morphology import axial_convex_hull, disk, fill_holes_nd
 
 
 def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
@@ -153,8 +153,6 @@ def inside_bony_thorax(hu: np.ndarray, comp: np.ndarray, box: tuple, spacing: Se
     bool
         True also when no slice shows enough bone to judge.
     """
-    from skimage.morphology import convex_hull_image
-
     from .cavity import smooth_axial
 
     inside = judged = 0
@@ -169,7 +167,7 @@ def inside_bony_thorax(hu: np.ndarray, comp: np.ndarray, box: tuple, spacing: Se
         bone = patient & (smooth > bone_hu)
         if np.count_nonzero(bone) * pixel_mm2 < min_bone_mm2:
             continue
-        hull = convex_hull_image(bone)[box]
+        hull = axial_convex_hull(bone[None])[0][box]
         inside += np.count_nonzero(comp[z] & hull)
         judged += np.count_nonzero(comp[z])
     return bool(judged == 0 or inside >= min_share * judged)
