@@ -11,6 +11,8 @@ from diffseglung_core.segment.evidence import (
     TissueEvidence,
     costal_depth,
     dependent_band,
+    edge_halo,
+    orientation_coherence,
     partial_volume_rim,
     read_past_partial_volume,
     tissue_evidence,
@@ -123,6 +125,41 @@ def test_a_small_emphysematous_region_is_found(noise):
     assert inside > 0.6 and outside < 0.01
 
 
+def _lung_beside_the_heart(halo_px: int, seed: int = 2):
+    """Lung (-870 HU, noise 30) against a block of soft tissue (the heart, x < 40 px), with a
+    dark band (-1000 HU) of ``halo_px`` pixels along the border, as a sharp kernel draws it."""
+    hu, lung, sp = _lung_block(shape=(12, 120, 120), spacing=(5.0, 0.8, 0.8), noise=30.0,
+                               level=-870.0, seed=seed)
+    hu[:, :, :40] = 40.0
+    lung[:, :, :40] = False
+    hu[:, :, 40:40 + halo_px] -= 130.0
+    return hu, lung, sp
+
+
+def test_the_dark_halo_of_a_sharp_kernel_is_measured_and_not_emphysema():
+    hu, lung, sp = _lung_beside_the_heart(halo_px=2)
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.halo_mm == 2.0
+    assert ev.emphysema.mean() < 0.005
+    # without the halo's measurement the band is an emphysema region along the heart
+    width, halo = edge_halo(hu < -950, lung, (hu > -500) & ~lung, sp)
+    assert width == 2.0 and halo[:, 2:-2, 40:42].all() and not halo[:, :, 43:].any()
+    # a smooth kernel: no halo
+    smooth, lung0, _ = _lung_beside_the_heart(halo_px=0)
+    assert edge_halo(smooth < -950, lung0, (smooth > -500) & ~lung0, sp)[0] == 0.0
+
+
+def test_emphysema_against_the_heart_is_found_past_the_halo():
+    hu, lung, sp = _lung_beside_the_heart(halo_px=2, seed=3)
+    z, y, x = _grid(hu.shape, sp)
+    region = lung & (np.abs(y) < 15) & (x < 0)   # 16 mm of destroyed lung against the heart
+    hu[region] -= 105.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.halo_mm == 2.0  # the region darkens the lung behind the halo too: not wider
+    assert ev.emphysema[_rows(region, lung)].mean() > 0.6
+    assert ev.emphysema[_rows(lung & ~region & (np.abs(y) > 25), lung)].mean() < 0.01
+
+
 def test_a_net_of_walls_is_walls_and_vessels_are_not():
     hu, lung, sp = _lung_block(shape=(24, 96, 96), spacing=(1.0, 1.0, 1.0))
     z, y, x = _grid(hu.shape, sp)
@@ -136,6 +173,39 @@ def test_a_net_of_walls_is_walls_and_vessels_are_not():
     assert np.median(ev.wall_fraction[_rows(centre, lung)]) > 0.15
     around_tube = ((y - 10) ** 2 + (x - 25) ** 2) <= 6.0 ** 2
     assert np.median(ev.wall_fraction[_rows(around_tube, lung)]) < 0.05
+
+
+def test_walls_in_one_direction_are_coherent_and_a_net_is_not():
+    """A fissure-like line (or parallel lines) runs one way; a net and the rings of cysts do not."""
+    sp = (5.0, 0.8, 0.8)
+    y, x = np.mgrid[:100, :100]
+    line = (y == 50) | (y == 51)
+    parallel = (y % 7) == 0
+    net = parallel | ((x % 7) == 0)
+    rings = np.zeros((100, 100), bool)
+    for cy in range(8, 100, 9):
+        for cx in range(8, 100, 9):
+            d = np.hypot(y - cy, x - cx)
+            rings |= (d > 3.0) & (d < 4.2)
+    coh = orientation_coherence(np.stack([line, parallel, net, rings, np.zeros_like(line)]), sp, 3.0)
+    centre = (slice(20, 80), slice(20, 80))
+    assert coh[0, 48:54, 20:80].min() > 0.95 and coh[1][centre].min() > 0.9
+    assert coh[2][centre].max() < 0.3 and np.median(coh[3][centre]) < 0.3
+    assert not coh[4].any() and coh[0, 20, 50] == 0.0       # no edge nearby: 0
+    # slice by slice: a slice does not see its neighbours
+    assert np.array_equal(coh[2], orientation_coherence(net[None], sp, 3.0)[0])
+
+
+def test_a_line_of_walls_is_not_fibrosis_and_a_net_is():
+    rules = AssignmentRules()
+    p = np.zeros((2, 6), np.float32)
+    p[:, Tissue.FIBROSIS] = 1.0
+    ev = _evidence(2, thin=np.ones(2, bool), wall_fraction=np.full(2, 0.3, np.float32),
+                   parenchyma_hu=np.full(2, -700, np.float32),
+                   wall_coherence=np.array([0.2, 0.9], np.float32))
+    out = evidence_gates(p, ev, slice(0, 2), rules).argmax(1)
+    # one line (a fissure, a subpleural line, the heart's blurred border) in dense parenchyma: GGO
+    assert out.tolist() == [Tissue.FIBROSIS, Tissue.GGO]
 
 
 def test_dense_ground_glass_with_its_vessels_is_not_solid():

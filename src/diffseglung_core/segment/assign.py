@@ -76,6 +76,11 @@ class AssignmentRules:
     fibrosis_wall, fibrosis_wall_central : with structure evidence, fibrosis needs this
         share of thin non-tubular walls around a voxel at the pleura, rising to
         ``fibrosis_wall_central`` 30 mm deep (fibrosis is predominantly subpleural).
+    fibrosis_max_coherence : the walls must form a net: their in-plane orientation
+        coherence around the voxel (:func:`~.evidence.orientation_coherence`) below this.
+        0.6 means the edges across the main direction carry at least a quarter of the
+        energy of those along it; a single line or sheet (a fissure, a subpleural line,
+        the blurred border of the heart) is near 1.
     """
 
     emphysema_below: float = -880.0
@@ -95,6 +100,7 @@ class AssignmentRules:
     ggo_upgrade_hu: float = 250.0
     fibrosis_wall: float = 0.10
     fibrosis_wall_central: float = 0.20
+    fibrosis_max_coherence: float = 0.6
 
 
 @dataclass
@@ -395,7 +401,8 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
        emphysema, unless thin walls surround it (honeycomb cysts: fibrosis);
     4. fibrosis needs a net of thin walls around the voxel
        (``rules.fibrosis_wall``, more away from the pleura; on coarse grids thin
-       structures of any shape with texture four times the noise), otherwise its mass
+       structures of any shape with texture four times the noise; running in
+       more than one direction, ``rules.fibrosis_max_coherence``), otherwise its mass
        goes to GGO (dense parenchyma) or healthy; with such a net and dense
        parenchyma a voxel is fibrosis whatever its cluster;
     5. GGO needs the parenchyma around the voxel, dense structures left out,
@@ -416,6 +423,9 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     walls = (ev.wall_fraction[rows] >= wall_needed) | \
         ((ev.thin_fraction[rows] >= 1.5 * wall_needed)
          & (ev.texture_hu[rows] >= 4.0 * ev.noise_hu))
+    if ev.wall_coherence is not None:
+        # a net, not one line or sheet
+        walls &= ev.wall_coherence[rows] < rules.fibrosis_max_coherence
     emph = ev.emphysema[rows]
     H, G, F, E, C = (int(Tissue.HEALTHY), int(Tissue.GGO), int(Tissue.FIBROSIS),
                      int(Tissue.EMPHYSEMA), int(Tissue.CONSOLIDATION))

@@ -25,9 +25,13 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   against what noise alone gives healthy lung of that slice. Emphysema is a
   region where that share is far above the noise baseline and above
   ``min_laa_fraction``, of at least ``min_laa_ml``: noise at thick slices gives
-  none, a small real emphysematous region is found.
+  none, a small real emphysematous region is found. The dark halo that a
+  sharp (lung) kernel draws along the lung's edge, measured on each scan, is
+  not read.
 * **Walls**: the share of thin dense voxels that are not tubes within about
-  3 mm (the net of reticulation and the walls of honeycomb cysts), and the
+  3 mm (the net of reticulation and the walls of honeycomb cysts), how much
+  they run one way (a net runs every way; a fissure, a subpleural line or the
+  blurred border of the heart is one line), and the
   depth below the costal and diaphragmatic pleura (fibrosis is predominantly
   subpleural and basal; the mediastinal surface and the hila, where bronchi
   and vessels crowd, are not "subpleural").
@@ -64,7 +68,7 @@ from ..progress import ProgressCallback, report
 from .features import lung_bbox
 
 __all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "dependent_band", "partial_volume_rim",
-           "read_past_partial_volume", "EMPHYSEMA_HU"]
+           "read_past_partial_volume", "orientation_coherence", "edge_halo", "EMPHYSEMA_HU"]
 
 #: The emphysema threshold (calibrated HU) of the low-attenuation area.
 EMPHYSEMA_HU = -950.0
@@ -98,6 +102,10 @@ class TissueEvidence:
     thin_fraction : (N,) float32
         Share of the surrounding lung that is thin dense structures of any shape
         (the walls of cysts read as tubes too at coarse grids).
+    wall_coherence : (N,) float32
+        How much the thin structures around the voxel run in one direction in
+        its slice, 0 (a net: every direction) to 1 (one line or sheet: a
+        fissure, a subpleural line); :func:`orientation_coherence`.
     texture_hu : (N,) float32
         Standard deviation (HU) of the lung around the voxel (Gaussian, 1.5 mm):
         destroyed lung is smooth air, honeycombing alternates air and walls.
@@ -115,6 +123,9 @@ class TissueEvidence:
     laa_baseline : float
         Share of healthy lung that this spread alone puts below -950 HU (the
         median over slices): what the low-attenuation share is compared with.
+    halo_mm : float
+        Width (mm) of the dark halo of a sharp kernel along the lung's edge,
+        left out of the low-attenuation share (:func:`edge_halo`); 0 without one.
     """
 
     solid: np.ndarray
@@ -131,6 +142,8 @@ class TissueEvidence:
     noise_hu: float
     laa_baseline: float = 0.0
     dependent: Optional[np.ndarray] = None
+    wall_coherence: Optional[np.ndarray] = None
+    halo_mm: float = 0.0
 
 
 def _sigmas(spacing: Sequence[float], sigma_mm: float, shape: Sequence[int]) -> list[float]:
@@ -397,6 +410,91 @@ def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
     return band
 
 
+def orientation_coherence(mask: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
+    """In-plane coherence of the structures of ``mask`` around every voxel, in [0, 1].
+
+    The structure tensor of ``mask`` (lightly smoothed) averaged by a Gaussian
+    of ``sigma_mm`` in each axial slice: its eigenvalues ``l1 >= l2`` give
+    ``(l1 - l2) / (l1 + l2)``, 1 where every edge nearby runs one way (a single
+    line or sheet: a fissure, a subpleural line, the lung's edge) and near 0
+    where they run every way (a net of reticulation, the rings of cysts).
+    0 where ``mask`` has no edge nearby.
+
+    Parameters
+    ----------
+    mask : (Z, Y, X) bool
+    spacing : (3,) float, mm.
+    sigma_mm : float
+        Scale (mm) of the neighbourhood.
+
+    Returns
+    -------
+    (Z, Y, X) float32
+    """
+    sy, sx = float(spacing[1]), float(spacing[2])
+    sig = (sigma_mm / sy, sigma_mm / sx)
+    out = np.zeros(mask.shape, np.float32)
+    for z in np.flatnonzero(mask.any(axis=(1, 2))):  # slice by slice: little memory
+        f = ndi.gaussian_filter(mask[z].astype(np.float32), (0.5 / sy, 0.5 / sx), truncate=2.5)
+        gy = ndi.sobel(f, axis=0) / np.float32(sy)
+        gx = ndi.sobel(f, axis=1) / np.float32(sx)
+        jyy = ndi.gaussian_filter(gy * gy, sig, truncate=2.5)
+        jxx = ndi.gaussian_filter(gx * gx, sig, truncate=2.5)
+        jxy = ndi.gaussian_filter(gx * gy, sig, truncate=2.5)
+        trace = jxx + jyy
+        spread = np.sqrt((jxx - jyy) ** 2 + 4.0 * jxy * jxy)
+        out[z] = np.where(trace > 1e-6, spread / np.maximum(trace, 1e-6), 0.0)
+    return out
+
+
+def edge_halo(low: np.ndarray, parenchyma: np.ndarray, tissue: np.ndarray,
+              spacing: Sequence[float], *, max_mm: int = 4, min_ratio: float = 2.0,
+              min_excess: float = 0.05) -> tuple[float, np.ndarray]:
+    """The dark halo that a sharp reconstruction kernel draws along the lung's edge.
+
+    Edge-enhancing (lung) kernels undershoot next to a high-contrast border:
+    the first mm or two of lung along the heart, the mediastinum and the chest
+    wall read far below the lung just behind, below -950 HU in places, with
+    nothing destroyed. The halo is measured on the scan itself: the share of
+    ``low`` voxels of the parenchyma in 1 mm bands by in-plane distance from
+    ``tissue``, against the share in the band from ``max_mm`` to ``2 * max_mm``
+    (emphysema along the border darkens both; the halo only the first). It
+    reaches the outer edge of the last band within ``max_mm`` whose share is at
+    least ``min_ratio`` times the reference and ``min_excess`` above it; a smooth
+    kernel gives none.
+
+    Parameters
+    ----------
+    low : (Z, Y, X) bool
+        Low-attenuation voxels (e.g. below -950 HU).
+    parenchyma : (Z, Y, X) bool
+        Lung parenchyma where the shares are read.
+    tissue : (Z, Y, X) bool
+        Dense tissue outside the lung.
+    spacing : (3,) float, mm.
+
+    Returns
+    -------
+    width_mm : float
+        0 without a halo.
+    halo : (Z, Y, X) bool
+        Lung parenchyma closer than ``width_mm`` (in-plane) to ``tissue``.
+    """
+    dist = ndi.distance_transform_edt(~tissue, sampling=(1e6, float(spacing[1]), float(spacing[2])))
+    d, v = dist[parenchyma], low[parenchyma]
+    ref = (d >= max_mm) & (d < 2 * max_mm)
+    width = 0.0
+    if ref.sum() >= 1000:
+        share_ref = float(v[ref].mean())
+        for k in range(int(max_mm)):
+            band = (d >= k) & (d < k + 1)
+            if band.sum() >= 200:
+                share = float(v[band].mean())
+                if share >= max(min_ratio * share_ref, share_ref + min_excess):
+                    width = float(k + 1)
+    return width, parenchyma & (dist < width)
+
+
 def read_past_partial_volume(values: np.ndarray, inside: np.ndarray, below: np.ndarray,
                              above: np.ndarray) -> np.ndarray:
     """``values`` with the partial-volume rim read one slice further into the lung.
@@ -453,6 +551,7 @@ def tissue_evidence(
     dense_margin_hu: float = 120.0,
     dependent_mm: float = 10.0,
     dependent_thick_mm: float = 4.0,
+    coherence_mm: float = 5.0,
     device: str = "cpu",
     progress: Optional[ProgressCallback] = None,
 ) -> TissueEvidence:
@@ -511,6 +610,9 @@ def tissue_evidence(
         its slice, within ``dependent_mm`` of the posterior pleura, in a band
         thinner than a ball of ``dependent_thick_mm`` radius, is dependent
         density (:func:`dependent_band`).
+    coherence_mm : float
+        Scale (mm) over which the walls' orientations are compared
+        (:func:`orientation_coherence`).
     device : str
         Device of the Hessian (see :mod:`.structure`).
     progress : callable, optional
@@ -536,6 +638,7 @@ def tissue_evidence(
     below, above = partial_volume_rim(inside, dense_anywhere)
     rim = below | above
     dense = dense_anywhere & inside
+    tissue = dense_anywhere & ~inside
     del dense_anywhere
     ball = _ball(solid_mm, spacing, h.shape)
     thick = _dilate_parts(ndi.binary_erosion(dense, ball), ball) & dense
@@ -592,9 +695,13 @@ def tissue_evidence(
     # the share of low attenuation noise alone gives healthy lung at each level
     reference = np.maximum(level_soft, healthy_reference_hu)
     baseline = ndtr((EMPHYSEMA_HU - reference) / np.maximum(spread_soft, 5.0)[:, None])
-    laa = (soft < EMPHYSEMA_HU) & parenchyma
+    # the dark halo of a sharp kernel along the lung's edge is not read
+    halo_mm, halo = edge_halo(soft < EMPHYSEMA_HU, parenchyma & ~rim, tissue, spacing)
+    read = parenchyma & ~halo
+    del tissue, halo
+    laa = (soft < EMPHYSEMA_HU) & read
     del soft
-    laa_frac, weight = _masked_mean(laa, parenchyma, spacing, laa_mm)
+    laa_frac, weight = _masked_mean(laa, read, spacing, laa_mm)
     n_eff = 2.0 * np.pi * laa_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
     if h.shape[0] > 1:
         n_eff *= max(1.0, 2.5 * laa_mm / float(spacing[0]))
@@ -623,6 +730,7 @@ def tissue_evidence(
         walls &= ndi.binary_erosion(inside, closed, border_value=1)
     wall_frac, local = _masked_mean(walls, inside, spacing, 3.0)
     thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0, den=local)
+    coherence = orientation_coherence(walls, spacing, coherence_mm)
     mean, local = _masked_mean(h, inside, spacing, 1.5)
     mean_sq, _ = _masked_mean(h * h, inside, spacing, 1.5, den=local)
     del local
@@ -646,10 +754,12 @@ def tissue_evidence(
         emphysema=emphysema[rows], laa_fraction=laa_frac[rows].astype(np.float32),
         wall_fraction=wall_frac[rows].astype(np.float32),
         thin_fraction=thin_frac[rows].astype(np.float32),
+        wall_coherence=coherence[rows],
         texture_hu=texture[rows].astype(np.float32),
         pleura_mm=depth[rows].astype(np.float32),
         noise_hu=float(np.median(spread)),
         laa_baseline=float(np.median(baseline)),
+        halo_mm=halo_mm,
         dependent=dependent[rows],
     )
     report(progress, total, total, "evidence")
