@@ -147,6 +147,14 @@ def test_the_dark_halo_of_a_sharp_kernel_is_measured_and_not_emphysema():
     # a smooth kernel: no halo
     smooth, lung0, _ = _lung_beside_the_heart(halo_px=0)
     assert edge_halo(smooth < -950, lung0, (smooth > -500) & ~lung0, sp)[0] == 0.0
+    # the report says so beside LAA-950
+    from types import SimpleNamespace
+
+    from diffseglung_core.segment.report import make_report
+
+    result = SimpleNamespace(evidence=ev, mapping=None, timings={}, params={})
+    note = make_report(lung.astype(np.uint8), hu, sp, result=result)["emphysema_evidence"]
+    assert note["edge_halo_mm"] == 2.0 and "sharp reconstruction kernel" in note["note"]
 
 
 def test_emphysema_against_the_heart_is_found_past_the_halo():

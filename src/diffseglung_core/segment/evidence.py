@@ -480,19 +480,23 @@ def edge_halo(low: np.ndarray, parenchyma: np.ndarray, tissue: np.ndarray,
     halo : (Z, Y, X) bool
         Lung parenchyma closer than ``width_mm`` (in-plane) to ``tissue``.
     """
-    dist = ndi.distance_transform_edt(~tissue, sampling=(1e6, float(spacing[1]), float(spacing[2])))
-    d, v = dist[parenchyma], low[parenchyma]
-    ref = (d >= max_mm) & (d < 2 * max_mm)
-    width = 0.0
+    # in-plane distance in tenths of a mm (floored, so "d >= k mm" stays exact), up to 25.5 mm
+    tenths = np.full(tissue.shape, 255, np.uint8)
+    for z in np.flatnonzero(tissue.any(axis=(1, 2))):
+        d = ndi.distance_transform_edt(~tissue[z], sampling=(float(spacing[1]), float(spacing[2])))
+        tenths[z] = np.minimum(np.floor(d * 10.0), 255.0)
+    d, v = tenths[parenchyma], low[parenchyma]
+    ref = (d >= 10 * max_mm) & (d < 20 * max_mm)
+    width = 0
     if ref.sum() >= 1000:
         share_ref = float(v[ref].mean())
-        for k in range(int(max_mm)):
-            band = (d >= k) & (d < k + 1)
+        for k in range(max_mm):
+            band = (d >= 10 * k) & (d < 10 * (k + 1))
             if band.sum() >= 200:
                 share = float(v[band].mean())
                 if share >= max(min_ratio * share_ref, share_ref + min_excess):
-                    width = float(k + 1)
-    return width, parenchyma & (dist < width)
+                    width = k + 1
+    return float(width), parenchyma & (tenths < 10 * width)
 
 
 def read_past_partial_volume(values: np.ndarray, inside: np.ndarray, below: np.ndarray,

@@ -81,7 +81,8 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
     lung, pleural effusion and gas left out of the lung (mL) and the notes of
     the lung mask. With structure evidence the ``"emphysema_evidence"`` entry
     explains the emphysema label beside LAA-950: the noise of the scan's lung,
-    the share of healthy lung that noise alone puts below -950 HU, and the
+    the share of healthy lung that noise alone puts below -950 HU, the width of
+    the dark halo of a sharp kernel left out along the lung's edge, and the
     share labelled emphysema (regions far above that baseline).
 
     The ``"hu_calibration"`` entry is the mapping's calibration (what air was
@@ -127,7 +128,11 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
                      f"spread about {ev.noise_hu:.0f} HU around its level (noise and fine "
                      f"texture), so about {100.0 * ev.laa_baseline:.1f} % of healthy lung reads "
                      f"below -950 HU; emphysema ({emph:.1f} % of the lung) is labelled only in "
-                     "regions where the low-attenuation share is far above that"),
+                     "regions where the low-attenuation share is far above that"
+                     + (f"; the first {ev.halo_mm:.0f} mm of lung along the heart, the mediastinum "
+                        "and the chest wall read darker (the halo of a sharp reconstruction kernel) "
+                        "and are not read as emphysema" if ev.halo_mm > 0 else "")),
+            "edge_halo_mm": float(ev.halo_mm),
         }
         if ev.dependent is not None and ev.dependent.size == np.count_nonzero(lung):
             healthy = np.asarray(labels)[lung] == 1
