@@ -152,11 +152,14 @@ def merge(old: dict, new: dict, source: str) -> dict:
     if "a0001_false_positive_burden" in new:
         old.setdefault("a0001_false_positive_burden", new["a0001_false_positive_burden"])["methods"].update(
             new["a0001_false_positive_burden"]["methods"])
-    merged = old["conditions"].setdefault("merged", [])
+    methods = sorted({m for e in new["cases"].values() for m in e["methods"]})
+    # an earlier merge whose methods were all run again on the same cases is superseded
+    merged = [e for e in old["conditions"].get("merged", [])
+              if not (set(e["methods"]) <= set(methods) and set(e["cases"]) <= set(new["cases"]))]
     merged.append({k: new["conditions"][k] for k in ("commit", "uncommitted_sources", "date", "threads",
                                                      "total_seconds")}
-                  | {"methods": sorted({m for e in new["cases"].values() for m in e["methods"]}),
-                     "cases": sorted(new["cases"])})
+                  | {"methods": methods, "cases": sorted(new["cases"])})
+    old["conditions"]["merged"] = merged
     old["conditions"]["methods"].update(new["conditions"]["methods"])
     return old
 
