@@ -743,10 +743,10 @@ def tissue_evidence(
     denser = inside & ~solid & (par_hu - level[:, :, None] >= dense_margin_hu)
     # the band follows the pleura everywhere at the back, beside the spine too (where the
     # convex hull of the lungs runs deep): depth below the lung's own border in its slice
-    pleura = ndi.distance_transform_edt(np.pad(inside, ((0, 0), (1, 1), (1, 1))),
-                                        sampling=(1e6, float(spacing[1]), float(spacing[2])))
-    dependent = dependent_band(denser, inside, pleura[:, 1:-1, 1:-1], spacing, dependent_mm,
-                               dependent_thick_mm)
+    pleura = np.empty(inside.shape, np.float32)
+    for z, piece in enumerate(inside):  # slice by slice: 5x faster than one call with a long z step
+        pleura[z] = ndi.distance_transform_edt(np.pad(piece, 1), sampling=spacing[1:])[1:-1, 1:-1]
+    dependent = dependent_band(denser, inside, pleura, spacing, dependent_mm, dependent_thick_mm)
     del denser, pleura
     report(progress, 4, total, "evidence")
 
