@@ -148,3 +148,23 @@ def test_cluster_previews_are_extra_work_only(chest):
     assert set(with_previews.clusters) == {"final", "density", "radiomics"}
     assert set(without.clusters) == {"final"}
     np.testing.assert_array_equal(without.labels, with_previews.labels)
+
+
+def test_robust_standardize_centres_on_the_median_and_scales_by_the_iqr():
+    from diffseglung_core.segment.features import robust_standardize
+
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.normal(5.0, 2.0, 20001), rng.exponential(3.0, 20001), np.full(20001, 7.0)], 1)
+    out = robust_standardize(x)
+    q25, med, q75 = np.percentile(x, [25, 50, 75], axis=0)
+    expected = np.clip((x - med) / np.where(q75 > q25, (q75 - q25) / 1.349, 1.0), -10, 10)
+    assert out.dtype == np.float32 and np.allclose(out, expected, atol=1e-5)
+    assert np.allclose(np.median(out, axis=0), 0.0, atol=1e-6)
+    # NaN (a feature undefined at some voxels): left out of the statistics, then 0
+    y = x.copy()
+    y[::3, 0] = np.nan
+    out = robust_standardize(y)
+    q25, med, q75 = np.nanpercentile(y[:, 0], [25, 50, 75])
+    assert np.allclose(out[1::3, 0], np.clip((y[1::3, 0] - med) / ((q75 - q25) / 1.349), -10, 10),
+                       atol=1e-5)
+    assert (out[::3, 0] == 0).all()

@@ -159,10 +159,11 @@ def _masked_mean(values: np.ndarray, weight: np.ndarray, spacing, sigma_mm: floa
     """
     sig = _sigmas(spacing, sigma_mm, values.shape)
     w = weight.astype(np.float32)
-    num = ndi.gaussian_filter(values.astype(np.float32) * w, sig, truncate=2.5)
+    num = ndi.gaussian_filter(np.multiply(values, w, dtype=np.float32), sig, truncate=2.5)
     if den is None:
         den = ndi.gaussian_filter(w, sig, truncate=2.5)
-    return num / np.maximum(den, 1e-3), den
+    num /= np.maximum(den, np.float32(1e-3))
+    return num, den
 
 
 def _ball(radius_mm: float, spacing: Sequence[float], shape: Sequence[int]) -> np.ndarray:

@@ -129,8 +129,10 @@ def density_features(
 
 def robust_standardize(x: np.ndarray) -> np.ndarray:
     """Columns centred on their median and scaled by their IQR / 1.349 (float32)."""
-    med = np.nanmedian(x, axis=0)
-    q75, q25 = np.nanpercentile(x, [75, 25], axis=0)
+    if np.isnan(x).any():
+        q25, med, q75 = np.nanpercentile(x, [25, 50, 75], axis=0)
+    else:  # one partition per column for the three quantiles (the nan-aware version is slower)
+        q25, med, q75 = np.percentile(x, [25, 50, 75], axis=0)
     scale = (q75 - q25) / 1.349
     scale[~np.isfinite(scale) | (scale <= 1e-8)] = 1.0
     out = (x - med) / scale
