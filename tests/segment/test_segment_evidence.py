@@ -183,6 +183,32 @@ def test_a_net_of_walls_is_walls_and_vessels_are_not():
     assert np.median(ev.wall_fraction[_rows(around_tube, lung)]) < 0.05
 
 
+def test_a_subpleural_line_in_ground_glass_is_not_fibrosis_and_a_net_is():
+    """End to end through the evidence and the gates, with every voxel's cluster named fibrosis:
+    subpleural ground glass crossed by one line parallel to the pleura (a sheet in 3D) stays
+    ground glass; the same ground glass with a net of walls is fibrosis."""
+    labels = {}
+    for walls in ("line", "net"):
+        hu, lung, sp = _lung_block(shape=(24, 96, 96), spacing=(1.0, 1.0, 1.0))
+        z, y, x = _grid(hu.shape, sp)
+        glass = lung & (x > 26)                                # a 20 mm band under the pleura
+        hu[glass] += 200.0
+        if walls == "line":
+            hu[glass & (np.abs(x - 38.0) < 0.7)] = -100.0      # 8 mm deep, parallel to the pleura
+        else:
+            hu[glass & ((np.abs(np.mod(y, 6.0) - 3.0) < 0.6)
+                        | (np.abs(np.mod(x, 6.0) - 3.0) < 0.6))] = -100.0
+        ev = tissue_evidence(hu, lung, sp)
+        p = np.zeros((int(lung.sum()), 6), np.float32)
+        p[:, Tissue.FIBROSIS] = 1.0
+        out = np.zeros(hu.shape, np.int64)
+        out[lung] = evidence_gates(p, ev, slice(0, len(p)), AssignmentRules()).argmax(1)
+        labels[walls] = out[glass & (np.abs(z) < 6) & (np.abs(y) < 30) & (np.abs(x - 38.0) < 4.0)]
+    assert (labels["line"] == Tissue.FIBROSIS).mean() < 0.05
+    assert (labels["line"] == Tissue.GGO).mean() > 0.9
+    assert (labels["net"] == Tissue.FIBROSIS).mean() > 0.9
+
+
 def test_walls_in_one_direction_are_coherent_and_a_net_is_not():
     """A fissure-like line (or parallel lines) runs one way; a net and the rings of cysts do not."""
     sp = (5.0, 0.8, 0.8)
