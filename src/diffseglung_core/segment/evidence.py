@@ -745,8 +745,9 @@ def tissue_evidence(
     # the band follows the pleura everywhere at the back, beside the spine too (where the
     # convex hull of the lungs runs deep): depth below the lung's own border in its slice
     pleura = np.empty(inside.shape, np.float32)
+    in_plane = (float(spacing[1]), float(spacing[2]))
     for z, piece in enumerate(inside):  # slice by slice: 5x faster than one call with a long z step
-        pleura[z] = ndi.distance_transform_edt(np.pad(piece, 1), sampling=spacing[1:])[1:-1, 1:-1]
+        pleura[z] = ndi.distance_transform_edt(np.pad(piece, 1), sampling=in_plane)[1:-1, 1:-1]
     dependent = dependent_band(denser, inside, pleura, spacing, dependent_mm, dependent_thick_mm)
     del denser, pleura
     report(progress, 4, total, "evidence")
