@@ -715,3 +715,18 @@ def test_fill_holes_nd_is_scipy_fill_holes():
         if i % 10 == 0:
             mask[...] = False
         np.testing.assert_array_equal(fill_holes_nd(mask), ndi.binary_fill_holes(mask))
+
+
+def test_axial_depth_is_the_in_plane_distance_of_each_slice():
+    from scipy import ndimage as ndi
+
+    from diffseglung_core.lung.morphology import axial_depth
+
+    rng = np.random.default_rng(0)
+    mask = ndi.binary_opening(rng.random((5, 70, 90)) < 0.6)
+    mask[2], mask[3] = True, False          # a full slice (the edge is outside) and an empty one
+    spacing = (3.0, 0.7, 0.9)
+    expected = np.stack([ndi.distance_transform_edt(np.pad(s, 1), sampling=spacing[1:])[1:-1, 1:-1]
+                         for s in mask])
+    out = axial_depth(mask, spacing)
+    assert out.dtype == np.float32 and np.array_equal(out, expected.astype(np.float32))

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .coarse import bbox
-from .morphology import axial_disk, axial_opening, disk, fill_holes_nd
+from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
            "solid_organs", "fat_planes", "rib_cage", "find_effusion"]
@@ -340,15 +340,7 @@ def outside_rib_line(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, sampling:
 
 def skin_depth(body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Distance (mm) of each voxel of ``body`` (Z, Y, X) from the skin, per axial slice."""
-    sampling = (float(spacing[1]), float(spacing[2]))
-    out = np.zeros(body.shape, np.float32)
-    for z, b in enumerate(body):
-        if not b.any():
-            continue
-        # the nearest skin lies in the body's box or on the ring just outside it
-        box = bbox(b, (0, 0))
-        out[z][box] = ndi.distance_transform_edt(np.pad(b[box], 1), sampling=sampling)[1:-1, 1:-1]
-    return out
+    return axial_depth(body, spacing)
 
 
 def solid_organs(dense: np.ndarray, spacing: Sequence[float], radius_mm: float = 35.0,

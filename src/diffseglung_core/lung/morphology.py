@@ -34,6 +34,31 @@ def axial_convex_hull(mask: np.ndarray) -> np.ndarray:
     return hull
 
 
+def axial_depth(mask: np.ndarray, spacing) -> np.ndarray:
+    """Distance (mm) of each voxel of ``mask`` to the nearest voxel outside it in its axial slice.
+
+    The array's edge counts as outside; 0 outside ``mask``.
+
+    Parameters
+    ----------
+    mask : (Z, Y, X) bool
+    spacing : (3,) float, mm.
+
+    Returns
+    -------
+    (Z, Y, X) float32
+    """
+    sampling = (float(spacing[1]), float(spacing[2]))
+    out = np.zeros(mask.shape, np.float32)
+    for z, s in enumerate(mask):
+        if not s.any():
+            continue
+        # the nearest voxel outside lies in the slice's box or on the ring just outside it
+        box = bbox(s, (0, 0))
+        out[z][box] = ndi.distance_transform_edt(np.pad(s[box], 1), sampling=sampling)[1:-1, 1:-1]
+    return out
+
+
 def fill_holes_nd(mask: np.ndarray) -> np.ndarray:
     """``mask`` plus the background components that do not touch the array's edge.
 

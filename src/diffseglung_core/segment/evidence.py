@@ -63,7 +63,7 @@ from scipy import ndimage as ndi
 from scipy.special import ndtr
 
 from ..lung.coarse import bbox
-from ..lung.morphology import axial_convex_hull
+from ..lung.morphology import axial_convex_hull, axial_depth
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
 
@@ -341,10 +341,7 @@ def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """
     hull = axial_convex_hull(inside)
     hull[:, [0, -1], :] = hull[:, :, [0, -1]] = False
-    # an in-plane distance, slice by slice
-    depth = np.empty(inside.shape, np.float32)
-    for z, h in enumerate(hull):
-        depth[z] = ndi.distance_transform_edt(h, sampling=(float(spacing[1]), float(spacing[2])))
+    depth = axial_depth(hull, spacing)  # in-plane, slice by slice
     idx = np.arange(inside.shape[0], dtype=np.float32)[:, None, None]
     below = np.maximum.accumulate(np.where(inside, np.float32(-1e6), idx), axis=0)
     return np.minimum(depth, (idx - below) * float(spacing[0])).astype(np.float32)
@@ -744,10 +741,7 @@ def tissue_evidence(
     denser = inside & ~solid & (par_hu - level[:, :, None] >= dense_margin_hu)
     # the band follows the pleura everywhere at the back, beside the spine too (where the
     # convex hull of the lungs runs deep): depth below the lung's own border in its slice
-    pleura = np.empty(inside.shape, np.float32)
-    in_plane = (float(spacing[1]), float(spacing[2]))
-    for z, piece in enumerate(inside):  # slice by slice: 5x faster than one call with a long z step
-        pleura[z] = ndi.distance_transform_edt(np.pad(piece, 1), sampling=in_plane)[1:-1, 1:-1]
+    pleura = axial_depth(inside, spacing)
     dependent = dependent_band(denser, inside, pleura, spacing, dependent_mm, dependent_thick_mm)
     del denser, pleura
     report(progress, 4, total, "evidence")
