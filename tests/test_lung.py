@@ -570,6 +570,21 @@ def test_a0001_tumour_and_opacity_inside(a0001_dicom):
     assert np.count_nonzero((mask > 0) != (no_back > 0)) * voxel_ml < 0.5
 
 
+@pytest.mark.slow
+def test_a0001_consolidation_against_the_front_wall_and_the_heart_is_inside(a0001_dicom):
+    """A consolidation of the right middle lobe (test bed, inserted into A0001) lies
+    against the anterior chest wall and beside the heart: in the slice below it, its
+    pocket of the lung's hull is one with the heart's, yet it stays inside the mask."""
+    from diffseglung_core.evaluate import testbed as tb
+
+    vol, lung = tb.load_a0001(a0001_dicom.parents[1])
+    case = tb.build_case("a0001-consolidation", vol, lung, context=tb.prepare_scan(vol, lung))
+    big = max((r for r in case.lesions if r.kind == "consolidation"), key=lambda r: r.volume_ml)
+    lesion = case.lesion_map == big.index
+    mask = compute_lung_mask(case.volume.hu, case.volume.spacing)
+    assert np.count_nonzero(lesion & (mask > 0)) >= 0.9 * np.count_nonzero(lesion)
+
+
 def _covid_slices(shared_data):
     folder = shared_data / "covid-ny-sbu-open"
     if not folder.is_dir():

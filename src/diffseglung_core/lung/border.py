@@ -11,7 +11,8 @@ from .morphology import disk, fill_holes_nd
 
 
 def costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float,
-                    min_mm: float, wall_margin_mm: float = 20.0) -> np.ndarray:
+                    min_mm: float, wall_margin_mm: float = 20.0,
+                    max_contradicted: float = 0.5) -> np.ndarray:
     """Pockets of each axial slice's convex hull of ``lung`` against the chest wall.
 
     A pocket (a component of hull minus lung, opened by a disk of ``min_mm``)
@@ -19,15 +20,17 @@ def costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float,
     wall, no deeper below the skin than ``wall_margin_mm`` more than the
     lung's own costal surface; its centre does not lie from the lung's centre
     towards ``medial_x`` (the body's middle); and it is smaller than half the
-    lung in that slice. Pockets are then joined across slices, and a stack
-    whose failing pockets hold at least as many voxels as its passing ones is
-    dropped whole. Failing pockets are medial ones (the mediastinum, the heart
-    and the hilum) and holes at least half the lung's size (the dome of the
-    liver or spleen rising into the lung base); a lateral pocket that opens
-    onto the chest wall but is too large or too deep neither passes nor
-    fails (the lung base beside the dome). A lesion along the chest wall that
-    touches, in another slice, a pocket of the hilum stays in. Only passing
-    pockets are returned.
+    lung in that slice. Failing pockets are medial ones (the mediastinum, the
+    heart and the hilum) and holes at least half the lung's size (the dome of
+    the liver or spleen rising into the lung base); a lateral pocket that
+    opens onto the chest wall but is too large or too deep neither passes nor
+    fails (the lung base beside the dome). The slices above and below then
+    vote: passing pockets are joined across slices, and a stack is dropped
+    whole when at least ``max_contradicted`` of its voxels lie right above or
+    below a failing pocket (the same place is the heart or the dome in the
+    next slice). A lesion along the chest wall that meets, at one end, the
+    pocket of the hilum or of the lung base stays in. Only passing pockets
+    are returned.
     """
     from skimage.morphology import convex_hull_image
 
@@ -67,8 +70,12 @@ def costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float,
         failed[z] = bad[lab]
     if not passed.any():
         return passed
-    lab, n = ndi.label(passed | failed)
-    bad = np.bincount(lab[failed], minlength=n + 1) >= np.bincount(lab[passed], minlength=n + 1)
+    beside = np.zeros_like(failed)  # a failing pocket right above or below
+    beside[:-1] |= failed[1:]
+    beside[1:] |= failed[:-1]
+    lab, n = ndi.label(passed)
+    contradicted = np.bincount(lab[passed & beside], minlength=n + 1)
+    bad = contradicted >= max_contradicted * np.bincount(lab[passed], minlength=n + 1)
     bad[0] = True
     return ~bad[lab] & passed
 
