@@ -81,6 +81,7 @@ def main(argv=None) -> int:
     from diffseglung_core.segment.engine import segment_volume
 
     t0 = time.perf_counter()
+    commit, changed = git_commit(), uncommitted_sources()  # the code that runs, read before it runs
     figures: dict = {}  # "where / figure" -> {seed: value}
 
     def record(prefix: str, values: dict, seed: int) -> None:
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     for k, v in summary.items():
         if v["mean"] is not None:
             print(f"{k:70s} {v['mean']:7.3f} {v['min']:7.3f} {v['max']:7.3f}")
-    out = {"conditions": {"commit": git_commit(), "uncommitted_sources": uncommitted_sources(),
+    out = {"conditions": {"commit": commit, "uncommitted_sources": changed,
                           "date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
                           "cpus": os.cpu_count(), "threads": args.threads,
                           "python": platform.python_version(), "gmm_seeds": args.gmm_seeds,
