@@ -63,6 +63,28 @@ def test_flags_and_labels_from_cluster_statistics():
     assert m.stats[1]["laa950"] > 0.9
 
 
+def test_fibrosis_texture_is_measured_against_all_of_healthy_lung():
+    """A textured mid-density cluster is named the same however healthy lung is split.
+
+    Healthy lung (about -860 HU) is one cluster, or two: a smooth core (texture 40 HU)
+    and a larger, more textured part along the vessels (90 HU). The reference texture
+    is that of healthy lung as a whole, not of its largest cluster."""
+    rng = np.random.default_rng(0)
+    n_core, n_rim, n_mid = 30_000, 50_000, 10_000
+    hu = np.concatenate([rng.normal(-870, 20, n_core), rng.normal(-850, 20, n_rim),
+                         rng.normal(-600, 60, n_mid)]).astype(np.float32)
+    texture = np.concatenate([np.full(n_core, 40.0), np.full(n_rim, 90.0),
+                              np.full(n_mid, 160.0)]).astype(np.float32)
+    which = np.repeat([0, 1, 2], [n_core, n_rim, n_mid])
+    split = np.eye(3, dtype=np.float32)[which]                 # core, rim, mid-density
+    whole = np.eye(2, dtype=np.float32)[(which == 2).astype(int)]  # healthy lung, mid-density
+    a = assign_labels(hu, split, texture=texture)
+    b = assign_labels(hu, whole, texture=texture)
+    assert a.labels[:2] == [Tissue.HEALTHY, Tissue.HEALTHY] and b.labels[0] == Tissue.HEALTHY
+    # healthy texture 71 HU either way: 160 HU is more than twice that, fibrosis in both
+    assert a.labels[2] == b.labels[1] == Tissue.FIBROSIS
+
+
 def test_mapping_edit_and_round_trip():
     rng = np.random.default_rng(1)
     hu = rng.normal(-850, 30, 2000).astype(np.float32)

@@ -66,7 +66,7 @@ class AssignmentRules:
     fibrosis_std : local standard deviation (HU, small scale) above which a
         mid-density cluster (between ``healthy_below - 50`` and ``ggo_below + 50``) is fibrosis,
         if its texture is also ``fibrosis_texture_ratio`` times that of the healthy
-        lung (the largest healthy-density cluster), so that image noise is not texture.
+        lung (all healthy-density clusters together), so that image noise is not texture.
     soft_tissue_above : clusters denser than this fit no lung tissue (flagged).
     mixed_iqr : clusters with an HU interquartile range wider than this are flagged as mixed.
     emphysema_gate_hu : voxel gate of emphysema (see module docstring).
@@ -306,8 +306,11 @@ def assign_labels(hu_vox: np.ndarray, posteriors: np.ndarray, *, texture: Option
                           texture=texture)
     healthy = [st for st in stats if np.isfinite(st["mean_hu"])
                and rules.emphysema_below <= st["mean_hu"] < rules.healthy_below]
-    tex0 = max(healthy, key=lambda st: st["fraction"])["texture_std_hu"] if healthy else 0.0
-    tex0 = float(tex0) if np.isfinite(tex0) else 0.0
+    # the texture of healthy lung: of all its clusters together (the same however the
+    # mixture splits healthy lung into clusters)
+    weighted = [(st["fraction"], st["texture_std_hu"]) for st in healthy
+                if np.isfinite(st["texture_std_hu"]) and st["fraction"] > 0]
+    tex0 = (sum(f * t for f, t in weighted) / sum(f for f, _ in weighted)) if weighted else 0.0
     pairs = [_label_of(s, rules, tex0) for s in stats]
     # fibrosis is heterogeneous by nature: a textured mid-density cluster stays whole
     voxelwise = [f.startswith("mixed") and lab != Tissue.FIBROSIS for lab, f in pairs]
