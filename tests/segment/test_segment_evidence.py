@@ -337,21 +337,6 @@ def test_gates_let_structure_decide_over_cluster_names():
                                       Tissue.FIBROSIS]
 
 
-def test_the_walls_of_a_net_are_fibrosis_whatever_their_cluster():
-    """The thin dense lines of a reticular net belong to it: fibrosis, even where the mixture
-    put them in a healthy cluster (what a cluster holds varies with the GMM's start); a thin
-    line without a net around it, and a vessel in healthy lung, stay healthy."""
-    rules = AssignmentRules()
-    p = np.zeros((4, 6), np.float32)
-    p[:, Tissue.HEALTHY] = 1.0
-    ev = _evidence(4,
-                   thin=np.array([1, 1, 1, 0], bool),
-                   vessel=np.array([0, 0, 1, 0], bool),
-                   wall_fraction=np.array([0.3, 0.0, 0.0, 0.0], np.float32))
-    out = evidence_gates(p, ev, slice(0, 4), rules).argmax(1)
-    assert out.tolist() == [Tissue.FIBROSIS, Tissue.HEALTHY, Tissue.HEALTHY, Tissue.HEALTHY]
-
-
 def test_dependent_band_is_thin_dense_lung_under_the_posterior_pleura():
     """A thin dense band under the posterior pleura is dependent density; a lesion at the same
     pleura that is thicker, and a thin band under the anterior pleura, are not."""

@@ -118,10 +118,7 @@ def test_three_corrected_slices_improve_the_others(phantom):
     before, mean_before = _dice_rest(result.labels, phantom.labels, rest)
     after, mean_after = _dice_rest(out.labels, phantom.labels, rest)
     assert out.accepted, out.message
-    # the head's result is about 0.83 mean Dice; the unsupervised labels it starts from give
-    # 0.81 since the walls of a net are fibrosis whatever their cluster (0.78 before, when
-    # this asked for +0.03)
-    assert mean_after > mean_before + 0.015, (before, after)
+    assert mean_after > mean_before + 0.03, (before, after)
     assert all(after.get(c, 1.0) >= before[c] - 0.02 for c in before), (before, after)
     assert out.validation["voxels"] > 0 and "applied" in out.message
     assert out.probabilities.shape == (int(lung.sum()), 6)

@@ -406,9 +406,8 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
        (``rules.fibrosis_wall``, more away from the pleura; on coarse grids thin
        structures of any shape with texture four times the noise; running in
        more than one direction, ``rules.fibrosis_max_coherence``), otherwise its mass
-       goes to GGO (dense parenchyma) or healthy; within such a net, its walls (thin
-       dense structures) and voxels of dense parenchyma are fibrosis whatever their
-       cluster;
+       goes to GGO (dense parenchyma) or healthy; with such a net and dense
+       parenchyma a voxel is fibrosis whatever its cluster;
     5. GGO needs the parenchyma around the voxel, dense structures left out,
        ``rules.ggo_margin_hu`` denser than healthy lung of its slice; much denser
        (``rules.ggo_upgrade_hu``), a voxel is GGO whatever its cluster;
@@ -449,7 +448,7 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     _move(p, ~walls, (F,), fallback)
     _move(p, ~dense_par, (G,), H)
     # strong evidence, whatever the cluster
-    _move(p, ~solid & walls & (thin | (excess >= rules.ggo_margin_hu / 2)), (H, G), F)
+    _move(p, ~solid & ~thin & walls & (excess >= rules.ggo_margin_hu / 2), (H, G), F)
     _move(p, ~solid & ~thin & ~walls & (excess >= rules.ggo_upgrade_hu), (H,), G)
     # (a textured fibrosis cluster keeps low-attenuation voxels: honeycomb cysts whose
     # walls the grid is too coarse to resolve)
