@@ -61,6 +61,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _provenance import git_commit, uncommitted_sources  # noqa: E402
+
 SHAPE = (64, 512, 512)
 COUNTS = (1, 3, 5)
 
@@ -292,7 +294,8 @@ def main(argv=None) -> int:
 
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                           "torch_threads": args.threads, "python": platform.python_version()},
-              "steps": args.steps, "cases": {}}
+              "commit": git_commit(), "uncommitted_sources": uncommitted_sources(),
+              "date": time.strftime("%Y-%m-%d"), "steps": args.steps, "cases": {}}
     if args.update and args.json.is_file():
         old = json.loads(args.json.read_text())
         report["cases"] = old.get("cases", {})
@@ -307,7 +310,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         result = segment_volume(volume, device="cpu")
         seg_seconds = time.perf_counter() - t
-        entry = {"description": description, "shape": list(volume.shape),
+        entry = {"description": description, "commit": report["commit"], "shape": list(volume.shape),
                  "spacing": list(volume.spacing), "lung_voxels": int((result.lung > 0).sum()),
                  "segment_seconds": seg_seconds, "remap": bench_remap(result)}
         if mass is not None:
