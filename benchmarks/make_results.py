@@ -249,18 +249,13 @@ def _spread_section(path: Path) -> list:
         return float(np.mean(vals)), min(vals), max(vals)
 
     rows = []
-    classes = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
-    for c in classes:
-        keys = [k for k in per_seed if k.startswith("phantom") and k.endswith(f"/ {c}")]
-        if keys:
-            rows.append((f"phantoms, {c} Dice", across(keys)))
-    for c in classes:
-        keys = [k for k in per_seed if k.startswith("test bed") and k.endswith(f"/ {c}")]
-        if keys:
-            rows.append((f"test bed, {c} Dice (mean over the cases that hold it)", across(keys)))
-    for k in per_seed:
-        if k.startswith("A0001"):
-            rows.append((k, across([k])))
+    for prefix, name in (("phantom", "phantoms, {} Dice"),
+                         ("test bed", "test bed, {} Dice (mean over the cases that hold it)")):
+        for c in ("healthy", "ggo", "fibrosis", "emphysema", "consolidation"):
+            keys = [k for k in per_seed if k.startswith(prefix) and k.endswith(f"/ {c}")]
+            if keys:
+                rows.append((name.format(c), across(keys)))
+    rows += [(k, across([k])) for k in per_seed if k.startswith("A0001")]
     lines = ["## Spread over the seed of the Gaussian mixture", "",
              f"From `{_shown(path)}` (`python benchmarks/bench_seed_spread.py`, {cond['date']}, "
              f"commit {cond['commit']}): the default engine, its own lung mask, run with GMM seeds "
