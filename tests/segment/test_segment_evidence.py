@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 
 from diffseglung_core.labels import Tissue
 from diffseglung_core.segment.assign import AssignmentRules, evidence_gates
@@ -98,6 +99,30 @@ def test_ground_glass_raises_parenchymal_density_and_vessels_do_not():
     assert np.median(excess[_rows(core, lung)]) > 200
     near_vessels = (np.abs(y - 28) < 8) & ~haze
     assert np.median(excess[_rows(near_vessels, lung)]) < 40
+
+
+def test_the_lungs_partial_volume_rim_on_a_coarse_grid_reads_as_the_lung_behind_it():
+    """On a 4 mm grid (resampled, so with an anti-aliasing blur) the lung's outer voxels mix
+    lung with the chest wall: their parenchymal density is that of the lung behind them, not
+    ground glass; a hazy region inside still reads dense."""
+    rng = np.random.default_rng(3)
+    fine, step, n = 0.5, 8, 192  # drawn at 0.5 mm, resampled to 4 mm voxels
+    y, x = _grid((n, n), (fine, fine))
+    chest = np.where((((y - 1.3) / 39.0) ** 2 + ((x + 0.7) / 33.0) ** 2) <= 1.0, -860.0, 40.0)
+    chest[((y - 12.0) ** 2 + x ** 2) <= 10.0 ** 2] = -600.0  # ground glass inside
+    chest = ndi.gaussian_filter(chest, 2.0 / fine)
+    coarse = chest.reshape(n // step, step, n // step, step).mean(axis=(1, 3))
+    hu = np.repeat(coarse[None], 12, axis=0) + rng.normal(0, 10.0, (12,) + coarse.shape)
+    hu = hu.astype(np.float32)
+    lung = hu < -500.0
+    ev = tissue_evidence(hu, lung, (4.0, 4.0, 4.0))
+    dense = ev.parenchyma_hu - ev.healthy_hu >= AssignmentRules().ggo_margin_hu
+    cy, cx = _grid(coarse.shape, (4.0, 4.0))
+    haze = np.broadcast_to(((cy - 12.0) ** 2 + cx ** 2) <= 6.0 ** 2, lung.shape)
+    rim = lung & ~np.stack([ndi.binary_erosion(s) for s in lung]) & (hu < -650.0)
+    assert rim.sum() > 200
+    assert dense[_rows(rim, lung)].mean() < 0.03  # 0.15 when the rim counts as parenchyma
+    assert dense[_rows(haze & lung, lung)].mean() > 0.9
 
 
 @pytest.mark.parametrize("noise", [20.0, 60.0])

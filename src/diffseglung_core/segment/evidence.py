@@ -682,7 +682,9 @@ def tissue_evidence(
     hazy = thick & ~solid & ~firm
     # (clearly dense: noise does not lift ground glass near ``dense_hu`` that far)
     edges = (smooth > dense_hu + 100.0) & ~hazy
-    clear = (parenchyma | hazy) & ~ndi.binary_dilation(edges, _ball(1.5, spacing, h.shape))
+    # (partial volume reaches 1.5 mm, and at least the next voxel on a coarse grid)
+    reach_mm = max(1.5, float(spacing[1]), float(spacing[2]))
+    clear = (parenchyma | hazy) & ~ndi.binary_dilation(edges, _ball(reach_mm, spacing, h.shape))
     par_hu, _ = _masked_mean(h, clear, spacing, parenchyma_mm)
     del edges, clear
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
