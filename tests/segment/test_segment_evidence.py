@@ -362,6 +362,24 @@ def test_gates_let_structure_decide_over_cluster_names():
                                       Tissue.FIBROSIS]
 
 
+def test_texture_stands_in_for_walls_only_where_the_grid_cannot_resolve_them():
+    """Dense, strongly textured parenchyma full of thin structures but without resolved walls
+    (vessels and bronchi at a hilum on a fine grid; honeycombing on a 4 mm grid): fibrosis
+    only on the coarse grid."""
+    rules = AssignmentRules()
+    p = np.zeros((1, 6), np.float32)
+    p[0, Tissue.FIBROSIS] = 1.0
+    kw = dict(thin=np.zeros(1, bool), thin_fraction=np.full(1, 0.45, np.float32),
+              wall_fraction=np.full(1, 0.05, np.float32), texture_hu=np.full(1, 150, np.float32),
+              parenchyma_hu=np.full(1, -650, np.float32))
+    fine = evidence_gates(p, _evidence(1, **kw), slice(0, 1), rules).argmax(1)
+    coarse = evidence_gates(p, _evidence(1, walls_resolved=False, **kw), slice(0, 1), rules).argmax(1)
+    assert fine.tolist() == [Tissue.GGO] and coarse.tolist() == [Tissue.FIBROSIS]
+    fine_net = evidence_gates(p, _evidence(1, **{**kw, "wall_fraction": np.full(1, 0.3, np.float32)}),
+                              slice(0, 1), rules).argmax(1)
+    assert fine_net.tolist() == [Tissue.FIBROSIS]
+
+
 def test_dependent_band_is_thin_dense_lung_under_the_posterior_pleura():
     """A thin dense band under the posterior pleura is dependent density; a lesion at the same
     pleura that is thicker, and a thin band under the anterior pleura, are not."""

@@ -421,11 +421,13 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     excess = ev.parenchyma_hu[rows] - ev.healthy_hu[rows]
     depth = np.clip((ev.pleura_mm[rows] - 10.0) / 20.0, 0.0, 1.0)
     wall_needed = rules.fibrosis_wall + (rules.fibrosis_wall_central - rules.fibrosis_wall) * depth
-    # a net of walls: resolved as thin non-tubular structures or, where the grid makes the
-    # walls of cysts read as tubes, as thin structures of any shape with texture far above noise
-    walls = (ev.wall_fraction[rows] >= wall_needed) | \
-        ((ev.thin_fraction[rows] >= 1.5 * wall_needed)
-         & (ev.texture_hu[rows] >= 4.0 * ev.noise_hu))
+    # a net of walls: resolved as thin non-tubular structures or, where the grid is too
+    # coarse to resolve them (the walls of cysts read as tubes), as thin structures of any
+    # shape with texture far above noise
+    walls = ev.wall_fraction[rows] >= wall_needed
+    if not ev.walls_resolved:
+        walls |= (ev.thin_fraction[rows] >= 1.5 * wall_needed) \
+            & (ev.texture_hu[rows] >= 4.0 * ev.noise_hu)
     if ev.wall_coherence is not None:
         # a net, not one line or sheet
         walls &= ev.wall_coherence[rows] < rules.fibrosis_max_coherence

@@ -70,6 +70,10 @@ from .features import lung_bbox
 __all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "dependent_band", "partial_volume_rim",
            "read_past_partial_volume", "orientation_coherence", "edge_halo", "EMPHYSEMA_HU"]
 
+#: In-plane voxel size (mm) up to which the walls of the smallest honeycomb cysts
+#: (3 mm across) are resolved: at least two voxels per cyst.
+WALL_RESOLVING_MM = 1.5
+
 #: The emphysema threshold (calibrated HU) of the low-attenuation area.
 EMPHYSEMA_HU = -950.0
 
@@ -126,6 +130,10 @@ class TissueEvidence:
     halo_mm : float
         Width (mm) of the dark halo of a sharp kernel along the lung's edge,
         left out of the low-attenuation share (:func:`edge_halo`); 0 without one.
+    walls_resolved : bool
+        Whether the grid resolves the walls of honeycomb cysts (in-plane voxels of
+        at most ``WALL_RESOLVING_MM``); on a coarser grid a cyst and its walls
+        blur into texture, and texture stands in for walls.
     """
 
     solid: np.ndarray
@@ -144,6 +152,7 @@ class TissueEvidence:
     dependent: Optional[np.ndarray] = None
     wall_coherence: Optional[np.ndarray] = None
     halo_mm: float = 0.0
+    walls_resolved: bool = True
 
 
 def _sigmas(spacing: Sequence[float], sigma_mm: float, shape: Sequence[int]) -> list[float]:
@@ -763,6 +772,7 @@ def tissue_evidence(
         laa_baseline=float(np.median(baseline)),
         halo_mm=halo_mm,
         dependent=dependent[rows],
+        walls_resolved=max(float(spacing[1]), float(spacing[2])) <= WALL_RESOLVING_MM,
     )
     report(progress, total, total, "evidence")
     return ev
