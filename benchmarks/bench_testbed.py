@@ -153,9 +153,13 @@ def merge(old: dict, new: dict, source: str) -> dict:
         old.setdefault("a0001_false_positive_burden", new["a0001_false_positive_burden"])["methods"].update(
             new["a0001_false_positive_burden"]["methods"])
     methods = sorted({m for e in new["cases"].values() for m in e["methods"]})
-    # an earlier merge whose methods were all run again on the same cases is superseded
-    merged = [e for e in old["conditions"].get("merged", [])
-              if not (set(e["methods"]) <= set(methods) and set(e["cases"]) <= set(new["cases"]))]
+    # the methods of an earlier merge that were run again on the same cases are superseded
+    merged = []
+    for e in old["conditions"].get("merged", []):
+        if set(e["cases"]) <= set(new["cases"]):
+            e = e | {"methods": [m for m in e["methods"] if m not in methods]}
+        if e["methods"]:
+            merged.append(e)
     merged.append({k: new["conditions"][k] for k in ("commit", "uncommitted_sources", "date", "threads",
                                                      "total_seconds")}
                   | {"methods": methods, "cases": sorted(new["cases"])})
