@@ -135,8 +135,21 @@ def robust_standardize(x: np.ndarray) -> np.ndarray:
         q25, med, q75 = np.percentile(x, [25, 50, 75], axis=0)
     scale = (q75 - q25) / 1.349
     scale[~np.isfinite(scale) | (scale <= 1e-8)] = 1.0
-    out = (x - med) / scale
-    return np.nan_to_num(np.clip(out, -10, 10), nan=0.0).astype(np.float32)
+    return _scaled(x, med, scale)
+
+
+def _scaled(x: np.ndarray, med: np.ndarray, scale: np.ndarray, rows: int = 262_144) -> np.ndarray:
+    """``(x - med) / scale`` clipped to +-10, NaN as 0, as float32.
+
+    Computed in float64 (as the statistics are) on blocks of ``rows`` rows: no
+    full-size float64 temporaries.
+    """
+    out = np.empty(x.shape, np.float32)
+    for s0 in range(0, len(x), rows):
+        block = (x[s0:s0 + rows] - med) / scale
+        np.clip(block, -10.0, 10.0, out=block)
+        out[s0:s0 + rows] = np.nan_to_num(block, copy=False, nan=0.0)
+    return out
 
 
 def radiomic_features(
@@ -189,13 +202,10 @@ def radiomic_features(
     scale = (q75 - q25) / 1.349
     scale[~np.isfinite(scale) | (scale <= 1e-8)] = 1.0
 
-    def _std(a):
-        return np.nan_to_num(np.clip((a - med) / scale, -10, 10), nan=0.0).astype(np.float32)
-
     basis = None
     k = sample.shape[1]
     if n_components and n_components < k:
-        z = _std(sample).astype(np.float64)
+        z = _scaled(sample, med, scale).astype(np.float64)
         mu = z.mean(0)
         _, sv, vt = np.linalg.svd(z - mu, full_matrices=False)
         sd = sv[:n_components] / np.sqrt(max(len(z) - 1, 1))
@@ -204,7 +214,7 @@ def radiomic_features(
         k = n_components
     out = np.empty((len(pts), k), np.float32)
     for s0 in range(0, len(pts), 500_000):
-        a = _std(fmap.at_points(pts[s0:s0 + 500_000]))
+        a = _scaled(fmap.at_points(pts[s0:s0 + 500_000]), med, scale)
         if basis is not None:
             a = (((a - basis[0]) @ basis[1].T) / basis[2]).astype(np.float32)
         out[s0:s0 + len(a)] = a
