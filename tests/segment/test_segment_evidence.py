@@ -10,6 +10,7 @@ from diffseglung_core.labels import Tissue
 from diffseglung_core.segment.assign import AssignmentRules, evidence_gates
 from diffseglung_core.segment.evidence import (
     TissueEvidence,
+    bronchus_lumens,
     costal_depth,
     dependent_band,
     edge_halo,
@@ -148,6 +149,38 @@ def test_a_small_emphysematous_region_is_found(noise):
     inside = ev.emphysema[_rows(region, lung)].mean()
     outside = ev.emphysema[_rows(~region, lung)].mean()
     assert inside > 0.6 and outside < 0.01
+
+
+def _walled_air(hu, y, x, cy, cx, radius, wall=1.2):
+    """Air inside a soft-tissue ring of ``wall`` mm (a bronchus cut across, or a cyst)."""
+    r = np.hypot(y - cy, x - cx)
+    hu[r <= radius + wall] = 20.0
+    hu[r <= radius] = -1000.0
+
+
+def test_a_bronchus_cut_across_is_not_emphysema_and_walled_cysts_in_clusters_stay_low():
+    """Deep in the lung, a lone 10 mm air lumen with a wall (a bronchus) is no emphysema region;
+    a cluster of walled cysts (honeycombing) keeps its low attenuation, and so does a lone
+    walled cyst under the costal pleura (paraseptal emphysema)."""
+    hu, lung, sp = _lung_block(shape=(6, 160, 160), spacing=(5.0, 0.8, 0.8), noise=20.0,
+                               level=-870.0, seed=4)
+    z, y, x = _grid(hu.shape, sp)
+    _walled_air(hu, y, x, 0.0, -25.0, 5.0)  # a bronchus (an emphysema region without the rule)
+    for cy, cx in [(-8.0, 22.0), (0.0, 22.0), (8.0, 22.0), (-4.0, 29.0), (4.0, 29.0)]:
+        _walled_air(hu, y, x, cy, cx, 3.0, wall=0.8)  # a cluster of cysts
+    ev = tissue_evidence(hu, lung, sp)
+    bronchus = np.hypot(y, x + 25.0) <= 5.0
+    cysts = np.hypot(y, x - 22.0) <= 3.0
+    assert not ev.emphysema[_rows(bronchus, lung)].any()
+    assert ev.emphysema[_rows(cysts, lung)].mean() > 0.5
+
+    low = (hu < -950.0) & lung
+    dense = hu > -500.0
+    depth = np.full(hu.shape, 40.0)
+    lumens = bronchus_lumens(low, dense, depth, sp)
+    assert lumens[bronchus & lung].mean() > 0.9 and not lumens[cysts].any()
+    # the same lumen under the costal pleura is a paraseptal cyst, not a bronchus
+    assert not bronchus_lumens(low, dense, np.full(hu.shape, 5.0), sp).any()
 
 
 def _lung_beside_the_heart(halo_px: int, seed: int = 2):

@@ -27,7 +27,7 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   ``min_laa_fraction``, of at least ``min_laa_ml``: noise at thick slices gives
   none, a small real emphysematous region is found. The dark halo that a
   sharp (lung) kernel draws along the lung's edge, measured on each scan, is
-  not read.
+  not read, nor the air of a bronchus cut across (:func:`bronchus_lumens`).
 * **Walls**: the share of thin dense voxels that are not tubes within about
   3 mm (the net of reticulation and the walls of honeycomb cysts), how much
   they run one way (a net runs every way; a fissure, a subpleural line or the
@@ -354,6 +354,68 @@ def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     idx = np.arange(inside.shape[0], dtype=np.float32)[:, None, None]
     below = np.maximum.accumulate(np.where(inside, np.float32(-1e6), idx), axis=0)
     return np.minimum(depth, (idx - below) * float(spacing[0])).astype(np.float32)
+
+
+def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
+                    spacing: Sequence[float], *, min_mm: float = 2.0, closed: float = 0.8,
+                    alone_mm: float = 4.0, deep_mm: float = 10.0) -> np.ndarray:
+    """The air of bronchi cut across: lone, walled lumens away from the costal pleura.
+
+    In each axial slice, a connected region of ``low`` at least ``min_mm``
+    across is a bronchus lumen when dense structure lies within 1.5 mm of at
+    least ``closed`` of its edge (a wall all round), no other such region of air
+    (walled or not) lies within ``alone_mm`` of it (honeycomb cysts come in
+    clusters that share their walls) and it lies more than ``deep_mm`` below the costal pleura (paraseptal
+    emphysema lines the pleura with walled cysts). Centrilobular emphysema has
+    no wall.
+
+    Parameters
+    ----------
+    low : (Z, Y, X) bool
+        Low-attenuation voxels of the lung.
+    dense : (Z, Y, X) bool
+        Dense structures, inside the lung and around it.
+    depth : (Z, Y, X) float
+        Depth (mm) below the costal pleura (:func:`costal_depth`).
+    spacing : (3,) float, mm.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+    """
+    out = np.zeros(low.shape, bool)
+    least = np.pi * (min_mm / 2.0) ** 2 / (float(spacing[1]) * float(spacing[2]))
+    near_disk = _ball(1.5, spacing, (1,) + low.shape[1:])[0]
+    alone_disk = _ball(alone_mm, spacing, (1,) + low.shape[1:])[0]
+    ring = np.ones((3, 3), bool)
+    reach = (alone_disk.shape[0] // 2 + 1, alone_disk.shape[1] // 2 + 1)
+    for z in np.flatnonzero(low.any(axis=(1, 2))):
+        lab, n = ndi.label(low[z])
+        idx = np.arange(1, n + 1)
+        size = ndi.sum_labels(np.ones_like(lab), lab, idx)
+        near = None
+        walled = []  # (label, box) of the walled regions of this slice
+        for i, sl in enumerate(ndi.find_objects(lab), start=1):
+            if size[i - 1] < least:
+                continue
+            box = tuple(slice(max(a.start - r, 0), a.stop + r) for a, r in zip(sl, reach))
+            own = lab[box] == i
+            if np.median(depth[z][box][own]) <= deep_mm:
+                continue
+            if near is None:
+                near = ndi.binary_dilation(dense[z], near_disk)
+            edge = ndi.binary_dilation(own, ring) & ~own
+            if np.count_nonzero(edge & near[box]) >= closed * np.count_nonzero(edge):
+                walled.append((i, box))
+        if not walled:
+            continue
+        others = (size >= least)[np.maximum(lab - 1, 0)] & (lab > 0)
+        for i, box in walled:
+            own = lab[box] == i
+            around = ndi.binary_dilation(own, alone_disk) & ~own
+            if not np.any(others[box][around]):
+                out[z][box] |= own
+    return out
 
 
 def partial_volume_rim(inside: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -710,7 +772,10 @@ def tissue_evidence(
     baseline = ndtr((EMPHYSEMA_HU - reference) / np.maximum(spread_soft, 5.0)[:, None])
     # the dark halo of a sharp kernel along the lung's edge is not read
     halo_mm, halo = edge_halo(soft < EMPHYSEMA_HU, parenchyma & ~rim, tissue, spacing)
-    read = parenchyma & ~halo
+    # nor the air of a bronchus cut across
+    depth = costal_depth(inside, spacing)
+    lumens = bronchus_lumens((soft < EMPHYSEMA_HU) & parenchyma, smooth > dense_hu, depth, spacing)
+    read = parenchyma & ~halo & ~lumens
     del tissue, halo
     laa = (soft < EMPHYSEMA_HU) & read
     del soft
@@ -731,10 +796,10 @@ def tissue_evidence(
     del lab
     # a region's extent: where its low attenuation is dense, and its own low-attenuation
     # voxels (the Gaussian share spreads past the region's edge)
-    emphysema &= laa | (laa_frac > extent_laa_fraction)
+    emphysema &= (laa | (laa_frac > extent_laa_fraction)) & ~lumens
+    del lumens
     report(progress, 3, total, "walls")
 
-    depth = costal_depth(inside, spacing)
     # a wall lies inside the lung: a dense thin rim where the slice above or below is
     # no longer lung is partial volume with the dome of the diaphragm or the apex
     walls = thin & ~vessel
