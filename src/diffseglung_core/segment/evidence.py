@@ -68,7 +68,8 @@ from ..progress import ProgressCallback, report
 from .features import lung_bbox
 
 __all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "dependent_band", "partial_volume_rim",
-           "read_past_partial_volume", "orientation_coherence", "edge_halo", "EMPHYSEMA_HU"]
+           "read_past_partial_volume", "orientation_coherence", "edge_halo", "bronchus_lumens",
+           "EMPHYSEMA_HU", "WALL_RESOLVING_MM"]
 
 #: In-plane voxel size (mm) up to which the walls of the smallest honeycomb cysts
 #: (3 mm across) are resolved: at least two voxels per cyst.
@@ -363,11 +364,11 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
 
     In each axial slice, a connected region of ``low`` at least ``min_mm``
     across is a bronchus lumen when dense structure lies within 1.5 mm of at
-    least ``closed`` of its edge (a wall all round), no other such region of air
-    (walled or not) lies within ``alone_mm`` of it (honeycomb cysts come in
-    clusters that share their walls) and it lies more than ``deep_mm`` below the costal pleura (paraseptal
-    emphysema lines the pleura with walled cysts). Centrilobular emphysema has
-    no wall.
+    least ``closed`` of its edge (a wall all round), no other region of air that
+    size (walled or not) lies within ``alone_mm`` of it (honeycomb cysts come in
+    clusters that share their walls) and it lies more than ``deep_mm`` below
+    the costal pleura (paraseptal emphysema lines the pleura with walled cysts).
+    Centrilobular emphysema has no wall.
 
     Parameters
     ----------
