@@ -168,3 +168,9 @@ def test_robust_standardize_centres_on_the_median_and_scales_by_the_iqr():
     assert np.allclose(out[1::3, 0], np.clip((y[1::3, 0] - med) / ((q75 - q25) / 1.349), -10, 10),
                        atol=1e-5)
     assert (out[::3, 0] == 0).all()
+    # computed block by block: exactly the values of the whole-array formula
+    big = rng.normal(0.0, 1.0, (600_001, 3)).astype(np.float32)
+    big[::7, 1] = np.nan
+    q25, med, q75 = np.nanpercentile(big, [25, 50, 75], axis=0)
+    whole = np.nan_to_num(np.clip((big - med) / ((q75 - q25) / 1.349), -10, 10), nan=0.0)
+    np.testing.assert_array_equal(robust_standardize(big), whole.astype(np.float32))
