@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..parallel import thread_map
 from .coarse import bbox
 
 
@@ -25,12 +26,13 @@ def axial_convex_hull(mask: np.ndarray) -> np.ndarray:
     """Convex hull of each axial slice of ``mask`` (Z, Y, X) bool (empty below 3 voxels)."""
     from skimage.morphology import convex_hull_image
 
+    def hull_of(z: int) -> None:
+        # the hull of the pixels lies in their bounding box: rasterise it there only
+        box = bbox(mask[z], (0, 0))
+        hull[z][box] = convex_hull_image(mask[z][box])
+
     hull = np.zeros(mask.shape, bool)
-    for z, s in enumerate(mask):
-        if np.count_nonzero(s) >= 3:
-            # the hull of the pixels lies in their bounding box: rasterise it there only
-            box = bbox(s, (0, 0))
-            hull[z][box] = convex_hull_image(s[box])
+    thread_map(hull_of, np.flatnonzero(np.count_nonzero(mask, axis=(1, 2)) >= 3))
     return hull
 
 
@@ -49,13 +51,14 @@ def axial_depth(mask: np.ndarray, spacing) -> np.ndarray:
     (Z, Y, X) float32
     """
     sampling = (float(spacing[1]), float(spacing[2]))
-    out = np.zeros(mask.shape, np.float32)
-    for z, s in enumerate(mask):
-        if not s.any():
-            continue
+    def depth_of(z: int) -> None:
         # the nearest voxel outside lies in the slice's box or on the ring just outside it
-        box = bbox(s, (0, 0))
-        out[z][box] = ndi.distance_transform_edt(np.pad(s[box], 1), sampling=sampling)[1:-1, 1:-1]
+        box = bbox(mask[z], (0, 0))
+        out[z][box] = ndi.distance_transform_edt(np.pad(mask[z][box], 1),
+                                                 sampling=sampling)[1:-1, 1:-1]
+
+    out = np.zeros(mask.shape, np.float32)
+    thread_map(depth_of, np.flatnonzero(mask.any(axis=(1, 2))))
     return out
 
 

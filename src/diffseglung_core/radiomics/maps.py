@@ -18,6 +18,7 @@ import torch
 
 from ..device import get_device
 from ..errors import NoLungFoundError
+from ..parallel import thread_map
 from ..progress import ProgressCallback, report
 from .batched import batched_features
 from .names import BIN_WIDTH, FEATURE_NAMES, MAX_LEVELS
@@ -127,7 +128,8 @@ class FeatureMap:
         out = np.empty((len(pts), rows.shape[1]), np.float32)
         origin, stride = np.asarray(self.origin, float), np.asarray(self.stride, float)
         strides = np.array([grid[1] * grid[2], grid[2], 1])
-        for start in range(0, len(pts), chunk):
+
+        def interpolate(start: int) -> None:
             g = (pts[start:start + chunk] - origin) / stride
             g = np.clip(g, 0, grid - 1)
             lo = np.minimum(np.floor(g).astype(np.int64), grid - 1)
@@ -147,6 +149,8 @@ class FeatureMap:
                         w *= 1 - f[:, k]
                 acc += w[:, None] * rows[lin]
             out[start:start + chunk] = acc
+
+        thread_map(interpolate, range(0, len(pts), chunk))
         return out
 
     def at(self, mask: np.ndarray, *, chunk: int = 1_000_000) -> np.ndarray:

@@ -64,6 +64,7 @@ from scipy.special import ndtr
 
 from ..lung.coarse import bbox
 from ..lung.morphology import axial_convex_hull, axial_depth
+from ..parallel import by_slabs, gaussian_filter, thread_map
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
 
@@ -169,9 +170,9 @@ def _masked_mean(values: np.ndarray, weight: np.ndarray, spacing, sigma_mm: floa
     """
     sig = _sigmas(spacing, sigma_mm, values.shape)
     w = weight.astype(np.float32)
-    num = ndi.gaussian_filter(np.multiply(values, w, dtype=np.float32), sig, truncate=2.5)
+    num = gaussian_filter(np.multiply(values, w, dtype=np.float32), sig, truncate=2.5)
     if den is None:
-        den = ndi.gaussian_filter(w, sig, truncate=2.5)
+        den = gaussian_filter(w, sig, truncate=2.5)
     num /= np.maximum(den, np.float32(1e-3))
     return num, den
 
@@ -476,7 +477,8 @@ def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
         return band
     # the opening at a voxel depends on the mask within 2 radii: work in a box that holds them
     box = bbox(band, [int(np.ceil(2 * thick_mm / float(s))) + 1 for s in spacing])
-    band[box] &= ~_opening(dense[box], spacing, thick_mm)
+    reach = int(2 * thick_mm / float(spacing[0])) + 2  # slices (the opening's pad included)
+    band[box] &= ~by_slabs(lambda d: _opening(d, spacing, thick_mm), [dense[box]], reach)
     return band
 
 
@@ -503,8 +505,8 @@ def orientation_coherence(mask: np.ndarray, spacing: Sequence[float], sigma_mm: 
     """
     sy, sx = float(spacing[1]), float(spacing[2])
     sig = (sigma_mm / sy, sigma_mm / sx)
-    out = np.zeros(mask.shape, np.float32)
-    for z in np.flatnonzero(mask.any(axis=(1, 2))):  # slice by slice: little memory
+
+    def coherence(z: int) -> np.ndarray:  # slice by slice: little memory
         f = ndi.gaussian_filter(mask[z].astype(np.float32), (0.5 / sy, 0.5 / sx), truncate=2.5)
         gy = ndi.sobel(f, axis=0) / np.float32(sy)
         gx = ndi.sobel(f, axis=1) / np.float32(sx)
@@ -513,7 +515,12 @@ def orientation_coherence(mask: np.ndarray, spacing: Sequence[float], sigma_mm: 
         jxy = ndi.gaussian_filter(gx * gy, sig, truncate=2.5)
         trace = jxx + jyy
         spread = np.sqrt((jxx - jyy) ** 2 + 4.0 * jxy * jxy)
-        out[z] = np.where(trace > 1e-6, spread / np.maximum(trace, 1e-6), 0.0)
+        return np.where(trace > 1e-6, spread / np.maximum(trace, 1e-6), 0.0)
+
+    out = np.zeros(mask.shape, np.float32)
+    zs = np.flatnonzero(mask.any(axis=(1, 2)))
+    for z, c in zip(zs, thread_map(coherence, zs)):
+        out[z] = c
     return out
 
 
@@ -552,9 +559,14 @@ def edge_halo(low: np.ndarray, parenchyma: np.ndarray, tissue: np.ndarray,
     """
     # in-plane distance in tenths of a mm (floored, so "d >= k mm" stays exact), up to 25.5 mm
     tenths = np.full(tissue.shape, 255, np.uint8)
-    for z in np.flatnonzero(tissue.any(axis=(1, 2))):
+
+    def in_tenths(z: int) -> np.ndarray:
         d = ndi.distance_transform_edt(~tissue[z], sampling=(float(spacing[1]), float(spacing[2])))
-        tenths[z] = np.minimum(np.floor(d * 10.0), 255.0)
+        return np.minimum(np.floor(d * 10.0), 255.0)
+
+    zs = np.flatnonzero(tissue.any(axis=(1, 2)))
+    for z, t in zip(zs, thread_map(in_tenths, zs)):
+        tenths[z] = t
     d, v = tenths[parenchyma], low[parenchyma]
     ref = (d >= 10 * max_mm) & (d < 20 * max_mm)
     width = 0
@@ -707,7 +719,7 @@ def tissue_evidence(
     total = 5
     report(progress, 0, total, "structures")
 
-    smooth = ndi.gaussian_filter(h, _sigmas(spacing, 0.8, h.shape), truncate=2.5)
+    smooth = gaussian_filter(h, _sigmas(spacing, 0.8, h.shape), truncate=2.5)
     dense_anywhere = smooth > dense_hu
     below, above = partial_volume_rim(inside, dense_anywhere)
     rim = below | above
@@ -743,7 +755,7 @@ def tissue_evidence(
             continue
         solid[sl] |= comp
     # air bronchograms and necrosis inside a solid component belong to it
-    solid = np.stack([ndi.binary_fill_holes(s) for s in solid]) & inside
+    solid = np.stack(thread_map(ndi.binary_fill_holes, solid)) & inside
     del lab, tube
     report(progress, 1, total, "parenchyma")
 
@@ -765,7 +777,7 @@ def tissue_evidence(
 
     # low attenuation read on a lightly smoothed image: noise alone seldom stays below
     # -950 HU over a few voxels, a destroyed lobule does
-    soft = ndi.gaussian_filter(h, (0.0, laa_smooth_mm / float(spacing[1]),
+    soft = gaussian_filter(h, (0.0, laa_smooth_mm / float(spacing[1]),
                                    laa_smooth_mm / float(spacing[2])), truncate=2.5)
     level_soft, spread_soft = _healthy_levels(soft, parenchyma & ~rim, spacing)
     # the share of low attenuation noise alone gives healthy lung at each level

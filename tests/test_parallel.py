@@ -1,0 +1,53 @@
+"""Threaded array work gives exactly the single-call results."""
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from diffseglung_core import parallel
+
+
+@pytest.fixture(params=[1, 3])
+def threads(request, monkeypatch):
+    monkeypatch.setattr(parallel, "cpu_threads", lambda: request.param)
+    return request.param
+
+
+def test_thread_map_keeps_order(threads):
+    assert parallel.thread_map(lambda v: v * v, range(10)) == [v * v for v in range(10)]
+
+
+@pytest.mark.parametrize("sigma", [(0.0, 1.0, 2.0), (1.5, 0.7, 0.7), (3.2, 1.0, 1.0)])
+def test_gaussian_filter_equals_scipy(threads, sigma):
+    x = np.random.default_rng(0).normal(size=(41, 23, 19)).astype(np.float32)
+    want = ndi.gaussian_filter(x, sigma, truncate=2.5)
+    got = parallel.gaussian_filter(x, sigma, truncate=2.5)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+
+
+def test_by_slabs_with_a_local_operator(threads):
+    mask = np.random.default_rng(1).random((50, 20, 20)) > 0.4
+    ball = ndi.generate_binary_structure(3, 1)
+    want = ndi.binary_opening(mask, ball, iterations=2)
+    # an opening by 2 iterations of a unit cross reaches 4 slices
+    got = parallel.by_slabs(lambda m: ndi.binary_opening(m, ball, iterations=2), [mask], 4)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_by_slabs_needs_the_halo(monkeypatch):
+    monkeypatch.setattr(parallel, "cpu_threads", lambda: 3)
+    x = np.random.default_rng(2).normal(size=(60, 8, 8))
+    want = ndi.gaussian_filter(x, (3.0, 0, 0))
+    short = parallel.by_slabs(lambda v: ndi.gaussian_filter(v, (3.0, 0, 0)), [x], 2)
+    assert not np.allclose(short, want)  # the slabs' seams show without the reach
+
+
+def test_cpu_threads_follows_torch():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert parallel.cpu_threads() == 1
+    finally:
+        torch.set_num_threads(before)
