@@ -7,9 +7,11 @@ import os
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-__all__ = ["DEVICES", "get_device", "device_warning", "Rank", "autocast_dtype", "autocast"]
+__all__ = ["DEVICES", "get_device", "device_warning", "Rank", "autocast_dtype", "autocast",
+           "to_float16"]
 
 #: The device names offered to users (``"cuda:N"`` is accepted too).
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
@@ -132,3 +134,14 @@ def autocast(device: torch.device, precision: str = "auto"):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def to_float16(array: np.ndarray) -> np.ndarray:
+    """A float16 copy of ``array``, converted by torch.
+
+    The same values as ``array.astype(np.float16)`` (round to nearest even),
+    but vectorised: numpy converts values below float16's normal range (tiny
+    posteriors) one by one, about 50 times slower.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    return t.to(torch.float16).numpy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..parallel import thread_map
 from .morphology import fill_holes_nd
 
 
@@ -14,10 +15,13 @@ def outside_air(air: np.ndarray) -> np.ndarray:
     border = np.zeros(air.shape[1:], bool)
     border[[0, -1], :] = True
     border[:, [0, -1]] = True
-    for z in range(air.shape[0]):
+
+    def propagate(z: int) -> None:
         seeds = air[z] & border
         if seeds.any():
             outside[z] = ndi.binary_propagation(seeds, mask=air[z])
+
+    thread_map(propagate, range(air.shape[0]))
     return outside
 
 

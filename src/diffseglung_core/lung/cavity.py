@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..parallel import gaussian_filter
 from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
 
@@ -48,7 +49,7 @@ def smooth_axial(hu: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> n
     (Z, Y, X) float32 array, HU.
     """
     sigma = (0.0, sigma_mm / float(spacing[1]), sigma_mm / float(spacing[2]))
-    return ndi.gaussian_filter(np.asarray(hu, np.float32), sigma, output=np.float32, truncate=3.0)
+    return gaussian_filter(np.asarray(hu, np.float32), sigma, truncate=3.0)
 
 
 def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np.ndarray,
@@ -87,7 +88,7 @@ def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np
         soft = hu_smooth > soft_hu
         extra[1:] &= ~soft[:-1]
         extra[:-1] &= ~soft[1:]
-    extra = ndi.binary_opening(extra, axial_disk(min_mm, spacing))
+    extra = axial_opening(extra, axial_disk(min_mm, spacing))
     lab, n = ndi.label(extra | lungs)
     if n == 0:
         return np.zeros(lungs.shape, bool)
@@ -484,7 +485,7 @@ def fat_planes(hu_smooth: np.ndarray, spacing: Sequence[float],
     (Z, Y, X) bool
     """
     fat = (hu_smooth >= fat_hu[0]) & (hu_smooth <= fat_hu[1])
-    return ndi.binary_opening(fat, axial_disk(1.5, spacing))
+    return axial_opening(fat, axial_disk(1.5, spacing))
 
 
 #: Half-thickness (mm) of the slab of slices whose bone closes the rib cage of a slice.

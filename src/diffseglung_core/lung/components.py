@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .maps import LEFT_LUNG, RIGHT_LUNG
-from .morphology import axial_convex_hull, disk, fill_holes_nd
+from .morphology import axial_convex_hull, axial_opening, disk, fill_holes_nd
 
 
 def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
@@ -52,14 +52,15 @@ def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
     lab, n = ndi.label(inside_air)
     if n == 0:
         return None, gas
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    sizes = np.bincount(lab[inside_air], minlength=n + 1)  # (the labelled voxels only: faster)
     sizes[0] = 0
     pixel_mm2 = spacing[1] * spacing[2]
     order = np.argsort(sizes)[::-1]
     bronchial = set()
     if airway.any():
-        ends = ndi.binary_dilation(airway, np.ones((3, 3, 3), bool), iterations=2)
-        bronchial = set(np.unique(lab[ends]).tolist()) - {0}
+        near = bbox(airway, (2, 2, 2))  # the dilation reaches 2 voxels
+        ends = ndi.binary_dilation(airway[near], np.ones((3, 3, 3), bool), iterations=2)
+        bronchial = set(np.unique(lab[near][ends]).tolist()) - {0}
     keep, rejected = [], []
     largest = None
     slices = ndi.find_objects(lab)
@@ -290,7 +291,7 @@ def _gas_pockets(hu, lungs, spacing, air_hu, min_ml, wall_fraction, min_mm) -> n
     out = np.zeros(lungs.shape, bool)
     pure = lungs & (hu < air_hu + 60.0)
     footprint = disk(max(1, int(round(min_mm / min(float(spacing[1]), float(spacing[2]))))))[None]
-    pure = ndi.binary_opening(pure, footprint)
+    pure = axial_opening(pure, footprint)
     lab, n = ndi.label(pure)
     if n == 0:
         return out

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import NoLungFoundError
+from ..parallel import thread_map
 from ..progress import ProgressCallback, report
 from .airways import track_airways
 from .body import body_mid_x, filled_body, outside_air
@@ -380,7 +381,7 @@ def _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing
     Each pass starts from the lung grown so far; ``avoid`` (Z, Y, X) and ``rays`` go to
     :func:`.cavity.costal_fill`.
     """
-    for z in range(labels.shape[0]):
+    def fill(z: int) -> None:  # slices are independent: one per thread
         for value in (RIGHT_LUNG, LEFT_LUNG):
             for _ in range(passes):
                 side = labels[z] == value
@@ -393,3 +394,5 @@ def _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing
                 if not add.any():
                     break
                 labels[z][add] = value
+
+    thread_map(fill, range(labels.shape[0]))

@@ -93,13 +93,15 @@ def axial_opening(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     reach: the same result as on the whole array (outside the box there is
     nothing to erode or grow), at the cost of the voxels' extent only.
     """
-    out = np.zeros_like(mask)
-    ry, rx = footprint.shape[1] // 2, footprint.shape[2] // 2
-    for z in np.flatnonzero(mask.any(axis=(1, 2))):
+    def open_slice(z: int) -> None:
         ys, xs = np.nonzero(mask[z])
         box = (slice(max(ys.min() - ry, 0), ys.max() + ry + 1),
                slice(max(xs.min() - rx, 0), xs.max() + rx + 1))
         out[z][box] = ndi.binary_opening(mask[z][box], footprint[0])
+
+    out = np.zeros_like(mask)
+    ry, rx = footprint.shape[1] // 2, footprint.shape[2] // 2
+    thread_map(open_slice, np.flatnonzero(mask.any(axis=(1, 2))))
     return out
 
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..calibration import calibrate_hu
+from ..device import to_float16
 from ..errors import NoLungFoundError, require_same_grid
 from ..progress import ProgressCallback, report, scaled
 from ..volume import CTVolume
@@ -380,7 +381,7 @@ def segment_volume(
               "seed": int(seed), "checkpoint": None if checkpoint is None else str(checkpoint),
               "device": str(dev)}
     result = SegmentationResult(labels=np.zeros(hu.shape, np.uint8), lung=lung_u8,
-                                posteriors=post.astype(np.float16), clusters=clusters,
+                                posteriors=to_float16(post), clusters=clusters,
                                 mapping=mapping, smooth_hu=smooth_hu.astype(np.float32), hu=hu,
                                 context_hu=(dens[:, 3] * 100.0).astype(np.float32),
                                 evidence=evidence, lung_segmentation=lung_seg,

@@ -33,6 +33,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..device import to_float16
 from ..labels import TISSUE_NAMES
 from ..progress import ProgressCallback, report, scaled
 from .head import DEFAULT_HEAD_TIMESTEPS, CorrectionHead, feature_spec, train_head
@@ -265,7 +266,7 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     if features == "diffusion":
         extra = _diffusion_blocks(hu, lung, grid, model, timesteps, seed, device,
                                   scaled(progress, 0.3, 0.5))
-        feats = np.concatenate([feats, extra.astype(np.float16)])
+        feats = np.concatenate([feats, to_float16(extra)])
         info.update(feature_spec(model, timesteps, True, True, seed))
     timings["features"] = time.perf_counter() - t0
 
@@ -319,7 +320,7 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
         out.reshape(-1)[flat_lung] = apply_changes(cur, head_rows, allowed)
     timings["total"] = time.perf_counter() - t0
     outcome = LearnOutcome(out, bool(accepted), allowed, validation, head,
-                           rows.astype(np.float16), timings)
+                           to_float16(rows), timings)
     outcome.message = _describe(outcome)
     report(progress, 100, 100, "done")
     return outcome

@@ -41,6 +41,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..labels import Tissue
+from ..parallel import thread_map
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
 from .options import RefineOptions
@@ -129,15 +130,17 @@ def remove_small_components(labels: np.ndarray, spacing: Sequence[float], *,
         return labels.copy()
     box = lung_bbox(labels > 0)
     sub = labels[box]
-    small = np.zeros(sub.shape, bool)
-    for lab in np.unique(sub):
-        if lab == 0:
-            continue
+
+    def too_small(lab: int) -> np.ndarray:
         comp, n = ndi.label(sub == lab)
         sizes = np.bincount(comp.ravel(), minlength=n + 1)
         tiny = sizes < min_vox
         tiny[0] = False
-        small |= tiny[comp]
+        return tiny[comp]
+
+    small = np.zeros(sub.shape, bool)
+    for part in thread_map(too_small, [lab for lab in np.unique(sub) if lab != 0]):
+        small |= part
     out = labels.copy()
     if not small.any():
         return out
@@ -216,7 +219,9 @@ def refine_labels(
         inner = g[lung_b[mid]]
         kappa = max(20.0, kappa_noise * float(np.median(inner))) if inner.size else 60.0
     starts = list(range(0, nz, slab))
-    for i, s in enumerate(starts):
+    done = []
+
+    def fuse(s: int) -> None:  # slabs are independent: one per thread
         e = min(s + slab, nz)
         a, b = max(0, s - halo), min(nz, e + halo)
         m = lung_b[a:b]
@@ -233,7 +238,10 @@ def refine_labels(
         if kept is not None:
             lab[kept] = _EMPHYSEMA
         out[box][s:e] = lab[s - a:e - a]
-        report(progress, i + 1, len(starts), "sobel-diffusion fusion")
+        done.append(s)
+        report(progress, len(done), len(starts), "sobel-diffusion fusion")
+
+    thread_map(fuse, starts)
     if min_component_mm3 > 0:
         out = remove_small_components(out, spacing, min_component_mm3=min_component_mm3)
     return out
