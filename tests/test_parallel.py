@@ -51,3 +51,10 @@ def test_cpu_threads_follows_torch():
         assert parallel.cpu_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_nested_work_runs_in_the_calling_thread(threads):
+    def outer(i):
+        return parallel.thread_map(lambda j: (i, j), range(3))
+
+    assert parallel.thread_map(outer, range(4)) == [[(i, j) for j in range(3)] for i in range(4)]

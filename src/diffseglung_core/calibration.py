@@ -46,6 +46,8 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 from scipy import ndimage as ndi
 
+from .parallel import thread_map
+
 __all__ = ["Padding", "AirMeasurement", "HUCalibration", "detect_padding", "measure_air",
            "calibrate_hu", "padding_from_metadata", "NOMINAL_AIR_HU"]
 
@@ -408,14 +410,15 @@ def _outside_measurement(vals: np.ndarray, sector: np.ndarray, n_sectors: int, *
         return AirMeasurement(source, 0, note="no air around the patient inside the field of view "
                                               "(a crop, or the body fills the field of view)")
     min_sector = max(50, min_voxels // n_sectors)
-    readings = np.full(n_sectors, np.nan)
-    for k in range(n_sectors):
+
+    def reading(k: int) -> float:  # the directions on threads
         v = vals[sector == k]
         if v.size < min_sector:
-            continue
+            return np.nan
         median, spread, frac = _air_peak(v)
-        if spread <= max_spread and frac >= min_peak_fraction:
-            readings[k] = median
+        return median if spread <= max_spread and frac >= min_peak_fraction else np.nan
+
+    readings = np.array(thread_map(reading, range(n_sectors)), float)
     sector_hu = tuple(float(r) for r in readings)
     ok = np.isfinite(readings)
     if not ok.any():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Sequence, TypeVar
 
@@ -26,6 +27,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+_LOCAL = threading.local()  # ``busy`` in a pool's worker: work nested in it runs there
 
 
 def cpu_threads() -> int:
@@ -40,15 +42,26 @@ def cpu_threads() -> int:
 
 
 def thread_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """``[fn(item) for item in items]`` on :func:`cpu_threads` threads, in order."""
+    """``[fn(item) for item in items]`` on :func:`cpu_threads` threads, in order.
+
+    Called again from inside ``fn``, it runs serially (the threads are taken).
+    """
     items = list(items)
     n = min(cpu_threads(), len(items))
-    if n <= 1:
+    if n <= 1 or getattr(_LOCAL, "busy", False):
         return [fn(item) for item in items]
     pool = _POOLS.get(n)
     if pool is None:
         pool = _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="diffseglung")
-    return list(pool.map(fn, items))
+
+    def run(item: T) -> R:
+        _LOCAL.busy = True
+        try:
+            return fn(item)
+        finally:
+            _LOCAL.busy = False
+
+    return list(pool.map(run, items))
 
 
 def _slabs(n: int, parts: int) -> list[tuple[int, int]]:

@@ -38,6 +38,7 @@ from .morphology import axial_convex_hull, axial_disk, closing, thick_parts
 __all__ = ["LungSegmentation", "segment_lungs", "compute_lung_mask"]
 
 _STAGES = 9
+_SIDES = (RIGHT_LUNG, LEFT_LUNG)
 
 
 @dataclass
@@ -303,11 +304,9 @@ def segment_lungs(
                          fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))
 
     report(progress, 7, _STAGES, "filling holes")
-    for value in (RIGHT_LUNG, LEFT_LUNG):
-        side = labels == value
-        if side.any():
-            filled = fill_holes(side, spacing, dome_mm2)
-            labels[filled & (labels == 0) & ~airway_box] = value
+    filled = thread_map(lambda value: fill_holes(labels == value, spacing, dome_mm2), _SIDES)
+    for value, holes in zip(_SIDES, filled):
+        labels[holes & (labels == 0) & ~airway_box] = value
 
     report(progress, 8, _STAGES, "effusion")
     fluid = np.zeros(labels.shape, bool)
@@ -343,14 +342,12 @@ def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
     coarse_allowed = downsample_mask(allowed, factors)
     coarse_body = downsample_mask(body, factors)
     pad = [int(np.ceil(margin / s)) for s in coarse_spacing]
-    for value in (RIGHT_LUNG, LEFT_LUNG):
+
+    def closed(value: int) -> np.ndarray:  # the two lungs on two threads
         side = lungs & (nearest == value)
-        if not side.any():
-            continue
         coarse_side = coarse_labels == value
-        if not coarse_side.any():
-            labels[side & (labels == 0)] = value
-            continue
+        if not side.any() or not coarse_side.any():
+            return side
         cbox = bbox(coarse_side, pad)
         coarse_side = coarse_side[cbox]
         added = np.zeros(coarse_side.shape, bool)
@@ -370,7 +367,10 @@ def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
                          for b, f, n in zip(cbox, factors, shape))
             up = upsample(added, factors, [b.stop - b.start for b in fbox])
             side[fbox] |= up & allowed[fbox]
-        labels[side & (labels == 0)] = value
+        return side
+
+    for value, side in zip(_SIDES, thread_map(closed, _SIDES)):
+        labels[side & (labels == 0)] = value  # the right lung first where they meet
     return labels
 
 

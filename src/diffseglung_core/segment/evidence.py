@@ -311,11 +311,16 @@ def _opening(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np
     """Opening of ``mask`` by a ball of ``radius_mm`` (distance maps in mm; none for 0)."""
     if radius_mm <= 0:
         return np.zeros_like(mask)
-    m = np.pad(mask, 1)
-    core = ndi.distance_transform_edt(m, sampling=spacing) > radius_mm
-    if not core.any():
-        return np.zeros_like(mask)
-    return (ndi.distance_transform_edt(~core, sampling=spacing) <= radius_mm)[1:-1, 1:-1, 1:-1] & mask
+
+    def opened(part: np.ndarray) -> np.ndarray:
+        m = np.pad(part, 1)
+        core = ndi.distance_transform_edt(m, sampling=spacing) > radius_mm
+        if not core.any():
+            return np.zeros_like(part)
+        return (ndi.distance_transform_edt(~core, sampling=spacing) <= radius_mm)[1:-1, 1:-1, 1:-1] & part
+
+    # the opening at a voxel depends on the mask within 2 radii (and the pad's slice)
+    return by_slabs(opened, [mask], int(2 * radius_mm / float(spacing[0])) + 2)
 
 
 def _solidity(comp: np.ndarray, spacing: Sequence[float]) -> float:
@@ -477,8 +482,7 @@ def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
         return band
     # the opening at a voxel depends on the mask within 2 radii: work in a box that holds them
     box = bbox(band, [int(np.ceil(2 * thick_mm / float(s))) + 1 for s in spacing])
-    reach = int(2 * thick_mm / float(spacing[0])) + 2  # slices (the opening's pad included)
-    band[box] &= ~by_slabs(lambda d: _opening(d, spacing, thick_mm), [dense[box]], reach)
+    band[box] &= ~_opening(dense[box], spacing, thick_mm)
     return band
 
 
@@ -727,7 +731,9 @@ def tissue_evidence(
     tissue = dense_anywhere & ~inside
     del dense_anywhere
     ball = _ball(solid_mm, spacing, h.shape)
-    thick = _dilate_parts(ndi.binary_erosion(dense, ball), ball) & dense
+    core = by_slabs(lambda d: ndi.binary_erosion(d, ball), [dense], ball.shape[0] // 2)
+    thick = _dilate_parts(core, ball) & dense
+    del core
     thin = dense & ~thick
     tube = structure_maps(h, spacing, device=device)["tube"]
     vessel = thin & (tube > vessel_tube)

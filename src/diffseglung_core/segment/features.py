@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import NoLungFoundError
+from ..parallel import thread_map
 from ..progress import ProgressCallback, report
 
 __all__ = ["lung_bbox", "density_features", "radiomic_features", "DENSITY_NAMES",
@@ -213,9 +214,12 @@ def radiomic_features(
         basis = (mu, vt[:n_components], sd)
         k = n_components
     out = np.empty((len(pts), k), np.float32)
-    for s0 in range(0, len(pts), 500_000):
+
+    def transform(s0: int) -> None:  # blocks of rows on threads
         a = _scaled(fmap.at_points(pts[s0:s0 + 500_000]), med, scale)
         if basis is not None:
             a = (((a - basis[0]) @ basis[1].T) / basis[2]).astype(np.float32)
         out[s0:s0 + len(a)] = a
+
+    thread_map(transform, range(0, len(pts), 500_000))
     return out
