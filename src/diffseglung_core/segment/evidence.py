@@ -731,9 +731,8 @@ def tissue_evidence(
     tissue = dense_anywhere & ~inside
     del dense_anywhere
     ball = _ball(solid_mm, spacing, h.shape)
-    core = by_slabs(lambda d: ndi.binary_erosion(d, ball), [dense], ball.shape[0] // 2)
-    thick = _dilate_parts(core, ball) & dense
-    del core
+    thick = by_slabs(lambda d: _dilate_parts(ndi.binary_erosion(d, ball), ball), [dense],
+                     2 * (ball.shape[0] // 2)) & dense
     thin = dense & ~thick
     tube = structure_maps(h, spacing, device=device)["tube"]
     vessel = thin & (tube > vessel_tube)

@@ -101,9 +101,13 @@ def density_features(
     z0, z1 = box[0].start, box[0].stop
     n_feat = 1 + 2 * len(scales_mm)
     out = np.empty((int(lung.sum()), n_feat), np.float32)
-    row = 0
     starts = list(range(z0, z1, slab))
-    for i, s in enumerate(starts):
+    # the first row of each slab (rows in np.nonzero order: slice by slice)
+    first = np.concatenate([[0], np.cumsum(lung.sum(axis=(1, 2))[z0:z1])])[np.subtract(starts, z0)]
+    done = []
+
+    def slab_features(i: int) -> None:  # slabs on threads
+        s = starts[i]
         e = min(s + slab, z1)
         a, b = max(0, s - halo), min(lung.shape[0], e + halo)
         h = np.clip(np.asarray(hu[a:b, box[1], box[2]], np.float32), *HU_CLIP)
@@ -122,9 +126,11 @@ def density_features(
             cols.append(mean[s - a:e - a][inner])
             cols.append(std[s - a:e - a][inner])
         k = int(inner.sum())
-        out[row:row + k] = np.stack(cols, axis=1) / 100.0
-        row += k
-        report(progress, i + 1, len(starts), "density features")
+        out[first[i]:first[i] + k] = np.stack(cols, axis=1) / 100.0
+        done.append(i)
+        report(progress, len(done), len(starts), "density features")
+
+    thread_map(slab_features, range(len(starts)))
     return out
 
 
