@@ -97,9 +97,11 @@ class GaussianMixture:
                            chunk=chunk, device=device, dtype=dtype)
         return np.concatenate(outs) if outs else np.zeros((0, self.n_components), np.float32)
 
-    def predict(self, x, **kwargs) -> np.ndarray:
-        """(N,) int64 most probable component of each row."""
-        return self.predict_proba(x, **kwargs).argmax(1)
+    def predict(self, x, *, chunk: int = 262_144, device="cpu", dtype=torch.float32) -> np.ndarray:
+        """(N,) int64 most probable component of each row (no posteriors formed)."""
+        outs = self._apply(x, lambda w: w.argmax(1).cpu().numpy(), chunk=chunk, device=device,
+                           dtype=dtype)
+        return np.concatenate(outs) if outs else np.zeros(0, np.int64)
 
     def score_samples(self, x, *, chunk: int = 262_144, device="cpu",
                       dtype=torch.float64) -> np.ndarray:
