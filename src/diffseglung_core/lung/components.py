@@ -83,10 +83,18 @@ def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
             break
         keep.append(i)
     if rejected:
-        gas = np.isin(lab, rejected)
+        gas = _components(lab, slices, rejected)
     if not keep:
         return None, gas
-    return np.isin(lab, keep), gas
+    return _components(lab, slices, keep), gas
+
+
+def _components(lab: np.ndarray, slices: list, which: Sequence[int]) -> np.ndarray:
+    """``np.isin(lab, which)``, each component read in its box only."""
+    out = np.zeros(lab.shape, bool)
+    for i in which:
+        out[slices[i - 1]] |= lab[slices[i - 1]] == i
+    return out
 
 
 def looks_like_parenchyma(hu: np.ndarray, comp: np.ndarray, air_hu: float = -1000.0) -> bool:

@@ -359,8 +359,14 @@ def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     hull[:, [0, -1], :] = hull[:, :, [0, -1]] = False
     depth = axial_depth(hull, spacing)  # in-plane, slice by slice
     idx = np.arange(inside.shape[0], dtype=np.float32)[:, None, None]
-    below = np.maximum.accumulate(np.where(inside, np.float32(-1e6), idx), axis=0)
-    return np.minimum(depth, (idx - below) * float(spacing[0])).astype(np.float32)
+
+    def with_floor(rows: slice) -> None:  # columns are independent: blocks of rows on threads
+        below = np.maximum.accumulate(np.where(inside[:, rows], np.float32(-1e6), idx), axis=0)
+        np.minimum(depth[:, rows], (idx - below) * np.float32(spacing[0]), out=depth[:, rows])
+
+    ny = inside.shape[1]
+    thread_map(with_floor, [slice(a, min(a + 32, ny)) for a in range(0, ny, 32)])
+    return depth
 
 
 def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
