@@ -13,12 +13,16 @@ SimpleITK pinned to ``--threads`` threads. Each timed run includes the side's
 own conversions (numpy to torch tensors and back; numpy to SimpleITK images);
 the pyradiomics extractor is built once, before the warm-up, as a user
 describing many patches would. Work is equal where a ratio is given:
-pyradiomics computes the 22 first-order and GLCM features, and so does the
-"torch 22" column (the "torch 34" column adds LBP and Gabor, more work).
-Ratios are computed from medians of the same run. The agreement of the 22
+pyradiomics computes the 19 first-order and GLCM features, and so does the
+"torch 19" column (the "torch 34" column adds LBP and Gabor, more work).
+Ratios are computed from medians of the same run. The agreement of the 19
 features with pyradiomics, and the time and peak memory of the voxel-wise maps
 of a phantom (``--map-shape``, median of ``--map-repeats`` after a warm-up) are
-written too.
+written too. With pyradiomics, voxel-wise maps are compared at equal work as
+well (``--voxel-boxes``): every lung voxel of A0001 lung boxes described by its
+9^3 neighbourhood (its lung voxels only), by :func:`feature_maps` at stride 1
+(all 34 features, more work) and by pyradiomics' voxel-based extraction
+(``kernelRadius`` 4, masked kernel, the 19 features).
 """
 
 from __future__ import annotations
@@ -122,6 +126,50 @@ def bench_map(shape, window: int, stride: int, repeats: int) -> dict:
             "seconds_at_all_lung_voxels": t_at, "peak_rss_mb": rss, "rss_before_mb": rss0}
 
 
+def bench_voxel_maps(data: Path, n: int, size, repeats: int, window: int = 9) -> dict:
+    """Voxel-wise maps of A0001 lung boxes at equal work: ours at stride 1 against pyradiomics."""
+    import SimpleITK as sitk
+
+    from radiomics_realdata import a0001_patches
+
+    boxes = a0001_patches(data / "lung-pet-ct-dx-A0001" / "dicom", n=n, size=tuple(size))
+    ex = pyrad.make_extractor()
+    ex.settings.update(kernelRadius=window // 2, maskedKernel=True, initValue=np.nan, voxelBatch=-1)
+    # pyradiomics needs background in the mask: one unmasked voxel around each box
+    padded = [(np.pad(p.astype(np.float64), 1, mode="edge"), np.pad(m, 1).astype(np.uint8))
+              for p, m in boxes]
+
+    def ours():
+        return [feature_maps(p, m, window=window, stride=1, dtype=torch.float64).at(m) for p, m in boxes]
+
+    def theirs():
+        out = []
+        for p, m in padded:
+            res = ex.execute(sitk.GetImageFromArray(p), sitk.GetImageFromArray(m), label=1,
+                             voxelBased=True)
+            out.append(res)
+        return out
+
+    timings = {"torch_cpu_34": measure(ours, repeats), "pyradiomics_19": measure(theirs, repeats)}
+    # the same neighbourhoods: the mean HU of every voxel's masked window agrees
+    mean_col = FEATURE_NAMES.index("firstorder_Mean")
+    diffs = []
+    for (_, m), ours_rows, res in zip(boxes, ours(), theirs()):
+        img = res["original_firstorder_Mean"]
+        full = np.full(np.array(m.shape) + 2, np.nan)
+        origin = [int(round(v)) for v in img.GetOrigin()][::-1]  # (x, y, z) in voxels, spacing 1
+        arr = sitk.GetArrayFromImage(img)
+        full[tuple(slice(o, o + s) for o, s in zip(origin, arr.shape))] = arr
+        theirs_rows = full[1:-1, 1:-1, 1:-1][m]
+        diffs.append(np.nanmax(np.abs(ours_rows[:, mean_col] - theirs_rows)))
+    voxels = int(sum(int(m.sum()) for _, m in boxes))
+    per = {side: t["median_s"] / voxels for side, t in timings.items()}
+    return {"boxes": len(boxes), "size": list(size), "window": window, "voxels": voxels,
+            "timings": timings, "seconds_per_voxel": per,
+            "ratio_pyradiomics_19_over_torch_cpu_34": per["pyradiomics_19"] / per["torch_cpu_34"],
+            "max_abs_difference_mean_hu": float(max(diffs))}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, default=None,
@@ -137,6 +185,9 @@ def main(argv=None) -> int:
     ap.add_argument("--map-stride", type=int, default=8)
     ap.add_argument("--map-repeats", type=int, default=3)
     ap.add_argument("--no-map", action="store_true", help="skip the voxel-map timing")
+    ap.add_argument("--voxel-boxes", type=int, default=2,
+                    help="A0001 boxes of the voxel-map comparison with pyradiomics (0: none)")
+    ap.add_argument("--voxel-size", type=int, nargs=3, default=(6, 24, 24), metavar=("Z", "Y", "X"))
     ap.add_argument("--no-patches", action="store_true", help="time the voxel maps only")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -155,8 +206,8 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, numpy {np.__version__}, {args.threads} thread(s), "
           f"pyradiomics {'yes' if has_pyrad else 'not importable'}, GPU {'yes' if cuda else 'no'}; "
           f"median of {args.repeats} after a warm-up")
-    cols = ["numpy ref 34", "torch 34", "torch 22", "torch f32 34", "gpu 34", "gpu 22", "pyradiomics 22",
-            "pyrad / torch 22"]
+    cols = ["numpy ref 34", "torch 34", "torch 19", "torch f32 34", "gpu 34", "gpu 19", "pyradiomics 19",
+            "pyrad / torch 19"]
     print(f"{'patches':<22} {'n':>3} " + " ".join(f"{c:>14}" for c in cols) + "  (ms per patch)")
     patch_sets = {} if args.no_patches else real_patches(args.data, args.a0001, args.a0001_size)
     for name, pairs in patch_sets.items():
@@ -166,16 +217,16 @@ def main(argv=None) -> int:
         sides = {
             "numpy_reference_34": lambda pairs=pairs: [patch_features(p, m) for p, m in pairs],
             "torch_cpu_34": torch_side(pairs, "cpu", torch.float64, ALL),
-            "torch_cpu_22": torch_side(pairs, "cpu", torch.float64, SHARED),
+            "torch_cpu_19": torch_side(pairs, "cpu", torch.float64, SHARED),
             "torch_cpu_float32_34": torch_side(pairs, "cpu", torch.float32, ALL),
         }
         if cuda:
-            for groups, label in ((ALL, "34"), (SHARED, "22")):
+            for groups, label in ((ALL, "34"), (SHARED, "19")):
                 run = torch_side(pairs, "cuda", torch.float32, groups)
                 sides[f"torch_gpu_{label}"] = lambda run=run: (run(), torch.cuda.synchronize())
         if has_pyrad:
             ex = pyrad.make_extractor()
-            sides["pyradiomics_22"] = lambda pairs=pairs, ex=ex: [pyrad.pyradiomics_features(p, m, ex)
+            sides["pyradiomics_19"] = lambda pairs=pairs, ex=ex: [pyrad.pyradiomics_features(p, m, ex)
                                                                   for p, m in pairs]
         timings = {side: measure(fn, args.repeats) for side, fn in sides.items()}
         row["timings"] = timings
@@ -183,18 +234,18 @@ def main(argv=None) -> int:
         row["seconds_per_patch"] = per
         ratios = {"numpy_reference_34_over_torch_cpu_34": per["numpy_reference_34"] / per["torch_cpu_34"]}
         if has_pyrad:
-            ratios["pyradiomics_22_over_torch_cpu_22"] = per["pyradiomics_22"] / per["torch_cpu_22"]
-            ratios["pyradiomics_22_over_torch_cpu_34"] = per["pyradiomics_22"] / per["torch_cpu_34"]
+            ratios["pyradiomics_19_over_torch_cpu_19"] = per["pyradiomics_19"] / per["torch_cpu_19"]
+            ratios["pyradiomics_19_over_torch_cpu_34"] = per["pyradiomics_19"] / per["torch_cpu_34"]
             if cuda:
-                ratios["pyradiomics_22_over_torch_gpu_22"] = per["pyradiomics_22"] / per["torch_gpu_22"]
+                ratios["pyradiomics_19_over_torch_gpu_19"] = per["pyradiomics_19"] / per["torch_gpu_19"]
             row["agreement_max_rel"] = agreement(pairs)
         row["ratios"] = ratios
         result["sets"][name] = row
         ms = lambda key, per=per: f"{1e3 * per[key]:14.2f}" if key in per else f"{'-':>14}"
-        ratio = ratios.get("pyradiomics_22_over_torch_cpu_22")
-        print(f"{name:<22} {n:>3} {ms('numpy_reference_34')} {ms('torch_cpu_34')} {ms('torch_cpu_22')} "
-              f"{ms('torch_cpu_float32_34')} {ms('torch_gpu_34')} {ms('torch_gpu_22')} "
-              f"{ms('pyradiomics_22')} " + (f"{ratio:13.2f}x" if ratio else f"{'-':>14}"))
+        ratio = ratios.get("pyradiomics_19_over_torch_cpu_19")
+        print(f"{name:<22} {n:>3} {ms('numpy_reference_34')} {ms('torch_cpu_34')} {ms('torch_cpu_19')} "
+              f"{ms('torch_cpu_float32_34')} {ms('torch_gpu_34')} {ms('torch_gpu_19')} "
+              f"{ms('pyradiomics_19')} " + (f"{ratio:13.2f}x" if ratio else f"{'-':>14}"))
 
     if has_pyrad and result["sets"]:
         sets = list(result["sets"])
@@ -203,6 +254,16 @@ def main(argv=None) -> int:
         for n in PYRADIOMICS_NAMES:
             print(f"| {n} | " + " | ".join(f"{result['sets'][s]['agreement_max_rel'][n]:.1e}"
                                            for s in sets) + " |")
+
+    if has_pyrad and args.voxel_boxes > 0 and (args.data / "lung-pet-ct-dx-A0001" / "dicom").is_dir():
+        vx = bench_voxel_maps(args.data, args.voxel_boxes, args.voxel_size, args.repeats)
+        result["voxel_maps_equal_work"] = vx
+        per = vx["seconds_per_voxel"]
+        print(f"\nvoxel maps, {vx['boxes']} A0001 boxes {tuple(vx['size'])}, {vx['voxels']} voxels, "
+              f"window {vx['window']}: torch (34) {1e3 * per['torch_cpu_34']:.3f} ms per voxel, "
+              f"pyradiomics voxel-based (19) {1e3 * per['pyradiomics_19']:.3f} ms: "
+              f"{vx['ratio_pyradiomics_19_over_torch_cpu_34']:.1f}x; mean HU agrees to "
+              f"{vx['max_abs_difference_mean_hu']:.1e} HU")
 
     if not args.no_map:
         vm = bench_map(tuple(args.map_shape), args.map_window, args.map_stride, args.map_repeats)
