@@ -9,6 +9,7 @@ import torch
 from diffseglung_core.errors import Cancelled, NoLungFoundError
 from diffseglung_core.radiomics import FEATURE_NAMES, batched_features, feature_maps, window_for_spacing
 from diffseglung_core.radiomics.maps import PAD_HU
+from diffseglung_core.radiomics.names import group_of
 
 F950 = FEATURE_NAMES.index("hu_FractionBelow950")
 MEAN = FEATURE_NAMES.index("firstorder_Mean")
@@ -44,6 +45,17 @@ def test_grid_values_are_window_features():
         expected = batched_features(win, m, dtype=torch.float32)[0].numpy()
         np.testing.assert_allclose(fm.values[(slice(None),) + tuple(g)], expected, rtol=1e-5, atol=1e-5)
 
+
+
+def test_a_map_of_some_groups_holds_their_columns():
+    hu, lung = _volume()
+    full = feature_maps(hu, lung, window=5, stride=3)
+    part = feature_maps(hu, lung, window=5, stride=3, groups=("firstorder", "glcm"))
+    cols = [FEATURE_NAMES.index(n) for n in part.names]
+    assert part.names == tuple(n for n in FEATURE_NAMES if group_of(n) in ("firstorder", "glcm"))
+    assert part.values.shape == (len(cols),) + full.valid.shape
+    np.testing.assert_array_equal(part.values, full.values[cols])
+    np.testing.assert_array_equal(part.at(lung), full.at(lung)[:, cols])
 
 
 def test_window_is_cut_to_a_thin_volume():

@@ -21,7 +21,7 @@ from ..errors import NoLungFoundError
 from ..parallel import thread_map
 from ..progress import ProgressCallback, report
 from .batched import batched_features
-from .names import BIN_WIDTH, FEATURE_NAMES, MAX_LEVELS
+from .names import BIN_WIDTH, FEATURE_NAMES, GROUPS, MAX_LEVELS, group_of
 
 #: HU given to window voxels outside the volume (they are outside the lung, so unused).
 PAD_HU = -1000.0
@@ -190,6 +190,7 @@ def feature_maps(
     batch_size: int = 2048,
     device: Union[str, torch.device] = "cpu",
     dtype: torch.dtype = torch.float32,
+    groups: Sequence[str] = tuple(GROUPS),
     progress: Optional[ProgressCallback] = None,
 ) -> FeatureMap:
     """Radiomic features of the lung around every ``stride``-th lung voxel.
@@ -212,6 +213,8 @@ def feature_maps(
         Where to compute (``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``).
     dtype : torch dtype
         Precision of the computation (float32 is about twice as fast).
+    groups : sequence of str
+        Feature groups to compute (all by default; see :func:`batched_features`).
     progress : callable, optional
         ``progress(done, total, "radiomic maps")`` after each chunk; raise
         :class:`~diffseglung_core.errors.Cancelled` from it to stop.
@@ -243,8 +246,9 @@ def feature_maps(
     hu_t, lung_t = hu_t.to(dev), lung_t.to(dev)
     offsets = [torch.arange(w, device=dev) for w in window]
 
+    names = tuple(name for name in FEATURE_NAMES if group_of(name) in groups)
     n = len(centres)
-    values = np.empty((n, len(FEATURE_NAMES)), np.float32)
+    values = np.empty((n, len(names)), np.float32)
     n_chunks = (n + batch_size - 1) // batch_size
     report(progress, 0, n_chunks, "radiomic maps")
     for c in range(n_chunks):
@@ -258,12 +262,12 @@ def feature_maps(
         levels = _max_levels(win, msk)
         per_window = 20 * 13 * levels * levels
         step = max(1, min(len(win), int(GLCM_BUDGET_BYTES // per_window)))
-        feats = torch.cat([batched_features(win[k:k + step], msk[k:k + step], dtype=dtype)
-                           for k in range(0, len(win), step)])
+        feats = torch.cat([batched_features(win[k:k + step], msk[k:k + step], dtype=dtype,
+                                            groups=groups) for k in range(0, len(win), step)])
         values[c * batch_size:(c + 1) * batch_size] = feats.float().cpu().numpy()
         report(progress, c + 1, n_chunks, "radiomic maps")
 
-    grid = np.full((len(FEATURE_NAMES),) + valid.shape, np.nan, np.float32)
+    grid = np.full((len(names),) + valid.shape, np.nan, np.float32)
     grid[:, valid] = values.T
     return FeatureMap(values=grid, valid=valid, stride=stride, origin=origin,
-                      window=window, shape=tuple(hu.shape))
+                      window=window, shape=tuple(hu.shape), names=names)
