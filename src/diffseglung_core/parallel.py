@@ -5,9 +5,9 @@ threads over independent pieces of a volume (its axial slices, or slabs of
 slices with enough overlap for a local operator) use every core, with results
 identical to the whole-volume call.
 
-The number of threads is torch's (``torch.set_num_threads``, which the command
-line's ``--threads`` and the benchmarks set) when torch is loaded, otherwise the
-cores this process may use.
+The number of threads is torch's (``torch.set_num_threads``, which the
+benchmarks and the training commands' ``--threads`` set) when torch is loaded,
+otherwise the cores this process may use.
 """
 
 from __future__ import annotations

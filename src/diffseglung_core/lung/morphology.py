@@ -51,6 +51,7 @@ def axial_depth(mask: np.ndarray, spacing) -> np.ndarray:
     (Z, Y, X) float32
     """
     sampling = (float(spacing[1]), float(spacing[2]))
+
     def depth_of(z: int) -> None:
         # the nearest voxel outside lies in the slice's box or on the ring just outside it
         box = bbox(mask[z], (0, 0))

@@ -789,7 +789,7 @@ def tissue_evidence(
     # low attenuation read on a lightly smoothed image: noise alone seldom stays below
     # -950 HU over a few voxels, a destroyed lobule does
     soft = gaussian_filter(h, (0.0, laa_smooth_mm / float(spacing[1]),
-                                   laa_smooth_mm / float(spacing[2])), truncate=2.5)
+                               laa_smooth_mm / float(spacing[2])), truncate=2.5)
     level_soft, spread_soft = _healthy_levels(soft, parenchyma & ~rim, spacing)
     # the share of low attenuation noise alone gives healthy lung at each level
     reference = np.maximum(level_soft, healthy_reference_hu)
