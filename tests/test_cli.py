@@ -70,3 +70,26 @@ def test_demo_writes_results_and_scores_against_truth(tmp_path, capsys):
     # a second run refuses to overwrite
     assert main(["demo", str(out), "--shape", "20", "72", "72", "--features", "density"]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_threads_sets_the_cpu_work(tmp_path, capsys):
+    from diffseglung_core import parallel
+    from diffseglung_core.io import write_scan
+    from diffseglung_core.phantom import make_phantom
+
+    scan = write_scan(tmp_path / "ct.nii.gz", make_phantom((16, 64, 64), seed=0).volume)
+    try:
+        assert main(["lungmask", str(scan), "-o", str(tmp_path / "a.nii.gz"), "--threads", "1"]) == 0
+        assert parallel.cpu_threads() == 1
+        assert main(["lungmask", str(scan), "-o", str(tmp_path / "b.nii.gz"), "--threads", "3"]) == 0
+        assert parallel.cpu_threads() == 3
+    finally:
+        parallel.set_cpu_threads(0)
+    from diffseglung_core.io import read_mask, read_scan
+
+    ct = read_scan(scan)
+    one, three = (read_mask(tmp_path / name, ct) for name in ("a.nii.gz", "b.nii.gz"))
+    assert one.any() and np.array_equal(one, three)  # the same mask on 1 and 3 threads
+    capsys.readouterr()
+    assert main(["lungmask", str(scan), "-o", str(tmp_path / "c.nii.gz"), "--threads", "-1"]) == 2
+    assert "--threads must be 0 (automatic) or more" in capsys.readouterr().err

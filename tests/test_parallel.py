@@ -58,3 +58,14 @@ def test_nested_work_runs_in_the_calling_thread(threads):
         return parallel.thread_map(lambda j: (i, j), range(3))
 
     assert parallel.thread_map(outer, range(4)) == [[(i, j) for j in range(3)] for i in range(4)]
+
+
+def test_set_cpu_threads_comes_first():
+    try:
+        parallel.set_cpu_threads(5)
+        assert parallel.cpu_threads() == 5
+    finally:
+        parallel.set_cpu_threads(0)
+    assert parallel.cpu_threads() >= 1
+    with pytest.raises(ValueError):
+        parallel.set_cpu_threads(-2)

@@ -5,9 +5,9 @@ threads over independent pieces of a volume (its axial slices, or slabs of
 slices with enough overlap for a local operator) use every core, with results
 identical to the whole-volume call.
 
-The number of threads is torch's (``torch.set_num_threads``, which the
-benchmarks and the training commands' ``--threads`` set) when torch is loaded,
-otherwise the cores this process may use.
+The number of threads is the one given to :func:`set_cpu_threads` (the command
+line's ``--threads``), else torch's (``torch.set_num_threads``, which the
+benchmarks set) when torch is loaded, else the cores this process may use.
 """
 
 from __future__ import annotations
@@ -21,17 +21,27 @@ from typing import Callable, Iterable, Sequence, TypeVar
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["cpu_threads", "thread_map", "by_slabs", "gaussian_filter"]
+__all__ = ["cpu_threads", "set_cpu_threads", "thread_map", "by_slabs", "gaussian_filter"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+_THREADS: list[int] = []  # set by set_cpu_threads
 _LOCAL = threading.local()  # ``busy`` in a pool's worker: work nested in it runs there
 
 
+def set_cpu_threads(n: int) -> None:
+    """Use ``n`` threads for array work (0: back to the default, see :func:`cpu_threads`)."""
+    if n < 0:
+        raise ValueError(f"threads must be 0 or more, got {n}")
+    _THREADS[:] = [int(n)] if n else []
+
+
 def cpu_threads() -> int:
-    """Threads for array work: torch's setting when torch is loaded, else the usable cores."""
+    """Threads for array work: :func:`set_cpu_threads`'s, else torch's when loaded, else the cores."""
+    if _THREADS:
+        return _THREADS[0]
     torch = sys.modules.get("torch")
     if torch is not None:
         return max(1, int(torch.get_num_threads()))

@@ -46,6 +46,24 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
                         help=f"where to run torch work (default: {DEVICES[0]})")
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="CPU threads to use (default 0: about one per core)")
+
+
+def use_threads(args: argparse.Namespace, *, torch: bool = True) -> None:
+    """Apply ``--threads`` to the array work and (with ``torch``) to torch."""
+    from ..errors import DiffSegLungError
+    from ..parallel import set_cpu_threads
+
+    if args.threads < 0:
+        raise DiffSegLungError(f"--threads must be 0 (automatic) or more, got {args.threads}")
+    if args.threads:
+        set_cpu_threads(args.threads)
+        if torch:
+            import torch as _torch
+
+            _torch.set_num_threads(args.threads)
 
 
 def add_max_voxels_argument(parser: argparse.ArgumentParser) -> None:

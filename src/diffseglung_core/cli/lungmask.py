@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_max_voxels_argument, add_overwrite_argument, add_spacing_argument, progress_bar
+from ._common import (
+    add_max_voxels_argument,
+    add_overwrite_argument,
+    add_spacing_argument,
+    add_threads_argument,
+    progress_bar,
+    use_threads,
+)
 
 #: The label map is written whole or not at all (see cli.main).
 WHOLE_OR_NOTHING = True
@@ -20,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="label map to write (.nii.gz, .nii, .nrrd or .npz), on the scan's grid")
     add_spacing_argument(parser)
     add_max_voxels_argument(parser)
+    add_threads_argument(parser)
     add_overwrite_argument(parser)
 
 
@@ -28,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import read_scan, write_labels
     from ..lung import compute_lung_mask, lung_volumes_ml
 
+    use_threads(args, torch=False)  # the lung mask is numpy and scipy work
     if args.output.exists() and not args.overwrite:
         raise OutputExistsError(args.output)
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}

@@ -11,7 +11,9 @@ from ._common import (
     add_max_voxels_argument,
     add_overwrite_argument,
     add_spacing_argument,
+    add_threads_argument,
     progress_bar,
+    use_threads,
 )
 from ._options import add_option_arguments, options_from_args
 
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-clusters", type=Path, default=None, metavar="DIR",
                         help="write the cluster map of each feature set into DIR")
     add_option_arguments(parser, SegmentOptions, OPTIONS[-1:])
+    add_threads_argument(parser)
     parser.add_argument("--no-resume", action="store_true",
                         help="batch mode: segment every scan again instead of skipping those "
                              "already done in the summary CSV")
@@ -109,6 +112,7 @@ def _run_batch(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from ..io import is_scan_collection
 
+    use_threads(args)
     if is_scan_collection(args.input):
         return _run_batch(args)
 
