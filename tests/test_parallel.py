@@ -61,11 +61,16 @@ def test_nested_work_runs_in_the_calling_thread(threads):
 
 
 def test_set_cpu_threads_comes_first():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
     try:
         parallel.set_cpu_threads(5)
-        assert parallel.cpu_threads() == 5
+        assert parallel.cpu_threads() == 5 and torch.get_num_threads() == before
+        parallel.set_cpu_threads(1, torch=True)
+        assert parallel.cpu_threads() == 1 and torch.get_num_threads() == 1
     finally:
         parallel.set_cpu_threads(0)
+        torch.set_num_threads(before)
     assert parallel.cpu_threads() >= 1
     with pytest.raises(ValueError):
         parallel.set_cpu_threads(-2)

@@ -316,8 +316,10 @@ def detect_padding(hu: np.ndarray, *, padding_hu: Union[None, float, Sequence[fl
     found: set[float] = set()
     area = vol.shape[1] * vol.shape[2]
     min_voxels = max(64, int(np.ceil(min_fraction * area)))
-    for z in (range(vol.shape[0]) if slices is None else slices):
-        mask[z], vals = _slice_padding(vol[z], known, padding_range_hu, min_voxels)
+    zs = list(range(vol.shape[0]) if slices is None else slices)
+    for z, (slice_mask, vals) in zip(zs, thread_map(
+            lambda z: _slice_padding(vol[z], known, padding_range_hu, min_voxels), zs)):
+        mask[z] = slice_mask
         found.update(vals)
     return Padding(mask=mask, values=tuple(sorted(found)))
 
@@ -497,8 +499,8 @@ def measure_air(hu: np.ndarray, padding: Padding, *, lung: Optional[np.ndarray] 
         if m is not None and m.shape != vol.shape:
             raise ValueError(f"{name} mask shape {m.shape} != scan shape {vol.shape}")
     sector_map = _sectors(vol.shape[1:], n_sectors)
-    vals, sectors = [], []
-    for z in (range(vol.shape[0]) if slices is None else slices):
+
+    def outside(z: int) -> tuple[np.ndarray, np.ndarray]:  # slices on threads
         excl = None
         if lung3 is not None or airway3 is not None:
             excl = np.zeros(vol.shape[1:], bool)
@@ -507,8 +509,10 @@ def measure_air(hu: np.ndarray, padding: Padding, *, lung: Optional[np.ndarray] 
             if airway3 is not None:
                 excl |= airway3[z]
         out = _outside_air(vol[z], padding.mask[z], excl, air_below, erode)
-        vals.append(vol[z][out])
-        sectors.append(sector_map[out])
+        return vol[z][out], sector_map[out]
+
+    pieces = thread_map(outside, range(vol.shape[0]) if slices is None else slices)
+    vals, sectors = [p[0] for p in pieces], [p[1] for p in pieces]
     v = np.concatenate(vals) if vals else np.zeros(0, np.float32)
     sec = np.concatenate(sectors) if sectors else np.zeros(0, int)
     found = [_outside_measurement(v, sec, n_sectors, min_voxels=min_voxels, max_spread=max_spread,

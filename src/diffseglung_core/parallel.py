@@ -31,11 +31,18 @@ _THREADS: list[int] = []  # set by set_cpu_threads
 _LOCAL = threading.local()  # ``busy`` in a pool's worker: work nested in it runs there
 
 
-def set_cpu_threads(n: int) -> None:
-    """Use ``n`` threads for array work (0: back to the default, see :func:`cpu_threads`)."""
+def set_cpu_threads(n: int, *, torch: bool = False) -> None:
+    """Use ``n`` threads for array work (0: back to the default, see :func:`cpu_threads`).
+
+    With ``torch`` (and ``n`` > 0), torch's intra-op threads too.
+    """
     if n < 0:
         raise ValueError(f"threads must be 0 or more, got {n}")
     _THREADS[:] = [int(n)] if n else []
+    if torch and n:
+        import torch as _torch
+
+        _torch.set_num_threads(int(n))
 
 
 def cpu_threads() -> int:

@@ -58,12 +58,7 @@ def use_threads(args: argparse.Namespace, *, torch: bool = True) -> None:
 
     if args.threads < 0:
         raise DiffSegLungError(f"--threads must be 0 (automatic) or more, got {args.threads}")
-    if args.threads:
-        set_cpu_threads(args.threads)
-        if torch:
-            import torch as _torch
-
-            _torch.set_num_threads(args.threads)
+    set_cpu_threads(args.threads, torch=torch)
 
 
 def add_max_voxels_argument(parser: argparse.ArgumentParser) -> None:
