@@ -74,3 +74,24 @@ def test_set_cpu_threads_comes_first():
     assert parallel.cpu_threads() >= 1
     with pytest.raises(ValueError):
         parallel.set_cpu_threads(-2)
+
+
+def _child(queue):
+    queue.put(parallel.thread_map(lambda v: v + 1, range(4)))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_threads(monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(parallel, "cpu_threads", lambda: 2)
+    parallel.thread_map(lambda v: v, range(4))  # the parent's pool exists
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child, args=(queue,))
+    child.start()
+    child.join(timeout=30)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and queue.get(timeout=5) == [1, 2, 3, 4]

@@ -27,6 +27,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's threads
+    os.register_at_fork(after_in_child=_POOLS.clear)
 _THREADS: list[int] = []  # set by set_cpu_threads
 _LOCAL = threading.local()  # ``busy`` in a pool's worker: work nested in it runs there
 
