@@ -102,3 +102,23 @@ def conditions() -> dict:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in fh
                                if line.startswith("model name"))
     return info
+
+
+def machine_limits(repeats: int = 3, megabytes: int = 400, matmul_n: int = 2048) -> dict:
+    """What the CPU can do at most with the threads pinned now, for a roofline.
+
+    ``read_gb_s``: memory read bandwidth, one sum over ``megabytes`` of float32
+    (far larger than any cache); ``matmul_gflop_s``: float32 matrix product of
+    two ``matmul_n`` x ``matmul_n`` matrices (the BLAS torch uses). Both timed
+    with :func:`measure`.
+    """
+    import torch
+
+    big = torch.ones(megabytes * 2**20 // 4, dtype=torch.float32)
+    read = measure(lambda: float(big.sum()), repeats)
+    a = torch.randn(matmul_n, matmul_n)
+    mm = measure(lambda: a @ a, repeats)
+    size = big.numel() * 4
+    return {"read_bytes": size, "read_s": read, "read_gb_s": size / read["median_s"] / 1e9,
+            "matmul_n": matmul_n, "matmul_s": mm,
+            "matmul_gflop_s": 2.0 * matmul_n**3 / mm["median_s"] / 1e9}

@@ -163,7 +163,31 @@ def bench_gmm(rows, dims, k=8, iters=10, long_iters=30, repeats=3, seed=0):
         f"fit_{iters}_iterations": s["fit_s"][str(iters)]["median_s"] / t["fit_s"][str(iters)]["median_s"],
         "posteriors": s["posteriors_s"]["median_s"] / t["posteriors_s"]["median_s"],
     }
+    out["roofline"] = em_roofline(rows, dims, k, t["em_iteration_s"], s["em_iteration_s"], repeats)
     return out
+
+
+def em_roofline(rows, dims, k, torch_s, sklearn_s, repeats) -> dict:
+    """How far one EM iteration (diagonal covariances) is from what the machine can do.
+
+    ``fit_gmm`` reads ``x`` and ``x**2`` (float32, ``rows x dims``) twice per
+    iteration: once for the E step's two matrix products, once for the M step's.
+    An iteration that fused both steps block by block would read them once; no
+    iteration can read less than that. The floating-point work (four products of
+    ``2 rows dims k`` flops) is far below the matrix-product peak.
+    """
+    from _timing import machine_limits
+
+    lim = machine_limits(repeats)
+    data = 2 * rows * dims * 4  # x and x**2, float32
+    flops = 4 * 2.0 * rows * dims * k
+    fused_s = data / (lim["read_gb_s"] * 1e9)
+    return {**lim, "data_bytes": data, "read_per_iteration_bytes": 2 * data, "flops_per_iteration": flops,
+            "torch_read_gb_s": 2 * data / torch_s / 1e9,
+            "torch_share_of_bandwidth": 2 * data / torch_s / 1e9 / lim["read_gb_s"],
+            "torch_share_of_matmul_peak": flops / torch_s / 1e9 / lim["matmul_gflop_s"],
+            "single_pass_bound_s": fused_s,
+            "sklearn_over_single_pass_bound": sklearn_s / fused_s}
 
 
 def main(argv=None) -> int:
@@ -219,6 +243,13 @@ def main(argv=None) -> int:
                   f"{r['start_s']:7.2f}s {r['posteriors_s']['median_s']:9.2f}s {r['mean_loglik']:12.3f}")
         print("scikit-learn time / torch time: " + ", ".join(
             f"{k} {v:.2f}x" for k, v in g["ratios_sklearn_over_torch"].items()))
+        r = g["roofline"]
+        print(f"machine: read {r['read_gb_s']:.1f} GB/s, float32 matmul {r['matmul_gflop_s']:.0f} GFLOP/s; "
+              f"torch EM iteration reads {r['read_per_iteration_bytes'] / 1e6:.0f} MB at "
+              f"{r['torch_read_gb_s']:.1f} GB/s ({100 * r['torch_share_of_bandwidth']:.0f} % of the read "
+              f"bandwidth, {100 * r['torch_share_of_matmul_peak']:.1f} % of the matmul peak); one read of "
+              f"the data: {1000 * r['single_pass_bound_s']:.1f} ms, scikit-learn's iteration / that bound: "
+              f"{r['sklearn_over_single_pass_bound']:.1f}x")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.json}")

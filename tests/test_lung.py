@@ -417,6 +417,70 @@ def test_rays_towards_the_back_reach_dependent_lung_beside_the_spine():
     assert not back[heart].any() and not back[~cavity].any() and not back[spine].any()
 
 
+
+def _gutter_slice(lung_reach_x: int, lung_bottom_y: int = 145):
+    """One slice, 1 mm pixels: a rib cage whose ribs stop short of the column, a vertebra
+    (body from row 135 to 165, arch, transverse processes), an aorta in front of it and
+    beside it; aerated lung where ``x < lung_reach_x`` in front of ``lung_bottom_y``,
+    dense tissue (40 HU) behind it and around the aorta."""
+    y, x = np.mgrid[:200, :240]
+    body = ((y - 100) / 95) ** 2 + ((x - 120) / 115) ** 2 <= 1
+    cavity = ((y - 100) / 80) ** 2 + ((x - 120) / 100) ** 2 <= 1
+    ribs = (body & ~cavity & (((y - 100) / 86) ** 2 + ((x - 120) / 106) ** 2 <= 1)
+            & (np.abs(x - 120) > 45))
+    vertebra = (np.hypot(y - 150, x - 120) < 15) | \
+        ((np.hypot(y - 175, x - 120) < 10) & (np.hypot(y - 175, x - 120) >= 6)) | \
+        ((np.abs(y - 173) <= 3) & (np.abs(x - 120) <= 35))
+    aorta = np.hypot(y - 128, x - 95) < 12
+    hu = np.where(body, 40.0, -1000.0)
+    hu[ribs | vertebra] = 600.0
+    side = cavity & (x < lung_reach_x) & (y < lung_bottom_y) & ~aorta
+    hu[side] = -850.0
+    hu[cavity & (y < 115) & (x >= lung_reach_x) & (x < 120)] = -100.0  # mediastinal fat
+    return hu, side, body, cavity, vertebra, aorta, (y, x)
+
+
+def test_rays_reach_the_paravertebral_gutter_not_the_aorta():
+    """Dependent consolidation fills the gutter beside the vertebral body: rays towards
+    the back may end on the side of the column behind the middle of the vertebral body
+    (the gap between the ribs and the column closed), never after crossing the aorta in
+    front of it, nor after crossing less than 15 mm of tissue (a healthy lung's
+    paravertebral soft tissue)."""
+    from diffseglung_core.lung.cavity import costal_fill, vertebral_column
+
+    spacing = (5.0, 1.0, 1.0)
+    hu, side, body, cavity, vertebra, aorta, (y, x) = _gutter_slice(lung_reach_x=70)
+    bone = hu > 200
+    gutter, mediastinum = vertebral_column(bone[None], body[None], spacing, 119.5)
+    gutter, mediastinum = gutter[0], mediastinum[0]
+    # the vertebral body's front edge is row 135, the canal starts at row 169: middle 152
+    assert gutter[158, 110] and gutter[173, 100] and not gutter[140, 106] and not gutter[158, 60]
+    assert mediastinum[aorta & (np.abs(x - 119.5) < 40)].all() and not mediastinum[y < 100].any()
+    # the rib's end joined to the transverse process by a segment, not a filled concavity
+    joint = gutter & ~bone
+    assert joint[(x > 72) & (x < 86) & (y > 168)].any() and np.count_nonzero(joint) < 30
+    column = np.abs(x - 119.5) < 40
+
+    def grow(cage, **kw):
+        lung = side
+        for _ in range(4):
+            lung = lung | costal_fill(hu, lung, np.zeros_like(side), body, cage, spacing, medial_x=119.5,
+                                      fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0), posterior_deg=60.0, **kw)
+        return lung
+
+    before = grow(bone, avoid=bone & column)
+    after = grow(bone | gutter, avoid=bone & column & ~gutter, spine=gutter, mediastinum=mediastinum)
+    beside = cavity & ~bone & (y >= 150) & (y < 170) & (x >= 72) & (x < 95)  # the gutter
+    assert before[beside].mean() < 0.1 and after[beside].mean() > 0.6
+    assert not after[aorta].any() and not after[vertebra].any() and not after[~cavity].any()
+
+    # a healthy lung 10 mm from the vertebral body: the tissue between is not lung
+    hu, side, body, cavity, vertebra, aorta, (y, x) = _gutter_slice(lung_reach_x=95)
+    side = side | (cavity & (y >= 130) & (x < 95) & ~aorta)
+    hu[side] = -850.0
+    near = grow(bone | gutter, avoid=bone & column & ~gutter, spine=gutter, mediastinum=mediastinum)
+    assert not (near & ~side & (x > 95)).any()
+
 def _fragmented_wall():
     """One thin slice whose ribs show as fragments: a lung against the chest wall, a 38 mm gap
     between two rib fragments at its side, muscle outside the ribs and a scapula beyond the gap."""

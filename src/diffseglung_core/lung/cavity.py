@@ -27,12 +27,12 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..parallel import gaussian_filter
+from ..parallel import gaussian_filter, thread_map
 from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
-           "solid_organs", "fat_planes", "rib_cage", "find_effusion"]
+           "solid_organs", "fat_planes", "rib_cage", "find_effusion", "vertebral_column"]
 
 
 def smooth_axial(hu: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
@@ -107,7 +107,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
                 anterior_medial_deg: float = 95.0, wall_margin_mm: float = 8.0,
                 fan_deg: Sequence[float] = (0.0,), posterior_deg: Optional[float] = None,
                 avoid: Optional[np.ndarray] = None, skin: Optional[np.ndarray] = None,
-                rib_line_mm: Optional[float] = None) -> np.ndarray:
+                rib_line_mm: Optional[float] = None, spine: Optional[np.ndarray] = None,
+                spine_gap_mm: float = 15.0, mediastinum: Optional[np.ndarray] = None) -> np.ndarray:
     """Dense lung between one lung and the rib cage, in one axial slice.
 
     From every point of the lung's contour a ray runs along the outward
@@ -179,6 +180,17 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         like bone (:func:`outside_rib_line`). Without it a ray between two rib
         fragments crosses the intercostal muscles to the muscles and bones
         outside the cage.
+    spine : (Y, X) bool, optional
+        Where a ray may end on the vertebral column (the paravertebral gutter,
+        :func:`vertebral_column`; ``bone`` should hold it). Such a ray must cross
+        at least ``spine_gap_mm`` of dense tissue beyond the chest wall's inner
+        layer, slantwise for a turned ray (the paravertebral soft tissue between a
+        healthy lung and the rib heads is thinner: intercostal vessels, nerves,
+        fat), and no voxel of ``mediastinum``.
+    spine_gap_mm : float
+    mediastinum : (Y, X) bool, optional
+        The posterior mediastinum in front of the vertebral body (aorta,
+        oesophagus, azygos vein).
 
     Returns
     -------
@@ -267,6 +279,11 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     end_y, end_x = py[rows, end], px[rows, end]
     ok = on_bone & ~contact
     j = np.arange(dist.size)[None, :]
+    if spine is not None:
+        on_spine = spine[end_y, end_x]
+        ok &= ~(on_spine & (length <= (layer + spine_gap_mm) * slant))
+        if mediastinum is not None:
+            ok &= ~(on_spine & (at(mediastinum) & started & (j <= end[:, None])).any(axis=1))
     if avoid is not None:
         ok &= ~(at(avoid) & started & (j <= end[:, None])).any(axis=1)
 
@@ -520,3 +537,102 @@ def rib_cage(bone: np.ndarray, spacing: Sequence[float], *, slab_mm: float = RIB
     if k < 1 or bone.shape[0] == 1:
         return bone.copy()
     return ndi.maximum_filter1d(bone, 2 * k + 1, axis=0, mode="nearest")
+
+
+def vertebral_column(cage: np.ndarray, body: np.ndarray, spacing: Sequence[float], x_mid: float, *,
+                     column_mm: float = 40.0, pedicle_mm: float = 15.0,
+                     bridge_mm: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
+    """Where rays from the lung may end on the spine, and the mediastinum in front of it.
+
+    The lower lobes reach back beside the vertebral column (the paravertebral
+    gutters): dependent consolidation there ends on the side of the vertebral
+    body behind its middle, or on the pedicles and the rib heads. In front of
+    the middle of the vertebral body lie the aorta, the oesophagus and the azygos
+    vein: a ray that crosses them is not in the lung. Per axial slice, the
+    vertebra is the largest piece of bone within ``column_mm`` of the body's
+    middle in the posterior half of the body; its body is the first run of bone
+    down the midline from its front edge (the spinal canal follows).
+
+    Parameters
+    ----------
+    cage : (Z, Y, X) bool
+        Bone of each slice and its slab (:func:`rib_cage`).
+    body : (Z, Y, X) bool
+        The body (filled).
+    spacing : 3 floats, mm.
+    x_mid : float
+        The body's left-right middle (column index).
+    column_mm : float
+        Half-width (mm) of the column around the middle that holds the spine and
+        the posterior mediastinum.
+    pedicle_mm : float
+        How far (mm) behind the vertebral body a ray may still end (pedicles,
+        rib heads, the front of the transverse processes).
+    bridge_mm : float
+        A piece of the rib cage in that band, up to 15 mm beyond the column, is
+        joined to the column's bone by the shortest segment when it lies at most
+        twice this far (mm) from it: a slab of slices shows the necks of the
+        ribs in fragments, and they do not always meet the column.
+
+    Returns
+    -------
+    gutter : (Z, Y, X) bool
+        Where a ray may end: bone of the column and the segments that join the
+        ribs to it, behind the middle of the vertebral body and at most ``pedicle_mm``
+        behind its back.
+    mediastinum : (Z, Y, X) bool
+        The column in the posterior half of the body in front of the middle of
+        the vertebral body (the posterior mediastinum).
+    """
+    from skimage.draw import line
+
+    sy, sx = float(spacing[1]), float(spacing[2])
+    gutter = np.zeros(cage.shape, bool)
+    mediastinum = np.zeros(cage.shape, bool)
+    off_middle = np.abs(np.arange(cage.shape[2]) - x_mid) * sx
+    column, near = off_middle < column_mm, off_middle < column_mm + 15.0
+    near_x = np.flatnonzero(near)
+    rows = np.arange(cage.shape[1])
+    def one(z: int) -> None:
+        occupied = np.flatnonzero(body[z].any(axis=1))
+        if occupied.size == 0 or near_x.size == 0:
+            return
+        y_half = 0.5 * (occupied[0] + occupied[-1])
+        bone = cage[z] & column[None, :] & (rows > y_half)[:, None]
+        lab, n = ndi.label(bone)
+        if n == 0:
+            return
+        vertebra = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+        ys, xs = np.nonzero(vertebra)
+        front = int(ys.min())
+        # the vertebral body: the first run of bone down the midline of its front rows
+        centre = int(round(np.median(xs[ys <= front + max(1, int(round(5.0 / sy)))])))
+        half = max(1, int(round(3.0 / sx)))
+        run = vertebra[front:, max(centre - half, 0):centre + half + 1].any(axis=1)
+        depth = int(np.argmin(run)) if not run.all() else run.size
+        middle = front + 0.5 * depth
+        y0, y1 = int(np.ceil(middle)), int(front + depth + pedicle_mm / sy) + 1
+        mediastinum[z] = column[None, :] & ((rows > y_half) & (rows < middle))[:, None]
+        band = np.zeros(cage.shape[1:], bool)
+        band[y0:y1, :] = True
+        gutter[z] = cage[z] & column[None, :] & band
+        # each piece of the rib cage in the band beside the column, joined to the column's
+        # bone by the shortest segment when it is at most 2 x bridge_mm away (in the band's box)
+        box = (slice(y0, y1), slice(near_x[0], near_x[-1] + 1))
+        spine = gutter[z][box]
+        pieces, n = ndi.label(cage[z][box] & ~column[None, box[1]])
+        if n == 0 or not spine.any():
+            return
+        dist, (iy, ix) = ndi.distance_transform_edt(~spine, sampling=(sy, sx), return_indices=True)
+        for i, sl in enumerate(ndi.find_objects(pieces), start=1):
+            py, px = np.nonzero(pieces[sl] == i)
+            py, px = py + sl[0].start, px + sl[1].start
+            k = int(np.argmin(dist[py, px]))
+            if dist[py[k], px[k]] <= 2.0 * bridge_mm:
+                ly, lx = line(py[k], px[k], iy[py[k], px[k]], ix[py[k], px[k]])
+                # (two pixels wide: a ray does not slip through a diagonal)
+                spine[ly, lx] = True
+                spine[ly, np.minimum(lx + 1, spine.shape[1] - 1)] = True
+
+    thread_map(one, range(cage.shape[0]))
+    return gutter, mediastinum

@@ -29,6 +29,7 @@ from .cavity import (
     skin_depth,
     smooth_axial,
     solid_organs,
+    vertebral_column,
 )
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
@@ -132,7 +133,10 @@ def segment_lungs(
        atelectasis, subpleural disease); see :func:`.cavity.costal_fill`. The
        rays end on the ribs, not on the vertebral column; on a thin scan the rib
        line closes the gaps between rib fragments. Then rays turned towards the
-       back reach dependent lung beside the spine.
+       back reach dependent lung beside the spine; they may also end on the side
+       of the vertebral column behind the middle of its body (the paravertebral
+       gutter), after at least 15 mm of dense tissue and without crossing the
+       posterior mediastinum in front of it.
     7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
     8. *Effusion*: fluid crescents along the chest wall are taken out and reported.
 
@@ -169,14 +173,16 @@ def segment_lungs(
         that the aerated lung does not face directly).
     spine_mm : float
         Half-width (mm) of the vertebral column about the body's middle: rays
-        towards the back that end on bone within it are dropped (they would
-        cross the aorta or the oesophagus).
+        that end on bone within it are dropped (they would cross the aorta or
+        the oesophagus), except the rays towards the back that end on its side
+        behind the middle of the vertebral body (:func:`.cavity.vertebral_column`).
     dependent_passes : int
         After step 6, rays turned towards the back from every part of each lung,
         through no solid organ (:func:`.cavity.solid_organs`) and ending on the
-        ribs, add dependent lung beside the spine and behind the heart, up to
-        this many passes; 0 disables them. Only on volumes at least twice
-        :data:`.cavity.RIB_SLAB_MM` deep, whose slabs close the rib cage.
+        ribs or in the paravertebral gutter, add dependent lung beside the spine
+        and behind the heart, up to this many passes; 0 disables them. Only on
+        volumes at least twice :data:`.cavity.RIB_SLAB_MM` deep, whose slabs close
+        the rib cage.
     rib_line_mm : float
         On thinner scans (one or a few slices) step 6 closes the rib cage of
         each slice between the points where the lung touches the ribs, joined
@@ -290,17 +296,22 @@ def segment_lungs(
         _fill_along_rays(*rays, passes=costal_passes, avoid=spine,
                          rib_line_mm=None if closed else rib_line_mm)
     # dependent lung beside the spine: rays turned towards the back from every part of
-    # the lung, through no solid organ, ending on the ribs: not on the vertebral column,
-    # nor on what is as dense as bone between the lungs (contrast-filled vessels). Only
-    # where the slab of slices closes the rib cage: through the gaps between the rib
-    # fragments of a single slice such rays reach the muscles outside the ribs.
+    # the lung, through no solid organ, ending on the ribs or on the side of the vertebral
+    # column behind the middle of its body (the paravertebral gutter; the gap between the
+    # column and the rib cage closed), not elsewhere on the column, nor on what is as dense
+    # as bone between the lungs (contrast-filled vessels). Only where the slab of slices
+    # closes the rib cage: through the gaps between the rib fragments of a single slice
+    # such rays reach the muscles outside the ribs.
     if costal and dependent_passes > 0 and closed:
         soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
         # (the hull on every other voxel in-plane: it is eroded by 3 mm anyway)
         half = axial_convex_hull(labels[:, ::2, ::2] > 0).repeat(2, axis=1).repeat(2, axis=2)
         between = ndi.binary_erosion(half[:, :labels.shape[1], :labels.shape[2]], axial_disk(3.0, spacing))
-        avoid = solid_organs(soft, spacing) | spine | (cage & between)
-        _fill_along_rays(*rays, passes=dependent_passes, avoid=avoid, posterior_deg=60.0,
+        gutter, mediastinum = vertebral_column(cage, body, spacing, x_mid, column_mm=spine_mm)
+        avoid = solid_organs(soft, spacing) | (spine & ~gutter) | (cage & between)
+        rays = rays[:4] + (cage | gutter,) + rays[5:]
+        _fill_along_rays(*rays, passes=dependent_passes, avoid=avoid, spine=gutter,
+                         mediastinum=mediastinum, posterior_deg=60.0,
                          fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))
 
     report(progress, 7, _STAGES, "filling holes")
@@ -375,21 +386,23 @@ def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
 
 
 def _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing, x_mid, *, passes,
-                     avoid=None, **rays) -> None:
+                     avoid=None, spine=None, mediastinum=None, **rays) -> None:
     """Grow each lung of each slice in place by :func:`.cavity.costal_fill`, ``passes`` times at most.
 
-    Each pass starts from the lung grown so far; ``avoid`` (Z, Y, X) and ``rays`` go to
-    :func:`.cavity.costal_fill`.
+    Each pass starts from the lung grown so far; ``rays`` and the slices of ``avoid``,
+    ``spine`` and ``mediastinum`` (Z, Y, X, optional) go to :func:`.cavity.costal_fill`.
     """
+    volumes = {"avoid": avoid, "spine": spine, "mediastinum": mediastinum}
+
     def fill(z: int) -> None:  # slices are independent: one per thread
+        of_slice = {k: None if v is None else v[z] for k, v in volumes.items()}
         for value in (RIGHT_LUNG, LEFT_LUNG):
             for _ in range(passes):
                 side = labels[z] == value
                 if not side.any():
                     break
                 add = costal_fill(hu_s[z], side, stop[z] | (labels[z] == 3 - value), body[z], cage[z],
-                                  spacing, x_mid, fat=fat[z], skin=skin[z],
-                                  avoid=None if avoid is None else avoid[z], **rays)
+                                  spacing, x_mid, fat=fat[z], skin=skin[z], **of_slice, **rays)
                 add &= allowed[z] & (labels[z] == 0)
                 if not add.any():
                     break
