@@ -49,6 +49,7 @@ from scipy import ndimage as ndi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _provenance import git_commit, uncommitted_sources  # noqa: E402
 from diffseglung_core.errors import NoLungFoundError  # noqa: E402
 from diffseglung_core.io import read_mask, read_scan  # noqa: E402
 from diffseglung_core.lung import segment_lungs  # noqa: E402
@@ -229,6 +230,7 @@ def main(argv=None) -> int:
 
     result = {"machine": {"python": platform.python_version(), "cpu": platform.processor(),
                           "system": platform.platform()},
+              "commit": git_commit(), "uncommitted_sources": uncommitted_sources(),
               "shape": list(args.shape), "seeds": list(args.seeds)}
     if args.data.is_dir():
         result["cip"] = cip(args.data)

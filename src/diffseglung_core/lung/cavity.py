@@ -180,14 +180,13 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         like bone (:func:`outside_rib_line`). Without it a ray between two rib
         fragments crosses the intercostal muscles to the muscles and bones
         outside the cage.
-    spine : (Y, X) bool, optional
+    spine, spine_gap_mm : (Y, X) bool and float, optional
         Where a ray may end on the vertebral column (the paravertebral gutter,
         :func:`vertebral_column`; ``bone`` should hold it). Such a ray must cross
         at least ``spine_gap_mm`` of dense tissue beyond the chest wall's inner
         layer, slantwise for a turned ray (the paravertebral soft tissue between a
         healthy lung and the rib heads is thinner: intercostal vessels, nerves,
         fat), and no voxel of ``mediastinum``.
-    spine_gap_mm : float
     mediastinum : (Y, X) bool, optional
         The posterior mediastinum in front of the vertebral body (aorta,
         oesophagus, azygos vein).
@@ -541,7 +540,7 @@ def rib_cage(bone: np.ndarray, spacing: Sequence[float], *, slab_mm: float = RIB
 
 def vertebral_column(cage: np.ndarray, body: np.ndarray, spacing: Sequence[float], x_mid: float, *,
                      column_mm: float = 40.0, pedicle_mm: float = 15.0,
-                     bridge_mm: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
+                     joint_mm: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
     """Where rays from the lung may end on the spine, and the mediastinum in front of it.
 
     The lower lobes reach back beside the vertebral column (the paravertebral
@@ -568,11 +567,11 @@ def vertebral_column(cage: np.ndarray, body: np.ndarray, spacing: Sequence[float
     pedicle_mm : float
         How far (mm) behind the vertebral body a ray may still end (pedicles,
         rib heads, the front of the transverse processes).
-    bridge_mm : float
+    joint_mm : float
         A piece of the rib cage in that band, up to 15 mm beyond the column, is
         joined to the column's bone by the shortest segment when it lies at most
-        twice this far (mm) from it: a slab of slices shows the necks of the
-        ribs in fragments, and they do not always meet the column.
+        this far (mm) from it: a slab of slices shows the necks of the ribs in
+        fragments, and they do not always meet the column.
 
     Returns
     -------
@@ -593,6 +592,7 @@ def vertebral_column(cage: np.ndarray, body: np.ndarray, spacing: Sequence[float
     column, near = off_middle < column_mm, off_middle < column_mm + 15.0
     near_x = np.flatnonzero(near)
     rows = np.arange(cage.shape[1])
+
     def one(z: int) -> None:
         occupied = np.flatnonzero(body[z].any(axis=1))
         if occupied.size == 0 or near_x.size == 0:
@@ -617,22 +617,22 @@ def vertebral_column(cage: np.ndarray, body: np.ndarray, spacing: Sequence[float
         band[y0:y1, :] = True
         gutter[z] = cage[z] & column[None, :] & band
         # each piece of the rib cage in the band beside the column, joined to the column's
-        # bone by the shortest segment when it is at most 2 x bridge_mm away (in the band's box)
+        # bone by the shortest segment when it is at most joint_mm away
         box = (slice(y0, y1), slice(near_x[0], near_x[-1] + 1))
-        spine = gutter[z][box]
+        ends = gutter[z][box]
         pieces, n = ndi.label(cage[z][box] & ~column[None, box[1]])
-        if n == 0 or not spine.any():
+        if n == 0 or not ends.any():
             return
-        dist, (iy, ix) = ndi.distance_transform_edt(~spine, sampling=(sy, sx), return_indices=True)
+        dist, (iy, ix) = ndi.distance_transform_edt(~ends, sampling=(sy, sx), return_indices=True)
         for i, sl in enumerate(ndi.find_objects(pieces), start=1):
             py, px = np.nonzero(pieces[sl] == i)
             py, px = py + sl[0].start, px + sl[1].start
             k = int(np.argmin(dist[py, px]))
-            if dist[py[k], px[k]] <= 2.0 * bridge_mm:
+            if dist[py[k], px[k]] <= joint_mm:
                 ly, lx = line(py[k], px[k], iy[py[k], px[k]], ix[py[k], px[k]])
                 # (two pixels wide: a ray does not slip through a diagonal)
-                spine[ly, lx] = True
-                spine[ly, np.minimum(lx + 1, spine.shape[1] - 1)] = True
+                ends[ly, lx] = True
+                ends[ly, np.minimum(lx + 1, ends.shape[1] - 1)] = True
 
     thread_map(one, range(cage.shape[0]))
     return gutter, mediastinum

@@ -297,8 +297,8 @@ def segment_lungs(
                          rib_line_mm=None if closed else rib_line_mm)
     # dependent lung beside the spine: rays turned towards the back from every part of
     # the lung, through no solid organ, ending on the ribs or on the side of the vertebral
-    # column behind the middle of its body (the paravertebral gutter; the gap between the
-    # column and the rib cage closed), not elsewhere on the column, nor on what is as dense
+    # column behind the middle of its body (the paravertebral gutter, where the ribs that
+    # stop short of the column are joined to it), not elsewhere on the column, nor on what is as dense
     # as bone between the lungs (contrast-filled vessels). Only where the slab of slices
     # closes the rib cage: through the gaps between the rib fragments of a single slice
     # such rays reach the muscles outside the ribs.
