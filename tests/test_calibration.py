@@ -273,6 +273,44 @@ def test_disagreeing_sources_are_not_applied(small_phantom):
 
 # -- results and reports -------------------------------------------------------------
 
+
+def _air_peak_by_definition(vals):
+    """The air peak of the calibration, read with np.histogram and np.median over masks."""
+    from scipy import ndimage as ndi
+
+    vals = np.asarray(vals, np.float64)
+    pile = vals == vals.min()
+    hist_vals = vals[~pile] if pile.mean() > 0.005 and (~pile).any() else vals
+    edges = np.arange(np.floor(hist_vals.min()) - 1.0, np.ceil(hist_vals.max()) + 3.0, 2.0)
+    hist, edges = np.histogram(hist_vals, bins=edges)
+    centre = float(edges[int(ndi.gaussian_filter1d(hist.astype(np.float64), 3.0,
+                                                   mode="constant").argmax())] + 1.0)
+    for _ in range(3):
+        below = vals[vals <= centre]
+        spread = max(float(1.4826 * np.median(centre - below)) if below.size else 1.0, 1.0)
+        near = np.abs(vals - centre) <= 2.5 * spread
+        centre = float(np.median(vals[near]))
+    return centre, spread, float(near.mean())
+
+
+def test_air_peak_from_sorted_values_is_the_definition():
+    """The air peak reads its histogram and medians from the values sorted once: exactly the
+    figures of np.histogram and np.median (odd and even counts, integer HU, a clipped pile at
+    the minimum, a denser second peak, float32 and float64)."""
+    from diffseglung_core.calibration import _air_peak
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        v = rng.normal(-1000.0 + rng.normal(0, 20), rng.uniform(1, 60), int(rng.integers(1, 3000)))
+        if trial % 4 == 1:
+            v = np.round(v)
+        elif trial % 4 == 2:
+            v = np.concatenate([np.round(v), np.full(int(rng.integers(1, 200)), -1024.0)])
+        elif trial % 4 == 3:
+            v = v + rng.choice([0.0, 300.0], size=v.size, p=[0.9, 0.1])
+        v = v.astype(np.float32 if trial % 2 else np.float64)
+        assert _air_peak(v) == _air_peak_by_definition(v)
+
 def test_calibration_dict_is_json_ready(small_phantom):
     cal = calibrate_hu(padded(small_phantom.volume.hu, -3024.0) + np.float32(30), small_phantom.lung)
     d = json.loads(json.dumps(cal.to_dict()))

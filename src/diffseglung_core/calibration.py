@@ -328,22 +328,35 @@ def _air_peak(vals: np.ndarray) -> tuple[float, float, float]:
     """(median near the mode, low-side robust SD, fraction within +-2.5 SD of it) of air HU.
 
     The window starts at the histogram mode and is re-centred on its median.
+    The values are sorted once: every set whose median is taken below is a
+    contiguous run of them (the same medians as ``np.median``, without a
+    selection per step).
     """
-    vals = np.asarray(vals, np.float64)
-    lo_v = vals.min()
+    vals = np.sort(np.asarray(vals)).astype(np.float64)  # (float32 to float64 keeps the order)
+    n = vals.size
     # a pile of identical values at the minimum is clipped air: censored, not a peak
-    pile = vals == lo_v
-    hist_vals = vals[~pile] if pile.mean() > 0.005 and (~pile).any() else vals
-    edges = np.arange(np.floor(hist_vals.min()) - 1.0, np.ceil(hist_vals.max()) + 3.0, 2.0)
-    hist, edges = np.histogram(hist_vals, bins=edges)
+    n_pile = int(np.searchsorted(vals, vals[0], side="right"))
+    hist_vals = vals[n_pile:] if n_pile / n > 0.005 and n_pile < n else vals
+    edges = np.arange(np.floor(hist_vals[0]) - 1.0, np.ceil(hist_vals[-1]) + 3.0, 2.0)
+    # np.histogram(hist_vals, edges), counted on the sorted values
+    hist = np.diff(np.concatenate([np.searchsorted(hist_vals, edges[:-1], side="left"),
+                                   np.searchsorted(hist_vals, edges[-1:], side="right")]))
     smooth = ndi.gaussian_filter1d(hist.astype(np.float64), 3.0, mode="constant")
     centre = float(edges[int(smooth.argmax())] + 1.0)
     for _ in range(3):  # re-centre the window: a mode from few voxels is off by a few HU
-        below = vals[vals <= centre]
-        spread = max(float(1.4826 * np.median(centre - below)) if below.size else 1.0, 1.0)
-        near = np.abs(vals - centre) <= 2.5 * spread
-        centre = float(np.median(vals[near]))
+        below = int(np.searchsorted(vals, centre, side="right"))  # vals[:below] <= centre
+        # the median of centre - vals[:below], read from its two middle values
+        spread = max(float(1.4826 * _sorted_median(centre - vals[:below][::-1])) if below else 1.0, 1.0)
+        near = np.abs(vals - centre) <= 2.5 * spread  # a contiguous run of the sorted values
+        first = int(np.argmax(near))
+        centre = float(_sorted_median(vals[first:first + int(np.count_nonzero(near))]))
     return centre, spread, float(near.mean())
+
+
+def _sorted_median(v: np.ndarray) -> float:
+    """``np.median`` of an ascending array without sorting it again."""
+    m = v.size // 2
+    return float(v[m]) if v.size % 2 else float(np.mean(v[m - 1:m + 1]))
 
 
 def _in_plane() -> np.ndarray:
