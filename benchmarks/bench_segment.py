@@ -175,8 +175,9 @@ def em_roofline(rows, dims, k, torch_s, sklearn_s, repeats) -> dict:
     ``fit_gmm`` reads ``x`` and ``x**2`` (float32, ``rows x dims``) twice per
     iteration: once for the E step's two matrix products, once for the M step's.
     An iteration that fused both steps block by block would read them once; no
-    iteration can read less than that. The floating-point work (four products of
-    ``2 rows dims k`` flops) is far below the matrix-product peak.
+    iteration can read less than that. The four products (``2 rows dims k``
+    flops each) are also timed alone at their shapes: narrow products (``k``
+    columns) run far below the peak of square ones.
     """
     import torch
 
