@@ -289,19 +289,19 @@ def segment_lungs(
         stop = airway_box | gas_box
         cage = rib_cage(hu_s > bone_hu, spacing)
         fat = fat_planes(hu_s, spacing)
-        rays = (labels, hu_s, stop, body, cage, fat, skin_depth(body, spacing), allowed, spacing, x_mid)
+        skin = skin_depth(body, spacing)
         # rays must end on the ribs, not on the vertebral column: those cross the aorta
         column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
         spine = cage & column[None, None, :]
-        _fill_along_rays(*rays, passes=costal_passes, avoid=spine,
-                         rib_line_mm=None if closed else rib_line_mm)
+        _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing, x_mid,
+                         passes=costal_passes, avoid=spine, rib_line_mm=None if closed else rib_line_mm)
     # dependent lung beside the spine: rays turned towards the back from every part of
     # the lung, through no solid organ, ending on the ribs or on the side of the vertebral
     # column behind the middle of its body (the paravertebral gutter, where the ribs that
-    # stop short of the column are joined to it), not elsewhere on the column, nor on what is as dense
-    # as bone between the lungs (contrast-filled vessels). Only where the slab of slices
-    # closes the rib cage: through the gaps between the rib fragments of a single slice
-    # such rays reach the muscles outside the ribs.
+    # stop short of the column are joined to it), not elsewhere on the column, nor on what
+    # is as dense as bone between the lungs (contrast-filled vessels). Only where the slab
+    # of slices closes the rib cage: through the gaps between the rib fragments of a single
+    # slice such rays reach the muscles outside the ribs.
     if costal and dependent_passes > 0 and closed:
         soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
         # (the hull on every other voxel in-plane: it is eroded by 3 mm anyway)
@@ -309,10 +309,9 @@ def segment_lungs(
         between = ndi.binary_erosion(half[:, :labels.shape[1], :labels.shape[2]], axial_disk(3.0, spacing))
         gutter, mediastinum = vertebral_column(cage, body, spacing, x_mid, column_mm=spine_mm)
         avoid = solid_organs(soft, spacing) | (spine & ~gutter) | (cage & between)
-        rays = rays[:4] + (cage | gutter,) + rays[5:]
-        _fill_along_rays(*rays, passes=dependent_passes, avoid=avoid, spine=gutter,
-                         mediastinum=mediastinum, posterior_deg=60.0,
-                         fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))
+        _fill_along_rays(labels, hu_s, stop, body, cage | gutter, fat, skin, allowed, spacing, x_mid,
+                         passes=dependent_passes, avoid=avoid, spine=gutter, mediastinum=mediastinum,
+                         posterior_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))
 
     report(progress, 7, _STAGES, "filling holes")
     filled = thread_map(lambda value: fill_holes(labels == value, spacing, dome_mm2), _SIDES)
