@@ -217,6 +217,21 @@ def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], max_radius_mm: flo
     return axes is not None and bool(np.sqrt(axes[-1] / max(axes[-2], 1e-6)) >= min_elongation)
 
 
+def _component_ml(comp: np.ndarray, spacing: Sequence[float], cut: bool) -> float:
+    """Volume (mL) of a connected component, as far as the scan shows it.
+
+    ``cut``: the component runs through every slice of the scan, so the stack is
+    thinner than it (a crop of a few thin slices) and its volume says little of
+    its size; it counts as a ball as wide as its largest cross-section when
+    that is more.
+    """
+    ml = np.count_nonzero(comp) * float(np.prod(spacing)) / 1000.0
+    if not cut:
+        return ml
+    area = float(comp.sum(axis=(1, 2)).max()) * float(spacing[1]) * float(spacing[2])
+    return max(ml, 4.0 / 3.0 * np.pi * (area / np.pi) ** 1.5 / 1000.0)
+
+
 def _principal_axes(comp: np.ndarray, spacing: Sequence[float]) -> Optional[np.ndarray]:
     """Variances (mm², ascending) of a component's voxel positions along its principal axes."""
     pts = np.argwhere(comp) * np.asarray(spacing, float)
@@ -672,7 +687,9 @@ def tissue_evidence(
         ``solid_share`` of it reads above ``solid_hu`` (smoothed HU); dense
         ground glass does not.
     min_solid_ml : float
-        Smallest solid component (mL).
+        Smallest solid component (mL). A component that runs through every slice
+        of a stack thinner than it, free in the lung, counts as a ball as wide as
+        its largest cross-section.
     vessel_tube, solid_tube : float
         Tube measure above which a thin voxel is a vessel, and above which (the
         mean along its core) an elongated thick component is a large vessel,
@@ -748,17 +765,35 @@ def tissue_evidence(
     solid = np.zeros(h.shape, bool)
     lab, n = ndi.label(thick)
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+    objects = ndi.find_objects(lab)
+    # components that run through every slice of the scan are cut by it; only one
+    # free in the lung is measured as such (joined to the hilum, a vessel cut across
+    # looks the same as a nodule)
+    cut = [box[0].start == 0 and box[0].stop == lung.shape[0]
+           and sl[0].stop - sl[0].start == h.shape[0] for sl in objects]
+    if any(cut):
+        parts, _ = ndi.label(dense)
+        hilar = np.zeros(parts.max() + 1, bool)
+        hilar[np.unique(parts[ndi.binary_dilation(tissue, np.ones((1, 3, 3), bool))])] = True
+        hilar[0] = False
+        cut = [c and not hilar[parts[sl][lab[sl] == i]].any()
+               for i, (c, sl) in enumerate(zip(cut, objects), start=1)]
+        del parts
+
+    def ml(comp: np.ndarray, i: int) -> float:
+        return _component_ml(comp, spacing, cut[i - 1])
+
+    for i, sl in enumerate(objects, start=1):
         comp = lab[sl] == i
         size = np.count_nonzero(comp)
-        if size * voxel_ml < min_solid_ml or np.count_nonzero(comp & firm[sl]) < solid_share * size:
+        if ml(comp, i) < min_solid_ml or np.count_nonzero(comp & firm[sl]) < solid_share * size:
             continue
         if _large_vessel(comp, tube[sl], spacing, solid_tube):
             # a mass or consolidation that vessels join: its parts thicker than vessels stay
             core = _opening(comp, spacing, mass_mm)
             vessel[sl] |= comp & ~core
             comp, size = core, np.count_nonzero(core)
-            if size * voxel_ml < min_solid_ml:
+            if ml(comp, i) < min_solid_ml:
                 continue
         # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
         if np.count_nonzero(comp & rim[sl]) > 0.5 * size and \
