@@ -81,6 +81,10 @@ class AssignmentRules:
         0.6 means the edges across the main direction carry at least a quarter of the
         energy of those along it; a single line or sheet (a fissure, a subpleural line,
         the blurred border of the heart) is near 1.
+    fibrotic_share, fibrotic_mm : with structure evidence, ground glass where fibrosis
+        makes up at least this share of the abnormal lung around it (Gaussian of
+        ``fibrotic_mm``) is part of the fibrosis
+        (:func:`~.patterns.fibrotic_ground_glass`); 0 turns it off.
     """
 
     emphysema_below: float = -880.0
@@ -101,6 +105,8 @@ class AssignmentRules:
     fibrosis_wall: float = 0.10
     fibrosis_wall_central: float = 0.20
     fibrosis_max_coherence: float = 0.6
+    fibrotic_share: float = 1.0 / 3.0
+    fibrotic_mm: float = 10.0
 
 
 @dataclass

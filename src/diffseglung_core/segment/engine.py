@@ -33,9 +33,10 @@ from .evidence import TissueEvidence, tissue_evidence
 from .features import density_features, robust_standardize
 from .gmm import GaussianMixture, fit_gmm
 from .options import DEFAULT_TIMESTEPS, SegmentOptions
+from .patterns import fibrotic_ground_glass
 from .refine import argmax_labels, refine_labels
 
-__all__ = ["SegmentationResult", "SegmentOptions", "segment_volume", "apply_mapping",
+__all__ = ["SegmentationResult", "SegmentOptions", "segment_volume", "apply_mapping", "label_map",
            "DEFAULT_TIMESTEPS", "FeatureSet", "FEATURE_SETS", "FEATURE_CHOICES",
            "register_feature_set", "feature_choices", "resolve_features"]
 
@@ -237,11 +238,49 @@ def apply_mapping(result: SegmentationResult, mapping: LabelMapping, *,
                                 context_hu=result.context_hu,
                                 evidence=getattr(result, "evidence", None))
     refine = result.params.get("refine", True) if refine is None else refine
+    return label_map(result, probs, mapping, refine=refine,
+                     refine_options=result.params.get("refine_options", {}), progress=progress)
+
+
+def label_map(result: SegmentationResult, probs: np.ndarray, mapping: LabelMapping, *,
+              refine: bool, refine_options: Optional[dict] = None,
+              progress: Optional[ProgressCallback] = None) -> np.ndarray:
+    """Label map of ``result`` from label probabilities of its lung voxels.
+
+    Sobel-Diffusion Fusion (or the plain argmax), then, with structure evidence,
+    the patterns of regions (:func:`~.patterns.fibrotic_ground_glass`; clusters a
+    user named keep their label).
+
+    Parameters
+    ----------
+    result : SegmentationResult
+    probs : (N, 6) float
+        Label probabilities, rows in ``np.nonzero(result.lung)`` order.
+    mapping : LabelMapping
+        The mapping behind ``probs`` (its rules and edited clusters).
+    refine : bool
+    refine_options : dict, optional
+        Keyword arguments of :func:`~.refine.refine_labels`.
+    progress : callable, optional
+
+    Returns
+    -------
+    (Z, Y, X) uint8 ndarray
+    """
     if refine:
-        return refine_labels(probs, result.lung, result.hu, result.spacing,
-                             **result.params.get("refine_options", {}),
-                             keep_emphysema=result.emphysema_as_regions, progress=progress)
-    return argmax_labels(probs, result.lung)
+        labels = refine_labels(probs, result.lung, result.hu, result.spacing,
+                               **(refine_options or {}),
+                               keep_emphysema=result.emphysema_as_regions, progress=progress)
+    else:
+        labels = argmax_labels(probs, result.lung)
+    if getattr(result, "evidence", None) is None:
+        return labels
+    keep = None
+    if mapping.edited:
+        keep = np.zeros(labels.shape, bool)
+        keep[np.asarray(result.lung) > 0] = np.isin(result.posteriors.argmax(1), mapping.edited)
+    return fibrotic_ground_glass(labels, result.spacing, scale_mm=mapping.rules.fibrotic_mm,
+                                 min_share=mapping.rules.fibrotic_share, keep=keep)
 
 
 def _strip_hu(hu: np.ndarray, lung: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 )
 
 from diffseglung_core.labels import TISSUE_NAMES
-from diffseglung_core.segment.refine import argmax_labels, refine_labels
+from diffseglung_core.segment.engine import label_map
 from diffseglung_core.segment.remap import cluster_rows
 
 from ._common import Job, LayerComboBox, done_message
@@ -234,11 +234,8 @@ def start_refine(layer, refine_options: Optional[dict] = None, *, refine: bool =
                    else refine_options)
 
     def work(progress):
-        probs = session.posteriors()
-        if not refine:
-            return argmax_labels(probs, result.lung)
-        return refine_labels(probs, result.lung, result.hu, result.spacing, progress=progress,
-                             keep_emphysema=result.emphysema_as_regions, **options)
+        return label_map(result, session.posteriors(), result.mapping, refine=refine,
+                         refine_options=options, progress=progress)
 
     def done(labels):
         step = session.replace_step("refine", np.asarray(layer.data), labels)

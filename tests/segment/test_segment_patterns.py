@@ -1,0 +1,45 @@
+"""Region patterns of the labels (segment.patterns)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diffseglung_core.labels import Tissue
+from diffseglung_core.segment.patterns import fibrotic_ground_glass
+
+H, G, F = int(Tissue.HEALTHY), int(Tissue.GGO), int(Tissue.FIBROSIS)
+SPACING = (2.0, 1.0, 1.0)
+
+
+def _lung(shape=(20, 100, 160)):
+    return np.full(shape, H, np.uint8)
+
+
+def test_ground_glass_among_reticulation_is_fibrosis_and_a_hazy_region_stays_ground_glass():
+    labels = _lung()
+    rng = np.random.default_rng(0)
+    # a subpleural band: a net of fibrosis voxels (half of them) with ground glass between
+    band = (slice(4, 16), slice(10, 40), slice(10, 70))
+    labels[band] = np.where(rng.random(labels[band].shape) < 0.5, F, G)
+    # a hazy region with a few reticular voxels (8 %), well away from the band
+    haze = (slice(4, 16), slice(60, 90), slice(90, 150))
+    labels[haze] = np.where(rng.random(labels[haze].shape) < 0.08, F, G)
+    out = fibrotic_ground_glass(labels, SPACING)
+    assert np.mean(out[band][2:-2, 5:-5, 5:-5] == F) > 0.99
+    assert np.array_equal(out[haze] == F, labels[haze] == F)  # nothing turned there
+    assert np.array_equal(out[labels != G], labels[labels != G])  # only ground glass changes
+    assert out is not labels and labels[band].min() == G  # the input is left as it was
+
+
+def test_keep_protects_voxels_and_zero_share_changes_nothing():
+    labels = _lung()
+    labels[5:15, 20:50, 20:80] = G
+    labels[5:15, 20:50, 20:80:2] = F
+    keep = np.zeros(labels.shape, bool)
+    keep[:, :, :50] = True
+    out = fibrotic_ground_glass(labels, SPACING, keep=keep)
+    assert np.array_equal(out[keep], labels[keep])
+    assert np.all(out[5:15, 25:45, 55:75] == F)
+    assert fibrotic_ground_glass(labels, SPACING, min_share=0.0) is labels
+    no_fibrosis = np.where(labels == F, G, labels).astype(np.uint8)
+    assert fibrotic_ground_glass(no_fibrosis, SPACING) is no_fibrosis
