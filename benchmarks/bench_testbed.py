@@ -132,7 +132,19 @@ def _json_default(o):
 
 
 def _built(entry: dict) -> str:
-    return json.dumps([entry["seed"], entry["shape"], entry["lesions"]], default=_json_default)
+    """What a case was built from, floats to float32 precision (libraries round the last bit
+    of a float32 parameter differently)."""
+    def rounded(v):
+        if isinstance(v, float):
+            return float(f"{v:.6g}")
+        if isinstance(v, dict):
+            return {k: rounded(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [rounded(x) for x in v]
+        return v
+
+    plain = json.loads(json.dumps([entry["seed"], entry["shape"], entry["lesions"]], default=_json_default))
+    return json.dumps(rounded(plain))
 
 
 def merge(old: dict, new: dict, source: str) -> dict:

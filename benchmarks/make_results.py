@@ -373,7 +373,9 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "voxel.",
               "* Structure evidence (engine; `segment/evidence.py`, `assign.evidence_gates`): dense "
               "structures are smoothed HU > -500; thick ones survive an opening by a 3 mm ball; thick "
-              "components of at least 0.3 mL, at least half above -300 HU, that are not elongated tubes "
+              "components of at least 0.3 mL (one through every slice of a thinner stack, not joined to "
+              "dense structure that reaches the tissue around the lung, as a ball as wide as its largest "
+              "cross-section), at least half above -300 HU, that are not elongated tubes "
               "(principal axes >= 2.5, core tube measure >= 0.6), not vessel trees (mean tube measure >= "
               "0.25 and less than 40 % of their convex hull; their parts surviving an opening by a 6 mm ball"
               " stay) and not a one-slice sheet over tissue across the slice are solid (consolidation); thin"
@@ -409,7 +411,10 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "1/(1+(G/kappa)^2), kappa = 3 x median lung gradient (>= 20 HU/mm); 4 explicit "
               "steps of 1/6, face weights (min spacing / spacing)^2, no flux out of the lung; "
               "with structure evidence, emphysema regions are kept as they are (neither eroded nor "
-              "grown); components under 20 mm^3 take the nearest other label.", ""]
+              "grown); components under 20 mm^3 take the nearest other label.",
+              "* Region patterns (with structure evidence; `segment/patterns.py`): a GGO voxel where "
+              "fibrosis is at least a third of the GGO or fibrosis voxels within a 10 mm Gaussian (read "
+              "on 2.5 mm blocks) is fibrosis.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 
