@@ -54,3 +54,32 @@ def test_block_mean_is_the_mean_of_each_block_partial_ones_included():
         for i in np.ndindex(*ref.shape):
             ref[i] = mask[tuple(slice(j * b, (j + 1) * b) for j, b in zip(i, blocks))].mean()
         np.testing.assert_allclose(_block_mean(mask, blocks), ref, atol=1e-6)
+
+
+def test_label_map_applies_the_pattern_with_evidence_and_keeps_clusters_a_user_named():
+    from types import SimpleNamespace
+
+    from diffseglung_core.segment.assign import LabelMapping
+    from diffseglung_core.segment.engine import label_map
+
+    lung = np.zeros((10, 40, 60), np.uint8)
+    lung[2:8, 5:35, 5:55] = 1
+    n = int(lung.sum())
+    z, y, x = np.nonzero(lung)
+    label = np.where((x + y) % 2 == 0, F, G)  # a net of fibrosis with ground glass between
+    probs = np.zeros((n, 6), np.float32)
+    probs[np.arange(n), label] = 1.0
+    cluster = (x < 30).astype(int)  # cluster 1 on the left, 0 on the right
+    posteriors = np.eye(2, dtype=np.float32)[cluster]
+    result = SimpleNamespace(lung=lung, spacing=(2.0, 1.0, 1.0), posteriors=posteriors,
+                             evidence=object())
+    mapping = LabelMapping(labels=[G, G])
+    out = label_map(result, probs, mapping, refine=False)
+    assert np.all(out[lung > 0] == F)  # the ground glass between the net is fibrosis
+    named = label_map(result, probs, mapping.with_label(1, G), refine=False)
+    left = (lung > 0) & (np.arange(60) < 30)[None, None, :]
+    assert np.all(named[left][label[x < 30] == G] == G)  # the user's cluster keeps its GGO
+    assert np.all(named[(lung > 0) & ~left] == F)
+    result.evidence = None  # without structure evidence the labels are the argmax
+    plain = label_map(result, probs, mapping, refine=False)
+    assert np.array_equal(plain[lung > 0], label)
