@@ -847,3 +847,16 @@ def test_axial_depth_is_the_in_plane_distance_of_each_slice():
                          for s in mask])
     out = axial_depth(mask, spacing)
     assert out.dtype == np.float32 and np.array_equal(out, expected.astype(np.float32))
+
+
+def test_block_mean_is_the_mean_of_each_block_partial_ones_included():
+    from diffseglung_core.lung.coarse import block_mean
+
+    mask = np.random.default_rng(1).random((7, 10, 11)) < 0.3
+    for blocks in ((1, 2, 2), (2, 3, 3), (3, 1, 4)):
+        ref = np.zeros([-(-n // b) for n, b in zip(mask.shape, blocks)])
+        for i in np.ndindex(*ref.shape):
+            ref[i] = mask[tuple(slice(j * b, (j + 1) * b) for j, b in zip(i, blocks))].mean()
+        np.testing.assert_allclose(block_mean(mask, blocks), ref, atol=1e-6)
+        values = np.where(mask, -850.0, 40.0).astype(np.float32)
+        np.testing.assert_allclose(block_mean(values, blocks), ref * -890.0 + 40.0, rtol=1e-5)

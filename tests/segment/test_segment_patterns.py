@@ -45,17 +45,6 @@ def test_keep_protects_voxels_and_zero_share_changes_nothing():
     assert fibrotic_ground_glass(no_fibrosis, SPACING) is no_fibrosis
 
 
-def test_block_mean_is_the_mean_of_each_block_partial_ones_included():
-    from diffseglung_core.segment.patterns import _block_mean
-
-    mask = np.random.default_rng(1).random((7, 10, 11)) < 0.3
-    for blocks in ((1, 2, 2), (2, 3, 3), (3, 1, 4)):
-        ref = np.zeros([-(-n // b) for n, b in zip(mask.shape, blocks)])
-        for i in np.ndindex(*ref.shape):
-            ref[i] = mask[tuple(slice(j * b, (j + 1) * b) for j, b in zip(i, blocks))].mean()
-        np.testing.assert_allclose(_block_mean(mask, blocks), ref, atol=1e-6)
-
-
 def test_label_map_applies_the_pattern_with_evidence_and_keeps_clusters_a_user_named():
     from types import SimpleNamespace
 

@@ -35,6 +35,21 @@ def downsample_mask(mask: np.ndarray, factors) -> np.ndarray:
     return counts * 2 >= fz * fy * fx
 
 
+def block_mean(values: np.ndarray, factors: Sequence[int]) -> np.ndarray:
+    """float32 means of ``factors`` blocks of a 3D array (a partial block at the end: the
+    mean of what it holds); bool arrays give the share of True per block."""
+    factors = tuple(int(f) for f in factors)
+    padded = np.pad(values, [(0, -n % f) for n, f in zip(values.shape, factors)])
+    out = np.zeros([n // f for n, f in zip(padded.shape, factors)], np.float32)
+    for offset in np.ndindex(*factors):  # strided sums: one pass over the data
+        out += padded[tuple(slice(o, None, f) for o, f in zip(offset, factors))]
+    count = np.ones((), np.float32)
+    for axis, (n, f) in enumerate(zip(values.shape, factors)):
+        per = np.minimum(f, n - f * np.arange(out.shape[axis])).astype(np.float32)
+        count = count[..., None] * per if axis else per
+    return out / count
+
+
 def upsample(coarse: np.ndarray, factors, shape) -> np.ndarray:
     """Nearest-neighbour upsampling of a coarse array back to ``shape``."""
     out = coarse

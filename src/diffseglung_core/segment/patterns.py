@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..labels import Tissue
+from ..lung.coarse import block_mean
 from ..parallel import gaussian_filter
 from .features import lung_bbox
 
@@ -63,8 +64,8 @@ def fibrotic_ground_glass(labels: np.ndarray, spacing: Sequence[float], *, scale
               for a, s in enumerate(spacing)]
     sigma = [0.0 if labels.shape[a] == 1 else scale_mm / float(s) / b
              for a, (s, b) in enumerate(zip(spacing, blocks))]
-    f = gaussian_filter(_block_mean(fib[box], blocks), sigma, truncate=2.5)
-    a = gaussian_filter(_block_mean(fib[box] | ggo[box], blocks), sigma, truncate=2.5)
+    f = gaussian_filter(block_mean(fib[box], blocks), sigma, truncate=2.5)
+    a = gaussian_filter(block_mean(fib[box] | ggo[box], blocks), sigma, truncate=2.5)
     at = np.nonzero(ggo[box])
     cell = tuple(i // b for i, b in zip(at, blocks))
     turn = f[cell] >= np.float32(min_share) * a[cell]
@@ -76,15 +77,3 @@ def fibrotic_ground_glass(labels: np.ndarray, spacing: Sequence[float], *, scale
     out[box][tuple(i[turn] for i in at)] = F
     return out
 
-
-def _block_mean(mask: np.ndarray, blocks: Sequence[int]) -> np.ndarray:
-    """float32 mean of ``mask`` over blocks of ``blocks`` voxels (partial blocks at the end)."""
-    m = np.pad(mask, [(0, -n % b) for n, b in zip(mask.shape, blocks)])
-    out = np.zeros([n // b for n, b in zip(m.shape, blocks)], np.float32)
-    for offset in np.ndindex(*blocks):
-        out += m[tuple(slice(o, None, b) for o, b in zip(offset, blocks))]
-    count = np.ones((), np.float32)
-    for axis, (n, b) in enumerate(zip(mask.shape, blocks)):
-        per = np.minimum(b, n - b * np.arange(out.shape[axis])).astype(np.float32)
-        count = count[..., None] * per if axis else per
-    return out / count

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..lung.coarse import block_mean
 from ..progress import ProgressCallback, report
 from .features import HU_CLIP, lung_bbox
 
@@ -78,7 +79,7 @@ class ReducedGrid:
     def pool(self, volume: np.ndarray, *, dtype=np.float32) -> np.ndarray:
         """Block means of a full-resolution (Z, Y, X) array (partial blocks: mean of what is there)."""
         sub = np.asarray(volume)[self.box].astype(np.float32, copy=False)
-        return _block_mean(sub, self.factors).astype(dtype, copy=False)
+        return block_mean(sub, self.factors).astype(dtype, copy=False)
 
     def pool_rows(self, flat: np.ndarray, values: np.ndarray, *, counts: Optional[np.ndarray] = None
                   ) -> np.ndarray:
@@ -130,23 +131,6 @@ class ReducedGrid:
                 out[s:s + coords.shape[1], c] = ndi.map_coordinates(blocks[c], coords, order=1,
                                                                     mode="nearest")
         return out
-
-
-def _block_mean(sub: np.ndarray, factors: Sequence[int]) -> np.ndarray:
-    """Means of ``factors`` blocks of a 3D array (edge blocks averaged over what they hold)."""
-    pads = [(0, (-n) % f) for n, f in zip(sub.shape, factors)]
-    if any(p[1] for p in pads):
-        ones = np.pad(np.ones(sub.shape, np.float32), pads)
-        sub = np.pad(sub, pads)
-    else:
-        ones = None
-    shape = []
-    for n, f in zip(sub.shape, factors):
-        shape += [n // f, f]
-    total = sub.reshape(shape).sum(axis=(1, 3, 5))
-    if ones is None:
-        return total / float(np.prod(factors))
-    return total / np.maximum(ones.reshape(shape).sum(axis=(1, 3, 5)), 1.0)
 
 
 def reduced_grid(lung: np.ndarray, spacing: Sequence[float], *, target_mm: float = 2.0,
@@ -226,7 +210,7 @@ def weightfree_features(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[floa
         h, m, grad = h[inner], m[inner], np.sqrt(grad[inner])
         maps = (h / 100.0, (h / 100.0) ** 2, grad / 100.0, (h < -950).astype(np.float32),
                 (h > -500).astype(np.float32), m)
-        blocks = [_block_mean(x, grid.factors) for x in maps]
+        blocks = [block_mean(x, grid.factors) for x in maps]
         bz = (s - z0) // fz
         fine[:, bz:bz + blocks[0].shape[0]] = np.stack(blocks)
         report(progress, i + 1, len(starts) + 2, "learning features")
