@@ -55,19 +55,21 @@ def test_solid_blob_is_solid_and_a_thin_tube_is_a_vessel():
 
 def test_a_nodule_in_a_stack_thinner_than_it_is_solid_and_a_hilar_vessel_is_not():
     """Two 0.5 mm slices cut a 15 mm nodule to 0.2 mL, below the smallest solid component:
-    it counts by its cross-section. A blob as wide joined to the hilum by a dense stalk
-    may be a vessel cut across and keeps the volume rule."""
+    it counts by its cross-section. A blob as wide joined to the hilum by a dense stalk,
+    or a free one 10 mm wide (vessels cut across), keeps the volume rule."""
     hu, lung, sp = _lung_block(shape=(2, 112, 112), spacing=(0.5, 0.7, 0.7))
     hu[:, :, :12], lung[:, :, :12] = 40.0, False  # mediastinum
     z, y, x = _grid(hu.shape, sp)
     nodule = ((y - 18) ** 2 + (x - 12) ** 2) <= 7.5 ** 2
     vessel = ((y + 18) ** 2 + (x + 12) ** 2) <= 7.5 ** 2
     stalk = (np.abs(y + 18) <= 2.5) & (x < -12)
-    hu[nodule | vessel | stalk] = 35.0
+    pair = ((y + 18) ** 2 + (x - 22) ** 2) <= 5.0 ** 2
+    hu[nodule | vessel | stalk | pair] = 35.0
     assert np.count_nonzero(nodule) * np.prod(sp) / 1000.0 < 0.3
     ev = tissue_evidence(hu, lung, sp)
     assert ev.solid[_rows(nodule, lung)].mean() > 0.9
     assert not ev.solid[_rows(vessel, lung)].any()
+    assert not ev.solid[_rows(pair, lung)].any()
 
 
 def _segment(z, y, x, a, b, radius):

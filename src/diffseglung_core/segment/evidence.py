@@ -232,6 +232,12 @@ def _component_ml(comp: np.ndarray, spacing: Sequence[float], cut: bool) -> floa
     return max(ml, 4.0 / 3.0 * np.pi * (area / np.pi) ** 1.5 / 1000.0)
 
 
+def _in_plane_depth(comp: np.ndarray, spacing: Sequence[float]) -> float:
+    """Largest in-plane distance (mm) from a voxel of ``comp`` to its outside: half its thickness."""
+    return max(float(ndi.distance_transform_edt(np.pad(c, 1), sampling=spacing[1:]).max())
+               for c in comp if c.any())
+
+
 def _principal_axes(comp: np.ndarray, spacing: Sequence[float]) -> Optional[np.ndarray]:
     """Variances (mm², ascending) of a component's voxel positions along its principal axes."""
     pts = np.argwhere(comp) * np.asarray(spacing, float)
@@ -688,8 +694,8 @@ def tissue_evidence(
         ground glass does not.
     min_solid_ml : float
         Smallest solid component (mL). A component that runs through every slice
-        of a stack thinner than it, free in the lung, counts as a ball as wide as
-        its largest cross-section.
+        of a stack thinner than it, free in the lung and thicker in its slices than
+        ``2 * mass_mm``, counts as a ball as wide as its largest cross-section.
     vessel_tube, solid_tube : float
         Tube measure above which a thin voxel is a vessel, and above which (the
         mean along its core) an elongated thick component is a large vessel,
@@ -767,10 +773,12 @@ def tissue_evidence(
     voxel_ml = float(np.prod(spacing)) / 1000.0
     objects = ndi.find_objects(lab)
     # components that run through every slice of the scan are cut by it; only one
-    # free in the lung is measured as such (joined to the hilum, a vessel cut across
-    # looks the same as a nodule)
+    # thicker in its slices than any vessel but the central ones and free in the lung
+    # is measured as such (a vessel cut across looks the same as a nodule)
     cut = [box[0].start == 0 and box[0].stop == lung.shape[0]
-           and sl[0].stop - sl[0].start == h.shape[0] for sl in objects]
+           and sl[0].stop - sl[0].start == h.shape[0]
+           and _in_plane_depth(lab[sl] == i, spacing) > mass_mm
+           for i, sl in enumerate(objects, start=1)]
     if any(cut):
         parts, _ = ndi.label(dense)
         hilar = np.zeros(parts.max() + 1, bool)
