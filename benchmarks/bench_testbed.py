@@ -18,8 +18,9 @@ Usage::
 3. Scores per-class Dice (:func:`diffseglung_core.evaluate.metrics.evaluate_labels`)
    on the **truth lung region** of the case (the CIP lung maps for the CIP
    scans, ``compute_lung_mask`` of the native scan for A0001), minus the
-   native dense tissue of unknown class (``case.ignore``: a tumour, thick hilar
-   structures, 5 mm around them). Voxels of the truth lung that a method left
+   native tissue of unknown class (``case.ignore``: dense, a tumour or thick
+   hilar structures; lucent, regions below -950 HU after 2 mm smoothing that
+   may be the scan's own emphysema; 5 mm around them). Voxels of the truth lung that a method left
    outside its own lung count as label 0 (a miss). For each inserted lesion it
    reports the share of its voxels inside the method's own lung mask and the
    share labelled with the lesion's class (recall).
@@ -227,8 +228,8 @@ def main() -> None:
         "threads": args.threads, "python": platform.python_version(), "commit": git_commit(),
         "uncommitted_sources": uncommitted_sources(),
         "date": time.strftime("%Y-%m-%d"),
-        "dice_region": "truth lung of the case minus case.ignore (native dense tissue of unknown "
-                       "class + 5 mm); voxels a method leaves outside its own lung count as label 0",
+        "dice_region": "truth lung of the case minus case.ignore (native dense or lucent tissue of "
+                       "unknown class + 5 mm); voxels a method leaves outside its own lung count as label 0",
         "truth_lung": {"a0001": "compute_lung_mask of the native scan",
                        "cip64": "CIP wholeLung-64.nrrd", "cipcrop": "CIP partial lung label map, "
                        "the two slices matching crop_ct_2slices"},

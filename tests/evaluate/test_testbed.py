@@ -116,6 +116,21 @@ def test_thick_part_is_an_opening_in_mm():
     assert t[:, 32:48, 22:38].all()
 
 
+def test_native_lucent_finds_a_low_attenuation_region_not_noise():
+    rng = np.random.default_rng(0)
+    sp = (1.0, 1.0, 1.0)
+    hu = (-880.0 + 60.0 * rng.standard_normal((40, 60, 60))).astype(np.float32)   # noisy healthy lung
+    z, y, x = np.indices(hu.shape)
+    region = (z - 20) ** 2 + (y - 30) ** 2 + (x - 30) ** 2 <= 8 ** 2             # 2.1 mL at -980 HU
+    hu[region] = -980.0 + 60.0 * rng.standard_normal(int(region.sum()))
+    lung = np.ones(hu.shape, bool)
+    assert (hu[~region] < -950).mean() > 0.1                        # noise alone crosses the threshold
+    lucent = tb.native_lucent(hu, lung, sp)
+    assert not lucent[~ndi.binary_dilation(region, iterations=2)].any()
+    assert lucent[(z - 20) ** 2 + (y - 30) ** 2 + (x - 30) ** 2 <= 5 ** 2].all()   # its core, at least
+    assert not tb.native_lucent(hu, lung, sp, min_ml=3.0).any()    # the region is smaller than that
+
+
 def test_standard_cases_without_data_is_empty(tmp_path):
     assert tb.standard_cases(tmp_path) == {}
 

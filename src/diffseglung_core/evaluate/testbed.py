@@ -63,6 +63,7 @@ __all__ = [
     "load_cip_crop",
     "load_scan",
     "native_dense",
+    "native_lucent",
     "prepare_scan",
     "scan_missing",
     "standard_cases",
@@ -168,9 +169,9 @@ class TestBedCase:
     lung : (Z, Y, X) uint8, 0/1 lung mask the truth is defined on.
     lesion_map : (Z, Y, X) int16, 0 or the lesion's ``index`` (its truth voxels).
     lesions : list of InsertedLesion.
-    ignore : (Z, Y, X) bool, native dense tissue of unknown class (a tumour,
-        thick hilar structures) and a margin, outside any inserted lesion:
-        leave it out of scores.
+    ignore : (Z, Y, X) bool, native tissue of unknown class (dense: a tumour,
+        thick hilar structures; lucent: emphysema the scan may show) and a
+        margin, outside any inserted lesion: leave it out of scores.
     noise : NoiseModel of the input scan.
     seed : int.
     skipped : list of (LesionSpec, reason) that could not be placed.
@@ -212,9 +213,32 @@ def native_dense(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], *,
     (Z, Y, X) bool
     """
     m = thick_part((np.asarray(hu) > dense_hu) & (np.asarray(lung) > 0), spacing, thin_mm)
-    lab, n = ndi.label(m, structure=np.ones((3, 3, 3), bool))
+    return _components_of_at_least(m, spacing, min_ml)
+
+
+def native_lucent(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], *,
+                  lucent_hu: float = -950.0, smooth_mm: float = 2.0, min_ml: float = 1.0) -> np.ndarray:
+    """Native low-attenuation regions of a lung: emphysema the scan may already show.
+
+    Voxels of the lung whose HU, smoothed by a Gaussian of ``smooth_mm``
+    (noise averaged out), is below ``lucent_hu``, in 3D components of at least
+    ``min_ml``: the regions a density reading (LAA-950) would call emphysema,
+    never the scattered voxels that noise alone pushes below the threshold.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+    """
+    lung_b = np.asarray(lung) > 0
+    smooth = ndi.gaussian_filter(np.asarray(hu, np.float32), [smooth_mm / s for s in spacing])
+    return _components_of_at_least((smooth < lucent_hu) & lung_b, spacing, min_ml)
+
+
+def _components_of_at_least(mask: np.ndarray, spacing: Sequence[float], min_ml: float) -> np.ndarray:
+    """(Z, Y, X) bool: the 26-connected components of ``mask`` of at least ``min_ml``."""
+    lab, n = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
     if not n:
-        return m
+        return mask
     sizes = np.bincount(lab.ravel(), minlength=n + 1) * float(np.prod(spacing)) / 1000.0
     sizes[0] = 0
     return sizes[lab] >= min_ml
@@ -274,7 +298,8 @@ class ScanContext:
     air_hu : float, HU of air outside the body (median, clipped to -1024..-980).
     depth : (Z, Y, X) float32, signed distance to the lung border (mm, > 0 inside).
     dense : (Z, Y, X) bool, :func:`native_dense` tissue.
-    ignore : (Z, Y, X) bool, ``dense`` grown by 5 mm, inside the lung.
+    ignore : (Z, Y, X) bool, ``dense`` and :func:`native_lucent` regions grown
+        by 5 mm, inside the lung.
     step : (3,) int, stride of the coarse candidate grid.
     dense_dist : coarse float32, mm from each coarse voxel to native dense tissue.
     components : coarse int32, lung component of each coarse voxel (0 outside).
@@ -341,6 +366,7 @@ def prepare_scan(volume: CTVolume, lung: np.ndarray, *, coarse_mm: float = 2.5) 
     noise = estimate_noise(hu, sp)
     depth = _signed_depth(lung_b, sp)
     dense = native_dense(hu, lung_b, sp)
+    unknown = dense | native_lucent(hu, lung_b, sp)
     step = np.maximum(1, np.round(coarse_mm / sp)).astype(int)
     cs = tuple(slice(None, None, int(s)) for s in step)
     dense_dist = ndi.distance_transform_edt(~dense[cs], sampling=sp * step).astype(np.float32) \
@@ -356,7 +382,7 @@ def prepare_scan(volume: CTVolume, lung: np.ndarray, *, coarse_mm: float = 2.5) 
         medial = np.percentile(pts[:, 2], 10 if side > 0 else 90)
         hilum[c] = np.array([np.median(pts[:, 0]), np.median(pts[:, 1]), medial])
     return ScanContext(volume=volume, lung=lung_b, noise=noise, air_hu=_air_hu(hu), depth=depth,
-                       dense=dense, ignore=dilate_mm(dense, sp, 5.0) & lung_b, step=step,
+                       dense=dense, ignore=dilate_mm(unknown, sp, 5.0) & lung_b, step=step,
                        dense_dist=dense_dist, components=comps, hilum=hilum,
                        z_range=(float(zz.min() * sp[0]), float(zz.max() * sp[0])),
                        y_mid=float(np.median(yy)) * sp[1], x_mid=x_mid,
