@@ -273,6 +273,14 @@ def test_parenchyma_and_gas_tests():
     vessels[:, ::8, ::8] = vessels[:, 1::8, ::8] = True
     assert looks_like_parenchyma(np.where(vessels, 40.0, emph), comp & ~vessels)
     assert not looks_like_parenchyma(emph, comp)
+    # a lucent lung at thin sections: small vessels read between air and -400 HU (partial
+    # volume), so they are part of the air component, not holes in it
+    lucent = rng.normal(-935, 25, comp.shape)
+    assert looks_like_parenchyma(np.where(vessels, -600.0, lucent), comp)
+    # a gas pocket whose wall blurs over two voxels: the rim is no tissue inside it
+    pocket = rng.normal(-960, 25, comp.shape)
+    pocket[:, :2], pocket[:, -2:], pocket[:, :, :2], pocket[:, :, -2:] = -600.0, -600.0, -600.0, -600.0
+    assert not looks_like_parenchyma(pocket, comp)
 
 
 def test_white_lung_keeps_ground_glass_and_more_consolidation():
@@ -752,6 +760,20 @@ def test_padding_value_does_not_change_the_mask(cted_open):
     for value in (-1024.0, -2000.0, -2048.0):
         hu = np.where(pad, value, ct.hu).astype(np.float32)
         assert np.array_equal(compute_lung_mask(hu, ct.spacing), ref), value
+
+
+def test_every_cted_slice_has_two_lungs_against_its_own_air(cted_open):
+    """The engine reads air where the scan shows it (outside air at about -924 HU on these
+    slices): a normal lung only about 75 HU above that air, at thin sections where the small
+    vessels are partial volume, is lung with vessels, not gas."""
+    from diffseglung_core.calibration import calibrate_hu
+    from diffseglung_core.io import read_scan
+
+    for path in sorted((cted_open / "slices").glob("*.tiff")):
+        ct = read_scan(path, spacing=(1.25, 0.78, 0.78))
+        air = calibrate_hu(ct.hu).median_hu
+        labels = compute_lung_mask(ct.hu, ct.spacing, air_reference_hu=air)
+        assert set(np.unique(labels)) == {0, 1, 2}, path.name
 
 
 def test_cted_slices_take_no_chest_wall(cted_open):
