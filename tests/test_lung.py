@@ -763,16 +763,15 @@ def test_padding_value_does_not_change_the_mask(cted_open):
 
 
 def test_every_cted_slice_has_two_lungs_against_its_own_air(cted_open):
-    """The engine reads air where the scan shows it (outside air at about -924 HU on these
-    slices): a normal lung only about 75 HU above that air, at thin sections where the small
-    vessels are partial volume, is lung with vessels, not gas."""
-    from diffseglung_core.calibration import calibrate_hu
+    """A scan's lungs are judged against the air it shows (outside air at about -924 HU on
+    these slices): a normal lung only about 75 HU above that air, at thin sections where the
+    small vessels are partial volume, is lung with vessels, not gas."""
     from diffseglung_core.io import read_scan
+    from diffseglung_core.lung import segment_scan_lungs
 
     for path in sorted((cted_open / "slices").glob("*.tiff")):
         ct = read_scan(path, spacing=(1.25, 0.78, 0.78))
-        air = calibrate_hu(ct.hu).median_hu
-        labels = compute_lung_mask(ct.hu, ct.spacing, air_reference_hu=air)
+        labels = segment_scan_lungs(ct).labels
         assert set(np.unique(labels)) == {0, 1, 2}, path.name
 
 

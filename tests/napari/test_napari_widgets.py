@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from diffseglung_core.io import read_mask, write_scan
-from diffseglung_core.lung import compute_lung_mask
+from diffseglung_core.lung import segment_scan_lungs
 from diffseglung_core.render import WINDOWS
 from napari_diffseglung._layers import VOLUME_KEY, image_layer_data, labels_layer_data
 from napari_diffseglung._widgets import _common
@@ -43,7 +43,7 @@ def test_load_widget_reads_scan_shows_info_windows_and_mask(make_napari_viewer, 
     job = widget.compute_mask()
     _wait_job(qtbot, job)
     mask_layer = viewer.layers["chest lung mask"]
-    expected = compute_lung_mask(layer.data, chest.spacing)
+    expected = segment_scan_lungs(chest).labels
     assert np.array_equal(mask_layer.data, expected) and set(np.unique(expected)) == {0, 1, 2}
     assert np.allclose(mask_layer.scale, layer.scale) and np.allclose(mask_layer.translate, layer.translate)
 

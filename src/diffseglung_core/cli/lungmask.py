@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import OutputExistsError
     from ..io import read_scan, write_labels
-    from ..lung import compute_lung_mask, lung_volumes_ml
+    from ..lung import lung_volumes_ml, segment_scan_lungs
 
     use_threads(args, torch=False)  # the lung mask is numpy and scipy work
     if args.output.exists() and not args.overwrite:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
     volume = read_scan(args.scan, max_voxels=args.max_voxels, **kwargs)
     with progress_bar("lung mask") as progress:
-        mask = compute_lung_mask(volume.hu, volume.spacing, progress=progress)
+        mask = segment_scan_lungs(volume, progress=progress).labels
     path = write_labels(args.output, mask, volume, overwrite=args.overwrite)
     vols = lung_volumes_ml(mask, volume.spacing)
     print(f"right lung {vols['right']:.0f} mL, left lung {vols['left']:.0f} mL, "

@@ -63,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
     if args.lung_mask:
         lung = read_mask(args.lung_mask, volume) > 0
     else:
-        from ..lung import compute_lung_mask
+        from ..lung import segment_scan_lungs
 
         with progress_bar("lung mask") as progress:
-            lung = compute_lung_mask(volume.hu, volume.spacing, progress=progress) > 0
+            lung = segment_scan_lungs(volume, progress=progress).labels > 0
     timesteps = tuple(args.timesteps or DEFAULT_HEAD_TIMESTEPS)
     posteriors = one_hot(prior[lung]) if prior is not None else None
     with progress_bar("learning") as progress:

@@ -23,13 +23,14 @@ The lungs are found from the aerated lung outwards:
 """
 
 from .maps import LEFT_LUNG, RIGHT_LUNG, binary_lung, check_mask_grid, lung_volumes_ml
-from .mask import LungSegmentation, compute_lung_mask, segment_lungs
+from .mask import LungSegmentation, compute_lung_mask, segment_lungs, segment_scan_lungs
 
 __all__ = [
     "RIGHT_LUNG",
     "LEFT_LUNG",
     "LungSegmentation",
     "segment_lungs",
+    "segment_scan_lungs",
     "compute_lung_mask",
     "binary_lung",
     "check_mask_grid",

@@ -8,7 +8,7 @@ label map only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -35,6 +35,9 @@ from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsamp
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
 from .morphology import axial_convex_hull, axial_disk, closing, thick_parts
+
+if TYPE_CHECKING:
+    from ..volume import CTVolume
 
 __all__ = ["LungSegmentation", "segment_lungs", "compute_lung_mask"]
 
@@ -90,6 +93,33 @@ def compute_lung_mask(hu: np.ndarray, spacing: Sequence[float], **options) -> np
         0 outside the lungs, 1 right lung, 2 left lung.
     """
     return segment_lungs(hu, spacing, **options).labels
+
+
+def segment_scan_lungs(volume: CTVolume, **options) -> LungSegmentation:
+    """:func:`segment_lungs` of a scan, against the air the scan itself shows.
+
+    Whether an air-filled region holds parenchyma or gas is judged against air;
+    a scan whose air does not read -1000 HU (a scanner offset) is judged
+    against its own air, measured by :func:`~diffseglung_core.calibration.calibrate_hu`
+    (outside air in the field of view, padding and DICOM PixelPaddingValue left
+    out). The mask of the engine, of ``diffseglung lungmask`` and of napari's
+    Load CT.
+
+    Parameters
+    ----------
+    volume : CTVolume
+    **options
+        Parameters of :func:`segment_lungs` (``air_reference_hu`` is measured).
+
+    Returns
+    -------
+    LungSegmentation
+    """
+    from ..calibration import calibrate_hu
+
+    air = calibrate_hu(volume.hu, metadata=volume.source.metadata).median_hu
+    return segment_lungs(volume.hu, volume.spacing, air_reference_hu=air if np.isfinite(air) else -1000.0,
+                         **options)
 
 
 def segment_lungs(

@@ -337,12 +337,9 @@ def segment_volume(
     hu = volume.hu
     lung_seg = None
     if lung_mask is None:
-        from ..lung import segment_lungs
+        from ..lung import segment_scan_lungs
 
-        # air as this scan reads it: the lung mask tells parenchyma from gas against it
-        air = calibrate_hu(hu, metadata=volume.source.metadata).median_hu
-        lung_seg = segment_lungs(hu, volume.spacing, progress=scaled(progress, 0.0, 0.15),
-                                 air_reference_hu=air if np.isfinite(air) else -1000.0)
+        lung_seg = segment_scan_lungs(volume, progress=scaled(progress, 0.0, 0.15))
         lung_u8 = lung_seg.labels
         timings["lung_mask"] = time.perf_counter() - t0
     else:

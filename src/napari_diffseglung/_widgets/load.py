@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from diffseglung_core.describe import describe_volume
 from diffseglung_core.io import label_suffixes, list_dicom_series, read_mask, read_scan, scan_suffixes
-from diffseglung_core.lung import compute_lung_mask, lung_volumes_ml
+from diffseglung_core.lung import lung_volumes_ml, segment_scan_lungs
 from diffseglung_core.render import WINDOWS
 
 from .._layers import (
@@ -192,7 +192,7 @@ class LoadCTWidget(QWidget):
             return None
 
         def work(progress):
-            return compute_lung_mask(volume.hu, volume.spacing, progress=progress)
+            return segment_scan_lungs(volume, progress=progress).labels
 
         def done(mask):
             self._add_mask(mask, volume, f"{layer.name} lung mask")
