@@ -300,7 +300,8 @@ def main() -> None:
             p = b["percent_lung"]
             print(f"  {m:<13} GGO {p['ggo']:5.2f} %  fibrosis {p['fibrosis']:5.2f} %  emphysema "
                   f"{p['emphysema']:5.2f} %  consolidation {p['consolidation']:5.2f} %  | thin dense -> "
-                  f"pathology {b['thin_dense_pathology_fraction']:.3f}  | mass -> consolidation "
+                  f"pathology {b['thin_dense_pathology_fraction']:.3f} (away from the mass "
+                  f"{b['thin_dense_pathology_fraction_away_from_mass']:.3f})  | mass -> consolidation "
                   f"{b['mass_consolidation_fraction']:.3f} ({b['mass_ml']:.1f} mL)", flush=True)
         out["a0001_false_positive_burden"] = burden
 

@@ -222,14 +222,16 @@ def _testbed_section(path: Path) -> list:
         lines += ["", "False-positive burden on the native A0001 scan (no fibrosis, GGO or emphysema "
                   "known; a lung-cancer mass located by density and size):", "",
                   "| method | GGO % | fibrosis % | emphysema % | the three away from the mass % | "
-                  "thin vessel-like voxels called pathology | mass called consolidation |",
+                  "thin vessel-like voxels called pathology (away from the mass) | "
+                  "mass called consolidation |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for m, b in burden.items():
             pct, away = b["percent_lung"], b["percent_lung_away_from_mass"]
             three = sum(away[k] for k in ("ggo", "fibrosis", "emphysema"))
             lines.append(f"| {m} | {_fmt(pct['ggo'], 2)} | {_fmt(pct['fibrosis'], 2)} | "
                          f"{_fmt(pct['emphysema'], 2)} | {_fmt(three, 2)} | "
-                         f"{_fmt(b['thin_dense_pathology_fraction'])} | "
+                         f"{_fmt(b['thin_dense_pathology_fraction'])} "
+                         f"({_fmt(b.get('thin_dense_pathology_fraction_away_from_mass'))}) | "
                          f"{_fmt(b['mass_consolidation_fraction'])} |")
     return lines + [""]
 

@@ -9,6 +9,7 @@ from scipy import ndimage as ndi
 from diffseglung_core.evaluate import testbed as tb
 from diffseglung_core.evaluate.testbed_burden import (
     dense_structures,
+    dilate_mm,
     false_positive_burden,
     thick_part,
 )
@@ -101,6 +102,14 @@ def test_false_positive_burden_knows_thin_structures_and_the_mass(centre):
     assert b["percent_lung"]["ggo"] == 0.0 and b["percent_lung"]["emphysema"] == 0.0
     assert b["mass_consolidation_fraction"] == 1.0
     assert b["percent_lung_away_from_mass"]["consolidation"] == 0.0
+    assert b["thin_dense_pathology_fraction_away_from_mass"] == 1.0
+    # the thin strands next to the mass called pathology: away from it, none
+    near = dilate_mm(st.solid, sp, 10.0)
+    labels[st.thin & ~near] = Tissue.HEALTHY
+    b = false_positive_burden(labels, lung, hu, sp, structures=st)
+    assert b["thin_dense_pathology_fraction_away_from_mass"] == 0.0
+    assert 0.0 < b["thin_dense_pathology_fraction"] < 1.0
+    labels[st.thin] = Tissue.FIBROSIS
 
     labels[st.mass & (np.indices(hu.shape)[0] < centre[0])] = Tissue.GGO
     half = false_positive_burden(labels, lung, hu, sp, structures=st)

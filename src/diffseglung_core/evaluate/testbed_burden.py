@@ -170,7 +170,9 @@ def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
         GGO, fibrosis, emphysema and consolidation); ``percent_lung_away_from_mass``
         (same, leaving out the solid components and their margin);
         ``thin_dense_voxels``; ``thin_dense_pathology_fraction`` (share of the
-        thin dense voxels labelled 2..5) and ``thin_dense_fraction_by_class``;
+        thin dense voxels labelled 2..5), the same away from the mass
+        (``thin_dense_pathology_fraction_away_from_mass``: the strands and
+        spicules around a tumour are thin too) and ``thin_dense_fraction_by_class``;
         ``mass_ml``, ``mass_consolidation_fraction`` (share of the mass labelled
         consolidation; NaN without a mass), ``solid_components_ml`` and
         ``solid_consolidation_fraction`` (all solid components together).
@@ -196,6 +198,9 @@ def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
     n_thin = int(st.thin.sum())
     lab_thin = labels[st.thin]
     frac_thin = float(np.isin(lab_thin, [2, 3, 4, 5]).mean()) if n_thin else float("nan")
+    thin_away = st.thin & away
+    frac_thin_away = (float(np.isin(labels[thin_away], [2, 3, 4, 5]).mean()) if thin_away.any()
+                      else float("nan"))
     by_class = {k: (float((lab_thin == v).mean()) if n_thin else float("nan")) for k, v in classes.items()}
     n_mass = int(st.mass.sum())
     n_solid = int(st.solid.sum())
@@ -205,6 +210,7 @@ def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
         "percent_lung_away_from_mass": pct(away),
         "thin_dense_voxels": n_thin,
         "thin_dense_pathology_fraction": frac_thin,
+        "thin_dense_pathology_fraction_away_from_mass": frac_thin_away,
         "thin_dense_fraction_by_class": by_class,
         "mass_ml": n_mass * voxel_ml,
         "mass_consolidation_fraction": (float((labels[st.mass] == Tissue.CONSOLIDATION).mean())
