@@ -263,12 +263,19 @@ def test_trachea_alone_calibrates_a_crop(small_phantom):
     assert cal.source == "trachea" and cal.offset_hu == pytest.approx(30.0, abs=3.0), cal.reason
 
 
-def test_disagreeing_sources_are_not_applied(small_phantom):
+def test_disagreeing_sources_apply_only_the_shift_both_support(small_phantom):
     hu, lung = small_phantom.volume.hu, small_phantom.lung
     airway = trachea(small_phantom)
-    # outside air reads -970, the trachea -1000: which one is right is not clear
+    # outside air reads -970, the trachea -1000: which one is right is not clear, no shift
     cal = calibrate_hu(with_air(hu + np.float32(30), airway, -1000.0), lung, airway=airway)
     assert cal.offset_hu == 0.0 and not cal.applied and "disagree" in cal.reason
+    # outside air reads -920, the trachea -950: both say air reads high, by at least 50 HU
+    cal = calibrate_hu(with_air(hu + np.float32(80), airway, -950.0), lung, airway=airway)
+    assert cal.offset_hu == pytest.approx(50.0, abs=2.0) and "disagree" in cal.reason
+    # a "trachea" reading -830 HU is no air (a bronchus read with its wall): outside air decides
+    cal = calibrate_hu(with_air(hu + np.float32(80), airway, -830.0), lung, airway=airway)
+    assert cal.source == "outside air" and cal.offset_hu == pytest.approx(80.0, abs=2.0)
+    assert "not air" in cal.reason
 
 
 # -- results and reports -------------------------------------------------------------

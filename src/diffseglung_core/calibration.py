@@ -31,7 +31,10 @@ Three steps:
    are left out, and at least two directions must agree.
 3. **Decision** (:func:`calibrate_hu`). The offset ``air - nominal_air`` is
    applied only when a source has enough voxels, a tight peak holding most of
-   its voxels, the sources agree when there are two, and the offset lies within
+   its voxels (when the two sources disagree, only the shift both support: the
+   smaller one, none when they point opposite ways; a source that reads more
+   than ``max_offset`` HU from air while the other does not is no air, e.g. a
+   small bronchus read with its wall), and the offset lies within
    ``max_offset`` HU (a 1024 HU shift, raw scanner units, is never corrected
    here: that is the reader's ``hu_offset``). An offset within ``tolerance``
    HU of zero is not applied either. Otherwise the offset is 0, and
@@ -582,8 +585,8 @@ def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *,
         Offsets within ``+-tolerance`` HU are not applied (air reads as it should).
     agreement : float
         Largest difference (HU) between the outside-air and trachea readings
-        when both are usable, and between the directions of outside air pooled
-        (see :func:`measure_air`).
+        pooled (beyond it, only the smaller shift is applied), and between the
+        directions of outside air pooled (see :func:`measure_air`).
     max_spread, min_voxels, min_airway_voxels, min_peak_fraction, air_below :
         see :func:`measure_air`.
     max_slices : int or None
@@ -631,19 +634,34 @@ def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *,
                           f"(--hu-offset -1024) when reading it; no offset applied")
         notes = "; ".join(m.note for m in found)
         return result(0.0, "none", [], f"no trustworthy air reading: {notes}; no offset applied")
+    discarded = ""
+    if len(usable) == 2:
+        plausible = [m for m in usable if abs(m.median_hu - nominal_air) <= max_offset]
+        if len(plausible) == 1:
+            # one reading is no air at all (a small bronchus read with its wall): the other decides
+            gone = next(m for m in usable if m not in plausible)
+            discarded = (f" ({gone.source} reads {gone.median_hu:.0f} HU, more than {max_offset:.0f} HU "
+                         f"from {nominal_air:.0f} HU: not air, not used)")
+            usable = plausible
     if len(usable) == 2:
         a, b = usable
-        if abs(a.median_hu - b.median_hu) > agreement:
-            return result(0.0, "none", [], f"outside air reads {a.median_hu:.0f} HU but the trachea "
-                          f"{b.median_hu:.0f} HU: they disagree by more than {agreement:.0f} HU; "
-                          "no offset applied")
         source = "outside air and trachea"
-        median = float(np.mean([a.median_hu, b.median_hu]))
+        if abs(a.median_hu - b.median_hu) > agreement:
+            # which one is right is not clear: only the shift both support
+            shifts = (a.median_hu - nominal_air, b.median_hu - nominal_air)
+            common = min(shifts, key=abs) if shifts[0] * shifts[1] > 0 else 0.0
+            median = nominal_air + common
+            where = (f"outside air reads {a.median_hu:.0f} HU but the trachea {b.median_hu:.0f} HU: "
+                     f"they disagree by more than {agreement:.0f} HU, and only the smaller shift, "
+                     f"{common:+.0f} HU, has the support of both")
+        else:
+            median = float(np.mean([a.median_hu, b.median_hu]))
+            where = f"{source} reads {median:.0f} HU"
     else:
         source = usable[0].source
         median = usable[0].median_hu
+        where = f"{source} reads {median:.0f} HU{discarded}"
     offset = float(np.round(median - nominal_air))
-    where = f"{source} reads {median:.0f} HU"
     if abs(offset) > max_offset:
         hint = ""
         if abs(abs(offset) - 1024.0) <= 100.0:
