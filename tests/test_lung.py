@@ -257,6 +257,24 @@ def ndi_body(hu):
     return np.stack([ndi.binary_fill_holes(s > -500) for s in hu])
 
 
+def test_the_trachea_reads_as_air():
+    """On one slice, a blob beside the spine is the trachea only when its lumen reads as air;
+    a piece of diseased lung there (median -600 HU) stays lung."""
+    from diffseglung_core.lung.airways import track_airways
+
+    body = np.zeros((1, 80, 80), bool)
+    body[0, 5:75, 5:75] = True
+    blob = np.zeros(body.shape, bool)
+    blob[0, 30:40, 36:44] = True                      # 80 mm² near the middle (1 mm pixels)
+    sp = (5.0, 1.0, 1.0)
+    for median, is_airway in ((-990.0, True), (-600.0, False)):
+        hu = np.where(blob, median, 40.0).astype(np.float32)
+        found = track_airways(blob, body, sp, hu=hu, air_hu=-1000.0)
+        assert (found[blob].mean() > 0.8) == is_airway and not found[~blob].any()
+        assert found.any() == is_airway
+    assert track_airways(blob, body, sp)[blob].mean() > 0.8  # without HU, shape and place alone
+
+
 def test_parenchyma_and_gas_tests():
     """Air with tissue in it (lung) against pure air with smooth walls (gas)."""
     from diffseglung_core.lung.components import looks_like_parenchyma

@@ -9,11 +9,15 @@ from .morphology import disk
 
 
 def track_airways(inside_air: np.ndarray, body: np.ndarray,
-                   spacing: tuple[float, float, float]) -> np.ndarray:
+                   spacing: tuple[float, float, float], *, hu: np.ndarray | None = None,
+                   air_hu: float = -1000.0, max_above_air: float = 100.0) -> np.ndarray:
     """Trachea and main bronchi, followed slice by slice from the top.
 
     The trachea is an air blob of 0.5-10 cm² near the left-right middle of the
-    body in one of the upper slices. Going down, a blob is airway when it
+    body in one of the upper slices, whose lumen reads as air (median at most
+    ``max_above_air`` HU above ``air_hu`` when ``hu`` is given: on a single
+    slice below the carina, a piece of diseased lung beside the spine is no
+    trachea). Going down, a blob is airway when it
     overlaps the airway of the slice above and stays tube-sized; a branch ends
     where it opens into the (much larger) lung. Each slice is opened with a
     disk of about 2 mm first, so a wall thinner than a voxel (partial volume
@@ -49,7 +53,8 @@ def track_airways(inside_air: np.ndarray, body: np.ndarray,
         for i, (_, cx) in enumerate(centres, start=1):
             if min_area <= areas[i] <= max_area:
                 offset = abs(cx - x_mid) / half
-                if offset < 0.2 and (best is None or offset < best[0]):
+                if offset < 0.2 and (best is None or offset < best[0]) and \
+                        (hu is None or np.median(hu[z][lab == i]) <= air_hu + max_above_air):
                     best = (offset, i)
         if best is not None:
             seed = (z, lab == best[1])

@@ -255,7 +255,7 @@ def segment_lungs(
     del air, outside
 
     report(progress, 1, _STAGES, "airways")
-    airway = track_airways(inside_air, body_filled, spacing)
+    airway = track_airways(inside_air, body_filled, spacing, hu=hu, air_hu=air_reference_hu)
     inside_air &= ~airway
 
     report(progress, 2, _STAGES, "lung components")
