@@ -65,7 +65,7 @@ def run_phantoms(seeds, shape, methods, ckpt):
     for seed in seeds:
         ph = make_phantom(shape, seed=seed)
         t = time.perf_counter()
-        own = segment_scan_lungs(ph.volume).labels
+        own = segment_scan_lungs(ph.volume)
         mask_s = time.perf_counter() - t
         for name in methods + ([TRUE_MASK_ROW] if "engine" in methods else []):
             t = time.perf_counter()
@@ -116,10 +116,11 @@ def run_cted(folder: Path, methods, ckpt):
     for row in slices:
         vol = read_scan(folder / row["file"], spacing=CTED_SPACING)
         scans[row["file"]] = vol
-        lungs[row["file"]] = segment_scan_lungs(vol).labels
+        lungs[row["file"]] = segment_scan_lungs(vol)
     fns = {name: (lambda v, lung, n=name: METHODS[n](v, lung, checkpoint=ckpt[n])) for name in methods}
     if "density-mask" in methods:
-        fns["density-mask-910"] = lambda v, lung: density_mask_labels(v.hu, lung, emphysema_below=-910.0)
+        fns["density-mask-910"] = lambda v, seg: density_mask_labels(v.hu, seg.labels,
+                                                                     emphysema_below=-910.0)
     out = {}
     for name, fn in fns.items():
         t = time.perf_counter()

@@ -174,3 +174,20 @@ def test_robust_standardize_centres_on_the_median_and_scales_by_the_iqr():
     q25, med, q75 = np.nanpercentile(big, [25, 50, 75], axis=0)
     whole = np.nan_to_num(np.clip((big - med) / ((q75 - q25) / 1.349), -10, 10), nan=0.0)
     np.testing.assert_array_equal(robust_standardize(big), whole.astype(np.float32))
+
+
+def test_a_lung_segmentation_given_is_the_engines_own_mask():
+    """Given the LungSegmentation of segment_scan_lungs, the engine calibrates on its airways
+    as when it computes the mask itself: the same labels and offset."""
+    from diffseglung_core.lung import segment_scan_lungs
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((24, 96, 96), seed=3)
+    vol = ph.volume
+    vol.hu[...] += np.float32(40.0)                   # a scanner whose air reads -960 HU
+    own = segment_volume(vol, features="density", device="cpu", n_init=1)
+    seg = segment_scan_lungs(vol)
+    given = segment_volume(vol, lung_mask=seg, features="density", device="cpu", n_init=1)
+    assert given.lung_segmentation is seg
+    assert given.mapping.hu_offset == own.mapping.hu_offset != 0.0
+    assert np.array_equal(given.labels, own.labels)

@@ -84,15 +84,21 @@ def _engine(**kw):
     return run
 
 
-#: name -> callable(volume, lung, checkpoint=None) -> labels (None when it needs a missing checkpoint).
+def _array(lung) -> np.ndarray:
+    """The label map of a lung mask given as an array or a ``LungSegmentation``."""
+    return getattr(lung, "labels", lung)
+
+
+#: name -> callable(volume, lung, checkpoint=None) -> labels (None when it needs a missing checkpoint);
+#: ``lung`` is a mask array or a ``LungSegmentation`` (the engine then calibrates on its airways too).
 METHODS = {
     "engine": _engine(features="radiomics"),
     "no-evidence": _engine(features="radiomics", evidence=False),
     "density-only": _engine(features="density"),
     "no-sdf": _engine(features="radiomics", refine=False),
     "no-hu-preservation": _engine(features="radiomics", hu_preservation=False),
-    "density-mask": lambda volume, lung, checkpoint=None: density_mask_labels(volume.hu, lung),
-    "kmeans-radiomics": lambda volume, lung, checkpoint=None: kmeans_radiomics_labels(volume, lung),
+    "density-mask": lambda volume, lung, checkpoint=None: density_mask_labels(volume.hu, _array(lung)),
+    "kmeans-radiomics": lambda volume, lung, checkpoint=None: kmeans_radiomics_labels(volume, _array(lung)),
     "diffusion": _engine(features="both"),
     "diffusion-alone": _engine(features="diffusion"),
     "diffusion-one-timestep": _engine(features="both", timesteps=(150,)),

@@ -312,8 +312,12 @@ def segment_volume(
     options : SegmentOptions, optional
         The engine's settings (feature set, K, device, refinement, ...); the
         defaults of :class:`~.options.SegmentOptions` when None.
-    lung_mask : (Z, Y, X) ndarray, optional
-        Lung mask (nonzero inside); computed when None.
+    lung_mask : (Z, Y, X) ndarray or LungSegmentation, optional
+        Lung mask (nonzero inside); computed when None. A
+        :class:`~diffseglung_core.lung.LungSegmentation` (of
+        :func:`~diffseglung_core.lung.segment_scan_lungs`) brings its airways
+        too, which the HU calibration reads as a second air source: the same
+        result as computing it here.
     progress : callable, optional
         ``progress(done, total, stage)``; raise ``Cancelled`` in it to stop.
     **changes
@@ -335,13 +339,16 @@ def segment_volume(
     timings: dict = {}
     t0 = time.perf_counter()
     hu = volume.hu
-    lung_seg = None
-    if lung_mask is None:
-        from ..lung import segment_scan_lungs
+    from ..lung import LungSegmentation, segment_scan_lungs
 
+    lung_seg = lung_mask if isinstance(lung_mask, LungSegmentation) else None
+    if lung_mask is None:
         lung_seg = segment_scan_lungs(volume, progress=scaled(progress, 0.0, 0.15))
         lung_u8 = lung_seg.labels
         timings["lung_mask"] = time.perf_counter() - t0
+    elif lung_seg is not None:
+        lung_u8 = lung_seg.labels
+        require_same_grid(lung_u8.shape, hu.shape, "lung mask", "scan")
     else:
         lung_u8 = np.asarray(lung_mask).astype(np.uint8)
         require_same_grid(lung_u8.shape, hu.shape, "lung mask", "scan")
