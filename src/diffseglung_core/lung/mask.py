@@ -39,7 +39,7 @@ from .morphology import axial_convex_hull, axial_disk, closing, thick_parts
 if TYPE_CHECKING:
     from ..volume import CTVolume
 
-__all__ = ["LungSegmentation", "segment_lungs", "compute_lung_mask"]
+__all__ = ["LungSegmentation", "segment_lungs", "segment_scan_lungs", "compute_lung_mask"]
 
 _STAGES = 9
 _SIDES = (RIGHT_LUNG, LEFT_LUNG)
