@@ -275,6 +275,28 @@ def test_the_trachea_reads_as_air():
     assert track_airways(blob, body, sp)[blob].mean() > 0.8  # without HU, shape and place alone
 
 
+def test_no_piece_of_lung_in_the_mid_line():
+    """On one slice, a small air-containing piece near the lungs is lung cut off by disease,
+    except in the mid-line, where the oesophagus and the airways run."""
+    from diffseglung_core.lung.components import satellite_parenchyma
+
+    yy, xx = np.mgrid[:200, :200]
+    r = np.hypot(yy - 100, xx - 100)
+    hu = np.where(r < 95, 40.0, -1000.0)
+    hu[(r > 80) & (r < 86)] = 700.0                              # the rib cage
+    lungs = (np.hypot(yy - 100, xx - 60) < 25) | (np.hypot(yy - 100, xx - 140) < 25)
+    hu[lungs] = -850.0
+    midline = (np.abs(yy - 135) < 4) & (np.abs(xx - 100) < 4)    # an oesophagus with air in it
+    lateral = (np.abs(yy - 100) < 4) & (np.abs(xx - 26) < 4)     # a piece of a diseased lobe
+    hu[midline | lateral] = -700.0
+    inside_air = (hu < -400)[None] & ~lungs[None]
+    sp = (3.0, 1.0, 1.0)
+    found = satellite_parenchyma(inside_air, lungs[None], hu[None].astype(np.float32), sp, x_mid=100.0)
+    assert found[0][lateral].all() and not found[0][midline].any()
+    found = satellite_parenchyma(inside_air, lungs[None], hu[None].astype(np.float32), sp)
+    assert found[0][lateral].all() and found[0][midline].all()   # without the mid-line
+
+
 def test_parenchyma_and_gas_tests():
     """Air with tissue in it (lung) against pure air with smooth walls (gas)."""
     from diffseglung_core.lung.components import looks_like_parenchyma

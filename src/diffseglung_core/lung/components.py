@@ -331,7 +331,8 @@ def _gas_pockets(hu, lungs, spacing, air_hu, min_ml, wall_fraction, min_mm) -> n
 def satellite_parenchyma(inside_air: np.ndarray, lungs: np.ndarray, hu: np.ndarray,
                          spacing: Sequence[float], *, max_mm: float = 30.0,
                          min_area_mm2: float = 20.0, min_above_air_hu: float = 200.0,
-                         air_hu: float = -1000.0) -> np.ndarray:
+                         air_hu: float = -1000.0, x_mid: Optional[float] = None,
+                         midline_mm: float = 20.0) -> np.ndarray:
     """Small pieces of aerated lung near the lungs: fibrosis or consolidation cuts them off.
 
     Reticulation and consolidation break the aerated lung of a diseased lobe
@@ -341,8 +342,12 @@ def satellite_parenchyma(inside_air: np.ndarray, lungs: np.ndarray, hu: np.ndarr
     air pocket near the lung base is as likely bowel gas with stool). A piece is lung when it
     lies within ``max_mm`` of the lungs, is at least ``min_area_mm2`` in one
     axial section, reads as parenchyma, well above air (bronchi, the
-    oesophagus and bowel gas read as air), and lies inside the bony thorax
-    (:func:`inside_bony_thorax`).
+    oesophagus and bowel gas read as air), lies inside the bony thorax
+    (:func:`inside_bony_thorax`) and, when the body's mid-line ``x_mid`` is
+    given, not within ``midline_mm`` of it: the trachea, the main bronchi and
+    the oesophagus run there, and a small air lumen in them reads well above
+    air at thick slices (partial volume), while lung near the mid-line (the
+    junction lines, the azygo-oesophageal recess) is part of a whole lung.
 
     Parameters
     ----------
@@ -371,6 +376,10 @@ def satellite_parenchyma(inside_air: np.ndarray, lungs: np.ndarray, hu: np.ndarr
         comp = lab[sl] == i
         if comp.sum(axis=(1, 2)).max() * pixel_mm2 < min_area_mm2 or not near[sl][comp].any():
             continue
+        if x_mid is not None:
+            cx = sl[2].start + float(np.nonzero(comp)[2].mean())
+            if abs(cx - x_mid) * float(spacing[2]) < midline_mm:
+                continue
         if float(np.median(hu[sl][comp])) >= air_hu + min_above_air_hu and \
                 inside_bony_thorax(hu[sl[0]], comp, sl[1:], spacing):
             out[sl] |= comp

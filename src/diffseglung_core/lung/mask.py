@@ -288,7 +288,7 @@ def segment_lungs(
     if shape[0] <= 3:
         # one slice: pieces of a diseased lobe that its other slices would have joined
         lungs |= satellite_parenchyma(inside_air[box] & ~gas_box, lungs, hu_box, spacing,
-                                      air_hu=air_reference_hu)
+                                      air_hu=air_reference_hu, x_mid=x_mid)
     del inside_air
     hu_s = smooth_axial(np.clip(hu_box, -1100.0, 1500.0), spacing, 1.0)
 
