@@ -344,14 +344,9 @@ def segment_volume(
     lung_seg = lung_mask if isinstance(lung_mask, LungSegmentation) else None
     if lung_mask is None:
         lung_seg = segment_scan_lungs(volume, progress=scaled(progress, 0.0, 0.15))
-        lung_u8 = lung_seg.labels
         timings["lung_mask"] = time.perf_counter() - t0
-    elif lung_seg is not None:
-        lung_u8 = lung_seg.labels
-        require_same_grid(lung_u8.shape, hu.shape, "lung mask", "scan")
-    else:
-        lung_u8 = np.asarray(lung_mask).astype(np.uint8)
-        require_same_grid(lung_u8.shape, hu.shape, "lung mask", "scan")
+    lung_u8 = lung_seg.labels if lung_seg is not None else np.asarray(lung_mask).astype(np.uint8)
+    require_same_grid(lung_u8.shape, hu.shape, "lung mask", "scan")
     lung = lung_u8 > 0
     if lung.sum() < max(k * 10, 50):
         raise NoLungFoundError(f"only {int(lung.sum())} lung voxels: too few to segment")
