@@ -170,6 +170,24 @@ def test_a_small_emphysematous_region_is_found(noise):
     assert inside > 0.6 and outside < 0.01
 
 
+def test_one_hrct_slice_judges_a_long_region_by_its_width_in_the_slice():
+    """One 1.25 mm slice: every region is as deep as the slice, so depth across slices
+    cannot tell emphysema from a bronchus. A band of destroyed lung 12 mm wide and 90 mm
+    long (paraseptal emphysema along the heart, say) is emphysema; a walled bronchus
+    lumen 5 mm wide running in the slice is not."""
+    hu, lung, sp = _lung_block(shape=(1, 160, 160), spacing=(1.25, 0.78, 0.78), noise=20.0,
+                               level=-870.0, seed=5)
+    z, y, x = _grid(hu.shape, sp)
+    band = (np.abs(y + 25.0) <= 6.0) & (np.abs(x) <= 45.0)
+    hu[band] += -985.0 + 870.0
+    lumen = (np.abs(y - 25.0) <= 2.5) & (np.abs(x) <= 20.0)
+    hu[(np.abs(y - 25.0) <= 3.7) & (np.abs(x) <= 21.2)] = 20.0
+    hu[lumen] = -1000.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.emphysema[_rows(band, lung)].mean() > 0.6
+    assert not ev.emphysema[_rows(lumen, lung)].any()
+
+
 def _walled_air(hu, y, x, cy, cx, radius, wall=1.2):
     """Air inside a soft-tissue ring of ``wall`` mm (a bronchus cut across, or a cyst)."""
     r = np.hypot(y - cy, x - cx)

@@ -203,15 +203,20 @@ def _dilate_parts(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     return out
 
 
-def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], max_radius_mm: float = 4.0,
-                  min_elongation: float = 3.0) -> bool:
+def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], cut: bool = False,
+                  max_radius_mm: float = 4.0, min_elongation: float = 3.0) -> bool:
     """Whether a low-attenuation region is the air of a bronchus: a long, narrow tube.
 
     Emphysema is a region; a bronchus lumen is at most about 8 mm wide inside
-    the lung and at least ``min_elongation`` times longer than wide.
+    the lung and at least ``min_elongation`` times longer than wide. ``cut``:
+    the region runs through every slice of a stack thinner than it (one HRCT
+    slice), so only its width within its slices is known.
     """
-    depth = ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing)
-    if depth.max() > max_radius_mm:
+    if cut:
+        depth = _in_plane_depth(comp, spacing)
+    else:
+        depth = float(ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing).max())
+    if depth > max_radius_mm:
         return False
     axes = _principal_axes(comp, spacing)
     return axes is not None and bool(np.sqrt(axes[-1] / max(axes[-2], 1e-6)) >= min_elongation)
@@ -720,7 +725,8 @@ def tissue_evidence(
     min_laa_excess : float
         Least excess of that share over the noise baseline.
     min_laa_ml : float
-        Smallest emphysema region (mL).
+        Smallest emphysema region (mL); one that runs through every slice of a
+        stack thinner than it counts as a ball as wide as its largest cross-section.
     healthy_reference_hu : float
         Level of healthy lung at full inspiration (HU) used for the noise
         baseline of the low-attenuation share when a slice reads lighter.
@@ -770,13 +776,12 @@ def tissue_evidence(
     firm = smooth > solid_hu
     solid = np.zeros(h.shape, bool)
     lab, n = ndi.label(thick)
-    voxel_ml = float(np.prod(spacing)) / 1000.0
     objects = ndi.find_objects(lab)
     # components that run through every slice of the scan are cut by it; only one
     # thicker in its slices than any vessel but the central ones and free in the lung
     # is measured as such (a vessel cut across looks the same as a nodule)
-    cut = [box[0].start == 0 and box[0].stop == lung.shape[0]
-           and sl[0].stop - sl[0].start == h.shape[0]
+    whole = box[0].start == 0 and box[0].stop == lung.shape[0]
+    cut = [whole and sl[0].stop - sl[0].start == h.shape[0]
            and _in_plane_depth(lab[sl] == i, spacing) > mass_mm
            for i, sl in enumerate(objects, start=1)]
     if any(cut):
@@ -858,7 +863,8 @@ def tissue_evidence(
     emphysema = np.zeros(h.shape, bool)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
-        if np.count_nonzero(comp) * voxel_ml >= min_laa_ml and not _airway_lumen(comp, spacing):
+        cut = whole and sl[0].stop - sl[0].start == h.shape[0]
+        if _component_ml(comp, spacing, cut) >= min_laa_ml and not _airway_lumen(comp, spacing, cut):
             emphysema[sl] |= comp
     del lab
     # a region's extent: where its low attenuation is dense, and its own low-attenuation
