@@ -72,6 +72,25 @@ def test_a_nodule_in_a_stack_thinner_than_it_is_solid_and_a_hilar_vessel_is_not(
     assert not ev.solid[_rows(pair, lung)].any()
 
 
+def test_one_hrct_slice_takes_a_vessel_along_it_for_a_vessel_and_keeps_a_band_on_the_pleura():
+    """One 1.25 mm slice: a hilar vessel lying in it (8 mm wide, 40 mm long: 0.4 mL, more
+    than the smallest solid component) is no consolidation; a band as thick along the chest
+    wall (subpleural consolidation; the vessels there are small) and a 30 mm consolidation
+    free in the lung are."""
+    hu, lung, sp = _lung_block(shape=(1, 160, 160), spacing=(1.25, 0.78, 0.78))
+    z, y, x = _grid(hu.shape, sp)
+    hu[np.abs(x) <= 12.0], lung[np.abs(x) <= 12.0] = 40.0, False  # mediastinum, a lung each side
+    vessel = (np.abs(y + 30.0) <= 4.0) & (x < -12.0) & (x > -52.0)
+    band = (y < -51.0) & (np.abs(x - 38.0) <= 18.0)  # along the front of the chest wall
+    consolidation = (y - 25.0) ** 2 + (x - 36.0) ** 2 <= 15.0 ** 2
+    hu[vessel | band | consolidation] = 35.0
+    assert np.count_nonzero(vessel & lung) * np.prod(sp) / 1000.0 > 0.3
+    ev = tissue_evidence(hu, lung, sp)
+    assert not ev.solid[_rows(vessel, lung)].any()
+    assert ev.solid[_rows(band, lung)].mean() > 0.9
+    assert ev.solid[_rows(consolidation, lung)].mean() > 0.9
+
+
 def _segment(z, y, x, a, b, radius):
     """Voxels within ``radius`` (mm) of the segment from ``a`` to ``b`` (z, y, x in mm)."""
     a, b = np.asarray(a, float), np.asarray(b, float)

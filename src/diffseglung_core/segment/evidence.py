@@ -699,8 +699,9 @@ def tissue_evidence(
         ground glass does not.
     min_solid_ml : float
         Smallest solid component (mL). A component that runs through every slice
-        of a stack thinner than it, free in the lung and thicker in its slices than
-        ``2 * mass_mm``, counts as a ball as wide as its largest cross-section.
+        of a stack thinner than it is solid only when thicker in its slices than
+        ``2 * mass_mm``; free in the lung, it counts as a ball as wide as its
+        largest cross-section.
     vessel_tube, solid_tube : float
         Tube measure above which a thin voxel is a vessel, and above which (the
         mean along its core) an elongated thick component is a large vessel,
@@ -777,13 +778,17 @@ def tissue_evidence(
     solid = np.zeros(h.shape, bool)
     lab, n = ndi.label(thick)
     objects = ndi.find_objects(lab)
-    # components that run through every slice of the scan are cut by it; only one
-    # thicker in its slices than any vessel but the central ones and free in the lung
-    # is measured as such (a vessel cut across looks the same as a nodule)
+    # components that run through every slice of the scan are cut by it: only their
+    # thickness in their slices says what they are. No thicker than a vessel but the
+    # central ones and away from the chest wall (where vessels are small), they are
+    # vessels (a vessel cut across or along looks the same as a nodule); thicker and
+    # free in the lung, they are measured as a ball that wide
+    depth = costal_depth(inside, spacing)
     whole = box[0].start == 0 and box[0].stop == lung.shape[0]
-    cut = [whole and sl[0].stop - sl[0].start == h.shape[0]
-           and _in_plane_depth(lab[sl] == i, spacing) > mass_mm
-           for i, sl in enumerate(objects, start=1)]
+    through = [whole and sl[0].stop - sl[0].start == h.shape[0] for sl in objects]
+    wide = [t and _in_plane_depth(lab[sl] == i, spacing) > mass_mm
+            for i, (t, sl) in enumerate(zip(through, objects), start=1)]
+    cut = list(wide)
     if any(cut):
         parts, _ = ndi.label(dense)
         hilar = np.zeros(parts.max() + 1, bool)
@@ -799,6 +804,8 @@ def tissue_evidence(
     for i, sl in enumerate(objects, start=1):
         comp = lab[sl] == i
         size = np.count_nonzero(comp)
+        if through[i - 1] and not wide[i - 1] and depth[sl][comp].min() > solid_mm:
+            continue
         if ml(comp, i) < min_solid_ml or np.count_nonzero(comp & firm[sl]) < solid_share * size:
             continue
         if _large_vessel(comp, tube[sl], spacing, solid_tube):
@@ -845,7 +852,6 @@ def tissue_evidence(
     # the dark halo of a sharp kernel along the lung's edge is not read
     halo_mm, halo = edge_halo(soft < EMPHYSEMA_HU, parenchyma & ~rim, tissue, spacing)
     # nor the air of a bronchus cut across
-    depth = costal_depth(inside, spacing)
     lumens = bronchus_lumens((soft < EMPHYSEMA_HU) & parenchyma, smooth > dense_hu, depth, spacing)
     read = parenchyma & ~halo & ~lumens
     del tissue, halo
