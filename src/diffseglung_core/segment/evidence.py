@@ -7,7 +7,10 @@ measures, for every lung voxel, the evidence a radiologist uses first:
 * **Dense structures** (smoothed HU above -500): *thick* ones survive an opening
   by a ball of ``solid_mm`` (consolidation, a mass); the rest are *thin*
   (vessels, bronchial walls, septa, fibrotic walls). Thin structures that are
-  tubes (the Hessian tube measure of :mod:`.structure`) are vessels. Thick
+  tubes (the Hessian tube measure of :mod:`.structure`) are vessels; in a stack
+  thinner than a vessel (one HRCT slice), where a vessel lying in the slice
+  reads as a plate, so are those with a core of soft-tissue density more than
+  2 mm wide (walls of reticulation and cysts are thinner). Thick
   components of at least ``min_solid_ml``, mostly of soft-tissue density
   (above -300 HU), that are neither a large vessel (elongated and tube-like)
   nor a tree of them (branching: tube-like on the whole, filling less than
@@ -331,6 +334,35 @@ def _large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
     depth = ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
     core = depth >= core_mm
     return float(tube[core if core.any() else comp].mean()) >= min_tube
+
+
+def _in_plane_vessels(firm: np.ndarray, thin: np.ndarray, spacing: Sequence[float], *,
+                      core_mm: float = 1.0, fringe_mm: float = 1.0) -> np.ndarray:
+    """Thin dense voxels of the vessels lying in a stack thinner than them (one HRCT slice).
+
+    The Hessian cannot follow a vessel across such a stack: one lying in its
+    slices reads as a plate, like a wall. In the slice, a vessel has a core of
+    at least soft-tissue density (``firm``) more than ``2 * core_mm`` wide; the
+    walls of reticulation and of cysts, about 1 mm thick, read below it once
+    smoothed. The core and the thin voxels within ``fringe_mm`` of it (its
+    blurred edge) are the vessel.
+    """
+    core = _in_plane_opening(firm, spacing, core_mm) & thin
+    in_plane = (1e9,) + tuple(float(s) for s in spacing[1:])
+    return ndi.binary_dilation(core, _ball(fringe_mm, in_plane, (1,) + thin.shape[1:])) & thin
+
+
+def _in_plane_opening(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:
+    """Opening of ``mask`` by a disk of ``radius_mm`` in each axial slice (distance maps in mm)."""
+    sampling = (float(spacing[1]), float(spacing[2]))
+
+    def opened(part: np.ndarray) -> np.ndarray:
+        core = ndi.distance_transform_edt(np.pad(part, 1), sampling=sampling) > radius_mm
+        if not core.any():
+            return np.zeros_like(part)
+        return (ndi.distance_transform_edt(~core, sampling=sampling) <= radius_mm)[1:-1, 1:-1] & part
+
+    return np.stack(thread_map(opened, mask)) if len(mask) else mask.copy()
 
 
 def _opening(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:
@@ -775,6 +807,8 @@ def tissue_evidence(
     # a solid component is mostly of soft-tissue density (dense ground glass is not,
     # whatever vessels it keeps)
     firm = smooth > solid_hu
+    if h.shape[0] * float(spacing[0]) < 2.0 * solid_mm:
+        vessel |= _in_plane_vessels(firm, thin, spacing)
     solid = np.zeros(h.shape, bool)
     lab, n = ndi.label(thick)
     objects = ndi.find_objects(lab)
