@@ -414,7 +414,10 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "parenchyma 120 HU above the healthy level "
               "within 10 mm of the lung's border in its slice, behind the lung's centre, and not in the "
               "opening of such parenchyma by a 4 mm ball (a band thinner than 8 mm under the posterior "
-              "pleura) is dependent density, healthy unless it holds a net of walls. Without evidence "
+              "pleura) is dependent density, and a connected region of such parenchyma (anywhere) with at least "
+              "half its voxels where the slice above or below is tissue outside the lung (over the dome of "
+              "the heart or the diaphragm) is partial volume; both are healthy unless they hold a net of "
+              "walls. Without evidence "
               "(the no-evidence row) the old "
               "voxel gates apply: emphysema needs smoothed HU < -910; GGO/fibrosis/consolidation voxels in a"
               " 9 mm neighbourhood lighter than the healthy boundary are healthy.",

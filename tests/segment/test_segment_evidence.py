@@ -11,6 +11,7 @@ from diffseglung_core.segment.assign import AssignmentRules, evidence_gates
 from diffseglung_core.segment.evidence import (
     TissueEvidence,
     _in_plane_vessels,
+    _mostly_in,
     bronchus_lumens,
     costal_depth,
     dependent_band,
@@ -515,6 +516,29 @@ def test_dependent_band_is_thin_dense_lung_under_the_posterior_pleura():
     assert (out == (whole & (depth <= 10.0) & (y > 49)[None] & ~_opening(whole, sp, 4.0))).all()
 
 
+def test_partial_volume_is_dense_lung_lying_mostly_against_tissue_across_the_slice():
+    """A region of denser lung is partial volume when most of its voxels have tissue in the
+    slice above or below (:func:`partial_volume_rim`); a ground-glass region of four slices
+    over nothing is not, and a single slice has no slice above or below to tell."""
+    dense = np.zeros((8, 20, 20), bool)
+    dense[2:4, 2:8, 2:8] = True      # two slices over the dome: 72 voxels, 40 in the rim
+    dense[2:6, 12:18, 12:18] = True  # four slices of ground glass
+    rim = np.zeros_like(dense)
+    rim[2, 2:8, 2:8] = True
+    rim[3, 2:6, 2:6] = True
+    out = _mostly_in(dense, rim, 0.5)
+    assert out[2:4, 2:8, 2:8].all() and not out[:, 12:18, 12:18].any()
+    assert not _mostly_in(dense, rim & (np.arange(20) < 4)[None, :, None], 0.5).any()
+
+    hu, lung, sp = _lung_block(shape=(12, 100, 100), spacing=(5.0, 0.8, 0.8), seed=6)
+    z, y, x = _grid(hu.shape, sp)
+    ggo = (np.abs(z - 2.5) <= 10.0) & (np.abs(x) < 15) & (np.abs(y) < 15)
+    hu[ggo] += 150.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert not ev.partial_volume.any()
+    assert tissue_evidence(hu[6:7], lung[6:7], sp).partial_volume is None
+
+
 def test_dependent_density_is_healthy_unless_it_is_reticular():
     rules = AssignmentRules()
     p = np.zeros((3, 6), np.float32)
@@ -524,6 +548,12 @@ def test_dependent_density_is_healthy_unless_it_is_reticular():
                    wall_fraction=np.array([0, 0.4, 0], np.float32))
     out = evidence_gates(p, ev, slice(0, 3), rules).argmax(1)
     # a smooth dependent band is healthy; a net of walls in it is fibrosis; elsewhere GGO
+    assert out.tolist() == [Tissue.HEALTHY, Tissue.FIBROSIS, Tissue.GGO]
+    # partial volume over the dome of the heart or the diaphragm: the same
+    ev = _evidence(3, partial_volume=np.array([1, 1, 0], bool),
+                   parenchyma_hu=np.full(3, -660, np.float32),
+                   wall_fraction=np.array([0, 0.4, 0], np.float32))
+    out = evidence_gates(p, ev, slice(0, 3), rules).argmax(1)
     assert out.tolist() == [Tissue.HEALTHY, Tissue.FIBROSIS, Tissue.GGO]
 
 

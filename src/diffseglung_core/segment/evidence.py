@@ -126,6 +126,11 @@ class TissueEvidence:
         In a thin band of denser parenchyma under the pleura on the dependent
         side (the back of a supine patient): dependent density (gravity,
         atelectasis of a few alveoli), not disease.
+    partial_volume : (N,) bool
+        In a region of denser parenchyma that lies mostly where the slice above
+        or below is tissue outside the lung (the dome of the diaphragm or of the
+        heart, blurred by partial volume and cardiac motion), not disease.
+        None for a single slice.
     noise_hu : float
         Spread (HU) of healthy parenchyma voxels around their level (noise and
         fine texture), the median over slices.
@@ -155,6 +160,7 @@ class TissueEvidence:
     noise_hu: float
     laa_baseline: float = 0.0
     dependent: Optional[np.ndarray] = None
+    partial_volume: Optional[np.ndarray] = None
     wall_coherence: Optional[np.ndarray] = None
     halo_mm: float = 0.0
     walls_resolved: bool = True
@@ -512,6 +518,16 @@ def partial_volume_rim(inside: np.ndarray, dense: np.ndarray) -> tuple[np.ndarra
     return below & inside, above & inside
 
 
+def _mostly_in(mask: np.ndarray, where: np.ndarray, share: float) -> np.ndarray:
+    """The connected components of ``mask`` with at least ``share`` of their voxels in ``where``."""
+    lab, n = ndi.label(mask)
+    if n == 0:
+        return np.zeros(mask.shape, bool)
+    idx = np.arange(1, n + 1)
+    inside = ndi.sum_labels(where, lab, idx) >= share * ndi.sum_labels(mask, lab, idx)
+    return np.concatenate([[False], inside])[lab]
+
+
 def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
                    spacing: Sequence[float], max_depth_mm: float, thick_mm: float) -> np.ndarray:
     """Dense parenchyma in a thin band under the pleura at the back of a supine patient.
@@ -705,6 +721,7 @@ def tissue_evidence(
     dense_margin_hu: float = 120.0,
     dependent_mm: float = 10.0,
     dependent_thick_mm: float = 4.0,
+    rim_share: float = 0.5,
     coherence_mm: float = 5.0,
     device: str = "cpu",
     progress: Optional[ProgressCallback] = None,
@@ -768,6 +785,10 @@ def tissue_evidence(
         its slice, within ``dependent_mm`` of the posterior pleura, in a band
         thinner than a ball of ``dependent_thick_mm`` radius, is dependent
         density (:func:`dependent_band`).
+    rim_share : float
+        A connected region of such denser parenchyma with at least this share of
+        its voxels in the partial-volume rim (:func:`partial_volume_rim`) is
+        partial volume.
     coherence_mm : float
         Scale (mm) over which the walls' orientations are compared
         (:func:`orientation_coherence`).
@@ -932,7 +953,11 @@ def tissue_evidence(
     # convex hull of the lungs runs deep): depth below the lung's own border in its slice
     pleura = axial_depth(inside, spacing)
     dependent = dependent_band(denser, inside, pleura, spacing, dependent_mm, dependent_thick_mm)
-    del denser, pleura
+    del pleura
+    # dense parenchyma lying mostly against tissue across the slice (over the dome of the
+    # diaphragm or of the heart) is that tissue's partial volume, even read one slice further
+    partial = _mostly_in(denser, rim, rim_share) if inside.shape[0] > 1 else None
+    del denser
     report(progress, 4, total, "evidence")
 
     rows = np.nonzero(inside)
@@ -950,6 +975,7 @@ def tissue_evidence(
         laa_baseline=float(np.median(baseline)),
         halo_mm=halo_mm,
         dependent=dependent[rows],
+        partial_volume=None if partial is None else partial[rows],
         walls_resolved=max(float(spacing[1]), float(spacing[2])) <= WALL_RESOLVING_MM,
     )
     report(progress, total, total, "evidence")
