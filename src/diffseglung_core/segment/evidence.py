@@ -843,7 +843,7 @@ def tissue_evidence(
     through = [whole and sl[0].stop - sl[0].start == h.shape[0] for sl in objects]
     wide = [t and _in_plane_depth(lab[sl] == i, spacing) > mass_mm
             for i, (t, sl) in enumerate(zip(through, objects), start=1)]
-    cut = list(wide)
+    cut = wide
     if any(cut):
         parts, _ = ndi.label(dense)
         hilar = np.zeros(parts.max() + 1, bool)
@@ -924,8 +924,8 @@ def tissue_evidence(
     emphysema = np.zeros(h.shape, bool)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
-        cut = whole and sl[0].stop - sl[0].start == h.shape[0]
-        if _component_ml(comp, spacing, cut) >= min_laa_ml and not _airway_lumen(comp, spacing, cut):
+        spans = whole and sl[0].stop - sl[0].start == h.shape[0]
+        if _component_ml(comp, spacing, spans) >= min_laa_ml and not _airway_lumen(comp, spacing, spans):
             emphysema[sl] |= comp
     del lab
     # a region's extent: where its low attenuation is dense, and its own low-attenuation
