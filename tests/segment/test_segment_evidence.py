@@ -238,9 +238,10 @@ def _walled_air(hu, y, x, cy, cx, radius, wall=1.2):
 
 
 def test_a_bronchus_cut_across_is_not_emphysema_and_walled_cysts_in_clusters_stay_low():
-    """Deep in the lung, a lone 10 mm air lumen with a wall (a bronchus) is no emphysema region;
-    a cluster of walled cysts (honeycombing) keeps its low attenuation, and so does a lone
-    walled cyst under the costal pleura (paraseptal emphysema)."""
+    """Deep in the lung, a lone 10 mm air lumen with a wall (a bronchus) is no emphysema region
+    and its wall no reticulation; a cluster of walled cysts (honeycombing) keeps its low
+    attenuation and its walls, and a lone walled cyst under the costal pleura (paraseptal
+    emphysema) its low attenuation."""
     hu, lung, sp = _lung_block(shape=(6, 160, 160), spacing=(5.0, 0.8, 0.8), noise=20.0,
                                level=-870.0, seed=4)
     z, y, x = _grid(hu.shape, sp)
@@ -252,6 +253,11 @@ def test_a_bronchus_cut_across_is_not_emphysema_and_walled_cysts_in_clusters_sta
     cysts = np.hypot(y, x - 22.0) <= 3.0
     assert not ev.emphysema[_rows(bronchus, lung)].any()
     assert ev.emphysema[_rows(cysts, lung)].mean() > 0.5
+    # the bronchus's wall is airway: no walls of reticulation around it; the cysts' walls are
+    bronchus_wall = (np.abs(np.hypot(y, x + 25.0) - 5.6) <= 0.6) & (np.abs(z) < 10.0)
+    cyst_walls = (np.hypot(y, x - 24.0) <= 10.0) & (np.abs(z) < 10.0)
+    assert ev.wall_fraction[_rows(bronchus_wall, lung)].max() < 0.05
+    assert np.median(ev.wall_fraction[_rows(cyst_walls, lung)]) > 0.08
 
     low = (hu < -950.0) & lung
     dense = hu > -500.0

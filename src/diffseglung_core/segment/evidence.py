@@ -31,8 +31,9 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   none, a small real emphysematous region is found. The dark halo that a
   sharp (lung) kernel draws along the lung's edge, measured on each scan, is
   not read, nor the air of a bronchus cut across (:func:`bronchus_lumens`).
-* **Walls**: the share of thin dense voxels that are not tubes within about
-  3 mm (the net of reticulation and the walls of honeycomb cysts), how much
+* **Walls**: the share of thin dense voxels that are not tubes, nor the wall
+  of a bronchus cut across, within about 3 mm (the net of reticulation and the
+  walls of honeycomb cysts), how much
   they run one way (a net runs every way; a fissure, a subpleural line or the
   blurred border of the heart is one line), and the
   depth below the costal and diaphragmatic pleura (fibrosis is predominantly
@@ -196,6 +197,11 @@ def _ball(radius_mm: float, spacing: Sequence[float], shape: Sequence[int]) -> n
     return dist <= 1.0
 
 
+def _disk(radius_mm: float, spacing: Sequence[float], shape: Sequence[int]) -> np.ndarray:
+    """An axial disk of ``radius_mm`` as a ``(1, Y, X)`` footprint, no wider than the array."""
+    return _ball(radius_mm, spacing, (1,) + tuple(shape[1:]))
+
+
 def _dilate_parts(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     """``scipy.ndimage.binary_dilation(mask, footprint)``, one connected part at a time.
 
@@ -354,8 +360,7 @@ def _in_plane_vessels(firm: np.ndarray, thin: np.ndarray, spacing: Sequence[floa
     blurred edge) are the vessel.
     """
     core = _in_plane_opening(firm, spacing, core_mm) & thin
-    in_plane = (1e9,) + tuple(float(s) for s in spacing[1:])
-    return ndi.binary_dilation(core, _ball(fringe_mm, in_plane, (1,) + thin.shape[1:])) & thin
+    return ndi.binary_dilation(core, _disk(fringe_mm, spacing, thin.shape)) & thin
 
 
 def _in_plane_opening(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:
@@ -462,8 +467,8 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
     """
     out = np.zeros(low.shape, bool)
     least = np.pi * (min_mm / 2.0) ** 2 / (float(spacing[1]) * float(spacing[2]))
-    near_disk = _ball(1.5, spacing, (1,) + low.shape[1:])[0]
-    alone_disk = _ball(alone_mm, spacing, (1,) + low.shape[1:])[0]
+    near_disk = _disk(1.5, spacing, low.shape)[0]
+    alone_disk = _disk(alone_mm, spacing, low.shape)[0]
     ring = np.ones((3, 3), bool)
     reach = (alone_disk.shape[0] // 2 + 1, alone_disk.shape[1] // 2 + 1)
     for z in np.flatnonzero(low.any(axis=(1, 2))):
@@ -722,6 +727,7 @@ def tissue_evidence(
     dependent_mm: float = 10.0,
     dependent_thick_mm: float = 4.0,
     rim_share: float = 0.5,
+    airway_wall_mm: float = 3.5,
     coherence_mm: float = 5.0,
     device: str = "cpu",
     progress: Optional[ProgressCallback] = None,
@@ -789,6 +795,10 @@ def tissue_evidence(
         A connected region of such denser parenchyma with at least this share of
         its voxels in the partial-volume rim (:func:`partial_volume_rim`) is
         partial volume.
+    airway_wall_mm : float
+        Thin dense voxels within this in-plane distance (mm) of the lumen of a
+        bronchus cut across (:func:`bronchus_lumens`) are its wall, not walls of
+        reticulation.
     coherence_mm : float
         Scale (mm) over which the walls' orientations are compared
         (:func:`orientation_coherence`).
@@ -931,12 +941,14 @@ def tissue_evidence(
     # a region's extent: where its low attenuation is dense, and its own low-attenuation
     # voxels (the Gaussian share spreads past the region's edge)
     emphysema &= (laa | (laa_frac > extent_laa_fraction)) & ~lumens
+    # the wall of a bronchus cut across is airway, not reticulation
+    airway_walls = ndi.binary_dilation(lumens, _disk(airway_wall_mm, spacing, h.shape))
     del lumens
     report(progress, 3, total, "walls")
 
     # a wall lies inside the lung: a dense thin rim where the slice above or below is
     # no longer lung is partial volume with the dome of the diaphragm or the apex
-    walls = thin & ~vessel
+    walls = thin & ~vessel & ~airway_walls
     if inside.shape[0] > 2:
         closed = np.ones((3, 1, 1), bool)
         walls &= ndi.binary_erosion(inside, closed, border_value=1)
