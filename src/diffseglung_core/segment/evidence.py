@@ -526,11 +526,12 @@ def partial_volume_rim(inside: np.ndarray, dense: np.ndarray) -> tuple[np.ndarra
 def _mostly_in(mask: np.ndarray, where: np.ndarray, share: float) -> np.ndarray:
     """The connected components of ``mask`` with at least ``share`` of their voxels in ``where``."""
     lab, n = ndi.label(mask)
-    if n == 0:
-        return np.zeros(mask.shape, bool)
-    idx = np.arange(1, n + 1)
-    inside = ndi.sum_labels(where, lab, idx) >= share * ndi.sum_labels(mask, lab, idx)
-    return np.concatenate([[False], inside])[lab]
+    ids = lab[mask]
+    total = np.bincount(ids, minlength=n + 1)
+    keep = np.bincount(ids[where[mask]], minlength=n + 1) >= share * total
+    out = np.zeros(mask.shape, bool)
+    out[mask] = keep[ids]
+    return out
 
 
 def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
@@ -942,13 +943,14 @@ def tissue_evidence(
     # voxels (the Gaussian share spreads past the region's edge)
     emphysema &= (laa | (laa_frac > extent_laa_fraction)) & ~lumens
     # the wall of a bronchus cut across is airway, not reticulation
-    airway_walls = ndi.binary_dilation(lumens, _disk(airway_wall_mm, spacing, h.shape))
+    airway_walls = _dilate_parts(lumens, _disk(airway_wall_mm, spacing, h.shape))
     del lumens
     report(progress, 3, total, "walls")
 
     # a wall lies inside the lung: a dense thin rim where the slice above or below is
     # no longer lung is partial volume with the dome of the diaphragm or the apex
     walls = thin & ~vessel & ~airway_walls
+    del airway_walls
     if inside.shape[0] > 2:
         closed = np.ones((3, 1, 1), bool)
         walls &= ndi.binary_erosion(inside, closed, border_value=1)
