@@ -104,6 +104,18 @@ def _auc(scores, positive):
     return float(roc_auc_score(positive, scores))
 
 
+#: cted-open patch labels.
+CTED_PATCH_KINDS = {"1": "normal", "2": "centrilobular", "3": "paraseptal"}
+
+
+def _without(r: dict) -> str:
+    """``"a/b, c/d, e/f"``: ROIs with no emphysema label per patch kind, or "-" (older runs)."""
+    none = r.get("rois_without_emphysema")
+    if not none:
+        return "-"
+    return ", ".join(f"{none[k][0]}/{none[k][1]}" for k in CTED_PATCH_KINDS.values())
+
+
 def run_cted(folder: Path, methods, ckpt):
     from scipy.stats import spearmanr
 
@@ -133,12 +145,15 @@ def run_cted(folder: Path, methods, ckpt):
         if len(labels) != len(scans):
             continue
         frac, pos, inter, total = [], [], 0, 0
+        none = {kind: [0, 0] for kind in CTED_PATCH_KINDS.values()}  # ROIs without emphysema, ROIs
         for p in patches:
             r, c = int(p["row"]), int(p["col"])
             roi = labels[p["slice"]][r:r + 61, c:c + 61]
             inside = roi > 0
             emph = roi == Tissue.EMPHYSEMA
             frac.append(emph.sum() / max(inside.sum(), 1))
+            none[CTED_PATCH_KINDS[p["label"]]][0] += int(not emph.any())
+            none[CTED_PATCH_KINDS[p["label"]]][1] += 1
             is_emph = p["label"] in ("2", "3")
             pos.append(int(is_emph))
             inter += int(emph.sum()) if is_emph else 0
@@ -147,7 +162,8 @@ def run_cted(folder: Path, methods, ckpt):
                for s in slices]
         rho = spearmanr(pct, [int(s["severity"]) for s in slices]).statistic
         out[name] = {"roi_auc": _auc(frac, pos), "roi_pixel_dice": 2 * inter / max(total, 1),
-                     "spearman": float(rho), "seconds": time.perf_counter() - t}
+                     "spearman": float(rho), "rois_without_emphysema": none,
+                     "seconds": time.perf_counter() - t}
         print(f"cted {name}: {out[name]}", flush=True)
     return out, len(slices), len(patches), len({s["subject"] for s in slices})
 
@@ -353,11 +369,12 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
                   "the fair comparison. Every method runs in the lung mask the engine computes "
                   "itself (`segment_scan_lungs`: parenchyma told from gas against the slice's own "
                   "air).", "", _runs_line(args, "cted"), "",
-                  "| method | ROI AUC | ROI pixel Dice | slice Spearman | s (all slices) |",
-                  "| --- | --- | --- | --- | --- |"]
+                  "| method | ROI AUC | ROI pixel Dice | slice Spearman | ROIs with no emphysema "
+                  "(normal, centrilobular, paraseptal) | s (all slices) |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for m, r in res.items():
             lines.append(f"| {m} | {_fmt(r['roi_auc'])} | {_fmt(r['roi_pixel_dice'])} | "
-                         f"{_fmt(r['spearman'])} | {r['seconds']:.1f} |")
+                         f"{_fmt(r['spearman'])} | {_without(r)} | {r['seconds']:.1f} |")
         lines.append("")
         lines += _cted_verdict(res)
     lines += ["## Parameters", "",
