@@ -359,21 +359,9 @@ def _in_plane_vessels(firm: np.ndarray, thin: np.ndarray, spacing: Sequence[floa
     smoothed. The core and the thin voxels within ``fringe_mm`` of it (its
     blurred edge) are the vessel.
     """
-    core = _in_plane_opening(firm, spacing, core_mm) & thin
+    # (an opening on a grid whose slices lie infinitely far apart is one slice by slice)
+    core = _opening(firm, (1e9,) + tuple(float(s) for s in spacing[1:]), core_mm) & thin
     return ndi.binary_dilation(core, _disk(fringe_mm, spacing, thin.shape)) & thin
-
-
-def _in_plane_opening(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:
-    """Opening of ``mask`` by a disk of ``radius_mm`` in each axial slice (distance maps in mm)."""
-    sampling = (float(spacing[1]), float(spacing[2]))
-
-    def opened(part: np.ndarray) -> np.ndarray:
-        core = ndi.distance_transform_edt(np.pad(part, 1), sampling=sampling) > radius_mm
-        if not core.any():
-            return np.zeros_like(part)
-        return (ndi.distance_transform_edt(~core, sampling=sampling) <= radius_mm)[1:-1, 1:-1] & part
-
-    return np.stack(thread_map(opened, mask)) if len(mask) else mask.copy()
 
 
 def _opening(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:
