@@ -31,6 +31,10 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   none, a small real emphysematous region is found. The dark halo that a
   sharp (lung) kernel draws along the lung's edge, measured on each scan, is
   not read, nor the air of a bronchus cut across (:func:`bronchus_lumens`).
+  Where healthy lung itself reads darker than at full inspiration (a deep
+  breath, the front of a supine lung), a region there is emphysema only if
+  part of it reads as air in lucencies at least 2 mm across, which a
+  destroyed lobule does in a thin slice and a uniformly dark lung does not.
 * **Walls**: the share of thin dense voxels that are not tubes, nor the wall
   of a bronchus cut across, within about 3 mm (the net of reticulation and the
   walls of honeycomb cysts), how much
@@ -66,6 +70,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import ndtr
 
+from ..calibration import NOMINAL_AIR_HU
 from ..lung.coarse import bbox
 from ..lung.morphology import axial_convex_hull, axial_depth
 from ..parallel import by_slabs, gaussian_filter, thread_map
@@ -82,6 +87,10 @@ WALL_RESOLVING_MM = 1.5
 
 #: The emphysema threshold (calibrated HU) of the low-attenuation area.
 EMPHYSEMA_HU = -950.0
+
+#: Slice thickness (mm) up to which the lucency of a destroyed lobule (3 mm or more
+#: across) holds no tissue above or below it in its slice: it reads as air.
+LUCENCY_SLICE_MM = 1.5
 
 
 @dataclass
@@ -711,6 +720,8 @@ def tissue_evidence(
     extent_laa_fraction: float = 0.3,
     min_laa_excess: float = 0.15,
     min_laa_ml: float = 0.1,
+    air_margin_hu: float = 20.0,
+    min_air_share: float = 0.03,
     healthy_reference_hu: float = -910.0,
     dense_margin_hu: float = 120.0,
     dependent_mm: float = 10.0,
@@ -772,6 +783,12 @@ def tissue_evidence(
     min_laa_ml : float
         Smallest emphysema region (mL); one that runs through every slice of a
         stack thinner than it counts as a ball as wide as its largest cross-section.
+    air_margin_hu, min_air_share : float
+        In slices up to ``LUCENCY_SLICE_MM`` thick, a region lying mostly where
+        the slice's healthy lung reads darker than ``healthy_reference_hu`` is
+        emphysema only when at least ``min_air_share`` of it reads below
+        ``NOMINAL_AIR_HU + air_margin_hu`` (lightly smoothed) in lucencies at least
+        2 mm across.
     healthy_reference_hu : float
         Level of healthy lung at full inspiration (HU) used for the noise
         baseline of the low-attenuation share when a slice reads lighter.
@@ -902,6 +919,9 @@ def tissue_evidence(
     level_soft, spread_soft = _healthy_levels(soft, parenchyma & ~rim, spacing)
     # the share of low attenuation noise alone gives healthy lung at each level
     reference = np.maximum(level_soft, healthy_reference_hu)
+    # where healthy lung itself reads darker (hyperinflation, the gravity gradient), a
+    # uniformly dark region is not yet destroyed lung
+    darker = np.broadcast_to((level_soft < healthy_reference_hu)[:, :, None], h.shape)
     baseline = ndtr((EMPHYSEMA_HU - reference) / np.maximum(spread_soft, 5.0)[:, None])
     # the dark halo of a sharp kernel along the lung's edge is not read
     halo_mm, halo = edge_halo(soft < EMPHYSEMA_HU, parenchyma & ~rim, tissue, spacing)
@@ -910,6 +930,10 @@ def tissue_evidence(
     read = parenchyma & ~halo & ~lumens
     del tissue, halo
     laa = (soft < EMPHYSEMA_HU) & read
+    # in slices thin enough to resolve a lobule's lucency, emphysema reads as air
+    # (lucencies at least 2 mm across: noise does not stay that low over a few voxels)
+    airlike = ndi.binary_opening(soft < NOMINAL_AIR_HU + air_margin_hu, _disk(1.0, spacing, h.shape)) \
+        if float(spacing[0]) <= LUCENCY_SLICE_MM else None
     del soft
     laa_frac, weight = _masked_mean(laa, read, spacing, laa_mm)
     n_eff = 2.0 * np.pi * laa_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
@@ -924,8 +948,15 @@ def tissue_evidence(
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
         spans = whole and sl[0].stop - sl[0].start == h.shape[0]
-        if _component_ml(comp, spacing, spans) >= min_laa_ml and not _airway_lumen(comp, spacing, spans):
-            emphysema[sl] |= comp
+        if _component_ml(comp, spacing, spans) < min_laa_ml or _airway_lumen(comp, spacing, spans):
+            continue
+        # in lung that reads darker than healthy lung at full inspiration, emphysema is told
+        # from a uniformly dark lung by its lucencies that read as air (thin slices only)
+        size = np.count_nonzero(comp)
+        if airlike is not None and np.count_nonzero(comp & darker[sl]) > 0.5 * size \
+                and np.count_nonzero(comp & airlike[sl]) < min_air_share * size:
+            continue
+        emphysema[sl] |= comp
     del lab
     # a region's extent: where its low attenuation is dense, and its own low-attenuation
     # voxels (the Gaussian share spreads past the region's edge)
