@@ -584,3 +584,27 @@ def test_dilating_part_by_part_is_the_dilation():
     mask[0, 0, 0] = mask[-1, -1, -1] = True
     ball = _ball(3.0, (2.0, 0.8, 0.8), mask.shape)
     np.testing.assert_array_equal(_dilate_parts(mask, ball), ndi.binary_dilation(mask, ball))
+
+
+def test_a_uniformly_dark_lung_is_not_emphysema_but_its_air_lucencies_are():
+    """Lung that reads darker than healthy lung at full inspiration holds many voxels below
+    -950 HU (LAA-950 over 40 %) but no destroyed lobule: no emphysema, although the
+    low-attenuation regions alone would call its front emphysema. Clustered lucencies 3-6 mm
+    across that read as air, at its back: emphysema."""
+    hu, lung, sp = _lung_block(shape=(1, 160, 160), spacing=(1.25, 0.78, 0.78), noise=20.0,
+                               level=0.0, seed=7)
+    _, y, x = _grid(hu.shape, sp)
+    hu += (-945.0 + 20.0 * y / 62.0).astype(np.float32)  # -965 HU in front to -925 at the back
+    assert (hu[lung] < -950).mean() > 0.4
+    assert tissue_evidence(hu, lung, sp, min_air_share=0.0).emphysema.mean() > 0.05
+    assert tissue_evidence(hu, lung, sp).emphysema.mean() < 0.005
+
+    rng = np.random.default_rng(8)
+    region = ((y - 35.0) ** 2 + x ** 2) <= 18.0 ** 2
+    holes = np.zeros(hu.shape, bool)
+    for cy, cx in rng.uniform(-13.0, 13.0, (14, 2)):
+        holes |= ((y - 35.0 - cy) ** 2 + (x - cx) ** 2) <= rng.uniform(1.5, 3.0) ** 2
+    hu[holes] = (-1000.0 + rng.normal(0.0, 20.0, int(holes.sum()))).astype(np.float32)
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.emphysema[_rows(holes, lung)].mean() > 0.8
+    assert ev.emphysema[_rows(lung & ~region & (y < 0), lung)].mean() < 0.01

@@ -335,6 +335,34 @@ def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[fl
     return out, spread
 
 
+def _with_air_lucencies(regions: np.ndarray, darker: np.ndarray, airlike: np.ndarray,
+                        read: np.ndarray, spacing: Sequence[float], sigma_mm: float,
+                        min_share: float, n_eff: float) -> np.ndarray:
+    """The parts of low-attenuation ``regions`` that hold lucencies reading as air.
+
+    A region lying mostly where healthy lung reads darker than at full
+    inspiration (``darker``) keeps all of it when at least ``min_share`` of it
+    is ``airlike``; otherwise only where the share of ``airlike`` voxels
+    within ``sigma_mm`` is far above the region's own share (4 binomial
+    standard deviations for ``n_eff`` voxels) and at least ``min_share``: a
+    cluster of destroyed lobules in a uniformly dark lung. Other regions are
+    kept whole.
+    """
+    local, _ = _masked_mean(airlike & read, read, spacing, sigma_mm)
+    out = regions.copy()
+    lab, _ = ndi.label(regions)
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        size = np.count_nonzero(comp)
+        if np.count_nonzero(comp & darker[sl]) <= 0.5 * size:
+            continue
+        share = np.count_nonzero(comp & airlike[sl]) / size
+        if share < min_share:
+            bar = max(min_share, share + 4.0 * np.sqrt(share * (1.0 - share) / n_eff))
+            out[sl] &= ~comp | (local[sl] > bar)
+    return out
+
+
 def _large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
                   min_tube: float, min_elongation: float = 2.5, core_mm: float = 2.5,
                   branch_tube: float = 0.25, max_solidity: float = 0.4) -> bool:
@@ -943,20 +971,16 @@ def tissue_evidence(
     threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), min_laa_excess),
                            min_laa_fraction)
     emphysema = parenchyma & (laa_frac > threshold) & (weight > 0.3)
+    if airlike is not None:
+        emphysema = _with_air_lucencies(emphysema, darker, airlike, read, spacing, laa_mm,
+                                        min_air_share, n_eff)
     lab, n = ndi.label(emphysema)
     emphysema = np.zeros(h.shape, bool)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
         spans = whole and sl[0].stop - sl[0].start == h.shape[0]
-        if _component_ml(comp, spacing, spans) < min_laa_ml or _airway_lumen(comp, spacing, spans):
-            continue
-        # in lung that reads darker than healthy lung at full inspiration, emphysema is told
-        # from a uniformly dark lung by its lucencies that read as air (thin slices only)
-        size = np.count_nonzero(comp)
-        if airlike is not None and np.count_nonzero(comp & darker[sl]) > 0.5 * size \
-                and np.count_nonzero(comp & airlike[sl]) < min_air_share * size:
-            continue
-        emphysema[sl] |= comp
+        if _component_ml(comp, spacing, spans) >= min_laa_ml and not _airway_lumen(comp, spacing, spans):
+            emphysema[sl] |= comp
     del lab
     # a region's extent: where its low attenuation is dense, and its own low-attenuation
     # voxels (the Gaussian share spreads past the region's edge)
