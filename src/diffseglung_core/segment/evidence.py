@@ -348,7 +348,7 @@ def _with_air_lucencies(regions: np.ndarray, darker: np.ndarray, airlike: np.nda
     cluster of destroyed lobules in a uniformly dark lung. Other regions are
     kept whole.
     """
-    local, _ = _masked_mean(airlike & read, read, spacing, sigma_mm)
+    local = None
     out = regions.copy()
     lab, _ = ndi.label(regions)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
@@ -358,6 +358,8 @@ def _with_air_lucencies(regions: np.ndarray, darker: np.ndarray, airlike: np.nda
             continue
         share = np.count_nonzero(comp & airlike[sl]) / size
         if share < min_share:
+            if local is None:
+                local, _ = _masked_mean(airlike & read, read, spacing, sigma_mm)
             bar = max(min_share, share + 4.0 * np.sqrt(share * (1.0 - share) / n_eff))
             out[sl] &= ~comp | (local[sl] > bar)
     return out
@@ -961,7 +963,7 @@ def tissue_evidence(
     # in slices thin enough to resolve a lobule's lucency, emphysema reads as air
     # (lucencies at least 2 mm across: noise does not stay that low over a few voxels)
     airlike = ndi.binary_opening(soft < NOMINAL_AIR_HU + air_margin_hu, _disk(1.0, spacing, h.shape)) \
-        if float(spacing[0]) <= LUCENCY_SLICE_MM else None
+        if float(spacing[0]) <= LUCENCY_SLICE_MM and darker.any() else None
     del soft
     laa_frac, weight = _masked_mean(laa, read, spacing, laa_mm)
     n_eff = 2.0 * np.pi * laa_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
