@@ -6,7 +6,7 @@ import pytest
 from diffseglung_core.errors import Cancelled, NoLungFoundError
 from diffseglung_core.labels import Tissue
 from diffseglung_core.segment import apply_mapping, segment_volume
-from diffseglung_core.segment.report import make_report, write_report
+from diffseglung_core.segment.report import density_indices, make_report, write_report
 
 from seg_synth import make_chest
 
@@ -65,9 +65,10 @@ def test_report_holds_volumes_density_and_mapping(result, tmp_path):
     total = sum(c["volume_ml"] for c in rep["classes"])
     assert total == pytest.approx(lung.sum() * np.prod(vol.spacing) / 1000)
     assert sum(c["percent_of_lung"] for c in rep["classes"]) == pytest.approx(100)
-    laa = 100 * (vol.hu[lung] < -950).mean()
-    assert rep["density"]["laa950_percent"] == pytest.approx(laa)
-    assert rep["density"]["pd15_hu"] == pytest.approx(np.percentile(vol.hu[lung], 15))
+    calibrated = vol.hu[lung] - res.mapping.hu_offset
+    assert rep["density"]["laa950_percent"] == pytest.approx(100 * (calibrated < -950).mean())
+    assert rep["density"]["pd15_hu"] == pytest.approx(np.percentile(calibrated, 15), abs=0.01)
+    assert rep["density"]["hu_offset"] == res.mapping.hu_offset
     j, c = write_report(rep, tmp_path / "r.json")
     back = json.loads(j.read_text())
     assert len(back["mapping"]["clusters"]) == res.mapping.n_clusters
@@ -191,3 +192,16 @@ def test_a_lung_segmentation_given_is_the_engines_own_mask():
     assert given.lung_segmentation is seg
     assert given.mapping.hu_offset == own.mapping.hu_offset != 0.0
     assert np.array_equal(given.labels, own.labels)
+
+
+def test_density_indices_are_read_on_calibrated_hu():
+    """A scan whose air reads -925 HU (offset +75 HU): 30 % of its lung reads -960 HU
+    once calibrated, and LAA-950 says so; read on the raw values it would say 0 %."""
+    hu = np.full((1, 10, 10), -810.0, np.float32)
+    hu[0, :3] = -885.0
+    lung = np.ones(hu.shape, bool)
+    raw = density_indices(hu, lung)
+    assert raw["laa950_percent"] == 0.0 and raw["hu_offset"] == 0.0
+    d = density_indices(hu, lung, hu_offset=75.0)
+    assert d["laa950_percent"] == pytest.approx(30.0) and d["hu_offset"] == 75.0
+    assert d["pd15_hu"] == pytest.approx(-960.0)

@@ -597,7 +597,19 @@ def test_a_uniformly_dark_lung_is_not_emphysema_but_its_air_lucencies_are():
     hu += (-945.0 + 20.0 * y / 62.0).astype(np.float32)  # -965 HU in front to -925 at the back
     assert (hu[lung] < -950).mean() > 0.4
     assert tissue_evidence(hu, lung, sp, min_air_share=0.0).emphysema.mean() > 0.05
-    assert tissue_evidence(hu, lung, sp).emphysema.mean() < 0.005
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.emphysema.mean() < 0.005
+    # the report says how much low-attenuation lung was left healthy, and why
+    from types import SimpleNamespace
+
+    from diffseglung_core.segment.report import make_report
+
+    voxel_ml = np.prod(sp) / 1000.0
+    assert ev.dark_without_air_ml > 0.05 * lung.sum() * voxel_ml
+    result = SimpleNamespace(evidence=ev, mapping=None, timings={}, params={})
+    note = make_report(lung.astype(np.uint8), hu, sp, result=result)["emphysema_evidence"]
+    assert note["dark_without_air_ml"] == ev.dark_without_air_ml
+    assert "without lucencies that read as air" in note["note"]
 
     rng = np.random.default_rng(8)
     region = ((y - 35.0) ** 2 + x ** 2) <= 18.0 ** 2

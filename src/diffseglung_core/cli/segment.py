@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{c['name']:>22}: {c['volume_ml']:9.1f} mL  {c['percent_of_lung']:5.1f} %")
     d = report["density"]
     print(f"LAA-950 {d['laa950_percent']:.1f} %  LAA-910 {d['laa910_percent']:.1f} %  "
-          f"PD15 {d['pd15_hu']:.0f} HU")
+          f"PD15 {d['pd15_hu']:.0f} HU" + (f" (HU calibrated: {d['hu_offset']:+.0f} HU subtracted)"
+                                          if d.get("hu_offset") else ""))
     flagged = [c for c in report["mapping"]["clusters"] if c["flag"]]
     for c in flagged:
         print(f"cluster {c['cluster']} ({c['name']}): {c['flag']}")

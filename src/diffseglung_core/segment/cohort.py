@@ -25,7 +25,7 @@ SUMMARY_FIELDS: tuple[str, ...] = (
     "scan", "status", "labels", "lung_volume_ml",
     *(f"{TISSUE_NAMES[t].replace(' ', '_').replace('-', '_')}_{unit}"
       for t in LUNG_TISSUES for unit in ("ml", "percent")),
-    "laa950_percent", "laa910_percent", "pd15_hu",
+    "laa950_percent", "laa910_percent", "pd15_hu", "hu_offset",
 )
 
 
@@ -39,7 +39,8 @@ def report_row(scan, labels_path, report: dict) -> dict:
         row[f"{key}_percent"] = f"{c['percent_of_lung']:.3f}"
     d = report["density"]
     row.update(laa950_percent=f"{d['laa950_percent']:.3f}",
-               laa910_percent=f"{d['laa910_percent']:.3f}", pd15_hu=f"{d['pd15_hu']:.1f}")
+               laa910_percent=f"{d['laa910_percent']:.3f}", pd15_hu=f"{d['pd15_hu']:.1f}",
+               hu_offset=f"{d.get('hu_offset', 0.0):.1f}")
     return row
 
 

@@ -150,6 +150,11 @@ class TissueEvidence:
     halo_mm : float
         Width (mm) of the dark halo of a sharp kernel along the lung's edge,
         left out of the low-attenuation share (:func:`edge_halo`); 0 without one.
+    dark_without_air_ml : float
+        Volume (mL) of low-attenuation regions, in lung that reads darker than
+        healthy lung at full inspiration, not called emphysema because they hold
+        no lucencies that read as air (a deep breath, the gravity gradient);
+        thin slices only, 0 elsewhere.
     walls_resolved : bool
         Whether the grid resolves the walls of honeycomb cysts (in-plane voxels of
         at most ``WALL_RESOLVING_MM``); on a coarser grid a cyst and its walls
@@ -173,6 +178,7 @@ class TissueEvidence:
     partial_volume: Optional[np.ndarray] = None
     wall_coherence: Optional[np.ndarray] = None
     halo_mm: float = 0.0
+    dark_without_air_ml: float = 0.0
     walls_resolved: bool = True
 
 
@@ -973,9 +979,14 @@ def tissue_evidence(
     threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), min_laa_excess),
                            min_laa_fraction)
     emphysema = parenchyma & (laa_frac > threshold) & (weight > 0.3)
+    dark_ml = 0.0
     if airlike is not None:
-        emphysema = _with_air_lucencies(emphysema, darker, airlike, read, spacing, laa_mm,
-                                        min_air_share, n_eff)
+        kept = _with_air_lucencies(emphysema, darker, airlike, read, spacing, laa_mm,
+                                   min_air_share, n_eff)
+        dropped = emphysema & ~kept & (laa | (laa_frac > extent_laa_fraction))
+        dark_ml = float(np.count_nonzero(dropped) * np.prod(spacing) / 1000.0)
+        emphysema = kept
+        del kept, dropped
     lab, n = ndi.label(emphysema)
     emphysema = np.zeros(h.shape, bool)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
@@ -1033,6 +1044,7 @@ def tissue_evidence(
         noise_hu=float(np.median(spread)),
         laa_baseline=float(np.median(baseline)),
         halo_mm=halo_mm,
+        dark_without_air_ml=dark_ml,
         dependent=dependent[rows],
         partial_volume=None if partial is None else partial[rows],
         walls_resolved=max(float(spacing[1]), float(spacing[2])) <= WALL_RESOLVING_MM,

@@ -21,18 +21,21 @@ from .assign import LabelMapping
 __all__ = ["density_indices", "class_volumes", "make_report", "write_report"]
 
 
-def density_indices(hu: np.ndarray, lung: np.ndarray) -> dict:
+def density_indices(hu: np.ndarray, lung: np.ndarray, hu_offset: float = 0.0) -> dict:
     """LAA-950 and LAA-910 (% of lung voxels below -950 / -910 HU) and PD15 (HU).
 
-    PD15 is the 15th percentile of the lung HU histogram.
+    PD15 is the 15th percentile of the lung HU histogram. ``hu_offset`` (HU,
+    the calibration's offset: air measured minus -1000 HU) is subtracted
+    first, so the indices are read on calibrated HU, as the engine's labels are;
+    it is returned as ``"hu_offset"``.
     """
-    vals = np.asarray(hu)[np.asarray(lung) > 0]
+    vals = np.asarray(hu)[np.asarray(lung) > 0] - np.float32(hu_offset)
     if vals.size == 0:
         return {"laa950_percent": float("nan"), "laa910_percent": float("nan"),
-                "pd15_hu": float("nan")}
+                "pd15_hu": float("nan"), "hu_offset": float(hu_offset)}
     return {"laa950_percent": float(100.0 * (vals < -950).mean()),
             "laa910_percent": float(100.0 * (vals < -910).mean()),
-            "pd15_hu": float(np.percentile(vals, 15))}
+            "pd15_hu": float(np.percentile(vals, 15)), "hu_offset": float(hu_offset)}
 
 
 def class_volumes(labels: np.ndarray, spacing: Sequence[float]) -> list[dict]:
@@ -82,19 +85,22 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
     the lung mask. With structure evidence the ``"emphysema_evidence"`` entry
     explains the emphysema label beside LAA-950: the noise of the scan's lung,
     the share of healthy lung that noise alone puts below -950 HU, the width of
-    the dark halo of a sharp kernel left out along the lung's edge, and the
-    share labelled emphysema (regions far above that baseline).
+    the dark halo of a sharp kernel left out along the lung's edge, the
+    low-attenuation lung of a uniformly dark thin-slice scan not called
+    emphysema (no lucencies that read as air), and the share labelled emphysema
+    (regions far above that baseline).
 
     The ``"hu_calibration"`` entry is the mapping's calibration (what air was
     measured, whether the offset was applied and why; see
     :class:`~diffseglung_core.calibration.HUCalibration`), None without a mapping.
+    The ``"density"`` indices are read on HU calibrated by its applied offset.
     """
     if result is not None:
         mapping = mapping if mapping is not None else result.mapping
         timings = timings if timings is not None else result.timings
         params = params if params is not None else result.params
     lung = np.asarray(labels) > 0
-    density = density_indices(hu, lung)
+    density = density_indices(hu, lung, mapping.hu_offset if mapping is not None else 0.0)
     out = {
         "source": str(source),
         "shape": [int(s) for s in np.shape(labels)],
@@ -131,8 +137,13 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
                      "regions where the low-attenuation share is far above that"
                      + (f"; the first {ev.halo_mm:.0f} mm of lung along the heart, the mediastinum "
                         "and the chest wall read darker (the halo of a sharp reconstruction kernel) "
-                        "and are not read as emphysema" if ev.halo_mm > 0 else "")),
+                        "and are not read as emphysema" if ev.halo_mm > 0 else "")
+                     + (f"; {ev.dark_without_air_ml:.1f} mL of lung reads below -950 HU "
+                        "because the lung itself reads darker than at full inspiration (a deep "
+                        "breath, the gravity gradient), without lucencies that read as air, and "
+                        "is not called emphysema" if ev.dark_without_air_ml >= 0.05 else "")),
             "edge_halo_mm": float(ev.halo_mm),
+            "dark_without_air_ml": float(ev.dark_without_air_ml),
         }
         if ev.dependent is not None and ev.dependent.size == np.count_nonzero(lung):
             healthy = np.asarray(labels)[lung] == 1
@@ -166,8 +177,9 @@ def write_report(report: dict, path, *, overwrite: bool = True) -> tuple[Path, P
                     f"{c['percent_of_lung']:.3f}"])
     d = report["density"]
     w.writerow([])
-    w.writerow(["laa950_percent", "laa910_percent", "pd15_hu"])
-    w.writerow([f"{d['laa950_percent']:.3f}", f"{d['laa910_percent']:.3f}", f"{d['pd15_hu']:.1f}"])
+    w.writerow(["laa950_percent", "laa910_percent", "pd15_hu", "hu_offset"])
+    w.writerow([f"{d['laa950_percent']:.3f}", f"{d['laa910_percent']:.3f}", f"{d['pd15_hu']:.1f}",
+                f"{d.get('hu_offset', 0.0):.1f}"])
     write_text(path, json.dumps(report, indent=2, default=float), overwrite=overwrite)
     write_text(csv_path, table.getvalue(), overwrite=overwrite)
     return path, csv_path
