@@ -417,7 +417,7 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "lung's edge left out: the 1 mm bands by in-plane distance from tissue outside the lung, up to "
               "4 mm, whose low-attenuation share is at least twice, and 0.05 above, that of the band from 4 "
               "to 8 mm, and the air of bronchi cut across left out: per slice, regions below -950 HU at "
-              "least 2 mm across, dense within 1.5 mm of at least 80 % of their edge, no other such region "
+              "least 2 mm across, dense within 2.5 mm of at least 80 % of their edge, no other such region "
               "within 4 mm, more than 10 mm below the costal pleura) within a 4 mm Gaussian above max(noise "
               "baseline + max(4 sd, 0.15), 0.15), at least 0.1 mL, bronchus-like tubes (at most 8 mm wide, "
               "3 times longer than wide) out (a region through every slice of a thinner stack: its volume "

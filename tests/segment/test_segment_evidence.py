@@ -268,6 +268,30 @@ def test_a_bronchus_cut_across_is_not_emphysema_and_walled_cysts_in_clusters_sta
     assert not bronchus_lumens(low, dense, np.full(hu.shape, 5.0), sp).any()
 
 
+
+def test_a_main_bronchus_with_a_blurred_wall_is_a_lumen():
+    """A 10 mm main bronchus in one HRCT slice: between its air and its wall lies a 2 mm
+    step of partial volume (-950 to -500 HU), so the air below -950 HU and the dense wall
+    are about 2 mm apart. It is a lumen (and no emphysema region); a region of the same
+    air with no wall, only parenchyma around it, is not."""
+    hu, lung, sp = _lung_block(shape=(1, 160, 160), spacing=(1.25, 0.78, 0.78), noise=20.0,
+                               level=-870.0, seed=9)
+    _, y, x = _grid(hu.shape, sp)
+    r = np.hypot(y, x + 25.0)
+    hu[r <= 8.0] = 20.0  # the wall, 1.5 mm thick
+    hu[r <= 6.5] = -700.0  # the partial-volume step
+    hu[r <= 4.5] = -1000.0  # the air
+    r_free = np.hypot(y, x - 25.0)
+    hu[r_free <= 4.5] = -1000.0
+    low = (hu < -950.0) & lung
+    dense = hu > -500.0
+    depth = np.full(hu.shape, 40.0)
+    lumens = bronchus_lumens(low, dense, depth, sp)
+    assert lumens[(r <= 4.5) & lung].mean() > 0.9 and not lumens[r_free <= 4.5].any()
+    assert not bronchus_lumens(low, dense, depth, sp, wall_mm=1.5).any()  # too tight a reach
+    ev = tissue_evidence(hu, lung, sp)
+    assert not ev.emphysema[_rows(r <= 6.5, lung)].any()
+
 def _lung_beside_the_heart(halo_px: int, seed: int = 2):
     """Lung (-870 HU, noise 30) against a block of soft tissue (the heart, x < 40 px), with a
     dark band (-1000 HU) of ``halo_px`` pixels along the border, as a sharp kernel draws it."""

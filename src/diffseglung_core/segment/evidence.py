@@ -473,12 +473,14 @@ def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
 
 def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
                     spacing: Sequence[float], *, min_mm: float = 2.0, closed: float = 0.8,
-                    alone_mm: float = 4.0, deep_mm: float = 10.0) -> np.ndarray:
+                    wall_mm: float = 2.5, alone_mm: float = 4.0, deep_mm: float = 10.0) -> np.ndarray:
     """The air of bronchi cut across: lone, walled lumens away from the costal pleura.
 
     In each axial slice, a connected region of ``low`` at least ``min_mm``
-    across is a bronchus lumen when dense structure lies within 1.5 mm of at
-    least ``closed`` of its edge (a wall all round), no other region of air that
+    across is a bronchus lumen when dense structure lies within ``wall_mm`` of
+    at least ``closed`` of its edge (a wall all round; the partial-volume step
+    from the air to the wall, 1-2 mm wide on a large bronchus, lies between
+    them), no other region of air that
     size (walled or not) lies within ``alone_mm`` of it (honeycomb cysts come in
     clusters that share their walls) and it lies more than ``deep_mm`` below
     the costal pleura (paraseptal emphysema lines the pleura with walled cysts).
@@ -500,7 +502,7 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
     """
     out = np.zeros(low.shape, bool)
     least = np.pi * (min_mm / 2.0) ** 2 / (float(spacing[1]) * float(spacing[2]))
-    near_disk = _disk(1.5, spacing, low.shape)[0]
+    near_disk = _disk(wall_mm, spacing, low.shape)[0]
     alone_disk = _disk(alone_mm, spacing, low.shape)[0]
     ring = np.ones((3, 3), bool)
     reach = (alone_disk.shape[0] // 2 + 1, alone_disk.shape[1] // 2 + 1)
