@@ -368,7 +368,11 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
                   "The density-mask rows below are the same rules on our 10-subject subset, "
                   "the fair comparison. Every method runs in the lung mask the engine computes "
                   "itself (`segment_scan_lungs`: parenchyma told from gas against the slice's own "
-                  "air).", "", _runs_line(args, "cted"), "",
+                  "air). The density-mask rows read the HU as stored; the engine calibrates them "
+                  "by the air of each slice, outside the body and in the trachea, which reads about "
+                  "75 HU above -1000 HU here (the offset `diffseglung segment` prints with LAA-950), "
+                  "so the density mask's -950 / -910 HU lie near -1025 / -985 HU on calibrated "
+                  "values.", "", _runs_line(args, "cted"), "",
                   "| method | ROI AUC | ROI pixel Dice | slice Spearman | ROIs with no emphysema "
                   "(normal, centrilobular, paraseptal) | s (all slices) |",
                   "| --- | --- | --- | --- | --- | --- |"]
