@@ -30,6 +30,18 @@ def test_small_components_are_absorbed():
     assert (out == Tissue.GGO).sum() == 3 * 36
 
 
+def test_fixed_labels_are_neither_absorbed_nor_spread():
+    """A 2-voxel emphysema region stays; a GGO speck beside it takes healthy, not emphysema."""
+    lab = np.ones((5, 20, 20), np.uint8)
+    lab[2, 5, 5:7] = Tissue.EMPHYSEMA
+    lab[2, 5, 7] = Tissue.GGO
+    out = remove_small_components(lab, (1.0, 1.0, 1.0), min_component_mm3=5, fixed=(Tissue.EMPHYSEMA,))
+    assert (out[2, 5, 5:7] == Tissue.EMPHYSEMA).all() and out[2, 5, 7] == Tissue.HEALTHY
+    assert (out == Tissue.EMPHYSEMA).sum() == 2
+    plain = remove_small_components(lab, (1.0, 1.0, 1.0), min_component_mm3=5)
+    assert not (plain == Tissue.EMPHYSEMA).any()
+
+
 def test_sobel_diffusion_fusion_improves_boundaries():
     # noisy label posteriors of a known chest: argmax is speckled, SDF must clean it
     vol, lung, gt = make_chest(noise_hu=40.0, seed=3)
@@ -48,20 +60,21 @@ def test_sobel_diffusion_fusion_improves_boundaries():
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_emphysema_regions_can_be_kept_as_they_are(keep):
-    """A small emphysema region with faint edges: the fusion erodes it unless asked to keep
-    emphysema, and then no other voxel becomes emphysema."""
+    """A small emphysema region with faint edges (12 mm^3, below the smallest component the
+    fusion keeps): the fusion erodes it unless asked to keep emphysema, and then no other
+    voxel becomes emphysema."""
     rng = np.random.default_rng(1)
     shape = (12, 24, 24)
     hu = rng.normal(-870, 30, shape).astype(np.float32)
     lung = np.ones(shape, bool)
     region = np.zeros(shape, bool)
-    region[5:8, 10:13, 10:13] = True
+    region[5:8, 10:12, 10:12] = True
     probs = np.zeros((lung.sum(), 6), np.float32)
     probs[:, Tissue.HEALTHY] = 0.9
     probs[:, Tissue.EMPHYSEMA] = 0.1
     probs[region[lung], Tissue.HEALTHY] = 0.4
     probs[region[lung], Tissue.EMPHYSEMA] = 0.6
-    out = refine_labels(probs, lung, hu, (1.0, 1.0, 1.0), min_component_mm3=0, keep_emphysema=keep)
+    out = refine_labels(probs, lung, hu, (1.0, 1.0, 1.0), keep_emphysema=keep)
     if keep:
         np.testing.assert_array_equal(out == Tissue.EMPHYSEMA, region)
     else:

@@ -26,7 +26,8 @@ density edges:
    becomes emphysema.
 5. **Small components.** Connected components (6-connectivity) of one label
    smaller than ``min_component_mm3`` take the label of the nearest voxel
-   outside any small component.
+   outside any small component (with ``keep_emphysema``, emphysema is neither
+   removed nor spread: the evidence judged the size of its regions).
 
 Defaults: ``smooth_mm=0.7``, ``kappa=None`` (``kappa_noise=3``), ``iterations=4``,
 ``step=1/6``, ``min_component_mm3=20``. The work is done in z-slabs of the
@@ -118,11 +119,13 @@ def argmax_labels(label_prob_vox: np.ndarray, lung: np.ndarray) -> np.ndarray:
 
 
 def remove_small_components(labels: np.ndarray, spacing: Sequence[float], *,
-                            min_component_mm3: float = 20.0) -> np.ndarray:
+                            min_component_mm3: float = 20.0,
+                            fixed: Sequence[int] = ()) -> np.ndarray:
     """Relabel components smaller than ``min_component_mm3`` with their nearest other label.
 
     ``labels`` is (Z, Y, X) uint8 with 0 outside the lung (0 is never changed
-    nor used to fill). Returns a new array.
+    nor used to fill); the labels in ``fixed`` are neither changed nor used to
+    fill either. Returns a new array.
     """
     labels = np.asarray(labels)
     min_vox = float(min_component_mm3) / float(np.prod(spacing))
@@ -139,12 +142,12 @@ def remove_small_components(labels: np.ndarray, spacing: Sequence[float], *,
         return tiny[comp]
 
     small = np.zeros(sub.shape, bool)
-    for part in thread_map(too_small, [lab for lab in np.unique(sub) if lab != 0]):
+    for part in thread_map(too_small, [lab for lab in np.unique(sub) if lab != 0 and lab not in fixed]):
         small |= part
     out = labels.copy()
     if not small.any():
         return out
-    keep = (sub > 0) & ~small
+    keep = (sub > 0) & ~small & ~np.isin(sub, fixed)
     if not keep.any():
         return out
     idx = ndi.distance_transform_edt(~keep, sampling=spacing, return_distances=False,
@@ -243,7 +246,8 @@ def refine_labels(
 
     thread_map(fuse, starts)
     if min_component_mm3 > 0:
-        out = remove_small_components(out, spacing, min_component_mm3=min_component_mm3)
+        out = remove_small_components(out, spacing, min_component_mm3=min_component_mm3,
+                                      fixed=(_EMPHYSEMA,) if keep_emphysema else ())
     return out
 
 
