@@ -453,7 +453,8 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "1/(1+(G/kappa)^2), kappa = 3 x median lung gradient (>= 20 HU/mm); 4 explicit "
               "steps of 1/6, face weights (min spacing / spacing)^2, no flux out of the lung; "
               "with structure evidence, emphysema regions are kept as they are (neither eroded nor "
-              "grown); components under 20 mm^3 take the nearest other label.",
+              "grown, nor removed when small); components under 20 mm^3 take the nearest other "
+              "label (with structure evidence: those of the other classes, never emphysema).",
               "* Region patterns (with structure evidence; `segment/patterns.py`): a GGO voxel where "
               "fibrosis is at least a third of the GGO or fibrosis voxels within a 10 mm Gaussian (read "
               "on 2.5 mm blocks) is fibrosis.", ""]
