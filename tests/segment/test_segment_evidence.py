@@ -292,6 +292,25 @@ def test_a_main_bronchus_with_a_blurred_wall_is_a_lumen():
     ev = tissue_evidence(hu, lung, sp)
     assert not ev.emphysema[_rows(r <= 6.5, lung)].any()
 
+
+def test_the_wall_of_a_tracked_airway_is_not_reticulation():
+    """A bronchus the lung mask tracked (its air left out of the lung) runs through a stack;
+    its 1.2 mm wall lies in the lung. Given the airway, the wall is airway wall, not a net of
+    walls; without it the wall counts as walls around it."""
+    hu, lung, sp = _lung_block(shape=(8, 120, 120), spacing=(2.0, 0.8, 0.8), noise=20.0,
+                               level=-870.0, seed=11)
+    _, y, x = _grid(hu.shape, sp)
+    r = np.hypot(y, x)
+    hu[r <= 5.2] = 20.0
+    hu[r <= 4.0] = -1000.0
+    airway = r <= 4.0
+    lung &= ~airway
+    wall = (r > 4.0) & (r <= 5.2) & lung
+    with_tree = tissue_evidence(hu, lung, sp, airway=airway)
+    without = tissue_evidence(hu, lung, sp)
+    assert np.median(without.wall_fraction[_rows(wall, lung)]) > 0.05
+    assert with_tree.wall_fraction[_rows(wall, lung)].max() < 0.02
+
 def _lung_beside_the_heart(halo_px: int, seed: int = 2):
     """Lung (-870 HU, noise 30) against a block of soft tissue (the heart, x < 40 px), with a
     dark band (-1000 HU) of ``halo_px`` pixels along the border, as a sharp kernel draws it."""

@@ -404,7 +404,8 @@ def segment_volume(
     evidence = None
     if hu_preservation and options.evidence:
         t = time.perf_counter()
-        evidence = tissue_evidence(hu, lung, volume.spacing, hu_offset=mapping.hu_offset,
+        evidence = tissue_evidence(hu, lung, volume.spacing, airway=airway,
+                                   hu_offset=mapping.hu_offset,
                                    dense_margin_hu=rules.ggo_margin_hu, device=dev,
                                    progress=scaled(progress, 0.76, 0.8))
         timings["structure_evidence"] = time.perf_counter() - t

@@ -742,6 +742,7 @@ def tissue_evidence(
     lung: np.ndarray,
     spacing: Sequence[float],
     *,
+    airway: Optional[np.ndarray] = None,
     hu_offset: float = 0.0,
     dense_hu: float = -500.0,
     solid_mm: float = 3.0,
@@ -780,6 +781,10 @@ def tissue_evidence(
         Lung mask, nonzero inside.
     spacing : (3,) float
         Voxel size (mm) along ``(z, y, x)``.
+    airway : (Z, Y, X) bool, optional
+        The airway tree the lung mask tracked (trachea and bronchi, left out of
+        the lung): thin dense voxels within ``airway_wall_mm`` of it are its
+        walls, not reticulation.
     hu_offset : float
         Calibration offset (HU) subtracted before the fixed thresholds.
     dense_hu : float
@@ -841,8 +846,8 @@ def tissue_evidence(
         partial volume.
     airway_wall_mm : float
         Thin dense voxels within this in-plane distance (mm) of the lumen of a
-        bronchus cut across (:func:`bronchus_lumens`) are its wall, not walls of
-        reticulation.
+        bronchus cut across (:func:`bronchus_lumens`) or of ``airway`` are its
+        wall, not walls of reticulation.
     coherence_mm : float
         Scale (mm) over which the walls' orientations are compared
         (:func:`orientation_coherence`).
@@ -1001,6 +1006,8 @@ def tissue_evidence(
     # voxels (the Gaussian share spreads past the region's edge)
     emphysema &= (laa | (laa_frac > extent_laa_fraction)) & ~lumens
     # the wall of a bronchus cut across is airway, not reticulation
+    if airway is not None:
+        lumens |= np.asarray(airway[box], bool)
     airway_walls = _dilate_parts(lumens, _disk(airway_wall_mm, spacing, h.shape))
     del lumens
     report(progress, 3, total, "walls")
