@@ -432,7 +432,7 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "(an opening by a 1 mm disk), otherwise only where that share within a 4 mm Gaussian is at "
               "least 3 % and 4 binomial sd above the region's own; fibrosis needs a net of walls "
               "(share of thin non-tubular voxels, those within 3.5 mm of a bronchus lumen cut across "
-              "left out, "
+              "or of the airway tree the lung mask tracked left out, "
               ">= 0.10 at the costal or diaphragmatic pleura, 0.20 from 30 mm deep, "
               "depth measured from the axial convex hull of both lungs so the hila lie deep; or, on grids "
               "coarser than 1.5 mm in-plane that do not resolve the walls, thin share "
