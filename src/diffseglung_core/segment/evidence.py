@@ -1005,7 +1005,8 @@ def tissue_evidence(
     # a region's extent: where its low attenuation is dense, and its own low-attenuation
     # voxels (the Gaussian share spreads past the region's edge)
     emphysema &= (laa | (laa_frac > extent_laa_fraction)) & ~lumens
-    # the wall of a bronchus cut across is airway, not reticulation
+    # the wall of a bronchus cut across, or of the airway tree the lung mask tracked, is
+    # airway, not reticulation
     if airway is not None:
         lumens |= np.asarray(airway[box], bool)
     airway_walls = _dilate_parts(lumens, _disk(airway_wall_mm, spacing, h.shape))
