@@ -163,6 +163,8 @@ def run_cted(folder: Path, methods, ckpt):
         rho = spearmanr(pct, [int(s["severity"]) for s in slices]).statistic
         out[name] = {"roi_auc": _auc(frac, pos), "roi_pixel_dice": 2 * inter / max(total, 1),
                      "spearman": float(rho), "rois_without_emphysema": none,
+                     "slice_emphysema_percent": {s["file"]: float(v) for s, v in zip(slices, pct)},
+                     "roi_emphysema_percent": {p["file"]: 100.0 * float(v) for p, v in zip(patches, frac)},
                      "seconds": time.perf_counter() - t}
         print(f"cted {name}: {out[name]}", flush=True)
     return out, len(slices), len(patches), len({s["subject"] for s in slices})

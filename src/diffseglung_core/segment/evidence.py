@@ -986,11 +986,14 @@ def tissue_evidence(
     threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), min_laa_excess),
                            min_laa_fraction)
     emphysema = parenchyma & (laa_frac > threshold) & (weight > 0.3)
+    # a region's extent: where its low attenuation is dense, and its own low-attenuation
+    # voxels (the Gaussian share spreads past the region's edge)
+    extent = laa | (laa_frac > extent_laa_fraction)
     dark_ml = 0.0
     if airlike is not None:
         kept = _with_air_lucencies(emphysema, darker, airlike, read, spacing, laa_mm,
                                    min_air_share, n_eff)
-        dropped = emphysema & ~kept & (laa | (laa_frac > extent_laa_fraction))
+        dropped = emphysema & ~kept & extent
         dark_ml = float(np.count_nonzero(dropped) * np.prod(spacing) / 1000.0)
         emphysema = kept
         del kept, dropped
@@ -1002,9 +1005,8 @@ def tissue_evidence(
         if _component_ml(comp, spacing, spans) >= min_laa_ml and not _airway_lumen(comp, spacing, spans):
             emphysema[sl] |= comp
     del lab
-    # a region's extent: where its low attenuation is dense, and its own low-attenuation
-    # voxels (the Gaussian share spreads past the region's edge)
-    emphysema &= (laa | (laa_frac > extent_laa_fraction)) & ~lumens
+    emphysema &= extent & ~lumens
+    del extent
     # the wall of a bronchus cut across, or of the airway tree the lung mask tracked, is
     # airway, not reticulation
     if airway is not None:
