@@ -494,7 +494,8 @@ def test_rays_reach_the_paravertebral_gutter_not_the_aorta():
     (the gap between the ribs and the column closed), never after crossing the aorta in
     front of it, nor after crossing less than 15 mm of tissue (a healthy lung's
     paravertebral soft tissue)."""
-    from diffseglung_core.lung.cavity import costal_fill, vertebral_column
+    from diffseglung_core.lung.cavity import costal_fill
+    from diffseglung_core.lung.skeleton import vertebral_column
 
     spacing = (5.0, 1.0, 1.0)
     hu, side, body, cavity, vertebra, aorta, (y, x) = _gutter_slice(lung_reach_x=70)

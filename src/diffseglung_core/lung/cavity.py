@@ -27,12 +27,12 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..parallel import gaussian_filter, thread_map
+from ..parallel import gaussian_filter
 from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
-           "solid_organs", "fat_planes", "rib_cage", "find_effusion", "vertebral_column"]
+           "solid_organs", "fat_planes", "find_effusion"]
 
 
 def smooth_axial(hu: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
@@ -106,6 +106,7 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
                 normal_mm: float = 2.0, medial_deg: float = 60.0,
                 anterior_medial_deg: float = 95.0, wall_margin_mm: float = 8.0,
                 fan_deg: Sequence[float] = (0.0,), posterior_deg: Optional[float] = None,
+                inward_deg: Optional[float] = None,
                 avoid: Optional[np.ndarray] = None, skin: Optional[np.ndarray] = None,
                 rib_line_mm: Optional[float] = None, spine: Optional[np.ndarray] = None,
                 spine_gap_mm: float = 15.0, mediastinum: Optional[np.ndarray] = None) -> np.ndarray:
@@ -168,6 +169,11 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         Follow only rays within this angle of straight back (``+y``), medial ones
         included, instead of the medial rules above: dependent lung beside the
         spine, which the normals of the aerated lung do not face.
+    inward_deg : float, optional
+        Follow only rays within this angle of the direction towards the body's
+        middle, instead of the medial rules above: dense lung against the
+        mediastinal pleura, where ``bone`` holds what such a ray may end on (the
+        descending aorta, the vertebral body).
     avoid : (Y, X) bool, optional
         A ray that crosses or ends in these voxels is dropped (solid organs, the
         vertebral column).
@@ -227,6 +233,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     ey, ex = np.repeat(ey, ang.size), np.repeat(ex, ang.size)
     if posterior_deg is not None:
         keep = vy >= np.cos(np.deg2rad(posterior_deg))
+    elif inward_deg is not None:
+        keep = vx * np.sign(medial_x - ex) >= np.cos(np.deg2rad(inward_deg))
     else:
         # not towards the mediastinum or the heart
         medial = vx * np.sign(medial_x - ex)
@@ -507,132 +515,3 @@ def fat_planes(hu_smooth: np.ndarray, spacing: Sequence[float],
     """
     fat = (hu_smooth >= fat_hu[0]) & (hu_smooth <= fat_hu[1])
     return axial_opening(fat, axial_disk(1.5, spacing))
-
-
-#: Half-thickness (mm) of the slab of slices whose bone closes the rib cage of a slice.
-RIB_SLAB_MM = 12.0
-
-
-def rib_cage(bone: np.ndarray, spacing: Sequence[float], *, slab_mm: float = RIB_SLAB_MM) -> np.ndarray:
-    """Bone of each axial slice and of the slices within ``slab_mm`` of it.
-
-    Ribs run obliquely and about 20 mm apart: one 5 mm slice shows parts of
-    them, a slab of +-12 mm closes the cage on most sides. Inside the cage
-    nothing but calcifications is that dense, so the innermost bone around the
-    lung stays the rib cage.
-
-    Parameters
-    ----------
-    bone : (Z, Y, X) bool
-    spacing : 3 floats, mm.
-    slab_mm : float
-        Half-thickness of the slab (mm).
-
-    Returns
-    -------
-    (Z, Y, X) bool
-    """
-    k = int(np.floor(slab_mm / float(spacing[0])))
-    if k < 1 or bone.shape[0] == 1:
-        return bone.copy()
-    return ndi.maximum_filter1d(bone, 2 * k + 1, axis=0, mode="nearest")
-
-
-def vertebral_column(cage: np.ndarray, body: np.ndarray, spacing: Sequence[float], x_mid: float, *,
-                     column_mm: float = 40.0, pedicle_mm: float = 15.0,
-                     joint_mm: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
-    """Where rays from the lung may end on the spine, and the mediastinum in front of it.
-
-    The lower lobes reach back beside the vertebral column (the paravertebral
-    gutters): dependent consolidation there ends on the side of the vertebral
-    body behind its middle, or on the pedicles and the rib heads. In front of
-    the middle of the vertebral body lie the aorta, the oesophagus and the azygos
-    vein: a ray that crosses them is not in the lung. Per axial slice, the
-    vertebra is the largest piece of bone within ``column_mm`` of the body's
-    middle in the posterior half of the body; its body is the first run of bone
-    down the midline from its front edge (the spinal canal follows).
-
-    Parameters
-    ----------
-    cage : (Z, Y, X) bool
-        Bone of each slice and its slab (:func:`rib_cage`).
-    body : (Z, Y, X) bool
-        The body (filled).
-    spacing : 3 floats, mm.
-    x_mid : float
-        The body's left-right middle (column index).
-    column_mm : float
-        Half-width (mm) of the column around the middle that holds the spine and
-        the posterior mediastinum.
-    pedicle_mm : float
-        How far (mm) behind the vertebral body a ray may still end (pedicles,
-        rib heads, the front of the transverse processes).
-    joint_mm : float
-        A piece of the rib cage in that band, up to 15 mm beyond the column, is
-        joined to the column's bone by the shortest segment when it lies at most
-        this far (mm) from it: a slab of slices shows the necks of the ribs in
-        fragments, and they do not always meet the column.
-
-    Returns
-    -------
-    gutter : (Z, Y, X) bool
-        Where a ray may end: bone of the column and the segments that join the
-        ribs to it, behind the middle of the vertebral body and at most ``pedicle_mm``
-        behind its back.
-    mediastinum : (Z, Y, X) bool
-        The column in the posterior half of the body in front of the middle of
-        the vertebral body (the posterior mediastinum).
-    """
-    from skimage.draw import line
-
-    sy, sx = float(spacing[1]), float(spacing[2])
-    gutter = np.zeros(cage.shape, bool)
-    mediastinum = np.zeros(cage.shape, bool)
-    off_middle = np.abs(np.arange(cage.shape[2]) - x_mid) * sx
-    column, near = off_middle < column_mm, off_middle < column_mm + 15.0
-    near_x = np.flatnonzero(near)
-    rows = np.arange(cage.shape[1])
-
-    def one(z: int) -> None:
-        occupied = np.flatnonzero(body[z].any(axis=1))
-        if occupied.size == 0 or near_x.size == 0:
-            return
-        y_half = 0.5 * (occupied[0] + occupied[-1])
-        bone = cage[z] & column[None, :] & (rows > y_half)[:, None]
-        lab, n = ndi.label(bone)
-        if n == 0:
-            return
-        vertebra = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
-        ys, xs = np.nonzero(vertebra)
-        front = int(ys.min())
-        # the vertebral body: the first run of bone down the midline of its front rows
-        centre = int(round(np.median(xs[ys <= front + max(1, int(round(5.0 / sy)))])))
-        half = max(1, int(round(3.0 / sx)))
-        run = vertebra[front:, max(centre - half, 0):centre + half + 1].any(axis=1)
-        depth = int(np.argmin(run)) if not run.all() else run.size
-        middle = front + 0.5 * depth
-        y0, y1 = int(np.ceil(middle)), int(front + depth + pedicle_mm / sy) + 1
-        mediastinum[z] = column[None, :] & ((rows > y_half) & (rows < middle))[:, None]
-        band = np.zeros(cage.shape[1:], bool)
-        band[y0:y1, :] = True
-        gutter[z] = cage[z] & column[None, :] & band
-        # each piece of the rib cage in the band beside the column, joined to the column's
-        # bone by the shortest segment when it is at most joint_mm away
-        box = (slice(y0, y1), slice(near_x[0], near_x[-1] + 1))
-        ends = gutter[z][box]
-        pieces, n = ndi.label(cage[z][box] & ~column[None, box[1]])
-        if n == 0 or not ends.any():
-            return
-        dist, (iy, ix) = ndi.distance_transform_edt(~ends, sampling=(sy, sx), return_indices=True)
-        for i, sl in enumerate(ndi.find_objects(pieces), start=1):
-            py, px = np.nonzero(pieces[sl] == i)
-            py, px = py + sl[0].start, px + sl[1].start
-            k = int(np.argmin(dist[py, px]))
-            if dist[py[k], px[k]] <= joint_mm:
-                ly, lx = line(py[k], px[k], iy[py[k], px[k]], ix[py[k], px[k]])
-                # (two pixels wide: a ray does not slip through a diagonal)
-                ends[ly, lx] = True
-                ends[ly, np.minimum(lx + 1, ends.shape[1] - 1)] = True
-
-    thread_map(one, range(cage.shape[0]))
-    return gutter, mediastinum

@@ -20,21 +20,19 @@ from .airways import track_airways
 from .body import body_mid_x, filled_body, outside_air
 from .border import costal_pockets, fill_holes
 from .cavity import (
-    RIB_SLAB_MM,
     costal_fill,
     fat_planes,
     find_effusion,
     grow_into_ground_glass,
-    rib_cage,
     skin_depth,
     smooth_axial,
     solid_organs,
-    vertebral_column,
 )
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
 from .morphology import axial_convex_hull, axial_disk, closing, thick_parts
+from .skeleton import RIB_SLAB_MM, rib_cage, vertebral_column
 
 if TYPE_CHECKING:
     from ..volume import CTVolume
@@ -205,13 +203,13 @@ def segment_lungs(
         Half-width (mm) of the vertebral column about the body's middle: rays
         that end on bone within it are dropped (they would cross the aorta or
         the oesophagus), except the rays towards the back that end on its side
-        behind the middle of the vertebral body (:func:`.cavity.vertebral_column`).
+        behind the middle of the vertebral body (:func:`.skeleton.vertebral_column`).
     dependent_passes : int
         After step 6, rays turned towards the back from every part of each lung,
         through no solid organ (:func:`.cavity.solid_organs`) and ending on the
         ribs or in the paravertebral gutter, add dependent lung beside the spine
         and behind the heart, up to this many passes; 0 disables them. Only on
-        volumes at least twice :data:`.cavity.RIB_SLAB_MM` deep, whose slabs close
+        volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, whose slabs close
         the rib cage.
     rib_line_mm : float
         On thinner scans (one or a few slices) step 6 closes the rib cage of

@@ -1,0 +1,186 @@
+"""The bony thorax: the rib cage and the vertebral column, which bound the lungs.
+
+Dense lung is told from the tissue around it by what bounds it: the ribs, the
+vertebral column and, in front of the column, the mediastinum. These helpers
+find them per axial slice for :mod:`.cavity` and :mod:`.aorta`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..parallel import thread_map
+
+__all__ = ["RIB_SLAB_MM", "rib_cage", "vertebral_body", "vertebral_column"]
+
+#: Half-thickness (mm) of the slab of slices whose bone closes the rib cage of a slice.
+RIB_SLAB_MM = 12.0
+
+
+def rib_cage(bone: np.ndarray, spacing: Sequence[float], *, slab_mm: float = RIB_SLAB_MM) -> np.ndarray:
+    """Bone of each axial slice and of the slices within ``slab_mm`` of it.
+
+    Ribs run obliquely and about 20 mm apart: one 5 mm slice shows parts of
+    them, a slab of +-12 mm closes the cage on most sides. Inside the cage
+    nothing but calcifications is that dense, so the innermost bone around the
+    lung stays the rib cage.
+
+    Parameters
+    ----------
+    bone : (Z, Y, X) bool
+    spacing : 3 floats, mm.
+    slab_mm : float
+        Half-thickness of the slab (mm).
+
+    Returns
+    -------
+    (Z, Y, X) bool
+    """
+    k = int(np.floor(slab_mm / float(spacing[0])))
+    if k < 1 or bone.shape[0] == 1:
+        return bone.copy()
+    return ndi.maximum_filter1d(bone, 2 * k + 1, axis=0, mode="nearest")
+
+
+def vertebral_body(cage: np.ndarray, body: np.ndarray, sampling: Sequence[float], x_mid: float, *,
+                   column_mm: float = 40.0) -> Optional[tuple[int, float, int, np.ndarray]]:
+    """The vertebra of one axial slice: its front row, centre column and depth.
+
+    The vertebra is the largest piece of bone within ``column_mm`` of the
+    body's middle in the posterior half of the body; its body is the first run
+    of bone down the midline from its front edge (the spinal canal follows).
+
+    Parameters
+    ----------
+    cage : (Y, X) bool
+        Bone of the slice (and of its slab, :func:`rib_cage`).
+    body : (Y, X) bool
+        The body (filled).
+    sampling : (2,) floats
+        Pixel size (mm) along ``(y, x)``.
+    x_mid : float
+        The body's left-right middle (column index).
+    column_mm : float
+        Half-width (mm) of the band around the middle that holds the vertebra.
+
+    Returns
+    -------
+    (front, centre, depth, vertebra) or None
+        The front row of the vertebral body, its middle column, its depth
+        (rows) along the midline, and the vertebra's bone (Y, X) bool; None
+        when no bone lies there.
+    """
+    sy, sx = float(sampling[0]), float(sampling[1])
+    occupied = np.flatnonzero(body.any(axis=1))
+    if occupied.size == 0:
+        return None
+    y_half = 0.5 * (occupied[0] + occupied[-1])
+    column = np.abs(np.arange(cage.shape[1]) - x_mid) * sx < column_mm
+    bone = cage & column[None, :] & (np.arange(cage.shape[0]) > y_half)[:, None]
+    lab, n = ndi.label(bone)
+    if n == 0:
+        return None
+    vertebra = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+    ys, xs = np.nonzero(vertebra)
+    front = int(ys.min())
+    centre = float(np.median(xs[ys <= front + max(1, int(round(5.0 / sy)))]))
+    half = max(1, int(round(3.0 / sx)))
+    c = int(round(centre))
+    run = vertebra[front:, max(c - half, 0):c + half + 1].any(axis=1)
+    depth = int(np.argmin(run)) if not run.all() else int(run.size)
+    return front, centre, depth, vertebra
+
+
+def vertebral_column(cage: np.ndarray, body: np.ndarray, spacing: Sequence[float], x_mid: float, *,
+                     vertebrae: Optional[Sequence] = None, column_mm: float = 40.0,
+                     pedicle_mm: float = 15.0, joint_mm: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
+    """Where rays from the lung may end on the spine, and the mediastinum in front of it.
+
+    The lower lobes reach back beside the vertebral column (the paravertebral
+    gutters): dependent consolidation there ends on the side of the vertebral
+    body behind its middle, or on the pedicles and the rib heads. In front of
+    the middle of the vertebral body lie the aorta, the oesophagus and the azygos
+    vein: a ray that crosses them is not in the lung. Per axial slice, the
+    vertebra is the largest piece of bone within ``column_mm`` of the body's
+    middle in the posterior half of the body (:func:`vertebral_body`).
+
+    Parameters
+    ----------
+    cage : (Z, Y, X) bool
+        Bone of each slice and its slab (:func:`rib_cage`).
+    body : (Z, Y, X) bool
+        The body (filled).
+    spacing : 3 floats, mm.
+    x_mid : float
+        The body's left-right middle (column index).
+    vertebrae : sequence, optional
+        :func:`vertebral_body` of each slice (computed when None).
+    column_mm : float
+        Half-width (mm) of the column around the middle that holds the spine and
+        the posterior mediastinum.
+    pedicle_mm : float
+        How far (mm) behind the vertebral body a ray may still end (pedicles,
+        rib heads, the front of the transverse processes).
+    joint_mm : float
+        A piece of the rib cage in that band, up to 15 mm beyond the column, is
+        joined to the column's bone by the shortest segment when it lies at most
+        this far (mm) from it: a slab of slices shows the necks of the ribs in
+        fragments, and they do not always meet the column.
+
+    Returns
+    -------
+    gutter : (Z, Y, X) bool
+        Where a ray may end: bone of the column and the segments that join the
+        ribs to it, behind the middle of the vertebral body and at most ``pedicle_mm``
+        behind its back.
+    mediastinum : (Z, Y, X) bool
+        The column in the posterior half of the body in front of the middle of
+        the vertebral body (the posterior mediastinum).
+    """
+    from skimage.draw import line
+
+    sy, sx = float(spacing[1]), float(spacing[2])
+    gutter = np.zeros(cage.shape, bool)
+    mediastinum = np.zeros(cage.shape, bool)
+    off_middle = np.abs(np.arange(cage.shape[2]) - x_mid) * sx
+    column, near = off_middle < column_mm, off_middle < column_mm + 15.0
+    near_x = np.flatnonzero(near)
+    rows = np.arange(cage.shape[1])
+
+    def one(z: int) -> None:
+        occupied = np.flatnonzero(body[z].any(axis=1))
+        vertebra = vertebral_body(cage[z], body[z], (sy, sx), x_mid, column_mm=column_mm) \
+            if vertebrae is None else vertebrae[z]
+        if vertebra is None or near_x.size == 0:
+            return
+        y_half = 0.5 * (occupied[0] + occupied[-1])
+        front, _, depth, _ = vertebra
+        middle = front + 0.5 * depth
+        y0, y1 = int(np.ceil(middle)), int(front + depth + pedicle_mm / sy) + 1
+        mediastinum[z] = column[None, :] & ((rows > y_half) & (rows < middle))[:, None]
+        band = np.zeros(cage.shape[1:], bool)
+        band[y0:y1, :] = True
+        gutter[z] = cage[z] & column[None, :] & band
+        # each piece of the rib cage in the band beside the column, joined to the column's
+        # bone by the shortest segment when it is at most joint_mm away
+        box = (slice(y0, y1), slice(near_x[0], near_x[-1] + 1))
+        ends = gutter[z][box]
+        pieces, n = ndi.label(cage[z][box] & ~column[None, box[1]])
+        if n == 0 or not ends.any():
+            return
+        dist, (iy, ix) = ndi.distance_transform_edt(~ends, sampling=(sy, sx), return_indices=True)
+        for i, sl in enumerate(ndi.find_objects(pieces), start=1):
+            py, px = np.nonzero(pieces[sl] == i)
+            py, px = py + sl[0].start, px + sl[1].start
+            k = int(np.argmin(dist[py, px]))
+            if dist[py[k], px[k]] <= joint_mm:
+                ly, lx = line(py[k], px[k], iy[py[k], px[k]], ix[py[k], px[k]])
+                # (two pixels wide: a ray does not slip through a diagonal)
+                ends[ly, lx] = True
+                ends[ly, np.minimum(lx + 1, ends.shape[1] - 1)] = True
+
+    thread_map(one, range(cage.shape[0]))
+    return gutter, mediastinum
