@@ -719,6 +719,10 @@ def test_a0001_tumour_and_opacity_inside(a0001_dicom):
     # ended on a contrast-filled hilar vessel, as dense as bone, would take the vessel in)
     no_back = compute_lung_mask(ct.hu, ct.spacing, dependent_passes=0)
     assert np.count_nonzero((mask > 0) != (no_back > 0)) * voxel_ml < 0.5
+    # nor do the rays that end on the descending aorta (the hilum and the pulmonary
+    # artery beside the top of the traced aorta are not lung)
+    no_aorta = compute_lung_mask(ct.hu, ct.spacing, mediastinal_passes=0)
+    assert np.count_nonzero((mask > 0) != (no_aorta > 0)) * voxel_ml < 0.5
 
 
 @pytest.mark.slow
@@ -734,6 +738,22 @@ def test_a0001_consolidation_against_the_front_wall_and_the_heart_is_inside(a000
     lesion = case.lesion_map == big.index
     mask = compute_lung_mask(case.volume.hu, case.volume.spacing)
     assert np.count_nonzero(lesion & (mask > 0)) >= 0.9 * np.count_nonzero(lesion)
+
+
+@pytest.mark.slow
+def test_a0001_consolidation_beside_the_aorta_is_inside(a0001_dicom):
+    """A consolidation of the left lower lobe (test bed a0001-mixed, 48 mL) lies against
+    the descending aorta and the vertebral body, where no ray to the ribs reaches it:
+    the rays that end on the traced aorta take most of it in (4 % without them)."""
+    from diffseglung_core.evaluate import testbed as tb
+
+    vol, lung = tb.load_a0001(a0001_dicom.parents[1])
+    case = tb.build_case("a0001-mixed", vol, lung, context=tb.prepare_scan(vol, lung))
+    lesion = case.lesion_map == next(r.index for r in case.lesions if r.kind == "consolidation")
+    inside = np.count_nonzero(lesion & (compute_lung_mask(case.volume.hu, case.volume.spacing) > 0))
+    without = np.count_nonzero(lesion & (compute_lung_mask(case.volume.hu, case.volume.spacing,
+                                                            mediastinal_passes=0) > 0))
+    assert inside >= 0.5 * np.count_nonzero(lesion) and without < 0.15 * np.count_nonzero(lesion)
 
 
 def _covid_slices(shared_data):

@@ -16,6 +16,8 @@ The lungs are found from the aerated lung outwards:
   them, or they hold parenchyma) and which are bowel or stomach gas; left/right;
 - :mod:`.cavity`: ground glass, dense lung between the aerated lung and the rib
   cage (consolidation, atelectasis), pleural effusion;
+- :mod:`.skeleton`, :mod:`.aorta`: the rib cage, the vertebral column and the
+  descending aorta, which bound dense lung at the back and the middle;
 - :mod:`.border`, :mod:`.morphology`, :mod:`.coarse`: closings for masses and
   small dents, costal pockets, holes and the diaphragm dome, on a coarse grid
   where it is heavy;

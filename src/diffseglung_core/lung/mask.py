@@ -17,6 +17,7 @@ from ..errors import NoLungFoundError
 from ..parallel import thread_map
 from ..progress import ProgressCallback, report
 from .airways import track_airways
+from .aorta import aorta_masks, descending_aorta
 from .body import body_mid_x, filled_body, outside_air
 from .border import costal_pockets, fill_holes
 from .cavity import (
@@ -31,8 +32,8 @@ from .cavity import (
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
-from .morphology import axial_convex_hull, axial_disk, closing, thick_parts
-from .skeleton import RIB_SLAB_MM, rib_cage, vertebral_column
+from .morphology import axial_convex_hull, axial_disk, closing, disk, thick_parts
+from .skeleton import RIB_SLAB_MM, rib_cage, vertebral_body, vertebral_column
 
 if TYPE_CHECKING:
     from ..volume import CTVolume
@@ -136,6 +137,7 @@ def segment_lungs(
     costal_passes: int = 2,
     spine_mm: float = 40.0,
     dependent_passes: int = 4,
+    mediastinal_passes: int = 2,
     rib_line_mm: float = 60.0,
     effusion: bool = True,
     air_reference_hu: float = -1000.0,
@@ -164,7 +166,9 @@ def segment_lungs(
        back reach dependent lung beside the spine; they may also end on the side
        of the vertebral column behind the middle of its body (the paravertebral
        gutter), after at least 15 mm of dense tissue and without crossing the
-       posterior mediastinum in front of it.
+       posterior mediastinum in front of it. Last, rays towards the body's middle
+       reach dense lower lobe against the descending aorta, traced as a tube
+       through the slices (:func:`.aorta.descending_aorta`).
     7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
     8. *Effusion*: fluid crescents along the chest wall are taken out and reported.
 
@@ -211,6 +215,13 @@ def segment_lungs(
         and behind the heart, up to this many passes; 0 disables them. Only on
         volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, whose slabs close
         the rib cage.
+    mediastinal_passes : int
+        Then rays towards the body's middle that end on the descending aorta
+        (:func:`.aorta.descending_aorta`) or on the side of the vertebral body,
+        after at least 15 mm of dense tissue, add dense lower lobe against the
+        mediastinal pleura, up to this many passes; 0 disables them. Only on
+        volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, and in slices
+        where the aorta was traced.
     rib_line_mm : float
         On thinner scans (one or a few slices) step 6 closes the rib cage of
         each slice between the points where the lung touches the ribs, joined
@@ -330,16 +341,44 @@ def segment_lungs(
     # is as dense as bone between the lungs (contrast-filled vessels). Only where the slab
     # of slices closes the rib cage: through the gaps between the rib fragments of a single
     # slice such rays reach the muscles outside the ribs.
-    if costal and dependent_passes > 0 and closed:
+    if costal and closed and (dependent_passes > 0 or mediastinal_passes > 0):
+        sampling = spacing[1:]
+        vertebrae = thread_map(lambda z: vertebral_body(cage[z], body[z], sampling, x_mid,
+                                                        column_mm=spine_mm), range(labels.shape[0]))
         soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
+        organs = solid_organs(soft, spacing)
+    if costal and dependent_passes > 0 and closed:
         # (the hull on every other voxel in-plane: it is eroded by 3 mm anyway)
         half = axial_convex_hull(labels[:, ::2, ::2] > 0).repeat(2, axis=1).repeat(2, axis=2)
         between = ndi.binary_erosion(half[:, :labels.shape[1], :labels.shape[2]], axial_disk(3.0, spacing))
-        gutter, mediastinum = vertebral_column(cage, body, spacing, x_mid, column_mm=spine_mm)
-        avoid = solid_organs(soft, spacing) | (spine & ~gutter) | (cage & between)
+        gutter, mediastinum = vertebral_column(cage, body, spacing, x_mid, vertebrae=vertebrae,
+                                               column_mm=spine_mm)
+        avoid = organs | (spine & ~gutter) | (cage & between)
         _fill_along_rays(labels, hu_s, stop, body, cage | gutter, fat, skin, allowed, spacing, x_mid,
                          passes=dependent_passes, avoid=avoid, spine=gutter, mediastinum=mediastinum,
                          posterior_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))
+    # dense lung against the mediastinal pleura of the lower lobes: rays towards the body's
+    # middle that end on the side or the back of the descending aorta (traced as a tube
+    # through the slices; the hilum lies in front of it) or, in the slices where it was
+    # traced, on the side of the vertebral body, after at least 15 mm of dense tissue, and
+    # cross neither a solid organ nor what lies in front of the vertebral body (the
+    # oesophagus, the azygos vein); not in the top 30 mm of the traced aorta, beside
+    # which the pulmonary artery arches over the left main bronchus
+    if costal and mediastinal_passes > 0 and closed:
+        aorta = descending_aorta(hu_s, vertebrae, spacing)
+        traced = ~np.isnan(aorta[:, 0])
+        if traced.any():
+            ahead, behind = aorta_masks(aorta, labels.shape, spacing)
+            solid, body_front, in_front = _vertebrae_solid(vertebrae, labels.shape, spacing)
+            # below the arch and the hilum: the top 30 mm of the traced aorta are not used
+            top = int(np.flatnonzero(traced).max()) - int(np.ceil(30.0 / spacing[0]))
+            low = traced & (np.arange(traced.size) <= top)
+            ends = (behind | body_front) & low[:, None, None]
+            disc = ahead | behind
+            _fill_along_rays(labels, hu_s, stop, body, ends | ahead | solid, fat, skin,
+                             allowed & ~disc & ~solid, spacing, x_mid, passes=mediastinal_passes,
+                             avoid=organs | ahead | (solid & ~ends), spine=ends,
+                             mediastinum=in_front & ~disc, inward_deg=60.0, fan_deg=(-30.0, 0.0, 30.0))
 
     report(progress, 7, _STAGES, "filling holes")
     filled = thread_map(lambda value: fill_holes(labels == value, spacing, dome_mm2), _SIDES)
@@ -410,6 +449,37 @@ def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
     for value, side in zip(_SIDES, thread_map(closed, _SIDES)):
         labels[side & (labels == 0)] = value  # the right lung first where they meet
     return labels
+
+
+def _vertebrae_solid(vertebrae, shape, spacing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each slice's vertebra as a solid, its body's front half, and the band in front of it.
+
+    Cancellous bone can read below the bone threshold: the vertebra's bone is closed
+    by a 3 mm disk and its holes filled (the canal too), so no ray runs into it. Its
+    body is the front 45 % of its depth (down to about the canal); the band in front
+    of the body is as wide as the body's front rows (the oesophagus, the azygos vein).
+
+    Returns
+    -------
+    solid, body_front, in_front : (Z, Y, X) bool
+    """
+    solid = np.zeros(shape, bool)
+    body_front = np.zeros(shape, bool)
+    in_front = np.zeros(shape, bool)
+    close = disk(max(1, int(round(3.0 / min(spacing[1], spacing[2])))))
+    for z, v in enumerate(vertebrae):
+        if v is None:
+            continue
+        front, _, depth, vertebra = v
+        box = bbox(vertebra, (close.shape[0],) * 2)
+        filled = ndi.binary_fill_holes(ndi.binary_closing(vertebra[box], close)) | vertebra[box]
+        solid[z][box] = filled
+        ys = np.flatnonzero(filled.any(axis=1)) + box[0].start
+        cut = front + 0.45 * (ys.max() - front)
+        body_front[z] = solid[z] & (np.arange(shape[1]) <= cut)[:, None]
+        xs = np.flatnonzero(vertebra[front:front + max(depth, 1)].any(axis=0))
+        in_front[z, :front, xs.min():xs.max() + 1] = True
+    return solid, body_front, in_front
 
 
 def _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing, x_mid, *, passes,

@@ -1,0 +1,114 @@
+"""The descending aorta traced down the slices (``diffseglung_core.lung.aorta``)."""
+
+import numpy as np
+import pytest
+
+from diffseglung_core.lung.aorta import aorta_masks, descending_aorta, trace_tube
+from diffseglung_core.lung.cavity import costal_fill, smooth_axial
+from diffseglung_core.lung.skeleton import vertebral_body
+
+SPACING = (5.0, 1.0, 1.0)
+
+
+def _chest(n_slices=14, consolidated=(), oesophagus=True):
+    """Slices of 1 mm pixels: body, a vertebral body (rows 150-180), the descending aorta
+    (radius 13 mm, centre (132, 140): in front of the vertebral body and to its left),
+    aerated lung on both sides, fat between the aorta and the middle, an oesophagus
+    (radius 9 mm, in fat, in front of the vertebral body on the right). In the slices
+    ``consolidated``, the left lower lobe beside and behind the aorta is dense (40 HU), a
+    crescent 16 mm thick: the aorta's edge against the lung is gone there."""
+    y, x = np.mgrid[:220, :240]
+    body = ((y - 110) / 100) ** 2 + ((x - 120) / 115) ** 2 <= 1
+    cavity = ((y - 110) / 85) ** 2 + ((x - 120) / 100) ** 2 <= 1
+    vertebra = (np.abs(x - 120) <= 18) & (y >= 150) & (y <= 180)
+    aorta = np.hypot(y - 132, x - 140) <= 13
+    oes = np.hypot(y - 120, x - 108) <= 9
+    lung_left = cavity & (x > 128) & ~aorta & ~vertebra & (y < 190)
+    lung_right = cavity & (x < 104) & ~vertebra & (y < 190)
+    lesion = (np.hypot(y - 132, x - 140) <= 29) & (y > 120) & lung_left  # a 16 mm crescent
+    hu = np.where(body, 40.0, -1000.0)
+    hu[cavity & ~vertebra & ~aorta] = -90.0  # mediastinal fat
+    hu[lung_left | lung_right] = -860.0
+    hu[vertebra] = 500.0
+    hu[aorta] = 45.0
+    if oesophagus:
+        hu[oes] = 35.0
+    vol = np.repeat(hu[None], n_slices, axis=0)
+    for z in consolidated:
+        vol[z][lesion] = 40.0
+    rng = np.random.default_rng(0)
+    vol = vol + rng.normal(0, 12, vol.shape)
+    masks = dict(body=body, vertebra=vertebra, aorta=aorta, lesion=lesion, lung_left=lung_left)
+    return vol.astype(np.float32), masks, (y, x)
+
+
+def _aorta(vol, masks):
+    hs = smooth_axial(vol, SPACING, 1.0)
+    cage = np.repeat((masks["vertebra"])[None], vol.shape[0], axis=0)
+    body = np.repeat(masks["body"][None], vol.shape[0], axis=0)
+    vertebrae = [vertebral_body(cage[z], body[z], SPACING[1:], 119.5) for z in range(vol.shape[0])]
+    return descending_aorta(hs, vertebrae, SPACING), hs, vertebrae
+
+
+def test_the_aorta_is_traced_through_every_slice_even_where_consolidation_abuts_it():
+    vol, masks, _ = _chest(consolidated=range(5, 9))
+    aorta, _, _ = _aorta(vol, masks)
+    assert not np.isnan(aorta).any()
+    np.testing.assert_allclose(aorta[:, 0], 132, atol=2)
+    np.testing.assert_allclose(aorta[:, 1], 140, atol=2)
+    np.testing.assert_allclose(aorta[:, 2], 13, atol=2)
+
+
+def test_a_tube_shorter_than_min_length_is_not_traced():
+    vol, masks, _ = _chest(n_slices=4)  # 20 mm: not a tube through the chest
+    aorta, _, _ = _aorta(vol, masks)
+    assert np.isnan(aorta).all()
+
+
+def test_trace_tube_prefers_a_steady_tube_to_a_jumping_best_circle():
+    steady = np.array([[100.0, 100.0, 12.0, 0.6]])
+    cands = []
+    for z in range(10):
+        c = steady.copy()
+        if z in (3, 6):  # a better-scoring circle 40 mm away in two slices
+            c = np.vstack([[140.0, 80.0, 12.0, 0.9], c])
+        cands.append(c)
+    cands.append(np.zeros((0, 4)))  # nothing in the last slice
+    out = trace_tube(cands, SPACING)
+    np.testing.assert_array_equal(out[:10, :2], np.tile([100.0, 100.0], (10, 1)))
+    assert np.isnan(out[10]).all()
+
+
+def test_aorta_masks_split_the_disc_into_front_and_back():
+    aorta = np.array([[50.0, 50.0, 10.0], [np.nan, np.nan, np.nan]])
+    front, back = aorta_masks(aorta, (2, 100, 100), SPACING, margin_mm=0.0)
+    disc = front[0] | back[0]
+    assert abs(np.count_nonzero(disc) - np.pi * 100) < 15 and not (front[0] & back[0]).any()
+    assert front[0, 42, 50] and back[0, 50, 58] and back[0, 58, 50] and not front[0, 50, 40]
+    assert not (front[1] | back[1]).any()
+
+
+@pytest.mark.parametrize("thick", [True, False])
+def test_rays_towards_the_middle_end_on_the_aorta_behind_its_front(thick):
+    """Dense lower lobe beside the aorta is reached by rays towards the body's middle that
+    end on the side or back of the aorta; a thin rim (under 15 mm) is not."""
+    vol, masks, (y, x) = _chest(consolidated=range(4, 10))
+    aorta, hs, vertebrae = _aorta(vol, masks)
+    z = 7
+    front, back = aorta_masks(aorta, vol.shape, SPACING)
+    lesion = masks["lesion"] if thick else masks["lesion"] & (np.hypot(y - 132, x - 140) <= 21)  # 8 mm
+    hu = hs[z].copy()
+    if not thick:
+        hu[masks["lesion"] & ~lesion] = -860.0
+    side = masks["lung_left"] & ~lesion
+    ends = back[z] | vertebrae[z][3]
+    body = masks["body"]
+    added = costal_fill(hu, side, np.zeros_like(side), body, ends | front[z], SPACING, 119.5,
+                        avoid=front[z], spine=ends, mediastinum=(y < 150) & (np.abs(x - 120) <= 18)
+                        & ~(front[z] | back[z]), inward_deg=60.0, fan_deg=(-30.0, 0.0, 30.0))
+    if thick:
+        assert added[lesion].mean() > 0.6
+    else:
+        assert added[lesion].mean() < 0.1
+    assert not added[masks["aorta"] | masks["vertebra"]].any()
+    assert not added[~(lesion | masks["lung_left"])].any()
