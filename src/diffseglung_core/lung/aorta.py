@@ -98,12 +98,14 @@ def aorta_candidates(hu_smooth: np.ndarray, vertebra: tuple, sampling: Sequence[
     cy, cx = np.nonzero(best >= 0.2)
     order = np.argsort(-best[cy, cx], kind="stable")
     cy, cx = cy[order], cx[order]
+    free = np.ones(cy.size, bool)
     kept: list[int] = []
     for i in range(cy.size):
         if len(kept) == 4 * n:
             break
-        if all(np.hypot((cy[i] - cy[j]) * sy, (cx[i] - cx[j]) * sx) >= 3.0 for j in kept):
+        if free[i]:
             kept.append(i)
+            free &= np.hypot((cy - cy[i]) * sy, (cx - cx[i]) * sx) >= 3.0
     cy, cx = cy[kept], cx[kept]
     r = radii[which[cy, cx]]
     yy, xx = np.ogrid[:window.shape[0], :window.shape[1]]

@@ -378,7 +378,8 @@ def segment_lungs(
             _fill_along_rays(labels, hu_s, stop, body, ends | ahead | solid, fat, skin,
                              allowed & ~disc & ~solid, spacing, x_mid, passes=mediastinal_passes,
                              avoid=organs | ahead | (solid & ~ends), spine=ends,
-                             mediastinum=in_front & ~disc, inward_deg=60.0, fan_deg=(-30.0, 0.0, 30.0))
+                             mediastinum=in_front & ~disc, slices=low, inward_deg=60.0,
+                             fan_deg=(-30.0, 0.0, 30.0))
 
     report(progress, 7, _STAGES, "filling holes")
     filled = thread_map(lambda value: fill_holes(labels == value, spacing, dome_mm2), _SIDES)
@@ -483,11 +484,12 @@ def _vertebrae_solid(vertebrae, shape, spacing) -> tuple[np.ndarray, np.ndarray,
 
 
 def _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing, x_mid, *, passes,
-                     avoid=None, spine=None, mediastinum=None, **rays) -> None:
+                     avoid=None, spine=None, mediastinum=None, slices=None, **rays) -> None:
     """Grow each lung of each slice in place by :func:`.cavity.costal_fill`, ``passes`` times at most.
 
     Each pass starts from the lung grown so far; ``rays`` and the slices of ``avoid``,
     ``spine`` and ``mediastinum`` (Z, Y, X, optional) go to :func:`.cavity.costal_fill`.
+    ``slices`` (Z bool, optional): only these slices.
     """
     volumes = {"avoid": avoid, "spine": spine, "mediastinum": mediastinum}
 
@@ -505,4 +507,4 @@ def _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing
                     break
                 labels[z][add] = value
 
-    thread_map(fill, range(labels.shape[0]))
+    thread_map(fill, range(labels.shape[0]) if slices is None else np.flatnonzero(slices))
