@@ -259,10 +259,14 @@ def aorta_masks(aorta: np.ndarray, shape: Sequence[int], spacing: Sequence[float
     sy, sx = float(spacing[1]), float(spacing[2])
     front = np.zeros(tuple(shape), bool)
     back = np.zeros(tuple(shape), bool)
-    yy, xx = np.ogrid[:shape[1], :shape[2]]
     for z in np.flatnonzero(~np.isnan(aorta[:, 0])):
         y, x, r = aorta[z]
-        disc = np.hypot((yy - y) * sy, (xx - x) * sx) <= r * sx + margin_mm
-        ahead = np.broadcast_to((yy - y) * sy < -0.5 * r * sx, disc.shape)
-        front[z], back[z] = disc & ahead, disc & ~ahead
+        reach = r * sx + margin_mm
+        y0, x0 = max(0, int(y - reach / sy) - 1), max(0, int(x - reach / sx) - 1)
+        yy = np.arange(y0, min(shape[1], int(y + reach / sy) + 2))[:, None]
+        xx = np.arange(x0, min(shape[2], int(x + reach / sx) + 2))[None, :]
+        disc = np.hypot((yy - y) * sy, (xx - x) * sx) <= reach
+        ahead = (yy - y) * sy < -0.5 * r * sx
+        box = (z, slice(y0, y0 + yy.shape[0]), slice(x0, x0 + xx.shape[1]))
+        front[box], back[box] = disc & ahead, disc & ~ahead
     return front, back
