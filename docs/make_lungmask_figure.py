@@ -9,6 +9,10 @@
 * ``docs/images/lungmask_cted.png``: the cted-open HRCT slices (single slices, the
   ribs in fragments) with the same outlines: the chest wall between the ribs, the
   aorta and air under a sheet behind the back must lie outside.
+* ``docs/images/lungmask_aorta.png``: the consolidation inserted beside the
+  descending aorta in the test bed case a0001-mixed (yellow outline), four slices
+  through it, in the mediastinal window: top row the mask without the rays to the
+  aorta, bottom row with them; the traced aorta in magenta.
 
 Lung window -1350..150 HU. Usage::
 
@@ -97,12 +101,59 @@ def cted_figure(folder: Path, out: Path) -> None:
     print(f"wrote {out}")
 
 
+def _outline(rgb: np.ndarray, mask: np.ndarray, colour, width: int = 2) -> None:
+    rgb[mask & ~ndi.binary_erosion(mask, iterations=width)] = colour
+
+
+def aorta_figure(data: Path, out: Path) -> None:
+    from diffseglung_core.evaluate import testbed as tb
+    from diffseglung_core.lung import segment_lungs
+    from diffseglung_core.lung.aorta import descending_aorta
+    from diffseglung_core.lung.body import body_mid_x, filled_body, outside_air
+    from diffseglung_core.lung.cavity import smooth_axial
+    from diffseglung_core.lung.skeleton import rib_cage, vertebral_body
+
+    vol, lung = tb.load_a0001(data)
+    case = tb.build_case("a0001-mixed", vol, lung, context=tb.prepare_scan(vol, lung))
+    hu, spacing = case.volume.hu, case.volume.spacing
+    lesion = case.lesion_map == next(r.index for r in case.lesions if r.kind == "consolidation")
+    masks = [segment_lungs(hu, spacing, mediastinal_passes=0).labels,
+             segment_lungs(hu, spacing).labels]
+    hs = smooth_axial(np.clip(np.asarray(hu, np.float32), -1100.0, 1500.0), spacing, 1.0)
+    body = filled_body(~outside_air(hu < -400))
+    cage, x_mid = rib_cage(hs > 200, spacing), body_mid_x(body)
+    aorta = descending_aorta(hs, [vertebral_body(cage[z], body[z], spacing[1:], x_mid)
+                                  for z in range(hu.shape[0])], spacing)
+    zs = np.flatnonzero(lesion.any(axis=(1, 2)))
+    picks = np.linspace(zs[0] + 1, zs[-1] - 1, 4).round().astype(int)
+    ys, xs = np.nonzero(lesion.any(axis=0))
+    cy, cx, r = int(ys.mean()), int(xs.mean()), 80
+    box = (slice(max(cy - r, 0), cy + r), slice(max(cx - r, 0), cx + r))
+    yy, xx = np.mgrid[box]
+    tiles = []
+    for labels in masks:
+        for z in picks:
+            rgb = render.overlay(hu[z][box], None, hu_window=render.WINDOWS["mediastinum"])
+            for value, colour in COLOURS.items():
+                _outline(rgb, labels[z][box] == value, colour)
+            _outline(rgb, lesion[z][box], (255, 230, 0), width=1)
+            if not np.isnan(aorta[z, 0]):
+                ring = np.abs(np.hypot(yy - aorta[z, 0], xx - aorta[z, 1]) - aorta[z, 2]) < 0.8
+                rgb[ring] = (230, 0, 230)
+            tiles.append(np.kron(rgb, np.ones((2, 2, 1), rgb.dtype)))
+    inside = [np.count_nonzero(lesion & (m > 0)) / np.count_nonzero(lesion) for m in masks]
+    render.save_png(out, render.montage(tiles, columns=4))
+    print(f"wrote {out} (slices {picks.tolist()}; lesion inside {inside[0]:.3f} without the rays "
+          f"to the aorta, {inside[1]:.3f} with them)")
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     data = Path(argv[0]) if argv else DEFAULT_DATA
     a0001_figure(data / "lung-pet-ct-dx-A0001" / "dicom", IMAGES / "lungmask_a0001.png")
     covid_figure(data / "covid-ny-sbu-open", IMAGES / "lungmask_covid.png")
     cted_figure(data / "cted-open", IMAGES / "lungmask_cted.png")
+    aorta_figure(data, IMAGES / "lungmask_aorta.png")
     return 0
 
 
