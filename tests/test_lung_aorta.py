@@ -112,3 +112,21 @@ def test_rays_towards_the_middle_end_on_the_aorta_behind_its_front(thick):
         assert added[lesion].mean() < 0.1
     assert not added[masks["aorta"] | masks["vertebra"]].any()
     assert not added[~(lesion | masks["lung_left"])].any()
+
+
+def test_vertebral_body_masks_fill_cancellous_bone_and_mark_the_front():
+    """A vertebral body whose cancellous bone reads below the bone threshold (a cortical
+    ring with a gap) and an arch behind it: the solid holds the body's inside and the
+    canal, the body's front is its front part only, the band lies in front of it."""
+    from diffseglung_core.lung.skeleton import vertebral_body_masks
+
+    y, x = np.mgrid[:220, :240]
+    ring = (np.abs(np.hypot(y - 165, x - 120) - 15) < 2) & ~((np.abs(x - 135) < 2) & (y < 160))
+    arch = (np.abs(np.hypot(y - 192, x - 120) - 10) < 2) & (y >= 185)
+    vertebra = ring | arch
+    body = ((y - 110) / 100) ** 2 + ((x - 120) / 115) ** 2 <= 1
+    v = vertebral_body(vertebra, body, (1.0, 1.0), 119.5)
+    solid, front, band = vertebral_body_masks([v, None], (2, 220, 240), SPACING)
+    assert solid[0, 165, 120] and solid[0, 160, 130] and not solid[1].any()
+    assert front[0, 152, 120] and not front[0, 200, 120] and front[0].sum() < solid[0].sum()
+    assert band[0, 120, 120] and not band[0, 120, 60] and not band[0, 170, 120]

@@ -32,8 +32,8 @@ from .cavity import (
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
-from .morphology import axial_convex_hull, axial_disk, closing, disk, thick_parts
-from .skeleton import RIB_SLAB_MM, rib_cage, vertebral_body, vertebral_column
+from .morphology import axial_convex_hull, axial_disk, closing, thick_parts
+from .skeleton import RIB_SLAB_MM, rib_cage, vertebral_body, vertebral_body_masks, vertebral_column
 
 if TYPE_CHECKING:
     from ..volume import CTVolume
@@ -220,8 +220,8 @@ def segment_lungs(
         (:func:`.aorta.descending_aorta`) or on the side of the vertebral body,
         after at least 15 mm of dense tissue, add dense lower lobe against the
         mediastinal pleura, up to this many passes; 0 disables them. Only on
-        volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, and in slices
-        where the aorta was traced.
+        volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, in the slices
+        where the aorta was traced, below its top 30 mm (the arch and the hilum).
     rib_line_mm : float
         On thinner scans (one or a few slices) step 6 closes the rib cage of
         each slice between the points where the lung touches the ribs, joined
@@ -369,7 +369,7 @@ def segment_lungs(
         traced = ~np.isnan(aorta[:, 0])
         if traced.any():
             ahead, behind = aorta_masks(aorta, labels.shape, spacing)
-            solid, body_front, in_front = _vertebrae_solid(vertebrae, labels.shape, spacing)
+            solid, body_front, in_front = vertebral_body_masks(vertebrae, labels.shape, spacing)
             # below the arch and the hilum: the top 30 mm of the traced aorta are not used
             top = int(np.flatnonzero(traced).max()) - int(np.ceil(30.0 / spacing[0]))
             low = traced & (np.arange(traced.size) <= top)
@@ -450,37 +450,6 @@ def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
     for value, side in zip(_SIDES, thread_map(closed, _SIDES)):
         labels[side & (labels == 0)] = value  # the right lung first where they meet
     return labels
-
-
-def _vertebrae_solid(vertebrae, shape, spacing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each slice's vertebra as a solid, its body's front half, and the band in front of it.
-
-    Cancellous bone can read below the bone threshold: the vertebra's bone is closed
-    by a 3 mm disk and its holes filled (the canal too), so no ray runs into it. Its
-    body is the front 45 % of its depth (down to about the canal); the band in front
-    of the body is as wide as the body's front rows (the oesophagus, the azygos vein).
-
-    Returns
-    -------
-    solid, body_front, in_front : (Z, Y, X) bool
-    """
-    solid = np.zeros(shape, bool)
-    body_front = np.zeros(shape, bool)
-    in_front = np.zeros(shape, bool)
-    close = disk(max(1, int(round(3.0 / min(spacing[1], spacing[2])))))
-    for z, v in enumerate(vertebrae):
-        if v is None:
-            continue
-        front, _, depth, vertebra = v
-        box = bbox(vertebra, (close.shape[0],) * 2)
-        filled = ndi.binary_fill_holes(ndi.binary_closing(vertebra[box], close)) | vertebra[box]
-        solid[z][box] = filled
-        ys = np.flatnonzero(filled.any(axis=1)) + box[0].start
-        cut = front + 0.45 * (ys.max() - front)
-        body_front[z] = solid[z] & (np.arange(shape[1]) <= cut)[:, None]
-        xs = np.flatnonzero(vertebra[front:front + max(depth, 1)].any(axis=0))
-        in_front[z, :front, xs.min():xs.max() + 1] = True
-    return solid, body_front, in_front
 
 
 def _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing, x_mid, *, passes,
