@@ -363,7 +363,9 @@ def segment_lungs(
     # traced, on the side of the vertebral body, after at least 15 mm of dense tissue, and
     # cross neither a solid organ nor what lies in front of the vertebral body (the
     # oesophagus, the azygos vein); not in the top 30 mm of the traced aorta, beside
-    # which the pulmonary artery arches over the left main bronchus
+    # which the pulmonary artery arches over the left main bronchus. (The rule that drops
+    # rays ending on bone shallower than the ribs, a scapula, is for the chest wall: the
+    # aorta and the vertebral body lie at another depth.)
     if costal and mediastinal_passes > 0 and closed:
         aorta = descending_aorta(hu_s, vertebrae, spacing)
         traced = ~np.isnan(aorta[:, 0])
@@ -379,7 +381,7 @@ def segment_lungs(
                              allowed & ~disc & ~solid, spacing, x_mid, passes=mediastinal_passes,
                              avoid=organs | ahead | (solid & ~ends), spine=ends,
                              mediastinum=in_front & ~disc, slices=low, inward_deg=60.0,
-                             fan_deg=(-30.0, 0.0, 30.0))
+                             fan_deg=(-30.0, 0.0, 30.0), wall_margin_mm=np.inf)
 
     report(progress, 7, _STAGES, "filling holes")
     filled = thread_map(lambda value: fill_holes(labels == value, spacing, dome_mm2), _SIDES)
