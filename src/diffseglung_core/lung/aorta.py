@@ -100,12 +100,10 @@ def aorta_candidates(hu_smooth: np.ndarray, vertebra: tuple, sampling: Sequence[
     cy, cx = cy[order], cx[order]
     free = np.ones(cy.size, bool)
     kept: list[int] = []
-    for i in range(cy.size):
-        if len(kept) == 4 * n:
-            break
-        if free[i]:
-            kept.append(i)
-            free &= np.hypot((cy - cy[i]) * sy, (cx - cx[i]) * sx) >= 3.0
+    while len(kept) < 4 * n and free.any():
+        i = int(np.argmax(free))  # the best centre not yet suppressed
+        kept.append(i)
+        free &= np.hypot((cy - cy[i]) * sy, (cx - cx[i]) * sx) >= 3.0
     cy, cx = cy[kept], cx[kept]
     r = radii[which[cy, cx]]
     yy, xx = np.ogrid[:window.shape[0], :window.shape[1]]

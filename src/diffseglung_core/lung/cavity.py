@@ -14,7 +14,8 @@ Three steps, each on what the scan shows:
   outward normals of each lung's contour are followed; where a ray crosses
   dense tissue without a fat plane up to the rib cage (:func:`rib_cage`),
   the tissue beyond the chest wall's own inner layer is lung. Rays towards
-  the mediastinum and the heart are not used.
+  the mediastinum and the heart are not used, except in the mode that follows
+  rays towards the body's middle to the traced aorta (``inward_deg``).
 * :func:`find_effusion`: a pleural effusion is fluid (about 0-20 HU) in a
   crescent along the chest wall, thin for its extent; it is reported, not
   called lung.
