@@ -205,3 +205,15 @@ def test_density_indices_are_read_on_calibrated_hu():
     d = density_indices(hu, lung, hu_offset=75.0)
     assert d["laa950_percent"] == pytest.approx(30.0) and d["hu_offset"] == 75.0
     assert d["pd15_hu"] == pytest.approx(-960.0)
+
+
+def test_white_lung_is_ground_glass_end_to_end():
+    # both lungs mostly ground glass: the histogram peak of many bands is ground glass,
+    # and the healthy level must come from the lighter lung, not from those peaks
+    from diffseglung_core.evaluate.metrics import dice
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom(shape=(32, 96, 96), seed=2, case="white_lung")
+    labels = np.asarray(segment_volume(ph.volume, device="cpu").labels)
+    assert dice(labels == Tissue.GGO, ph.labels == Tissue.GGO) >= 0.85
+    assert dice(labels == Tissue.HEALTHY, ph.labels == Tissue.HEALTHY) >= 0.85

@@ -16,6 +16,7 @@ from diffseglung_core.segment.evidence import (
     costal_depth,
     dependent_band,
     edge_halo,
+    lightest_within_slope,
     orientation_coherence,
     partial_volume_rim,
     read_past_partial_volume,
@@ -161,6 +162,36 @@ def test_ground_glass_raises_parenchymal_density_and_vessels_do_not():
     assert np.median(excess[_rows(core, lung)]) > 200
     near_vessels = (np.abs(y - 28) < 8) & ~haze
     assert np.median(excess[_rows(near_vessels, lung)]) < 40
+
+
+def test_lightest_within_slope_bounds_each_level_by_the_others():
+    level = np.array([[-860.0, -855.0, np.nan, -600.0],
+                      [-850.0, -640.0, -845.0, -840.0]])
+    out = lightest_within_slope(level, (5.0, 15.0), max_slope=1.0, tolerance=10.0)
+    # every level within 10 HU + 1 HU/mm (city-block mm) of every other stays
+    assert out[0, 0] == -860.0 and out[0, 1] == -855.0 and out[1, 0] == -850.0
+    assert np.isnan(out[0, 2])
+    # a jump of 200 HU over 15 mm is bounded by its lighter neighbours
+    assert out[1, 1] == pytest.approx(min(-860.0 + 10 + 20, -855.0 + 10 + 5, -850.0 + 10 + 15))
+    assert out[0, 3] == pytest.approx(-840.0 + 10 + 5)
+    brute = np.array([[min(level[p] for p in np.ndindex(2, 4) if np.isfinite(level[p])) for _ in range(4)]
+                      for _ in range(2)])  # the bound never goes below the lightest level
+    assert np.all(out[np.isfinite(out)] >= brute[np.isfinite(out)])
+
+
+def test_ground_glass_filling_whole_bands_is_read_against_the_lighter_lung():
+    # "white lung": the front half of every slice is ground glass (-620 HU); its
+    # bands' histogram peaks are ground glass, the healthy back half bounds them
+    hu, lung, sp = _lung_block(shape=(12, 96, 96))
+    z, y, x = _grid(hu.shape, sp)
+    front = y < -4.0
+    hu[front] += 240.0
+    ev = tissue_evidence(hu, lung, sp)
+    excess = ev.parenchyma_hu - ev.healthy_hu
+    core = y < -14.0  # ground glass by the engine's margin
+    assert np.median(excess[_rows(core, lung)]) > AssignmentRules().ggo_margin_hu
+    back = y > 10.0
+    assert abs(np.median(excess[_rows(back, lung)])) < 30
 
 
 def test_the_lungs_partial_volume_rim_on_a_coarse_grid_reads_as_the_lung_behind_it():

@@ -88,6 +88,12 @@ WALL_RESOLVING_MM = 1.5
 #: The emphysema threshold (calibrated HU) of the low-attenuation area.
 EMPHYSEMA_HU = -950.0
 
+#: Steepest change (HU per mm) of healthy lung's density across the lung: the gravity
+#: gradient of a supine lung, some 100-200 HU between its front and back thirds at
+#: neutral breathing and less at full inspiration (Robinson et al. 1979; Millar and
+#: Denison 1989), about 1 HU per mm at most.
+HEALTHY_SLOPE_HU_PER_MM = 1.0
+
 #: Slice thickness (mm) up to which the lucency of a destroyed lobule (3 mm or more
 #: across) holds no tissue above or below it in its slice: it reads as air.
 LUCENCY_SLICE_MM = 1.5
@@ -289,16 +295,59 @@ def _mode(v: np.ndarray, bin_hu: float = 10.0) -> float:
     return float(edges[int(np.argmax(hist))] + bin_hu / 2.0)
 
 
+def lightest_within_slope(level: np.ndarray, steps_mm: Sequence[float], max_slope: float,
+                          tolerance: float = 0.0) -> np.ndarray:
+    """Each value bounded by every other value plus ``max_slope`` times their distance.
+
+    ``out[p] = min(level[p], min over q of level[q] + tolerance + max_slope * d(p, q))``,
+    ``d`` the city-block distance in mm on a grid of ``steps_mm`` (one per axis);
+    NaN entries (nothing measured) bound nothing and are bounded by their
+    neighbours. Two passes (forwards, backwards) along each axis.
+
+    Parameters
+    ----------
+    level : (Z, B) float
+        Levels (HU) on a grid of slices and bands.
+    steps_mm : (2,) float
+        Grid step (mm) along each axis.
+    max_slope : float
+        HU per mm.
+    tolerance : float
+        HU a value may exceed the bound of the others by (the uncertainty of each).
+
+    Returns
+    -------
+    (Z, B) float, NaN where ``level`` is NaN.
+    """
+    out = np.where(np.isfinite(level), level, np.inf)
+    for axis, step in enumerate(steps_mm):
+        rise = max_slope * float(step)
+        moved = np.moveaxis(out, axis, 0)  # a view: the passes write into ``out``
+        for i in range(1, moved.shape[0]):
+            np.minimum(moved[i], moved[i - 1] + rise, out=moved[i])
+        for i in range(moved.shape[0] - 2, -1, -1):
+            np.minimum(moved[i], moved[i + 1] + rise, out=moved[i])
+    return np.where(np.isfinite(level), np.minimum(level, out + tolerance), np.nan)
+
+
 def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[float],
-                    band_mm: float = 15.0) -> tuple[np.ndarray, np.ndarray]:
+                    band_mm: float = 15.0,
+                    max_slope: float = HEALTHY_SLOPE_HU_PER_MM,
+                    tolerance: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
     """Healthy level of the parenchyma per slice and depth, and its spread per slice.
 
     Lung is denser where it is dependent (towards the back of a supine patient,
     ``y`` increasing): the level (the histogram's peak, which lesions covering
     less of a band than healthy lung do not move) is read in bands of ``band_mm``
-    along ``y`` in each slice, interpolated between bands and slices. The
+    along ``y`` in each slice, interpolated between bands and slices. Where
+    disease covers most of a band (diffuse ground glass, "white lung") its peak
+    is the disease's: healthy lung changes its density slowly, by gravity, so no
+    band's level may exceed another's by more than ``tolerance`` (the peak's own
+    uncertainty, half the margin that makes ground glass) plus ``max_slope`` HU
+    per mm between them (:func:`lightest_within_slope`); the lighter, healthier
+    bands of the scan bound the others. The
     spread is 1.4826 times the median absolute deviation of each slice's
-    parenchyma around its bands' levels (noise and fine texture). Only voxels
+    parenchyma around its bands' peaks (noise and fine texture). Only voxels
     between -1000 and -600 HU count (air-filled lung, not dense structures).
 
     Returns
@@ -326,6 +375,8 @@ def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[fl
     ok = np.isfinite(level)
     if not ok.any():
         return np.full((nz, ny), -860.0), np.full(nz, 40.0)
+    level = lightest_within_slope(level, (float(spacing[0]), step * float(spacing[1])), max_slope,
+                                  tolerance)
     # fill the bands without lung from their slice, then slices from their neighbours
     centres = np.asarray(edges) + step / 2.0
     rows = np.arange(ny)
