@@ -20,8 +20,10 @@ measures, for every lung voxel, the evidence a radiologist uses first:
 * **Parenchymal density**: the mean HU of the parenchyma around a voxel with
   every dense structure but dense ground glass left out, and their blurred
   edges (normalised convolution), so vessels do not raise it and ground glass
-  does. It is compared with the *healthy level* of
-  the voxel's slice, the median of its parenchyma.
+  does. It is compared with the *healthy level* of the voxel's slice at its
+  depth from the front (the peak of the parenchyma's histogram there), which
+  the lighter lung of the scan bounds: where ground glass fills most of a
+  band, the band's peak is ground glass, not healthy lung.
 * **Low attenuation as regions**: the share of parenchyma below -950 HU (read
   on the image lightly smoothed in-plane, where noise seldom stays that low
   over a few voxels and a destroyed lobule does) within ``laa_mm`` of a voxel,
