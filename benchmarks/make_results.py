@@ -255,6 +255,38 @@ def _testbed_section(path: Path) -> list:
     return lines + [""]
 
 
+def _phantom_cases_section(paths: list) -> list:
+    """The engine end to end on the phantom's disease cases (white lung, effusions, masses).
+
+    ``paths``: JSON files of ``bench_phantom_cases.py``, the current run first, earlier
+    runs (other commits) after it for comparison.
+    """
+    paths = [Path(p).resolve() for p in paths if Path(p).is_file()]
+    if not paths:
+        return []
+    runs = [json.loads(p.read_text()) for p in paths]
+    cond = runs[0]["conditions"]
+    classes = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
+    lines = ["## Phantom disease cases", "",
+             "From " + ", ".join(f"`{_shown(p)}`" for p in paths)
+             + f" (`python benchmarks/bench_phantom_cases.py`; phantom "
+             f"{' x '.join(map(str, cond['shape']))}, seeds {', '.join(map(str, cond['seeds']))}): "
+             f"{cond['method']}; mean Dice per class against the phantom's truth (- where the case "
+             "has none), and the lung mask's Dice. What each case puts in the lungs: "
+             "`diffseglung_core.phantom.cases`.", "",
+             "| case | commit | " + " | ".join(classes) + " | lung mask |", "| --- |" + " --- |" * 7]
+    for name in runs[0]["cases"]:
+        for run in runs:
+            case = run["cases"].get(name)
+            if case is None:
+                continue
+            d = case["mean_dice"]
+            cells = ["-" if not np.isfinite(d[c]) else _fmt(d[c]) for c in classes]
+            lines.append(f"| {name} | {run['conditions']['commit'][:10]} ({run['conditions']['date']}) | "
+                         + " | ".join(cells) + f" | {_fmt(case['mean_lung_dice'])} |")
+    return lines + [""]
+
+
 def _spread_section(path: Path) -> list:
     """How far the engine's figures move with the seed of its Gaussian mixture alone."""
     if not path.is_file():
@@ -360,6 +392,7 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
                       if 100 * eng[c][0] < paper[c]]
             lines += ["", "Engine below the paper's Dice: " + (", ".join(missed) if missed else "none") + "."]
         lines.append("")
+    lines += _phantom_cases_section(args.phantom_cases)
     lines += _testbed_section(args.testbed)
     lines += _spread_section(args.seed_spread)
     if cted:
@@ -513,6 +546,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[20, 21, 22])
     ap.add_argument("--shape", type=int, nargs=3, default=[48, 160, 160])
     ap.add_argument("--testbed", type=Path, default=ROOT / "benchmarks" / "results" / "testbed.json")
+    ap.add_argument("--phantom-cases", type=Path, nargs="+",
+                    default=[ROOT / "benchmarks" / "results" / "phantom_cases.json"],
+                    help="bench_phantom_cases.py runs: the current one, then earlier ones")
     ap.add_argument("--seed-spread", type=Path,
                     default=ROOT / "benchmarks" / "results" / "seed_spread.json")
     ap.add_argument("--checkpoint", default=None, help="stage-2 model of the diffusion rows")
