@@ -258,12 +258,20 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "lungmask.json")
     parser.add_argument("--time-shape", type=int, nargs=3, default=None,
                         help="also time the mask on a chest phantom of this shape")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="with --time-shape: the timing alone (no real CT, no phantom cases)")
     args = parser.parse_args(argv)
 
     result = {"machine": {"python": platform.python_version(), "cpu": platform.processor(),
                           "system": platform.platform()},
               "commit": git_commit(), "uncommitted_sources": uncommitted_sources(),
               "shape": list(args.shape), "seeds": list(args.seeds)}
+    if args.timing_only and args.time_shape:
+        result["timing"] = timing(tuple(args.time_shape))
+        print(json.dumps(result["timing"], indent=1))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1, default=float))
+        return 0
     if args.data.is_dir():
         result["cip"] = cip(args.data)
         result["a0001"] = a0001(args.data)

@@ -942,3 +942,38 @@ def test_block_mean_is_the_mean_of_each_block_partial_ones_included():
         np.testing.assert_allclose(block_mean(mask, blocks), ref, atol=1e-6)
         values = np.where(mask, -850.0, 40.0).astype(np.float32)
         np.testing.assert_allclose(block_mean(values, blocks), ref * -890.0 + 40.0, rtol=1e-5)
+
+
+def test_rays_march_chunk_by_chunk_as_if_every_sample_were_read():
+    from diffseglung_core.lung.cavity import _Rays
+
+    rng = np.random.default_rng(3)
+    shape = (60, 70)
+    side = np.zeros(shape, bool)
+    side[20:40, 25:45] = True
+    passable = rng.random(shape) > 0.03
+    n = 300
+    ey, ex = rng.integers(20, 40, n).astype(float), rng.integers(25, 45, n).astype(float)
+    ang = rng.uniform(0, 2 * np.pi, n)
+    vy, vx = np.sin(ang), np.cos(ang)
+    dist = np.arange(1, 121) * 0.4
+    rays = _Rays(ey, ex, vy, vx, dist, (0.8, 0.8), shape, chunk=7)
+    first, end, any_end = rays.march(side, passable)
+    # every sample of every ray at once
+    py = np.rint(ey[:, None] + vy[:, None] * dist[None, :] / 0.8).astype(int)
+    px = np.rint(ex[:, None] + vx[:, None] * dist[None, :] / 0.8).astype(int)
+    valid = (py >= 0) & (py < shape[0]) & (px >= 0) & (px < shape[1])
+    py, px = np.clip(py, 0, shape[0] - 1), np.clip(px, 0, shape[1] - 1)
+    started = np.maximum.accumulate(~(side[py, px] & valid), axis=1)
+    blocked = started & ~(passable[py, px] & valid)
+    np.testing.assert_array_equal(first, np.argmax(started, axis=1))
+    np.testing.assert_array_equal(any_end, blocked.any(axis=1))
+    ends = np.where(blocked.any(axis=1), np.argmax(blocked, axis=1), dist.size - 1)
+    np.testing.assert_array_equal(end, ends)
+    assert any_end.all() and (end - first).max() > 7  # rays that need several chunks
+    # the samples between where a ray leaves the lung and where it ends
+    ys, xs, in_span = rays.span(np.arange(n), first, end)
+    cols = np.arange(dist.size)[None, :]
+    want = (cols >= first[:, None]) & (cols < end[:, None])
+    assert in_span.sum() == want.sum()
+    assert sorted(zip(ys[in_span], xs[in_span])) == sorted(zip(py[want], px[want]))

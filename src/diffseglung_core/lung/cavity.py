@@ -247,30 +247,21 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
 
     step = 0.5 * min(sy, sx)
     dist = np.arange(1, int(max_gap_mm / step) + 1) * step
-    py = np.rint(ey[:, None] + vy[:, None] * dist[None, :] / sy).astype(np.int64)
-    px = np.rint(ex[:, None] + vx[:, None] * dist[None, :] / sx).astype(np.int64)
-    valid = (py >= 0) & (py < ny_) & (px >= 0) & (px < nx_)
-    py, px = np.clip(py, 0, ny_ - 1), np.clip(px, 0, nx_ - 1)
-    flat = py * nx_ + px
-
-    def at(a: np.ndarray) -> np.ndarray:  # a (Y, X) array along the rays (``a[py, px]``, faster)
-        return np.take(a, flat)
-
-    cross = at(crossable) & valid
-    # leave the lung first: skip the samples still inside it
-    in_side = at(side) & valid
-    started = np.maximum.accumulate(~in_side, axis=1)
-    first = np.argmax(started, axis=1)
+    rays = _Rays(ey, ex, vy, vx, dist, (sy, sx), side.shape)
     rows = np.arange(ey.size)
 
-    def run_to(hard):
+    def run_to(passable, hard):
         # where each ray ends, whether on ``hard`` (bone), and the length it crossed (mm)
-        blocked = started & ~cross
-        any_end = blocked.any(axis=1)
-        end = np.where(any_end, np.argmax(blocked, axis=1), dist.size - 1)
-        return end, any_end & hard[rows, end], (end - first) * step
+        first, end, any_end = rays.march(side, passable)
+        end_y, end_x, inside = rays.points(rows, end)
+        return first, end, any_end & hard[end_y, end_x] & inside, (end - first) * step, end_y, end_x
 
-    end, on_bone, length = run_to(at(bone) & valid)
+    def crosses(mask, which):
+        # whether each ray of ``which`` meets ``mask`` from where it leaves the lung to its end
+        py, px, in_span = rays.span(np.flatnonzero(which), first, end + 1)
+        return (mask[py, px] & in_span).any(axis=1)
+
+    first, end, on_bone, length, end_y, end_x = run_to(crossable, bone)
     # the chest wall's own inner layer (pleura, extrapleural fat, the inner side of
     # the intercostal muscles): what healthy lung keeps between itself and the ribs,
     # read from the shortest runs to bone; only dense tissue beyond it is lung
@@ -279,21 +270,18 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         layer = min(float(np.percentile(length[on_bone & normal], 25)), max_layer_mm)
     contact = on_bone & (length <= layer * slant + min_gap_mm)
     if rib_line_mm is not None and np.count_nonzero(contact) >= 2:
-        beyond = at(outside_rib_line(py[contact, end[contact]], px[contact, end[contact]], side,
-                                     (sy, sx), rib_line_mm)) & valid
-        cross &= ~beyond
-        end, on_bone, length = run_to((at(bone) | beyond) & valid)
+        beyond = outside_rib_line(end_y[contact], end_x[contact], side, (sy, sx), rib_line_mm)
+        crossable = crossable & ~beyond
+        first, end, on_bone, length, end_y, end_x = run_to(crossable, bone | beyond)
         contact = on_bone & (length <= layer * slant + min_gap_mm)
-    end_y, end_x = py[rows, end], px[rows, end]
     ok = on_bone & ~contact
-    j = np.arange(dist.size)[None, :]
     if spine is not None:
         on_spine = spine[end_y, end_x]
         ok &= ~(on_spine & (length <= (layer + spine_gap_mm) * slant))
         if mediastinum is not None:
-            ok &= ~(on_spine & (at(mediastinum) & started & (j <= end[:, None])).any(axis=1))
+            ok[ok & on_spine] = ~crosses(mediastinum, ok & on_spine)
     if avoid is not None:
-        ok &= ~(at(avoid) & started & (j <= end[:, None])).any(axis=1)
+        ok[ok] = ~crosses(avoid, ok)
 
     # bone much shallower than the ribs this lung touches is a scapula or an arm
     if skin is None:
@@ -303,9 +291,10 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         ok &= skin[end_y, end_x] >= wall - wall_margin_mm
     if not ok.any():
         return out
-    stop_at = end - np.rint(layer * slant / step).astype(np.int64)
-    path = ok[:, None] & started & (j < stop_at[:, None]) & cross
-    out[py[path], px[path]] = True
+    # a ray crosses only passable tissue from where it leaves the lung to where it ends
+    stop_at = np.maximum(end - np.rint(layer * slant / step).astype(np.int64), first)
+    py, px, in_span = rays.span(np.flatnonzero(ok), first, stop_at)
+    out[py[in_span], px[in_span]] = True
     if not out.any():
         return out
     # neighbouring rays diverge: join them into one region (in a box around them: the same
@@ -318,6 +307,69 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     joined = ndi.binary_closing(out[box], join) & crossable[box]
     out[box] = ndi.binary_opening(joined, thick)
     return out
+
+
+class _Rays:
+    """Straight rays sampled every ``dist`` mm from their start pixels, on a ``shape`` grid.
+
+    Sample ``k`` of ray ``i`` is pixel ``rint((ey, ex)[i] + (vy, vx)[i] * dist[k] / (sy, sx))``,
+    clipped to the grid; ``inside`` says whether it was on the grid before clipping.
+    Most rays end within a few mm: :meth:`march` reads the samples a chunk at a time
+    and stops following a ray where it ends.
+    """
+
+    def __init__(self, ey, ex, vy, vx, dist, sampling, shape, chunk: int = 32):
+        self.ey, self.ex, self.vy, self.vx = ey, ex, vy, vx
+        self.dist, self.sy, self.sx = dist, float(sampling[0]), float(sampling[1])
+        self.shape, self.chunk = shape, chunk
+
+    def points(self, rays: np.ndarray, k: np.ndarray):
+        """Pixels (y, x) and ``inside`` of samples ``k`` (broadcast against ``rays[:, None]``)."""
+        r = rays[:, None] if k.ndim == 2 else rays
+        d = self.dist[np.minimum(k, self.dist.size - 1)]
+        py = np.rint(self.ey[r] + self.vy[r] * d / self.sy).astype(np.int64)
+        px = np.rint(self.ex[r] + self.vx[r] * d / self.sx).astype(np.int64)
+        ny, nx = self.shape
+        inside = (py >= 0) & (py < ny) & (px >= 0) & (px < nx)
+        return np.clip(py, 0, ny - 1), np.clip(px, 0, nx - 1), inside
+
+    def march(self, side: np.ndarray, passable: np.ndarray):
+        """Where each ray leaves ``side`` and where it then first meets what is not ``passable``.
+
+        Returns ``first`` (the first sample off ``side`` or off the grid; 0 for a ray
+        that never leaves), ``end`` (the first sample after that, ``first`` included,
+        off ``passable`` or off the grid; the last sample if none) and ``any_end``
+        (whether such a sample exists), each (n_rays,).
+        """
+        n = self.ey.size
+        first = np.full(n, -1, np.int64)
+        end = np.full(n, -1, np.int64)
+        active = np.arange(n)
+        for c0 in range(0, self.dist.size, self.chunk):
+            if active.size == 0:
+                break
+            k = np.arange(c0, min(c0 + self.chunk, self.dist.size))[None, :]
+            py, px, inside = self.points(active, k)
+            off_side = ~(side[py, px] & inside)
+            started = np.logical_or.accumulate(off_side, axis=1) | (first[active] >= 0)[:, None]
+            new = (first[active] < 0) & started.any(axis=1)
+            first[active[new]] = c0 + np.argmax(started[new], axis=1)
+            blocked = started & ~(passable[py, px] & inside)
+            hit = blocked.any(axis=1)
+            end[active[hit]] = c0 + np.argmax(blocked[hit], axis=1)
+            active = active[~hit]
+        any_end = end >= 0
+        end[~any_end] = self.dist.size - 1
+        first[first < 0] = 0
+        return first, end, any_end
+
+    def span(self, rays: np.ndarray, start: np.ndarray, stop: np.ndarray):
+        """Pixels (y, x) of the samples ``start <= k < stop`` of ``rays`` (all (n_rays,) arrays),
+        as (len(rays), longest span) arrays, and which of them lie in the span."""
+        start, stop = start[rays], stop[rays]
+        k = start[:, None] + np.arange(max(int((stop - start).max(initial=0)), 1))[None, :]
+        py, px, _ = self.points(rays, k)
+        return py, px, k < stop[:, None]
 
 
 def outside_rib_line(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, sampling: Sequence[float],
