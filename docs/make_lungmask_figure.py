@@ -108,22 +108,14 @@ def _outline(rgb: np.ndarray, mask: np.ndarray, colour, width: int = 2) -> None:
 def aorta_figure(data: Path, out: Path) -> None:
     from diffseglung_core.evaluate import testbed as tb
     from diffseglung_core.lung import segment_lungs
-    from diffseglung_core.lung.aorta import descending_aorta
-    from diffseglung_core.lung.body import body_mid_x, filled_body, outside_air
-    from diffseglung_core.lung.cavity import smooth_axial
-    from diffseglung_core.lung.skeleton import rib_cage, vertebral_body
 
     vol, lung = tb.load_a0001(data)
     case = tb.build_case("a0001-mixed", vol, lung, context=tb.prepare_scan(vol, lung))
     hu, spacing = case.volume.hu, case.volume.spacing
     lesion = case.lesion_map == next(r.index for r in case.lesions if r.kind == "consolidation")
-    masks = [segment_lungs(hu, spacing, mediastinal_passes=0).labels,
-             segment_lungs(hu, spacing).labels]
-    hs = smooth_axial(np.clip(np.asarray(hu, np.float32), -1100.0, 1500.0), spacing, 1.0)
-    body = filled_body(~outside_air(hu < -400))
-    cage, x_mid = rib_cage(hs > 200, spacing), body_mid_x(body)
-    aorta = descending_aorta(hs, [vertebral_body(cage[z], body[z], spacing[1:], x_mid)
-                                  for z in range(hu.shape[0])], spacing)
+    seg = segment_lungs(hu, spacing)
+    masks = [segment_lungs(hu, spacing, mediastinal_passes=0).labels, seg.labels]
+    aorta = seg.aorta
     zs = np.flatnonzero(lesion.any(axis=(1, 2)))
     picks = np.linspace(zs[0] + 1, zs[-1] - 1, 4).round().astype(int)
     ys, xs = np.nonzero(lesion.any(axis=0))

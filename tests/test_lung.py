@@ -701,9 +701,18 @@ def test_cip_crop_two_slices_dice(cip_chest):
 def test_a0001_tumour_and_opacity_inside(a0001_dicom):
     """Lung-PET-CT-Dx A0001: plausible volumes, both lungs, dense disease kept."""
     ct = _read(a0001_dicom)
-    mask = compute_lung_mask(ct.hu, ct.spacing)
+    seg = segment_lungs(ct.hu, ct.spacing)
+    mask = seg.labels
     vols = lung_volumes_ml(mask, ct.spacing)
     assert 2000 < vols["total"] < 8000
+    # the descending aorta it traced, on the scan's grid: blood inside every circle
+    traced = np.flatnonzero(~np.isnan(seg.aorta[:, 0]))
+    assert traced.size * ct.spacing[0] >= 100
+    assert np.all((seg.aorta[traced, 2] * ct.spacing[2] >= 8) & (seg.aorta[traced, 2] * ct.spacing[2] <= 20))
+    yy, xx = np.mgrid[:ct.shape[1], :ct.shape[2]]
+    for z in traced:
+        y, x, r = seg.aorta[z]
+        assert -30 < np.median(ct.hu[z][np.hypot(yy - y, xx - x) <= r / 2]) < 700
     assert vols["right"] > 1000 and vols["left"] > 1000
     # The left upper-lobe mass and the opacity around it (slices 40-55, the upper third)
     # are dense tissue against the posterior chest wall and the mediastinum: a

@@ -61,6 +61,11 @@ class LungSegmentation:
     spacing : (3,) floats, mm.
     notes : list of str
         What a reader of the report should know (gas left out, effusion found).
+    aorta : (Z, 3) float, optional
+        The descending aorta traced through the slices (:func:`.aorta.descending_aorta`):
+        centre ``(y, x)`` and radius (voxels of ``x``) per slice, NaN where it was
+        not traced; None where it was not looked for (stacks thinner than the rib
+        slab, ``mediastinal_passes=0``).
     """
 
     labels: np.ndarray
@@ -69,6 +74,7 @@ class LungSegmentation:
     gas: np.ndarray
     spacing: tuple
     notes: list = field(default_factory=list)
+    aorta: Optional[np.ndarray] = None
 
     def volumes_ml(self) -> dict[str, float]:
         """Right, left and total lung, effusion and rejected gas volumes (mL)."""
@@ -366,9 +372,12 @@ def segment_lungs(
     # which the pulmonary artery arches over the left main bronchus. (The rule that drops
     # rays ending on bone shallower than the ribs, a scapula, is for the chest wall: the
     # aorta and the vertebral body lie at another depth.)
+    aorta_found = None
     if costal and mediastinal_passes > 0 and closed:
         aorta = descending_aorta(hu_s, vertebrae, spacing)
         traced = ~np.isnan(aorta[:, 0])
+        aorta_found = np.full((shape[0], 3), np.nan)
+        aorta_found[box[0]] = aorta + [box[1].start, box[2].start, 0.0]
         if traced.any():
             ahead, behind = aorta_masks(aorta, labels.shape, spacing)
             solid, body_front, in_front = vertebral_body_masks(vertebrae, labels.shape, spacing)
@@ -406,7 +415,7 @@ def segment_lungs(
     effusion_mask[box] = fluid
     report(progress, _STAGES, _STAGES, "done")
     return LungSegmentation(labels=out, effusion=effusion_mask, airway=airway, gas=gas,
-                            spacing=spacing, notes=notes)
+                            spacing=spacing, notes=notes, aorta=aorta_found)
 
 
 def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing, x_mid,
