@@ -174,9 +174,18 @@ def test_lightest_within_slope_bounds_each_level_by_the_others():
     # a jump of 200 HU over 15 mm is bounded by its lighter neighbours
     assert out[1, 1] == pytest.approx(min(-860.0 + 10 + 20, -855.0 + 10 + 5, -850.0 + 10 + 15))
     assert out[0, 3] == pytest.approx(-840.0 + 10 + 5)
-    brute = np.array([[min(level[p] for p in np.ndindex(2, 4) if np.isfinite(level[p])) for _ in range(4)]
-                      for _ in range(2)])  # the bound never goes below the lightest level
-    assert np.all(out[np.isfinite(out)] >= brute[np.isfinite(out)])
+    # against every pair, on a larger random grid
+    rng = np.random.default_rng(0)
+    level = rng.uniform(-900, -600, (6, 9))
+    level[rng.random(level.shape) < 0.2] = np.nan
+    out = lightest_within_slope(level, (2.5, 15.0), max_slope=1.0, tolerance=60.0)
+    for p in np.ndindex(level.shape):
+        if np.isnan(level[p]):
+            assert np.isnan(out[p])
+            continue
+        bound = min(level[q] + 60.0 + 2.5 * abs(p[0] - q[0]) + 15.0 * abs(p[1] - q[1])
+                    for q in np.ndindex(level.shape) if np.isfinite(level[q]))
+        assert out[p] == pytest.approx(min(level[p], bound))
 
 
 def test_ground_glass_filling_whole_bands_is_read_against_the_lighter_lung():

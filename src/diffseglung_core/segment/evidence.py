@@ -303,8 +303,8 @@ def lightest_within_slope(level: np.ndarray, steps_mm: Sequence[float], max_slop
 
     ``out[p] = min(level[p], min over q of level[q] + tolerance + max_slope * d(p, q))``,
     ``d`` the city-block distance in mm on a grid of ``steps_mm`` (one per axis);
-    NaN entries (nothing measured) bound nothing and are bounded by their
-    neighbours. Two passes (forwards, backwards) along each axis.
+    NaN entries (nothing measured) bound nothing and stay NaN (distances count
+    across them). Two passes (forwards, backwards) along each axis.
 
     Parameters
     ----------
@@ -1005,14 +1005,16 @@ def tissue_evidence(
     par_hu, _ = _masked_mean(h, clear, spacing, parenchyma_mm)
     del edges, clear
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
-    level, spread = _healthy_levels(h, parenchyma & ~rim, spacing)
+    # (a band's peak may exceed the bound by half the margin that makes ground glass)
+    level, spread = _healthy_levels(h, parenchyma & ~rim, spacing, tolerance=0.5 * dense_margin_hu)
     report(progress, 2, total, "low attenuation")
 
     # low attenuation read on a lightly smoothed image: noise alone seldom stays below
     # -950 HU over a few voxels, a destroyed lobule does
     soft = gaussian_filter(h, (0.0, laa_smooth_mm / float(spacing[1]),
                                laa_smooth_mm / float(spacing[2])), truncate=2.5)
-    level_soft, spread_soft = _healthy_levels(soft, parenchyma & ~rim, spacing)
+    level_soft, spread_soft = _healthy_levels(soft, parenchyma & ~rim, spacing,
+                                              tolerance=0.5 * dense_margin_hu)
     # the share of low attenuation noise alone gives healthy lung at each level
     reference = np.maximum(level_soft, healthy_reference_hu)
     # where healthy lung itself reads darker (hyperinflation, the gravity gradient), a
