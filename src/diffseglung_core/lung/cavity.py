@@ -207,7 +207,6 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     sy, sx = float(spacing[1]), float(spacing[2])
     if np.count_nonzero(side) < 10:
         return out
-    ny_, nx_ = side.shape
     if fat is None:
         fat = fat_planes(hu_smooth[None], spacing, fat_hu)[0]
     # the partial-volume rim around the lung is crossed too, not only dense tissue
@@ -364,8 +363,11 @@ class _Rays:
         return first, end, any_end
 
     def span(self, rays: np.ndarray, start: np.ndarray, stop: np.ndarray):
-        """Pixels (y, x) of the samples ``start <= k < stop`` of ``rays`` (all (n_rays,) arrays),
-        as (len(rays), longest span) arrays, and which of them lie in the span."""
+        """The samples ``start <= k < stop`` of ``rays`` (``start``, ``stop``: (n_rays,)).
+
+        Returns their pixels (y, x) as (len(rays), longest span) arrays and which of
+        those lie in each ray's span.
+        """
         start, stop = start[rays], stop[rays]
         k = start[:, None] + np.arange(max(int((stop - start).max(initial=0)), 1))[None, :]
         py, px, _ = self.points(rays, k)
