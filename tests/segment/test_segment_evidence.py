@@ -201,6 +201,19 @@ def test_ground_glass_filling_whole_bands_is_read_against_the_lighter_lung():
     assert np.median(excess[_rows(core, lung)]) > AssignmentRules().ggo_margin_hu
     back = y > 10.0
     assert abs(np.median(excess[_rows(back, lung)])) < 30
+    # the report says how much lung took its level from the lighter lung
+    voxel_ml = float(np.prod(sp)) / 1000.0
+    assert 0.3 < ev.level_bounded_ml / (np.count_nonzero(lung & front) * voxel_ml) < 1.3
+    from types import SimpleNamespace
+
+    from diffseglung_core.segment.report import make_report
+
+    result = SimpleNamespace(evidence=ev, mapping=None, timings={}, params={})
+    note = make_report(lung.astype(np.uint8), hu, sp, result=result)["ground_glass_evidence"]
+    assert note["level_bounded_ml"] == ev.level_bounded_ml and "lighter lung" in note["note"]
+    # healthy lung alone: nothing bounded
+    plain, lung0, _ = _lung_block(shape=(12, 96, 96))
+    assert tissue_evidence(plain, lung0, sp).level_bounded_ml == 0.0
 
 
 def test_the_lungs_partial_volume_rim_on_a_coarse_grid_reads_as_the_lung_behind_it():

@@ -163,6 +163,10 @@ class TissueEvidence:
         healthy lung at full inspiration, not called emphysema because they hold
         no lucencies that read as air (a deep breath, the gravity gradient);
         thin slices only, 0 elsewhere.
+    level_bounded_ml : float
+        Volume (mL) of lung in depth bands whose own histogram peak was denser
+        than the scan's lighter lung allows (ground glass filling the band): the
+        bound stands for their healthy level.
     walls_resolved : bool
         Whether the grid resolves the walls of honeycomb cysts (in-plane voxels of
         at most ``WALL_RESOLVING_MM``); on a coarser grid a cyst and its walls
@@ -188,6 +192,7 @@ class TissueEvidence:
     halo_mm: float = 0.0
     dark_without_air_ml: float = 0.0
     walls_resolved: bool = True
+    level_bounded_ml: float = 0.0
 
 
 def _sigmas(spacing: Sequence[float], sigma_mm: float, shape: Sequence[int]) -> list[float]:
@@ -356,6 +361,8 @@ def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[fl
     -------
     level : (Z, Y) float, HU.
     spread : (Z,) float, HU.
+    lowered : (Z, Y) bool
+        Rows of the bands whose own peak the lighter lung bounded.
     """
     nz, ny = hu.shape[:2]
     step = max(1, int(round(band_mm / float(spacing[1]))))
@@ -376,9 +383,11 @@ def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[fl
                 spread[z] = 1.4826 * np.median(d)
     ok = np.isfinite(level)
     if not ok.any():
-        return np.full((nz, ny), -860.0), np.full(nz, 40.0)
+        return np.full((nz, ny), -860.0), np.full(nz, 40.0), np.zeros((nz, ny), bool)
+    peaks = level
     level = lightest_within_slope(level, (float(spacing[0]), step * float(spacing[1])), max_slope,
                                   tolerance)
+    lowered = np.repeat(np.nan_to_num(peaks - level) > 0.5, step, axis=1)[:, :ny]
     # fill the bands without lung from their slice, then slices from their neighbours
     centres = np.asarray(edges) + step / 2.0
     rows = np.arange(ny)
@@ -391,7 +400,7 @@ def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[fl
     out = np.stack([np.interp(idx, idx[have], out[have, y]) for y in range(ny)], axis=1)
     good = np.isfinite(spread)
     spread = np.interp(idx, idx[good], spread[good]) if good.any() else np.full(nz, 40.0)
-    return out, spread
+    return out, spread, lowered
 
 
 def _with_air_lucencies(regions: np.ndarray, darker: np.ndarray, airlike: np.ndarray,
@@ -1006,15 +1015,18 @@ def tissue_evidence(
     del edges, clear
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
     # (a band's peak may exceed the bound by half the margin that makes ground glass)
-    level, spread = _healthy_levels(h, parenchyma & ~rim, spacing, tolerance=0.5 * dense_margin_hu)
+    level, spread, lowered = _healthy_levels(h, parenchyma & ~rim, spacing,
+                                             tolerance=0.5 * dense_margin_hu)
+    bounded_ml = float(np.count_nonzero(inside & lowered[:, :, None]) * np.prod(spacing) / 1000.0)
+    del lowered
     report(progress, 2, total, "low attenuation")
 
     # low attenuation read on a lightly smoothed image: noise alone seldom stays below
     # -950 HU over a few voxels, a destroyed lobule does
     soft = gaussian_filter(h, (0.0, laa_smooth_mm / float(spacing[1]),
                                laa_smooth_mm / float(spacing[2])), truncate=2.5)
-    level_soft, spread_soft = _healthy_levels(soft, parenchyma & ~rim, spacing,
-                                              tolerance=0.5 * dense_margin_hu)
+    level_soft, spread_soft, _ = _healthy_levels(soft, parenchyma & ~rim, spacing,
+                                                 tolerance=0.5 * dense_margin_hu)
     # the share of low attenuation noise alone gives healthy lung at each level
     reference = np.maximum(level_soft, healthy_reference_hu)
     # where healthy lung itself reads darker (hyperinflation, the gravity gradient), a
@@ -1112,6 +1124,7 @@ def tissue_evidence(
         laa_baseline=float(np.median(baseline)),
         halo_mm=halo_mm,
         dark_without_air_ml=dark_ml,
+        level_bounded_ml=bounded_ml,
         dependent=dependent[rows],
         partial_volume=None if partial is None else partial[rows],
         walls_resolved=max(float(spacing[1]), float(spacing[2])) <= WALL_RESOLVING_MM,

@@ -145,6 +145,18 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
             "edge_halo_mm": float(ev.halo_mm),
             "dark_without_air_ml": float(ev.dark_without_air_ml),
         }
+        level = float(np.median(ev.healthy_hu)) if ev.healthy_hu.size else float("nan")
+        bounded = float(getattr(ev, "level_bounded_ml", 0.0))
+        out["ground_glass_evidence"] = {
+            "healthy_level_hu": level,
+            "level_bounded_ml": bounded,
+            "note": (f"ground glass is lung whose parenchyma reads well above the healthy level of "
+                     f"its slice at its depth (median {level:.0f} HU here)"
+                     + (f"; in {bounded:.0f} mL of lung the depth band's own density peak was "
+                        "denser than the scan's lighter lung allows for a gravity gradient "
+                        "(ground glass filling the band), and the lighter lung set its level"
+                        if bounded >= 0.5 else "")),
+        }
         if ev.dependent is not None and ev.dependent.size == np.count_nonzero(lung):
             healthy = np.asarray(labels)[lung] == 1
             ml = float(np.count_nonzero(ev.dependent & healthy) * np.prod(spacing) / 1000.0)
