@@ -716,3 +716,16 @@ def test_a_uniformly_dark_lung_is_not_emphysema_but_its_air_lucencies_are():
     ev = tissue_evidence(hu, lung, sp)
     assert ev.emphysema[_rows(holes, lung)].mean() > 0.8
     assert ev.emphysema[_rows(lung & ~region & (y < 0), lung)].mean() < 0.01
+
+
+def test_opening_by_distance_maps_is_the_opening_by_a_ball():
+    from diffseglung_core.segment.evidence import _ball, _opening
+
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        shape = tuple(int(v) for v in rng.integers(8, 30, 3))
+        mask = ndi.binary_dilation(rng.random(shape) > 0.97, iterations=int(rng.integers(1, 5)))
+        sp = tuple(float(v) for v in rng.uniform(0.6, 2.5, 3))
+        r = float(rng.uniform(1.0, 5.0))
+        want = ndi.binary_opening(mask, _ball(r, sp, (99, 99, 99)), border_value=0)
+        np.testing.assert_array_equal(_opening(mask, sp, r), want)

@@ -476,12 +476,18 @@ def _opening(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np
     if radius_mm <= 0:
         return np.zeros_like(mask)
 
+    reach = [int(np.ceil(radius_mm / float(s))) + 1 for s in spacing]
+
     def opened(part: np.ndarray) -> np.ndarray:
         m = np.pad(part, 1)
         core = ndi.distance_transform_edt(m, sampling=spacing) > radius_mm
         if not core.any():
             return np.zeros_like(part)
-        return (ndi.distance_transform_edt(~core, sampling=spacing) <= radius_mm)[1:-1, 1:-1, 1:-1] & part
+        # what lies within the radius of the core lies in its box grown by the radius
+        near = np.zeros_like(core)
+        box = bbox(core, reach)
+        near[box] = ndi.distance_transform_edt(~core[box], sampling=spacing) <= radius_mm
+        return near[1:-1, 1:-1, 1:-1] & part
 
     # the opening at a voxel depends on the mask within 2 radii (and the pad's slice)
     return by_slabs(opened, [mask], int(2 * radius_mm / float(spacing[0])) + 2)
