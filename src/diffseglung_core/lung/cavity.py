@@ -255,11 +255,6 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         end_y, end_x, inside = rays.points(rows, end)
         return first, end, any_end & hard[end_y, end_x] & inside, (end - first) * step, end_y, end_x
 
-    def crosses(mask, which):
-        # whether each ray of ``which`` meets ``mask`` from where it leaves the lung to its end
-        py, px, in_span = rays.span(np.flatnonzero(which), first, end + 1)
-        return (mask[py, px] & in_span).any(axis=1)
-
     first, end, on_bone, length, end_y, end_x = run_to(crossable, bone)
     # the chest wall's own inner layer (pleura, extrapleural fat, the inner side of
     # the intercostal muscles): what healthy lung keeps between itself and the ribs,
@@ -274,6 +269,12 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         first, end, on_bone, length, end_y, end_x = run_to(crossable, bone | beyond)
         contact = on_bone & (length <= layer * slant + min_gap_mm)
     ok = on_bone & ~contact
+
+    def crosses(mask, which):
+        # whether each ray of ``which`` meets ``mask`` from where it leaves the lung to its end
+        py, px, in_span = rays.span(np.flatnonzero(which), first, end + 1)
+        return (mask[py, px] & in_span).any(axis=1)
+
     if spine is not None:
         on_spine = spine[end_y, end_x]
         ok &= ~(on_spine & (length <= (layer + spine_gap_mm) * slant))

@@ -145,8 +145,7 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
             "edge_halo_mm": float(ev.halo_mm),
             "dark_without_air_ml": float(ev.dark_without_air_ml),
         }
-        level = float(np.median(ev.healthy_hu)) if ev.healthy_hu.size else float("nan")
-        bounded = float(getattr(ev, "level_bounded_ml", 0.0))
+        level, bounded = float(np.median(ev.healthy_hu)), float(ev.level_bounded_ml)
         out["ground_glass_evidence"] = {
             "healthy_level_hu": level,
             "level_bounded_ml": bounded,
