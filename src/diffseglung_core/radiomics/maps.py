@@ -107,28 +107,6 @@ class FeatureMap:
                 self._filled = np.ascontiguousarray(self.values[:, idx[0], idx[1], idx[2]])
         return self._filled
 
-    def rows(self) -> np.ndarray:
-        """(grid points, F) float32: :meth:`filled`, one contiguous row per grid point (C order)."""
-        if self._rows is None:
-            self._rows = np.ascontiguousarray(self.filled().reshape(len(self.names), -1).T)
-        return self._rows
-
-    def with_values(self, rows: np.ndarray, names: Optional[Sequence[str]] = None) -> FeatureMap:
-        """The same grid with other values at its points, every point valid.
-
-        Parameters
-        ----------
-        rows : (grid points, F') array
-            One row per grid point, in the order of :meth:`rows`.
-        names : sequence of str, optional
-            ``F'`` names (default ``column_0``, ``column_1``, ...).
-        """
-        rows = np.asarray(rows, np.float32)
-        names = tuple(names) if names is not None else tuple(f"column_{i}" for i in range(rows.shape[1]))
-        return FeatureMap(values=np.ascontiguousarray(rows.T).reshape((len(names),) + self.valid.shape),
-                          valid=np.ones(self.valid.shape, bool), stride=self.stride,
-                          origin=self.origin, window=self.window, shape=self.shape, names=names)
-
     def at_points(self, points: np.ndarray, *, chunk: int = 1_000_000) -> np.ndarray:
         """Trilinear interpolation of the features at voxel coordinates.
 
@@ -142,7 +120,9 @@ class FeatureMap:
         (N, F) float32. Invalid grid points take their nearest valid neighbour's
         values; points beyond the grid take the edge values.
         """
-        rows = self.rows()
+        if self._rows is None:  # (grid points, F): one contiguous row per point
+            self._rows = np.ascontiguousarray(self.filled().reshape(len(self.names), -1).T)
+        rows = self._rows
         grid = np.array(self.valid.shape)
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         out = np.empty((len(pts), rows.shape[1]), np.float32)

@@ -177,11 +177,8 @@ def radiomic_features(
     the stride is scaled by the slice spacing) inside the lung and
     interpolated trilinearly to every lung voxel; the stride grows until at
     most ``max_windows`` windows are computed (bounded time). Columns are robustly
-    standardised (median and IQR of the interpolated features at up to 200,000 lung
-    voxels, clipped to +-10); with ``n_components`` they are reduced by PCA to that
-    many components, whitened on those voxels (so 34 correlated columns do not
-    outvote density). Both are done on the grid points (interpolation commutes with
-    the projection), so only the output's columns are interpolated.
+    standardised; with ``n_components`` they are reduced by PCA to that many
+    whitened components (so 34 correlated columns do not outvote density).
 
     Returns
     -------
@@ -201,27 +198,34 @@ def radiomic_features(
     fmap = feature_maps(sub_hu, sub_lung, window=window_for_spacing(spacing, window_mm),
                         stride=(min(sz, stride), stride, stride), device=device,
                         progress=progress)
-    # statistics (robust scale, PCA basis) on a subsample: never a full (N, 34) array
-    # (bounded memory on whole scans)
+    # statistics (robust scale, PCA basis) on a subsample, then the transform in
+    # chunks: never a full (N, 34) array (bounded memory on whole scans)
     pts = np.argwhere(sub_lung)
     rng = np.random.default_rng(0)
-    picks = np.sort(rng.choice(len(pts), min(len(pts), 200_000), replace=False))
-    sample = fmap.at_points(pts[picks])
+    rows = np.sort(rng.choice(len(pts), min(len(pts), 200_000), replace=False))
+    sample = fmap.at_points(pts[rows])
     med = np.nanmedian(sample, axis=0)
     q75, q25 = np.nanpercentile(sample, [75, 25], axis=0)
     scale = (q75 - q25) / 1.349
     scale[~np.isfinite(scale) | (scale <= 1e-8)] = 1.0
 
-    # scaled on the grid points (the clip included), so that interpolation commutes with
-    # the projection: only its n_components columns are interpolated to every voxel
-    scaled_map = fmap.with_values(_scaled(fmap.filled().reshape(len(fmap.names), -1).T, med, scale))
-    if not n_components or n_components >= len(fmap.names):
-        return scaled_map.at_points(pts)
-    z = scaled_map.at_points(pts[picks]).astype(np.float64)
-    mu = z.mean(0)
-    _, sv, vt = np.linalg.svd(z - mu, full_matrices=False)
-    sd = sv[:n_components] / np.sqrt(max(len(z) - 1, 1))
-    sd[sd <= 1e-8] = 1.0
-    rows = scaled_map.rows()
-    projected = ((rows - mu) @ (vt[:n_components].T / sd)).astype(np.float32)
-    return fmap.with_values(projected).at_points(pts)
+    basis = None
+    k = sample.shape[1]
+    if n_components and n_components < k:
+        z = _scaled(sample, med, scale).astype(np.float64)
+        mu = z.mean(0)
+        _, sv, vt = np.linalg.svd(z - mu, full_matrices=False)
+        sd = sv[:n_components] / np.sqrt(max(len(z) - 1, 1))
+        sd[sd <= 1e-8] = 1.0
+        basis = (mu, vt[:n_components], sd)
+        k = n_components
+    out = np.empty((len(pts), k), np.float32)
+
+    def transform(s0: int) -> None:  # blocks of rows on threads
+        a = _scaled(fmap.at_points(pts[s0:s0 + 500_000]), med, scale)
+        if basis is not None:
+            a = (((a - basis[0]) @ basis[1].T) / basis[2]).astype(np.float32)
+        out[s0:s0 + len(a)] = a
+
+    thread_map(transform, range(0, len(pts), 500_000))
+    return out
