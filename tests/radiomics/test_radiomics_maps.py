@@ -79,6 +79,24 @@ def test_window_is_cut_to_a_thin_volume():
     assert feature_maps(hu, lung, window=(9, 5, 5), stride=3).window == (5, 5, 5)
 
 
+def test_at_points_is_trilinear_interpolation_of_the_filled_grid():
+    from scipy import ndimage as ndi
+
+    hu, lung = _volume()
+    fm = feature_maps(hu, lung, window=5, stride=(2, 3, 3))
+    rng = np.random.default_rng(0)
+    # fractional points in no order, some beyond the grid (edge values), some on shared planes
+    pts = rng.uniform(-3, np.array(hu.shape) + 3, size=(500, 3))
+    pts[:100, 0] = np.round(pts[:100, 0])
+    got = fm.at_points(pts)
+    coords = ((pts - fm.origin) / np.asarray(fm.stride)).T
+    want = np.stack([ndi.map_coordinates(f.astype(np.float64), coords, order=1, mode="nearest")
+                     for f in fm.filled()], axis=1)
+    # float32 sums in another order: agreement to float32 precision of each feature's range
+    err = np.abs(got - want).max(axis=0) / np.maximum(np.abs(want).max(axis=0), 1e-6)
+    assert err.max() < 1e-5, err
+
+
 def test_at_interpolates_and_separates_regions():
     hu, lung = _volume()
     fm = feature_maps(hu, lung, window=5, stride=3)
@@ -91,7 +109,7 @@ def test_at_interpolates_and_separates_regions():
     mid = 0.5 * (fm.values[(slice(None),) + tuple(g)] + fm.values[(slice(None),) + tuple(g + [0, 0, 1])])
     np.testing.assert_allclose(fm.at_points(p[None])[0], mid, rtol=1e-5, atol=1e-6)
     # every lung voxel gets finite features; the emphysema half is darker
-    v = fm.at(lung, chunk=100)
+    v = fm.at(lung)
     assert v.shape == (lung.sum(), 34) and np.isfinite(v).all()
     x = np.argwhere(lung)[:, 2]
     left, right = x < 10, x > 20
