@@ -5,7 +5,7 @@ that lies in the lung, describes the lung voxels of that window with the 34
 features of :func:`~.batched.batched_features`, and returns a
 :class:`FeatureMap`. Windows are processed in chunks of ``batch_size`` so
 memory stays bounded whatever the volume; :meth:`FeatureMap.at` samples the
-features at any voxels by trilinear interpolation (one axial plane of points at a time).
+features at any voxels by trilinear interpolation (chunked too).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class FeatureMap:
     shape: tuple[int, int, int]
     names: tuple[str, ...] = FEATURE_NAMES
     _filled: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
-    _planes: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+    _rows: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
     def filled(self) -> np.ndarray:
         """(F, gz, gy, gx) float32 values with each invalid point set to its nearest valid one."""
@@ -107,7 +107,7 @@ class FeatureMap:
                 self._filled = np.ascontiguousarray(self.values[:, idx[0], idx[1], idx[2]])
         return self._filled
 
-    def at_points(self, points: np.ndarray) -> np.ndarray:
+    def at_points(self, points: np.ndarray, *, chunk: int = 1_000_000) -> np.ndarray:
         """Trilinear interpolation of the features at voxel coordinates.
 
         Parameters
@@ -120,43 +120,45 @@ class FeatureMap:
         (N, F) float32. Invalid grid points take their nearest valid neighbour's
         values; points beyond the grid take the edge values.
         """
-        if self._planes is None:  # (gz, gy, gx, F): one contiguous row per grid point
-            self._planes = np.ascontiguousarray(np.moveaxis(self.filled(), 0, -1))
-        planes = self._planes
+        if self._rows is None:  # (grid points, F): one contiguous row per point
+            self._rows = np.ascontiguousarray(self.filled().reshape(len(self.names), -1).T)
+        rows = self._rows
         grid = np.array(self.valid.shape)
-        origin, stride = np.asarray(self.origin, float), np.asarray(self.stride, float)
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        out = np.empty((len(pts), planes.shape[-1]), np.float32)
-        # points that share a z: the two grid planes around it blended once, then bilinear
-        order = np.argsort(pts[:, 0], kind="stable")
-        zs, starts = np.unique(pts[order, 0], return_index=True)
-        ends = np.append(starts[1:], len(pts))
+        out = np.empty((len(pts), rows.shape[1]), np.float32)
+        origin, stride = np.asarray(self.origin, float), np.asarray(self.stride, float)
+        strides = np.array([grid[1] * grid[2], grid[2], 1])
 
-        def cell(v: np.ndarray, axis: int):
-            g = np.clip((v - origin[axis]) / stride[axis], 0, grid[axis] - 1)
-            lo = np.minimum(np.floor(g).astype(np.int64), grid[axis] - 1)
-            return lo, np.minimum(lo + 1, grid[axis] - 1), (g - lo).astype(np.float32)
+        def interpolate(start: int) -> None:
+            g = (pts[start:start + chunk] - origin) / stride
+            g = np.clip(g, 0, grid - 1)
+            lo = np.minimum(np.floor(g).astype(np.int64), grid - 1)
+            step = (np.minimum(lo + 1, grid - 1) - lo) * strides   # 0 at the last grid plane
+            f = (g - lo).astype(np.float32)
+            base = lo @ strides
+            acc = np.zeros((len(g), rows.shape[1]), np.float32)
+            for corner in range(8):
+                bits = [(corner >> k) & 1 for k in range(3)]
+                w = np.ones(len(g), np.float32)
+                lin = base.copy()
+                for k in range(3):
+                    if bits[k]:
+                        w *= f[:, k]
+                        lin += step[:, k]
+                    else:
+                        w *= 1 - f[:, k]
+                acc += w[:, None] * rows[lin]
+            out[start:start + chunk] = acc
 
-        def interpolate(i: int) -> None:
-            idx = order[starts[i]:ends[i]]
-            lz, hz, fz = cell(zs[i:i + 1], 0)
-            plane = planes[lz[0]] * (1 - fz[0]) + planes[hz[0]] * fz[0]  # (gy, gx, F)
-            ly, hy, fy = cell(pts[idx, 1], 1)
-            lx, hx, fx = cell(pts[idx, 2], 2)
-            fy, fx = fy[:, None], fx[:, None]
-            near = plane[ly, lx] * (1 - fx) + plane[ly, hx] * fx
-            far = plane[hy, lx] * (1 - fx) + plane[hy, hx] * fx
-            out[idx] = near * (1 - fy) + far * fy
-
-        thread_map(interpolate, range(len(zs)))
+        thread_map(interpolate, range(0, len(pts), chunk))
         return out
 
-    def at(self, mask: np.ndarray) -> np.ndarray:
+    def at(self, mask: np.ndarray, *, chunk: int = 1_000_000) -> np.ndarray:
         """(N, F) float32 features at the True voxels of ``mask``, in ``np.nonzero`` order."""
         mask = np.asarray(mask, bool)
         if mask.shape != tuple(self.shape):
             raise ValueError(f"mask shape {mask.shape} != volume shape {tuple(self.shape)}")
-        return self.at_points(np.argwhere(mask))
+        return self.at_points(np.argwhere(mask), chunk=chunk)
 
     def upsample(self, mask: Optional[np.ndarray] = None) -> np.ndarray:
         """(F, Z, Y, X) float32 full-resolution maps (0 outside ``mask`` when given).
