@@ -145,15 +145,17 @@ def robust_standardize(x: np.ndarray) -> np.ndarray:
     return _scaled(x, med, scale)
 
 
-def _scaled(x: np.ndarray, med: np.ndarray, scale: np.ndarray, rows: int = 262_144) -> np.ndarray:
+def _scaled(x: np.ndarray, med: np.ndarray, scale: np.ndarray, rows: int = 262_144,
+            dtype=np.float64) -> np.ndarray:
     """``(x - med) / scale`` clipped to +-10, NaN as 0, as float32.
 
-    Computed in float64 (as the statistics are) on blocks of ``rows`` rows: no
-    full-size float64 temporaries.
+    Computed in ``dtype`` (float64 by default, as the statistics are) on blocks of
+    ``rows`` rows: no full-size temporaries.
     """
     out = np.empty(x.shape, np.float32)
+    med, scale = np.asarray(med, dtype), np.asarray(scale, dtype)
     for s0 in range(0, len(x), rows):
-        block = (x[s0:s0 + rows] - med) / scale
+        block = (x[s0:s0 + rows].astype(dtype, copy=False) - med) / scale
         np.clip(block, -10.0, 10.0, out=block)
         out[s0:s0 + rows] = np.nan_to_num(block, copy=False, nan=0.0)
     return out
@@ -221,10 +223,14 @@ def radiomic_features(
         k = n_components
     out = np.empty((len(pts), k), np.float32)
 
+    if basis is not None:  # in float32: the features are (float32 rounding, not more)
+        shift = basis[0].astype(np.float32)
+        weights = (basis[1].T / basis[2]).astype(np.float32)
+
     def transform(s0: int) -> None:  # blocks of rows on threads
-        a = _scaled(fmap.at_points(pts[s0:s0 + 500_000]), med, scale)
+        a = _scaled(fmap.at_points(pts[s0:s0 + 500_000]), med, scale, dtype=np.float32)
         if basis is not None:
-            a = (((a - basis[0]) @ basis[1].T) / basis[2]).astype(np.float32)
+            a = (a - shift) @ weights
         out[s0:s0 + len(a)] = a
 
     thread_map(transform, range(0, len(pts), 500_000))
