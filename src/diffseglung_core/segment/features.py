@@ -223,7 +223,7 @@ def radiomic_features(
         k = n_components
     out = np.empty((len(pts), k), np.float32)
 
-    if basis is not None:  # in float32: the features are (float32 rounding, not more)
+    if basis is not None:  # float32 like the features: no more rounding than they carry
         shift = basis[0].astype(np.float32)
         weights = (basis[1].T / basis[2]).astype(np.float32)
 
