@@ -211,7 +211,7 @@ def radiomic_features(
     scale = (q75 - q25) / 1.349
     scale[~np.isfinite(scale) | (scale <= 1e-8)] = 1.0
 
-    basis = None
+    projection = None  # (shift, weights) of the whitened PCA, applied in float32 like the features
     k = sample.shape[1]
     if n_components and n_components < k:
         z = _scaled(sample, med, scale).astype(np.float64)
@@ -219,18 +219,14 @@ def radiomic_features(
         _, sv, vt = np.linalg.svd(z - mu, full_matrices=False)
         sd = sv[:n_components] / np.sqrt(max(len(z) - 1, 1))
         sd[sd <= 1e-8] = 1.0
-        basis = (mu, vt[:n_components], sd)
+        projection = (mu.astype(np.float32), (vt[:n_components].T / sd).astype(np.float32))
         k = n_components
     out = np.empty((len(pts), k), np.float32)
 
-    if basis is not None:  # float32 like the features: no more rounding than they carry
-        shift = basis[0].astype(np.float32)
-        weights = (basis[1].T / basis[2]).astype(np.float32)
-
     def transform(s0: int) -> None:  # blocks of rows on threads
         a = _scaled(fmap.at_points(pts[s0:s0 + 500_000]), med, scale, dtype=np.float32)
-        if basis is not None:
-            a = (a - shift) @ weights
+        if projection is not None:
+            a = (a - projection[0]) @ projection[1]
         out[s0:s0 + len(a)] = a
 
     thread_map(transform, range(0, len(pts), 500_000))
