@@ -311,6 +311,20 @@ def test_lesions_do_not_overlap(cip64_case):
         assert r.label == tb.KINDS[r.kind]
 
 
+def test_the_engine_reads_honeycombing_on_4mm_voxels_as_fibrosis(cip64_case):
+    """On the CIP chest's 4 mm grid the cysts and walls of honeycombing blur into one textured
+    net of dense voxels: the engine (its own lung mask) calls it fibrosis, not ground glass,
+    and keeps the ground-glass lesion ground glass."""
+    from diffseglung_core.segment import segment_volume
+
+    labels = np.asarray(segment_volume(cip64_case.volume, device="cpu").labels)
+    share = {r.kind: np.bincount(labels[cip64_case.lesion_map == r.index], minlength=6)
+             / r.voxels for r in cip64_case.lesions}
+    assert share["honeycombing"][Tissue.FIBROSIS] > 0.5
+    assert share["honeycombing"][Tissue.GGO] < 0.2
+    assert share["ggo"][Tissue.GGO] > 0.8
+
+
 # --------------------------------------------------------------------------- A0001 (slow: lung mask)
 
 

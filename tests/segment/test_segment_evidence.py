@@ -594,6 +594,37 @@ def test_texture_stands_in_for_walls_only_where_the_grid_cannot_resolve_them():
     assert fine_net.tolist() == [Tissue.FIBROSIS]
 
 
+def test_on_a_grid_too_coarse_for_the_cells_every_wall_voxel_of_a_net_is_fibrosis():
+    """A thin voxel that is not a vessel, amid a net of walls in dense parenchyma and named
+    ground glass by its cluster: where the grid resolves the net's cells it is one of the
+    walls and keeps its name; on a coarser grid it blurs walls and cells: fibrosis."""
+    rules = AssignmentRules()
+    p = np.zeros((1, 6), np.float32)
+    p[0, Tissue.GGO] = 1.0
+    kw = dict(thin=np.ones(1, bool), wall_fraction=np.full(1, 0.3, np.float32),
+              parenchyma_hu=np.full(1, -650, np.float32))
+    fine = evidence_gates(p, _evidence(1, **kw), slice(0, 1), rules).argmax(1)
+    coarse = evidence_gates(p, _evidence(1, cells_resolved=False, **kw), slice(0, 1), rules).argmax(1)
+    vessel = evidence_gates(p, _evidence(1, cells_resolved=False, vessel=np.ones(1, bool), **kw),
+                            slice(0, 1), rules).argmax(1)
+    assert fine.tolist() == [Tissue.GGO] and coarse.tolist() == [Tissue.FIBROSIS]
+    assert vessel.tolist() == [Tissue.GGO]
+
+
+def test_a_structure_one_voxel_across_is_thin_on_a_coarse_grid():
+    """On 4 mm voxels the 3 mm ball of thick structures is no finer than one voxel: a vessel
+    one voxel across is thin, a 30 mm consolidation thick and solid."""
+    hu, lung, sp = _lung_block(shape=(16, 48, 48), spacing=(4.0, 4.0, 4.0))
+    z, y, x = _grid(hu.shape, sp)
+    tube = (np.abs(y - 42.0) < 2.0) & (np.abs(x - 2.0) < 2.0)        # one voxel across
+    blob = (z ** 2 + (y + 30) ** 2 + x ** 2) <= 15.0 ** 2
+    hu[tube] = 40.0
+    hu[blob] = 30.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.thin[_rows(tube, lung)].mean() > 0.9
+    assert ev.solid[_rows(blob, lung)].mean() > 0.8
+
+
 def test_dependent_band_is_thin_dense_lung_under_the_posterior_pleura():
     """A thin dense band under the posterior pleura is dependent density; a lesion at the same
     pleura that is thicker, and a thin band under the anterior pleura, are not."""

@@ -413,7 +413,8 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
        structures of any shape with texture four times the noise; running in
        more than one direction, ``rules.fibrosis_max_coherence``), otherwise its mass
        goes to GGO (dense parenchyma) or healthy; with such a net and dense
-       parenchyma a voxel is fibrosis whatever its cluster;
+       parenchyma a voxel that is not itself a thin structure (on a grid too coarse
+       to resolve the net's cells: not a vessel) is fibrosis whatever its cluster;
     5. GGO needs the parenchyma around the voxel, dense structures left out,
        ``rules.ggo_margin_hu`` denser than healthy lung of its slice; much denser
        (``rules.ggo_upgrade_hu``), a voxel is GGO whatever its cluster;
@@ -458,7 +459,10 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     _move(p, ~walls, (F,), fallback)
     _move(p, ~dense_par, (G,), H)
     # strong evidence, whatever the cluster
-    _move(p, ~solid & ~thin & walls & (excess >= rules.ggo_margin_hu / 2), (H, G), F)
+    # (where the grid resolves the cells of the net, its thin voxels keep their cluster's
+    # name; on a coarser grid every dense voxel of the net blurs walls and cells together)
+    net = ~thin if ev.cells_resolved else ~vessel
+    _move(p, ~solid & net & walls & (excess >= rules.ggo_margin_hu / 2), (H, G), F)
     _move(p, ~solid & ~thin & ~walls & (excess >= rules.ggo_upgrade_hu), (H,), G)
     # (a textured fibrosis cluster keeps low-attenuation voxels: honeycomb cysts whose
     # walls the grid is too coarse to resolve)

@@ -81,11 +81,15 @@ from .features import lung_bbox
 
 __all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "dependent_band", "partial_volume_rim",
            "read_past_partial_volume", "orientation_coherence", "edge_halo", "bronchus_lumens",
-           "EMPHYSEMA_HU", "WALL_RESOLVING_MM"]
+           "EMPHYSEMA_HU", "WALL_RESOLVING_MM", "CELL_RESOLVING_MM"]
 
 #: In-plane voxel size (mm) up to which the walls of the smallest honeycomb cysts
 #: (3 mm across) are resolved: at least two voxels per cyst.
 WALL_RESOLVING_MM = 1.5
+
+#: In-plane voxel size (mm) up to which the cells of a net (honeycomb cysts and
+#: reticular cells, up to about 6 mm across) are resolved: at least two voxels per cell.
+CELL_RESOLVING_MM = 3.0
 
 #: The emphysema threshold (calibrated HU) of the low-attenuation area.
 EMPHYSEMA_HU = -950.0
@@ -134,7 +138,8 @@ class TissueEvidence:
         its slice, 0 (a net: every direction) to 1 (one line or sheet: a
         fissure, a subpleural line); :func:`orientation_coherence`.
     texture_hu : (N,) float32
-        Standard deviation (HU) of the lung around the voxel (Gaussian, 1.5 mm):
+        Standard deviation (HU) of the lung around the voxel (Gaussian, 1.5 mm and
+        at least half a voxel, narrower than which it weighs the voxel alone):
         destroyed lung is smooth air, honeycombing alternates air and walls.
     pleura_mm : (N,) float32
         Depth (mm) below the costal pleura (the border of the axial convex hull
@@ -171,6 +176,10 @@ class TissueEvidence:
         Whether the grid resolves the walls of honeycomb cysts (in-plane voxels of
         at most ``WALL_RESOLVING_MM``); on a coarser grid a cyst and its walls
         blur into texture, and texture stands in for walls.
+    cells_resolved : bool
+        Whether the grid resolves the cells of such a net (in-plane voxels of at
+        most ``CELL_RESOLVING_MM``); on a coarser grid every dense voxel of the net
+        blurs walls and cells together, and is part of the net.
     """
 
     solid: np.ndarray
@@ -192,6 +201,7 @@ class TissueEvidence:
     halo_mm: float = 0.0
     dark_without_air_ml: float = 0.0
     walls_resolved: bool = True
+    cells_resolved: bool = True
     level_bounded_ml: float = 0.0
 
 
@@ -946,7 +956,8 @@ def tissue_evidence(
     dense = dense_anywhere & inside
     tissue = dense_anywhere & ~inside
     del dense_anywhere
-    ball = _ball(solid_mm, spacing, h.shape)
+    # (no finer than the grid: on a coarse grid a structure one voxel across is thin)
+    ball = _ball(max(solid_mm, float(spacing[1]), float(spacing[2])), spacing, h.shape)
     thick = by_slabs(lambda d: _dilate_parts(ndi.binary_erosion(d, ball), ball), [dense],
                      2 * (ball.shape[0] // 2)) & dense
     thin = dense & ~thick
@@ -1098,8 +1109,10 @@ def tissue_evidence(
     wall_frac, local = _masked_mean(walls, inside, spacing, 3.0)
     thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0, den=local)
     coherence = orientation_coherence(walls, spacing, coherence_mm)
-    mean, local = _masked_mean(h, inside, spacing, 1.5)
-    mean_sq, _ = _masked_mean(h * h, inside, spacing, 1.5, den=local)
+    # (a Gaussian narrower than half a voxel weighs the voxel alone: no spread to read)
+    texture_mm = max(1.5, 0.5 * float(spacing[1]), 0.5 * float(spacing[2]))
+    mean, local = _masked_mean(h, inside, spacing, texture_mm)
+    mean_sq, _ = _masked_mean(h * h, inside, spacing, texture_mm, den=local)
     del local
     texture = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
     del mean, mean_sq
@@ -1134,6 +1147,7 @@ def tissue_evidence(
         dependent=dependent[rows],
         partial_volume=None if partial is None else partial[rows],
         walls_resolved=max(float(spacing[1]), float(spacing[2])) <= WALL_RESOLVING_MM,
+        cells_resolved=max(float(spacing[1]), float(spacing[2])) <= CELL_RESOLVING_MM,
     )
     report(progress, total, total, "evidence")
     return ev
