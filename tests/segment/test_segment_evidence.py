@@ -17,7 +17,6 @@ from diffseglung_core.segment.evidence import (
     dependent_band,
     edge_halo,
     lightest_within_slope,
-    mediastinal_band,
     orientation_coherence,
     partial_volume_rim,
     read_past_partial_volume,
@@ -650,39 +649,6 @@ def test_dependent_band_is_thin_dense_lung_under_the_posterior_pleura():
     assert (out == (whole & (depth <= 10.0) & (y > 49)[None] & ~_opening(whole, sp, 4.0))).all()
 
 
-def test_mediastinal_band_is_thin_dense_lung_along_the_heart_not_the_chest_wall():
-    """Two lungs with a heart between them: a thin dense band along the heart is the blur of
-    its border; the same band along the chest wall, and a lesion against the heart that is
-    thicker than the ball, with the thin edge it runs out in, are not."""
-    shape, sp = (12, 100, 160), (2.0, 1.0, 1.0)
-    inside = np.zeros(shape, bool)
-    inside[:, 20:80, 10:70] = True                              # right lung
-    inside[:, 20:80, 90:150] = True                             # left lung; heart in 70..90
-    y, x = np.mgrid[:100, :160]
-    heart_band = inside & ((x >= 65) & (x < 70) & (y >= 25) & (y < 45))[None]   # 5 mm thick
-    wall_band = inside & ((x >= 10) & (x < 15) & (y >= 25) & (y < 45))[None]
-    lesion = inside & ((x >= 90) & (x < 113) & (y >= 30) & (y < 70))[None]      # 23 mm thick
-    edge = inside & ((x >= 90) & (x < 93) & (y >= 70) & (y < 78))[None]         # its thin edge
-    dense = heart_band | wall_band | lesion | edge
-    out = mediastinal_band(dense, inside, sp, 10.0, 4.0)
-    assert out[heart_band].mean() > 0.95 and not out[wall_band].any()
-    assert not out[lesion].any() and not out[edge].any()
-    # the distance is read in boxes around the dense voxels and the tissue: the same as on
-    # the whole slice
-    from diffseglung_core.segment.evidence import _opening
-
-    heart = np.zeros(shape, bool)
-    heart[:, 20:80, 70:90] = True
-    depth = ndi.distance_transform_edt(~heart, sampling=(1e6, 1.0, 1.0))
-    thin = heart_band | wall_band
-    assert (out == (thin & (depth <= 10.0) & ~_opening(thin, sp, 4.0))).all()
-    # without the lesion rule its thin edge would be band
-    from diffseglung_core.segment.evidence import thin_parts
-
-    near = dense & (depth <= 10.0)
-    assert thin_parts([near], dense, sp, 4.0)[0][edge].all()
-
-
 def test_partial_volume_is_dense_lung_lying_mostly_against_tissue_across_the_slice():
     """A region of denser lung is partial volume when most of its voxels have tissue in the
     slice above or below (:func:`partial_volume_rim`); a ground-glass region of four slices
@@ -716,13 +682,12 @@ def test_dependent_density_is_healthy_unless_it_is_reticular():
     out = evidence_gates(p, ev, slice(0, 3), rules).argmax(1)
     # a smooth dependent band is healthy; a net of walls in it is fibrosis; elsewhere GGO
     assert out.tolist() == [Tissue.HEALTHY, Tissue.FIBROSIS, Tissue.GGO]
-    # a band along the heart, partial volume over the dome of the heart or the diaphragm: the same
-    for explained in ("mediastinal", "partial_volume"):
-        ev = _evidence(3, **{explained: np.array([1, 1, 0], bool)},
-                       parenchyma_hu=np.full(3, -660, np.float32),
-                       wall_fraction=np.array([0, 0.4, 0], np.float32))
-        out = evidence_gates(p, ev, slice(0, 3), rules).argmax(1)
-        assert out.tolist() == [Tissue.HEALTHY, Tissue.FIBROSIS, Tissue.GGO]
+    # partial volume over the dome of the heart or the diaphragm: the same
+    ev = _evidence(3, partial_volume=np.array([1, 1, 0], bool),
+                   parenchyma_hu=np.full(3, -660, np.float32),
+                   wall_fraction=np.array([0, 0.4, 0], np.float32))
+    out = evidence_gates(p, ev, slice(0, 3), rules).argmax(1)
+    assert out.tolist() == [Tissue.HEALTHY, Tissue.FIBROSIS, Tissue.GGO]
 
 
 def test_edited_clusters_keep_their_label():

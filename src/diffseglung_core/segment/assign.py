@@ -420,10 +420,10 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
        (``rules.ggo_upgrade_hu``), a voxel is GGO whatever its cluster;
     6. emphysema mass outside low-attenuation regions, and consolidation mass
        outside solid components, go to healthy (or GGO where the parenchyma is dense);
-    7. dense parenchyma in a thin band under the posterior pleura or along the
-       heart and the mediastinum, or in a region lying mostly against tissue
-       across the slice, without a net of walls (reticulation), is dependent
-       density, pulsation or partial volume: healthy, not GGO or fibrosis.
+    7. dense parenchyma in a thin band under the posterior pleura, or in a region
+       lying mostly against tissue across the slice, without a net of walls
+       (reticulation), is dependent density or partial volume: healthy, not GGO
+       or fibrosis.
     """
     ev = evidence
     solid, vessel, thin = ev.solid[rows], ev.vessel[rows], ev.thin[rows]
@@ -469,7 +469,7 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     _move(p, emph & ~solid & ~cysts, (H, G, C), E)
     _move(p, emph & ~solid & cysts, all_lung, F)
     _move(p, vessel_in_healthy & ~solid, all_lung, H)
-    for explained in (ev.dependent, ev.mediastinal, ev.partial_volume):
+    for explained in (ev.dependent, ev.partial_volume):
         if explained is not None:
             _move(p, explained[rows] & ~solid & ~emph & ~walls, (G, F), H)
     _move(p, solid, all_lung, C)

@@ -49,10 +49,6 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   is dense tissue outside the lung (the dome of the diaphragm, the heart, the
   apex) mixes lung with that tissue; its raised density is not ground glass
   and its dense rim is not consolidation.
-* **Bands along a border**: denser parenchyma in a band a few mm thin under
-  the posterior pleura is dependent density (gravity); along the heart, the
-  mediastinum and the hila it is the blur of their pulsation and the partial
-  volume of their border. Neither is disease; a lesion there is thicker.
 
 All of it is arrays in, arrays out; rows follow ``np.nonzero(lung)`` like the
 other voxel features of the engine.
@@ -83,8 +79,7 @@ from ..parallel import by_slabs, gaussian_filter, thread_map
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
 
-__all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "dependent_band", "mediastinal_band",
-           "thin_parts", "partial_volume_rim",
+__all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "dependent_band", "partial_volume_rim",
            "read_past_partial_volume", "orientation_coherence", "edge_halo", "bronchus_lumens",
            "EMPHYSEMA_HU", "WALL_RESOLVING_MM", "CELL_RESOLVING_MM"]
 
@@ -154,11 +149,6 @@ class TissueEvidence:
         In a thin band of denser parenchyma under the pleura on the dependent
         side (the back of a supine patient): dependent density (gravity,
         atelectasis of a few alveoli), not disease.
-    mediastinal : (N,) bool
-        In a thin band of denser parenchyma along the heart, the mediastinum or
-        a hilum (:func:`mediastinal_band`): cardiac and vascular pulsation blur
-        the lung's border there, and its partial volume raises the density; not
-        disease.
     partial_volume : (N,) bool
         In a region of denser parenchyma that lies mostly where the slice above
         or below is tissue outside the lung (the dome of the diaphragm or of the
@@ -206,7 +196,6 @@ class TissueEvidence:
     noise_hu: float
     laa_baseline: float = 0.0
     dependent: Optional[np.ndarray] = None
-    mediastinal: Optional[np.ndarray] = None
     partial_volume: Optional[np.ndarray] = None
     wall_coherence: Optional[np.ndarray] = None
     halo_mm: float = 0.0
@@ -528,8 +517,7 @@ def _solidity(comp: np.ndarray, spacing: Sequence[float]) -> float:
     return min(1.0, float(np.count_nonzero(comp) * np.prod(spacing)) / max(hull_mm3, 1e-9))
 
 
-def costal_depth(inside: np.ndarray, spacing: Sequence[float],
-                 hull: Optional[np.ndarray] = None) -> np.ndarray:
+def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Depth (mm) of every voxel below the costal pleura or above the diaphragm.
 
     The costal surface is the border of the convex hull of both lungs in each
@@ -542,14 +530,12 @@ def costal_depth(inside: np.ndarray, spacing: Sequence[float],
     inside : (Z, Y, X) bool
         Lung (both sides).
     spacing : (3,) float, mm.
-    hull : (Z, Y, X) bool, optional
-        ``axial_convex_hull(inside)``, when already computed.
 
     Returns
     -------
     (Z, Y, X) float32, mm (large where nothing bounds the lung).
     """
-    hull = axial_convex_hull(inside) if hull is None else hull.copy()
+    hull = axial_convex_hull(inside)
     hull[:, [0, -1], :] = hull[:, :, [0, -1]] = False
     depth = axial_depth(hull, spacing)  # in-plane, slice by slice
     idx = np.arange(inside.shape[0], dtype=np.float32)[:, None, None]
@@ -662,8 +648,7 @@ def _mostly_in(mask: np.ndarray, where: np.ndarray, share: float) -> np.ndarray:
 
 
 def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
-                   spacing: Sequence[float], max_depth_mm: float, thick_mm: float, *,
-                   thin_only: bool = True) -> np.ndarray:
+                   spacing: Sequence[float], max_depth_mm: float, thick_mm: float) -> np.ndarray:
     """Dense parenchyma in a thin band under the pleura at the back of a supine patient.
 
     Lung is denser where it is dependent, and most of all in a band a few mm
@@ -683,8 +668,6 @@ def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
         Depth (mm) below the pleura.
     spacing : (3,) float, mm.
     max_depth_mm, thick_mm : float
-    thin_only : bool
-        False: the band before its thick parts are left out (:func:`thin_parts`).
 
     Returns
     -------
@@ -694,104 +677,12 @@ def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
     centre = (np.where(inside, ys, 0.0).sum(axis=(1, 2)) /
               np.maximum(inside.sum(axis=(1, 2)), 1))[:, None, None]
     band = dense & (depth <= max_depth_mm) & (ys > centre)
-    return thin_parts([band], dense, spacing, thick_mm)[0] if thin_only else band
-
-
-def mediastinal_band(dense: np.ndarray, inside: np.ndarray, spacing: Sequence[float],
-                     max_depth_mm: float, thick_mm: float,
-                     hull: Optional[np.ndarray] = None, *, thin_only: bool = True) -> np.ndarray:
-    """Dense parenchyma in a thin band along the heart, the mediastinum or a hilum.
-
-    The beating heart and the pulsing great vessels blur the lung's border next
-    to them, and the partial volume of their border raises the density of the
-    first mm of lung: a thin hazy band along the heart is read as motion, not
-    as ground glass. Such a band is the part of ``dense`` within
-    ``max_depth_mm`` (in its slice) of the tissue between the lungs (what the
-    convex hull of both lungs holds besides lung: the heart, the mediastinum,
-    the great vessels, the hila, the spine; the chest wall and the diaphragm lie
-    outside the hull) that is thin: not in the opening of ``dense`` by a ball
-    of ``thick_mm``, nor in a connected part of ``dense`` that is mostly that
-    thick (a lesion against the mediastinum is kept, with its thin edges).
-
-    Parameters
-    ----------
-    dense : (Z, Y, X) bool
-        Parenchyma denser than the healthy lung of its slice (no solid components).
-    inside : (Z, Y, X) bool
-        Lung (both sides).
-    spacing : (3,) float, mm.
-    max_depth_mm, thick_mm : float
-    hull : (Z, Y, X) bool, optional
-        ``axial_convex_hull(inside)``, when already computed.
-    thin_only : bool
-        False: the band before its thick parts are left out (:func:`thin_parts`).
-
-    Returns
-    -------
-    (Z, Y, X) bool
-    """
-    hull = axial_convex_hull(inside) if hull is None else hull
-    between = hull & ~inside
-    near = np.zeros(dense.shape, bool)
-    sampling = (float(spacing[1]), float(spacing[2]))
-    reach = [int(np.ceil(max_depth_mm / s)) + 1 for s in sampling]
-
-    def near_in(z: int) -> None:
-        # a voxel within reach of the tissue has it within reach: the boxes of both, grown by
-        # the reach, hold every pair that matters
-        a, b = bbox(dense[z], reach), bbox(between[z], reach)
-        box = tuple(slice(max(p.start, q.start), min(p.stop, q.stop)) for p, q in zip(a, b))
-        if any(sl.start >= sl.stop for sl in box) or not between[z][box].any():
-            return
-        d = ndi.distance_transform_edt(~between[z][box], sampling=sampling)
-        near[z][box] = dense[z][box] & (d <= max_depth_mm)
-
-    thread_map(near_in, np.flatnonzero(dense.any(axis=(1, 2)) & between.any(axis=(1, 2))))
-    return thin_parts([near], dense, spacing, thick_mm, lesion_edges=[True])[0] if thin_only else near
-
-
-def thin_parts(bands: Sequence[np.ndarray], dense: np.ndarray, spacing: Sequence[float],
-               thick_mm: float, *, lesion_edges: Optional[Sequence[bool]] = None,
-               lesion_share: float = 0.5) -> list[np.ndarray]:
-    """Each band (within ``dense``) without the opening of ``dense`` by a ball of ``thick_mm``.
-
-    The opening is computed once for all the bands, and only for the connected
-    parts of ``dense`` they touch, each in its own box (a ball inside ``dense``
-    lies in one part: the opening of a part is the opening of ``dense`` there).
-    Each band is changed in place.
-
-    Parameters
-    ----------
-    bands : sequence of (Z, Y, X) bool
-    dense : (Z, Y, X) bool
-    spacing : (3,) float, mm.
-    thick_mm : float
-        Radius (mm) of the ball.
-    lesion_edges : sequence of bool, optional
-        Per band, whether a part of ``dense`` that is mostly thick (at least
-        ``lesion_share`` of its voxels in the opening: a lesion) leaves the band
-        whole, its thin edges too. Default: no band.
-    lesion_share : float
-
-    Returns
-    -------
-    list of (Z, Y, X) bool, the bands.
-    """
-    union = np.logical_or.reduce(list(bands))
-    if not union.any():
-        return list(bands)
-    lab, _ = ndi.label(dense, np.ones((3, 3, 3), bool))
-    objects = ndi.find_objects(lab)
-    for i in np.unique(lab[union]):
-        if i == 0:
-            continue
-        box = objects[i - 1]
-        part = lab[box] == i
-        thick = _opening(part, spacing, thick_mm)
-        lesion = np.count_nonzero(thick) >= lesion_share * np.count_nonzero(part)
-        for band, edges in zip(bands, lesion_edges or [False] * len(bands)):
-            band[box] &= ~(part if edges and lesion else thick)
-    return list(bands)
+    if not band.any():
+        return band
+    # the opening at a voxel depends on the mask within 2 radii: work in a box that holds them
+    box = bbox(band, [int(np.ceil(2 * thick_mm / float(s))) + 1 for s in spacing])
+    band[box] &= ~_opening(dense[box], spacing, thick_mm)
+    return band
 
 
 def orientation_coherence(mask: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
@@ -1026,8 +917,7 @@ def tissue_evidence(
         Parenchyma at least ``dense_margin_hu`` denser than the healthy lung of
         its slice, within ``dependent_mm`` of the posterior pleura, in a band
         thinner than a ball of ``dependent_thick_mm`` radius, is dependent
-        density (:func:`dependent_band`); the same band along the tissue between
-        the lungs is pulsation and partial volume (:func:`mediastinal_band`).
+        density (:func:`dependent_band`).
     rim_share : float
         A connected region of such denser parenchyma with at least this share of
         its voxels in the partial-volume rim (:func:`partial_volume_rim`) is
@@ -1086,8 +976,7 @@ def tissue_evidence(
     # central ones and away from the chest wall (where vessels are small), they are
     # vessels (a vessel cut across or along looks the same as a nodule); thicker and
     # free in the lung, they are measured as a ball that wide
-    hull = axial_convex_hull(inside)
-    depth = costal_depth(inside, spacing, hull)
+    depth = costal_depth(inside, spacing)
     whole = box[0].start == 0 and box[0].stop == lung.shape[0]
     through = [whole and sl[0].stop - sl[0].start == h.shape[0] for sl in objects]
     wide = [t and _in_plane_depth(lab[sl] == i, spacing) > mass_mm
@@ -1231,14 +1120,8 @@ def tissue_evidence(
     # the band follows the pleura everywhere at the back, beside the spine too (where the
     # convex hull of the lungs runs deep): depth below the lung's own border in its slice
     pleura = axial_depth(inside, spacing)
-    dependent = dependent_band(denser, inside, pleura, spacing, dependent_mm, dependent_thick_mm,
-                               thin_only=False)
+    dependent = dependent_band(denser, inside, pleura, spacing, dependent_mm, dependent_thick_mm)
     del pleura
-    mediastinal = mediastinal_band(denser, inside, spacing, dependent_mm, dependent_thick_mm, hull,
-                                   thin_only=False)
-    del hull
-    dependent, mediastinal = thin_parts([dependent, mediastinal], denser, spacing, dependent_thick_mm,
-                                        lesion_edges=[False, True])
     # dense parenchyma lying mostly against tissue across the slice (over the dome of the
     # diaphragm or of the heart) is that tissue's partial volume, even read one slice further
     partial = _mostly_in(denser, rim, rim_share) if inside.shape[0] > 1 else None
@@ -1262,7 +1145,6 @@ def tissue_evidence(
         dark_without_air_ml=dark_ml,
         level_bounded_ml=bounded_ml,
         dependent=dependent[rows],
-        mediastinal=mediastinal[rows],
         partial_volume=None if partial is None else partial[rows],
         walls_resolved=max(float(spacing[1]), float(spacing[2])) <= WALL_RESOLVING_MM,
         cells_resolved=max(float(spacing[1]), float(spacing[2])) <= CELL_RESOLVING_MM,

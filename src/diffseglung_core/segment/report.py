@@ -156,19 +156,15 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
                         "(ground glass filling the band), and the lighter lung set its level"
                         if bounded >= 0.5 else "")),
         }
-        bands = (("dependent_density", ev.dependent,
-                  "in a thin band under the posterior pleura, without reticulation, is labelled "
-                  "healthy: the dependent density of a supine patient (a prone scan tells it "
-                  "from early disease)"),
-                 ("mediastinal_density", ev.mediastinal,
-                  "in a thin band along the heart, the mediastinum or a hilum, without "
-                  "reticulation, is labelled healthy: the blur of cardiac and vascular pulsation "
-                  "and the partial volume of their border"))
-        for key, band, why in bands:
-            if band is not None and band.size == np.count_nonzero(lung):
-                healthy = np.asarray(labels)[lung] == 1
-                ml = float(np.count_nonzero(band & healthy) * np.prod(spacing) / 1000.0)
-                out[key] = {"ml": ml, "note": f"{ml:.1f} mL of denser lung {why}"}
+        if ev.dependent is not None and ev.dependent.size == np.count_nonzero(lung):
+            healthy = np.asarray(labels)[lung] == 1
+            ml = float(np.count_nonzero(ev.dependent & healthy) * np.prod(spacing) / 1000.0)
+            out["dependent_density"] = {
+                "ml": ml,
+                "note": (f"{ml:.1f} mL of denser lung in a thin band under the posterior pleura, "
+                         "without reticulation, is labelled healthy: the dependent density of a "
+                         "supine patient (a prone scan tells it from early disease)"),
+            }
     return out
 
 
