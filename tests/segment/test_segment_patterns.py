@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from diffseglung_core.labels import Tissue
-from diffseglung_core.segment.patterns import fibrotic_ground_glass
+from diffseglung_core.segment.patterns import fibrotic_ground_glass, reticular_bands
 
 H, G, F = int(Tissue.HEALTHY), int(Tissue.GGO), int(Tissue.FIBROSIS)
 SPACING = (2.0, 1.0, 1.0)
@@ -61,7 +61,7 @@ def test_label_map_applies_the_pattern_with_evidence_and_keeps_clusters_a_user_n
     cluster = (x < 30).astype(int)  # cluster 1 on the left, 0 on the right
     posteriors = np.eye(2, dtype=np.float32)[cluster]
     result = SimpleNamespace(lung=lung, spacing=(2.0, 1.0, 1.0), posteriors=posteriors,
-                             evidence=object())
+                             evidence=SimpleNamespace(dependent=None))
     mapping = LabelMapping(labels=[G, G])
     out = label_map(result, probs, mapping, refine=False)
     assert np.all(out[lung > 0] == F)  # the ground glass between the net is fibrosis
@@ -72,3 +72,30 @@ def test_label_map_applies_the_pattern_with_evidence_and_keeps_clusters_a_user_n
     result.evidence = None  # without structure evidence the labels are the argmax
     plain = label_map(result, probs, mapping, refine=False)
     assert np.array_equal(plain[lung > 0], label)
+
+
+def test_a_dependent_band_that_is_largely_fibrosis_is_fibrosis_and_a_smooth_one_stays_healthy():
+    """Two parts of a posterior band, their dense parenchyma labelled healthy (dependent density):
+    one holds a net of fibrosis on 40 % of its voxels (reticulation along the pleura), the other
+    on 10 %. Only the first one's dense healthy voxels turn fibrosis; light voxels, other labels
+    and voxels a user chose never change."""
+    labels = np.full((4, 30, 60), Tissue.HEALTHY, np.uint8)
+    band = np.zeros(labels.shape, bool)
+    band[:, 24:30, 2:28] = True                    # reticular part
+    band[:, 24:30, 32:58] = True                   # smooth part
+    rng = np.random.default_rng(0)
+    net = band & (rng.random(labels.shape) < 0.4) & (np.arange(60) < 30)
+    speck = band & (rng.random(labels.shape) < 0.1) & (np.arange(60) >= 30)
+    labels[net | speck] = Tissue.FIBROSIS
+    labels[:, 29, 5] = Tissue.EMPHYSEMA
+    dense = band.copy()
+    dense[:, 24, :] = False                        # the band's first row reads light
+    keep = np.zeros(labels.shape, bool)
+    keep[0] = True
+    out = reticular_bands(labels, band, dense, min_share=1 / 3, keep=keep)
+    reticular = band & (np.arange(60) < 30)
+    turned = out != labels
+    assert (turned == (reticular & dense & (labels == Tissue.HEALTHY) & ~keep)).all()
+    assert (out[turned] == Tissue.FIBROSIS).all()
+    assert reticular_bands(labels, band, dense, min_share=0) is labels
+    assert reticular_bands(labels, band, dense, min_share=0.5) is labels   # 40 % is not half

@@ -33,10 +33,11 @@ from .evidence import TissueEvidence, tissue_evidence
 from .features import density_features, robust_standardize
 from .gmm import GaussianMixture, fit_gmm
 from .options import DEFAULT_TIMESTEPS, SegmentOptions
-from .patterns import fibrotic_ground_glass
+from .patterns import fibrotic_ground_glass, reticular_bands
 from .refine import argmax_labels, refine_labels
 
 __all__ = ["SegmentationResult", "SegmentOptions", "segment_volume", "apply_mapping", "label_map",
+           "region_patterns",
            "DEFAULT_TIMESTEPS", "FeatureSet", "FEATURE_SETS", "FEATURE_CHOICES",
            "register_feature_set", "feature_choices", "resolve_features"]
 
@@ -273,14 +274,46 @@ def label_map(result: SegmentationResult, probs: np.ndarray, mapping: LabelMappi
                                keep_emphysema=result.emphysema_as_regions, progress=progress)
     else:
         labels = argmax_labels(probs, result.lung)
+    return region_patterns(result, labels, mapping)
+
+
+def region_patterns(result: SegmentationResult, labels: np.ndarray, mapping: LabelMapping) -> np.ndarray:
+    """``labels`` after the patterns of regions, with structure evidence only.
+
+    Ground glass inside a fibrotic region is fibrosis
+    (:func:`~.patterns.fibrotic_ground_glass`), and so is the dense lung of a
+    dependent band that is largely fibrosis (:func:`~.patterns.reticular_bands`);
+    clusters a user named keep their label.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+    labels : (Z, Y, X) uint8 ndarray
+        Labels of ``result``'s lung (refined or not).
+    mapping : LabelMapping
+        The mapping behind ``labels`` (its rules and edited clusters).
+
+    Returns
+    -------
+    (Z, Y, X) uint8 ndarray (``labels`` itself when nothing changes)
+    """
     if getattr(result, "evidence", None) is None:
         return labels
     keep = None
     if mapping.edited:
         keep = np.zeros(labels.shape, bool)
         keep[np.asarray(result.lung) > 0] = np.isin(result.posteriors.argmax(1), mapping.edited)
-    return fibrotic_ground_glass(labels, result.spacing, scale_mm=mapping.rules.fibrotic_mm,
-                                 min_share=mapping.rules.fibrotic_share, keep=keep)
+    labels = fibrotic_ground_glass(labels, result.spacing, scale_mm=mapping.rules.fibrotic_mm,
+                                   min_share=mapping.rules.fibrotic_share, keep=keep)
+    ev = result.evidence
+    if ev.dependent is None:
+        return labels
+    lung = np.asarray(result.lung) > 0
+    band = np.zeros(labels.shape, bool)
+    band[lung] = ev.dependent
+    dense = np.zeros(labels.shape, bool)
+    dense[lung] = ev.parenchyma_hu - ev.healthy_hu >= mapping.rules.ggo_margin_hu
+    return reticular_bands(labels, band, dense, min_share=mapping.rules.fibrotic_share, keep=keep)
 
 
 def _strip_hu(hu: np.ndarray, lung: np.ndarray) -> np.ndarray:

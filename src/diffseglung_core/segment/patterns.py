@@ -6,7 +6,9 @@ is part of the fibrosis (fine fibrosis below the resolution of CT; Fleischner
 Society glossary, Hansell et al., Radiology 246(3), 2008; the ATS/ERS/JRS/ALAT
 guideline on idiopathic pulmonary fibrosis, Raghu et al., Am J Respir Crit Care
 Med 198(5), 2018), while a few reticular voxels in a hazy region do not make it
-fibrotic. Arrays in, arrays out.
+fibrotic. Fibrosis is predominantly subpleural, posterior and basal, where a
+band of dependent density lies too: a band that is reticular is fibrosis, not
+gravity. Arrays in, arrays out.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ..labels import Tissue
 from ..lung.coarse import block_mean
 from ..parallel import gaussian_filter
 from .features import lung_bbox
 
-__all__ = ["fibrotic_ground_glass"]
+__all__ = ["fibrotic_ground_glass", "reticular_bands"]
 
 
 def fibrotic_ground_glass(labels: np.ndarray, spacing: Sequence[float], *, scale_mm: float = 10.0,
@@ -77,3 +80,48 @@ def fibrotic_ground_glass(labels: np.ndarray, spacing: Sequence[float], *, scale
     out[box][tuple(i[turn] for i in at)] = F
     return out
 
+
+
+def reticular_bands(labels: np.ndarray, band: np.ndarray, dense: np.ndarray, *,
+                    min_share: float = 1.0 / 3.0, keep: Optional[np.ndarray] = None) -> np.ndarray:
+    """The dense parenchyma of a band that is largely fibrosis becomes fibrosis.
+
+    A thin band of denser lung under the posterior pleura is dependent density
+    (gravity) and labelled healthy, but fibrosis is predominantly there. Each
+    connected part of ``band`` of which at least ``min_share`` is labelled
+    fibrosis (its net of walls) is reticulation along the pleura: its dense,
+    healthy-labelled voxels are fibrosis too; the other parts stay as they are.
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) uint8
+        Label map (0 outside the lung, 1-5 the tissues).
+    band : (Z, Y, X) bool
+        The band (e.g. the dependent band of :class:`~.evidence.TissueEvidence`).
+    dense : (Z, Y, X) bool
+        Parenchyma dense enough to be ground glass.
+    min_share : float
+        Least share of fibrosis in a part of the band, in (0, 1]; 0 or less changes nothing.
+    keep : (Z, Y, X) bool, optional
+        Voxels that never change (a label a user chose).
+
+    Returns
+    -------
+    (Z, Y, X) uint8
+        A new label map (``labels`` itself when nothing changes).
+    """
+    if min_share <= 0 or not band.any():
+        return labels
+    parts, n = ndi.label(band)
+    size = np.bincount(parts[band], minlength=n + 1)
+    fibrotic = np.bincount(parts[band & (labels == Tissue.FIBROSIS)], minlength=n + 1)
+    reticular = fibrotic >= min_share * np.maximum(size, 1)
+    reticular[0] = False
+    turn = reticular[parts] & dense & (labels == Tissue.HEALTHY)
+    if keep is not None:
+        turn &= ~np.asarray(keep, bool)
+    if not turn.any():
+        return labels
+    out = labels.copy()
+    out[turn] = Tissue.FIBROSIS
+    return out

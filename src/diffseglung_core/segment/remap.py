@@ -15,7 +15,7 @@ import numpy as np
 
 from ..progress import ProgressCallback
 from .assign import LabelMapping, label_probabilities
-from .engine import SegmentationResult, apply_mapping
+from .engine import SegmentationResult, apply_mapping, region_patterns
 from .options import RefineOptions
 from .refine import argmax_labels, refine_slice
 
@@ -92,7 +92,9 @@ def preview_slice(result: SegmentationResult, z: int, *, refine: bool,
         The slice.
     refine : bool
         Sobel-Diffusion Fusion (on a slab around ``z``, see
-        :func:`~.refine.refine_slice`) or the plain argmax.
+        :func:`~.refine.refine_slice`) or the plain argmax; then the patterns of
+        regions (:func:`~.engine.region_patterns`), read with the other slices
+        unrefined.
     refine_options : RefineOptions or dict, optional
         Parameters of the refinement.
 
@@ -101,13 +103,14 @@ def preview_slice(result: SegmentationResult, z: int, *, refine: bool,
     (Y, X) uint8 ndarray
     """
     probs = label_probabilities(result.posteriors, result.mapping, **label_gates(result))
+    labels = argmax_labels(probs, result.lung)
     if refine:
-        return refine_slice(probs, result.lung, result.hu, result.spacing, z,
-                            **_as_kwargs(refine_options),
-                            keep_emphysema=result.emphysema_as_regions)
-    per_z = (np.asarray(result.lung) > 0).reshape(result.lung.shape[0], -1).sum(1)
-    start = int(per_z[:z].sum())
-    return argmax_labels(probs[start:start + int(per_z[z])], result.lung[z:z + 1])[0]
+        labels[z] = refine_slice(probs, result.lung, result.hu, result.spacing, z,
+                                 **_as_kwargs(refine_options),
+                                 keep_emphysema=result.emphysema_as_regions)
+    # the patterns of regions reach across slices: read on the whole volume (its other slices
+    # unrefined), as applying the settings does
+    return region_patterns(result, labels, result.mapping)[z]
 
 
 def cluster_rows(mapping: LabelMapping) -> list[dict[str, Any]]:
