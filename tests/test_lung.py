@@ -911,6 +911,31 @@ def test_axial_convex_hull_is_skimage_hull_of_each_slice():
         np.testing.assert_array_equal(hull[z], want)
 
 
+def test_convex_hull_2d_is_skimage_convex_hull_image():
+    """The row-by-row fill gives scikit-image's pixels exactly: random masks of every density
+    and size, crescents (a disk minus a disk: a lung around the heart), lines and single pixels."""
+    import warnings
+
+    from skimage.morphology import convex_hull_image
+
+    from diffseglung_core.lung.morphology import convex_hull_2d
+
+    rng = np.random.default_rng(11)
+    masks = [rng.random(rng.integers(1, 60, 2)) < rng.uniform(0.005, 0.5) for _ in range(400)]
+    y, x = np.mgrid[:120, :150]
+    for _ in range(50):
+        cy, cx, r = rng.uniform(30, 90), rng.uniform(30, 120), rng.uniform(10, 40)
+        dy, dx = rng.uniform(-25, 25, 2)
+        masks.append(((y - cy) ** 2 + (x - cx) ** 2 < r * r)
+                     & ((y - cy - dy) ** 2 + (x - cx - dx) ** 2 > (0.8 * r) ** 2))
+    masks += [np.eye(9, dtype=bool), np.zeros((5, 7), bool), np.pad(np.ones((1, 1), bool), 3)]
+    for m in masks:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scikit-image warns on lines and single pixels
+            want = convex_hull_image(m)
+        np.testing.assert_array_equal(convex_hull_2d(m), want)
+
+
 def test_fill_holes_nd_is_scipy_fill_holes():
     from scipy import ndimage as ndi
 

@@ -22,14 +22,66 @@ def axial_disk(radius_mm: float, spacing) -> np.ndarray:
     return disk(max(1, int(round(radius_mm / min(float(spacing[1]), float(spacing[2]))))))[None]
 
 
+#: The midpoints of a pixel's edges, relative to its centre (as scikit-image's hull takes them).
+_EDGE_MIDPOINTS = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, -0.5], [0.0, 0.5]])
+
+
+def convex_hull_2d(image: np.ndarray) -> np.ndarray:
+    """Convex hull of the pixels of a 2D mask, as ``skimage.morphology.convex_hull_image``.
+
+    The hull of the midpoints of the pixels' edges, borders included: the same
+    pixels as scikit-image's function, filled row by row in integer arithmetic
+    (the hull's vertices lie on half pixels) instead of testing every pixel
+    against the polygon, several times faster.
+
+    Parameters
+    ----------
+    image : (Y, X) bool
+
+    Returns
+    -------
+    (Y, X) bool
+    """
+    from scipy.spatial import ConvexHull, QhullError
+
+    rows = np.flatnonzero(image.any(axis=1))
+    if rows.size == 0:
+        return np.zeros(image.shape, bool)
+    cols = np.flatnonzero(image.any(axis=0))
+    # the hull of the pixels is the hull of the first and last pixel of every row and column
+    ends = [np.stack([rows, image[rows].argmax(axis=1)], 1),
+            np.stack([rows, image.shape[1] - 1 - image[rows, ::-1].argmax(axis=1)], 1),
+            np.stack([image[:, cols].argmax(axis=0), cols], 1),
+            np.stack([image.shape[0] - 1 - image[::-1, cols].argmax(axis=0), cols], 1)]
+    points = np.unique(np.concatenate(ends), axis=0)
+    try:
+        corners = points[ConvexHull(points).vertices]
+    except QhullError:  # fewer than 3 pixels, or all in one line: scikit-image decides
+        from skimage.morphology import convex_hull_image
+
+        return convex_hull_image(image)
+    corners = np.unique((corners[:, None, :] + _EDGE_MIDPOINTS).reshape(-1, 2), axis=0)
+    hull = ConvexHull(corners)
+    # twice the vertices (integers), counterclockwise in (y, x): pixel (i, j) is in the hull
+    # when dy * (2j - p_x) >= dx * (2i - p_y) for every edge p -> p + (dy, dx)
+    p = np.rint(2.0 * corners[hull.vertices]).astype(np.int64)
+    dy, dx = (np.roll(p, -1, axis=0) - p).T
+    rhs = dy * p[:, 1] + dx * (2 * np.arange(image.shape[0], dtype=np.int64)[:, None] - p[:, 0])
+    up, down, n = dy > 0, dy < 0, image.shape[1]
+    first = np.where(up, -(-rhs // np.where(up, 2 * dy, 1)), 0).max(axis=1, initial=0)
+    last = np.where(down, rhs // np.where(down, 2 * dy, -1), n - 1).min(axis=1, initial=n - 1)
+    empty = ((dy == 0) & (rhs > 0)).any(axis=1)
+    j = np.arange(n)
+    return (j >= first[:, None]) & (j <= last[:, None]) & ~empty[:, None]
+
+
 def axial_convex_hull(mask: np.ndarray) -> np.ndarray:
     """Convex hull of each axial slice of ``mask`` (Z, Y, X) bool (empty below 3 voxels)."""
-    from skimage.morphology import convex_hull_image
 
     def hull_of(z: int) -> None:
         # the hull of the pixels lies in their bounding box: rasterise it there only
         box = bbox(mask[z], (0, 0))
-        hull[z][box] = convex_hull_image(mask[z][box])
+        hull[z][box] = convex_hull_2d(mask[z][box])
 
     hull = np.zeros(mask.shape, bool)
     thread_map(hull_of, np.flatnonzero(np.count_nonzero(mask, axis=(1, 2)) >= 3))
