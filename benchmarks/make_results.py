@@ -485,7 +485,9 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "at least "
               "half its voxels where the slice above or below is tissue outside the lung (over the dome of "
               "the heart or the diaphragm) is partial volume; both are healthy unless they hold a net of "
-              "walls. Without evidence "
+              "walls. Patterns of regions, last: ground glass where fibrosis is at least a third of the "
+              "GGO and fibrosis within a 10 mm Gaussian is fibrosis, and so are the dense voxels of a "
+              "connected part of the dependent band that is at least a third fibrosis. Without evidence "
               "(the no-evidence row) the old "
               "voxel gates apply: emphysema needs smoothed HU < -910; GGO/fibrosis/consolidation voxels in a"
               " 9 mm neighbourhood lighter than the healthy boundary are healthy.",
