@@ -948,6 +948,7 @@ def tissue_evidence(
     inside = lung[box]
     total = 5
     report(progress, 0, total, "structures")
+    pixel_mm = max(float(spacing[1]), float(spacing[2]))  # the coarser in-plane voxel size
 
     smooth = gaussian_filter(h, _sigmas(spacing, 0.8, h.shape), truncate=2.5)
     dense_anywhere = smooth > dense_hu
@@ -957,7 +958,7 @@ def tissue_evidence(
     tissue = dense_anywhere & ~inside
     del dense_anywhere
     # (no finer than the grid: on a coarse grid a structure one voxel across is thin)
-    ball = _ball(max(solid_mm, float(spacing[1]), float(spacing[2])), spacing, h.shape)
+    ball = _ball(max(solid_mm, pixel_mm), spacing, h.shape)
     thick = by_slabs(lambda d: _dilate_parts(ndi.binary_erosion(d, ball), ball), [dense],
                      2 * (ball.shape[0] // 2)) & dense
     thin = dense & ~thick
@@ -1026,7 +1027,7 @@ def tissue_evidence(
     # (clearly dense: noise does not lift ground glass near ``dense_hu`` that far)
     edges = (smooth > dense_hu + 100.0) & ~hazy
     # (partial volume reaches 1.5 mm, and at least the next voxel on a coarse grid)
-    reach_mm = max(1.5, float(spacing[1]), float(spacing[2]))
+    reach_mm = max(1.5, pixel_mm)
     clear = (parenchyma | hazy) & ~ndi.binary_dilation(edges, _ball(reach_mm, spacing, h.shape))
     par_hu, _ = _masked_mean(h, clear, spacing, parenchyma_mm)
     del edges, clear
@@ -1110,7 +1111,7 @@ def tissue_evidence(
     thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0, den=local)
     coherence = orientation_coherence(walls, spacing, coherence_mm)
     # (a Gaussian narrower than half a voxel weighs the voxel alone: no spread to read)
-    texture_mm = max(1.5, 0.5 * float(spacing[1]), 0.5 * float(spacing[2]))
+    texture_mm = max(1.5, 0.5 * pixel_mm)
     mean, local = _masked_mean(h, inside, spacing, texture_mm)
     mean_sq, _ = _masked_mean(h * h, inside, spacing, texture_mm, den=local)
     del local
@@ -1146,8 +1147,8 @@ def tissue_evidence(
         level_bounded_ml=bounded_ml,
         dependent=dependent[rows],
         partial_volume=None if partial is None else partial[rows],
-        walls_resolved=max(float(spacing[1]), float(spacing[2])) <= WALL_RESOLVING_MM,
-        cells_resolved=max(float(spacing[1]), float(spacing[2])) <= CELL_RESOLVING_MM,
+        walls_resolved=pixel_mm <= WALL_RESOLVING_MM,
+        cells_resolved=pixel_mm <= CELL_RESOLVING_MM,
     )
     report(progress, total, total, "evidence")
     return ev
