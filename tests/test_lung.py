@@ -92,6 +92,25 @@ def test_touching_lungs_are_split_left_right():
     assert np.nonzero(mask == RIGHT_LUNG)[2].mean() < np.nonzero(mask == LEFT_LUNG)[2].mean()
 
 
+def test_a_lung_cut_into_pieces_keeps_its_side():
+    """Consolidation can cut one lung into two large pieces in a slice: both stay on their
+    side of the body's middle, and the smaller lung on the other side is the other lung."""
+    from diffseglung_core.lung.components import split_left_right
+
+    y, x = np.mgrid[:60, :80]
+    right_front = (y - 15) ** 2 / 100 + (x - 20) ** 2 / 120 < 1
+    right_back = (y - 45) ** 2 / 100 + (x - 15) ** 2 / 60 < 1
+    left = (y - 40) ** 2 / 80 + (x - 62) ** 2 / 40 < 1
+    coarse = (right_front | right_back | left)[None]
+    labels = split_left_right(coarse, (5.0, 4.0, 4.0), x_mid=40.0)[0]
+    assert np.all(labels[right_front | right_back] == RIGHT_LUNG)
+    assert np.all(labels[left] == LEFT_LUNG)
+    # the same with the left lung in pieces and the right one whole
+    flipped = split_left_right(coarse[:, :, ::-1], (5.0, 4.0, 4.0), x_mid=39.0)[0][:, ::-1]
+    assert np.all(flipped[right_front | right_back] == LEFT_LUNG)
+    assert np.all(flipped[left] == RIGHT_LUNG)
+
+
 @pytest.mark.parametrize("spacing", [(0.6, 0.6, 0.6), (2.5, 1.5, 1.5)])
 def test_spacing_is_in_mm(spacing):
     """The same chest sampled at other voxel sizes gives the same lungs."""
@@ -810,6 +829,13 @@ def test_covid_slices_keep_ground_glass(shared_data):
         ct = read_scan(path)
         mask = compute_lung_mask(ct.hu, ct.spacing)
         assert set(np.unique(mask)) == {0, RIGHT_LUNG, LEFT_LUNG}, path.name
+        # each lung on its own side of the body's middle (consolidation cuts some lungs
+        # into pieces in a slice: a piece of the right lung is not the left lung)
+        x = np.arange(ct.hu.shape[2])
+        body = np.flatnonzero((ct.hu[0] > -500).any(axis=0))
+        mid = 0.5 * (body[0] + body[-1])
+        for side, wrong in ((RIGHT_LUNG, x > mid + 10), (LEFT_LUNG, x < mid - 10)):
+            assert np.mean(wrong[np.nonzero(mask[0] == side)[1]]) < 0.01, (path.name, side)
         air = _threshold_lung(ct.hu, ct.spacing)
         assert np.mean(mask[air] > 0) > 0.97, path.name
         gains[path.name] = np.count_nonzero(mask) / np.count_nonzero(air)

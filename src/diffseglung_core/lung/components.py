@@ -191,42 +191,69 @@ def split_left_right(coarse: np.ndarray, spacing: tuple[float, float, float],
                       x_mid: float) -> np.ndarray:
     """Label the lung components of a coarse mask 1 (right, low x) and 2 (left).
 
-    ``x_mid`` is the body's left-right middle in coarse voxels.
+    The largest component is one lung, or both when they touch (split by
+    erosion and a watershed, or at the body's middle); the other lung is the
+    largest component on the other side of the body's middle (at least 5 % of
+    the first). A lung that consolidation cuts into pieces in a slice is
+    several components on one side: a piece lying wholly on one side of the
+    middle belongs to that side's lung (the mediastinum lies between), any
+    other piece to the nearest lung.
+
+    Parameters
+    ----------
+    coarse : (Z, Y, X) bool
+        The lungs on a coarse grid.
+    spacing : 3 floats
+        Voxel size (mm) of the coarse grid.
+    x_mid : float
+        The body's left-right middle in coarse voxels.
+
+    Returns
+    -------
+    (Z, Y, X) uint8
     """
     labels = np.zeros(coarse.shape, np.uint8)
     lab, n = ndi.label(coarse)
     if n == 0:
         return labels
-    sizes = np.bincount(lab.ravel())[1:]
-    order = np.argsort(sizes)[::-1] + 1
-    if n >= 2 and sizes[order[1] - 1] >= 0.05 * sizes[order[0] - 1]:
-        parts = [lab == order[0], lab == order[1]]
-        rest = [lab == i for i in order[2:]]
+    index = np.arange(1, n + 1)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    x = np.broadcast_to(np.arange(coarse.shape[2], dtype=np.float64), coarse.shape)
+    # share of each component left of the middle (the patient's left: high x)
+    left_share = np.asarray(ndi.mean(x > x_mid, lab, index))
+    cx = np.asarray(ndi.mean(x, lab, index))
+    first = int(np.argmax(sizes))
+    one = lab == first + 1
+    straddles = 0.25 < left_share[first] < 0.75
+    other = [i for i in np.argsort(sizes)[::-1]
+             if (cx[i] > x_mid) != (cx[first] > x_mid) and sizes[i] >= 0.05 * sizes[first]]
+    if other and not straddles:
+        parts = [one, lab == other[0] + 1]
     else:
-        parts = erode_split(lab == order[0], spacing)
-        rest = [lab == i for i in order[1:]]
+        parts = erode_split(one, spacing)
+        if parts is not None and len({np.nonzero(p)[2].mean() > x_mid for p in parts}) < 2:
+            parts = None  # a neck within one lung, not between the two
         if parts is None:
-            one = lab == order[0]
-            xs = np.nonzero(one)[2]
-            left_frac = np.mean(xs > x_mid)
-            if 0.25 < left_frac < 0.75:
+            if straddles:
                 # both lungs fused and no neck to cut: split at the body midline
-                x = np.arange(one.shape[2])[None, None, :]
                 parts = [one & (x <= x_mid), one & (x > x_mid)]
             else:
                 parts = [one]
     if len(parts) == 2:
-        cx = [np.nonzero(p)[2].mean() for p in parts]
-        right, left = (parts[0], parts[1]) if cx[0] <= cx[1] else (parts[1], parts[0])
+        pcx = [np.nonzero(p)[2].mean() for p in parts]
+        right, left = (parts[0], parts[1]) if pcx[0] <= pcx[1] else (parts[1], parts[0])
         labels[right] = RIGHT_LUNG
         labels[left] = LEFT_LUNG
     else:
         labels[parts[0]] = RIGHT_LUNG if np.nonzero(parts[0])[2].mean() <= x_mid else LEFT_LUNG
-    # small extra components (a separated piece of lung) join the nearest lung
-    if rest:
-        extra = np.logical_or.reduce(rest)
-        near = nearest_label(labels)
-        labels[extra] = near[extra]
+    # the other components: pieces of lung that consolidation or a fissure cut off
+    rest = (lab > 0) & (labels == 0)
+    if rest.any():
+        side = np.zeros(n + 1, np.uint8)
+        present = set(np.unique(labels[labels > 0]).tolist())
+        side[1:][(left_share <= 0.1) & (RIGHT_LUNG in present)] = RIGHT_LUNG
+        side[1:][(left_share >= 0.9) & (LEFT_LUNG in present)] = LEFT_LUNG
+        labels[rest] = np.where(side[lab[rest]] > 0, side[lab[rest]], nearest_label(labels)[rest])
     return labels
 
 
