@@ -104,6 +104,10 @@ HEALTHY_SLOPE_HU_PER_MM = 1.0
 #: across) holds no tissue above or below it in its slice: it reads as air.
 LUCENCY_SLICE_MM = 1.5
 
+#: Half-width (mm) of the core of soft-tissue density that tells a vessel lying in a
+#: thin stack (one slice) from the 1 mm walls of reticulation.
+IN_PLANE_CORE_MM = 1.0
+
 
 @dataclass
 class TissueEvidence:
@@ -465,16 +469,28 @@ def _large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
     return float(tube[core if core.any() else comp].mean()) >= min_tube
 
 
+def across_stack_hu(hu: float, floor_hu: float, width_mm: float, stack_mm: float) -> float:
+    """What a structure ``width_mm`` across that reads ``hu`` reads in a stack ``stack_mm`` thick.
+
+    Lying in the stack, it fills ``width_mm / stack_mm`` of its thickness, and
+    its contrast above the tissue around it (``floor_hu``) shrinks by that
+    share (partial volume across the stack); in a stack no thicker than it,
+    ``hu``.
+    """
+    return float(floor_hu + (hu - floor_hu) * min(1.0, width_mm / max(stack_mm, 1e-6)))
+
+
 def _in_plane_vessels(firm: np.ndarray, thin: np.ndarray, spacing: Sequence[float], *,
-                      core_mm: float = 1.0, fringe_mm: float = 1.0) -> np.ndarray:
-    """Thin dense voxels of the vessels lying in a stack thinner than them (one HRCT slice).
+                      core_mm: float = IN_PLANE_CORE_MM, fringe_mm: float = 1.0) -> np.ndarray:
+    """Thin dense voxels of the vessels lying in a stack thinner than them (one slice).
 
     The Hessian cannot follow a vessel across such a stack: one lying in its
     slices reads as a plate, like a wall. In the slice, a vessel has a core of
-    at least soft-tissue density (``firm``) more than ``2 * core_mm`` wide; the
-    walls of reticulation and of cysts, about 1 mm thick, read below it once
-    smoothed. The core and the thin voxels within ``fringe_mm`` of it (its
-    blurred edge) are the vessel.
+    at least soft-tissue density (``firm``; in a stack thicker than the core,
+    what that density reads there, :func:`across_stack_hu`) more than
+    ``2 * core_mm`` wide; the walls of reticulation and of cysts, about 1 mm
+    thick, are narrower. The core and the thin voxels within ``fringe_mm`` of
+    it (its blurred edge) are the vessel.
     """
     # (an opening on a grid whose slices lie infinitely far apart is one slice by slice)
     core = _opening(firm, (1e9,) + tuple(float(s) for s in spacing[1:]), core_mm) & thin
@@ -967,8 +983,15 @@ def tissue_evidence(
     # a solid component is mostly of soft-tissue density (dense ground glass is not,
     # whatever vessels it keeps)
     firm = smooth > solid_hu
-    if h.shape[0] * float(spacing[0]) < 2.0 * solid_mm:
-        vessel |= _in_plane_vessels(firm, thin, spacing)
+    stack_mm = h.shape[0] * float(spacing[0])
+    if stack_mm < 2.0 * solid_mm:
+        # a vessel lying in a thicker stack fills only part of it: partial volume with the
+        # aerated lung around it
+        air_filled = inside & ~dense
+        lung_hu = float(np.median(smooth[air_filled])) if air_filled.any() else dense_hu
+        core_hu = max(dense_hu, across_stack_hu(solid_hu, lung_hu, 2.0 * IN_PLANE_CORE_MM, stack_mm))
+        vessel |= _in_plane_vessels(smooth > core_hu, thin, spacing)
+        del air_filled
     solid = np.zeros(h.shape, bool)
     lab, n = ndi.label(thick)
     objects = ndi.find_objects(lab)
