@@ -195,6 +195,57 @@ def _cted_verdict(res) -> list:
             "the two figures measure different things.", ""]
 
 
+#: What the slices of covid-ny-sbu-open show (read on the slices, lung window).
+COVID_SLICES = {
+    "A002304_19001231-076.dcm": "perihilar ground glass and reticular opacities, more on the "
+                                "right",
+    "A002304_19010112-135.dcm": "right lung mostly ground glass and consolidation",
+    "A027284_19000925-116.dcm": "upper abdomen, below the lungs",
+    "A027284_19001231-131.dcm": "upper abdomen, below the lungs",
+    "A056642_19001229-053.dcm": "bilateral consolidation; a consolidated band with a round "
+                                "lesion cuts the right lung in two",
+    "A056642_19010107-111.dcm": "patchy ground glass and consolidation of both lower lobes",
+    "A067967_19001006-028.dcm": "lung bases: thin crescents over the liver and the stomach",
+    "A067967_19001231-270.dcm": "lung bases: thin crescents over the liver and the stomach",
+    "A098752_19001231-32.dcm": "the liver's dome in the right chest; mostly clear lungs, a "
+                               "subpleural opacity of the right lower lobe",
+    "A098752_19010127-128.dcm": "the liver's dome in the right chest; consolidation of the "
+                                "posterior right lower lobe, ground glass in the left lung",
+}
+
+
+def _covid_section(paths: list) -> list:
+    """What the engine labels on the COVID-19 slices: ``paths`` of bench_covid_slices.py runs,
+    the current one first."""
+    runs = [json.loads(Path(p).read_text()) for p in paths if Path(p).is_file()]
+    if not runs:
+        return []
+    classes = ("ggo", "fibrosis", "emphysema", "consolidation")
+    lines = ["## covid-ny-sbu-open (real COVID-19 slices, no pixel labels)", "",
+             "From " + ", ".join(f"`{_shown(Path(p))}`" for p in paths if Path(p).is_file())
+             + " (`python benchmarks/bench_covid_slices.py`; "
+             + "; ".join(f"commit {r['commit']}, {r['date']}" + (f" ({r['note']})" if r.get("note") else "")
+                         for r in runs)
+             + "): one DICOM slice each, the default engine with its own lung mask. No pixel "
+             "labels: each class's share of the lung (%), to be read with what the slice shows. "
+             "Cells give the runs in that order.", "",
+             "| slice | what it shows | thickness | lung / body | " + " | ".join(classes) + " |",
+             "| --- |" + " --- |" * (len(classes) + 3)]
+    for name, row in runs[0]["slices"].items():
+        cells = [f"{row['thickness_mm']:g} mm"]
+        if "no_lung" in row:
+            cells += [" / ".join("no lung" if "no_lung" in r["slices"].get(name, {}) else "lung"
+                                 for r in runs)] + ["-"] * len(classes)
+        else:
+            rs = [r["slices"].get(name, {}) for r in runs]
+            cells.append(" / ".join(_fmt(100 * r.get("lung_share_of_body", float("nan")), 1)
+                                    for r in rs))
+            cells += [" / ".join(_fmt(r.get("percent_lung", {}).get(c, float("nan")), 1) for r in rs)
+                      for c in classes]
+        lines.append(f"| {name[:-4]} | {COVID_SLICES.get(name, '')} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _testbed_section(path: Path) -> list:
     """Per-class Dice on the real-anatomy test bed and the A0001 false-positive burden."""
     if not path.is_file():
@@ -394,6 +445,7 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
         lines.append("")
     lines += _phantom_cases_section(args.phantom_cases)
     lines += _testbed_section(args.testbed)
+    lines += _covid_section(args.covid_slices)
     lines += _spread_section(args.seed_spread)
     if cted:
         res, n_sl, n_p, n_sub = cted
@@ -556,6 +608,9 @@ def main(argv=None) -> int:
     ap.add_argument("--phantom-cases", type=Path, nargs="+",
                     default=[ROOT / "benchmarks" / "results" / "phantom_cases.json"],
                     help="bench_phantom_cases.py runs: the current one, then earlier ones")
+    ap.add_argument("--covid-slices", type=Path, nargs="+",
+                    default=[ROOT / "benchmarks" / "results" / "covid_slices.json"],
+                    help="bench_covid_slices.py runs: the current one, then earlier ones")
     ap.add_argument("--seed-spread", type=Path,
                     default=ROOT / "benchmarks" / "results" / "seed_spread.json")
     ap.add_argument("--checkpoint", default=None, help="stage-2 model of the diffusion rows")
