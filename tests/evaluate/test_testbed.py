@@ -314,7 +314,9 @@ def test_lesions_do_not_overlap(cip64_case):
 def test_the_engine_reads_honeycombing_on_4mm_voxels_as_fibrosis(cip64_case):
     """On the CIP chest's 4 mm grid the cysts and walls of honeycombing blur into one textured
     net of dense voxels: the engine (its own lung mask) calls it fibrosis, not ground glass,
-    and keeps the ground-glass lesion ground glass."""
+    and keeps the ground-glass lesion ground glass. Where partial volume thickens the net into
+    a dense region laced with walls, that region is not consolidation (1.4 % of the
+    honeycombing was), while the homogeneous consolidation and mass stay solid."""
     from diffseglung_core.segment import segment_volume
 
     labels = np.asarray(segment_volume(cip64_case.volume, device="cpu").labels)
@@ -322,7 +324,10 @@ def test_the_engine_reads_honeycombing_on_4mm_voxels_as_fibrosis(cip64_case):
              / r.voxels for r in cip64_case.lesions}
     assert share["honeycombing"][Tissue.FIBROSIS] > 0.5
     assert share["honeycombing"][Tissue.GGO] < 0.2
+    assert share["honeycombing"][Tissue.CONSOLIDATION] < 0.002
     assert share["ggo"][Tissue.GGO] > 0.8
+    assert share["consolidation"][Tissue.CONSOLIDATION] > 0.9
+    assert share["mass"][Tissue.CONSOLIDATION] > 0.9
 
 
 # --------------------------------------------------------------------------- A0001 (slow: lung mask)

@@ -11,6 +11,7 @@ from diffseglung_core.segment.assign import AssignmentRules, evidence_gates
 from diffseglung_core.segment.evidence import (
     TissueEvidence,
     _in_plane_vessels,
+    _laced_with_walls,
     _mostly_in,
     across_stack_hu,
     bronchus_lumens,
@@ -144,6 +145,22 @@ def test_one_thick_slice_takes_a_vessel_lying_in_it_at_partial_volume_for_a_vess
     found = _in_plane_vessels(smooth > -500.0, thin, sp)  # the core density at 5 mm: dense
     assert found[vessel & thin].mean() > 0.9
     assert not found[net & (np.abs(y - 30.0) <= 12.0) & (np.abs(x) <= 17.0)].any()
+
+
+def test_a_solid_region_laced_with_walls_is_not_consolidation():
+    """Thin walls run among the voxels of a net that partial volume thickened, not among those
+    of a homogeneous consolidation: the component whose voxels lie (median) among at least
+    the given share of thin structures is picked out, whole."""
+    solid = np.zeros((4, 40, 40), bool)
+    solid[:, 5:15, 5:15] = True      # consolidation
+    solid[:, 25:35, 25:35] = True    # a net thickened by partial volume
+    share = np.zeros(solid.shape, np.float32)
+    share[:, 25:35, 25:35] = 0.3
+    share[:, 5:15, 5:7] = 0.3        # thin structures along one edge of the consolidation
+    laced = _laced_with_walls(solid, share, 0.2)
+    assert laced[:, 25:35, 25:35].all()
+    assert not laced[:, 5:15, 5:15].any()
+    assert not _laced_with_walls(solid, share, 0.35).any()
 
 
 def _segment(z, y, x, a, b, radius):

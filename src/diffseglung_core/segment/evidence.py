@@ -447,6 +447,24 @@ def _with_air_lucencies(regions: np.ndarray, darker: np.ndarray, airlike: np.nda
     return out
 
 
+def _laced_with_walls(solid: np.ndarray, thin_share: np.ndarray, max_share: float) -> np.ndarray:
+    """The solid components through which thin walls run: a net thickened by partial volume.
+
+    Consolidation and masses are homogeneous: thin structures lie around them,
+    not among their voxels. A dense region whose voxels lie (median) among at
+    least ``max_share`` of thin structures (``thin_share``, (Z, Y, X)) is a net of
+    walls and cysts that partial volume thickened (honeycombing over the dome of
+    the diaphragm), not consolidation.
+    """
+    lab, _ = ndi.label(solid)
+    out = np.zeros(solid.shape, bool)
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        if np.median(thin_share[sl][comp]) >= max_share:
+            out[sl] |= comp
+    return out
+
+
 def _large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
                   min_tube: float, min_elongation: float = 2.5, core_mm: float = 2.5,
                   branch_tube: float = 0.25, max_solidity: float = 0.4) -> bool:
@@ -843,6 +861,7 @@ def tissue_evidence(
     solid_hu: float = -300.0,
     solid_share: float = 0.5,
     min_solid_ml: float = 0.3,
+    solid_max_thin: float = 0.2,
     vessel_tube: float = 0.25,
     solid_tube: float = 0.6,
     mass_mm: float = 6.0,
@@ -1132,6 +1151,7 @@ def tissue_evidence(
         walls &= ndi.binary_erosion(inside, closed, border_value=1)
     wall_frac, local = _masked_mean(walls, inside, spacing, 3.0)
     thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0, den=local)
+    solid &= ~_laced_with_walls(solid, thin_frac, solid_max_thin)
     coherence = orientation_coherence(walls, spacing, coherence_mm)
     # (a Gaussian narrower than half a voxel weighs the voxel alone: no spread to read)
     texture_mm = max(1.5, 0.5 * pixel_mm)
