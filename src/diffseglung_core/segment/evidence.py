@@ -8,14 +8,16 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   by a ball of ``solid_mm`` (consolidation, a mass); the rest are *thin*
   (vessels, bronchial walls, septa, fibrotic walls). Thin structures that are
   tubes (the Hessian tube measure of :mod:`.structure`) are vessels; in a stack
-  thinner than a vessel (one HRCT slice), where a vessel lying in the slice
+  thinner than a vessel (one slice), where a vessel lying in the slice
   reads as a plate, so are those with a core of soft-tissue density more than
-  2 mm wide (walls of reticulation and cysts are thinner). Thick
+  2 mm wide (walls of reticulation and cysts are thinner; in a slice thicker
+  than the core, the density it reads there after partial volume). Thick
   components of at least ``min_solid_ml``, mostly of soft-tissue density
   (above -300 HU), that are neither a large vessel (elongated and tube-like)
   nor a tree of them (branching: tube-like on the whole, filling less than
-  40 % of its convex hull, as the hilar arteries and veins do) are *solid*
-  (consolidation or a mass, which fill most of their hull); thick ones of
+  40 % of its convex hull, as the hilar arteries and veins do) nor laced with
+  thin walls (a net that partial volume thickened) are *solid* (consolidation
+  or a mass, which fill most of their hull and are homogeneous); thick ones of
   lower density are dense ground glass.
 * **Parenchymal density**: the mean HU of the parenchyma around a voxel with
   every dense structure but dense ground glass left out, and their blurred
@@ -913,6 +915,10 @@ def tissue_evidence(
         of a stack thinner than it is solid only when thicker in its slices than
         ``2 * mass_mm``; free in the lung, it counts as a ball as wide as its
         largest cross-section.
+    solid_max_thin : float
+        A component whose voxels lie (median) among at least this share of thin
+        structures (3 mm Gaussian) is a net of walls that partial volume
+        thickened, not solid (:func:`_laced_with_walls`).
     vessel_tube, solid_tube : float
         Tube measure above which a thin voxel is a vessel, and above which (the
         mean along its core) an elongated thick component is a large vessel,
