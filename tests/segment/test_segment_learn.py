@@ -118,7 +118,9 @@ def test_three_corrected_slices_improve_the_others(phantom):
     before, mean_before = _dice_rest(result.labels, phantom.labels, rest)
     after, mean_after = _dice_rest(out.labels, phantom.labels, rest)
     assert out.accepted, out.message
-    assert mean_after > mean_before + 0.03, (before, after)
+    # (measured: 0.812 -> 0.836; 0.808 -> 0.840 before solid regions laced with walls stopped
+    # being consolidation, which left the head less consolidation to correct)
+    assert mean_after > mean_before + 0.02, (before, after)
     assert all(after.get(c, 1.0) >= before[c] - 0.02 for c in before), (before, after)
     assert out.validation["voxels"] > 0 and "applied" in out.message
     assert out.probabilities.shape == (int(lung.sum()), 6)
