@@ -217,12 +217,13 @@ COVID_SLICES = {
 def _covid_section(paths: list) -> list:
     """What the engine labels on the COVID-19 slices: ``paths`` of bench_covid_slices.py runs,
     the current one first."""
-    runs = [json.loads(Path(p).read_text()) for p in paths if Path(p).is_file()]
-    if not runs:
+    paths = [Path(p) for p in paths if Path(p).is_file()]
+    if not paths:
         return []
+    runs = [json.loads(p.read_text()) for p in paths]
     classes = ("ggo", "fibrosis", "emphysema", "consolidation")
     lines = ["## covid-ny-sbu-open (real COVID-19 slices, no pixel labels)", "",
-             "From " + ", ".join(f"`{_shown(Path(p))}`" for p in paths if Path(p).is_file())
+             "From " + ", ".join(f"`{_shown(p)}`" for p in paths)
              + " (`python benchmarks/bench_covid_slices.py`; "
              + "; ".join(f"commit {r['commit']}, {r['date']}" + (f" ({r['note']})" if r.get("note") else "")
                          for r in runs)

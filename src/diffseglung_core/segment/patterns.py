@@ -81,7 +81,6 @@ def fibrotic_ground_glass(labels: np.ndarray, spacing: Sequence[float], *, scale
     return out
 
 
-
 def reticular_bands(labels: np.ndarray, band: np.ndarray, dense: np.ndarray, *,
                     min_share: float = 1.0 / 3.0, keep: Optional[np.ndarray] = None) -> np.ndarray:
     """The dense parenchyma of a band that is largely fibrosis becomes fibrosis.
