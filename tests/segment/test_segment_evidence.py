@@ -559,6 +559,13 @@ def test_costal_depth_counts_the_chest_wall_and_diaphragm_not_the_mediastinum():
     assert depth[12, 30, 44] >= 9.0                 # medial border: deep (hull border 34 mm away)
     assert depth[4, 30, 30] <= 2.0                  # the slice just above the diaphragm
     assert depth[12, 30, 30] == pytest.approx(18.0)  # 9 slices above the tissue: 18 mm
+    # a hilum: tissue with lung below it is not the diaphragm; the lung over it lies as deep
+    # as before, from the lung's lowest surface
+    hilum = inside.copy()
+    hilum[9:11, 25:35, 35:45] = False
+    depth = costal_depth(hilum, sp)
+    assert depth[11, 30, 40] == pytest.approx(16.0)  # as for the lung beside the hilum
+    assert depth[8, 30, 40] == pytest.approx(10.0)   # the lung below the hilum
 
 
 def test_partial_volume_rim_is_read_one_slice_into_the_lung():

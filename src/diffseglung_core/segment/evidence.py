@@ -558,8 +558,9 @@ def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
 
     The costal surface is the border of the convex hull of both lungs in each
     axial slice, so the mediastinal pleura, the hila and the heart's border lie
-    deep; the diaphragmatic surface is the nearest non-lung voxel below in the
-    same ``(y, x)`` column.
+    deep; the diaphragmatic surface is the lung's lowest surface in the same
+    ``(y, x)`` column: tissue with lung below it (a hilum, the vessels and
+    bronchi that leave it) is not the diaphragm.
 
     Parameters
     ----------
@@ -577,7 +578,9 @@ def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     idx = np.arange(inside.shape[0], dtype=np.float32)[:, None, None]
 
     def with_floor(rows: slice) -> None:  # columns are independent: blocks of rows on threads
-        below = np.maximum.accumulate(np.where(inside[:, rows], np.float32(-1e6), idx), axis=0)
+        # the floor: voxels of the column below its lowest lung voxel
+        lung_below = np.logical_or.accumulate(inside[:, rows], axis=0)
+        below = np.maximum.accumulate(np.where(lung_below, np.float32(-1e6), idx), axis=0)
         np.minimum(depth[:, rows], (idx - below) * np.float32(spacing[0]), out=depth[:, rows])
 
     ny = inside.shape[1]
