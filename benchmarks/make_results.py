@@ -529,7 +529,8 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "(share of thin non-tubular voxels, those within 3.5 mm of a bronchus lumen cut across "
               "or of the airway tree the lung mask tracked left out, "
               ">= 0.10 at the costal or diaphragmatic pleura, 0.20 from 30 mm deep, "
-              "depth measured from the axial convex hull of both lungs so the hila lie deep; or, on grids "
+              "depth measured from the axial convex hull of both lungs and from the lung's lowest "
+              "surface in each column, so the hila lie deep; or, on grids "
               "coarser than 1.5 mm in-plane that do not resolve the walls, thin share "
               ">= 1.5x that with texture (local sd over a Gaussian of 1.5 mm, at least half a voxel) "
               ">= 4x the noise; on grids coarser than 3 mm, which do not resolve the net's cells, "
@@ -556,7 +557,9 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "label (with structure evidence: those of the other classes, never emphysema).",
               "* Region patterns (with structure evidence; `segment/patterns.py`): a GGO voxel where "
               "fibrosis is at least a third of the GGO or fibrosis voxels within a 10 mm Gaussian (read "
-              "on 2.5 mm blocks) is fibrosis.", ""]
+              "on 2.5 mm blocks) is fibrosis; then a region of fibrosis (26-connected after a closing by "
+              "a 2.5 mm ball) smaller than a 10 mm cube (the smallest secondary lobule; in a stack "
+              "thinner than 10 mm, 100 mm^2 times its depth) takes the nearest other label.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 

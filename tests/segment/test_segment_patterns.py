@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from diffseglung_core.labels import Tissue
-from diffseglung_core.segment.patterns import fibrotic_ground_glass, reticular_bands
+from diffseglung_core.segment.patterns import fibrosis_regions, fibrotic_ground_glass, reticular_bands
 
 H, G, F = int(Tissue.HEALTHY), int(Tissue.GGO), int(Tissue.FIBROSIS)
 SPACING = (2.0, 1.0, 1.0)
@@ -13,6 +13,38 @@ SPACING = (2.0, 1.0, 1.0)
 
 def _lung(shape=(20, 100, 160)):
     return np.full(shape, H, np.uint8)
+
+
+def test_fibrosis_smaller_than_a_lobule_takes_its_neighbours_label():
+    """A 6 mm patch of fibrosis in healthy lung (a vessel junction) becomes healthy, one in
+    ground glass becomes ground glass; a 14 mm patch (larger than the smallest lobule, 10 mm)
+    and a voxel a user chose stay fibrosis."""
+    labels = _lung()
+    labels[4:7, 10:16, 10:16] = F                 # 3 slices x 6 x 6 mm: 216 mm3
+    labels[2:12, 40:70, 10:40] = G                # a hazy region
+    labels[6:9, 52:58, 22:28] = F                 # with a small patch inside
+    labels[4:11, 20:34, 100:114] = F              # 14 x 14 x 14 mm: 2.7 mL
+    keep = np.zeros(labels.shape, bool)
+    keep[5, 12, 12] = True
+    out = fibrosis_regions(labels, SPACING, keep=keep)
+    assert np.all(out[4:7, 10:16, 10:16][~keep[4:7, 10:16, 10:16]] == H)
+    assert out[5, 12, 12] == F
+    assert np.all(out[6:9, 52:58, 22:28] == G)
+    assert np.all(out[4:11, 20:34, 100:114] == F)
+    assert np.array_equal(out[labels != F], labels[labels != F])  # only fibrosis changes
+    assert labels[4, 10, 10] == F  # the input is left as it was
+    assert fibrosis_regions(labels, SPACING, lobule_mm=0.0) is labels
+
+
+def test_in_a_stack_thinner_than_a_lobule_fibrosis_needs_a_lobule_in_section():
+    """Two 1 mm slices: a patch 12 x 12 mm in section is a lobule cut by the stack (it stays);
+    one 6 x 6 mm is not."""
+    labels = _lung((2, 60, 60))
+    labels[:, 5:17, 5:17] = F
+    labels[:, 30:36, 30:36] = F
+    out = fibrosis_regions(labels, (0.5, 1.0, 1.0))
+    assert np.all(out[:, 5:17, 5:17] == F)
+    assert np.all(out[:, 30:36, 30:36] == H)
 
 
 def test_ground_glass_among_reticulation_is_fibrosis_and_a_hazy_region_stays_ground_glass():
@@ -99,3 +131,31 @@ def test_a_dependent_band_that_is_largely_fibrosis_is_fibrosis_and_a_smooth_one_
     assert (out[turned] == Tissue.FIBROSIS).all()
     assert reticular_bands(labels, band, dense, min_share=0) is labels
     assert reticular_bands(labels, band, dense, min_share=0.5) is labels   # 40 % is not half
+
+
+def test_label_map_judges_fibrosis_regions_after_the_patterns_complete_them():
+    """A reticular band of 6 mm slices whose net shows in every other slice: each slice's
+    part is smaller than a lobule, the band that ``reticular_bands`` completes is not, and it
+    stays fibrosis; a lone patch of fibrosis in healthy lung becomes healthy."""
+    from types import SimpleNamespace
+
+    from diffseglung_core.segment.assign import LabelMapping
+    from diffseglung_core.segment.engine import label_map
+
+    lung = np.zeros((5, 40, 60), np.uint8)
+    lung[:, 2:38, 2:58] = 1
+    band = np.zeros(lung.shape, bool)
+    band[:, 30:36, 5:25] = True                    # 6 x 20 mm, 6 mm slices: 720 mm3 per slice
+    label = np.full(lung.shape, H, np.uint8)
+    label[0::2][band[0::2]] = F
+    label[2, 5:10, 40:45] = F                      # 5 x 5 x 6 mm in healthy lung
+    inside = lung > 0
+    probs = np.zeros((int(inside.sum()), 6), np.float32)
+    probs[np.arange(probs.shape[0]), label[inside]] = 1.0
+    evidence = SimpleNamespace(dependent=band[inside], parenchyma_hu=np.where(band[inside], 200.0, 0.0),
+                               healthy_hu=np.zeros(probs.shape[0]))
+    result = SimpleNamespace(lung=lung, spacing=(6.0, 1.0, 1.0), evidence=evidence,
+                             posteriors=np.ones((probs.shape[0], 1), np.float32))
+    out = label_map(result, probs, LabelMapping(labels=[H]), refine=False)
+    assert np.all(out[band] == F)
+    assert np.all(out[2, 5:10, 40:45] == H)

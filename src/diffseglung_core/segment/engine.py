@@ -33,7 +33,7 @@ from .evidence import TissueEvidence, tissue_evidence
 from .features import density_features, robust_standardize
 from .gmm import GaussianMixture, fit_gmm
 from .options import DEFAULT_TIMESTEPS, SegmentOptions
-from .patterns import fibrotic_ground_glass, reticular_bands
+from .patterns import fibrosis_regions, fibrotic_ground_glass, reticular_bands
 from .refine import argmax_labels, refine_labels
 
 __all__ = ["SegmentationResult", "SegmentOptions", "segment_volume", "apply_mapping", "label_map",
@@ -249,8 +249,8 @@ def label_map(result: SegmentationResult, probs: np.ndarray, mapping: LabelMappi
     """Label map of ``result`` from label probabilities of its lung voxels.
 
     Sobel-Diffusion Fusion (or the plain argmax), then, with structure evidence,
-    the patterns of regions (:func:`~.patterns.fibrotic_ground_glass`; clusters a
-    user named keep their label).
+    the patterns of regions (:func:`region_patterns`; clusters a user named keep
+    their label).
 
     Parameters
     ----------
@@ -283,7 +283,9 @@ def region_patterns(result: SegmentationResult, labels: np.ndarray, mapping: Lab
     Ground glass inside a fibrotic region is fibrosis
     (:func:`~.patterns.fibrotic_ground_glass`), and so is the dense lung of a
     dependent band that is largely fibrosis (:func:`~.patterns.reticular_bands`);
-    clusters a user named keep their label.
+    then fibrosis smaller than a secondary pulmonary lobule takes the label
+    around it (:func:`~.patterns.fibrosis_regions`). Clusters a user named keep
+    their label.
 
     Parameters
     ----------
@@ -306,14 +308,15 @@ def region_patterns(result: SegmentationResult, labels: np.ndarray, mapping: Lab
     labels = fibrotic_ground_glass(labels, result.spacing, scale_mm=mapping.rules.fibrotic_mm,
                                    min_share=mapping.rules.fibrotic_share, keep=keep)
     ev = result.evidence
-    if ev.dependent is None:
-        return labels
-    lung = np.asarray(result.lung) > 0
-    band = np.zeros(labels.shape, bool)
-    band[lung] = ev.dependent
-    dense = np.zeros(labels.shape, bool)
-    dense[lung] = ev.parenchyma_hu - ev.healthy_hu >= mapping.rules.ggo_margin_hu
-    return reticular_bands(labels, band, dense, min_share=mapping.rules.fibrotic_share, keep=keep)
+    if ev.dependent is not None:
+        lung = np.asarray(result.lung) > 0
+        band = np.zeros(labels.shape, bool)
+        band[lung] = ev.dependent
+        dense = np.zeros(labels.shape, bool)
+        dense[lung] = ev.parenchyma_hu - ev.healthy_hu >= mapping.rules.ggo_margin_hu
+        labels = reticular_bands(labels, band, dense, min_share=mapping.rules.fibrotic_share, keep=keep)
+    # the regions as the patterns above completed them
+    return fibrosis_regions(labels, result.spacing, keep=keep)
 
 
 def _strip_hu(hu: np.ndarray, lung: np.ndarray) -> np.ndarray:

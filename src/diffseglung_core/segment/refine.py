@@ -50,7 +50,7 @@ from .options import RefineOptions
 _EMPHYSEMA = int(Tissue.EMPHYSEMA)
 
 __all__ = ["sobel_magnitude", "edge_conductance", "diffuse_posteriors",
-           "remove_small_components", "refine_labels", "refine_slice", "argmax_labels"]
+           "remove_small_components", "fill_from_nearest", "refine_labels", "refine_slice", "argmax_labels"]
 
 
 def sobel_magnitude(hu: np.ndarray, spacing: Sequence[float], *, smooth_mm: float = 0.7) -> np.ndarray:
@@ -145,17 +145,32 @@ def remove_small_components(labels: np.ndarray, spacing: Sequence[float], *,
     for part in thread_map(too_small, [lab for lab in np.unique(sub) if lab != 0 and lab not in fixed]):
         small |= part
     out = labels.copy()
-    if not small.any():
+    out[box] = fill_from_nearest(sub, small, (sub > 0) & ~small & ~np.isin(sub, fixed), spacing)
+    return out
+
+
+def fill_from_nearest(labels: np.ndarray, change: np.ndarray, source: np.ndarray,
+                      spacing: Sequence[float]) -> np.ndarray:
+    """``labels`` with every ``change`` voxel given the label of its nearest ``source`` voxel.
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) uint8
+    change, source : (Z, Y, X) bool
+        Voxels to relabel; voxels whose labels may be taken (distances in mm).
+    spacing : (3,) float, mm.
+
+    Returns
+    -------
+    (Z, Y, X) uint8
+        A new array (a copy of ``labels`` when there is nothing to change or no source).
+    """
+    out = labels.copy()
+    if not change.any() or not source.any():
         return out
-    keep = (sub > 0) & ~small & ~np.isin(sub, fixed)
-    if not keep.any():
-        return out
-    idx = ndi.distance_transform_edt(~keep, sampling=spacing, return_distances=False,
+    idx = ndi.distance_transform_edt(~source, sampling=spacing, return_distances=False,
                                      return_indices=True)
-    filled = sub[tuple(idx)]
-    res = sub.copy()
-    res[small] = filled[small]
-    out[box] = res
+    out[change] = labels[tuple(i[change] for i in idx)]
     return out
 
 
