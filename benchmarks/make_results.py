@@ -545,7 +545,8 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "the heart or the diaphragm) is partial volume; both are healthy unless they hold a net of "
               "walls. Patterns of regions, last: ground glass where fibrosis is at least a third of the "
               "GGO and fibrosis within a 10 mm Gaussian is fibrosis, and so are the dense voxels of a "
-              "connected part of the dependent band that is at least a third fibrosis. Without evidence "
+              "connected part of the dependent band that is at least a third fibrosis; then a region of "
+              "fibrosis smaller than a lobule takes the nearest other label (below). Without evidence "
               "(the no-evidence row) the old "
               "voxel gates apply: emphysema needs smoothed HU < -910; GGO/fibrosis/consolidation voxels in a"
               " 9 mm neighbourhood lighter than the healthy boundary are healthy.",
