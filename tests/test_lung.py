@@ -549,6 +549,35 @@ def test_rays_reach_the_paravertebral_gutter_not_the_aorta():
     near = grow(bone | gutter, avoid=bone & column & ~gutter, spine=gutter, mediastinum=mediastinum)
     assert not (near & ~side & (x > 95)).any()
 
+def test_rays_to_the_aorta_take_a_thinner_rim_of_dense_lung_than_those_to_the_column():
+    """Healthy lung lies against the aorta's side above row 122; below, dense tissue 10 mm
+    wide lies between the lung and the aorta. Rays ending on the aorta (its wall within the
+    disc) need 8 mm of dense tissue and take the rim in; with the 15 mm of the vertebral
+    column (paravertebral soft tissue) they do not."""
+    from diffseglung_core.lung.cavity import costal_fill
+
+    spacing = (5.0, 1.0, 1.0)
+    hu, side, body, cavity, vertebra, aorta, (y, x) = _gutter_slice(lung_reach_x=70)
+    bone = hu > 200
+    disc = np.hypot(y - 128, x - 95) < 15
+    side = side | (cavity & (y < 122) & (x < 95) & ~disc)
+    hu[side] = -850.0
+
+    def grow(**kw):
+        lung = side
+        for _ in range(2):
+            lung = lung | costal_fill(hu, lung, np.zeros_like(side), body, bone | disc, spacing,
+                                      medial_x=119.5, inward_deg=60.0, fan_deg=(-30.0, 0.0, 30.0),
+                                      wall_margin_mm=np.inf, avoid=vertebra, spine=disc, **kw)
+        return lung
+
+    rim = cavity & ~disc & (y >= 124) & (y < 136) & (x >= 70) & (x < 80)
+    with_aorta, as_column = grow(aorta=disc), grow()
+    assert with_aorta[rim].mean() > 0.7 and not as_column[rim].any()
+    assert not with_aorta[disc].any() and not (with_aorta & ~cavity).any()
+    assert not (with_aorta & ~side & ~rim & (np.abs(y - 130) > 15)).any()
+
+
 def _fragmented_wall():
     """One thin slice whose ribs show as fragments: a lung against the chest wall, a 38 mm gap
     between two rib fragments at its side, muscle outside the ribs and a scapula beyond the gap."""

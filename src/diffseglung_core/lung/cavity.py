@@ -110,7 +110,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
                 inward_deg: Optional[float] = None,
                 avoid: Optional[np.ndarray] = None, skin: Optional[np.ndarray] = None,
                 rib_line_mm: Optional[float] = None, spine: Optional[np.ndarray] = None,
-                spine_gap_mm: float = 15.0, mediastinum: Optional[np.ndarray] = None) -> np.ndarray:
+                spine_gap_mm: float = 15.0, mediastinum: Optional[np.ndarray] = None,
+                aorta: Optional[np.ndarray] = None, aorta_gap_mm: float = 8.0) -> np.ndarray:
     """Dense lung between one lung and the rib cage, in one axial slice.
 
     From every point of the lung's contour a ray runs along the outward
@@ -197,6 +198,11 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     mediastinum : (Y, X) bool, optional
         The posterior mediastinum in front of the vertebral body (aorta,
         oesophagus, azygos vein).
+    aorta, aorta_gap_mm : (Y, X) bool and float, optional
+        The part of ``spine`` that is the side or back of the descending aorta,
+        where healthy lung lies against its wall (which ``aorta`` includes) with
+        only the pleura between: a ray that ends there needs ``aorta_gap_mm`` of
+        dense tissue instead of ``spine_gap_mm``.
 
     Returns
     -------
@@ -277,7 +283,10 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
 
     if spine is not None:
         on_spine = spine[end_y, end_x]
-        ok &= ~(on_spine & (length <= (layer + spine_gap_mm) * slant))
+        gap = np.full(on_spine.shape, spine_gap_mm)
+        if aorta is not None:
+            gap[aorta[end_y, end_x]] = aorta_gap_mm
+        ok &= ~(on_spine & (length <= (layer + gap) * slant))
         if mediastinum is not None:
             ok[ok & on_spine] = ~crosses(mediastinum, ok & on_spine)
     if avoid is not None:

@@ -224,7 +224,8 @@ def segment_lungs(
     mediastinal_passes : int
         Then rays towards the body's middle that end on the descending aorta
         (:func:`.aorta.descending_aorta`) or on the side of the vertebral body,
-        after at least 15 mm of dense tissue, add dense lower lobe against the
+        after at least 8 mm (the aorta) or 15 mm (the vertebral body) of dense
+        tissue, add dense lower lobe against the
         mediastinal pleura, up to this many passes; 0 disables them. Only on
         volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, in the slices
         where the aorta was traced, below its top 30 mm (the arch and the hilum).
@@ -366,7 +367,8 @@ def segment_lungs(
     # dense lung against the mediastinal pleura of the lower lobes: rays towards the body's
     # middle that end on the side or the back of the descending aorta (traced as a tube
     # through the slices; the hilum lies in front of it) or, in the slices where it was
-    # traced, on the side of the vertebral body, after at least 15 mm of dense tissue, and
+    # traced, on the side of the vertebral body, after at least 15 mm of dense tissue (8 mm
+    # on the aorta: healthy lung lies against its wall with only the pleura between), and
     # cross neither a solid organ nor what lies in front of the vertebral body (the
     # oesophagus, the azygos vein); not in the top 30 mm of the traced aorta, beside
     # which the pulmonary artery arches over the left main bronchus. (The rule that drops
@@ -388,7 +390,7 @@ def segment_lungs(
             disc = ahead | behind
             _fill_along_rays(labels, hu_s, stop, body, ends | ahead | solid, fat, skin,
                              allowed & ~disc & ~solid, spacing, x_mid, passes=mediastinal_passes,
-                             avoid=organs | ahead | (solid & ~ends), spine=ends,
+                             avoid=organs | ahead | (solid & ~ends), spine=ends, aorta=behind,
                              mediastinum=in_front & ~disc, slices=low, inward_deg=60.0,
                              fan_deg=(-30.0, 0.0, 30.0), wall_margin_mm=np.inf)
 
@@ -464,14 +466,14 @@ def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
 
 
 def _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing, x_mid, *, passes,
-                     avoid=None, spine=None, mediastinum=None, slices=None, **rays) -> None:
+                     avoid=None, spine=None, mediastinum=None, aorta=None, slices=None, **rays) -> None:
     """Grow each lung of each slice in place by :func:`.cavity.costal_fill`, ``passes`` times at most.
 
     Each pass starts from the lung grown so far; ``rays`` and the slices of ``avoid``,
-    ``spine`` and ``mediastinum`` (Z, Y, X, optional) go to :func:`.cavity.costal_fill`.
-    ``slices`` (Z bool, optional): only these slices.
+    ``spine``, ``mediastinum`` and ``aorta`` (Z, Y, X, optional) go to
+    :func:`.cavity.costal_fill`. ``slices`` (Z bool, optional): only these slices.
     """
-    volumes = {"avoid": avoid, "spine": spine, "mediastinum": mediastinum}
+    volumes = {"avoid": avoid, "spine": spine, "mediastinum": mediastinum, "aorta": aorta}
 
     def fill(z: int) -> None:  # slices are independent: one per thread
         of_slice = {k: None if v is None else v[z] for k, v in volumes.items()}
