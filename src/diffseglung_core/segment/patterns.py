@@ -72,25 +72,41 @@ def fibrosis_regions(labels: np.ndarray, spacing: Sequence[float], *, lobule_mm:
         return labels
     stack_mm = labels.shape[0] * float(spacing[0])
     min_voxels = lobule_mm ** 2 * min(lobule_mm, stack_mm) / float(np.prod(spacing))
-    parts, n = ndi.label(fib, np.ones((3, 3, 3), bool))
+    at = lung_bbox(fib)
+    parts, n = ndi.label(fib[at], np.ones((3, 3, 3), bool))
     small = np.flatnonzero(np.bincount(parts.ravel(), minlength=n + 1)[1:] < min_voxels) + 1
     if small.size == 0:
         return labels
     out = labels.copy()
+    sub, fib = out[at], fib[at]
     objects = ndi.find_objects(parts)
-    # a region as large as a lobule around a patch lies within a lobule and a join of it
-    reach = [int(np.ceil((lobule_mm + 2.0 * join_mm) / float(s))) for s in spacing]
+
+    def grown(sl: tuple, mm: float) -> tuple:
+        return tuple(slice(max(0, a.start - int(np.ceil(mm / float(s)))), a.stop + int(np.ceil(mm / float(s))))
+                     for a, s in zip(sl, spacing))
+
+    kept = np.zeros(n + 1, bool)
     for i in small:
-        box = tuple(slice(max(0, sl.start - r), sl.stop + r) for sl, r in zip(objects[i - 1], reach))
-        own = parts[box] == i
+        if kept[i]:
+            continue
         if join_mm > 0:
-            region, _ = ndi.label(closing(fib[box], spacing, join_mm), np.ones((3, 3, 3), bool))
-            if np.count_nonzero(region == region[own][0]) >= min_voxels:
-                continue
+            # other fibrosis within the join: the region is the patches the closing joins;
+            # one as large as a lobule lies within a lobule of the patch
+            near = grown(objects[i - 1], 2.0 * join_mm)
+            if np.count_nonzero(fib[near]) > np.count_nonzero(parts[near] == i):
+                box = grown(objects[i - 1], lobule_mm)
+                region, _ = ndi.label(closing(fib[box], spacing, join_mm), np.ones((3, 3, 3), bool))
+                own = region == region[parts[box] == i][0]
+                if np.count_nonzero(own) >= min_voxels:
+                    kept[np.unique(parts[box][own])] = True  # and the other patches of the region
+                    continue
+        # its neighbours lie within one voxel
+        box = tuple(slice(max(0, a.start - 2), a.stop + 2) for a in objects[i - 1])
+        own = parts[box] == i
         if keep is not None:
-            own &= ~np.asarray(keep[box], bool)
-        source = (labels[box] > 0) & (labels[box] != F)
-        out[box] = fill_from_nearest(out[box], own, source, spacing)
+            own &= ~np.asarray(keep[at][box], bool)
+        source = (sub[box] > 0) & (sub[box] != F)
+        sub[box] = fill_from_nearest(sub[box], own, source, spacing)
     return out
 
 
