@@ -81,9 +81,9 @@ def fibrosis_regions(labels: np.ndarray, spacing: Sequence[float], *, lobule_mm:
     sub, fib = out[at], fib[at]
     objects = ndi.find_objects(parts)
 
-    def grown(sl: tuple, mm: float) -> tuple:
-        return tuple(slice(max(0, a.start - int(np.ceil(mm / float(s)))), a.stop + int(np.ceil(mm / float(s))))
-                     for a, s in zip(sl, spacing))
+    def grown(box: tuple, mm: float) -> tuple:
+        reach = [int(np.ceil(mm / float(s))) for s in spacing]
+        return tuple(slice(max(0, a.start - r), a.stop + r) for a, r in zip(box, reach))
 
     kept = np.zeros(n + 1, bool)
     for i in small:
