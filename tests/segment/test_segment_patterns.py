@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from diffseglung_core.labels import Tissue
-from diffseglung_core.segment.patterns import (fibrosis_cells, fibrosis_regions, fibrotic_ground_glass,
-                                                reticular_bands)
+from diffseglung_core.segment.patterns import (
+    fibrosis_cells,
+    fibrosis_regions,
+    fibrotic_ground_glass,
+    reticular_bands,
+)
 
 H, G, F = int(Tissue.HEALTHY), int(Tissue.GGO), int(Tissue.FIBROSIS)
 SPACING = (2.0, 1.0, 1.0)
