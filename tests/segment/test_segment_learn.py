@@ -118,11 +118,9 @@ def test_three_corrected_slices_improve_the_others(phantom):
     before, mean_before = _dice_rest(result.labels, phantom.labels, rest)
     after, mean_after = _dice_rest(out.labels, phantom.labels, rest)
     assert out.accepted, out.message
-    # (measured: 0.849 -> 0.856, fibrosis 0.782 -> 0.803; 0.812 -> 0.836 before the cells of a
-    # fibrotic net were fibrosis, which took the unsupervised fibrosis from 0.613 to 0.782 and
-    # left the head less to correct; 0.808 -> 0.840 before solid regions laced with walls
-    # stopped being consolidation)
-    assert mean_after > mean_before + 0.005, (before, after)
+    # (measured: 0.812 -> 0.836; 0.808 -> 0.840 before solid regions laced with walls stopped
+    # being consolidation, which left the head less consolidation to correct)
+    assert mean_after > mean_before + 0.02, (before, after)
     assert all(after.get(c, 1.0) >= before[c] - 0.02 for c in before), (before, after)
     assert out.validation["voxels"] > 0 and "applied" in out.message
     assert out.probabilities.shape == (int(lung.sum()), 6)
