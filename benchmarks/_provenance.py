@@ -8,19 +8,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def git_commit() -> str:
-    """Short hash of the checked-out commit ("unknown" outside a git checkout)."""
+def git_commit(root: Path = ROOT) -> str:
+    """Short hash of the commit checked out at ``root`` ("unknown" outside a git checkout)."""
     try:
-        return subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        return subprocess.check_output(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                                        text=True).strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-def uncommitted_sources() -> list:
-    """Files under src/ that differ from the commit (the code that ran is not exactly the commit)."""
+def uncommitted_sources(root: Path = ROOT) -> list:
+    """Files under ``root``'s src/ that differ from its commit (the code that ran is not exactly it)."""
     try:
-        out = subprocess.check_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+        out = subprocess.check_output(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
                                       text=True)
         return sorted(line[3:] for line in out.splitlines() if line.strip())
     except (OSError, subprocess.SubprocessError):

@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _provenance import git_commit  # noqa: E402
 from _timing import conditions, measure  # noqa: E402
 
 SLICE = "cted-open/slices/subject4_middle.tiff"
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
             stages = json.loads(report.read_text())["timings_s"]
         stages = {k: v for k, v in stages.items() if k != "total"}
         engine = sum(stages.values())
-        run = {"src": str(src), "commit": _commit(checkout), "process": timing,
+        run = {"src": str(src), "commit": git_commit(checkout), "process": timing,
                "engine_stages_s": stages, "outside_the_engine_s": timing["median_s"] - engine}
         runs.append(run)
         print(f"| {run['commit']}, 512 x 512, {args.threads} threads | {timing['median_s']:.2f} s | "
@@ -84,12 +85,6 @@ def main(argv=None) -> int:
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")
     return 0
-
-
-def _commit(checkout: Path) -> str:
-    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

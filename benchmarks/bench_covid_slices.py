@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _provenance import git_commit, uncommitted_sources  # noqa: E402
+
 CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
 
 
@@ -47,10 +50,7 @@ def main(argv=None) -> int:
     from diffseglung_core.segment import segment_volume
 
     torch.set_num_threads(args.threads)
-    commit = subprocess.run(["git", "-C", str(args.src), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "-C", str(args.src), "status", "--porcelain", "--", "src"],
-                           capture_output=True, text=True).stdout.split("\n")
+    commit = git_commit(args.src)
     rows = {}
     for path in sorted((args.data / "covid-ny-sbu-open").glob("*.dcm")):
         vol = read_scan(path)
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
             row["pathology_percent"] = 100.0 - row["percent_lung"]["healthy"]
         row["seconds"] = time.perf_counter() - t
         rows[path.name] = row
-    result = {"commit": commit, "uncommitted_sources": sorted(x[3:] for x in dirty if x.strip()),
+    result = {"commit": commit, "uncommitted_sources": uncommitted_sources(args.src),
               "date": time.strftime("%Y-%m-%d"), "threads": args.threads, "note": args.note,
               "slices": rows}
     print(f"commit {commit}")

@@ -13,6 +13,8 @@
   descending aorta in the test bed case a0001-mixed (yellow outline), four slices
   through it, in the mediastinal window: top row the mask without the rays to the
   aorta, bottom row with them; the traced aorta in magenta.
+* ``docs/images/lungmask_aorta_rim.png``: the same, top row with 15 mm of dense
+  tissue to the aorta (the vertebral body's), bottom row with the 8 mm it needs.
 
 Lung window -1350..150 HU. Usage::
 
@@ -105,7 +107,9 @@ def _outline(rgb: np.ndarray, mask: np.ndarray, colour, width: int = 2) -> None:
     rgb[mask & ~ndi.binary_erosion(mask, iterations=width)] = colour
 
 
-def aorta_figure(data: Path, out: Path) -> None:
+def aorta_figures(data: Path, out: Path, rim_out: Path) -> None:
+    """The test bed's consolidation beside the aorta: without and with the rays to the aorta
+    (``out``), then with 15 mm and 8 mm of dense tissue to it (``rim_out``)."""
     from diffseglung_core.evaluate import testbed as tb
     from diffseglung_core.lung import segment_lungs
 
@@ -114,8 +118,15 @@ def aorta_figure(data: Path, out: Path) -> None:
     hu, spacing = case.volume.hu, case.volume.spacing
     lesion = case.lesion_map == next(r.index for r in case.lesions if r.kind == "consolidation")
     seg = segment_lungs(hu, spacing)
-    masks = [segment_lungs(hu, spacing, mediastinal_passes=0).labels, seg.labels]
-    aorta = seg.aorta
+    without = segment_lungs(hu, spacing, mediastinal_passes=0).labels
+    column_gap = segment_lungs(hu, spacing, aorta_gap_mm=15.0).labels
+    _aorta_montage(hu, lesion, seg.aorta, [without, seg.labels], out,
+                   ("without the rays to the aorta", "with them"))
+    _aorta_montage(hu, lesion, seg.aorta, [column_gap, seg.labels], rim_out,
+                   ("with 15 mm to the aorta", "with 8 mm"))
+
+
+def _aorta_montage(hu, lesion, aorta, masks, out: Path, names) -> None:
     zs = np.flatnonzero(lesion.any(axis=(1, 2)))
     picks = np.linspace(zs[0] + 1, zs[-1] - 1, 4).round().astype(int)
     ys, xs = np.nonzero(lesion.any(axis=0))
@@ -135,8 +146,8 @@ def aorta_figure(data: Path, out: Path) -> None:
             tiles.append(np.kron(rgb, np.ones((2, 2, 1), rgb.dtype)))
     inside = [np.count_nonzero(lesion & (m > 0)) / np.count_nonzero(lesion) for m in masks]
     render.save_png(out, render.montage(tiles, columns=4))
-    print(f"wrote {out} (slices {picks.tolist()}; lesion inside {inside[0]:.3f} without the rays "
-          f"to the aorta, {inside[1]:.3f} with them)")
+    print(f"wrote {out} (slices {picks.tolist()}; lesion inside {inside[0]:.3f} {names[0]}, "
+          f"{inside[1]:.3f} {names[1]})")
 
 
 def main(argv=None) -> int:
@@ -145,7 +156,7 @@ def main(argv=None) -> int:
     a0001_figure(data / "lung-pet-ct-dx-A0001" / "dicom", IMAGES / "lungmask_a0001.png")
     covid_figure(data / "covid-ny-sbu-open", IMAGES / "lungmask_covid.png")
     cted_figure(data / "cted-open", IMAGES / "lungmask_cted.png")
-    aorta_figure(data, IMAGES / "lungmask_aorta.png")
+    aorta_figures(data, IMAGES / "lungmask_aorta.png", IMAGES / "lungmask_aorta_rim.png")
     return 0
 
 

@@ -144,6 +144,7 @@ def segment_lungs(
     spine_mm: float = 40.0,
     dependent_passes: int = 4,
     mediastinal_passes: int = 2,
+    aorta_gap_mm: float = 8.0,
     rib_line_mm: float = 60.0,
     effusion: bool = True,
     air_reference_hu: float = -1000.0,
@@ -224,11 +225,13 @@ def segment_lungs(
     mediastinal_passes : int
         Then rays towards the body's middle that end on the descending aorta
         (:func:`.aorta.descending_aorta`) or on the side of the vertebral body,
-        after at least 8 mm (the aorta) or 15 mm (the vertebral body) of dense
+        after at least ``aorta_gap_mm`` (the aorta) or 15 mm (the vertebral body) of dense
         tissue, add dense lower lobe against the
         mediastinal pleura, up to this many passes; 0 disables them. Only on
         volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, in the slices
         where the aorta was traced, below its top 30 mm (the arch and the hilum).
+    aorta_gap_mm : float
+        The dense tissue (mm) a ray of that step must cross to end on the aorta.
     rib_line_mm : float
         On thinner scans (one or a few slices) step 6 closes the rib cage of
         each slice between the points where the lung touches the ribs, joined
@@ -391,7 +394,8 @@ def segment_lungs(
             _fill_along_rays(labels, hu_s, stop, body, ends | ahead | solid, fat, skin,
                              allowed & ~disc & ~solid, spacing, x_mid, passes=mediastinal_passes,
                              avoid=organs | ahead | (solid & ~ends), spine=ends, aorta=behind,
-                             mediastinum=in_front & ~disc, slices=low, inward_deg=60.0,
+                             aorta_gap_mm=aorta_gap_mm, mediastinum=in_front & ~disc, slices=low,
+                             inward_deg=60.0,
                              fan_deg=(-30.0, 0.0, 30.0), wall_margin_mm=np.inf)
 
     report(progress, 7, _STAGES, "filling holes")
