@@ -10,10 +10,13 @@ import torch
 
 from diffseglung_core.labels import Tissue
 from diffseglung_core.segment.learn import (
+    allowed_changes,
     class_dice,
     holdout_blocks,
     learn_from_corrections,
+    near_slices,
     one_hot,
+    validation_folds,
 )
 from diffseglung_core.segment.reduced import WEIGHTFREE_CHANNELS, reduced_grid, weightfree_features
 
@@ -83,49 +86,129 @@ def test_holdout_takes_whole_tiles():
     assert not holdout_blocks(target, 0.0).any()
 
 
+def test_validation_holds_out_groups_of_slices():
+    target = np.full((50, 20, 20), 255, np.uint8)
+    for z in (2, 3, 20, 40):  # 5 mm planes: 2 and 3 show the same lesions
+        target[z, 2:18, 2:18] = 1
+    target[30, 5, 5:8] = 2  # a stroke: too small to validate anything, always trains
+    tiles = holdout_blocks(target, 0.25, seed=0)
+    folds = validation_folds(target, 5.0, max_folds=5)
+    assert len(folds) == 3
+    across = [sorted(np.flatnonzero(a.any(axis=(1, 2))).tolist()) for _, a in folds]
+    assert sorted(across) == [[2, 3], [20], [40]]
+    for held, a in folds:  # the slices held out whole, and the same tiles of the others
+        np.testing.assert_array_equal(held, a | tiles)
+        assert not held[target == 255].any() and not held[30].any() and (a <= held).all()
+    assert len(validation_folds(target, 5.0, max_folds=2)) == 2
+    # 2 mm planes 5 mm apart are one group: its in-plane tiles are the one fold
+    one = np.full((10, 40, 40), 255, np.uint8)
+    one[[3, 5], 4:36, 4:36] = 1
+    ((held, a),) = validation_folds(one, 2.0, seed=0)
+    np.testing.assert_array_equal(held, holdout_blocks(one, 0.25, seed=0))
+    assert held.any() and not a.any()
+
+
+def test_allowed_changes_need_confident_support():
+    current = np.full(400, 1, np.uint8)
+    proposed = np.full(400, 3, np.uint8)
+    truth = np.full(400, 3, np.uint8)
+    assert allowed_changes(current, proposed, truth) == [(1, 3)]
+    # 30 right, 20 wrong: a majority, but not a confident one
+    truth[:50] = [3] * 30 + [1] * 20
+    assert allowed_changes(current[:50], proposed[:50], truth[:50]) == []
+    # 15 of 15: too few to tell; counted in blocks of 4 voxels, 400 of 400 are 100 blocks
+    assert allowed_changes(current[:15], proposed[:15], np.full(15, 3)) == []
+    assert allowed_changes(current, proposed, np.full(400, 3), unit=4.0) == [(1, 3)]
+    assert allowed_changes(current[:60], proposed[:60], np.full(60, 3), unit=4.0) == []
+
+
+def test_near_slices():
+    confirmed = np.zeros((12, 2, 2), bool)
+    confirmed[5, 0, 0] = True
+    near = near_slices(confirmed, 5.0, 10.0)
+    assert near.shape == confirmed.shape
+    assert np.flatnonzero(near[:, 0, 0]).tolist() == [3, 4, 5, 6, 7]
+
+
+def test_a_thin_confirmed_slice_is_learned_from(phantom):
+    """A confirmed 0.6 mm slice is a third of a 2 mm block: its blocks are confirmed all the same."""
+    lung = phantom.lung > 0
+    zs = np.flatnonzero(lung.any(axis=(1, 2)))
+    shown = phantom.labels.copy()
+    confirmed = np.zeros(lung.shape, bool)
+    confirmed[zs[len(zs) // 2]] = lung[zs[len(zs) // 2]]
+    out = learn_from_corrections(phantom.volume.hu, shown, confirmed, lung, spacing=(0.6, 0.7, 0.7),
+                                 auto=phantom.labels, steps=20, device="cpu")
+    assert out.validation["voxels"] > 0 and out.validation["folds"] == 1
+    assert not out.accepted  # the labels were right: nothing to gain
+
+
 def _dice_rest(pred, truth, rest):
     d = class_dice(pred[rest], truth[rest])
     return d, float(np.mean(list(d.values())))
 
 
-def _simulate(phantom, slices):
+def _simulate(phantom, slices, *, fibrosis_as_ggo=False):
     from diffseglung_core.segment import segment_volume
     from diffseglung_core.segment.changes import label_posteriors
 
     result = segment_volume(phantom.volume, lung_mask=phantom.lung, features="density", k=6,
                             refine=False)
     lung = phantom.lung > 0
-    shown = result.labels.copy()
+    auto, post = result.labels, label_posteriors(result)
+    if fibrosis_as_ggo:  # a result whose fibrosis cluster was named ground glass
+        auto = np.where(auto == Tissue.FIBROSIS, Tissue.GGO, auto).astype(np.uint8)
+        post = one_hot(auto[lung])
+    shown = auto.copy()
     shown[slices] = phantom.labels[slices]
     confirmed = np.zeros(lung.shape, bool)
     confirmed[slices] = True
     confirmed &= lung
-    return result, shown, confirmed, label_posteriors(result)
+    return auto, shown, confirmed, post
 
 
-def test_three_corrected_slices_improve_the_others(phantom):
+def _learn_on_three_slices(phantom, **kwargs):
     lung = phantom.lung > 0
     zs = np.flatnonzero(lung.any(axis=(1, 2)))
     slices = [int(z) for z in np.linspace(zs[0] + 3, zs[-1] - 3, 3).round()]
-    result, shown, confirmed, post = _simulate(phantom, slices)
+    auto, shown, confirmed, post = _simulate(phantom, slices, **kwargs)
     t = time.perf_counter()
     out = learn_from_corrections(phantom.volume.hu, shown, confirmed, lung,
-                                 spacing=phantom.volume.spacing, auto=result.labels, posteriors=post,
+                                 spacing=phantom.volume.spacing, auto=auto, posteriors=post,
                                  steps=150, device="cpu")
     seconds = time.perf_counter() - t
     rest = lung.copy()
     rest[slices] = False
-    before, mean_before = _dice_rest(result.labels, phantom.labels, rest)
-    after, mean_after = _dice_rest(out.labels, phantom.labels, rest)
+    return out, _dice_rest(auto, phantom.labels, rest), _dice_rest(out.labels, phantom.labels, rest), seconds
+
+
+def test_three_corrected_slices_improve_the_others(phantom):
+    out, (before, mean_before), (after, mean_after), seconds = \
+        _learn_on_three_slices(phantom, fibrosis_as_ggo=True)
     assert out.accepted, out.message
-    # (measured: 0.812 -> 0.836; 0.808 -> 0.840 before solid regions laced with walls stopped
-    # being consolidation, which left the head less consolidation to correct)
-    assert mean_after > mean_before + 0.02, (before, after)
+    # (measured: 0.643 -> 0.693, fibrosis 0 -> 0.22)
+    assert mean_after > mean_before + 0.03, (before, after)
+    assert after[Tissue.FIBROSIS] > 0.1
     assert all(after.get(c, 1.0) >= before[c] - 0.02 for c in before), (before, after)
     assert out.validation["voxels"] > 0 and "applied" in out.message
-    assert out.probabilities.shape == (int(lung.sum()), 6)
-    assert not out.labels[~lung].any()
+    assert out.probabilities.shape == (int((phantom.lung > 0).sum()), 6)
+    assert not out.labels[phantom.lung == 0].any()
     assert seconds < 60
+
+
+def test_learning_never_makes_the_engine_worse(phantom):
+    """Held-out slices must confirm a change before it is made across the scan.
+
+    On this phantom the engine's own labels leave the head little to correct
+    from three slices (measured: not applied, mean Dice 0.849 either way). In
+    the GUI test's slices, the check by held-out tiles of the corrected slices
+    alone let a 'healthy -> fibrosis' change spread over the scan (fibrosis
+    0.782 -> 0.754); held-out slices do not confirm it, so it is made only
+    near the corrected slices.
+    """
+    out, (before, mean_before), (after, mean_after), _ = _learn_on_three_slices(phantom)
+    assert mean_after >= mean_before, out.message
+    assert all(after.get(c, 1.0) >= before[c] - 0.02 for c in before), (before, after)
 
 
 def test_no_correction_is_not_applied(phantom):
@@ -133,14 +216,14 @@ def test_no_correction_is_not_applied(phantom):
     lung = phantom.lung > 0
     zs = np.flatnonzero(lung.any(axis=(1, 2)))
     slices = [int(zs[len(zs) // 3]), int(zs[2 * len(zs) // 3])]
-    result, _, confirmed, post = _simulate(phantom, slices)
-    out = learn_from_corrections(phantom.volume.hu, result.labels, confirmed, lung,
-                                 spacing=phantom.volume.spacing, auto=result.labels, posteriors=post,
+    auto, _, confirmed, post = _simulate(phantom, slices)
+    out = learn_from_corrections(phantom.volume.hu, auto, confirmed, lung,
+                                 spacing=phantom.volume.spacing, auto=auto, posteriors=post,
                                  steps=60, device="cpu")
     assert not out.accepted and out.message.startswith("not applied")
-    assert np.array_equal(out.labels, result.labels)
+    assert np.array_equal(out.labels, auto)
     with pytest.raises(ValueError):
-        learn_from_corrections(phantom.volume.hu, result.labels, np.zeros_like(lung), lung,
+        learn_from_corrections(phantom.volume.hu, auto, np.zeros_like(lung), lung,
                                spacing=phantom.volume.spacing)
 
 

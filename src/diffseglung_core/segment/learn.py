@@ -7,19 +7,22 @@ The job behind napari's "Learn" and ``diffseglung train-head``:
    label posteriors when known); with ``features="diffusion"`` the frozen
    diffusion features of a checkpoint (:func:`~.head.extract_head_features`,
    computed on the block-averaged CT) are added.
-2. **Hold-out**: the confirmed blocks are cut into tiles of about 16 mm in
-   each confirmed slice; a share ``holdout`` of the tiles (at least one) is
-   kept for validation, the head (:func:`~.head.train_head`) learns on the rest,
-   with the unsupervised labels as weak labels elsewhere (``prior``).
-3. **Prediction**: per-block class probabilities, interpolated trilinearly to
-   every lung voxel, argmax.
+2. **Validation on slices the head did not learn from**
+   (:func:`validation_folds`): the confirmed slices, in groups at least
+   10 mm apart, are held out in turn (at most three folds); a head
+   (:func:`~.head.train_head`) learns on the others, with the unsupervised
+   labels as weak labels elsewhere (``prior``), and labels the held-out
+   slices. A single group (one slice, or neighbouring ones) holds out a
+   share ``holdout`` of its in-plane tiles of about 16 mm instead.
+3. **Prediction**: a head learns on every confirmed block; per-block class
+   probabilities, interpolated trilinearly to every lung voxel, argmax.
 4. **Guard**: on the held-out confirmed voxels (full resolution), each label
-   change the head proposes (current ``a`` -> head's ``b``) is allowed only when
-   the user's labels there say ``b`` more often than ``a`` (and ``b`` for at
-   least half of them, :func:`allowed_changes`); changes the corrections say
-   nothing about are never made. If the allowed changes do not raise the mean
-   Dice of the held-out voxels above the current labels', nothing changes
-   (``accepted`` False, and the message says why).
+   change the folds' heads propose (current ``a`` -> head's ``b``) is allowed
+   only when the user's labels there say ``b`` more often than ``a`` with
+   confidence, counted in blocks (:func:`allowed_changes`); changes the
+   corrections say nothing about are never made. If the allowed changes do
+   not raise the mean Dice of the held-out voxels above the current labels',
+   nothing changes (``accepted`` False, and the message says why).
 
 Confirmed slices and painted voxels are never changed: that is the caller's
 merge (:meth:`~.session.CorrectionSession.replace_step` with ``keep``).
@@ -40,7 +43,8 @@ from .head import DEFAULT_HEAD_TIMESTEPS, CorrectionHead, feature_spec, train_he
 from .reduced import ReducedGrid, reduced_grid, weightfree_features
 
 __all__ = ["LearnOutcome", "learn_from_corrections", "FEATURE_CHOICES", "holdout_blocks",
-           "class_dice", "head_probabilities", "one_hot", "allowed_changes", "apply_changes"]
+           "class_dice", "validation_folds", "near_slices", "head_probabilities", "one_hot",
+           "allowed_changes", "apply_changes"]
 
 #: Feature sets of the head: weight-free (default) or weight-free plus diffusion features.
 FEATURE_CHOICES = ("weightfree", "diffusion")
@@ -59,7 +63,8 @@ class LearnOutcome:
     accepted : bool
         The head beat the unsupervised result on the held-out voxels.
     allowed : list of (int, int)
-        Label changes ``(from, to)`` the head may make.
+        Label changes ``(from, to)`` the head may make anywhere (confirmed
+        on slices it did not learn from).
     validation : dict
         ``voxels``, ``head`` and ``unsupervised`` (mean Dice and per-class Dice).
     head : CorrectionHead or None
@@ -67,6 +72,9 @@ class LearnOutcome:
         The head's label probabilities of the lung voxels (for guidance).
     timings : dict
     message : str
+    local : list of (int, int)
+        Label changes the head may make only near the corrected slices
+        (confirmed only on held-out parts of those slices).
     """
 
     labels: np.ndarray
@@ -77,6 +85,15 @@ class LearnOutcome:
     probabilities: Optional[np.ndarray] = None
     timings: dict = field(default_factory=dict)
     message: str = ""
+    local: list = field(default_factory=list)
+
+
+def near_slices(confirmed: np.ndarray, slice_mm: float, near_mm: float) -> np.ndarray:
+    """(Z, Y, X) bool (a broadcast view): slices within ``near_mm`` (mm) of one with a confirmed voxel."""
+    zs = np.flatnonzero(np.asarray(confirmed).any(axis=(1, 2)))
+    z = np.arange(confirmed.shape[0])
+    near = (np.abs(z[:, None] - zs[None, :]) * float(slice_mm) <= near_mm).any(axis=1)
+    return np.broadcast_to(near[:, None, None], confirmed.shape)
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
@@ -89,12 +106,16 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
 
 
 def allowed_changes(current: np.ndarray, proposed: np.ndarray, truth: np.ndarray, *,
-                    min_voxels: int = 5) -> list[tuple[int, int]]:
+                    unit: float = 1.0, min_units: float = 20.0, z: float = 1.645
+                    ) -> list[tuple[int, int]]:
     """The label changes ``(a, b)`` the held-out voxels support.
 
     Among the held-out voxels labelled ``a`` now and ``b`` by the head, the
-    change is allowed when the truth is ``b`` more often than ``a``, ``b`` for
-    at least half of them, and there are at least ``min_voxels`` of them.
+    change is allowed when the truth is ``b`` more often than ``a`` with
+    confidence: the one-sided Wilson bound (``z``) of b's share of the voxels
+    that are ``a`` or ``b`` is above one half. Neighbouring voxels are not
+    independent observations: counts are in ``unit`` voxels (the head's block),
+    and a change needs at least ``min_units`` of them that are ``a`` or ``b``.
     """
     out = []
     for a in _CLASSES:
@@ -102,13 +123,15 @@ def allowed_changes(current: np.ndarray, proposed: np.ndarray, truth: np.ndarray
             if a == b:
                 continue
             sel = (current == a) & (proposed == b)
-            n = int(sel.sum())
-            if n < min_voxels:
-                continue
-            to_b, to_a = int((truth[sel] == b).sum()), int((truth[sel] == a).sum())
-            if to_b > to_a and 2 * to_b >= n:
+            to_b, to_a = (truth[sel] == b).sum() / unit, (truth[sel] == a).sum() / unit
+            if to_b + to_a >= min_units and _wilson_low(to_b, to_b + to_a, z) > 0.5:
                 out.append((int(a), int(b)))
     return out
+
+
+def _wilson_low(k: float, n: float, z: float) -> float:
+    p, z2 = k / n, z * z
+    return (p + z2 / (2 * n) - z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))) / (1 + z2 / n)
 
 
 def apply_changes(current: np.ndarray, proposed: np.ndarray, allowed) -> np.ndarray:
@@ -161,9 +184,52 @@ def holdout_blocks(block_labels: np.ndarray, share: float = 0.25, tile_blocks: i
     return np.isin(tile, held) & confirmed
 
 
+def validation_folds(block_labels: np.ndarray, slice_mm: float, *, share: float = 0.25,
+                     join_mm: float = 10.0, max_folds: int = 3, seed: int = 0
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Held-out blocks of each validation fold, and those on slices it learned nothing from.
+
+    A share ``share`` of the in-plane tiles of the confirmed slices
+    (:func:`holdout_blocks`) is held out in every fold: evidence that a change
+    holds within the corrected slices. Evidence that it holds on other slices
+    needs slices the head did not learn from: confirmed planes closer than
+    ``join_mm`` form one group (neighbouring slices show the same lesions),
+    and each group of at least a quarter of the largest one's confirmed
+    blocks is held out whole in turn (groups dealt into at most ``max_folds``
+    folds; smaller ones, such as a stroke, always train). With a single
+    group there is one fold, of tiles only.
+
+    Returns
+    -------
+    list of (held, across)
+        (grid shape) bool: the fold's held-out blocks, and the part of them on
+        slices held out whole.
+    """
+    confirmed = np.asarray(block_labels) != 255
+    tiles = holdout_blocks(block_labels, share, seed=seed)
+    zs = np.flatnonzero(confirmed.any(axis=(1, 2)))
+    groups: list[list[int]] = []
+    for z in zs:
+        if groups and (z - groups[-1][-1]) * float(slice_mm) < join_mm:
+            groups[-1].append(int(z))
+        else:
+            groups.append([int(z)])
+    sizes = np.array([confirmed[g].sum() for g in groups])
+    big = [g for g, n in zip(groups, sizes) if n >= 0.25 * sizes.max()]
+    if len(big) < 2:
+        return [(tiles, np.zeros(confirmed.shape, bool))]
+    across = [np.zeros(confirmed.shape, bool) for _ in range(min(len(big), max_folds))]
+    for i, g in enumerate(big):
+        across[i % len(across)][g] = confirmed[g]
+    return [(a | tiles, a) for a in across]
+
+
 def head_probabilities(head: CorrectionHead, features: np.ndarray, *, chunk: int = 16,
-                       device: str = "cpu") -> np.ndarray:
-    """(6, *grid) float32 softmax over labels 1..5 of a head on reduced-grid features (0: outside)."""
+                       planes: Optional[slice] = None, device: str = "cpu") -> np.ndarray:
+    """(6, *grid) float32 softmax over labels 1..5 of a head on reduced-grid features (0: outside).
+
+    ``planes``: only these grid planes are computed (the others stay 0).
+    """
     import torch
 
     from ..device import get_device
@@ -171,10 +237,11 @@ def head_probabilities(head: CorrectionHead, features: np.ndarray, *, chunk: int
     dev = get_device(device)
     head = head.to(dev).eval()
     n = features.shape[1]
+    first, stop, _ = (planes or slice(None)).indices(n)
     out = np.zeros((6,) + features.shape[1:], np.float32)
     with torch.no_grad():
-        for a in range(0, n, chunk):
-            b = min(a + chunk, n)
+        for a in range(first, stop, chunk):
+            b = min(a + chunk, stop)
             lo, hi = max(a - 1, 0), min(b + 1, n)
             x = torch.from_numpy(np.asarray(features[:, lo:hi], np.float32))[None].to(dev)
             logits = head(x)[0, 1:, a - lo:a - lo + (b - a)]
@@ -198,7 +265,8 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
                            posteriors: Optional[np.ndarray] = None, features: str = "weightfree",
                            model=None, timesteps=DEFAULT_HEAD_TIMESTEPS, steps: int = 300,
                            prior: bool = True,
-                           holdout: float = 0.25, target_mm: float = 2.0, seed: int = 0,
+                           holdout: float = 0.25, near_mm: float = 10.0, target_mm: float = 2.0,
+                           seed: int = 0,
                            device: str = "auto", progress: Optional[ProgressCallback] = None,
                            ) -> LearnOutcome:
     """Train a correction head on the confirmed voxels, check it on held-out ones, label the scan.
@@ -233,7 +301,12 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     prior : bool
         Learn the unsupervised labels weakly where nothing was confirmed.
     holdout : float
-        Share of the confirmed tiles held out for validation.
+        Share of the confirmed tiles held out for validation when the
+        confirmed slices are a single group (:func:`validation_folds`).
+    near_mm : float
+        Slices closer than this (mm) show the same lesions: they form one
+        validation group, and a change confirmed only within the corrected
+        slices is made only this near them.
     target_mm : float
         Block size (mm) of the reduced grid.
     seed : int
@@ -271,22 +344,47 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     timings["features"] = time.perf_counter() - t0
 
     flat_lung = np.flatnonzero(lung)
-    lung_counts = np.bincount(grid.block_of(flat_lung), minlength=int(np.prod(grid.grid_shape)))
     flat_conf = np.flatnonzero(confirmed)
-    target = grid.pool_labels(flat_conf, labels.reshape(-1)[flat_conf], lung_counts=lung_counts)
-    weak = grid.pool_labels(flat_lung, auto.reshape(-1)[flat_lung], lung_counts=lung_counts) \
-        if prior and guarded else None
-    held = holdout_blocks(target, holdout, seed=seed)
-    train_target = np.where(held, 255, target).astype(np.uint8)
-    if weak is not None:
-        weak = np.where(held | (target != 255), 255, weak).astype(np.uint8)
-    if not (train_target != 255).any():
+    # a block is confirmed when most of its lung in the confirmed slices is (a thin slice
+    # is a fraction of a block that spans several)
+    planes = np.isin(np.unravel_index(flat_lung, lung.shape)[0],
+                     np.unique(np.unravel_index(flat_conf, lung.shape)[0]))
+    conf_counts = np.bincount(grid.block_of(flat_lung[planes]), minlength=int(np.prod(grid.grid_shape)))
+    target = grid.pool_labels(flat_conf, labels.reshape(-1)[flat_conf], lung_counts=conf_counts)
+    weak = grid.pool_labels(flat_lung, auto.reshape(-1)[flat_lung]) if prior and guarded else None
+    if not (target != 255).any():
         raise ValueError("too few confirmed voxels to learn from: confirm a whole slice")
+    folds = validation_folds(target, grid.grid_spacing[0], share=holdout, join_mm=near_mm, seed=seed)
+
+    def fit(held: np.ndarray, part: tuple[float, float]) -> CorrectionHead:
+        train_target = np.where(held, 255, target).astype(np.uint8)
+        fold_weak = None if weak is None else \
+            np.where(held | (target != 255), 255, weak).astype(np.uint8)
+        return train_head(feats, train_target, train_target != 255, prior=fold_weak, steps=steps,
+                          crop=(min(3, feats.shape[1]), 48, 48), seed=seed, device=device,
+                          feature_info=info, progress=scaled(progress, *part))
+
+    # -- the guard's evidence: each fold's head on the confirmed voxels it did not learn from
     t = time.perf_counter()
-    head = train_head(feats, train_target, train_target != 255, prior=weak, steps=steps,
-                      crop=(min(3, feats.shape[1]), 48, 48), seed=seed, device=device,
-                      feature_info=info,
-                      progress=scaled(progress, 0.5, 0.85))
+    block_conf = grid.block_of(flat_conf)
+    span = 0.35 / (len(folds) + 1)
+    val_flat, head_val, val_across = [], [], []
+    for k, (held, across) in enumerate(folds):
+        if not held.any() or held.sum() == (target != 255).sum():
+            continue
+        fold_head = fit(held, (0.5 + k * span, 0.5 + (k + 1) * span))
+        at = flat_conf[held.reshape(-1)[block_conf]]
+        z = np.flatnonzero(held.any(axis=(1, 2)))
+        probs = head_probabilities(fold_head, feats, planes=slice(max(z[0] - 1, 0), z[-1] + 2),
+                                   device=device)
+        val_flat.append(at)
+        head_val.append((grid.interpolate(probs, at)[:, 1:].argmax(1) + 1).astype(np.uint8))
+        val_across.append(across.reshape(-1)[grid.block_of(at)])
+    head_val_parts = len(head_val)
+    val_flat = np.concatenate(val_flat) if val_flat else np.zeros(0, np.int64)
+    head_val = np.concatenate(head_val) if head_val else np.zeros(0, np.uint8)
+    val_across = np.concatenate(val_across) if val_across else np.zeros(0, bool)
+    head = fit(np.zeros(target.shape, bool), (0.85 - span, 0.85))
     timings["training"] = time.perf_counter() - t
     t = time.perf_counter()
     probs = head_probabilities(head, feats, device=device)
@@ -296,31 +394,43 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     timings["prediction"] = time.perf_counter() - t
     report(progress, 95, 100, "checking on held-out voxels")
 
-    # -- guard: held-out confirmed voxels at full resolution
-    held_vox = held.reshape(-1)[grid.block_of(flat_conf)]
-    val_flat = flat_conf[held_vox]
+    # -- guard: held-out confirmed voxels at full resolution; a change confirmed on held-out
+    # slices is made everywhere, one confirmed only within the corrected slices near them
     truth = labels.reshape(-1)[val_flat]
-    pos = np.searchsorted(flat_lung, val_flat)
-    head_val = head_rows[pos]
     auto_val = auto.reshape(-1)[val_flat]
-    allowed = allowed_changes(auto_val, head_val, truth) if guarded else \
-        [(a, b) for a in _CLASSES for b in _CLASSES if a != b]
+    if guarded:
+        unit = float(np.prod(grid.factors))
+        allowed = allowed_changes(auto_val[val_across], head_val[val_across], truth[val_across],
+                                  unit=unit)
+        # (every fold holds out the same tiles: each voxel is counted once per fold)
+        local = [c for c in allowed_changes(auto_val[~val_across], head_val[~val_across],
+                                            truth[~val_across], unit=unit * max(head_val_parts, 1))
+                 if c not in allowed]
+    else:
+        allowed, local = [(a, b) for a in _CLASSES for b in _CLASSES if a != b], []
     merged_val = apply_changes(auto_val, head_val, allowed)
+    within = ~val_across
+    merged_val[within] = apply_changes(auto_val[within], head_val[within], allowed + local)
     d_head, d_auto = class_dice(merged_val, truth), class_dice(auto_val, truth)
     present = sorted(set(d_head) | set(d_auto))
     mean_head = float(np.mean([d_head.get(c, 1.0) for c in present])) if present else 0.0
     mean_auto = float(np.mean([d_auto.get(c, 1.0) for c in present])) if present else 0.0
-    validation = {"voxels": int(val_flat.size), "head": {"mean_dice": mean_head, "dice": d_head},
+    validation = {"voxels": int(val_flat.size), "held_out_slices_voxels": int(val_across.sum()),
+                  "folds": len(folds), "head": {"mean_dice": mean_head, "dice": d_head},
                   "unsupervised": {"mean_dice": mean_auto, "dice": d_auto} if guarded else None}
-    accepted = (not guarded) or (val_flat.size > 0 and bool(allowed) and mean_head > mean_auto)
+    accepted = (not guarded) or (val_flat.size > 0 and bool(allowed + local) and mean_head > mean_auto)
     out = np.array(auto, dtype=np.uint8, copy=True)
     out[~lung] = 0
     if accepted:
         cur = auto.reshape(-1)[flat_lung]
-        out.reshape(-1)[flat_lung] = apply_changes(cur, head_rows, allowed)
+        new = apply_changes(cur, head_rows, allowed)
+        if local:
+            near = near_slices(confirmed, spacing[0], near_mm).reshape(-1)[flat_lung]
+            new[near] = apply_changes(cur[near], head_rows[near], allowed + local)
+        out.reshape(-1)[flat_lung] = new
     timings["total"] = time.perf_counter() - t0
     outcome = LearnOutcome(out, bool(accepted), allowed, validation, head,
-                           to_float16(rows), timings)
+                           to_float16(rows), timings, local=local)
     outcome.message = _describe(outcome)
     report(progress, 100, 100, "done")
     return outcome
@@ -336,8 +446,14 @@ def _describe(outcome: LearnOutcome) -> str:
                 "(confirm more of the lung: a whole slice or two)")
     score = (f"mean Dice on {v['voxels']} held-out confirmed voxels: "
              f"{v['unsupervised']['mean_dice']:.2f} now, {v['head']['mean_dice']:.2f} with the head")
+    if not outcome.allowed and not outcome.local:
+        return ("not applied: the confirmed voxels it did not learn from confirm none of the "
+                f"changes the head would make ({score})")
     if not outcome.accepted:
         return ("not applied: the head is not better than the current labels on voxels it did "
                 f"not learn from ({score})")
-    names = ", ".join(f"{TISSUE_NAMES[a]} -> {TISSUE_NAMES[b]}" for a, b in outcome.allowed)
-    return f"applied ({score}); changes it may make: {names}"
+    def names(changes) -> str:
+        return ", ".join(f"{TISSUE_NAMES[a]} -> {TISSUE_NAMES[b]}" for a, b in changes) or "none"
+
+    near = f"; near the corrected slices only: {names(outcome.local)}" if outcome.local else ""
+    return f"applied ({score}); changes it may make: {names(outcome.allowed)}{near}"
