@@ -546,7 +546,8 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "walls. Patterns of regions, last: ground glass where fibrosis is at least a third of the "
               "GGO and fibrosis within a 10 mm Gaussian is fibrosis, and so are the dense voxels of a "
               "connected part of the dependent band that is at least a third fibrosis; then a region of "
-              "fibrosis smaller than a lobule takes the nearest other label (below). Without evidence "
+              "fibrosis smaller than a lobule takes the nearest other label and the cells of the "
+              "remaining nets are fibrosis (below). Without evidence "
               "(the no-evidence row) the old "
               "voxel gates apply: emphysema needs smoothed HU < -910; GGO/fibrosis/consolidation voxels in a"
               " 9 mm neighbourhood lighter than the healthy boundary are healthy.",
@@ -560,7 +561,9 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "fibrosis is at least a third of the GGO or fibrosis voxels within a 10 mm Gaussian (read "
               "on 2.5 mm blocks) is fibrosis; then a region of fibrosis (26-connected after a closing by "
               "a 2.5 mm ball) smaller than a 10 mm cube (the smallest secondary lobule; in a stack "
-              "thinner than 10 mm, 100 mm^2 times its depth) takes the nearest other label.", ""]
+              "thinner than 10 mm, 100 mm^2 times its depth) takes the nearest other label; then healthy "
+              "voxels within the closing of the fibrosis by a 10 mm box (the cells of a net, honeycomb "
+              "cysts) are fibrosis.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from diffseglung_core.labels import Tissue
-from diffseglung_core.segment.patterns import fibrosis_regions, fibrotic_ground_glass, reticular_bands
+from diffseglung_core.segment.patterns import (
+    fibrosis_cells,
+    fibrosis_regions,
+    fibrotic_ground_glass,
+    reticular_bands,
+)
 
 H, G, F = int(Tissue.HEALTHY), int(Tissue.GGO), int(Tissue.FIBROSIS)
 SPACING = (2.0, 1.0, 1.0)
@@ -159,3 +164,31 @@ def test_label_map_judges_fibrosis_regions_after_the_patterns_complete_them():
     out = label_map(result, probs, LabelMapping(labels=[H]), refine=False)
     assert np.all(out[band] == F)
     assert np.all(out[2, 5:10, 40:45] == H)
+
+
+def test_the_cells_of_a_fibrotic_net_are_fibrosis_and_lung_beyond_it_stays_healthy():
+    """A net of 1 mm walls around 5 mm cells (reticulation) labelled fibrosis, its cells
+    healthy: the cells become fibrosis. A 20 mm healthy hole inside the net keeps its middle,
+    lung 8 mm or more beyond the net stays healthy, ground glass among the walls and voxels a
+    user chose do not change."""
+    labels = _lung((20, 100, 160))
+    net = np.zeros(labels.shape, bool)
+    net[:, 20:81, 20:105] = True                   # walls on rows 20, 26, .., 80 and columns 20, .., 104
+    cells = net.copy()
+    cells[:, 20:81:6, :] = False
+    cells[:, :, 20:105:6] = False
+    labels[net & ~cells] = F                       # the walls
+    hole = np.zeros(labels.shape, bool)
+    hole[:, 40:60, 60:80] = True
+    labels[hole] = H                               # a 20 mm hole in the net
+    labels[3, 23:25, 23:25] = G                    # ground glass in one cell
+    keep = np.zeros(labels.shape, bool)
+    keep[10, 29:31, 29:31] = True
+    out = fibrosis_cells(labels, SPACING, keep=keep)
+    inner = cells & ~hole & ~keep
+    inner[3, 23:25, 23:25] = False
+    assert np.all(out[inner] == F)
+    assert np.all(out[:, 47:53, 67:73] == H)       # the middle of the 20 mm hole
+    assert np.all(out[:, :, 113:] == H) and np.all(out[:, 89:, :] == H)
+    assert np.all(out[3, 23:25, 23:25] == G) and np.all(out[keep] == H)
+    assert fibrosis_cells(labels, SPACING, cell_mm=0.0) is labels

@@ -33,7 +33,7 @@ from .evidence import TissueEvidence, tissue_evidence
 from .features import density_features, robust_standardize
 from .gmm import GaussianMixture, fit_gmm
 from .options import DEFAULT_TIMESTEPS, SegmentOptions
-from .patterns import fibrosis_regions, fibrotic_ground_glass, reticular_bands
+from .patterns import fibrosis_cells, fibrosis_regions, fibrotic_ground_glass, reticular_bands
 from .refine import argmax_labels, refine_labels
 
 __all__ = ["SegmentationResult", "SegmentOptions", "segment_volume", "apply_mapping", "label_map",
@@ -284,8 +284,9 @@ def region_patterns(result: SegmentationResult, labels: np.ndarray, mapping: Lab
     (:func:`~.patterns.fibrotic_ground_glass`), and so is the dense lung of a
     dependent band that is largely fibrosis (:func:`~.patterns.reticular_bands`);
     then fibrosis smaller than a secondary pulmonary lobule takes the label
-    around it (:func:`~.patterns.fibrosis_regions`). Clusters a user named keep
-    their label.
+    around it (:func:`~.patterns.fibrosis_regions`), and the healthy-labelled
+    cells of the remaining nets are fibrosis (:func:`~.patterns.fibrosis_cells`).
+    Clusters a user named keep their label.
 
     Parameters
     ----------
@@ -315,8 +316,9 @@ def region_patterns(result: SegmentationResult, labels: np.ndarray, mapping: Lab
         dense = np.zeros(labels.shape, bool)
         dense[lung] = ev.parenchyma_hu - ev.healthy_hu >= mapping.rules.ggo_margin_hu
         labels = reticular_bands(labels, band, dense, min_share=mapping.rules.fibrotic_share, keep=keep)
-    # the regions as the patterns above completed them
-    return fibrosis_regions(labels, result.spacing, keep=keep)
+    # the regions as the patterns above completed them, with the cells of their nets
+    labels = fibrosis_regions(labels, result.spacing, keep=keep)
+    return fibrosis_cells(labels, result.spacing, keep=keep)
 
 
 def _strip_hu(hu: np.ndarray, lung: np.ndarray) -> np.ndarray:

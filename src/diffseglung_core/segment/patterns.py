@@ -8,7 +8,8 @@ guideline on idiopathic pulmonary fibrosis, Raghu et al., Am J Respir Crit Care
 Med 198(5), 2018), while a few reticular voxels in a hazy region do not make it
 fibrotic. Reticulation is a net over lobules: a patch of "walls" smaller than a
 secondary pulmonary lobule is where vessels branch or a bronchial wall meets
-them, not fibrosis. Fibrosis is predominantly subpleural, posterior and basal,
+them, not fibrosis; the cells of the net and the cysts of honeycombing are part
+of it. Fibrosis is predominantly subpleural, posterior and basal,
 where a band of dependent density lies too: a band that is reticular is
 fibrosis, not gravity. Arrays in, arrays out.
 """
@@ -23,15 +24,19 @@ from scipy import ndimage as ndi
 from ..labels import Tissue
 from ..lung.coarse import block_mean
 from ..lung.morphology import closing
-from ..parallel import gaussian_filter
+from ..parallel import by_slabs, gaussian_filter
 from .features import lung_bbox
 from .refine import fill_from_nearest
 
-__all__ = ["fibrosis_regions", "fibrotic_ground_glass", "reticular_bands"]
+__all__ = ["fibrosis_regions", "fibrosis_cells", "fibrotic_ground_glass", "reticular_bands"]
 
 #: Side (mm) of the smallest secondary pulmonary lobule (1-2.5 cm across; Webb W. R.,
 #: Thin-section CT of the secondary pulmonary lobule, Radiology 239(2), 2006).
 LOBULE_MM = 10.0
+
+#: Largest cell of a reticular net or cyst of honeycombing (mm) taken into the fibrosis:
+#: honeycomb cysts are mostly 3-10 mm across (Fleischner Society glossary, Hansell et al. 2008).
+CELL_MM = 10.0
 
 
 def fibrosis_regions(labels: np.ndarray, spacing: Sequence[float], *, lobule_mm: float = LOBULE_MM,
@@ -107,6 +112,60 @@ def fibrosis_regions(labels: np.ndarray, spacing: Sequence[float], *, lobule_mm:
             own &= ~np.asarray(keep[at][box], bool)
         source = (sub[box] > 0) & (sub[box] != F)
         sub[box] = fill_from_nearest(sub[box], own, source, spacing)
+    return out
+
+
+def fibrosis_cells(labels: np.ndarray, spacing: Sequence[float], *, cell_mm: float = CELL_MM,
+                   keep: Optional[np.ndarray] = None) -> np.ndarray:
+    """The healthy-labelled cells of a fibrotic net are part of the fibrosis.
+
+    Reticulation is a net of walls around cells of lung, honeycombing a
+    cluster of cysts in walls: a radiologist outlines the region, cells and
+    cysts included. Where the grid resolves the cells, the voxel evidence
+    calls the walls fibrosis and the air of a cell keeps its cluster's label.
+    Healthy voxels within the closing of the fibrosis by a box of ``cell_mm``
+    (cells and cysts up to that size, open on one side or closed) become
+    fibrosis; healthy lung outside the net's reach stays healthy, and no
+    voxel of another label changes. A box, not a ball: its closing is two
+    separable filters, and its corners reach about a fifth further.
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) uint8
+        Label map (0 outside the lung, 1-5 the tissues).
+    spacing : (3,) float
+        Voxel size (mm) along ``(z, y, x)``.
+    cell_mm : float
+        Side (mm) of the box: the largest cell or cyst taken in; 0 or less changes nothing.
+    keep : (Z, Y, X) bool, optional
+        Voxels that never change (a label a user chose).
+
+    Returns
+    -------
+    (Z, Y, X) uint8
+        A new label map (``labels`` itself when nothing changes).
+    """
+    fib = labels == Tissue.FIBROSIS
+    if cell_mm <= 0 or not fib.any():
+        return labels
+    half = [0 if n == 1 else int(cell_mm / 2.0 // float(s)) for s, n in zip(spacing, labels.shape)]
+    if not any(half):
+        return labels
+    size = [2 * h + 1 for h in half]
+    at = lung_bbox(fib, max(half))
+
+    def close(f: np.ndarray) -> np.ndarray:  # edges replicated: the net does not end at the box
+        grown = ndi.maximum_filter(f, size=size, mode="constant", cval=0)
+        return ndi.minimum_filter(grown, size=size, mode="nearest")
+
+    closed = by_slabs(close, [fib[at].view(np.uint8)], halo=2 * half[0]) > 0
+    turn = closed & (labels[at] == Tissue.HEALTHY)
+    if keep is not None:
+        turn &= ~np.asarray(keep, bool)[at]
+    if not turn.any():
+        return labels
+    out = labels.copy()
+    out[at][turn] = Tissue.FIBROSIS
     return out
 
 
