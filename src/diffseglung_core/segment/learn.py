@@ -366,8 +366,8 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
 
     # -- the guard's evidence: each fold's head on the confirmed voxels it did not learn from
     t = time.perf_counter()
-    block_conf = grid.block_of(flat_conf)
     span = 0.35 / (len(folds) + 1)
+    block_conf = grid.block_of(flat_conf)
     val_flat, head_val, val_across = [], [], []
     for k, (held, across) in enumerate(folds):
         if not held.any() or held.sum() == (target != 255).sum():
@@ -380,10 +380,10 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
         val_flat.append(at)
         head_val.append((grid.interpolate(probs, at)[:, 1:].argmax(1) + 1).astype(np.uint8))
         val_across.append(across.reshape(-1)[grid.block_of(at)])
-    head_val_parts = len(head_val)
-    val_flat = np.concatenate(val_flat) if val_flat else np.zeros(0, np.int64)
-    head_val = np.concatenate(head_val) if head_val else np.zeros(0, np.uint8)
-    val_across = np.concatenate(val_across) if val_across else np.zeros(0, bool)
+    n_folds = len(val_flat)
+    val_flat = np.concatenate(val_flat) if n_folds else np.zeros(0, np.int64)
+    head_val = np.concatenate(head_val) if n_folds else np.zeros(0, np.uint8)
+    val_across = np.concatenate(val_across) if n_folds else np.zeros(0, bool)
     head = fit(np.zeros(target.shape, bool), (0.85 - span, 0.85))
     timings["training"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -394,18 +394,12 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     timings["prediction"] = time.perf_counter() - t
     report(progress, 95, 100, "checking on held-out voxels")
 
-    # -- guard: held-out confirmed voxels at full resolution; a change confirmed on held-out
-    # slices is made everywhere, one confirmed only within the corrected slices near them
+    # -- guard: held-out confirmed voxels at full resolution
     truth = labels.reshape(-1)[val_flat]
     auto_val = auto.reshape(-1)[val_flat]
     if guarded:
-        unit = float(np.prod(grid.factors))
-        allowed = allowed_changes(auto_val[val_across], head_val[val_across], truth[val_across],
-                                  unit=unit)
-        # (every fold holds out the same tiles: each voxel is counted once per fold)
-        local = [c for c in allowed_changes(auto_val[~val_across], head_val[~val_across],
-                                            truth[~val_across], unit=unit * max(head_val_parts, 1))
-                 if c not in allowed]
+        allowed, local = _confirmed_changes(auto_val, head_val, truth, val_across,
+                                            unit=float(np.prod(grid.factors)), n_folds=n_folds)
     else:
         allowed, local = [(a, b) for a in _CLASSES for b in _CLASSES if a != b], []
     merged_val = apply_changes(auto_val, head_val, allowed)
@@ -434,6 +428,18 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     outcome.message = _describe(outcome)
     report(progress, 100, 100, "done")
     return outcome
+
+
+def _confirmed_changes(current, proposed, truth, across, *, unit: float, n_folds: int):
+    """The changes held-out slices confirm (made anywhere) and those only held-out tiles do (near).
+
+    Every fold holds out the same tiles: a tile voxel is counted once per fold.
+    """
+    allowed = allowed_changes(current[across], proposed[across], truth[across], unit=unit)
+    within = ~across
+    local = [c for c in allowed_changes(current[within], proposed[within], truth[within],
+                                        unit=unit * max(n_folds, 1)) if c not in allowed]
+    return allowed, local
 
 
 def _describe(outcome: LearnOutcome) -> str:
