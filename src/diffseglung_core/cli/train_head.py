@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="diffusion timesteps of --features-from (default: 25 100 250)")
     parser.add_argument("--steps", type=int, default=300, help="training steps (default: 300)")
     parser.add_argument("--holdout", type=float, default=0.25,
-                        help="share of the confirmed voxels held out for validation (default: 0.25)")
+                        help="share of the confirmed slices' in-plane tiles held out for validation, "
+                             "besides whole slices 10 mm apart (default: 0.25)")
     parser.add_argument("--seed", type=int, default=0)
     add_spacing_argument(parser)
     add_device_argument(parser)

@@ -7,22 +7,26 @@ The job behind napari's "Learn" and ``diffseglung train-head``:
    label posteriors when known); with ``features="diffusion"`` the frozen
    diffusion features of a checkpoint (:func:`~.head.extract_head_features`,
    computed on the block-averaged CT) are added.
-2. **Validation on slices the head did not learn from**
+2. **Validation on voxels the head did not learn from**
    (:func:`validation_folds`): the confirmed slices, in groups at least
-   10 mm apart, are held out in turn (at most three folds); a head
-   (:func:`~.head.train_head`) learns on the others, with the unsupervised
-   labels as weak labels elsewhere (``prior``), and labels the held-out
-   slices. A single group (one slice, or neighbouring ones) holds out a
-   share ``holdout`` of its in-plane tiles of about 16 mm instead.
+   ``near_mm`` apart, are held out in turn (at most three folds), and in every
+   fold a share ``holdout`` of the in-plane tiles (about 16 mm) of the
+   confirmed slices too; a head (:func:`~.head.train_head`) learns on the
+   rest, with the unsupervised labels as weak labels elsewhere (``prior``),
+   and labels what was held out. A single group (one slice, or neighbouring
+   ones) has one fold, of tiles only.
 3. **Prediction**: a head learns on every confirmed block; per-block class
    probabilities, interpolated trilinearly to every lung voxel, argmax.
-4. **Guard**: on the held-out confirmed voxels (full resolution), each label
-   change the folds' heads propose (current ``a`` -> head's ``b``) is allowed
-   only when the user's labels there say ``b`` more often than ``a`` with
-   confidence, counted in blocks (:func:`allowed_changes`); changes the
-   corrections say nothing about are never made. If the allowed changes do
-   not raise the mean Dice of the held-out voxels above the current labels',
-   nothing changes (``accepted`` False, and the message says why).
+4. **Guard**: on the held-out confirmed voxels (full resolution), a label
+   change the folds' heads propose (current ``a`` -> head's ``b``) is
+   confirmed when the user's labels there say ``b`` more often than ``a``
+   with confidence, counted in blocks (:func:`allowed_changes`). A change
+   the held-out slices confirm is made across the scan; one that only the
+   held-out tiles confirm, within ``near_mm`` of the corrected slices
+   (:func:`near_slices`); changes nothing confirms are never made. If the
+   changes do not raise the mean Dice of the held-out voxels above the
+   current labels', nothing changes (``accepted`` False, and the message
+   says why).
 
 Confirmed slices and painted voxels are never changed: that is the caller's
 merge (:meth:`~.session.CorrectionSession.replace_step` with ``keep``).
