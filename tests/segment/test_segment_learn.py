@@ -167,10 +167,11 @@ def _simulate(phantom, slices, *, fibrosis_as_ggo=False):
     return auto, shown, confirmed, post
 
 
-def _learn_on_three_slices(phantom, **kwargs):
+def _learn_on_three_slices(phantom, slices=None, **kwargs):
     lung = phantom.lung > 0
     zs = np.flatnonzero(lung.any(axis=(1, 2)))
-    slices = [int(z) for z in np.linspace(zs[0] + 3, zs[-1] - 3, 3).round()]
+    if slices is None:
+        slices = [int(z) for z in np.linspace(zs[0] + 3, zs[-1] - 3, 3).round()]
     auto, shown, confirmed, post = _simulate(phantom, slices, **kwargs)
     t = time.perf_counter()
     out = learn_from_corrections(phantom.volume.hu, shown, confirmed, lung,
@@ -196,19 +197,24 @@ def test_three_corrected_slices_improve_the_others(phantom):
     assert seconds < 60
 
 
-def test_learning_never_makes_the_engine_worse(phantom):
+@pytest.mark.parametrize("slices", [None, [9, 10, 22]], ids=["spread", "gui-slices"])
+def test_learning_never_makes_the_engine_worse(phantom, slices):
     """Held-out slices must confirm a change before it is made across the scan.
 
     On this phantom the engine's own labels leave the head little to correct
-    from three slices (measured: not applied, mean Dice 0.849 either way). In
-    the GUI test's slices, the check by held-out tiles of the corrected slices
-    alone let a 'healthy -> fibrosis' change spread over the scan (fibrosis
-    0.782 -> 0.754); held-out slices do not confirm it, so it is made only
-    near the corrected slices.
+    from three slices spread over the lung (measured: not applied, mean Dice
+    0.849 either way). On the slices the GUI test corrects (two neighbours and
+    one far), the earlier check, by held-out tiles of the corrected slices
+    alone, let 'healthy -> fibrosis' spread over the scan (measured: mean
+    0.8498 -> 0.8497, healthy -0.010, fibrosis -0.011); held-out slices do not
+    confirm it, so it is made only near the corrected slices (0.850 -> 0.861).
     """
-    out, (before, mean_before), (after, mean_after), _ = _learn_on_three_slices(phantom)
-    assert mean_after >= mean_before, out.message
+    out, (before, mean_before), (after, mean_after), _ = _learn_on_three_slices(phantom, slices)
     assert all(after.get(c, 1.0) >= before[c] - 0.02 for c in before), (before, after)
+    if slices is None:
+        assert mean_after >= mean_before, out.message
+    else:
+        assert out.accepted and mean_after > mean_before + 0.005, (before, after, out.message)
 
 
 def test_no_correction_is_not_applied(phantom):
