@@ -217,6 +217,21 @@ def test_learning_never_makes_the_engine_worse(phantom, slices):
         assert out.accepted and mean_after > mean_before + 0.005, (before, after, out.message)
 
 
+def test_one_corrected_slice_changes_only_the_slices_near_it(phantom):
+    """Nothing can confirm a change for other slices: it is made within 10 mm of the slice only."""
+    lung = phantom.lung > 0
+    zs = np.flatnonzero(lung.any(axis=(1, 2)))
+    z = int(zs[len(zs) // 2])
+    auto, shown, confirmed, post = _simulate(phantom, [z], fibrosis_as_ggo=True)
+    out = learn_from_corrections(phantom.volume.hu, shown, confirmed, lung,
+                                 spacing=phantom.volume.spacing, auto=auto, posteriors=post,
+                                 steps=150, device="cpu")
+    assert out.accepted and not out.allowed and out.local, out.message
+    assert "within 10 mm of the corrected slices only" in out.message
+    changed = np.flatnonzero((out.labels != auto).any(axis=(1, 2)))
+    assert changed.size and (np.abs(changed - z) * phantom.volume.spacing[0] <= 10.0).all()
+
+
 def test_no_correction_is_not_applied(phantom):
     """Confirming slices without changing them: the head cannot beat the labels; nothing changes."""
     lung = phantom.lung > 0

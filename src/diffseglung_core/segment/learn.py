@@ -77,8 +77,9 @@ class LearnOutcome:
     timings : dict
     message : str
     local : list of (int, int)
-        Label changes the head may make only near the corrected slices
-        (confirmed only on held-out parts of those slices).
+        Label changes the head may make only within ``near_mm`` of the
+        corrected slices (confirmed only on held-out parts of those slices).
+    near_mm : float
     """
 
     labels: np.ndarray
@@ -90,6 +91,7 @@ class LearnOutcome:
     timings: dict = field(default_factory=dict)
     message: str = ""
     local: list = field(default_factory=list)
+    near_mm: float = 10.0
 
 
 def near_slices(confirmed: np.ndarray, slice_mm: float, near_mm: float) -> np.ndarray:
@@ -428,7 +430,7 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
         out.reshape(-1)[flat_lung] = new
     timings["total"] = time.perf_counter() - t0
     outcome = LearnOutcome(out, bool(accepted), allowed, validation, head,
-                           to_float16(rows), timings, local=local)
+                           to_float16(rows), timings, local=local, near_mm=near_mm)
     outcome.message = _describe(outcome)
     report(progress, 100, 100, "done")
     return outcome
@@ -462,8 +464,12 @@ def _describe(outcome: LearnOutcome) -> str:
     if not outcome.accepted:
         return ("not applied: the head is not better than the current labels on voxels it did "
                 f"not learn from ({score})")
-    def names(changes) -> str:
-        return ", ".join(f"{TISSUE_NAMES[a]} -> {TISSUE_NAMES[b]}" for a, b in changes) or "none"
 
-    near = f"; near the corrected slices only: {names(outcome.local)}" if outcome.local else ""
-    return f"applied ({score}); changes it may make: {names(outcome.allowed)}{near}"
+    def names(changes) -> str:
+        return ", ".join(f"{TISSUE_NAMES[a]} -> {TISSUE_NAMES[b]}" for a, b in changes)
+
+    reach = [f"changes it may make: {names(outcome.allowed)}"] if outcome.allowed else []
+    if outcome.local:
+        reach.append(f"within {outcome.near_mm:g} mm of the corrected slices only: "
+                     f"{names(outcome.local)}")
+    return f"applied ({score}); " + "; ".join(reach)
