@@ -353,9 +353,10 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     flat_conf = np.flatnonzero(confirmed)
     # a block is confirmed when most of its lung in the confirmed slices is (a thin slice
     # is a fraction of a block that spans several)
-    planes = np.isin(np.unravel_index(flat_lung, lung.shape)[0],
-                     np.unique(np.unravel_index(flat_conf, lung.shape)[0]))
-    conf_counts = np.bincount(grid.block_of(flat_lung[planes]), minlength=int(np.prod(grid.grid_shape)))
+    in_confirmed_slices = np.isin(np.unravel_index(flat_lung, lung.shape)[0],
+                                  np.unique(np.unravel_index(flat_conf, lung.shape)[0]))
+    conf_counts = np.bincount(grid.block_of(flat_lung[in_confirmed_slices]),
+                              minlength=int(np.prod(grid.grid_shape)))
     target = grid.pool_labels(flat_conf, labels.reshape(-1)[flat_conf], lung_counts=conf_counts)
     weak = grid.pool_labels(flat_lung, auto.reshape(-1)[flat_lung]) if prior and guarded else None
     if not (target != 255).any():
