@@ -97,6 +97,24 @@ def test_at_points_is_trilinear_interpolation_of_the_filled_grid():
     assert err.max() < 1e-5, err
 
 
+def test_at_a_mask_is_at_points_of_its_voxels():
+    """The slice-by-slice interpolation equals the point-wise one, on a slab of slices too."""
+    hu, lung = _volume()
+    fm = feature_maps(hu, lung, window=5, stride=(2, 3, 4))
+    rng = np.random.default_rng(1)
+    mask = lung & (rng.random(lung.shape) < 0.7)
+    mask[0, 0, 0] = mask[-1, -1, -1] = True  # beyond the grid: its edge values
+    mask[4] = False  # an empty slice
+    got = fm.at(mask)
+    assert got.shape == (mask.sum(), 34) and got.dtype == np.float32
+    scale = np.maximum(np.abs(fm.values[:, fm.valid]).max(axis=1), 1e-6)
+    assert (np.abs(got - fm.at_points(np.argwhere(mask))) / scale).max() < 1e-6
+    slab = fm.at(mask[3:9], start=3)
+    np.testing.assert_array_equal(slab, got[mask[:3].sum():mask[:9].sum()])
+    with pytest.raises(ValueError, match="does not fit"):
+        fm.at(mask[3:9], start=8)
+
+
 def test_at_interpolates_and_separates_regions():
     hu, lung = _volume()
     fm = feature_maps(hu, lung, window=5, stride=3)

@@ -202,10 +202,10 @@ def radiomic_features(
                         progress=progress)
     # statistics (robust scale, PCA basis) on a subsample, then the transform in
     # chunks: never a full (N, 34) array (bounded memory on whole scans)
-    pts = np.argwhere(sub_lung)
+    flat = np.flatnonzero(sub_lung)
     rng = np.random.default_rng(0)
-    rows = np.sort(rng.choice(len(pts), min(len(pts), 200_000), replace=False))
-    sample = fmap.at_points(pts[rows])
+    rows = np.sort(rng.choice(len(flat), min(len(flat), 200_000), replace=False))
+    sample = fmap.at_points(np.column_stack(np.unravel_index(flat[rows], sub_lung.shape)))
     med = np.nanmedian(sample, axis=0)
     q75, q25 = np.nanpercentile(sample, [75, 25], axis=0)
     scale = (q75 - q25) / 1.349
@@ -221,13 +221,19 @@ def radiomic_features(
         sd[sd <= 1e-8] = 1.0
         projection = (mu.astype(np.float32), (vt[:n_components].T / sd).astype(np.float32))
         k = n_components
-    out = np.empty((len(pts), k), np.float32)
+    out = np.empty((len(flat), k), np.float32)
+    # slabs of slices of about 500,000 lung voxels each (rows in np.nonzero order)
+    ends = np.cumsum(sub_lung.reshape(sub_lung.shape[0], -1).sum(1))
+    cuts = np.searchsorted(ends, np.arange(500_000, len(flat), 500_000), side="right")
+    edges = np.unique(np.concatenate([[0], cuts, [sub_lung.shape[0]]]))
 
-    def transform(s0: int) -> None:  # blocks of rows on threads
-        a = _scaled(fmap.at_points(pts[s0:s0 + 500_000]), med, scale, dtype=np.float32)
+    def transform(span: tuple[int, int]) -> None:  # slabs on threads
+        z0, z1 = span
+        a = _scaled(fmap.at(sub_lung[z0:z1], start=z0), med, scale, dtype=np.float32)
         if projection is not None:
             a = (a - projection[0]) @ projection[1]
-        out[s0:s0 + len(a)] = a
+        first = int(ends[z0 - 1]) if z0 else 0
+        out[first:first + len(a)] = a
 
-    thread_map(transform, range(0, len(pts), 500_000))
+    thread_map(transform, [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])])
     return out

@@ -99,11 +99,11 @@ def diffuse_posteriors(prob: np.ndarray, cond: np.ndarray, lung: np.ndarray,
         w = (smin / float(spacing[ax])) ** 2
         c = np.minimum(cond[a], cond[b]) * (lung[a] & lung[b]) * np.float32(w * step)
         faces.append(((slice(None),) + a, (slice(None),) + b, c.astype(np.float32)))
-    delta = np.empty_like(p)
+    delta, buffer = np.empty_like(p), np.empty_like(p)
     for _ in range(int(iterations)):
         delta.fill(0.0)
         for a, b, c in faces:
-            flux = np.subtract(p[b], p[a])  # in place from here: no more temporaries
+            flux = np.subtract(p[b], p[a], out=buffer[a])  # in place: no fresh pages to touch
             flux *= c
             delta[a] += flux
             delta[b] -= flux
