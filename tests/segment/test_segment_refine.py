@@ -5,6 +5,7 @@ from diffseglung_core.evaluate.metrics import dice, hd95
 from diffseglung_core.labels import Tissue
 from diffseglung_core.segment.refine import (
     argmax_labels,
+    fill_from_nearest,
     refine_labels,
     refine_slice,
     remove_small_components,
@@ -40,6 +41,29 @@ def test_fixed_labels_are_neither_absorbed_nor_spread():
     assert (out == Tissue.EMPHYSEMA).sum() == 2
     plain = remove_small_components(lab, (1.0, 1.0, 1.0), min_component_mm3=5)
     assert not (plain == Tissue.EMPHYSEMA).any()
+
+
+def test_fill_from_nearest_takes_a_nearest_source_even_far_away():
+    """Each changed voxel takes the label of a source at the least distance (in mm), whether
+    the source lies beside its region or far beyond the region's first box."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(0)
+    spacing = (2.0, 0.7, 0.9)
+    labels = rng.integers(1, 6, (12, 40, 50)).astype(np.uint8)
+    source = rng.random(labels.shape) < 0.02
+    source[:, :20] = False  # the regions here find their sources beyond 4 voxels
+    change = ndi.binary_dilation(rng.random(labels.shape) < 0.01) & ~source
+    out = fill_from_nearest(labels, change, source, spacing, margin=1)
+    assert np.array_equal(out[~change], labels[~change])
+    nearest = ndi.distance_transform_edt(~source, sampling=spacing)
+    for value in range(1, 6):
+        # the distance to the nearest source of the label a voxel got is the least distance
+        near_value = ndi.distance_transform_edt(~(source & (labels == value)), sampling=spacing)
+        got = change & (out == value)
+        np.testing.assert_allclose(near_value[got], nearest[got])
+    # no source: nothing changes
+    assert np.array_equal(fill_from_nearest(labels, change, np.zeros_like(source), spacing), labels)
 
 
 def test_sobel_diffusion_fusion_improves_boundaries():

@@ -150,8 +150,14 @@ def remove_small_components(labels: np.ndarray, spacing: Sequence[float], *,
 
 
 def fill_from_nearest(labels: np.ndarray, change: np.ndarray, source: np.ndarray,
-                      spacing: Sequence[float]) -> np.ndarray:
+                      spacing: Sequence[float], *, margin: int = 4) -> np.ndarray:
     """``labels`` with every ``change`` voxel given the label of its nearest ``source`` voxel.
+
+    Each connected region of ``change`` looks for its sources in its box grown
+    by ``margin`` voxels, grown again until every voxel's nearest source is
+    nearer than anything outside the box (small regions of a large scan cost
+    their boxes, not the scan). Between equally near sources the choice is
+    arbitrary.
 
     Parameters
     ----------
@@ -159,6 +165,8 @@ def fill_from_nearest(labels: np.ndarray, change: np.ndarray, source: np.ndarray
     change, source : (Z, Y, X) bool
         Voxels to relabel; voxels whose labels may be taken (distances in mm).
     spacing : (3,) float, mm.
+    margin : int
+        First growth of each region's box, in voxels.
 
     Returns
     -------
@@ -168,9 +176,32 @@ def fill_from_nearest(labels: np.ndarray, change: np.ndarray, source: np.ndarray
     out = labels.copy()
     if not change.any() or not source.any():
         return out
-    idx = ndi.distance_transform_edt(~source, sampling=spacing, return_distances=False,
-                                     return_indices=True)
-    out[change] = labels[tuple(i[change] for i in idx)]
+    sp = np.asarray(spacing, float)
+    regions, _ = ndi.label(change)
+
+    def fill(i: int, where: tuple[slice, ...]) -> None:
+        grow = margin
+        while True:
+            box = tuple(slice(max(w.start - grow, 0), min(w.stop + grow, n))
+                        for w, n in zip(where, labels.shape))
+            src = source[box]
+            own = regions[box] == i
+            if src.any():
+                dist, idx = ndi.distance_transform_edt(~src, sampling=sp, return_indices=True)
+                pts = np.nonzero(own)
+                # anything outside the box lies at least this far (the array's edge: nothing)
+                reach = np.full(len(pts[0]), np.inf)
+                for k, (b, n) in enumerate(zip(box, labels.shape)):
+                    if b.start > 0:
+                        reach = np.minimum(reach, (pts[k] + 1) * sp[k])
+                    if b.stop < n:
+                        reach = np.minimum(reach, (b.stop - b.start - pts[k]) * sp[k])
+                if (dist[pts] <= reach).all():
+                    out[box][own] = labels[box][tuple(j[pts] for j in idx)]
+                    return
+            grow *= 2
+
+    thread_map(lambda item: fill(*item), list(enumerate(ndi.find_objects(regions), start=1)))
     return out
 
 
