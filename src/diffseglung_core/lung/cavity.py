@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..parallel import gaussian_filter
+from ..parallel import gaussian_filter, thread_map
 from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
 
@@ -463,11 +463,15 @@ def solid_organs(dense: np.ndarray, spacing: Sequence[float], radius_mm: float =
     """
     ky, kx = (max(1, int(grid_mm // float(s))) for s in spacing[1:])
     sampling = (ky * float(spacing[1]), kx * float(spacing[2]))
-    coarse = np.zeros(dense[:, ::ky, ::kx].shape, bool)
-    for z, d in enumerate(dense[:, ::ky, ::kx]):
-        core = ndi.distance_transform_edt(np.pad(d, 1), sampling=sampling)[1:-1, 1:-1] > radius_mm
+    sub = dense[:, ::ky, ::kx]
+    coarse = np.zeros(sub.shape, bool)
+
+    def open_slice(z: int) -> None:
+        core = ndi.distance_transform_edt(np.pad(sub[z], 1), sampling=sampling)[1:-1, 1:-1] > radius_mm
         if core.any():
             coarse[z] = ndi.distance_transform_edt(~core, sampling=sampling) <= radius_mm
+
+    thread_map(open_slice, range(sub.shape[0]))
     out = coarse.repeat(ky, axis=1).repeat(kx, axis=2)[:, :dense.shape[1], :dense.shape[2]]
     return out & dense
 

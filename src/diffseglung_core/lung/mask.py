@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import NoLungFoundError
-from ..parallel import thread_map
+from ..parallel import by_slabs, thread_map
 from ..progress import ProgressCallback, report
 from .airways import track_airways
 from .aorta import aorta_masks, descending_aorta
@@ -360,7 +360,8 @@ def segment_lungs(
     if costal and dependent_passes > 0 and closed:
         # (the hull on every other voxel in-plane: it is eroded by 3 mm anyway)
         half = axial_convex_hull(labels[:, ::2, ::2] > 0).repeat(2, axis=1).repeat(2, axis=2)
-        between = ndi.binary_erosion(half[:, :labels.shape[1], :labels.shape[2]], axial_disk(3.0, spacing))
+        between = by_slabs(lambda h: ndi.binary_erosion(h, axial_disk(3.0, spacing)),
+                           [half[:, :labels.shape[1], :labels.shape[2]]], 0)
         gutter, mediastinum = vertebral_column(cage, body, spacing, x_mid, vertebrae=vertebrae,
                                                column_mm=spine_mm)
         avoid = organs | (spine & ~gutter) | (cage & between)

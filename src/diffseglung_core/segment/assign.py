@@ -394,7 +394,7 @@ def _move(p: np.ndarray, where: np.ndarray, source: Sequence[int], target) -> No
     mass = p[np.ix_(rows, list(source))].sum(1)
     p[np.ix_(rows, list(source))] = 0.0
     t = np.broadcast_to(np.asarray(target), where.shape)[rows]
-    np.add.at(p, (rows, t), mass)
+    p[rows, t] += mass  # one target per row: no repeated index to accumulate
 
 
 def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules) -> np.ndarray:

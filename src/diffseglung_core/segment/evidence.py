@@ -1079,7 +1079,9 @@ def tissue_evidence(
     edges = (smooth > dense_hu + 100.0) & ~hazy
     # (partial volume reaches 1.5 mm, and at least the next voxel on a coarse grid)
     reach_mm = max(1.5, pixel_mm)
-    clear = (parenchyma | hazy) & ~ndi.binary_dilation(edges, _ball(reach_mm, spacing, h.shape))
+    near_edges = _ball(reach_mm, spacing, h.shape)
+    clear = (parenchyma | hazy) & ~by_slabs(lambda e: ndi.binary_dilation(e, near_edges), [edges],
+                                            near_edges.shape[0] // 2)
     par_hu, _ = _masked_mean(h, clear, spacing, parenchyma_mm)
     del edges, clear
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
@@ -1157,7 +1159,7 @@ def tissue_evidence(
     del airway_walls
     if inside.shape[0] > 2:
         closed = np.ones((3, 1, 1), bool)
-        walls &= ndi.binary_erosion(inside, closed, border_value=1)
+        walls &= by_slabs(lambda m: ndi.binary_erosion(m, closed, border_value=1), [inside], 1)
     wall_frac, local = _masked_mean(walls, inside, spacing, 3.0)
     thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0, den=local)
     solid &= ~_laced_with_walls(solid, thin_frac, solid_max_thin)

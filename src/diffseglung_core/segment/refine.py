@@ -42,6 +42,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..labels import Tissue
+from ..lung.coarse import bbox
 from ..parallel import thread_map
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
@@ -270,11 +271,17 @@ def refine_labels(
     starts = list(range(0, nz, slab))
     done = []
 
+    # the Sobel magnitude of a lung voxel reads the HU within the smoothing's reach and one
+    # voxel further: each slab works in the box of its lung grown by that much
+    reach = [int(4.0 * smooth_mm / float(sp) + 0.5) + 2 for sp in spacing[1:]]
+
     def fuse(s: int) -> None:  # slabs are independent: one per thread
         e = min(s + slab, nz)
         a, b = max(0, s - halo), min(nz, e + halo)
-        m = lung_b[a:b]
-        h = np.asarray(hu[box][a:b], np.float32)
+        lungs = lung_b[a:b].any(axis=0)
+        plane = (slice(None),) + (bbox(lungs, reach) if lungs.any() else (slice(None),) * 2)
+        m = lung_b[a:b][plane]
+        h = np.asarray(hu[box][a:b][plane], np.float32)
         cond = edge_conductance(sobel_magnitude(h, spacing, smooth_mm=smooth_mm), kappa)
         prob = np.zeros((n_lab,) + m.shape, np.float32)
         rows = label_prob_vox[row_start[a]:row_start[b], 1:]
@@ -286,7 +293,7 @@ def refine_labels(
         lab = (prob.argmax(0) + 1).astype(np.uint8) * m
         if kept is not None:
             lab[kept] = _EMPHYSEMA
-        out[box][s:e] = lab[s - a:e - a]
+        out[box][s:e][plane] = lab[s - a:e - a]
         done.append(s)
         report(progress, len(done), len(starts), "sobel-diffusion fusion")
 
