@@ -139,7 +139,7 @@ from ..progress import ProgressCallback, report
 from .features import HU_CLIP, lung_bbox
 
 __all__ = ["STRUCTURE_NAMES", "DEFAULT_SIGMAS_MM", "MIN_TUBE_FOR_SCALE", "hessian_eigenvalues",
-           "structure_maps", "structure_features", "eigenvalues_sym3"]
+           "structure_maps", "tube_map", "structure_features", "eigenvalues_sym3"]
 
 #: Names of the maps of :func:`structure_maps` and the columns of :func:`structure_features`.
 STRUCTURE_NAMES = ("tube", "blob", "plate", "tube_scale_mm")
@@ -436,7 +436,8 @@ def _measures_from_sorted(e1: torch.Tensor, e2: torch.Tensor, e3: torch.Tensor, 
                           c_hu: float) -> tuple[torch.Tensor, ...]:
     """Tube, blob and plate measures of eigenvalues sorted by value (``e1 >= e2 >= e3``).
 
-    ``g2`` is the squared norm of the scale-normalised gradient. With
+    ``g2`` is the squared norm of the scale-normalised gradient; None: the tube
+    measure alone (it does not read the gradient). With
     ``|l1| <= |l2| <= |l3|`` the same eigenvalues sorted by magnitude:
     ``l3 < 0`` iff ``e1 + e3 < 0``; ``l2, l3 < 0`` iff ``e1 + e2 < 0``; all
     three negative iff ``e1 < 0`` (no per-voxel sort is needed).
@@ -453,8 +454,10 @@ def _measures_from_sorted(e1: torch.Tensor, e2: torch.Tensor, e3: torch.Tensor, 
     contrast = 1.0 - torch.exp(s2 * (-0.5 / (c_hu * c_hu)))
     not_blob = torch.exp(rb2 * (-0.5 / (beta * beta)))
     plate_shape = torch.exp(ra2 * (-0.5 / (alpha * alpha)))
-    not_edge = torch.exp(g2 / a3sq * (-0.5 / (gamma * gamma)))
     tube = (1.0 - plate_shape) * not_blob * contrast * ((e1 + e2) < 0)
+    if g2 is None:
+        return (tube,)
+    not_edge = torch.exp(g2 / a3sq * (-0.5 / (gamma * gamma)))
     blob = (1.0 - not_blob) * contrast * (e1 < 0)
     plate = plate_shape * not_edge * contrast * ((e1 + e3) < 0)
     return tube, blob, plate
@@ -477,21 +480,23 @@ def _eig_measures(comps: Sequence[torch.Tensor], alpha: float, beta: float, gamm
                   c_hu: float, chunk: int = 1 << 18) -> torch.Tensor:
     """``(3,) + shape`` tube, blob and plate maps from the Hessian and gradient components.
 
+    Six components (the Hessian's alone): ``(1,) + shape``, the tube map.
     Worked in chunks of ``chunk`` voxels: the temporaries stay small (in cache,
     no fresh pages per operation).
     """
     shape = comps[0].shape
     flat = [c.reshape(-1) for c in comps]
     n = flat[0].numel()
-    out = torch.empty((3, n), dtype=flat[0].dtype, device=flat[0].device)
+    n_out = 3 if len(flat) > 6 else 1
+    out = torch.empty((n_out, n), dtype=flat[0].dtype, device=flat[0].device)
     step = n if flat[0].device.type != "cpu" else chunk
     for s in range(0, n, step):
         part = [f[s:s + step] for f in flat]
         e = eigenvalues_sym3(*part[:6], sort="value")
-        g2 = part[6] * part[6] + part[7] * part[7] + part[8] * part[8]
+        g2 = part[6] * part[6] + part[7] * part[7] + part[8] * part[8] if n_out == 3 else None
         for i, m in enumerate(_measures_from_sorted(*e, g2, alpha, beta, gamma, c_hu)):
             out[i, s:s + step] = m
-    return out.reshape((3,) + tuple(shape))
+    return out.reshape((n_out,) + tuple(shape))
 
 
 # --------------------------------------------------------------------------- slabs
@@ -660,11 +665,13 @@ def hessian_eigenvalues(
 
 
 def _structure_slabs(vol, spacing, out_box, sigmas, samples_per_sigma, min_scale_voxels, alpha,
-                     beta, gamma, c_hu, truncate, clip_hu, slab, device, progress, stage):
+                     beta, gamma, c_hu, truncate, clip_hu, slab, device, progress, stage,
+                     tube_only=False):
     """Yield ``(s, e, maps)`` for each z-slab of ``out_box``.
 
     ``maps`` is a (4, e - s, Y_out, X_out) float32 tensor (reused: copy it
-    before the next slab).
+    before the next slab); ``tube_only``: (1, ...), the tube map, from the
+    Hessian alone (no gradient, no other measure).
     """
     sp, sig = _check(vol, spacing, sigmas)
     dev = _resolve_device(device)
@@ -677,16 +684,21 @@ def _structure_slabs(vol, spacing, out_box, sigmas, samples_per_sigma, min_scale
         for k, sigma in enumerate(sig):
             plans = sl.plans(z_in, (s, e), sigma)
             comps = _derivatives_on_grid(t, plans, _norm(sp, sigma, min_scale_voxels), dev,
-                                         _COMPONENTS + _GRADIENT)
+                                         _COMPONENTS if tube_only else _COMPONENTS + _GRADIENT)
             m = _eig_measures(comps, alpha, beta, gamma, c_hu)
             del comps
             m = _upsample(m, plans, dev)
             if buf is None:
                 n_z = min(slab, out_box[0].stop - out_box[0].start)
-                buf = torch.empty((len(STRUCTURE_NAMES), n_z) + tuple(m.shape[2:]),
+                buf = torch.empty((1 if tube_only else len(STRUCTURE_NAMES), n_z) + tuple(m.shape[2:]),
                                   dtype=m.dtype, device=dev)
             best = buf[:, :e - s]
-            if k == 0:
+            if tube_only:
+                if k == 0:
+                    best.copy_(m)
+                else:
+                    torch.maximum(best, m, out=best)
+            elif k == 0:
                 best[:3] = m
                 best[3] = torch.where(m[0] >= MIN_TUBE_FOR_SCALE, sigma, 0.0)
             else:
@@ -765,6 +777,40 @@ def structure_maps(
                                        "structure maps"):
         out[:, s:e] = maps.cpu().numpy()
     return dict(zip(STRUCTURE_NAMES, out))
+
+
+@torch.no_grad()
+def tube_map(
+    hu: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    sigmas_mm: Sequence[float] = DEFAULT_SIGMAS_MM,
+    samples_per_sigma: float = 2.0,
+    min_scale_voxels: float = 0.7,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    c_hu: float = 50.0,
+    truncate: float = 3.0,
+    clip_hu: Optional[tuple[float, float]] = HU_CLIP,
+    slab: int = 16,
+    device: Device = "cpu",
+    progress: Optional[ProgressCallback] = None,
+) -> np.ndarray:
+    """The tube measure of :func:`structure_maps` alone: (Z, Y, X) float32 in ``[0, 1]``.
+
+    From the Hessian's six components only (the gradient serves the plate
+    measure); the same parameters, the same values to float rounding, about
+    two thirds of the work and a quarter of the memory.
+    """
+    vol = np.asarray(hu)
+    _check(vol, spacing, sigmas_mm)
+    box = tuple(slice(0, n) for n in vol.shape)
+    out = np.empty(vol.shape, np.float32)
+    for s, e, maps in _structure_slabs(vol, spacing, box, sigmas_mm, samples_per_sigma,
+                                       min_scale_voxels, alpha, beta, 0.5, c_hu, truncate,
+                                       clip_hu, slab, device, progress, "tube map", tube_only=True):
+        out[s:e] = maps[0].cpu().numpy()
+    return out
 
 
 @torch.no_grad()
