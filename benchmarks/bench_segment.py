@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_segment.py --skip-engine                 # the GMM comparison only
     python benchmarks/bench_segment.py [--shape 300 512 512] [--threads 2] [--own-lung-mask]
+                                       [--src CHECKOUT]
                                        [--gmm-rows 400000] [--gmm-dims 64] [--gmm-k 8]
                                        [--gmm-iters 10] [--gmm-long-iters 30] [--repeats 3]
                                        [--json benchmarks/results/gmm.json]
@@ -14,7 +15,8 @@ Usage::
    timed; with ``--own-lung-mask`` the engine computes the mask itself, end to end, and
    its Dice against the true lung is printed) and the peak resident memory above the
    baseline (sampled every 50 ms from /proc).
-   With ``--diffusion-checkpoint`` and a GPU, the diffusion path too.
+   With ``--diffusion-checkpoint`` and a GPU, the diffusion path too. ``--src CHECKOUT``
+   times the sources of another checkout with this script (``bench_segment_pair.py``).
 2. The same ``--gmm-rows x --gmm-dims`` float32 rows (``--gmm-k`` Gaussian
    blobs) fitted by :func:`~diffseglung_core.segment.gmm.fit_gmm` and by
    ``sklearn.mixture.GaussianMixture`` doing the same work: every row (no
@@ -216,8 +218,13 @@ def main(argv=None) -> int:
     ap.add_argument("--own-lung-mask", action="store_true",
                     help="the engine computes the lung mask (end to end) instead of taking the true one")
     ap.add_argument("--diffusion-checkpoint", default=None)
+    ap.add_argument("--src", type=Path, default=ROOT,
+                    help="the checkout whose src/ to time (default: this one; another one: a git "
+                         "worktree of an earlier commit, as bench_segment_pair.py does)")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "gmm.json")
     args = ap.parse_args(argv)
+    checkout = args.src.resolve()
+    sys.path.insert(0, str(checkout / "src"))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import sklearn.mixture  # noqa: F401  (its thread pools exist before they are pinned)
     import torch
@@ -225,7 +232,8 @@ def main(argv=None) -> int:
     from _timing import conditions, pin_threads
 
     out = {"conditions": conditions(), "threads": pin_threads(args.threads),
-           "commit": git_commit(), "uncommitted_sources": uncommitted_sources()}
+           "commit": git_commit(checkout), "uncommitted_sources": uncommitted_sources(checkout),
+           "src": str(checkout / "src")}
     if not args.skip_engine:
         out["engine"] = bench_engine(tuple(args.shape), args.features,
                                      own_lung_mask=args.own_lung_mask)

@@ -1,0 +1,87 @@
+"""The engine end to end at two commits, run in turn on the same machine.
+
+Usage::
+
+    python benchmarks/bench_segment_pair.py REFERENCE_CHECKOUT [--rounds 2] [--threads 2]
+                                            [--shape 300 512 512]
+                                            [--json benchmarks/results/end_to_end.json]
+
+``REFERENCE_CHECKOUT`` is another checkout of the project (e.g. ``git worktree add
+/tmp/ref <commit>``). Each round runs ``bench_segment.py --skip-gmm --features auto
+--own-lung-mask`` (the default engine computing its own lung mask on the phantom of
+``--shape``) as a new process, first on this checkout's sources, then on the
+reference's (the same script, so the same phantom, threads and timing), and records
+the load average before each run. The ratio is the reference's mean time over the
+current one's, from the same rounds. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _provenance import git_commit  # noqa: E402
+
+
+def run_once(checkout: Path, shape, threads: int) -> dict:
+    """One ``bench_segment.py`` engine run on ``checkout``'s sources, as a new process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run.json"
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_segment.py"), "--skip-gmm",
+                        "--features", "auto", "--own-lung-mask", "--threads", str(threads),
+                        "--shape", *map(str, shape), "--src", str(checkout), "--json", str(out)],
+                       check=True)
+        return json.loads(out.read_text())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("reference", type=Path, help="another checkout of the project")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shape", type=int, nargs=3, default=[300, 512, 512])
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "end_to_end.json")
+    args = ap.parse_args(argv)
+    current, ref = git_commit(ROOT), git_commit(args.reference)
+    runs, loads, first = {}, {}, None
+    for i in range(1, args.rounds + 1):
+        for side, checkout in (("current", ROOT), (ref, args.reference)):
+            key = side if i == 1 else f"{side}_{i}"
+            loads[key] = [round(v, 2) for v in os.getloadavg()]
+            result = run_once(checkout, args.shape, args.threads)
+            first = first or result
+            runs[key] = {**result["engine"], "commit": result["commit"],
+                         "uncommitted_sources": result["uncommitted_sources"]}
+    order = ", ".join(["current", ref] * args.rounds)
+    mean = {side: sum(r["segment_s"] for k, r in runs.items() if k.split("_")[0] == side) / args.rounds
+            for side in ("current", ref)}
+    out = {"conditions": first["conditions"], "threads": first["threads"],
+           "note": (f"python benchmarks/bench_segment_pair.py (bench_segment.py --skip-gmm --features "
+                    f"auto --own-lung-mask), run at two commits in the order {order} on the same "
+                    f"machine (current: {current}); the reference ran this script against its own "
+                    f"source tree"),
+           "runs": runs, "commits": {k: r["commit"] for k, r in runs.items()},
+           "load_average_before": loads,
+           "reference_over_current": mean[ref] / mean["current"]}
+    stages = list(first["engine"]["stages_s"])
+    print(f"{'run':<14} {'commit':<9} {'wall':>7} {'peak':>8}  " + " ".join(f"{s[:10]:>10}" for s in stages))
+    for key, r in runs.items():
+        print(f"{key:<14} {r['commit']:<9} {r['segment_s']:6.1f}s {r['peak_extra_gb']:6.2f}GB  "
+              + " ".join(f"{r['stages_s'][s]:9.1f}s" for s in stages))
+    print(f"reference / current (means of {args.rounds}): {out['reference_over_current']:.2f}x")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
