@@ -17,7 +17,6 @@ from diffseglung_core.segment.structure import (
     hessian_eigenvalues,
     structure_features,
     structure_maps,
-    tube_map,
 )
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
@@ -279,15 +278,20 @@ def test_chunked_equals_unchunked():
         np.testing.assert_allclose(b, a, atol=1e-5 * np.abs(a).max(), rtol=0)
 
 
-def test_tube_map_is_the_tube_of_the_maps():
+def test_the_tube_map_alone_is_the_tube_of_all_maps():
     """The tube measure from the Hessian alone equals the tube of all maps (coarse grids,
-    thin slabs and a single slice included)."""
+    thin slabs and a single slice included); other names are refused."""
     v = _random_smooth((30, 40, 36), seed=6, scale=300.0) - 700
     for sp, shape, slab in (((1.0, 0.6, 0.6), v.shape, 7), ((2.5, 0.7, 0.7), (1, 40, 36), 16)):
         vol = v[:shape[0]]
-        tube = tube_map(vol, sp, slab=slab)
-        assert tube.shape == vol.shape and tube.dtype == np.float32 and tube.max() > 0.1
-        np.testing.assert_allclose(tube, structure_maps(vol, sp, slab=slab)["tube"], atol=1e-6, rtol=0)
+        alone = structure_maps(vol, sp, slab=slab, names=("tube",))
+        assert list(alone) == ["tube"] and alone["tube"].shape == vol.shape
+        assert alone["tube"].dtype == np.float32 and alone["tube"].max() > 0.1
+        np.testing.assert_allclose(alone["tube"], structure_maps(vol, sp, slab=slab)["tube"],
+                                   atol=1e-6, rtol=0)
+    assert list(structure_maps(v, (1.0, 1.0, 1.0), names=("plate", "tube"))) == ["tube", "plate"]
+    with pytest.raises(ValueError, match="names"):
+        structure_maps(v, (1.0, 1.0, 1.0), names=("vessel",))
 
 
 def test_features_are_the_maps_at_lung_voxels():

@@ -982,7 +982,7 @@ def tissue_evidence(
     -------
     TissueEvidence
     """
-    from .structure import tube_map
+    from .structure import structure_maps
 
     lung = np.asarray(lung) > 0
     pad = [max(1, int(np.ceil(2 * laa_mm / float(s)))) for s in spacing]
@@ -1006,7 +1006,7 @@ def tissue_evidence(
     thick = by_slabs(lambda d: _dilate_parts(ndi.binary_erosion(d, ball), ball), [dense],
                      2 * (ball.shape[0] // 2)) & dense
     thin = dense & ~thick
-    tube = tube_map(h, spacing, device=device)
+    tube = structure_maps(h, spacing, device=device, names=("tube",))["tube"]
     vessel = thin & (tube > vessel_tube)
     # a solid component is mostly of soft-tissue density (dense ground glass is not,
     # whatever vessels it keeps)
