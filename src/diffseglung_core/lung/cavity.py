@@ -324,10 +324,11 @@ class _Rays:
     Sample ``k`` of ray ``i`` is pixel ``rint((ey, ex)[i] + (vy, vx)[i] * dist[k] / (sy, sx))``,
     clipped to the grid; ``inside`` says whether it was on the grid before clipping.
     Most rays end within a few mm: :meth:`march` reads the samples a chunk at a time
-    and stops following a ray where it ends.
+    (``chunk`` samples first, twice as many each time after, up to 8 times that) and
+    stops following a ray where it ends.
     """
 
-    def __init__(self, ey, ex, vy, vx, dist, sampling, shape, chunk: int = 32):
+    def __init__(self, ey, ex, vy, vx, dist, sampling, shape, chunk: int = 8):
         self.ey, self.ex, self.vy, self.vx = ey, ex, vy, vx
         self.dist, self.sy, self.sx = dist, float(sampling[0]), float(sampling[1])
         self.shape, self.chunk = shape, chunk
@@ -354,10 +355,11 @@ class _Rays:
         first = np.full(n, -1, np.int64)
         end = np.full(n, -1, np.int64)
         active = np.arange(n)
-        for c0 in range(0, self.dist.size, self.chunk):
+        c0, size = 0, self.chunk
+        while c0 < self.dist.size:
             if active.size == 0:
                 break
-            k = np.arange(c0, min(c0 + self.chunk, self.dist.size))[None, :]
+            k = np.arange(c0, min(c0 + size, self.dist.size))[None, :]
             py, px, inside = self.points(active, k)
             off_side = ~(side[py, px] & inside)
             started = np.logical_or.accumulate(off_side, axis=1) | (first[active] >= 0)[:, None]
@@ -367,6 +369,7 @@ class _Rays:
             hit = blocked.any(axis=1)
             end[active[hit]] = c0 + np.argmax(blocked[hit], axis=1)
             active = active[~hit]
+            c0, size = c0 + size, min(2 * size, 8 * self.chunk)
         any_end = end >= 0
         end[~any_end] = self.dist.size - 1
         first[first < 0] = 0
