@@ -151,14 +151,14 @@ def axial_opening(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     independent of the radius; scipy's is faster for smaller disks).
     """
     ry, rx = footprint.shape[1] // 2, footprint.shape[2] // 2
-    round_ = ry == rx >= 8 and footprint.shape[1:] == (2 * ry + 1,) * 2 and \
+    by_distance = ry == rx >= 8 and footprint.shape[1:] == (2 * ry + 1,) * 2 and \
         np.array_equal(footprint[0], disk(ry))
 
     def open_slice(z: int) -> None:
         ys, xs = np.nonzero(mask[z])
         box = (slice(max(ys.min() - ry, 0), ys.max() + ry + 1),
                slice(max(xs.min() - rx, 0), xs.max() + rx + 1))
-        if not round_:
+        if not by_distance:
             out[z][box] = ndi.binary_opening(mask[z][box], footprint[0])
             return
         # (squared distances are integers: the comparisons with the radius are exact)

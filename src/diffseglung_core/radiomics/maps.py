@@ -94,8 +94,13 @@ class FeatureMap:
     shape: tuple[int, int, int]
     names: tuple[str, ...] = FEATURE_NAMES
     _filled: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
-    _rows: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     _planes: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+
+    def planes(self) -> np.ndarray:
+        """(gz, gy, gx, F) float32 :meth:`filled` values, one contiguous row per grid point."""
+        if self._planes is None:
+            self._planes = np.ascontiguousarray(np.moveaxis(self.filled(), 0, -1))
+        return self._planes
 
     def filled(self) -> np.ndarray:
         """(F, gz, gy, gx) float32 values with each invalid point set to its nearest valid one."""
@@ -122,9 +127,7 @@ class FeatureMap:
         (N, F) float32. Invalid grid points take their nearest valid neighbour's
         values; points beyond the grid take the edge values.
         """
-        if self._rows is None:  # (grid points, F): one contiguous row per point
-            self._rows = np.ascontiguousarray(self.filled().reshape(len(self.names), -1).T)
-        rows = self._rows
+        rows = self.planes().reshape(-1, len(self.names))  # (grid points, F)
         grid = np.array(self.valid.shape)
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         out = np.empty((len(pts), rows.shape[1]), np.float32)
@@ -183,9 +186,7 @@ class FeatureMap:
                 not 0 <= start <= start + mask.shape[0] <= self.shape[0]:
             raise ValueError(f"mask shape {mask.shape} at slice {start} does not fit the volume "
                              f"shape {tuple(self.shape)}")
-        if self._planes is None:  # (gz, gy, gx, F): one contiguous row per grid point
-            self._planes = np.ascontiguousarray(np.moveaxis(self.filled(), 0, -1))
-        planes = self._planes
+        planes = self.planes()
         n_feat = planes.shape[-1]
         low_y, high_y, wy = self._cells(np.arange(mask.shape[1]), 1)
         low_x, high_x, wx = self._cells(np.arange(mask.shape[2]), 2)
