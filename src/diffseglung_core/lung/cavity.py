@@ -32,8 +32,7 @@ from ..parallel import gaussian_filter, thread_map
 from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
 
-__all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "aerated_pockets", "outside_rib_line",
-           "skin_depth",
+__all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
            "solid_organs", "fat_planes", "find_effusion"]
 
 
@@ -435,69 +434,6 @@ def outside_rib_line(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, sampling:
     with np.errstate(divide="ignore", invalid="ignore"):
         reach = (ax * (by - ay) - ay * (bx - ax)) / den
     return joined[seg] & (reach > 0) & (np.hypot(gy, gx) > reach)
-
-
-def aerated_pockets(fat: np.ndarray, side: np.ndarray, bone: np.ndarray, sampling: Sequence[float],
-                    bone_mm: float = 2.0) -> np.ndarray:
-    """Pockets of fat density that are partly aerated lung, not fat planes, in one axial slice.
-
-    Where consolidation keeps some air (around its bronchi, in lobules still
-    aerated), air and tissue mix to fat density (about -190..-50 HU) over a few
-    mm. A fat plane lies at the lung's border: against the ribs (extrapleural
-    fat), in the mediastinum, in the concavities of the lung's outline. A pocket
-    wholly inside the convex hull of the lung's pieces in this slice, more than
-    ``bone_mm`` from bone, lies between pieces of the same lung: partly aerated
-    lung that a ray may cross.
-
-    Parameters
-    ----------
-    fat : (Y, X) bool
-        Fat planes of the slice (:func:`fat_planes`).
-    side : (Y, X) bool
-        The lung of one side in this slice.
-    bone : (Y, X) bool
-        Bone (the rib cage).
-    sampling : 2 floats
-        Pixel size (mm) along ``(y, x)``.
-    bone_mm : float
-        Pockets nearer bone than this (mm) stay fat planes.
-
-    Returns
-    -------
-    (Y, X) bool
-        The pockets (a subset of ``fat``).
-    """
-    from .morphology import convex_hull_2d
-
-    out = np.zeros(fat.shape, bool)
-    if not side.any():
-        return out
-    box = bbox(side, (1, 1))  # (a pocket that leaves the box leaves the hull)
-    fat_box = fat[box]
-    if not fat_box.any():
-        return out
-    hull = convex_hull_2d(side[box])
-    if not (fat_box & hull).any():
-        return out
-    lab, n = ndi.label(fat_box)
-    keep = np.zeros(n + 1, bool)
-    keep[np.unique(lab[fat_box & hull])] = True
-    keep[np.unique(lab[fat_box & ~hull])] = False  # wholly inside the hull
-    keep[0] = False
-    pockets = keep[lab]
-    if not pockets.any():
-        return out
-    # and away from bone (distances in the pockets' box, grown by the reach)
-    reach = [int(np.ceil(bone_mm / s)) + 1 for s in sampling]
-    near = bbox(pockets, reach)
-    bone_near = bone[box][near]
-    if bone_near.any():
-        close = ndi.distance_transform_edt(~bone_near, sampling=sampling) <= bone_mm
-        keep[np.unique(lab[near][close])] = False
-        keep[0] = False
-        pockets = keep[lab]
-    out[box] = pockets
-    return out
 
 
 def skin_depth(body: np.ndarray, spacing: Sequence[float]) -> np.ndarray:

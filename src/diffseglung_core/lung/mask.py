@@ -21,7 +21,6 @@ from .aorta import aorta_masks, descending_aorta
 from .body import body_mid_x, filled_body, outside_air
 from .border import costal_pockets, fill_holes
 from .cavity import (
-    aerated_pockets,
     costal_fill,
     fat_planes,
     find_effusion,
@@ -339,8 +338,6 @@ def segment_lungs(
         stop = airway_box | gas_box
         cage = rib_cage(hu_s > bone_hu, spacing)
         fat = fat_planes(hu_s, spacing)
-        # fat-density pockets between the pieces of a lung are partly aerated lung
-        thread_map(lambda z: _unplane(fat[z], labels[z], cage[z], spacing[1:]), range(labels.shape[0]))
         skin = skin_depth(body, spacing)
         # rays must end on the ribs, not on the vertebral column: those cross the aorta
         column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
@@ -471,12 +468,6 @@ def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
     for value, side in zip(_SIDES, thread_map(closed, _SIDES)):
         labels[side & (labels == 0)] = value  # the right lung first where they meet
     return labels
-
-
-def _unplane(fat, labels, bone, sampling) -> None:
-    """Take each lung's aerated pockets (:func:`.cavity.aerated_pockets`) out of ``fat`` (Y, X), in place."""
-    for value in _SIDES:
-        fat &= ~aerated_pockets(fat, labels == value, bone, sampling)
 
 
 def _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing, x_mid, *, passes,
