@@ -45,7 +45,7 @@ def test_diffusion_features_are_deterministic_and_per_timestep(tiny_checkpoint):
 def test_engine_with_diffusion_features(tiny_checkpoint):
     vol, lung, gt = make_chest(shape=(16, 48, 48))
     res = segment_volume(vol, lung_mask=lung, features="diffusion", checkpoint=tiny_checkpoint,
-                         timesteps=(10, 200), device="cpu", n_init=1)
+                         timesteps=(10, 200), device="cpu", n_init=1, cluster_previews=True)
     assert {"diffusion_t10", "diffusion_t200"} <= set(res.clusters)
     assert ((res.labels > 0) == lung).all()
     assert res.params["timesteps"] == [10, 200]

@@ -144,8 +144,8 @@ def test_auto_features_use_diffusion_only_with_a_model_of_ones_own():
 def test_cluster_previews_are_extra_work_only(chest):
     vol, lung, _ = chest
     kw = dict(lung_mask=lung, features="radiomics", device="cpu", refine=False)
-    with_previews = segment_volume(vol, **kw)
-    without = segment_volume(vol, cluster_previews=False, **kw)
+    with_previews = segment_volume(vol, cluster_previews=True, **kw)
+    without = segment_volume(vol, **kw)  # the default
     assert set(with_previews.clusters) == {"final", "density", "radiomics"}
     assert set(without.clusters) == {"final"}
     np.testing.assert_array_equal(without.labels, with_previews.labels)

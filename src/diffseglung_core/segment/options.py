@@ -115,7 +115,8 @@ class SegmentOptions:
         Seed of the GMM and of the diffusion noise.
     cluster_previews : bool
         Also cluster each feature set alone (``SegmentationResult.clusters``, shown
-        as hidden layers in napari); False skips this extra work.
+        as hidden layers in napari, written by ``segment --clusters-dir``); extra work
+        that the labels do not use, off by default.
     """
 
     features: str = field(default="auto", metadata={
@@ -140,7 +141,7 @@ class SegmentOptions:
         "help": "structure evidence (vessels, solid components, emphysema regions, walls) "
                 "decides over cluster names"})
     seed: int = 0
-    cluster_previews: bool = True
+    cluster_previews: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "timesteps", tuple(int(t) for t in self.timesteps))

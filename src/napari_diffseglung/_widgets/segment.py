@@ -155,7 +155,7 @@ class SegmentWidget(QWidget):
         values = self.form.values()
         if not values["timesteps"]:
             del values["timesteps"]  # an empty field: the default timesteps
-        return SegmentOptions(checkpoint=checkpoint, **values)
+        return SegmentOptions(checkpoint=checkpoint, cluster_previews=True, **values)
 
     # -- running ----------------------------------------------------------------
     def run(self) -> Optional[Job]:
