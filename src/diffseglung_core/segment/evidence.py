@@ -712,10 +712,10 @@ def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
     -------
     (Z, Y, X) bool
     """
-    ys = np.arange(inside.shape[1], dtype=np.float64)[None, :, None]
-    centre = (np.where(inside, ys, 0.0).sum(axis=(1, 2)) /
-              np.maximum(inside.sum(axis=(1, 2)), 1))[:, None, None]
-    band = dense & (depth <= max_depth_mm) & (ys > centre)
+    ys = np.arange(inside.shape[1], dtype=np.float64)
+    rows = np.count_nonzero(inside, axis=2)  # (Z, Y) lung voxels per row
+    centre = (rows @ ys / np.maximum(rows.sum(axis=1), 1))[:, None, None]
+    band = dense & (depth <= max_depth_mm) & (ys[None, :, None] > centre)
     if not band.any():
         return band
     # the opening at a voxel depends on the mask within 2 radii: work in a box that holds them
