@@ -115,7 +115,7 @@ class SegmentOptions:
         Seed of the GMM and of the diffusion noise.
     cluster_previews : bool
         Also cluster each feature set alone (``SegmentationResult.clusters``, shown
-        as hidden layers in napari, written by ``segment --clusters-dir``); extra work
+        as hidden layers in napari, written by ``segment --save-clusters``); extra work
         that the labels do not use, off by default.
     """
 
