@@ -155,7 +155,7 @@ class SegmentWidget(QWidget):
         values = self.form.values()
         if not values["timesteps"]:
             del values["timesteps"]  # an empty field: the default timesteps
-        return SegmentOptions(checkpoint=checkpoint, cluster_previews=True, **values)
+        return SegmentOptions(checkpoint=checkpoint, **values)
 
     # -- running ----------------------------------------------------------------
     def run(self) -> Optional[Job]:
@@ -172,8 +172,9 @@ class SegmentWidget(QWidget):
         volume = layer_volume(image)
         mask_layer = self.mask_combo.layer()
         lung_mask = None if mask_layer is None else np.asarray(mask_layer.data)
-        # the device warning is shown in the widget; the engine runs where it can
-        options = replace(options, device=str(get_device(options.device, warn=False)))
+        # the device warning is shown in the widget; the engine runs where it can; each feature
+        # set's own clusters are shown as hidden layers
+        options = replace(options, device=str(get_device(options.device, warn=False)), cluster_previews=True)
 
         def work(progress):
             result = segment_volume(volume, options, lung_mask=lung_mask, progress=progress)
