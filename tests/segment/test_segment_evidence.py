@@ -313,6 +313,30 @@ def test_a_small_emphysematous_region_is_found(noise):
     assert inside > 0.6 and outside < 0.01
 
 
+@pytest.mark.parametrize("slice_mm", [1.0, 5.0])
+def test_thin_slices_resolve_emphysematous_holes_and_thick_ones_blur_them_into_a_region(slice_mm):
+    """Centrilobular emphysema: holes 4 mm across (-990 HU), 5 mm apart, in a 3 cm region of
+    lung. Thin slices resolve the holes: the region is its low-attenuation voxels (what LAA-950
+    counts), not the lung between them; in 5 mm slices partial volume blurs holes and lung
+    together and the region takes the lung between the holes too."""
+    hu, lung, sp = _lung_block(shape=(int(60 // slice_mm), 96, 96), spacing=(slice_mm, 0.8, 0.8),
+                               noise=20.0, level=-870.0, seed=7)
+    z, y, x = _grid(hu.shape, sp)
+    r2 = z ** 2 + y ** 2 + x ** 2
+    holes = np.zeros(hu.shape, bool)
+    for cy in np.arange(-12.5, 13.0, 5.0):
+        for cx in np.arange(-12.5, 13.0, 5.0):
+            holes |= (y - cy) ** 2 + (x - cx) ** 2 <= 2.0 ** 2
+    holes &= r2 <= 15.0 ** 2
+    hu[holes] += -990.0 + 870.0
+    ev = tissue_evidence(hu, lung, sp)
+    between = (r2 <= 10.0 ** 2) & ~ndi.binary_dilation(holes, np.ones((1, 3, 3), bool))
+    assert ev.emphysema[_rows(holes & (r2 <= 12.0 ** 2), lung)].mean() > 0.8
+    assert ev.emphysema[_rows(r2 > 15.0 ** 2, lung)].mean() < 0.01
+    share_between = ev.emphysema[_rows(between, lung)].mean()
+    assert share_between < 0.05 if slice_mm <= 1.5 else share_between > 0.9
+
+
 def test_one_hrct_slice_judges_a_long_region_by_its_width_in_the_slice():
     """One 1.25 mm slice: every region is as deep as the slice, so depth across slices
     cannot tell emphysema from a bronchus. A band of destroyed lung 12 mm wide and 90 mm

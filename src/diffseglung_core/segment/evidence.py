@@ -32,7 +32,11 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   against what noise alone gives healthy lung of that slice. Emphysema is a
   region where that share is far above the noise baseline and above
   ``min_laa_fraction``, of at least ``min_laa_ml``: noise at thick slices gives
-  none, a small real emphysematous region is found. The dark halo that a
+  none, a small real emphysematous region is found. In slices thin enough to
+  resolve a lobule's lucency (up to 1.5 mm) a region's extent is its
+  low-attenuation voxels, not the lung between the holes (the voxels that
+  LAA-950 counts); in thicker slices partial volume blurs the holes into the
+  lung around them and the region is where their share is high. The dark halo that a
   sharp (lung) kernel draws along the lung's edge, measured on each scan, is
   not read, nor the air of a bronchus cut across (:func:`bronchus_lumens`).
   Where healthy lung itself reads darker than at full inspiration (a deep
@@ -937,8 +941,10 @@ def tissue_evidence(
     min_laa_fraction : float
         Least share of low attenuation in an emphysema region.
     extent_laa_fraction : float
-        A region keeps its own low-attenuation voxels and those where the share
-        is above this (the Gaussian share spreads past the region's edge).
+        A region keeps its own low-attenuation voxels and, in slices thicker
+        than ``LUCENCY_SLICE_MM`` (where partial volume blurs a lobule's lucency
+        into the lung around it), those where the share is above this (the
+        Gaussian share spreads past the region's edge).
     laa_smooth_mm : float
         In-plane Gaussian sigma (mm) of the image the low attenuation is read on
         (0.5 mm: a full width at half maximum of about 1.2 mm, below the smallest
@@ -1124,9 +1130,12 @@ def tissue_evidence(
     threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), min_laa_excess),
                            min_laa_fraction)
     emphysema = parenchyma & (laa_frac > threshold) & (weight > 0.3)
-    # a region's extent: where its low attenuation is dense, and its own low-attenuation
-    # voxels (the Gaussian share spreads past the region's edge)
-    extent = laa | (laa_frac > extent_laa_fraction)
+    # a region's extent: its own low-attenuation voxels (the Gaussian share spreads past
+    # the region's edge) and, where the slices are too thick to resolve a lobule's
+    # lucency, the lung between them where the low attenuation is dense (partial volume
+    # blurs holes and the lung around them into one region); in thin slices the holes
+    # are resolved and the lung between them is not emphysema
+    extent = laa if float(spacing[0]) <= LUCENCY_SLICE_MM else laa | (laa_frac > extent_laa_fraction)
     dark_ml = 0.0
     if airlike is not None:
         kept = _with_air_lucencies(emphysema, darker, airlike, read, spacing, laa_mm,
