@@ -17,6 +17,7 @@ import numpy as np
 
 from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from .assign import LabelMapping
+from .evidence import LUCENCY_SLICE_MM
 
 __all__ = ["density_indices", "class_volumes", "make_report", "write_report"]
 
@@ -135,6 +136,10 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
                      f"texture), so about {100.0 * ev.laa_baseline:.1f} % of healthy lung reads "
                      f"below -950 HU; emphysema ({emph:.1f} % of the lung) is labelled only in "
                      "regions where the low-attenuation share is far above that"
+                     + ("; in slices this thin a region is its voxels below -950 HU, not the lung "
+                        "between its holes" if float(spacing[0]) <= LUCENCY_SLICE_MM else
+                        "; in slices this thick partial volume blurs a region's holes into the "
+                        "lung between them, and the region is labelled whole")
                      + (f"; the first {ev.halo_mm:.0f} mm of lung along the heart, the mediastinum "
                         "and the chest wall read darker (the halo of a sharp reconstruction kernel) "
                         "and are not read as emphysema" if ev.halo_mm > 0 else "")
