@@ -261,6 +261,40 @@ def test_trachea_alone_calibrates_a_crop(small_phantom):
     cal = calibrate_hu(shifted[crop], lung[crop], airway=airway[crop])
     assert not cal.measurements[0].usable  # no air around the patient in this crop
     assert cal.source == "trachea" and cal.offset_hu == pytest.approx(30.0, abs=3.0), cal.reason
+    # the fat of the crop reads high too (the phantom's fat is -95 HU, its mediastinum -75)
+    assert cal.fat_hu > -95.0 + 10.0 and "fat" in cal.reason
+
+
+def test_trachea_alone_reading_high_is_not_a_shift_when_fat_reads_as_it_should(small_phantom):
+    """Tracheal air reads above air (partial volume with its wall): a crop whose trachea reads
+    -970 HU while its fat reads as fat does is not shifted; the reason says why."""
+    hu, lung = small_phantom.volume.hu, small_phantom.lung
+    airway = trachea(small_phantom)
+    biased = with_air(hu, airway, -970.0)
+    fat = (biased > -130.0) & (biased < -40.0) & (lung == 0)  # fat, mediastinal fat: -100 HU
+    biased[fat] = -100.0 + np.random.default_rng(1).normal(0.0, 15.0, int(fat.sum()))
+    ys, xs = np.nonzero(lung.any(0))
+    ty = np.flatnonzero(airway.any((0, 2)))
+    crop = (slice(None), slice(min(ys.min() + 4, ty.min() - 2), max(ys.max() - 4, ty.max() + 2)),
+            slice(xs.min() + 4, xs.max() - 4))
+    cal = calibrate_hu(biased[crop], lung[crop], airway=airway[crop])
+    assert cal.measurements[1].usable and cal.measurements[1].median_hu == pytest.approx(-970.0, abs=3.0)
+    assert cal.offset_hu == 0.0 and not cal.applied
+    assert cal.fat_hu == pytest.approx(-100.0, abs=5.0) and "fat" in cal.reason, cal.reason
+    # the whole scan shows air around the patient: fat is not read
+    assert np.isnan(calibrate_hu(biased, lung, airway=airway).fat_hu)
+
+
+def test_fat_peak_is_read_and_a_scan_without_fat_has_none():
+    from diffseglung_core.calibration import Padding, measure_fat
+
+    rng = np.random.default_rng(0)
+    hu = rng.normal(40.0, 15.0, (2, 64, 64)).astype(np.float32)  # soft tissue
+    hu[:, :16] = rng.normal(-110.0, 15.0, (2, 16, 64))  # a layer of fat
+    none = Padding(np.zeros(hu.shape, bool))
+    assert measure_fat(hu, none) == pytest.approx(-110.0, abs=3.0)
+    lean = rng.normal(40.0, 15.0, (2, 64, 64)).astype(np.float32)
+    assert np.isnan(measure_fat(lean, none))  # the shoulder of soft tissue is no peak
 
 
 def test_disagreeing_sources_apply_only_the_shift_both_support(small_phantom):

@@ -39,6 +39,13 @@ Three steps:
    here: that is the reader's ``hu_offset``). An offset within ``tolerance``
    HU of zero is not applied either. Otherwise the offset is 0, and
    :attr:`HUCalibration.reason` says why.
+4. **A second reference for the trachea alone** (:func:`measure_fat`). Air
+   in the trachea reads above air (partial volume with its wall, scatter):
+   a crop of the real CIP chest, whose air outside the body reads -998 HU in
+   the whole scan, shows -971 HU in its trachea. When the trachea is the only
+   air, the fat of the body (subcutaneous, mediastinal; about -100 HU) is read
+   too, and only the shift both support is applied (none when the fat reads
+   as it should).
 """
 
 from __future__ import annotations
@@ -52,10 +59,14 @@ from scipy import ndimage as ndi
 from .parallel import thread_map
 
 __all__ = ["Padding", "AirMeasurement", "HUCalibration", "detect_padding", "measure_air",
-           "calibrate_hu", "padding_from_metadata", "NOMINAL_AIR_HU"]
+           "measure_fat", "calibrate_hu", "padding_from_metadata", "NOMINAL_AIR_HU", "NOMINAL_FAT_HU"]
 
 #: HU of air.
 NOMINAL_AIR_HU = -1000.0
+
+#: HU of fat (subcutaneous and mediastinal adipose tissue, about -100 HU at the usual
+#: 100-140 kVp), the second reference of a scan whose only air is its trachea.
+NOMINAL_FAT_HU = -100.0
 
 _SQUARE = np.ones((3, 3), bool)
 _CROSS = ndi.generate_binary_structure(2, 1)
@@ -162,6 +173,9 @@ class HUCalibration:
         Every source examined.
     nominal_air_hu : float
         HU air should read.
+    fat_hu : float
+        The fat peak (HU) read when the trachea was the only air
+        (:func:`measure_fat`); NaN when it was not read or showed no peak.
     """
 
     offset_hu: float
@@ -176,6 +190,7 @@ class HUCalibration:
     reason: str
     measurements: tuple[AirMeasurement, ...] = field(default=())
     nominal_air_hu: float = NOMINAL_AIR_HU
+    fat_hu: float = float("nan")
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN written as None)."""
@@ -186,7 +201,8 @@ class HUCalibration:
                 "nominal_air_hu": float(self.nominal_air_hu),
                 "padding_hu": [float(v) for v in self.padding_hu],
                 "padding_fraction": float(self.padding_fraction), "reason": self.reason,
-                "measurements": [m.to_dict() for m in self.measurements]}
+                "measurements": [m.to_dict() for m in self.measurements],
+                "fat_hu": _num(self.fat_hu)}
 
 
 def _num(v: float):
@@ -541,6 +557,58 @@ def measure_air(hu: np.ndarray, padding: Padding, *, lung: Optional[np.ndarray] 
     return tuple(found)
 
 
+def measure_fat(hu: np.ndarray, padding: Padding, *, lung: Optional[np.ndarray] = None,
+                slices: Optional[Sequence[int]] = None, window: tuple[float, float] = (-200.0, -30.0),
+                half_width: float = 25.0, min_voxels: int = 500) -> float:
+    """The fat peak of a scan (HU), or NaN when it shows none.
+
+    The mode of the histogram (2 HU bins, smoothed) of the voxels between
+    ``window`` HU, outside the padding and the lung, must lie at least 10 HU
+    inside the window (a mode at its edge is the shoulder of air's partial
+    volume or of soft tissue, not a peak) and have ``min_voxels`` within
+    ``half_width`` HU; the peak is the median of those.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) or (Y, X) numeric ndarray
+        The scan in HU.
+    padding : Padding
+        From :func:`detect_padding` (same shape as ``hu`` made 3D).
+    lung : (Z, Y, X) array, optional
+        Lung mask (nonzero inside), left out (its partial volume with vessels).
+    slices : sequence of int, optional
+        Slices read (default all).
+    window : (low, high) float
+        HU where the peak is looked for.
+    half_width : float
+        Half-width (HU) of the peak.
+    min_voxels : int
+        Voxels the peak needs.
+
+    Returns
+    -------
+    float
+        Median HU of the peak's voxels (NaN when none).
+    """
+    vol = _as_3d(hu)
+    zs = list(range(vol.shape[0])) if slices is None else list(slices)
+    lo, hi = window
+    keep = ~padding.mask[zs]
+    if lung is not None:
+        keep &= ~(_as_3d(np.asarray(lung))[zs] > 0)
+    v = vol[zs][keep]
+    v = np.sort(v[(v >= lo) & (v <= hi)]).astype(np.float64)
+    if v.size < min_voxels:
+        return float("nan")
+    edges = np.arange(lo, hi + 2.0, 2.0)
+    hist = np.diff(np.searchsorted(v, edges, side="left"))
+    mode = float(edges[int(ndi.gaussian_filter1d(hist.astype(np.float64), 3.0).argmax())] + 1.0)
+    near = v[np.abs(v - mode) <= half_width]
+    if not lo + 10.0 <= mode <= hi - 10.0 or near.size < min_voxels:
+        return float("nan")
+    return _sorted_median(near)
+
+
 def _sample_slices(n: int, max_slices: Optional[int]) -> list[int]:
     if max_slices is None or n <= max_slices:
         return list(range(n))
@@ -611,6 +679,8 @@ def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *,
                         max_spread=max_spread, min_peak_fraction=min_peak_fraction,
                         agreement=agreement)
 
+    fat = float("nan")
+
     def result(offset: float, source: str, used: Sequence[AirMeasurement], reason: str,
                median: float = float("nan")) -> HUCalibration:
         n = int(sum(m.n_voxels for m in used))
@@ -622,7 +692,7 @@ def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *,
                              measured_offset_hu=float(median - nominal_air) if np.isfinite(median)
                              else float("nan"),
                              padding_hu=padding.values, padding_fraction=pad_frac, reason=reason,
-                             measurements=found, nominal_air_hu=float(nominal_air))
+                             measurements=found, nominal_air_hu=float(nominal_air), fat_hu=fat)
 
     usable = [m for m in found if m.usable]
     if not usable:
@@ -661,6 +731,17 @@ def calibrate_hu(hu: np.ndarray, lung: Optional[np.ndarray] = None, *,
         source = usable[0].source
         median = usable[0].median_hu
         where = f"{source} reads {median:.0f} HU{discarded}"
+        if source == "trachea":
+            # tracheal air reads above air (partial volume with the wall): the fat of the
+            # body must show the shift too
+            fat = measure_fat(vol, padding, lung=lung, slices=zs)
+            if np.isfinite(fat):
+                shifts = (median - nominal_air, fat - NOMINAL_FAT_HU)
+                common = min(shifts, key=abs) if shifts[0] * shifts[1] > 0 else 0.0
+                median = nominal_air + common
+                where += (f" and fat {fat:.0f} HU ({shifts[1]:+.0f} HU from {NOMINAL_FAT_HU:.0f} HU; "
+                          f"no air around the patient to read, and tracheal air reads above air "
+                          f"with its wall): only the shift both support, {common:+.0f} HU, is kept")
     offset = float(np.round(median - nominal_air))
     if abs(offset) > max_offset:
         hint = ""
