@@ -37,3 +37,20 @@ def test_max_voxels_refuses_before_reading(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "= 400 voxels, over the limit of 399" in err[0]
     assert main(["info", str(path), "--max-voxels", "400"]) == 0
+
+
+def test_an_output_no_writer_takes_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """``-o out`` (a folder name, or an ending no writer takes) stops in one line before the
+    scan is read, not with a traceback after the segmentation."""
+    import diffseglung_core.io as io
+
+    def never(*args, **kwargs):
+        raise AssertionError("the scan was read")
+
+    monkeypatch.setattr(io, "read_scan", never)
+    for command in ("segment", "lungmask"):
+        for name in ("out", "labels.mha"):
+            assert main([command, str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / name)]) == 2
+            err = capsys.readouterr().err.splitlines()
+            assert len(err) == 1 and "unsupported output type (use .nii.gz" in err[0], err
+    assert not list(tmp_path.iterdir())

@@ -29,6 +29,10 @@ class OutputExistsError(DiffSegLungError):
         super().__init__(f"{self.path}: file exists (pass overwrite=True / --overwrite to replace it)")
 
 
+class OutputTypeError(DiffSegLungError, ValueError):
+    """No writer takes the ending of an output file name."""
+
+
 class GridMismatchError(DiffSegLungError):
     """Two arrays that must share a voxel grid do not."""
 

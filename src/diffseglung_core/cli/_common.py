@@ -39,6 +39,17 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
                         help="replace output files that already exist")
 
 
+def check_label_output(path: Path, overwrite: bool) -> None:
+    """Refuse a label-map output before any work: an ending no writer takes, or a file
+    that exists without ``--overwrite``."""
+    from ..errors import OutputExistsError
+    from ..io.registry import writer_for
+
+    writer_for(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(path)
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     from ..device import DEVICES
 

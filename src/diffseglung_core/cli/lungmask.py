@@ -10,6 +10,7 @@ from ._common import (
     add_overwrite_argument,
     add_spacing_argument,
     add_threads_argument,
+    check_label_output,
     progress_bar,
     use_threads,
 )
@@ -32,13 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import OutputExistsError
     from ..io import read_scan, write_labels
     from ..lung import lung_volumes_ml, segment_scan_lungs
 
     use_threads(args, torch=False)  # the lung mask is numpy and scipy work
-    if args.output.exists() and not args.overwrite:
-        raise OutputExistsError(args.output)
+    check_label_output(args.output, args.overwrite)
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
     volume = read_scan(args.scan, max_voxels=args.max_voxels, **kwargs)
     with progress_bar("lung mask") as progress:

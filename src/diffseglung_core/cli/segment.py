@@ -12,6 +12,7 @@ from ._common import (
     add_overwrite_argument,
     add_spacing_argument,
     add_threads_argument,
+    check_label_output,
     progress_bar,
     use_threads,
 )
@@ -50,13 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _segment_one(args, scan: Path, output: Path, report_path, clusters_dir) -> dict:
-    from ..errors import OutputExistsError
     from ..io import read_mask, read_scan, strip_scan_suffix, write_labels
     from ..segment.engine import segment_volume
     from ..segment.report import make_report, write_report
 
-    if output.exists() and not args.overwrite:
-        raise OutputExistsError(output)
+    check_label_output(output, args.overwrite)
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
     volume = read_scan(scan, max_voxels=args.max_voxels, **kwargs)
     lung = None if args.lung_mask in (None, "auto") else read_mask(args.lung_mask, volume)

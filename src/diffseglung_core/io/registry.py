@@ -87,11 +87,13 @@ def writer_for(path: Path) -> Writer:
 
     Raises
     ------
-    ValueError
-        No writer takes the ending.
+    OutputTypeError
+        No writer takes the ending (a ``ValueError`` too).
     """
+    from ..errors import OutputTypeError
+
     path = Path(path)
     for writer in WRITERS:
         if writer.accepts(path):
             return writer
-    raise ValueError(f"{path}: unsupported output type (use {', '.join(label_suffixes())})")
+    raise OutputTypeError(f"{path}: unsupported output type (use {', '.join(label_suffixes())})")
