@@ -73,6 +73,10 @@ def test_report_holds_volumes_density_and_mapping(result, tmp_path):
     back = json.loads(j.read_text())
     assert len(back["mapping"]["clusters"]) == res.mapping.n_clusters
     assert "emphysema" in c.read_text()
+    # a report asked for as .csv keeps its JSON beside the table, not written over by it
+    j2, c2 = write_report(rep, tmp_path / "asked.csv")
+    assert (j2.name, c2.name) == ("asked.json", "asked.csv")
+    assert json.loads(j2.read_text()) == back and c2.read_text() == c.read_text()
 
 
 def test_cancel_and_empty_lung(chest):

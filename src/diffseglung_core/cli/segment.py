@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _segment_one(args, scan: Path, output: Path, report_path, clusters_dir) -> dict:
     from ..io import read_mask, read_scan, strip_scan_suffix, write_labels
     from ..segment.engine import segment_volume
-    from ..segment.report import make_report, write_report
+    from ..segment.report import make_report, report_paths, write_report
 
     check_label_output(output, args.overwrite)
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
@@ -74,8 +74,9 @@ def _segment_one(args, scan: Path, output: Path, report_path, clusters_dir) -> d
                 write_labels(outputs.claim(path), result.cluster_map(name), volume,
                              overwrite=args.overwrite)
         if report_path is not None:
-            outputs.claim(Path(report_path).with_suffix(".csv"), replace=True)
-            write_report(report, outputs.claim(report_path, replace=True), overwrite=True)
+            for path in report_paths(report_path):
+                outputs.claim(path, replace=True)
+            write_report(report, report_path, overwrite=True)
     return report
 
 
@@ -110,6 +111,7 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ..io import is_scan_collection
+    from ..segment.report import report_paths
 
     use_threads(args)
     if is_scan_collection(args.input):
@@ -125,5 +127,6 @@ def run(args: argparse.Namespace) -> int:
     flagged = [c for c in report["mapping"]["clusters"] if c["flag"]]
     for c in flagged:
         print(f"cluster {c['cluster']} ({c['name']}): {c['flag']}")
-    print(f"wrote {args.output}" + (f" and {args.report}" if args.report else ""))
+    written = [args.output, *(report_paths(args.report) if args.report else ())]
+    print("wrote " + ", ".join(map(str, written)))
     return 0

@@ -19,7 +19,7 @@ from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from .assign import LabelMapping
 from .evidence import LUCENCY_SLICE_MM
 
-__all__ = ["density_indices", "class_volumes", "make_report", "write_report"]
+__all__ = ["density_indices", "class_volumes", "make_report", "report_paths", "write_report"]
 
 
 def density_indices(hu: np.ndarray, lung: np.ndarray, hu_offset: float = 0.0) -> dict:
@@ -173,16 +173,27 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
     return out
 
 
+def report_paths(path) -> tuple[Path, Path]:
+    """``(json, csv)`` files of a report asked for as ``path``.
+
+    The JSON report goes to ``path`` and its class table to the same name
+    ``.csv``; a ``path`` ending in ``.csv`` keeps the table and the JSON goes
+    beside it (``.json``), so neither is written over the other.
+    """
+    path = Path(path)
+    csv_path = path.with_suffix(".csv")
+    return (path.with_suffix(".json") if path == csv_path else path), csv_path
+
+
 def write_report(report: dict, path, *, overwrite: bool = True) -> tuple[Path, Path]:
-    """Write ``report`` to ``path`` (.json) and its class table to the same name ``.csv``.
+    """Write ``report`` to the two files of :func:`report_paths` (JSON, CSV class table).
 
     Each file is written whole or not at all (:func:`~diffseglung_core.io.writers.write_text`).
     """
     from ..errors import OutputExistsError
     from ..io.writers import write_text
 
-    path = Path(path)
-    csv_path = path.with_suffix(".csv")
+    path, csv_path = report_paths(path)
     if not overwrite and (path.exists() or csv_path.exists()):
         raise OutputExistsError(path if path.exists() else csv_path)
     table = io.StringIO(newline="")
