@@ -5,7 +5,7 @@ scanner, some reconstruction kernels) moves every density threshold of the
 assignment, so the engine subtracts an offset measured on the scan itself, but
 only when the measurement clearly supports it.
 
-Three steps:
+Four steps:
 
 1. **Padding** (:func:`detect_padding`). Outside the reconstruction circle the
    image holds no measurement: one constant value (DICOM PixelPaddingValue,
