@@ -36,7 +36,11 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   resolve a lobule's lucency (up to 1.5 mm) a region's extent is its
   low-attenuation voxels, not the lung between the holes (the voxels that
   LAA-950 counts); in thicker slices partial volume blurs the holes into the
-  lung around them and the region is where their share is high. The dark halo that a
+  lung around them and the region is where their share is high. In thin
+  slices a lucency that reads as air, at least 2 mm across, is a destroyed
+  lobule by itself however small (noise does not stay that low over a few
+  voxels), with its low-attenuation rim, unless the slice's healthy lung reads
+  darker than at full inspiration (below). The dark halo that a
   sharp (lung) kernel draws along the lung's edge, measured on each scan, is
   not read, nor the air of a bronchus cut across (:func:`bronchus_lumens`).
   Where healthy lung itself reads darker than at full inspiration (a deep
@@ -955,7 +959,11 @@ def tissue_evidence(
         Smallest emphysema region (mL); one that runs through every slice of a
         stack thinner than it counts as a ball as wide as its largest cross-section.
     air_margin_hu, min_air_share : float
-        In slices up to ``LUCENCY_SLICE_MM`` thick, a region lying mostly where
+        In slices up to ``LUCENCY_SLICE_MM`` thick, a lucency reading below
+        ``NOMINAL_AIR_HU + air_margin_hu`` at least 2 mm across (an opening by a
+        1 mm disk), not shaped like an airway, is emphysema with the
+        low-attenuation voxels within 1 mm of it, where the slice's healthy lung
+        reads at ``healthy_reference_hu`` or lighter; a region lying mostly where
         the slice's healthy lung reads darker than ``healthy_reference_hu`` is
         emphysema only when at least ``min_air_share`` of it reads below
         ``NOMINAL_AIR_HU + air_margin_hu`` (lightly smoothed) in lucencies at least
@@ -1119,9 +1127,16 @@ def tissue_evidence(
     laa = (soft < EMPHYSEMA_HU) & read
     # in slices thin enough to resolve a lobule's lucency, emphysema reads as air
     # (lucencies at least 2 mm across: noise does not stay that low over a few voxels)
+    thin_slices = float(spacing[0]) <= LUCENCY_SLICE_MM
     airlike = ndi.binary_opening(soft < NOMINAL_AIR_HU + air_margin_hu, _disk(1.0, spacing, h.shape)) \
-        if float(spacing[0]) <= LUCENCY_SLICE_MM and darker.any() else None
+        if thin_slices else None
     del soft
+    # such a lucency is a destroyed lobule by itself, however small the region around it,
+    # where healthy lung reads as at full inspiration (where it reads darker, noise reaches
+    # air more easily and the regions' test below decides)
+    lucencies = airlike & read & ~darker if thin_slices else None
+    if thin_slices and not darker.any():
+        airlike = None
     laa_frac, weight = _masked_mean(laa, read, spacing, laa_mm)
     n_eff = 2.0 * np.pi * laa_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
     if h.shape[0] > 1:
@@ -1135,7 +1150,7 @@ def tissue_evidence(
     # lucency, the lung between them where the low attenuation is dense (partial volume
     # blurs holes and the lung around them into one region); in thin slices the holes
     # are resolved and the lung between them is not emphysema
-    extent = laa if float(spacing[0]) <= LUCENCY_SLICE_MM else laa | (laa_frac > extent_laa_fraction)
+    extent = laa if thin_slices else laa | (laa_frac > extent_laa_fraction)
     dark_ml = 0.0
     if airlike is not None:
         kept = _with_air_lucencies(emphysema, darker, airlike, read, spacing, laa_mm,
@@ -1152,6 +1167,16 @@ def tissue_evidence(
         if _component_ml(comp, spacing, spans) >= min_laa_ml and not _airway_lumen(comp, spacing, spans):
             emphysema[sl] |= comp
     del lab
+    if lucencies is not None:
+        lab, _ = ndi.label(lucencies)
+        cores = np.zeros(h.shape, bool)
+        for i, sl in enumerate(ndi.find_objects(lab), start=1):
+            comp = lab[sl] == i
+            if not _airway_lumen(comp, spacing, whole and sl[0].stop - sl[0].start == h.shape[0]):
+                cores[sl] |= comp
+        # with the low-attenuation rim that partial volume leaves around the air (1 mm)
+        emphysema |= ndi.binary_dilation(cores, _disk(1.0, spacing, h.shape)) & laa
+        del lab, lucencies, cores
     emphysema &= extent & ~lumens
     del extent
     # the wall of a bronchus cut across, or of the airway tree the lung mask tracked, is
