@@ -137,7 +137,8 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
                      f"below -950 HU; emphysema ({emph:.1f} % of the lung) is labelled only in "
                      "regions where the low-attenuation share is far above that"
                      + ("; in slices this thin a region is its voxels below -950 HU, not the lung "
-                        "between its holes" if float(spacing[0]) <= LUCENCY_SLICE_MM else
+                        "between its holes, and a lucency that reads as air at least 2 mm across "
+                        "is emphysema by itself" if float(spacing[0]) <= LUCENCY_SLICE_MM else
                         "; in slices this thick partial volume blurs a region's holes into the "
                         "lung between them, and the region is labelled whole")
                      + (f"; the first {ev.halo_mm:.0f} mm of lung along the heart, the mediastinum "
