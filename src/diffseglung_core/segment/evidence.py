@@ -91,7 +91,7 @@ from .features import lung_bbox
 
 __all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "dependent_band", "partial_volume_rim",
            "read_past_partial_volume", "orientation_coherence", "edge_halo", "bronchus_lumens",
-           "EMPHYSEMA_HU", "WALL_RESOLVING_MM", "CELL_RESOLVING_MM"]
+           "lucencies_resolved", "EMPHYSEMA_HU", "WALL_RESOLVING_MM", "CELL_RESOLVING_MM"]
 
 #: In-plane voxel size (mm) up to which the walls of the smallest honeycomb cysts
 #: (3 mm across) are resolved: at least two voxels per cyst.
@@ -268,6 +268,24 @@ def _dilate_parts(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
         box = tuple(slice(max(s.start - r, 0), min(s.stop + r, n)) for s, r, n in zip(sl, reach, mask.shape))
         out[box] |= ndi.binary_dilation(lab[box] == i, footprint)
     return out
+
+
+def _kept_components(mask: np.ndarray, keep) -> np.ndarray:
+    """The connected components of ``mask`` for which ``keep(comp, box)`` is true (``comp``
+    the component's bool mask within ``box``, its bounding box)."""
+    out = np.zeros(mask.shape, bool)
+    lab, _ = ndi.label(mask)
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        if keep(comp, sl):
+            out[sl] |= comp
+    return out
+
+
+def lucencies_resolved(spacing: Sequence[float]) -> bool:
+    """Whether slices of ``spacing`` (mm) resolve a destroyed lobule's lucency as air
+    (at most ``LUCENCY_SLICE_MM`` thick)."""
+    return float(spacing[0]) <= LUCENCY_SLICE_MM
 
 
 def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], cut: bool = False,
@@ -1127,16 +1145,16 @@ def tissue_evidence(
     laa = (soft < EMPHYSEMA_HU) & read
     # in slices thin enough to resolve a lobule's lucency, emphysema reads as air
     # (lucencies at least 2 mm across: noise does not stay that low over a few voxels)
-    thin_slices = float(spacing[0]) <= LUCENCY_SLICE_MM
-    airlike = ndi.binary_opening(soft < NOMINAL_AIR_HU + air_margin_hu, _disk(1.0, spacing, h.shape)) \
+    thin_slices = lucencies_resolved(spacing)
+    air = ndi.binary_opening(soft < NOMINAL_AIR_HU + air_margin_hu, _disk(1.0, spacing, h.shape)) \
         if thin_slices else None
     del soft
     # such a lucency is a destroyed lobule by itself, however small the region around it,
     # where healthy lung reads as at full inspiration (where it reads darker, noise reaches
-    # air more easily and the regions' test below decides)
-    lucencies = airlike & read & ~darker if thin_slices else None
-    if thin_slices and not darker.any():
-        airlike = None
+    # air more easily and the regions' test below decides, with the lucencies it holds)
+    lucencies = air & read & ~darker if thin_slices else None
+    airlike = air if thin_slices and darker.any() else None
+    del air
     laa_frac, weight = _masked_mean(laa, read, spacing, laa_mm)
     n_eff = 2.0 * np.pi * laa_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
     if h.shape[0] > 1:
@@ -1159,24 +1177,16 @@ def tissue_evidence(
         dark_ml = float(np.count_nonzero(dropped) * np.prod(spacing) / 1000.0)
         emphysema = kept
         del kept, dropped
-    lab, n = ndi.label(emphysema)
-    emphysema = np.zeros(h.shape, bool)
-    for i, sl in enumerate(ndi.find_objects(lab), start=1):
-        comp = lab[sl] == i
-        spans = whole and sl[0].stop - sl[0].start == h.shape[0]
-        if _component_ml(comp, spacing, spans) >= min_laa_ml and not _airway_lumen(comp, spacing, spans):
-            emphysema[sl] |= comp
-    del lab
+    def spans(sl) -> bool:  # a component through every slice of a stack thinner than it
+        return whole and sl[0].stop - sl[0].start == h.shape[0]
+
+    emphysema = _kept_components(emphysema, lambda comp, sl: _component_ml(comp, spacing, spans(sl))
+                                 >= min_laa_ml and not _airway_lumen(comp, spacing, spans(sl)))
     if lucencies is not None:
-        lab, _ = ndi.label(lucencies)
-        cores = np.zeros(h.shape, bool)
-        for i, sl in enumerate(ndi.find_objects(lab), start=1):
-            comp = lab[sl] == i
-            if not _airway_lumen(comp, spacing, whole and sl[0].stop - sl[0].start == h.shape[0]):
-                cores[sl] |= comp
+        cores = _kept_components(lucencies, lambda comp, sl: not _airway_lumen(comp, spacing, spans(sl)))
         # with the low-attenuation rim that partial volume leaves around the air (1 mm)
         emphysema |= ndi.binary_dilation(cores, _disk(1.0, spacing, h.shape)) & laa
-        del lab, lucencies, cores
+        del lucencies, cores
     emphysema &= extent & ~lumens
     del extent
     # the wall of a bronchus cut across, or of the airway tree the lung mask tracked, is

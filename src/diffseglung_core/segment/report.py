@@ -17,7 +17,7 @@ import numpy as np
 
 from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from .assign import LabelMapping
-from .evidence import LUCENCY_SLICE_MM
+from .evidence import lucencies_resolved
 
 __all__ = ["density_indices", "class_volumes", "make_report", "report_paths", "write_report"]
 
@@ -138,7 +138,7 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
                      "regions where the low-attenuation share is far above that"
                      + ("; in slices this thin a region is its voxels below -950 HU, not the lung "
                         "between its holes, and a lucency that reads as air at least 2 mm across "
-                        "is emphysema by itself" if float(spacing[0]) <= LUCENCY_SLICE_MM else
+                        "is emphysema by itself" if lucencies_resolved(spacing) else
                         "; in slices this thick partial volume blurs a region's holes into the "
                         "lung between them, and the region is labelled whole")
                      + (f"; the first {ev.halo_mm:.0f} mm of lung along the heart, the mediastinum "
