@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -84,6 +85,12 @@ class PeakRSS:
         self.peak = max(self.peak, self.rss())
 
 
+def _process_cpu_s() -> float:
+    """CPU seconds (user and system) of this process so far, all of its threads."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
 def bench_engine(shape, features, checkpoint=None, device="cpu", own_lung_mask=False):
     from diffseglung_core.phantom import make_phantom
     from diffseglung_core.segment import segment_volume
@@ -92,15 +99,15 @@ def bench_engine(shape, features, checkpoint=None, device="cpu", own_lung_mask=F
     ph = make_phantom(shape, seed=0)
     t_phantom = time.perf_counter() - t
     with PeakRSS() as mem:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _process_cpu_s()
         res = segment_volume(ph.volume, lung_mask=None if own_lung_mask else ph.lung,
                              features=features, checkpoint=checkpoint, device=device)
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, _process_cpu_s() - cpu
     truth, found = ph.lung > 0, res.lung > 0
     dice = 2.0 * np.count_nonzero(truth & found) / max(np.count_nonzero(truth) + np.count_nonzero(found), 1)
     return {"shape": list(shape), "features": features, "device": device,
             "own_lung_mask": bool(own_lung_mask), "lung_mask_dice": dice,
-            "lung_voxels": int(truth.sum()), "phantom_s": t_phantom, "segment_s": wall,
+            "lung_voxels": int(truth.sum()), "phantom_s": t_phantom, "segment_s": wall, "cpu_s": cpu,
             "peak_extra_gb": (mem.peak - mem.base) / 1e9, "peak_rss_gb": mem.peak / 1e9,
             "stages_s": res.timings}
 

@@ -11,8 +11,10 @@ Usage::
 --own-lung-mask`` (the default engine computing its own lung mask on the phantom of
 ``--shape``) as a new process, first on this checkout's sources, then on the
 reference's (the same script, so the same phantom, threads and timing), and records
-the load average before each run. The ratio is the reference's mean time over the
-current one's, from the same rounds. Prints a table and writes JSON.
+the load average before each run. The ratios are the reference's mean time over the
+current one's, from the same rounds: wall time, and CPU time (user and system seconds of
+the process, all threads; less disturbed by other work on the machine). Prints a table
+and writes JSON.
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ def main(argv=None) -> int:
             runs[key] = {**result["engine"], "commit": result["commit"],
                          "uncommitted_sources": result["uncommitted_sources"]}
     order = ", ".join(["current", ref] * args.rounds)
-    mean = {side: sum(r["segment_s"] for k, r in runs.items() if k.split("_")[0] == side) / args.rounds
-            for side in ("current", ref)}
+    def mean(side: str, key: str) -> float:
+        return sum(r[key] for k, r in runs.items() if k.split("_")[0] == side) / args.rounds
+
     out = {"conditions": first["conditions"], "threads": first["threads"],
            "note": (f"python benchmarks/bench_segment_pair.py (bench_segment.py --skip-gmm --features "
                     f"auto --own-lung-mask), run at two commits in the order {order} on the same "
@@ -70,13 +73,16 @@ def main(argv=None) -> int:
                     f"source tree"),
            "runs": runs, "commits": {k: r["commit"] for k, r in runs.items()},
            "load_average_before": loads,
-           "reference_over_current": mean[ref] / mean["current"]}
+           "reference_over_current": mean(ref, "segment_s") / mean("current", "segment_s"),
+           "reference_over_current_cpu": mean(ref, "cpu_s") / mean("current", "cpu_s")}
     stages = list(first["engine"]["stages_s"])
-    print(f"{'run':<14} {'commit':<9} {'wall':>7} {'peak':>8}  " + " ".join(f"{s[:10]:>10}" for s in stages))
+    print(f"{'run':<14} {'commit':<9} {'wall':>7} {'cpu':>7} {'peak':>8}  "
+          + " ".join(f"{s[:10]:>10}" for s in stages))
     for key, r in runs.items():
-        print(f"{key:<14} {r['commit']:<9} {r['segment_s']:6.1f}s {r['peak_extra_gb']:6.2f}GB  "
-              + " ".join(f"{r['stages_s'][s]:9.1f}s" for s in stages))
-    print(f"reference / current (means of {args.rounds}): {out['reference_over_current']:.2f}x")
+        print(f"{key:<14} {r['commit']:<9} {r['segment_s']:6.1f}s {r['cpu_s']:6.1f}s "
+              f"{r['peak_extra_gb']:6.2f}GB  " + " ".join(f"{r['stages_s'][s]:9.1f}s" for s in stages))
+    print(f"reference / current (means of {args.rounds}): wall {out['reference_over_current']:.2f}x, "
+          f"CPU time {out['reference_over_current_cpu']:.2f}x")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.json}")

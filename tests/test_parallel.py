@@ -95,3 +95,15 @@ def test_a_forked_child_gets_its_own_threads(monkeypatch):
     if alive:
         child.kill()
     assert not alive and queue.get(timeout=5) == [1, 2, 3, 4]
+
+
+def test_gaussian_filter_of_a_mask_and_of_a_weighted_array(threads):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 12, 14)).astype(np.float32)
+    mask = rng.random(x.shape) > 0.5
+    sigma = (1.2, 1.0, 1.0)
+    share = parallel.gaussian_filter(mask, sigma, truncate=2.5)
+    assert share.dtype == np.float32
+    np.testing.assert_array_equal(share, ndi.gaussian_filter(mask.astype(np.float32), sigma, truncate=2.5))
+    weighted = parallel.gaussian_filter(x, sigma, weight=mask, truncate=2.5)
+    np.testing.assert_array_equal(weighted, ndi.gaussian_filter(x * mask, sigma, truncate=2.5))

@@ -56,6 +56,7 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 from scipy import ndimage as ndi
 
+from .binary import label
 from .parallel import thread_map
 
 __all__ = ["Padding", "AirMeasurement", "HUCalibration", "detect_padding", "measure_air",
@@ -251,7 +252,7 @@ def _as_3d(hu: np.ndarray) -> np.ndarray:
 
 def _border_connected(mask: np.ndarray) -> np.ndarray:
     """The parts of a 2D ``mask`` connected (4-neighbours) to the image border."""
-    lab, n = ndi.label(mask, structure=_CROSS)
+    lab, n = label(mask, structure=_CROSS)
     if n == 0:
         return np.zeros_like(mask)
     edge = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
@@ -263,7 +264,7 @@ def _border_connected(mask: np.ndarray) -> np.ndarray:
 
 def _grown(core: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The 4-connected parts of ``mask`` that hold ``core`` (thin edges and corners of padding)."""
-    lab, n = ndi.label(mask, structure=_CROSS)
+    lab, n = label(mask, structure=_CROSS)
     keep = np.zeros(n + 1, bool)
     keep[lab[core]] = True
     keep[0] = False
@@ -393,7 +394,7 @@ def _outside_air(sl: np.ndarray, pad: np.ndarray, exclude: Optional[np.ndarray],
         air &= ~exclude
     edge = ndi.binary_dilation(pad, structure=_SQUARE)
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
-    lab, n = ndi.label(air, structure=_CROSS)
+    lab, n = label(air, structure=_CROSS)
     if n == 0:
         return air
     keep = np.zeros(n + 1, bool)

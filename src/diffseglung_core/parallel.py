@@ -21,7 +21,8 @@ from typing import Callable, Iterable, Sequence, TypeVar
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["cpu_threads", "set_cpu_threads", "thread_map", "by_slabs", "gaussian_filter"]
+__all__ = ["cpu_threads", "free_threads", "set_cpu_threads", "thread_map", "by_slabs",
+           "gaussian_filter"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,6 +59,11 @@ def cpu_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def free_threads() -> int:
+    """Threads a library call may use here: 1 inside a :func:`thread_map` worker, else :func:`cpu_threads`."""
+    return 1 if getattr(_LOCAL, "busy", False) else cpu_threads()
 
 
 def thread_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
@@ -120,27 +126,39 @@ def by_slabs(fn: Callable[..., np.ndarray], arrays: Sequence[np.ndarray], halo: 
         return fn(*arrays)
     halo = max(int(halo), 0)
 
-    def run(span: tuple[int, int]) -> np.ndarray:
+    out: list[np.ndarray] = []  # made by the first slab done; each slab copies itself in
+    made = threading.Lock()
+
+    def run(span: tuple[int, int]) -> None:
         a, b = span
         lo, hi = max(a - halo, 0), min(b + halo, n)
-        return fn(*(arr[lo:hi] for arr in arrays))[a - lo:a - lo + (b - a)]
+        piece = fn(*(arr[lo:hi] for arr in arrays))[a - lo:a - lo + (b - a)]
+        with made:
+            if not out:
+                out.append(np.empty((n,) + piece.shape[1:], piece.dtype))
+        out[0][a:b] = piece
 
-    spans = _slabs(n, parts)
-    pieces = thread_map(run, spans)
-    out = np.empty((n,) + pieces[0].shape[1:], pieces[0].dtype)
-    for (a, b), piece in zip(spans, pieces):
-        out[a:b] = piece
-    return out
+    thread_map(run, _slabs(n, parts))
+    return out[0]
 
 
-def gaussian_filter(x: np.ndarray, sigma: Sequence[float], *, truncate: float = 4.0,
-                    mode: str = "reflect") -> np.ndarray:
+def gaussian_filter(x: np.ndarray, sigma: Sequence[float], *, weight: np.ndarray | None = None,
+                    truncate: float = 4.0, mode: str = "reflect") -> np.ndarray:
     """:func:`scipy.ndimage.gaussian_filter` of a (Z, ...) array on :func:`cpu_threads` threads.
 
     Same values as the single call (each slab carries the kernel's reach along
-    ``z``); the output has the input's dtype.
+    ``z``). The output has the input's dtype, float32 for a boolean mask (its
+    local share). With ``weight`` (same shape), the filter of ``x * weight`` in
+    float32, the product taken slab by slab.
     """
     sigma = [float(s) for s in sigma]
     halo = int(truncate * sigma[0] + 0.5)  # scipy's kernel radius
-    return by_slabs(lambda v: ndi.gaussian_filter(v, sigma, truncate=truncate, mode=mode),
-                    [x], halo)
+
+    def smooth(v: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        if w is not None:
+            v = np.multiply(v, w, dtype=np.float32)
+        elif v.dtype == bool:
+            v = v.astype(np.float32)
+        return ndi.gaussian_filter(v, sigma, truncate=truncate, mode=mode)
+
+    return by_slabs(smooth, [x] if weight is None else [x, weight], halo)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..binary import label
 from .morphology import disk
 
 
@@ -31,7 +32,7 @@ def track_airways(inside_air: np.ndarray, body: np.ndarray,
 
     def blobs(z):
         sep = ndi.binary_opening(inside_air[z], opening_disk)
-        lab, n = ndi.label(sep)
+        lab, n = label(sep)
         return lab, n, np.bincount(lab.ravel(), minlength=n + 1)
 
     zs = np.flatnonzero(inside_air.any(axis=(1, 2)))
@@ -75,7 +76,7 @@ def track_airways(inside_air: np.ndarray, body: np.ndarray,
         win = (slice(max(ys.min() - half[0], 0), ys.max() + 1 + half[0]),
                slice(max(xs.min() - half[1], 0), xs.max() + 1 + half[1]))
         sep = ndi.binary_opening(inside_air[z][win], opening_disk)
-        lab, n = ndi.label(sep)
+        lab, n = label(sep)
         areas = np.bincount(lab.ravel(), minlength=n + 1)
         cut = np.zeros(n + 1, bool)
         for end in (0, -1):

@@ -28,8 +28,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from ..binary import distance_inside, label
 from ..parallel import thread_map
 
 __all__ = ["aorta_candidates", "trace_tube", "descending_aorta", "aorta_masks"]
@@ -107,7 +107,7 @@ def aorta_candidates(hu_smooth: np.ndarray, vertebra: tuple, sampling: Sequence[
     cy, cx = cy[kept], cx[kept]
     r = radii[which[cy, cx]]
     yy, xx = np.ogrid[:window.shape[0], :window.shape[1]]
-    to_bone = ndi.distance_transform_edt(~bone, sampling=(sy, sx))
+    to_bone = distance_inside(~bone, (sy, sx))
     out = []
     for y, x, radius in zip(cy, cx, r):
         if to_bone[y, x] - radius * sx > gap_mm:
@@ -194,7 +194,7 @@ def trace_tube(candidates: Sequence[np.ndarray], spacing: Sequence[float], *, ab
             t = (np.arange(a + 1, b) - a)[:, None] / (b - a)
             out[a + 1:b] = (1 - t) * out[a] + t * out[b]
     # pieces of tube shorter than min_length_mm are not a tube
-    lab, n = ndi.label(~np.isnan(out[:, 0]))
+    lab, n = label(~np.isnan(out[:, 0]))
     for i in range(1, n + 1):
         if np.count_nonzero(lab == i) * sz < min_length_mm:
             out[lab == i] = np.nan

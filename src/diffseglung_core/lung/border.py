@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..binary import distance_inside, label
 from .morphology import disk, fill_holes_nd
 
 
@@ -44,10 +45,10 @@ def costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float,
             continue
         hull = convex_hull_image(sl)
         pockets = ndi.binary_opening(hull & ~sl, footprint)
-        lab, n = ndi.label(pockets)
+        lab, n = label(pockets)
         if n == 0:
             continue
-        depth = ndi.distance_transform_edt(body[z], sampling=spacing[1:])
+        depth = distance_inside(body[z], spacing[1:])
         surface = sl & ~ndi.binary_erosion(sl)
         wall = np.percentile(depth[surface], 10)
         chord = pockets & ~ndi.binary_erosion(hull)
@@ -73,7 +74,7 @@ def costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float,
     beside = np.zeros_like(failed)  # a failing pocket right above or below
     beside[:-1] |= failed[1:]
     beside[1:] |= failed[:-1]
-    lab, n = ndi.label(passed)
+    lab, n = label(passed)
     contradicted = np.bincount(lab[passed & beside], minlength=n + 1)
     bad = contradicted >= max_contradicted * np.bincount(lab[passed], minlength=n + 1)
     bad[0] = True
@@ -98,7 +99,7 @@ def fill_holes(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
         holes = filled & ~mask[z]
         open_ = ~filled
         if below is not None and np.isfinite(min_open_mm2) and holes.any():
-            lab, n = ndi.label(holes)
+            lab, n = label(holes)
             areas = np.bincount(lab.ravel(), minlength=n + 1)
             over = np.bincount(lab[below], minlength=n + 1)
             is_open = (areas * pixel_mm2 >= min_open_mm2) & (over >= 0.9 * areas)

@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..binary import distance_inside, label
 from ..parallel import gaussian_filter, thread_map
 from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
@@ -90,7 +91,7 @@ def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np
         extra[1:] &= ~soft[:-1]
         extra[:-1] &= ~soft[1:]
     extra = axial_opening(extra, axial_disk(min_mm, spacing))
-    lab, n = ndi.label(extra | lungs)
+    lab, n = label(extra | lungs)
     if n == 0:
         return np.zeros(lungs.shape, bool)
     touched = np.zeros(n + 1, bool)
@@ -470,9 +471,9 @@ def solid_organs(dense: np.ndarray, spacing: Sequence[float], radius_mm: float =
     coarse = np.zeros(sub.shape, bool)
 
     def open_slice(z: int) -> None:
-        core = ndi.distance_transform_edt(np.pad(sub[z], 1), sampling=sampling)[1:-1, 1:-1] > radius_mm
+        core = distance_inside(np.pad(sub[z], 1), sampling)[1:-1, 1:-1] > radius_mm
         if core.any():
-            coarse[z] = ndi.distance_transform_edt(~core, sampling=sampling) <= radius_mm
+            coarse[z] = distance_inside(~core, sampling) <= radius_mm
 
     thread_map(open_slice, range(sub.shape[0]))
     out = coarse.repeat(ky, axis=1).repeat(kx, axis=2)[:, :dense.shape[1], :dense.shape[2]]
@@ -532,7 +533,7 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
     fluid = dense_lung & (hu_smooth >= fluid_hu[0]) & (hu_smooth <= fluid_hu[1])
     fluid = axial_opening(fluid, axial_disk(min_thick_mm, spacing))
     out = np.zeros(fluid.shape, bool)
-    lab, n = ndi.label(fluid)
+    lab, n = label(fluid)
     if n == 0:
         return out
     voxel_ml = float(np.prod(spacing)) / 1000.0
@@ -558,12 +559,12 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
             if area < np.pi * (3 * min_ml * 1000 / (4 * np.pi)) ** (2 / 3):
                 continue
             r_eq = np.sqrt(area / np.pi)
-            inner = ndi.distance_transform_edt(np.pad(comp[0], 1), sampling=spacing[1:]).max()
+            inner = distance_inside(np.pad(comp[0], 1), spacing[1:]).max()
         else:
             if count * voxel_ml < min_ml:
                 continue
             r_eq = (3 * count * voxel_ml * 1000 / (4 * np.pi)) ** (1 / 3)
-            inner = ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing).max()
+            inner = distance_inside(np.pad(comp, 1), spacing).max()
         if inner < max_roundness * r_eq:
             out[sl] |= comp
     return out

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..binary import distance_inside, label
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .maps import LEFT_LUNG, RIGHT_LUNG
 from .morphology import axial_convex_hull, axial_opening, disk, fill_holes_nd
@@ -49,7 +50,7 @@ def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
         Candidates of lung size rejected as gas (bowel, stomach).
     """
     gas = np.zeros(inside_air.shape, bool)
-    lab, n = ndi.label(inside_air)
+    lab, n = label(inside_air)
     if n == 0:
         return None, gas
     sizes = np.bincount(lab[inside_air], minlength=n + 1)  # (the labelled voxels only: faster)
@@ -174,7 +175,7 @@ def inside_bony_thorax(hu: np.ndarray, comp: np.ndarray, box: tuple, spacing: Se
     for z in np.flatnonzero(comp.any(axis=(1, 2))):
         smooth = smooth_axial(hu[z:z + 1], spacing, 1.0)[0]
         # the patient's bone, not the table's: bone of the largest component denser than air
-        lab, n = ndi.label(smooth > -400.0)
+        lab, n = label(smooth > -400.0)
         if n == 0:
             continue
         patient = lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
@@ -213,7 +214,7 @@ def split_left_right(coarse: np.ndarray, spacing: tuple[float, float, float],
     (Z, Y, X) uint8
     """
     labels = np.zeros(coarse.shape, np.uint8)
-    lab, n = ndi.label(coarse)
+    lab, n = label(coarse)
     if n == 0:
         return labels
     index = np.arange(1, n + 1)
@@ -262,13 +263,13 @@ def erode_split(mask: np.ndarray, spacing: tuple[float, float, float],
     """Split one fused component in two by erosion and a watershed, or None."""
     from skimage.segmentation import watershed
 
-    dist = ndi.distance_transform_edt(mask, sampling=spacing)
+    dist = distance_inside(mask, spacing)
     step = min(spacing)
     total = mask.sum()
     r = step
     while r <= max_mm:
         core = dist > r
-        lab, n = ndi.label(core)
+        lab, n = label(core)
         if n >= 2:
             sizes = np.bincount(lab.ravel())[1:]
             order = np.argsort(sizes)[::-1]
@@ -332,7 +333,7 @@ def _gas_pockets(hu, lungs, spacing, air_hu, min_ml, wall_fraction, min_mm) -> n
     pure = lungs & (hu < air_hu + 60.0)
     footprint = disk(max(1, int(round(min_mm / min(float(spacing[1]), float(spacing[2]))))))[None]
     pure = axial_opening(pure, footprint)
-    lab, n = ndi.label(pure)
+    lab, n = label(pure)
     if n == 0:
         return out
     voxel_ml = float(np.prod(spacing)) / 1000.0
@@ -391,12 +392,12 @@ def satellite_parenchyma(inside_air: np.ndarray, lungs: np.ndarray, hu: np.ndarr
         The pieces to add.
     """
     out = np.zeros(lungs.shape, bool)
-    lab, n = ndi.label(inside_air & ~lungs)
+    lab, n = label(inside_air & ~lungs)
     if n == 0 or not lungs.any():
         return out
     factors = coarse_factors(spacing, lungs.shape, 2.0)
     step = [s * f for s, f in zip(spacing, factors)]
-    near = ndi.distance_transform_edt(~downsample_mask(lungs, factors), sampling=step) <= max_mm
+    near = distance_inside(~downsample_mask(lungs, factors), step) <= max_mm
     near = upsample(near, factors, lungs.shape)
     pixel_mm2 = float(spacing[1]) * float(spacing[2])
     for i, sl in enumerate(ndi.find_objects(lab), start=1):

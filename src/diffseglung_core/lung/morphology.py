@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..binary import distance_inside, label
 from ..parallel import thread_map
 from .coarse import bbox
 
@@ -107,8 +108,8 @@ def axial_depth(mask: np.ndarray, spacing) -> np.ndarray:
     def depth_of(z: int) -> None:
         # the nearest voxel outside lies in the slice's box or on the ring just outside it
         box = bbox(mask[z], (0, 0))
-        out[z][box] = ndi.distance_transform_edt(np.pad(mask[z][box], 1),
-                                                 sampling=sampling)[1:-1, 1:-1]
+        out[z][box] = distance_inside(np.pad(mask[z][box], 1),
+                                                 sampling)[1:-1, 1:-1]
 
     out = np.zeros(mask.shape, np.float32)
     thread_map(depth_of, np.flatnonzero(mask.any(axis=(1, 2))))
@@ -126,7 +127,7 @@ def fill_holes_nd(mask: np.ndarray) -> np.ndarray:
     # in the mask's box grown by one voxel: what touches its faces reaches the array's edge
     box = bbox(mask, (1,) * mask.ndim)
     sub = mask[box]
-    lab, n = ndi.label(~sub)
+    lab, n = label(~sub)
     if n == 0:
         return mask.copy()
     edge = np.zeros(n + 1, bool)
@@ -145,13 +146,13 @@ def axial_opening(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     Each slice is opened in the box around its voxels, padded by the footprint's
     reach: the same result as on the whole array (outside the box there is
     nothing to erode or grow), at the cost of the voxels' extent only. A disk
-    (:func:`disk`) of 8 pixels or more opens by distance maps: a pixel survives
+    (:func:`disk`) of 3 pixels or more opens by distance maps: a pixel survives
     the erosion when no pixel outside lies within the radius, and the opening is
     what lies within the radius of a survivor (the same pixels, in time
     independent of the radius; scipy's is faster for smaller disks).
     """
     ry, rx = footprint.shape[1] // 2, footprint.shape[2] // 2
-    by_distance = ry == rx >= 8 and footprint.shape[1:] == (2 * ry + 1,) * 2 and \
+    by_distance = ry == rx >= 3 and footprint.shape[1:] == (2 * ry + 1,) * 2 and \
         np.array_equal(footprint[0], disk(ry))
 
     def open_slice(z: int) -> None:
@@ -162,9 +163,9 @@ def axial_opening(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
             out[z][box] = ndi.binary_opening(mask[z][box], footprint[0])
             return
         # (squared distances are integers: the comparisons with the radius are exact)
-        core = ndi.distance_transform_edt(np.pad(mask[z][box], 1))[1:-1, 1:-1] > ry
+        core = distance_inside(np.pad(mask[z][box], 1))[1:-1, 1:-1] > ry
         if core.any():
-            out[z][box] = ndi.distance_transform_edt(~core) <= ry
+            out[z][box] = distance_inside(~core) <= ry
 
     out = np.zeros_like(mask)
     thread_map(open_slice, np.flatnonzero(mask.any(axis=(1, 2))))
@@ -180,8 +181,8 @@ def closing(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
     """
     pad = [0 if n == 1 else int(np.ceil(radius_mm / s)) + 1 for s, n in zip(spacing, mask.shape)]
     m = np.pad(mask, [(p, p) for p in pad], mode="edge")
-    dilated = ndi.distance_transform_edt(~m, sampling=spacing) <= radius_mm
-    closed = ndi.distance_transform_edt(dilated, sampling=spacing) > radius_mm
+    dilated = distance_inside(~m, spacing) <= radius_mm
+    closed = distance_inside(dilated, spacing) > radius_mm
     closed |= m
     return closed[tuple(slice(p, p + n) for p, n in zip(pad, mask.shape))]
 
@@ -196,14 +197,14 @@ def thick_parts(added: np.ndarray, spacing, r_mm: float, *, lung: Optional[np.nd
     """
     if not added.any():
         return added.copy()
-    core = ndi.distance_transform_edt(added, sampling=spacing) > r_mm
+    core = distance_inside(added, spacing) > r_mm
     if not core.any():
         return core
-    opened = ndi.distance_transform_edt(~core, sampling=spacing) <= r_mm
-    grown = (ndi.distance_transform_edt(~opened, sampling=spacing) <= r_mm) & added
+    opened = distance_inside(~core, spacing) <= r_mm
+    grown = (distance_inside(~opened, spacing) <= r_mm) & added
     if medial_x is None or lung is None:
         return grown
-    lab, n = ndi.label(grown)
+    lab, n = label(grown)
     _, cy, cx = ndi.center_of_mass(lung)
     inward = np.array([0.0, np.sign(medial_x - cx)])
     keep = np.zeros(n + 1, bool)

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..binary import label
 from ..parallel import thread_map
 from .coarse import bbox
 from .morphology import disk
@@ -82,7 +83,7 @@ def vertebral_body(cage: np.ndarray, body: np.ndarray, sampling: Sequence[float]
     y_half = 0.5 * (occupied[0] + occupied[-1])
     column = np.abs(np.arange(cage.shape[1]) - x_mid) * sx < column_mm
     bone = cage & column[None, :] & (np.arange(cage.shape[0]) > y_half)[:, None]
-    lab, n = ndi.label(bone)
+    lab, n = label(bone)
     if n == 0:
         return None
     vertebra = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
@@ -214,7 +215,7 @@ def vertebral_column(cage: np.ndarray, body: np.ndarray, spacing: Sequence[float
         # bone by the shortest segment when it is at most joint_mm away
         box = (slice(y0, y1), slice(near_x[0], near_x[-1] + 1))
         ends = gutter[z][box]
-        pieces, n = ndi.label(cage[z][box] & ~column[None, box[1]])
+        pieces, n = label(cage[z][box] & ~column[None, box[1]])
         if n == 0 or not ends.any():
             return
         dist, (iy, ix) = ndi.distance_transform_edt(~ends, sampling=(sy, sx), return_indices=True)

@@ -82,6 +82,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import ndtr
 
+from ..binary import distance_inside, label
 from ..calibration import NOMINAL_AIR_HU
 from ..lung.coarse import bbox
 from ..lung.morphology import axial_convex_hull, axial_depth
@@ -231,10 +232,9 @@ def _masked_mean(values: np.ndarray, weight: np.ndarray, spacing, sigma_mm: floa
     ``sigma_mm`` (not computed again).
     """
     sig = _sigmas(spacing, sigma_mm, values.shape)
-    w = weight.astype(np.float32)
-    num = gaussian_filter(np.multiply(values, w, dtype=np.float32), sig, truncate=2.5)
+    num = gaussian_filter(values, sig, weight=weight, truncate=2.5)
     if den is None:
-        den = gaussian_filter(w, sig, truncate=2.5)
+        den = gaussian_filter(weight, sig, truncate=2.5)
     num /= np.maximum(den, np.float32(1e-3))
     return num, den
 
@@ -263,7 +263,7 @@ def _dilate_parts(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     """
     out = np.zeros(mask.shape, bool)
     reach = [n // 2 for n in footprint.shape]
-    lab, _ = ndi.label(mask)
+    lab, _ = label(mask)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         box = tuple(slice(max(s.start - r, 0), min(s.stop + r, n)) for s, r, n in zip(sl, reach, mask.shape))
         out[box] |= ndi.binary_dilation(lab[box] == i, footprint)
@@ -274,7 +274,7 @@ def _kept_components(mask: np.ndarray, keep) -> np.ndarray:
     """The connected components of ``mask`` for which ``keep(comp, box)`` is true (``comp``
     the component's bool mask within ``box``, its bounding box)."""
     out = np.zeros(mask.shape, bool)
-    lab, _ = ndi.label(mask)
+    lab, _ = label(mask)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
         if keep(comp, sl):
@@ -300,7 +300,7 @@ def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], cut: bool = False,
     if cut:
         depth = _in_plane_depth(comp, spacing)
     else:
-        depth = float(ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing).max())
+        depth = float(distance_inside(np.pad(comp, 1), spacing).max())
     if depth > max_radius_mm:
         return False
     axes = _principal_axes(comp, spacing)
@@ -324,7 +324,7 @@ def _component_ml(comp: np.ndarray, spacing: Sequence[float], cut: bool) -> floa
 
 def _in_plane_depth(comp: np.ndarray, spacing: Sequence[float]) -> float:
     """Largest in-plane distance (mm) from a voxel of ``comp`` to its outside: half its thickness."""
-    return max(float(ndi.distance_transform_edt(np.pad(c, 1), sampling=spacing[1:]).max())
+    return max(float(distance_inside(np.pad(c, 1), spacing[1:]).max())
                for c in comp if c.any())
 
 
@@ -460,7 +460,7 @@ def _with_air_lucencies(regions: np.ndarray, darker: np.ndarray, airlike: np.nda
     """
     local = None
     out = regions.copy()
-    lab, _ = ndi.label(regions)
+    lab, _ = label(regions)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
         size = np.count_nonzero(comp)
@@ -484,7 +484,7 @@ def _laced_with_walls(solid: np.ndarray, thin_share: np.ndarray, max_share: floa
     walls and cysts that partial volume thickened (honeycombing over the dome of
     the diaphragm), not consolidation.
     """
-    lab, _ = ndi.label(solid)
+    lab, _ = label(solid)
     out = np.zeros(solid.shape, bool)
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
@@ -510,7 +510,7 @@ def _large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
     axes = _principal_axes(comp, spacing)
     if axes is None or np.sqrt(axes[-1] / max(axes[0], 1e-6)) < min_elongation:
         return False
-    depth = ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    depth = distance_inside(np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
     core = depth >= core_mm
     return float(tube[core if core.any() else comp].mean()) >= min_tube
 
@@ -552,13 +552,13 @@ def _opening(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np
 
     def opened(part: np.ndarray) -> np.ndarray:
         m = np.pad(part, 1)
-        core = ndi.distance_transform_edt(m, sampling=spacing) > radius_mm
+        core = distance_inside(m, spacing) > radius_mm
         if not core.any():
             return np.zeros_like(part)
         # what lies within the radius of the core lies in its box grown by the radius
         near = np.zeros_like(core)
         box = bbox(core, reach)
-        near[box] = ndi.distance_transform_edt(~core[box], sampling=spacing) <= radius_mm
+        near[box] = distance_inside(~core[box], spacing) <= radius_mm
         return near[1:-1, 1:-1, 1:-1] & part
 
     # the opening at a voxel depends on the mask within 2 radii (and the pad's slice)
@@ -650,7 +650,7 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
     ring = np.ones((3, 3), bool)
     reach = (alone_disk.shape[0] // 2 + 1, alone_disk.shape[1] // 2 + 1)
     for z in np.flatnonzero(low.any(axis=(1, 2))):
-        lab, n = ndi.label(low[z])
+        lab, n = label(low[z])
         idx = np.arange(1, n + 1)
         size = ndi.sum_labels(np.ones_like(lab), lab, idx)
         near = None
@@ -703,7 +703,7 @@ def partial_volume_rim(inside: np.ndarray, dense: np.ndarray) -> tuple[np.ndarra
 
 def _mostly_in(mask: np.ndarray, where: np.ndarray, share: float) -> np.ndarray:
     """The connected components of ``mask`` with at least ``share`` of their voxels in ``where``."""
-    lab, n = ndi.label(mask)
+    lab, n = label(mask)
     ids = lab[mask]
     total = np.bincount(ids, minlength=n + 1)
     keep = np.bincount(ids[where[mask]], minlength=n + 1) >= share * total
@@ -829,7 +829,7 @@ def edge_halo(low: np.ndarray, parenchyma: np.ndarray, tissue: np.ndarray,
     tenths = np.full(tissue.shape, 255, np.uint8)
 
     def in_tenths(z: int) -> np.ndarray:
-        d = ndi.distance_transform_edt(~tissue[z], sampling=(float(spacing[1]), float(spacing[2])))
+        d = distance_inside(~tissue[z], (float(spacing[1]), float(spacing[2])))
         return np.minimum(np.floor(d * 10.0), 255.0)
 
     zs = np.flatnonzero(tissue.any(axis=(1, 2)))
@@ -1053,7 +1053,7 @@ def tissue_evidence(
         vessel |= _in_plane_vessels(smooth > core_hu, thin, spacing)
         del air_filled
     solid = np.zeros(h.shape, bool)
-    lab, n = ndi.label(thick)
+    lab, n = label(thick)
     objects = ndi.find_objects(lab)
     # components that run through every slice of the scan are cut by it: only their
     # thickness in their slices says what they are. No thicker than a vessel but the
@@ -1067,7 +1067,7 @@ def tissue_evidence(
             for i, (t, sl) in enumerate(zip(through, objects), start=1)]
     cut = wide
     if any(cut):
-        parts, _ = ndi.label(dense)
+        parts, _ = label(dense)
         hilar = np.zeros(parts.max() + 1, bool)
         hilar[np.unique(parts[ndi.binary_dilation(tissue, np.ones((1, 3, 3), bool))])] = True
         hilar[0] = False

@@ -39,6 +39,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..binary import distance_inside, label
 from ..labels import TISSUE_NAMES
 
 __all__ = ["ObjectSelection", "select_object", "relabel_object", "box_from_corners", "CRITERIA"]
@@ -140,7 +141,7 @@ def _component_at(mask: np.ndarray, seed: tuple, spacing, reach_mm: float) -> np
     """The connected component of ``mask`` holding ``seed``, or the one nearest to it within ``reach_mm``."""
     if not mask.any():
         return mask
-    comp, n = ndi.label(mask)
+    comp, n = label(mask)
     lab = comp[seed]
     if lab == 0:
         r = [max(1, int(np.ceil(reach_mm / float(s)))) for s in spacing]
@@ -258,12 +259,12 @@ def select_object(
         sub = tuple(slice(max(0, a.start - p), min(n, a.stop + p))
                     for a, p, n in zip(sub, pad, connected.shape))
         piece = connected[sub]
-        depth = ndi.distance_transform_edt(piece, sampling=spacing)
+        depth = distance_inside(piece, spacing)
         core = depth > radius
         seed_in = tuple(c - a.start for c, a in zip(local_seed, sub))
         core = _component_at(core, seed_in, spacing, reach_mm=radius + 2 * max(spacing))
         if core.any():
-            reach = ndi.distance_transform_edt(~core, sampling=spacing) <= radius + 1e-6
+            reach = distance_inside(~core, spacing) <= radius + 1e-6
             obj = np.zeros_like(connected)
             obj[sub] = piece & reach
         else:
@@ -271,7 +272,7 @@ def select_object(
     if criterion == "hu" and smooth_mm > 0 and obj.any():
         # smoothing blurs the object's border below the tolerance: take back the voxels next
         # to it whose own HU is within the tolerance (partial volume of the edge)
-        rim = ndi.distance_transform_edt(~obj, sampling=spacing) <= 2.0 * smooth_mm
+        rim = distance_inside(~obj, spacing) <= 2.0 * smooth_mm
         raw = np.asarray(hu[region], np.float32)
         obj = obj | (rim & allowed & (np.abs(raw - ref) <= float(hu_tolerance)))
     at_edge = bool(box is None and obj.any() and any(

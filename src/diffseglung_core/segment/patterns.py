@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..binary import label
 from ..labels import Tissue
 from ..lung.coarse import block_mean
 from ..lung.morphology import closing
@@ -78,7 +79,7 @@ def fibrosis_regions(labels: np.ndarray, spacing: Sequence[float], *, lobule_mm:
     stack_mm = labels.shape[0] * float(spacing[0])
     min_voxels = lobule_mm ** 2 * min(lobule_mm, stack_mm) / float(np.prod(spacing))
     at = lung_bbox(fib)
-    parts, n = ndi.label(fib[at], np.ones((3, 3, 3), bool))
+    parts, n = label(fib[at], np.ones((3, 3, 3), bool))
     small = np.flatnonzero(np.bincount(parts.ravel(), minlength=n + 1)[1:] < min_voxels) + 1
     if small.size == 0:
         return labels
@@ -100,7 +101,7 @@ def fibrosis_regions(labels: np.ndarray, spacing: Sequence[float], *, lobule_mm:
             near = grown(objects[i - 1], 2.0 * join_mm)
             if np.count_nonzero(fib[near]) > np.count_nonzero(parts[near] == i):
                 box = grown(objects[i - 1], lobule_mm)
-                region, _ = ndi.label(closing(fib[box], spacing, join_mm), np.ones((3, 3, 3), bool))
+                region, _ = label(closing(fib[box], spacing, join_mm), np.ones((3, 3, 3), bool))
                 own = region == region[parts[box] == i][0]
                 if np.count_nonzero(own) >= min_voxels:
                     kept[np.unique(parts[box][own])] = True  # and the other patches of the region
@@ -254,7 +255,7 @@ def reticular_bands(labels: np.ndarray, band: np.ndarray, dense: np.ndarray, *,
     """
     if min_share <= 0 or not band.any():
         return labels
-    parts, n = ndi.label(band)
+    parts, n = label(band)
     size = np.bincount(parts[band], minlength=n + 1)
     fibrotic = np.bincount(parts[band & (labels == Tissue.FIBROSIS)], minlength=n + 1)
     reticular = fibrotic >= min_share * np.maximum(size, 1)

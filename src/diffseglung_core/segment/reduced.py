@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..binary import distance_inside
 from ..lung.coarse import block_mean
 from ..progress import ProgressCallback, report
 from .features import HU_CLIP, lung_bbox
@@ -228,7 +229,7 @@ def weightfree_features(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[floa
     std3 = np.sqrt(np.maximum(sq3 - hu3 ** 2, 0.0))
     laa5 = _masked_gauss(laa, weight, sig(5.0))
     dense3 = _masked_gauss(dense, weight, sig(3.0))
-    depth = ndi.distance_transform_edt(lung_frac >= 0.5, sampling=vox).astype(np.float32)
+    depth = distance_inside(lung_frac >= 0.5, vox).astype(np.float32)
     depth = np.minimum(depth, 40.0) / 10.0
     report(progress, len(starts) + 1, len(starts) + 2, "learning features")
     structure = structure_maps(hu_mean * 100.0, vox, sigmas_mm=(max(2.0, min(vox)), 4.0))

@@ -41,6 +41,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..binary import label
 from ..labels import Tissue
 from ..lung.coarse import bbox
 from ..parallel import thread_map
@@ -136,7 +137,7 @@ def remove_small_components(labels: np.ndarray, spacing: Sequence[float], *,
     sub = labels[box]
 
     def too_small(lab: int) -> np.ndarray:
-        comp, n = ndi.label(sub == lab)
+        comp, n = label(sub == lab)
         sizes = np.bincount(comp.ravel(), minlength=n + 1)
         tiny = sizes < min_vox
         tiny[0] = False
@@ -178,7 +179,7 @@ def fill_from_nearest(labels: np.ndarray, change: np.ndarray, source: np.ndarray
     if not change.any() or not source.any():
         return out
     sp = np.asarray(spacing, float)
-    regions, _ = ndi.label(change)
+    regions, _ = label(change)
 
     def fill(i: int, where: tuple[slice, ...]) -> None:
         grow = margin
