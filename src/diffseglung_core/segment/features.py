@@ -151,14 +151,17 @@ def _scaled(x: np.ndarray, med: np.ndarray, scale: np.ndarray, rows: int = 262_1
     """``(x - med) / scale`` clipped to +-10, NaN as 0, as float32.
 
     Computed in ``dtype`` (float64 by default, as the statistics are) on blocks of
-    ``rows`` rows: no full-size temporaries.
+    ``rows`` rows, on threads: no full-size temporaries.
     """
     out = np.empty(x.shape, np.float32)
     med, scale = np.asarray(med, dtype), np.asarray(scale, dtype)
-    for s0 in range(0, len(x), rows):
+
+    def scale_block(s0: int) -> None:
         block = (x[s0:s0 + rows].astype(dtype, copy=False) - med) / scale
         np.clip(block, -10.0, 10.0, out=block)
         out[s0:s0 + rows] = np.nan_to_num(block, copy=False, nan=0.0)
+
+    thread_map(scale_block, range(0, len(x), rows))
     return out
 
 
