@@ -619,20 +619,22 @@ def _c_shaped_then_bay(z_c, z_bay, c_wall_px):
 
 def test_costal_pockets_are_judged_by_the_slices_above_and_below():
     from diffseglung_core.lung.border import costal_pockets
+    from diffseglung_core.lung.cavity import skin_depth
 
     sp = (5.0, 2.0, 2.0)
     # a lesion in slices 4-6 whose pocket meets, only in the slice below, the larger medial
     # pocket of slices 0-3 (which covers 40 % of it): it stays
     lung, body = _c_shaped_then_bay(range(4), range(4, 7), 6)
-    out = costal_pockets(lung, body, sp, medial_x=80.0, min_mm=2.0)
+    out = costal_pockets(lung, skin_depth(body, sp), sp, medial_x=80.0, min_mm=2.0)
     assert [int(out[z].any()) for z in range(8)] == [0, 0, 0, 0, 1, 1, 1, 0]
     assert out[5].sum() >= 0.95 * 15 * 10  # the whole bay (its corners opened away)
     # a lateral-looking pocket in one slice, where the slices above and below show the
     # medial pocket at the same place (80 % of it): the heart or the dome, dropped
     lung, body = _c_shaped_then_bay((2, 4), (3,), 2)
-    assert not costal_pockets(lung, body, sp, medial_x=80.0, min_mm=2.0).any()
+    skin = skin_depth(body, sp)
+    assert not costal_pockets(lung, skin, sp, medial_x=80.0, min_mm=2.0).any()
     # (the pocket passes in its own slice: only the vote drops it)
-    assert costal_pockets(lung, body, sp, medial_x=80.0, min_mm=2.0, max_contradicted=1.01)[3].any()
+    assert costal_pockets(lung, skin, sp, medial_x=80.0, min_mm=2.0, max_contradicted=1.01)[3].any()
 
 
 def test_axial_opening_is_the_opening_of_the_whole_array():

@@ -7,11 +7,11 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..binary import distance_inside, label
+from ..binary import label
 from .morphology import disk, fill_holes_nd
 
 
-def costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float,
+def costal_pockets(lung: np.ndarray, skin_mm: np.ndarray, spacing, medial_x: float,
                     min_mm: float, wall_margin_mm: float = 20.0,
                     max_contradicted: float = 0.5) -> np.ndarray:
     """Pockets of each axial slice's convex hull of ``lung`` against the chest wall.
@@ -32,6 +32,10 @@ def costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float,
     next slice). A lesion along the chest wall that meets, at one end, the
     pocket of the hilum or of the lung base stays in. Only passing pockets
     are returned.
+
+    ``skin_mm`` is each voxel's in-plane depth below the skin (0 outside the
+    body; :func:`.cavity.skin_depth` of the whole body, or of a box wide enough
+    that its edge lies beyond the chest wall).
     """
     from skimage.morphology import convex_hull_image
 
@@ -48,7 +52,7 @@ def costal_pockets(lung: np.ndarray, body: np.ndarray, spacing, medial_x: float,
         lab, n = label(pockets)
         if n == 0:
             continue
-        depth = distance_inside(body[z], spacing[1:])
+        depth = skin_mm[z]
         surface = sl & ~ndi.binary_erosion(sl)
         wall = np.percentile(depth[surface], 10)
         chord = pockets & ~ndi.binary_erosion(hull)

@@ -436,7 +436,8 @@ def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
     labels = np.zeros(shape, np.uint8)
     nearest = upsample(nearest_label(coarse_labels), factors, shape)
     coarse_allowed = downsample_mask(allowed, factors)
-    coarse_body = downsample_mask(body, factors)
+    # depth below the skin over the whole box (a lung's own box may hold no skin at all)
+    coarse_skin = skin_depth(downsample_mask(body, factors), coarse_spacing)
     pad = [int(np.ceil(margin / s)) for s in coarse_spacing]
 
     def closed(value: int) -> np.ndarray:  # the two lungs on two threads
@@ -454,7 +455,7 @@ def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing,
             # thick anywhere (a tumour against the mediastinum) ...
             added |= thick_parts(dents, coarse_spacing, 0.4 * mass_mm)
             # ... or, on the costal side, whatever the slice's convex hull fills
-            added |= costal_pockets(coarse_side, coarse_body[cbox], coarse_spacing,
+            added |= costal_pockets(coarse_side, coarse_skin[cbox], coarse_spacing,
                                     x_mid / factors[2] - cbox[2].start,
                                     min_mm=0.1 * mass_mm) & coarse_allowed[cbox]
         added &= ~coarse_side
