@@ -1072,3 +1072,22 @@ def test_rays_march_chunk_by_chunk_as_if_every_sample_were_read():
     want = (cols >= first[:, None]) & (cols < end[:, None])
     assert in_span.sum() == want.sum()
     assert sorted(zip(ys[in_span], xs[in_span])) == sorted(zip(py[want], px[want]))
+
+
+def test_outside_air_is_the_air_connected_to_each_slices_edge():
+    from scipy import ndimage as ndi
+
+    from diffseglung_core.lung.body import filled_body, outside_air
+
+    rng = np.random.default_rng(4)
+    air = rng.random((6, 40, 50)) < 0.55  # many components, some touching the edge
+    air[2] = False
+    air[3, 10:30, 10:30] = True  # air enclosed by no air: inside the body
+    air[3, 9, 9:31] = air[3, 30, 9:31] = air[3, 9:31, 9] = air[3, 9:31, 30] = False
+    border = np.zeros(air.shape[1:], bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    want = np.stack([ndi.binary_propagation(a & border, mask=a) for a in air])
+    out = outside_air(air)
+    np.testing.assert_array_equal(out, want)
+    assert not out[3, 10:30, 10:30].any() and not out[2].any()
+    np.testing.assert_array_equal(filled_body(~out), np.stack([ndi.binary_fill_holes(b) for b in ~out]))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from ..binary import label
 from ..parallel import thread_map
 from .morphology import fill_holes_nd
 
@@ -16,20 +16,26 @@ def outside_air(air: np.ndarray) -> np.ndarray:
     border[[0, -1], :] = True
     border[:, [0, -1]] = True
 
-    def propagate(z: int) -> None:
-        seeds = air[z] & border
-        if seeds.any():
-            outside[z] = ndi.binary_propagation(seeds, mask=air[z])
+    def connected(z: int) -> None:  # the components of the slice's air that touch its edge
+        lab, n = label(air[z])
+        if n:
+            touching = np.zeros(n + 1, bool)
+            touching[lab[border]] = True
+            touching[0] = False
+            outside[z] = touching[lab]
 
-    thread_map(propagate, range(air.shape[0]))
+    thread_map(connected, range(air.shape[0]))
     return outside
 
 
 def filled_body(not_outside: np.ndarray) -> np.ndarray:
     """The body: everything not outside air, holes filled slice by slice."""
     body = np.empty_like(not_outside)
-    for z in range(not_outside.shape[0]):
+
+    def fill(z: int) -> None:
         body[z] = fill_holes_nd(not_outside[z])
+
+    thread_map(fill, range(not_outside.shape[0]))
     return body
 
 
