@@ -85,7 +85,7 @@ from scipy.special import ndtr
 from ..binary import distance_inside, label
 from ..calibration import NOMINAL_AIR_HU
 from ..lung.coarse import bbox
-from ..lung.morphology import axial_convex_hull, axial_depth
+from ..lung.morphology import axial_convex_hull, axial_depth, fill_holes_nd
 from ..parallel import by_slabs, gaussian_filter, thread_map
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
@@ -1098,7 +1098,7 @@ def tissue_evidence(
             continue
         solid[sl] |= comp
     # air bronchograms and necrosis inside a solid component belong to it
-    solid = np.stack(thread_map(ndi.binary_fill_holes, solid)) & inside
+    solid = np.stack(thread_map(fill_holes_nd, solid)) & inside
     del lab, tube
     report(progress, 1, total, "parenchyma")
 
