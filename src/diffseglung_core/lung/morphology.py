@@ -108,8 +108,7 @@ def axial_depth(mask: np.ndarray, spacing) -> np.ndarray:
     def depth_of(z: int) -> None:
         # the nearest voxel outside lies in the slice's box or on the ring just outside it
         box = bbox(mask[z], (0, 0))
-        out[z][box] = distance_inside(np.pad(mask[z][box], 1),
-                                                 sampling)[1:-1, 1:-1]
+        out[z][box] = distance_inside(np.pad(mask[z][box], 1), sampling)[1:-1, 1:-1]
 
     out = np.zeros(mask.shape, np.float32)
     thread_map(depth_of, np.flatnonzero(mask.any(axis=(1, 2))))
