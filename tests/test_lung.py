@@ -1091,3 +1091,49 @@ def test_outside_air_is_the_air_connected_to_each_slices_edge():
     np.testing.assert_array_equal(out, want)
     assert not out[3, 10:30, 10:30].any() and not out[2].any()
     np.testing.assert_array_equal(filled_body(~out), np.stack([ndi.binary_fill_holes(b) for b in ~out]))
+
+
+def test_lung_vessels_are_the_bright_pieces_that_reach_into_the_lung():
+    """Contrast-filled vessels are as dense as bone; only their place tells them from the ribs."""
+    from diffseglung_core.lung.skeleton import lung_vessels
+
+    spacing = (5.0, 1.0, 1.0)
+    yy, xx = np.mgrid[:120, :120]
+    r2 = (yy - 60) ** 2 + (xx - 60) ** 2
+    lung = np.broadcast_to(r2 < 40 ** 2, (6, 120, 120)).copy()
+    bright = np.zeros(lung.shape, bool)
+    bright[:, 58:62, 30:80] = True                      # a vessel in the lung ...
+    bright[4:, 58:62, 80:110] = True                    # ... that leaves it lower down (the hilum)
+    lung &= ~bright                                     # (a vessel is a hole in the lung)
+    rib = (r2 > 43 ** 2) & (r2 < 47 ** 2) & (yy < 40)
+    bright[:, rib] = True
+    calcified = (slice(2, 3), slice(40, 43), slice(58, 61))  # a calcified nodule inside
+    bright[calcified] = True
+    vessels = lung_vessels(bright, lung, spacing)
+    assert vessels[:, 58:62, 30:80].all() and vessels[4:, 58:62, 80:110].all() and vessels[calcified].all()
+    assert not vessels[:, rib].any()
+    # without contrast nothing that dense lies inside the lung: nothing is taken
+    assert not lung_vessels(bright & ~vessels, lung, spacing).any()
+
+
+def test_contrast_vessels_are_not_taken_for_the_rib_cage():
+    """On the contrast phantom the vessels reaching into the lungs are found and no bone is."""
+    from diffseglung_core.lung.cavity import smooth_axial
+    from diffseglung_core.lung.skeleton import lung_vessels
+    from diffseglung_core.phantom import make_phantom
+
+    plain = make_phantom((24, 96, 96), seed=4)
+    enhanced = make_phantom((24, 96, 96), seed=4, case="contrast")
+    spacing = enhanced.volume.spacing
+
+    def bright(ph):
+        return smooth_axial(np.clip(ph.volume.hu, -1100.0, 1500.0), spacing, 1.0) > 200.0
+
+    bone, dense = bright(plain), bright(enhanced)
+    aerated = (enhanced.labels == 1) & ~dense            # the lungs as found from the air
+    vessels = lung_vessels(dense, aerated, spacing)
+    assert not (vessels & bone).any()
+    # most of the contrast inside the lungs (the pieces that lie only in consolidation
+    # or along the pleura may not reach the aerated lung) and none of the bone
+    in_lung = dense & ~bone & (enhanced.lung > 0)
+    assert in_lung.sum() > 50 and (vessels & in_lung).sum() >= 0.5 * in_lung.sum()

@@ -330,6 +330,22 @@ def test_every_case_is_deterministic_and_consistent():
         make_phantom(TINY, case="pneumothorax")
 
 
+def test_contrast_case_changes_only_the_blood():
+    """The same anatomy and lesions as the chest; the heart and the vessels read as contrast."""
+    plain = make_phantom((12, 96, 96), seed=3)
+    enhanced = make_phantom((12, 96, 96), seed=3, case="contrast")
+    np.testing.assert_array_equal(plain.labels, enhanced.labels)
+    np.testing.assert_array_equal(plain.lung, enhanced.lung)
+    brighter = enhanced.volume.hu - plain.volume.hu
+    assert brighter.min() >= -1e-3                       # blood only gains density
+    blood = brighter > 150                                # (blur spreads it over its edge)
+    assert blood.sum() > 500
+    # the heart's chambers: a large bright blob between the lungs, at about 250 HU
+    assert np.median(enhanced.volume.hu[blood]) == pytest.approx(250, abs=40)
+    # and the pulmonary vessels inside the lungs
+    assert (blood & (plain.lung > 0)).sum() > 20
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_white_lung(seed):
     """Mostly GGO and consolidation, dependent and peripheral; air bronchograms; vessels in the GGO."""

@@ -33,7 +33,14 @@ from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsamp
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
 from .morphology import axial_convex_hull, axial_disk, closing, thick_parts
-from .skeleton import RIB_SLAB_MM, rib_cage, vertebral_body, vertebral_body_masks, vertebral_column
+from .skeleton import (
+    RIB_SLAB_MM,
+    lung_vessels,
+    rib_cage,
+    vertebral_body,
+    vertebral_body_masks,
+    vertebral_column,
+)
 
 if TYPE_CHECKING:
     from ..volume import CTVolume
@@ -336,7 +343,13 @@ def segment_lungs(
     closed = shape[0] * spacing[0] >= 2.0 * RIB_SLAB_MM
     if costal:
         stop = airway_box | gas_box
-        cage = rib_cage(hu_s > bone_hu, spacing)
+        bright = hu_s > bone_hu
+        # contrast-filled vessels are as dense as bone: the ones that reach into the lung
+        # (and the heart and great vessels they join) are not the rib cage
+        vessels = lung_vessels(bright, labels > 0, spacing)
+        bone_all = rib_cage(bright, spacing)
+        cage = rib_cage(bright & ~vessels, spacing) if vessels.any() else bone_all
+        del bright
         fat = fat_planes(hu_s, spacing)
         skin = skin_depth(body, spacing)
         # rays must end on the ribs, not on the vertebral column: those cross the aorta
@@ -353,7 +366,7 @@ def segment_lungs(
     # slice such rays reach the muscles outside the ribs.
     if costal and closed and (dependent_passes > 0 or mediastinal_passes > 0):
         sampling = spacing[1:]
-        vertebrae = thread_map(lambda z: vertebral_body(cage[z], body[z], sampling, x_mid,
+        vertebrae = thread_map(lambda z: vertebral_body(bone_all[z], body[z], sampling, x_mid,
                                                         column_mm=spine_mm), range(labels.shape[0]))
         soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
         organs = solid_organs(soft, spacing)
@@ -362,9 +375,9 @@ def segment_lungs(
         half = axial_convex_hull(labels[:, ::2, ::2] > 0).repeat(2, axis=1).repeat(2, axis=2)
         between = by_slabs(lambda h: ndi.binary_erosion(h, axial_disk(3.0, spacing)),
                            [half[:, :labels.shape[1], :labels.shape[2]]], 0)
-        gutter, mediastinum = vertebral_column(cage, body, spacing, x_mid, vertebrae=vertebrae,
+        gutter, mediastinum = vertebral_column(bone_all, body, spacing, x_mid, vertebrae=vertebrae,
                                                column_mm=spine_mm)
-        avoid = organs | (spine & ~gutter) | (cage & between)
+        avoid = organs | (spine & ~gutter) | (bone_all & between)
         _fill_along_rays(labels, hu_s, stop, body, cage | gutter, fat, skin, allowed, spacing, x_mid,
                          passes=dependent_passes, avoid=avoid, spine=gutter, mediastinum=mediastinum,
                          posterior_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))

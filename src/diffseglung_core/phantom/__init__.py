@@ -14,6 +14,10 @@ scans that test a lung mask:
 
 ``"chest"`` (default)
     scattered lesions of the four pathologies.
+``"contrast"``
+    the chest after intravenous contrast: blood in the heart, the great vessels
+    and the pulmonary vessels reads 250 HU, as dense as bone (the same anatomy
+    and lesions as ``"chest"`` with the same seed).
 ``"white_lung"``
     both lungs mostly GGO (about 45-60 %) and consolidation (25-40 %),
     dependent and peripheral, with air bronchograms; a small aerated part.
@@ -43,7 +47,7 @@ from scipy import ndimage as ndi
 from ..progress import ProgressCallback, report
 from ..volume import CTVolume, ScanSource
 from .abdomen import Abdomen
-from .anatomy import BLOOD, build_chest
+from .anatomy import build_chest
 from .cases import CASES, EFFUSION_HU, Case, atelectasis, effusion, fixed_regions, get_case, mass_region
 from .grid import NOMINAL_FOV, Grid
 from .lesions import FRACTIONS, PATHOLOGIES, LungPoints, draw_parenchyma
@@ -169,7 +173,7 @@ def make_phantom(shape: Sequence[int] = (48, 128, 128), spacing: Optional[Sequen
     total = 6
 
     report(progress, 0, total, "anatomy")
-    chest = build_chest(grid, Abdomen(rngs["abdomen"]).draw)
+    chest = build_chest(grid, Abdomen(rngs["abdomen"]).draw, blood_hu=spec.blood_hu)
     hu, lung = chest.hu, chest.lung
     fluid = compressed = None
     if max(spec.effusion_mm) > 0:
@@ -190,7 +194,7 @@ def make_phantom(shape: Sequence[int] = (48, 128, 128), spacing: Optional[Sequen
     labels.reshape(-1)[pts.index] = par.labels
 
     report(progress, 2, total, "vessels and airways")
-    _draw_trees(grid, hu, lung, labels, chest, pts, par, rngs["trees"])
+    _draw_trees(grid, hu, lung, labels, chest, pts, par, rngs["trees"], spec.blood_hu)
 
     report(progress, 4, total, "blur and noise")
     sigma = [0.0 if n == 1 else blur_mm / s for n, s in zip(shape, spacing)]
@@ -232,8 +236,8 @@ def _lung_points(grid: Grid, lung: np.ndarray) -> LungPoints:
 
 
 def _draw_trees(grid: Grid, hu: np.ndarray, lung: np.ndarray, labels: np.ndarray, chest, pts: LungPoints,
-                par, rng: np.random.Generator) -> None:
-    """Pulmonary arteries and veins (blood), bronchi (wall and air), air bronchograms."""
+                par, rng: np.random.Generator, blood_hu: float) -> None:
+    """Pulmonary arteries and veins (blood of ``blood_hu``), bronchi (wall and air), air bronchograms."""
     occ = np.zeros(grid.shape, np.float32)
     n_targets = int(np.clip(len(pts.index) // 20, 16, 900))
     # a target lies anywhere in its voxel along z (thick slices: vessels cross them obliquely)
@@ -259,7 +263,7 @@ def _draw_trees(grid: Grid, hu: np.ndarray, lung: np.ndarray, labels: np.ndarray
     draw_tubes(occ, grid, vessels)
     occ[~inside] = 0
     occ.reshape(-1)[pts.index[par.avascular]] = 0
-    hu += occ * (BLOOD - hu)
+    hu += occ * (blood_hu - hu)
     # bronchi: a thin soft-tissue wall around an air lumen, none through a mass
     occ[:] = 0
     draw_tubes(occ, grid, airways)

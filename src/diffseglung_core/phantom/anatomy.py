@@ -255,7 +255,7 @@ def _spine(x, y, z, hu: np.ndarray) -> None:
     hu[np.broadcast_to(sternum, shape)] = 420.0
 
 
-def build_chest(grid: Grid, abdomen=None) -> Chest:
+def build_chest(grid: Grid, abdomen=None, *, blood_hu: float = BLOOD) -> Chest:
     """Draw the chest and return it with the pleural spaces and the hilar tree roots.
 
     Parameters
@@ -264,6 +264,8 @@ def build_chest(grid: Grid, abdomen=None) -> Chest:
     abdomen : callable ``(hu_slab, slab_grid, below) -> None`` that draws the organs under
         the diaphragm into one ``(n, Y, X)`` slab (``below``: bool, inside the abdominal
         cavity), or None for soft tissue there.
+    blood_hu : float
+        HU of the blood in the heart and the great vessels (contrast: 150-400).
     """
     y, x = grid.y, grid.x
     hu = np.full(grid.shape, AIR, np.float32)
@@ -296,7 +298,7 @@ def build_chest(grid: Grid, abdomen=None) -> Chest:
         med = mediastinum(x, y, z, above) | (vessels[k0:k1] > 0.3)
         med = np.broadcast_to(med, shape)
         h[med & ~np.broadcast_to(spine2d, shape)] = FAT + 20
-        h[(heart(x, y, z) < 0.93) & above] = BLOOD
+        h[(heart(x, y, z) < 0.93) & above] = blood_hu
         h[np.broadcast_to(oes2d, shape) & (z > 60) & above] = SOFT - 10
         if abdomen is not None and float(z.min()) < DOME_RIGHT:
             below = (z < dome - DIAPHRAGM_MM) & (dist > 2.0) & ~spine2d
@@ -316,7 +318,7 @@ def build_chest(grid: Grid, abdomen=None) -> Chest:
         lung[k0:k1][space & (x < 4.0) & ~junction] = 1
         lung[k0:k1][space & (x > 4.0) & ~junction] = 2
         media[k0:k1] = med
-    hu += vessels * (BLOOD - hu) * (lung == 0)
+    hu += vessels * (blood_hu - hu) * (lung == 0)
     for k0, k1 in slabs(grid):
         z = grid.axis(0, k0, k1)
         _spine(x, y, z, hu[k0:k1])

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..labels import Tissue
-from .anatomy import HEART, PLEURA_MM, cavity, cavity_centre_y, diaphragm
+from .anatomy import BLOOD, HEART, PLEURA_MM, cavity, cavity_centre_y, diaphragm
 from .grid import Grid
 from .lesions import PATHOLOGIES, FixedRegion
 
@@ -48,6 +48,9 @@ class Case:
     z_range : (float, float)
         Nominal z (mm) of the inferior and superior edges of the field of view (the lung
         bases lie at about 30, the apices at about 270).
+    blood_hu : float
+        HU of blood in the heart, the great vessels and the pulmonary vessels (about
+        40 without contrast, 150-400 with intravenous contrast).
     """
 
     name: str
@@ -58,10 +61,14 @@ class Case:
     effusion_mm: tuple[float, float] = (0.0, 0.0)
     mass: Optional[str] = None
     z_range: tuple[float, float] = (0.0, 300.0)
+    blood_hu: float = BLOOD
 
 
 _CASES = (
     Case("chest", "chest with scattered lesions of the four pathologies"),
+    Case("contrast", "chest with scattered lesions after intravenous contrast (venous phase): "
+                     "blood in the heart, great vessels and pulmonary vessels reads 250 HU, "
+                     "as dense as bone", blood_hu=250.0),
     Case("white_lung", "both lungs mostly ground glass and consolidation (severe pneumonia): "
                        "dependent and peripheral consolidation with air bronchograms, ground "
                        "glass around it, a small aerated part in front",
