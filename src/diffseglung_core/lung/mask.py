@@ -32,9 +32,10 @@ from .cavity import (
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
-from .morphology import axial_convex_hull, axial_disk, closing, thick_parts
+from .morphology import axial_convex_hull, axial_disk, axial_opening, closing, thick_parts
 from .skeleton import (
     RIB_SLAB_MM,
+    enhanced_blood,
     lung_vessels,
     rib_cage,
     vertebral_body,
@@ -373,11 +374,16 @@ def segment_lungs(
     if costal and dependent_passes > 0 and closed:
         # (the hull on every other voxel in-plane: it is eroded by 3 mm anyway)
         half = axial_convex_hull(labels[:, ::2, ::2] > 0).repeat(2, axis=1).repeat(2, axis=2)
-        between = by_slabs(lambda h: ndi.binary_erosion(h, axial_disk(3.0, spacing)),
-                           [half[:, :labels.shape[1], :labels.shape[2]]], 0)
+        half = half[:, :labels.shape[1], :labels.shape[2]]
+        between = by_slabs(lambda h: ndi.binary_erosion(h, axial_disk(3.0, spacing)), [half], 0)
         gutter, mediastinum = vertebral_column(bone_all, body, spacing, x_mid, vertebrae=vertebrae,
                                                column_mm=spine_mm)
-        avoid = organs | (spine & ~gutter) | (bone_all & between)
+        mediastinal = bone_all & between
+        if enhanced_blood(hu_s, labels > 0, half, body):
+            # vessels as thin as the lung's own run through dependent consolidation: only
+            # what is thicker (the heart, the great vessels, the spine) stops these rays
+            mediastinal = axial_opening(mediastinal, axial_disk(4.0, spacing))
+        avoid = organs | (spine & ~gutter) | mediastinal
         _fill_along_rays(labels, hu_s, stop, body, cage | gutter, fat, skin, allowed, spacing, x_mid,
                          passes=dependent_passes, avoid=avoid, spine=gutter, mediastinum=mediastinum,
                          posterior_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))

@@ -17,8 +17,8 @@ from ..parallel import thread_map
 from .coarse import bbox
 from .morphology import disk, fill_holes_nd
 
-__all__ = ["RIB_SLAB_MM", "rib_cage", "lung_vessels", "vertebral_body", "vertebral_body_masks",
-           "vertebral_column"]
+__all__ = ["RIB_SLAB_MM", "rib_cage", "lung_vessels", "enhanced_blood", "vertebral_body",
+           "vertebral_body_masks", "vertebral_column"]
 
 #: Half-thickness (mm) of the slab of slices whose bone closes the rib cage of a slice.
 RIB_SLAB_MM = 12.0
@@ -97,6 +97,43 @@ def lung_vessels(bright: np.ndarray, lung: np.ndarray, spacing: Sequence[float],
     reach[np.unique(lab[inside])] = True
     reach[0] = False
     return reach[lab]
+
+
+def enhanced_blood(hu_smooth: np.ndarray, lung: np.ndarray, hull: np.ndarray, body: np.ndarray, *,
+                   blood_hu: tuple[float, float] = (150.0, 600.0), min_share: float = 0.1) -> bool:
+    """Whether the blood reads as dense as bone: a scan with intravenous contrast.
+
+    Between the lungs and in front of the body's middle lie the heart and the great
+    vessels (and fat); without contrast they read about 40 HU, with it 150-400 HU.
+    Bone lies there only at the edge (the sternum), calcifications are small.
+
+    Parameters
+    ----------
+    hu_smooth : (Z, Y, X) float
+        HU smoothed about 1 mm in-plane.
+    lung, hull, body : (Z, Y, X) bool
+        The lungs found so far, their convex hull in each slice
+        (:func:`.morphology.axial_convex_hull`) and the body.
+    blood_hu : (low, high)
+        HU of blood with contrast.
+    min_share : float
+        Least share of the region that must read so.
+
+    Returns
+    -------
+    bool
+    """
+    occupied = body.any(axis=2)
+    rows = np.arange(body.shape[1])[None, :]
+    first = np.where(occupied, rows, body.shape[1]).min(axis=1)
+    last = np.where(occupied, rows, -1).max(axis=1)
+    front = rows < 0.5 * (first + last)[:, None]
+    region = hull & ~lung & body & front[:, :, None]
+    n = np.count_nonzero(region)
+    if n == 0:
+        return False
+    bright = (hu_smooth > blood_hu[0]) & (hu_smooth < blood_hu[1]) & region
+    return bool(np.count_nonzero(bright) >= min_share * n)
 
 
 def vertebral_body(cage: np.ndarray, body: np.ndarray, sampling: Sequence[float], x_mid: float, *,
