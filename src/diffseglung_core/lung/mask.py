@@ -176,12 +176,16 @@ def segment_lungs(
     6. *Dense lung against the ribs*: per slice, dense tissue between the lung
        and the inner surface of the rib cage, followed along rays (consolidation,
        atelectasis, subpleural disease); see :func:`.cavity.costal_fill`. The
-       rays end on the ribs, not on the vertebral column; on a thin scan the rib
-       line closes the gaps between rib fragments. Then rays turned towards the
-       back reach dependent lung beside the spine; they may also end on the side
-       of the vertebral column behind the middle of its body (the paravertebral
+       rays end on the ribs, not on the vertebral column nor on what is as dense
+       as bone but reaches into the lung (vessels with contrast,
+       :func:`.skeleton.lung_vessels`); on a thin scan the rib line closes the
+       gaps between rib fragments. Then rays turned towards the back reach
+       dependent lung beside the spine; they may also end on the side of the
+       vertebral column behind the middle of its body (the paravertebral
        gutter), after at least 15 mm of dense tissue and without crossing the
-       posterior mediastinum in front of it. Last, rays towards the body's middle
+       posterior mediastinum in front of it, nor bone-dense voxels between the
+       lungs (with contrast, :func:`.skeleton.enhanced_blood`, only those thicker
+       than a vessel). Last, rays towards the body's middle
        reach dense lower lobe against the descending aorta, traced as a tube
        through the slices (:func:`.aorta.descending_aorta`).
     7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
