@@ -1,4 +1,4 @@
-"""The engine end to end on the phantom's disease cases: white lung, effusions, pleural masses.
+"""The engine end to end on the phantom's disease cases: contrast, white lung, effusions, masses.
 
 Usage::
 
@@ -9,7 +9,9 @@ Usage::
 ``docs/results.md`` scores the engine on the phantom's ``chest`` case (scattered
 lesions in otherwise healthy lungs). The other cases of
 :mod:`diffseglung_core.phantom.cases` put the disease where a method is most
-easily fooled: both lungs mostly ground glass and consolidation (``white_lung``),
+easily fooled: blood as dense as bone after intravenous contrast (``contrast``, beside
+``chest``: the same anatomy and lesions without contrast), both lungs mostly ground
+glass and consolidation (``white_lung``),
 lung compressed by pleural fluid (``effusion``), a solid mass against the costal,
 mediastinal or diaphragmatic pleura (``pleural_mass*``). Each case and seed runs
 :func:`segment_volume` with its defaults and its own lung mask; Dice per class is
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _provenance import git_commit, uncommitted_sources  # noqa: E402
 
 CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
-CASES = ("white_lung", "effusion", "pleural_mass", "pleural_mass_mediastinal",
+CASES = ("chest", "contrast", "white_lung", "effusion", "pleural_mass", "pleural_mass_mediastinal",
          "pleural_mass_diaphragmatic")
 
 
