@@ -1167,3 +1167,24 @@ def test_contrast_does_not_cost_the_mask_its_dependent_consolidation():
         assert dice(lung, ph.lung > 0) > 0.97
     # (taking the vessels for bone, the contrast scan kept 0.76 of it against 0.84)
     assert inside["contrast"] >= inside["chest"] - 0.03, inside
+
+
+def test_contrast_is_recognised_on_real_slices(shared_data):
+    """Read on what the slices show: bright heart and great vessels with contrast, grey without."""
+    from diffseglung_core.io import read_scan
+    from diffseglung_core.lung.body import filled_body, outside_air
+    from diffseglung_core.lung.cavity import smooth_axial
+    from diffseglung_core.lung.morphology import axial_convex_hull
+    from diffseglung_core.lung.skeleton import enhanced_blood
+
+    enhanced = {"A002304_19001231-076.dcm": True, "A002304_19010112-135.dcm": True,
+                "A056642_19010107-111.dcm": True, "A098752_19010127-128.dcm": True,
+                "A056642_19001229-053.dcm": False, "A098752_19001231-32.dcm": False}
+    for path in _covid_slices(shared_data):
+        if path.name not in enhanced:
+            continue
+        ct = read_scan(path)
+        lung = segment_lungs(ct.hu, ct.spacing).labels > 0
+        body = filled_body(~outside_air(ct.hu < -400))
+        hu_s = smooth_axial(np.clip(ct.hu, -1100.0, 1500.0), ct.spacing, 1.0)
+        assert enhanced_blood(hu_s, lung, axial_convex_hull(lung), body) is enhanced[path.name], path.name
