@@ -53,14 +53,13 @@ def lung_vessels(bright: np.ndarray, lung: np.ndarray, spacing: Sequence[float],
                  depth_mm: float = 2.0) -> np.ndarray:
     """Voxels as dense as bone that belong to vessels: the pieces that reach into the lung.
 
-    With contrast, blood reads 150-400 HU, as dense as the ribs (whose cortex a thick
-    slice or osteoporosis can bring down to 400-600 HU): density cannot tell them apart,
-    place can. Ribs, sternum and spine lie outside the pleura; a vessel filled with
-    contrast runs inside the lung. Each 3D piece of ``bright`` with a voxel at least
-    ``depth_mm`` (in-plane) inside the lung's sections (holes filled: the lung's own
-    vessels) is a vessel, and so are the hilum, the heart and the great vessels it
-    joins. Without contrast nothing inside the lung is that dense but calcified nodules,
-    which are not the rib cage either.
+    With contrast, blood reads 150-400 HU, as dense as a rib's marrow and thin cortex:
+    density cannot tell them apart, place can. Ribs, sternum and spine lie outside the
+    pleura; a vessel filled with contrast runs inside the lung. Each 3D piece of
+    ``bright`` with a voxel at least ``depth_mm`` (in-plane) inside the lung's sections
+    (holes filled: the lung's own vessels) is a vessel, and so are the hilum, the heart
+    and the great vessels it joins. Without contrast nothing inside the lung is that
+    dense but calcified nodules, which are not the rib cage either.
 
     Parameters
     ----------
