@@ -1,6 +1,6 @@
 import numpy as np
 
-from diffseglung_core.describe import describe_volume, volume_facts
+from diffseglung_core.describe import describe_volume, position_note, volume_facts
 from diffseglung_core.volume import CTVolume, ScanSource
 
 
@@ -21,3 +21,17 @@ def test_volume_facts_are_plain_numbers():
     assert facts["shape_zyx"] == [3, 4, 5] and facts["spacing_zyx_mm"] == [5.0, 0.8, 0.8]
     assert (facts["hu_min"], facts["hu_max"]) == (-1000.0, 400.0)
     assert facts["volume_ml"] == round(60 * 5 * 0.8 * 0.8 / 1000, 1)
+
+
+def test_a_patient_who_did_not_lie_supine_gets_a_note():
+    assert position_note("HFS") is None and position_note("ffs") is None and position_note("") is None
+    prone = position_note("HFP")
+    assert "prone" in prone and "in front" in prone and "HFP" in prone and "supine" in prone
+    assert "left" in position_note("FFDL") and "right" in position_note("HFDR")
+    assert "XYZ" in position_note("XYZ")  # an unusual code is named, not guessed
+    hu = np.full((3, 4, 5), -1000.0)
+    prone_scan = CTVolume.from_array(hu, spacing=(5.0, 0.8, 0.8),
+                                     source=ScanSource(format="dicom", metadata={"patient_position": "HFP"}))
+    assert "note: the patient lay prone" in describe_volume(prone_scan)
+    assert volume_facts(prone_scan)["patient_position"] == "HFP"
+    assert "note" not in describe_volume(CTVolume.from_array(hu, spacing=(5.0, 0.8, 0.8)))

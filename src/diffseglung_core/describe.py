@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from .volume import CTVolume
 
-__all__ = ["volume_facts", "describe_volume"]
+__all__ = ["volume_facts", "describe_volume", "position_note"]
+
+#: DICOM PatientPosition of a supine patient (head or feet first).
+SUPINE = ("HFS", "FFS")
+#: The other positions of a chest CT, in words, and where their dependent lung lies.
+_POSITIONS = {"HFP": ("prone", "in front"), "FFP": ("prone", "in front"),
+              "HFDR": ("on the right side", "on the right"), "FFDR": ("on the right side", "on the right"),
+              "HFDL": ("on the left side", "on the left"), "FFDL": ("on the left side", "on the left")}
 
 
 def volume_facts(volume: CTVolume) -> dict[str, Any]:
@@ -39,6 +46,7 @@ def volume_facts(volume: CTVolume) -> dict[str, Any]:
         "volume_ml": round(volume.voxel_volume_ml * volume.hu.size, 1),
         "description": src.description,
         "modality": src.metadata.get("modality", ""),
+        "patient_position": src.metadata.get("patient_position", ""),
     }
 
 
@@ -57,4 +65,35 @@ def describe_volume(volume: CTVolume) -> str:
     ]
     if src.description:
         lines.append(f"series: {src.description}")
+    note = position_note(src.metadata.get("patient_position", ""))
+    if note:
+        lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def position_note(code: str) -> Optional[str]:
+    """What a reader should know when the patient did not lie supine.
+
+    The rules for dependent lung (the denser band under the posterior pleura,
+    dependent consolidation beside the spine, free pleural fluid) assume a
+    supine patient, as in most chest CT; interstitial lung disease protocols add
+    prone scans, on which those rules look at the wrong side.
+
+    Parameters
+    ----------
+    code : str
+        DICOM PatientPosition (``"HFS"``, ``"HFP"``, ``"FFDL"``, ...); empty when unknown.
+
+    Returns
+    -------
+    str or None
+        None for a supine or an unknown position.
+    """
+    code = (code or "").strip().upper()
+    if not code or code in SUPINE:
+        return None
+    lying, side = _POSITIONS.get(code, (f"in position {code}", "elsewhere"))
+    return (f"the patient lay {lying} (DICOM PatientPosition {code}), but the rules for dependent "
+            "lung assume a supine patient: the denser band under the posterior pleura is labelled "
+            "healthy and dependent consolidation and pleural fluid are looked for at the back, while "
+            f"this scan's dependent lung lies {side}, where its density may be labelled ground glass")

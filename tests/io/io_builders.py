@@ -48,7 +48,7 @@ def write_dicom_series(folder: Path, raw: np.ndarray, *, positions_z=None, modal
                        series_uid: str = "1.2.3.4.5", description: str = "synthetic",
                        series_number: int = 1, pixel_spacing=(0.8, 0.7), intercept: float = -1024.0,
                        slope: float = 1.0, names=None, iop=(1, 0, 0, 0, 1, 0),
-                       origin=(-100.0, -120.0, 0.0)) -> list[Path]:
+                       origin=(-100.0, -120.0, 0.0), patient_position=None) -> list[Path]:
     """Write ``raw`` ``(slice, row, col)`` uint16 as one axial DICOM file per slice.
 
     Slice ``k`` lies at ``origin + positions_z[k] * normal`` (LPS mm, default
@@ -73,6 +73,8 @@ def write_dicom_series(folder: Path, raw: np.ndarray, *, positions_z=None, modal
         ds.Modality, ds.SeriesInstanceUID, ds.SeriesDescription = modality, series_uid, description
         ds.SeriesNumber, ds.InstanceNumber = series_number, len(raw) - k  # superior first, as scanners do
         ds.StudyInstanceUID = "1.2.3.4"
+        if patient_position is not None:
+            ds.PatientPosition = patient_position
         ds.ImagePositionPatient = [float(v) for v in np.asarray(origin, float) + float(z) * normal]
         ds.ImageOrientationPatient = [float(v) for v in iop]
         ds.PixelSpacing = list(pixel_spacing)

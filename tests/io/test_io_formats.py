@@ -194,3 +194,11 @@ def test_cancelling_a_dicom_read(tmp_path):
 
     with pytest.raises(Cancelled):
         read_scan(tmp_path / "s", progress=cancel_at_third)
+
+
+def test_dicom_patient_position_is_kept_when_the_series_agrees(tmp_path):
+    raw = ct_raw(3, 6, 5)
+    write_dicom_series(tmp_path / "prone", raw, patient_position="HFP")
+    assert read_scan(tmp_path / "prone").source.metadata["patient_position"] == "HFP"
+    write_dicom_series(tmp_path / "unknown", raw)
+    assert "patient_position" not in read_scan(tmp_path / "unknown").source.metadata

@@ -73,6 +73,10 @@ def test_report_holds_volumes_density_and_mapping(result, tmp_path):
     back = json.loads(j.read_text())
     assert len(back["mapping"]["clusters"]) == res.mapping.n_clusters
     assert "emphysema" in c.read_text()
+    assert "patient_position" not in rep  # supine or unknown: nothing to say
+    prone = make_report(res.labels, vol.hu, vol.spacing, mapping=res.mapping, patient_position="HFP")
+    assert prone["patient_position"]["dicom"] == "HFP" and "prone" in prone["patient_position"]["note"]
+    assert "patient_position" not in make_report(res.labels, vol.hu, vol.spacing, patient_position="HFS")
     # a report asked for as .csv keeps its JSON beside the table, not written over by it
     j2, c2 = write_report(rep, tmp_path / "asked.csv")
     assert (j2.name, c2.name) == ("asked.json", "asked.csv")

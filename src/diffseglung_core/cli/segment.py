@@ -63,8 +63,8 @@ def _segment_one(args, scan: Path, output: Path, report_path, clusters_dir) -> d
         options = options_from_args(SegmentOptions, args, OPTIONS,
                                     cluster_previews=clusters_dir is not None)
         result = segment_volume(volume, options, lung_mask=lung, progress=progress)
-    report = make_report(result.labels, volume.hu, volume.spacing, result=result,
-                         source=str(scan))
+    report = make_report(result.labels, volume.hu, volume.spacing, result=result, source=str(scan),
+                         patient_position=volume.source.metadata.get("patient_position", ""))
     with RunOutputs(args.overwrite) as outputs:  # all of them, or none if the run stops
         write_labels(outputs.claim(output), result.labels, volume, overwrite=args.overwrite)
         if clusters_dir is not None:
@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"LAA-950 {d['laa950_percent']:.1f} %  LAA-910 {d['laa910_percent']:.1f} %  "
           f"PD15 {d['pd15_hu']:.0f} HU" + (f" (HU calibrated: {d['hu_offset']:+.0f} HU subtracted)"
                                           if d.get("hu_offset") else ""))
+    if "patient_position" in report:
+        print(f"note: {report['patient_position']['note']}")
     flagged = [c for c in report["mapping"]["clusters"] if c["flag"]]
     for c in flagged:
         print(f"cluster {c['cluster']} ({c['name']}): {c['flag']}")

@@ -212,7 +212,15 @@ def read_dicom(path: Path, *, spacing=None, series=None, role="image",
     return NativeScan(data=data, affine=affine, description=description,
                       metadata={"modality": chosen.modality, "series_uid": chosen.uid,
                                 "series_number": chosen.number, "n_series": len(found),
+                                **_position_metadata([ds for _, ds in slices]),
                                 **_padding_metadata([ds for _, ds in slices])})
+
+
+def _position_metadata(headers: list) -> dict:
+    """``{"patient_position": code}`` (DICOM PatientPosition, e.g. ``"HFS"``, ``"HFP"``)
+    when every slice gives the same one; ``{}`` otherwise."""
+    codes = {str(ds.get("PatientPosition", "") or "").strip().upper() for ds in headers}
+    return {"patient_position": codes.pop()} if len(codes) == 1 and "" not in codes else {}
 
 
 def _stored_to_hu(ds, raw) -> float:

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..describe import position_note
 from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from .assign import LabelMapping
 from .evidence import lucencies_resolved
@@ -67,7 +68,7 @@ def _versions() -> dict:
 def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
                 result=None, mapping: Optional[LabelMapping] = None,
                 timings: Optional[dict] = None, params: Optional[dict] = None,
-                source: str = "") -> dict:
+                source: str = "", patient_position: str = "") -> dict:
     """The report of one scan (JSON-ready dict).
 
     Parameters
@@ -90,6 +91,10 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
     low-attenuation lung of a uniformly dark thin-slice scan not called
     emphysema (no lucencies that read as air), and the share labelled emphysema
     (regions far above that baseline).
+
+    With a ``patient_position`` (DICOM PatientPosition) other than supine, the
+    ``"patient_position"`` entry says what that means for the dependent lung
+    (:func:`~diffseglung_core.describe.position_note`).
 
     The ``"hu_calibration"`` entry is the mapping's calibration (what air was
     measured, whether the offset was applied and why; see
@@ -116,6 +121,9 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
         "params": params or {},
         "versions": _versions(),
     }
+    note = position_note(patient_position)
+    if note:
+        out["patient_position"] = {"dicom": patient_position, "note": note}
     sides = getattr(result, "lung", None)
     if sides is not None and np.shape(sides) == np.shape(labels):
         from .sides import class_volumes_by_side

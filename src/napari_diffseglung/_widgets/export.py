@@ -243,6 +243,7 @@ class ExportWidget(QWidget):
             if "report" in paths:
                 result = labels_layer.metadata.get(RESULT_KEY)
                 report = make_report(labels, volume.hu, volume.spacing, source=volume.source.path,
+                                     patient_position=volume.source.metadata.get("patient_position", ""),
                                      mapping=getattr(result, "mapping", None),
                                      timings=getattr(result, "timings", None),
                                      params=getattr(result, "params", None))
