@@ -202,3 +202,12 @@ def test_dicom_patient_position_is_kept_when_the_series_agrees(tmp_path):
     assert read_scan(tmp_path / "prone").source.metadata["patient_position"] == "HFP"
     write_dicom_series(tmp_path / "unknown", raw)
     assert "patient_position" not in read_scan(tmp_path / "unknown").source.metadata
+
+
+def test_info_says_when_the_patient_lay_prone(tmp_path, capsys):
+    write_dicom_series(tmp_path / "prone", ct_raw(3, 6, 5), patient_position="HFP")
+    assert main(["info", str(tmp_path / "prone")]) == 0
+    assert "position     HFP: the patient lay prone" in capsys.readouterr().out
+    write_dicom_series(tmp_path / "supine", ct_raw(3, 6, 5), patient_position="FFS")
+    assert main(["info", str(tmp_path / "supine")]) == 0
+    assert "position     FFS (supine)" in capsys.readouterr().out

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..describe import volume_facts
+    from ..describe import position_note, volume_facts
     from ..io import read_scan
 
     with progress_bar("reading") as progress:
@@ -48,4 +48,7 @@ def run(args: argparse.Namespace) -> int:
           f"(1st-99th percentile {facts['hu_p1']:g} .. {facts['hu_p99']:g})")
     if facts["description"]:
         print(f"description  {facts['description']}")
+    if facts["patient_position"]:
+        note = position_note(facts["patient_position"])
+        print(f"position     {facts['patient_position']}" + (f": {note}" if note else " (supine)"))
     return 0
