@@ -387,6 +387,9 @@ def segment_lungs(
             # vessels as thin as the lung's own run through dependent consolidation: only
             # what is thicker (the heart, the great vessels, the spine) stops these rays
             mediastinal = axial_opening(mediastinal, axial_disk(4.0, spacing))
+            notes.append("intravenous contrast recognised (the blood between the lungs reads as "
+                         "dense as bone): contrast-filled vessels are not taken for ribs, and thin "
+                         "ones do not stop the search for dependent lung")
         avoid = organs | (spine & ~gutter) | mediastinal
         _fill_along_rays(labels, hu_s, stop, body, cage | gutter, fat, skin, allowed, spacing, x_mid,
                          passes=dependent_passes, avoid=avoid, spine=gutter, mediastinum=mediastinum,
