@@ -75,20 +75,18 @@ def lung_vessels(bright: np.ndarray, lung: np.ndarray, spacing: Sequence[float],
     -------
     (Z, Y, X) bool
     """
-    # bright voxels within the lung's sections (its vessels are holes in it)
-    candidates = np.zeros(lung.shape, bool)
-
-    def within(z: int) -> None:
-        if lung[z].any():
-            candidates[z] = bright[z] & fill_holes_nd(lung[z])
-
-    thread_map(within, range(lung.shape[0]))
     inside = np.zeros(lung.shape, bool)
 
-    def deep(z: int) -> None:  # and at least depth_mm from its edge
-        inside[z] = candidates[z] & (distance_inside(fill_holes_nd(lung[z]), spacing[1:]) > depth_mm)
+    def deep(z: int) -> None:
+        # bright voxels in the lung's section (its vessels are holes in it), depth_mm from its edge
+        if not lung[z].any():
+            return
+        section = fill_holes_nd(lung[z])
+        candidates = bright[z] & section
+        if candidates.any():
+            inside[z] = candidates & (distance_inside(section, spacing[1:]) > depth_mm)
 
-    thread_map(deep, np.flatnonzero(candidates.any(axis=(1, 2))))
+    thread_map(deep, range(lung.shape[0]))
     if not inside.any():
         return inside
     lab, n = label(bright)
