@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from _provenance import git_commit, uncommitted_sources  # noqa: E402
 from diffseglung_core.errors import NoLungFoundError  # noqa: E402
+from diffseglung_core.gravity import dependent_side  # noqa: E402
 from diffseglung_core.io import read_mask, read_scan  # noqa: E402
 from diffseglung_core.lung import segment_lungs  # noqa: E402
 from diffseglung_core.phantom import CASES, make_phantom  # noqa: E402
@@ -74,9 +75,9 @@ def threshold_lung(hu: np.ndarray, spacing, min_area_mm2: float = 500.0) -> np.n
     return np.stack([ndi.binary_fill_holes(m) for m in lungs])
 
 
-def timed(hu, spacing):
+def timed(hu, spacing, **options):
     t = time.perf_counter()
-    seg = segment_lungs(hu, spacing)
+    seg = segment_lungs(hu, spacing, **options)
     return seg, time.perf_counter() - t
 
 
@@ -200,7 +201,9 @@ def phantoms(shape, seeds) -> dict:
             ph = make_phantom(shape, seed=seed, case=case)
             row: dict = {"seed": seed}
             try:
-                seg, row["seconds"] = timed(ph.volume.hu, ph.volume.spacing)
+                # (the position the scan says: the prone case's fluid collects in front)
+                side = dependent_side(ph.volume.source.metadata["patient_position"])
+                seg, row["seconds"] = timed(ph.volume.hu, ph.volume.spacing, dependent_side=side)
             except NoLungFoundError as err:
                 row["no_lung"] = str(err)
                 rows.append(row)

@@ -93,3 +93,26 @@ def test_threads_sets_the_cpu_work(tmp_path, capsys):
     capsys.readouterr()
     assert main(["lungmask", str(scan), "-o", str(tmp_path / "c.nii.gz"), "--threads", "-1"]) == 2
     assert "--threads must be 0 (automatic) or more" in capsys.readouterr().err
+
+
+def test_patient_position_can_be_given_for_files_that_do_not_store_it(tmp_path, capsys):
+    """A NIfTI file does not say how the patient lay: --patient-position HFP makes the lung mask
+    look for pleural fluid in front (and says so); a code that is not a position is refused."""
+    from diffseglung_core.io import read_mask, read_scan, write_scan
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 128, 128), seed=0, case="effusion_prone")
+    scan = write_scan(tmp_path / "ct.nii.gz", ph.volume)
+    assert "patient_position" not in read_scan(scan).source.metadata
+    assert main(["lungmask", str(scan), "-o", str(tmp_path / "supine.nii.gz")]) == 0
+    assert "prone" not in capsys.readouterr().out
+    assert main(["lungmask", str(scan), "-o", str(tmp_path / "prone.nii.gz"),
+                 "--patient-position", "hfp"]) == 0
+    out = capsys.readouterr().out
+    assert "note: the patient lay prone" in out and "pleural effusion" in out
+    ct = read_scan(scan)
+    fluid = ph.effusion > 0
+    supine, prone = (read_mask(tmp_path / f"{n}.nii.gz", ct) for n in ("supine", "prone"))
+    assert np.mean(prone[fluid] > 0) < np.mean(supine[fluid] > 0)
+    with pytest.raises(SystemExit):
+        main(["lungmask", str(scan), "-o", str(tmp_path / "x.nii.gz"), "--patient-position", "UP"])

@@ -404,22 +404,29 @@ def test_consolidation_is_not_called_effusion():
     assert not seg.effusion.any()
 
 
-@pytest.mark.parametrize("back", [True, False])
-def test_effusion_is_found_where_fluid_collects(back):
-    """A fluid-density crescent along the back of a supine patient's lung is effusion; the same
-    crescent in front (where free fluid does not collect) is left to the lung."""
+@pytest.mark.parametrize("side", ["back", "front", "right", "left"])
+def test_effusion_is_found_where_fluid_collects(side):
+    """A fluid-density crescent on the dependent side of the lung (the back of a supine
+    patient, the front of a prone one, the lower side of one lying on a side) is effusion; the
+    same crescent on the opposite side (where free fluid does not collect) is left to the lung,
+    unless no dependent side is given."""
     from diffseglung_core.lung.cavity import find_effusion
 
     yy, xx = np.mgrid[:80, :80]
     r = np.hypot(yy - 40, xx - 40)
     lung = np.broadcast_to(r < 30, (6, 80, 80)).copy()
-    crescent = lung & np.broadcast_to((r > 22) & ((yy > 44) if back else (yy < 36)), lung.shape)
-    hu = np.where(crescent, 10.0, -850.0).astype(np.float32)
-    fluid = find_effusion(hu, hu, lung, crescent, (5.0, 1.0, 1.0))
-    if back:
-        assert fluid[crescent].mean() > 0.8 and not fluid[~crescent].any()
-    else:
-        assert not fluid.any()
+    # (x grows towards the patient's left)
+    parts = {"back": yy > 44, "front": yy < 36, "left": xx > 44, "right": xx < 36}
+    opposite = {"back": "front", "front": "back", "left": "right", "right": "left"}[side]
+    for where in (side, opposite):
+        crescent = lung & np.broadcast_to((r > 22) & parts[where], lung.shape)
+        hu = np.where(crescent, 10.0, -850.0).astype(np.float32)
+        for dependent in (side, None):
+            fluid = find_effusion(hu, hu, lung, crescent, (5.0, 1.0, 1.0), dependent=dependent)
+            if where == side or dependent is None:
+                assert fluid[crescent].mean() > 0.8 and not fluid[~crescent].any()
+            else:
+                assert not fluid.any()
 
 
 def test_costal_fill_adds_dense_lung_between_lung_and_ribs():
@@ -1191,3 +1198,26 @@ def test_contrast_is_recognised_on_real_slices(shared_data):
         body = filled_body(~outside_air(ct.hu < -400))
         hu_s = smooth_axial(np.clip(ct.hu, -1100.0, 1500.0), ct.spacing, 1.0)
         assert enhanced_blood(hu_s, lung, axial_convex_hull(lung), body) is enhanced[path.name], path.name
+
+
+def test_a_prone_scans_fluid_in_front_is_effusion_not_lung():
+    """The effusion of a patient lying prone collects in front: with the scan's PatientPosition
+    (HFP) the lung mask reports it and keeps less of it than when the position is unknown and
+    a supine patient is assumed (fluid in front is then taken for consolidation)."""
+    import dataclasses
+
+    from diffseglung_core.lung import segment_scan_lungs
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 128, 128), seed=0, case="effusion_prone")
+    assert ph.volume.source.metadata["patient_position"] == "HFP"
+    fluid = ph.effusion > 0
+    # the fluid lies in front of the lungs
+    assert np.nonzero(fluid)[1].mean() < np.nonzero(ph.lung)[1].mean()
+    prone = segment_scan_lungs(ph.volume)
+    meta = {k: v for k, v in ph.volume.source.metadata.items() if k != "patient_position"}
+    unknown = segment_scan_lungs(dataclasses.replace(
+        ph.volume, source=dataclasses.replace(ph.volume.source, metadata=meta)))
+    assert not unknown.effusion[fluid].any() and prone.effusion[fluid].mean() > 0.03
+    assert np.mean(prone.labels[fluid] > 0) < np.mean(unknown.labels[fluid] > 0)
+    assert any("effusion" in n for n in prone.notes)

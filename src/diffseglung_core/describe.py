@@ -6,16 +6,13 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .gravity import POSITIONS
 from .volume import CTVolume
 
 __all__ = ["volume_facts", "describe_volume", "position_note"]
 
 #: DICOM PatientPosition of a supine patient (head or feet first).
 SUPINE = ("HFS", "FFS")
-#: The other positions of a chest CT, in words, and where their dependent lung lies.
-_POSITIONS = {"HFP": ("prone", "in front"), "FFP": ("prone", "in front"),
-              "HFDR": ("on the right side", "on the right"), "FFDR": ("on the right side", "on the right"),
-              "HFDL": ("on the left side", "on the left"), "FFDL": ("on the left side", "on the left")}
 
 
 def volume_facts(volume: CTVolume) -> dict[str, Any]:
@@ -74,10 +71,10 @@ def describe_volume(volume: CTVolume) -> str:
 def position_note(code: str) -> Optional[str]:
     """What a reader should know when the patient did not lie supine.
 
-    The rules for dependent lung (the denser band under the posterior pleura,
-    dependent consolidation beside the spine, free pleural fluid) assume a
-    supine patient, as in most chest CT; interstitial lung disease protocols add
-    prone scans, on which those rules look at the wrong side.
+    The rules for dependent lung (the denser band under the dependent pleura,
+    which is not disease, and where free pleural fluid collects) follow the
+    patient's position (:mod:`~diffseglung_core.gravity`); most chest CT is
+    supine, interstitial lung disease protocols add prone scans.
 
     Parameters
     ----------
@@ -92,8 +89,16 @@ def position_note(code: str) -> Optional[str]:
     code = (code or "").strip().upper()
     if not code or code in SUPINE:
         return None
-    lying, side = _POSITIONS.get(code, (f"in position {code}", "elsewhere"))
-    return (f"the patient lay {lying} (DICOM PatientPosition {code}), but the rules for dependent "
-            "lung assume a supine patient: the denser band under the posterior pleura is labelled "
-            "healthy and dependent consolidation and pleural fluid are looked for at the back, while "
-            f"this scan's dependent lung lies {side}, where its density may be labelled ground glass")
+    if code not in POSITIONS:
+        return (f"the patient lay in position {code} (DICOM PatientPosition), which is not a known "
+                "position: the rules for dependent lung assume a supine patient (dependent lung at "
+                "the back)")
+    lying, side = POSITIONS[code]
+    where = {"front": "in front", "right": "on the right", "left": "on the left"}[side]
+    note = (f"the patient lay {lying} (DICOM PatientPosition {code}): the dependent lung lies {where}, "
+            "where the thin denser band under the pleura is taken for dependent density (not "
+            "disease) and free pleural fluid is looked for")
+    if side in ("right", "left"):
+        note += ("; the healthy lung's gravity gradient is still read from front to back, so "
+                 "density towards the lower side may be labelled ground glass")
+    return note

@@ -728,7 +728,8 @@ def test_a_structure_one_voxel_across_is_thin_on_a_coarse_grid():
 
 def test_dependent_band_is_thin_dense_lung_under_the_posterior_pleura():
     """A thin dense band under the posterior pleura is dependent density; a lesion at the same
-    pleura that is thicker, and a thin band under the anterior pleura, are not."""
+    pleura that is thicker, and a thin band under the anterior pleura, are not. A prone
+    patient's dependent band is in front, a decubitus patient's along the lower side."""
     from scipy import ndimage as ndi
 
     shape, sp = (12, 100, 100), (2.0, 1.0, 1.0)
@@ -748,6 +749,14 @@ def test_dependent_band_is_thin_dense_lung_under_the_posterior_pleura():
 
     whole = band | lesion | front
     assert (out == (whole & (depth <= 10.0) & (y > 49)[None] & ~_opening(whole, sp, 4.0))).all()
+    # a prone patient's dependent lung is in front: there the front band is the dependent one
+    prone = dependent_band(band | lesion | front, inside, depth, sp, 10.0, 4.0, side="front")
+    assert prone[front].mean() > 0.95 and not prone[band].any() and not prone[lesion].any()
+    # lying on the left side (x grows towards the patient's left): a band along the left wall
+    left = inside & ((x >= 90) & (y >= 20) & (y < 60))[None]
+    on_left = dependent_band(left | band, inside, depth, sp, 10.0, 4.0, side="left")
+    assert on_left[left].mean() > 0.95 and not on_left[band & (x < 50)[None]].any()
+    assert not dependent_band(left, inside, depth, sp, 10.0, 4.0, side="right").any()
 
 
 def test_partial_volume_is_dense_lung_lying_mostly_against_tissue_across_the_slice():

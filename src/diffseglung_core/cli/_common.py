@@ -34,6 +34,27 @@ def add_spacing_argument(parser: argparse.ArgumentParser) -> None:
                         help="voxel size in mm, for formats that do not store it (TIFF, NPZ)")
 
 
+def add_position_argument(parser: argparse.ArgumentParser) -> None:
+    from ..gravity import POSITIONS
+
+    parser.add_argument("--patient-position", type=str.upper, default=None, metavar="CODE",
+                        choices=tuple(POSITIONS),
+                        help="how the patient lay, as DICOM PatientPosition, for files that do not "
+                             "store it (NIfTI, NRRD, ...) or to override it: HFS/FFS supine (assumed "
+                             "when unknown), HFP/FFP prone, HFDR/FFDR on the right side, HFDL/FFDL "
+                             "on the left; the rules for dependent lung follow it")
+
+
+def with_position(volume, code: str | None):
+    """``volume`` with its DICOM PatientPosition set to ``code`` (unchanged when None)."""
+    from dataclasses import replace
+
+    if not code:
+        return volume
+    metadata = {**volume.source.metadata, "patient_position": code}
+    return replace(volume, source=replace(volume.source, metadata=metadata))
+
+
 def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace output files that already exist")

@@ -10,11 +10,13 @@ from ._common import (
     RunOutputs,
     add_max_voxels_argument,
     add_overwrite_argument,
+    add_position_argument,
     add_spacing_argument,
     add_threads_argument,
     check_label_output,
     progress_bar,
     use_threads,
+    with_position,
 )
 from ._options import add_option_arguments, options_from_args
 
@@ -37,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lung-mask", default="auto",
                         help="lung mask file on the scan's grid, or 'auto' to compute it")
     add_spacing_argument(parser)
+    add_position_argument(parser)
     add_max_voxels_argument(parser)
     parser.add_argument("--report", type=Path, default=None,
                         help="write a JSON report (and a CSV table beside it)")
@@ -57,7 +60,7 @@ def _segment_one(args, scan: Path, output: Path, report_path, clusters_dir) -> d
 
     check_label_output(output, args.overwrite)
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
-    volume = read_scan(scan, max_voxels=args.max_voxels, **kwargs)
+    volume = with_position(read_scan(scan, max_voxels=args.max_voxels, **kwargs), args.patient_position)
     lung = None if args.lung_mask in (None, "auto") else read_mask(args.lung_mask, volume)
     with progress_bar(f"segment {scan.name}") as progress:
         options = options_from_args(SegmentOptions, args, OPTIONS,

@@ -29,6 +29,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..binary import distance_inside, label
+from ..gravity import gravity_axis
 from ..parallel import gaussian_filter, thread_map
 from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
@@ -484,7 +485,7 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
                   spacing: Sequence[float], *, min_wall_contact: float = 0.25,
                   fluid_hu: tuple[float, float] = (-15.0, 22.0), max_mean_hu: float = 16.0,
                   min_ml: float = 5.0, min_thick_mm: float = 4.0,
-                  max_roundness: float = 0.5, dependent: bool = True) -> np.ndarray:
+                  max_roundness: float = 0.5, dependent: Optional[str] = "back") -> np.ndarray:
     """Pleural effusion among the dense voxels of a lung mask.
 
     Parameters
@@ -519,11 +520,11 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
         fraction of the radius of a ball of the same volume (a disk of the
         same area for one slice). Rounder fluid-density regions are left to
         the lung (a mass or fluid-filled lung).
-    dependent : bool
-        Free pleural fluid collects in the dependent pleural space: with a
-        supine patient (``y`` increasing towards the back), a region whose
-        centre lies in front of the centre of the lung in its slices is
-        consolidation, not fluid.
+    dependent : str or None
+        Free pleural fluid collects in the dependent pleural space: a region
+        whose centre does not lie on this side of the centre of the lung in its
+        slices (:func:`~diffseglung_core.gravity.dependent_side`: ``"back"`` for
+        a supine patient) is consolidation, not fluid. None: no such test.
 
     Returns
     -------
@@ -543,9 +544,10 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
         count = np.count_nonzero(comp)
         if float(np.mean(hu[sl][comp])) > max_mean_hu:
             continue
-        if dependent:
-            ys = np.nonzero(lung[sl[0]])[1]
-            if ys.size and np.nonzero(comp)[1].mean() + sl[1].start < ys.mean():
+        if dependent is not None:
+            axis, sign = gravity_axis(dependent)
+            cs = np.nonzero(lung[sl[0]])[axis]
+            if cs.size and sign * (np.nonzero(comp)[axis].mean() + sl[axis].start - cs.mean()) < 0:
                 continue
         shell = ndi.binary_dilation(np.pad(comp, 1), iterations=1)[1:-1, 1:-1, 1:-1] & ~comp
         if np.count_nonzero(shell & ~lung[sl]) < min_wall_contact * max(np.count_nonzero(shell), 1):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from .. import gravity
 from ..errors import NoLungFoundError
 from ..parallel import by_slabs, thread_map
 from ..progress import ProgressCallback, report
@@ -122,7 +123,8 @@ def segment_scan_lungs(volume: CTVolume, **options) -> LungSegmentation:
     ----------
     volume : CTVolume
     **options
-        Parameters of :func:`segment_lungs` (``air_reference_hu`` is measured).
+        Parameters of :func:`segment_lungs` (``air_reference_hu`` is measured;
+        ``dependent_side`` follows the scan's DICOM PatientPosition, supine when unknown).
 
     Returns
     -------
@@ -131,6 +133,8 @@ def segment_scan_lungs(volume: CTVolume, **options) -> LungSegmentation:
     from ..calibration import calibrate_hu
 
     air = calibrate_hu(volume.hu, metadata=volume.source.metadata).median_hu
+    position = volume.source.metadata.get("patient_position", "")
+    options.setdefault("dependent_side", gravity.dependent_side(position))
     return segment_lungs(volume.hu, volume.spacing, air_reference_hu=air if np.isfinite(air) else -1000.0,
                          **options)
 
@@ -155,6 +159,7 @@ def segment_lungs(
     aorta_gap_mm: float = 8.0,
     rib_line_mm: float = 60.0,
     effusion: bool = True,
+    dependent_side: str = "back",
     air_reference_hu: float = -1000.0,
     progress: Optional[ProgressCallback] = None,
 ) -> LungSegmentation:
@@ -251,6 +256,11 @@ def segment_lungs(
         the muscles outside the cage through the gap between two ribs.
     effusion : bool
         Run step 8 (otherwise fluid along the chest wall may stay in the mask).
+    dependent_side : str
+        Where free pleural fluid collects: ``"back"`` for a supine patient,
+        ``"front"`` prone, ``"right"`` or ``"left"`` on that side
+        (:func:`~diffseglung_core.gravity.dependent_side`); a fluid-density
+        region on the other side of the lung is lung.
     air_reference_hu : float
         HU of air in this scan (see :mod:`diffseglung_core.calibration`); the
         test that tells lung parenchyma from gas is relative to it.
@@ -434,7 +444,8 @@ def segment_lungs(
     fluid = np.zeros(labels.shape, bool)
     if effusion:
         dense = (labels > 0) & (hu_s > ground_glass_hu)
-        fluid = find_effusion(hu_box, smooth_axial(hu_box, spacing, 2.0), labels > 0, dense, spacing)
+        fluid = find_effusion(hu_box, smooth_axial(hu_box, spacing, 2.0), labels > 0, dense, spacing,
+                              dependent=dependent_side)
         if fluid.any():
             labels[fluid] = 0
             notes.append(f"pleural effusion of {np.count_nonzero(fluid) * np.prod(spacing) / 1000:.0f}"

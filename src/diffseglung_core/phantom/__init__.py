@@ -25,6 +25,10 @@ scans that test a lung mask:
     large free pleural effusions (about 10 HU) along the posterior chest wall,
     with a band of compressed lung (consolidation) along them. The fluid is
     not lung: it is returned as :attr:`Phantom.effusion`.
+``"effusion_prone"``
+    the bilateral effusions of a patient lying prone (the scan's DICOM
+    PatientPosition, ``volume.source.metadata["patient_position"]``, is
+    ``"HFP"``): the fluid lies along the anterior chest wall.
 ``"pleural_mass"``, ``"pleural_mass_mediastinal"``, ``"pleural_mass_diaphragmatic"``
     a solid mass (about 34 HU, 3-6 cm) in the right lung against the costal
     pleura, the mediastinal pleura or the diaphragm, labelled consolidation;
@@ -177,7 +181,7 @@ def make_phantom(shape: Sequence[int] = (48, 128, 128), spacing: Optional[Sequen
     hu, lung = chest.hu, chest.lung
     fluid = compressed = None
     if max(spec.effusion_mm) > 0:
-        fluid, depth = effusion(grid, lung, spec.effusion_mm)
+        fluid, depth = effusion(grid, lung, spec.effusion_mm, prone=spec.position in ("HFP", "FFP"))
         lung[fluid > 0] = 0
         hu[fluid > 0] = EFFUSION_HU
         compressed = atelectasis(depth) & (lung > 0)
@@ -212,7 +216,8 @@ def make_phantom(shape: Sequence[int] = (48, 128, 128), spacing: Optional[Sequen
                                     + (what if case == "chest" else f"{case}, {what}"),
                         metadata={"seed": int(seed), "pathologies": list(pathologies),
                                   "noise_hu": float(noise_hu), "blur_mm": float(blur_mm),
-                                  "case": case, "z_range": [z_lo, z_hi]})
+                                  "case": case, "z_range": [z_lo, z_hi],
+                                  "patient_position": spec.position})
     volume = CTVolume.from_array(hu, spacing, origin=origin, source=source)
     report(progress, total, total, "done")
     return Phantom(volume=volume, labels=labels, lung=lung, effusion=fluid, mass=mass, case=case)

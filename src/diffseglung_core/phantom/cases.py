@@ -51,6 +51,9 @@ class Case:
     blood_hu : float
         HU of blood in the heart, the great vessels and the pulmonary vessels (about
         40 without contrast, 150-400 with intravenous contrast).
+    position : str
+        DICOM PatientPosition of the scan: ``"HFS"`` (supine) or ``"HFP"`` (prone,
+        free pleural fluid collects in front).
     """
 
     name: str
@@ -62,6 +65,7 @@ class Case:
     mass: Optional[str] = None
     z_range: tuple[float, float] = (0.0, 300.0)
     blood_hu: float = BLOOD
+    position: str = "HFS"
 
 
 _CASES = (
@@ -80,6 +84,9 @@ _CASES = (
          effusion_mm=(75.0, 0.0)),
     Case("effusion_left", "large left pleural effusion with compressed lung along it",
          effusion_mm=(0.0, 70.0)),
+    Case("effusion_prone", "large bilateral pleural effusions (right larger) of a patient "
+                           "lying prone (DICOM PatientPosition HFP): the fluid collects in front",
+         effusion_mm=(70.0, 48.0), position="HFP"),
     Case("pleural_mass", "solid mass in the right lung against the costal pleura", mass="costal"),
     Case("pleural_mass_mediastinal", "solid mass in the right lung against the mediastinal "
                                      "pleura (the right heart border)", mass="mediastinal"),
@@ -103,20 +110,22 @@ def get_case(name: str) -> Case:
         raise ValueError(f"unknown case {name!r}; choose from {tuple(CASES)}") from None
 
 
-def effusion(grid: Grid, pleural: np.ndarray, thickness_mm: tuple[float, float]
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Free pleural fluid in the dependent pleural spaces of a supine patient.
+def effusion(grid: Grid, pleural: np.ndarray, thickness_mm: tuple[float, float],
+             prone: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Free pleural fluid in the dependent pleural spaces.
 
-    The fluid lies along the posterior chest wall, in the posterior costophrenic
-    recess and under the lung base: a crescent in the axial slices, thickest at
-    the back and at the base, its meniscus thinning up the lateral wall. The
-    lung it displaces is not drawn: the effusion takes those voxels.
+    For a supine patient the fluid lies along the posterior chest wall, in the
+    posterior costophrenic recess and under the lung base: a crescent in the
+    axial slices, thickest at the back and at the base, its meniscus thinning up
+    the lateral wall; for a prone patient it lies in front. The lung it
+    displaces is not drawn: the effusion takes those voxels.
 
     Parameters
     ----------
     grid : the phantom grid.
     pleural : (Z, Y, X) uint8, the pleural spaces (1 right, 2 left).
     thickness_mm : greatest thickness of the fluid (mm) on the right and left.
+    prone : the patient lies prone.
 
     Returns
     -------
@@ -139,10 +148,12 @@ def effusion(grid: Grid, pleural: np.ndarray, thickness_mm: tuple[float, float]
         rho, wall = cavity(x, y, z)
         cy = cavity_centre_y(z)
         y_wall = cy + (y - cy) / np.maximum(rho, 1e-3)            # the wall behind the point
-        posterior = np.clip((y_wall + 25.0) / 100.0, 0, 1) ** 1.5
+        if prone:  # the same crescent, mirrored to the front
+            y_wall = 2.0 * cy - y_wall
+        dependent = np.clip((y_wall + 25.0) / 100.0, 0, 1) ** 1.5
         basal = np.clip(1 - (z - 60.0) / 260.0, 0.15, 1)
-        thick = np.float32(tmax) * posterior * basal
-        # over the dome: a subpulmonic layer, thickest at the back
+        thick = np.float32(tmax) * dependent * basal
+        # over the dome: a subpulmonic layer, thickest on the dependent side
         above = z - diaphragm(x, y)
         d = np.maximum(thick - wall, 0.3 * thick - above)
         fluid.reshape(-1)[index[d > 0]] = side

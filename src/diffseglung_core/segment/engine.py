@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .. import gravity
 from ..calibration import calibrate_hu
 from ..device import to_float16
 from ..errors import NoLungFoundError, require_same_grid
@@ -445,6 +446,8 @@ def segment_volume(
         evidence = tissue_evidence(hu, lung, volume.spacing, airway=airway,
                                    hu_offset=mapping.hu_offset,
                                    dense_margin_hu=rules.ggo_margin_hu, device=dev,
+                                   dependent_side=gravity.dependent_side(
+                                       volume.source.metadata.get("patient_position", "")),
                                    progress=scaled(progress, 0.76, 0.8))
         timings["structure_evidence"] = time.perf_counter() - t
     report(progress, 800, 1000, "labels")

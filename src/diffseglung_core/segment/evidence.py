@@ -84,6 +84,7 @@ from scipy.special import ndtr
 
 from ..binary import distance_inside, label
 from ..calibration import NOMINAL_AIR_HU
+from ..gravity import dependent_of_centre
 from ..lung.coarse import bbox
 from ..lung.morphology import axial_convex_hull, axial_depth, fill_holes_nd
 from ..parallel import by_slabs, gaussian_filter, thread_map
@@ -162,7 +163,7 @@ class TissueEvidence:
         the voxel), whichever is smaller.
     dependent : (N,) bool
         In a thin band of denser parenchyma under the pleura on the dependent
-        side (the back of a supine patient): dependent density (gravity,
+        side (the back of a supine patient, the front of a prone one): dependent density (gravity,
         atelectasis of a few alveoli), not disease.
     partial_volume : (N,) bool
         In a region of denser parenchyma that lies mostly where the slice above
@@ -713,15 +714,17 @@ def _mostly_in(mask: np.ndarray, where: np.ndarray, share: float) -> np.ndarray:
 
 
 def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
-                   spacing: Sequence[float], max_depth_mm: float, thick_mm: float) -> np.ndarray:
-    """Dense parenchyma in a thin band under the pleura at the back of a supine patient.
+                   spacing: Sequence[float], max_depth_mm: float, thick_mm: float,
+                   side: str = "back") -> np.ndarray:
+    """Dense parenchyma in a thin band under the pleura of the dependent lung.
 
     Lung is denser where it is dependent, and most of all in a band a few mm
-    thick under the posterior pleura (gravity, a few collapsed alveoli); it
-    clears when the patient lies prone and is not disease. Such a band is the
-    part of ``dense`` within ``max_depth_mm`` of the pleura, behind the centre
-    of the lung in its slice, that is thin: not in the opening of ``dense`` by a
-    ball of ``thick_mm`` (a lesion at the pleura thicker than that is kept).
+    thick under the dependent pleura (gravity, a few collapsed alveoli; the
+    back of a supine patient); it clears when the patient turns over and is not
+    disease. Such a band is the part of ``dense`` within ``max_depth_mm`` of the
+    pleura, on the dependent side of the centre of the lung in its slice, that
+    is thin: not in the opening of ``dense`` by a ball of ``thick_mm`` (a lesion
+    at the pleura thicker than that is kept).
 
     Parameters
     ----------
@@ -733,15 +736,14 @@ def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
         Depth (mm) below the pleura.
     spacing : (3,) float, mm.
     max_depth_mm, thick_mm : float
+    side : str
+        The dependent side (:func:`~diffseglung_core.gravity.dependent_side`).
 
     Returns
     -------
     (Z, Y, X) bool
     """
-    ys = np.arange(inside.shape[1], dtype=np.float64)
-    rows = np.count_nonzero(inside, axis=2)  # (Z, Y) lung voxels per row
-    centre = (rows @ ys / np.maximum(rows.sum(axis=1), 1))[:, None, None]
-    band = dense & (depth <= max_depth_mm) & (ys[None, :, None] > centre)
+    band = dense & (depth <= max_depth_mm) & dependent_of_centre(inside, side)
     if not band.any():
         return band
     # the opening at a voxel depends on the mask within 2 radii: work in a box that holds them
@@ -909,6 +911,7 @@ def tissue_evidence(
     dense_margin_hu: float = 120.0,
     dependent_mm: float = 10.0,
     dependent_thick_mm: float = 4.0,
+    dependent_side: str = "back",
     rim_share: float = 0.5,
     airway_wall_mm: float = 3.5,
     coherence_mm: float = 5.0,
@@ -991,9 +994,13 @@ def tissue_evidence(
         baseline of the low-attenuation share when a slice reads lighter.
     dense_margin_hu, dependent_mm, dependent_thick_mm : float
         Parenchyma at least ``dense_margin_hu`` denser than the healthy lung of
-        its slice, within ``dependent_mm`` of the posterior pleura, in a band
-        thinner than a ball of ``dependent_thick_mm`` radius, is dependent
-        density (:func:`dependent_band`).
+        its slice, within ``dependent_mm`` of the pleura of the dependent lung,
+        in a band thinner than a ball of ``dependent_thick_mm`` radius, is
+        dependent density (:func:`dependent_band`).
+    dependent_side : str
+        Where the dependent lung lies: ``"back"`` for a supine patient,
+        ``"front"`` prone, ``"right"`` or ``"left"`` on that side
+        (:func:`~diffseglung_core.gravity.dependent_side`).
     rim_share : float
         A connected region of such denser parenchyma with at least this share of
         its voxels in the partial-volume rim (:func:`partial_volume_rim`) is
@@ -1216,10 +1223,11 @@ def tissue_evidence(
     texture = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
     del mean, mean_sq
     denser = inside & ~solid & (par_hu - level[:, :, None] >= dense_margin_hu)
-    # the band follows the pleura everywhere at the back, beside the spine too (where the
-    # convex hull of the lungs runs deep): depth below the lung's own border in its slice
+    # the band follows the pleura everywhere on the dependent side, beside the spine too
+    # (where the convex hull of the lungs runs deep): depth below the lung's own border
     pleura = axial_depth(inside, spacing)
-    dependent = dependent_band(denser, inside, pleura, spacing, dependent_mm, dependent_thick_mm)
+    dependent = dependent_band(denser, inside, pleura, spacing, dependent_mm, dependent_thick_mm,
+                               dependent_side)
     del pleura
     # dense parenchyma lying mostly against tissue across the slice (over the dome of the
     # diaphragm or of the heart) is that tissue's partial volume, even read one slice further
