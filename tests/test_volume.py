@@ -31,3 +31,15 @@ def test_ctvolume_validates_shape_and_spacing():
     assert vol.hu.dtype == np.float32 and vol.voxel_volume_ml == pytest.approx(0.002)
     labels = np.ones(vol.shape, np.uint8)
     assert vol.to_native(labels) is labels
+
+
+def test_with_position_sets_the_patient_position_and_keeps_the_rest():
+    from diffseglung_core.volume import ScanSource
+
+    vol = CTVolume.from_array(np.zeros((2, 3, 4)), spacing=(2.0, 1.0, 1.0),
+                              source=ScanSource(format="nifti", metadata={"modality": "CT"}))
+    prone = vol.with_position(" hfp")
+    assert prone.source.metadata == {"modality": "CT", "patient_position": "HFP"}
+    assert vol.source.metadata == {"modality": "CT"}  # the original is not changed
+    assert prone.hu is vol.hu and prone.spacing == vol.spacing
+    assert vol.with_position(None) is vol and vol.with_position("") is vol

@@ -134,6 +134,17 @@ class CTVolume:
         """A copy on the same grid with other HU values."""
         return replace(self, hu=hu)
 
+    def with_position(self, code: Optional[str]) -> CTVolume:
+        """A copy whose source says the patient lay in DICOM PatientPosition ``code``.
+
+        For files that do not store it (NIfTI, NRRD, ...) or to correct it; None or
+        ``""`` returns the volume unchanged. See :mod:`diffseglung_core.gravity`.
+        """
+        if not code:
+            return self
+        metadata = {**self.source.metadata, "patient_position": str(code).strip().upper()}
+        return replace(self, source=replace(self.source, metadata=metadata))
+
     def to_native(self, array: np.ndarray) -> np.ndarray:
         """Put a ``(z, y, x)`` array on the grid of the file this volume was read from."""
         if array.shape != self.hu.shape:

@@ -45,16 +45,6 @@ def add_position_argument(parser: argparse.ArgumentParser) -> None:
                              "on the left; the rules for dependent lung follow it")
 
 
-def with_position(volume, code: str | None):
-    """``volume`` with its DICOM PatientPosition set to ``code`` (unchanged when None)."""
-    from dataclasses import replace
-
-    if not code:
-        return volume
-    metadata = {**volume.source.metadata, "patient_position": code}
-    return replace(volume, source=replace(volume.source, metadata=metadata))
-
-
 def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace output files that already exist")

@@ -14,7 +14,6 @@ from ._common import (
     check_label_output,
     progress_bar,
     use_threads,
-    with_position,
 )
 
 #: The label map is written whole or not at all (see cli.main).
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     use_threads(args, torch=False)  # the lung mask is numpy and scipy work
     check_label_output(args.output, args.overwrite)
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
-    volume = with_position(read_scan(args.scan, max_voxels=args.max_voxels, **kwargs), args.patient_position)
+    volume = read_scan(args.scan, max_voxels=args.max_voxels, **kwargs).with_position(args.patient_position)
     with progress_bar("lung mask") as progress:
         seg = segment_scan_lungs(volume, progress=progress)
     mask = seg.labels

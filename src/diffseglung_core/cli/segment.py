@@ -16,7 +16,6 @@ from ._common import (
     check_label_output,
     progress_bar,
     use_threads,
-    with_position,
 )
 from ._options import add_option_arguments, options_from_args
 
@@ -60,7 +59,7 @@ def _segment_one(args, scan: Path, output: Path, report_path, clusters_dir) -> d
 
     check_label_output(output, args.overwrite)
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
-    volume = with_position(read_scan(scan, max_voxels=args.max_voxels, **kwargs), args.patient_position)
+    volume = read_scan(scan, max_voxels=args.max_voxels, **kwargs).with_position(args.patient_position)
     lung = None if args.lung_mask in (None, "auto") else read_mask(args.lung_mask, volume)
     with progress_bar(f"segment {scan.name}") as progress:
         options = options_from_args(SegmentOptions, args, OPTIONS,
