@@ -42,4 +42,5 @@ def test_with_position_sets_the_patient_position_and_keeps_the_rest():
     assert prone.source.metadata == {"modality": "CT", "patient_position": "HFP"}
     assert vol.source.metadata == {"modality": "CT"}  # the original is not changed
     assert prone.hu is vol.hu and prone.spacing == vol.spacing
-    assert vol.with_position(None) is vol and vol.with_position("") is vol
+    assert vol.with_position(None) is vol
+    assert prone.with_position("").source.metadata == {"modality": "CT"}  # unknown again

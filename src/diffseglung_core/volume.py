@@ -137,12 +137,15 @@ class CTVolume:
     def with_position(self, code: Optional[str]) -> CTVolume:
         """A copy whose source says the patient lay in DICOM PatientPosition ``code``.
 
-        For files that do not store it (NIfTI, NRRD, ...) or to correct it; None or
-        ``""`` returns the volume unchanged. See :mod:`diffseglung_core.gravity`.
+        For files that do not store it (NIfTI, NRRD, ...) or to correct it; ``""``
+        makes the position unknown, None returns the volume unchanged. See
+        :mod:`diffseglung_core.gravity`.
         """
-        if not code:
+        if code is None:
             return self
-        metadata = {**self.source.metadata, "patient_position": str(code).strip().upper()}
+        metadata = {k: v for k, v in self.source.metadata.items() if k != "patient_position"}
+        if code.strip():
+            metadata["patient_position"] = code.strip().upper()
         return replace(self, source=replace(self.source, metadata=metadata))
 
     def to_native(self, array: np.ndarray) -> np.ndarray:

@@ -19,6 +19,9 @@ from diffseglung_core.volume import CTVolume
 
 #: Layer metadata key of the :class:`CTVolume` a layer belongs to.
 VOLUME_KEY = "diffseglung_volume"
+#: Layer metadata key of the DICOM PatientPosition the scan's file gave ("" if none), kept
+#: when the user sets another one in Load CT.
+POSITION_KEY = "diffseglung_file_position"
 #: Layer metadata key of the segmentation result a Labels layer shows.
 RESULT_KEY = "diffseglung_result"
 #: Layer metadata key of what a layer is for: ``"lung_mask"``, ``"clusters"``, ``"truth"``,

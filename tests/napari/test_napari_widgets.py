@@ -162,3 +162,33 @@ def test_export_dicom_seg_of_a_dicom_series(make_napari_viewer, qtbot, tmp_path,
     assert written == [tmp_path / "a0001_seg.dcm"], widget.status.text()
     seg = pydicom.dcmread(written[0])
     assert seg.Modality == "SEG" and len(seg.SegmentSequence) == 2
+
+
+def test_load_widget_sets_how_the_patient_lay(make_napari_viewer, qtbot, tmp_path):
+    """A NIfTI file does not store the patient's position: Load CT sets it on the CT layer's
+    volume (the lung mask then reports a prone patient's fluid in front), and "as the scan
+    says" gives the file's own back."""
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 128, 128), seed=0, case="effusion_prone")
+    viewer = make_napari_viewer()
+    widget = LoadCTWidget(viewer)
+    widget.set_path(write_scan(tmp_path / "prone.nii.gz", ph.volume))
+    _wait_job(qtbot, widget.load())
+    layer = viewer.layers["prone"]
+    assert "patient_position" not in layer.metadata[VOLUME_KEY].source.metadata
+    assert widget.position_combo.currentData() == ""
+    widget.position_combo.setCurrentIndex(widget.position_combo.findData("HFP"))
+    assert layer.metadata[VOLUME_KEY].source.metadata["patient_position"] == "HFP"
+    assert "lay prone" in widget.info.text() and "prone (HFP)" in widget.status.text()
+    job = widget.compute_mask()
+    _wait_job(qtbot, job)
+    prone = viewer.layers["prone lung mask"].data
+    from diffseglung_core.io import read_scan
+
+    read = read_scan(tmp_path / "prone.nii.gz")
+    assert np.array_equal(prone, segment_scan_lungs(read.with_position("HFP")).labels)
+    assert not np.array_equal(prone, segment_scan_lungs(read).labels)  # supine assumed: another mask
+    widget.position_combo.setCurrentIndex(0)
+    assert "patient_position" not in layer.metadata[VOLUME_KEY].source.metadata
+    assert "not stored" in widget.status.text()

@@ -19,11 +19,13 @@ from qtpy.QtWidgets import (
 )
 
 from diffseglung_core.describe import describe_volume
+from diffseglung_core.gravity import POSITIONS
 from diffseglung_core.io import label_suffixes, list_dicom_series, read_mask, read_scan, scan_suffixes
 from diffseglung_core.lung import lung_volumes_ml, segment_scan_lungs
 from diffseglung_core.render import WINDOWS
 
 from .._layers import (
+    POSITION_KEY,
     VOLUME_KEY,
     image_layer_data,
     is_ct_image,
@@ -80,6 +82,12 @@ class LoadCTWidget(QWidget):
         self.window_combo = QComboBox()
         self.window_combo.addItems(list(WINDOWS))
         self.window_combo.currentTextChanged.connect(self.apply_window)
+        # how the patient lay: the rules for dependent lung follow it (NIfTI does not store it)
+        self.position_combo = QComboBox()
+        self.position_combo.addItem("as the scan says (supine if unknown)", "")
+        for code in ("HFS", "HFP", "HFDR", "HFDL"):
+            self.position_combo.addItem(f"{POSITIONS[code][0]} ({code})", code)
+        self.position_combo.currentIndexChanged.connect(self.apply_position)
 
         self.mask_btn = QPushButton("Compute lung mask")
         self.mask_btn.clicked.connect(self.compute_mask)
@@ -99,6 +107,7 @@ class LoadCTWidget(QWidget):
         form.addRow("", self.load_btn)
         form.addRow("CT layer", self.image_combo)
         form.addRow("Window", self.window_combo)
+        form.addRow("Patient lay", self.position_combo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.info)
@@ -167,6 +176,29 @@ class LoadCTWidget(QWidget):
         layer = self.image_combo.layer()
         volume = layer.metadata.get(VOLUME_KEY) if layer is not None else None
         self.info.setText(describe_volume(volume) if volume is not None else "no scan loaded")
+        # the position this layer was given here, or "as the scan says"
+        given = volume.source.metadata.get("patient_position", "") \
+            if volume is not None and POSITION_KEY in layer.metadata else ""
+        self.position_combo.blockSignals(True)
+        self.position_combo.setCurrentIndex(max(self.position_combo.findData(given), 0))
+        self.position_combo.blockSignals(False)
+
+    def apply_position(self, *_) -> None:
+        """Set how the patient lay on the chosen CT (for the lung mask and Segment)."""
+        layer = self.image_combo.layer()
+        volume = layer.metadata.get(VOLUME_KEY) if layer is not None else None
+        if volume is None:
+            return
+        own = layer.metadata.setdefault(POSITION_KEY, volume.source.metadata.get("patient_position", ""))
+        code = self.position_combo.currentData()
+        layer.metadata[VOLUME_KEY] = volume.with_position(code or own)
+        if not code:
+            del layer.metadata[POSITION_KEY]
+        self._show_info()
+        lay = (f"lay {POSITIONS[code][0]} ({code})" if code else
+               f"position as the scan says ({own or 'not stored: supine assumed'})")
+        self.status.setText(f"{layer.name}: patient {lay}; the lung mask and Segment look for "
+                            "dependent lung on that side (a mask computed before stays as it was)")
 
     def apply_window(self, name: Optional[str] = None) -> None:
         """Set the chosen CT layer's contrast limits to a window preset."""
