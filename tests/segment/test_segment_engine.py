@@ -134,7 +134,10 @@ def test_report_of_a_run_that_computed_its_lung_mask():
     band[np.nonzero(res.labels > 0)] = res.evidence.dependent
     voxel_ml = np.prod(ph.volume.spacing) / 1000.0
     assert dependent["ml"] == pytest.approx(np.count_nonzero(band & (res.labels == 1)) * voxel_ml)
-    assert "posterior pleura" in dependent["note"]
+    assert "posterior pleura" in dependent["note"] and "prone scan" in dependent["note"]
+    prone = make_report(res.labels, ph.volume.hu, ph.volume.spacing, result=res, patient_position="HFP")
+    assert "anterior pleura" in prone["dependent_density"]["note"]
+    assert "prone patient (a supine scan" in prone["dependent_density"]["note"]
     assert rep["params"]["evidence"] is True
     json.dumps(rep)  # JSON-ready
 
@@ -226,3 +229,21 @@ def test_white_lung_is_ground_glass_end_to_end():
     labels = np.asarray(segment_volume(ph.volume, device="cpu").labels)
     assert dice(labels == Tissue.GGO, ph.labels == Tissue.GGO) >= 0.85
     assert dice(labels == Tissue.HEALTHY, ph.labels == Tissue.HEALTHY) >= 0.85
+
+
+def test_the_dependent_band_follows_the_scans_patient_position():
+    """The engine reads the dependent side from the scan: a supine scan's band of dependent
+    density lies behind the lungs' middle, the same scan said to be prone has its band in front."""
+    from diffseglung_core.gravity import dependent_of_centre
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((24, 96, 96), seed=3)
+    bands = {}
+    for code in ("HFS", "HFP"):
+        res = segment_volume(ph.volume.with_position(code), features="density", device="cpu")
+        band = np.zeros(res.labels.shape, bool)
+        band[np.nonzero(res.labels > 0)] = res.evidence.dependent
+        bands[code] = band
+    lung = res.labels > 0  # (the same mask for both: the phantom has no pleural fluid)
+    for code, side in (("HFS", "back"), ("HFP", "front")):
+        assert bands[code].any() and not (bands[code] & ~dependent_of_centre(lung, side)).any()

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..describe import position_note
+from ..gravity import dependent_side
 from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from .assign import LabelMapping
 from .evidence import lucencies_resolved
@@ -173,11 +174,15 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
         if ev.dependent is not None and ev.dependent.size == np.count_nonzero(lung):
             healthy = np.asarray(labels)[lung] == 1
             ml = float(np.count_nonzero(ev.dependent & healthy) * np.prod(spacing) / 1000.0)
+            side = dependent_side(patient_position)
+            pleura = {"back": "posterior", "front": "anterior", "right": "right", "left": "left"}[side]
+            lying = {"back": "supine", "front": "prone"}.get(side, "decubitus")
+            other = "prone" if side == "back" else "supine"
             out["dependent_density"] = {
                 "ml": ml,
-                "note": (f"{ml:.1f} mL of denser lung in a thin band under the posterior pleura, "
+                "note": (f"{ml:.1f} mL of denser lung in a thin band under the {pleura} pleura, "
                          "without reticulation, is labelled healthy: the dependent density of a "
-                         "supine patient (a prone scan tells it from early disease)"),
+                         f"{lying} patient (a {other} scan tells it from early disease)"),
             }
     return out
 
