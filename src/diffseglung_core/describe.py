@@ -95,10 +95,7 @@ def position_note(code: str) -> Optional[str]:
                 "the back)")
     lying, side = POSITIONS[code]
     where = {"front": "in front", "right": "on the right", "left": "on the left"}[side]
-    note = (f"the patient lay {lying} (DICOM PatientPosition {code}): the dependent lung lies {where}, "
+    return (f"the patient lay {lying} (DICOM PatientPosition {code}): the dependent lung lies {where}, "
             "where the thin denser band under the pleura is taken for dependent density (not "
-            "disease) and free pleural fluid is looked for")
-    if side in ("right", "left"):
-        note += ("; the healthy lung's gravity gradient is still read from front to back, so "
-                 "density towards the lower side may be labelled ground glass")
-    return note
+            "disease) and free pleural fluid is looked for, and the healthy lung's density is read "
+            "in bands across that direction")

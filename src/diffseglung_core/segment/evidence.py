@@ -84,7 +84,7 @@ from scipy.special import ndtr
 
 from ..binary import distance_inside, label
 from ..calibration import NOMINAL_AIR_HU
-from ..gravity import dependent_of_centre
+from ..gravity import dependent_of_centre, gravity_axis
 from ..lung.coarse import bbox
 from ..lung.morphology import axial_convex_hull, axial_depth, fill_holes_nd
 from ..parallel import by_slabs, gaussian_filter, thread_map
@@ -383,13 +383,14 @@ def lightest_within_slope(level: np.ndarray, steps_mm: Sequence[float], max_slop
 def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[float],
                     band_mm: float = 15.0,
                     max_slope: float = HEALTHY_SLOPE_HU_PER_MM,
-                    tolerance: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+                    tolerance: float = 60.0, axis: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Healthy level of the parenchyma per slice and depth, and its spread per slice.
 
     Lung is denser where it is dependent (towards the back of a supine patient,
-    ``y`` increasing): the level (the histogram's peak, which lesions covering
+    ``y`` increasing; ``axis`` is the one gravity runs along, 2 for a patient
+    lying on one side): the level (the histogram's peak, which lesions covering
     less of a band than healthy lung do not move) is read in bands of ``band_mm``
-    along ``y`` in each slice, interpolated between bands and slices. Where
+    along ``axis`` in each slice, interpolated between bands and slices. Where
     disease covers most of a band (diffuse ground glass, "white lung") its peak
     is the disease's: healthy lung changes its density slowly, by gravity, so no
     band's level may exceed another's by more than ``tolerance`` (the peak's own
@@ -402,11 +403,16 @@ def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[fl
 
     Returns
     -------
-    level : (Z, Y) float, HU.
+    level : (Z, Y, 1) float, HU; (Z, 1, X) along ``axis`` 2.
     spread : (Z,) float, HU.
-    lowered : (Z, Y) bool
+    lowered : (Z, Y, 1) bool; (Z, 1, X) along ``axis`` 2
         Rows of the bands whose own peak the lighter lung bounded.
     """
+    if axis == 2:  # bands of columns: the same reading with the in-plane axes swapped
+        level, spread, lowered = _healthy_levels(np.swapaxes(hu, 1, 2), np.swapaxes(parenchyma, 1, 2),
+                                                 (spacing[0], spacing[2], spacing[1]), band_mm,
+                                                 max_slope, tolerance)
+        return np.swapaxes(level, 1, 2), spread, np.swapaxes(lowered, 1, 2)
     nz, ny = hu.shape[:2]
     step = max(1, int(round(band_mm / float(spacing[1]))))
     edges = list(range(0, ny, step))
@@ -426,7 +432,7 @@ def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[fl
                 spread[z] = 1.4826 * np.median(d)
     ok = np.isfinite(level)
     if not ok.any():
-        return np.full((nz, ny), -860.0), np.full(nz, 40.0), np.zeros((nz, ny), bool)
+        return np.full((nz, ny, 1), -860.0), np.full(nz, 40.0), np.zeros((nz, ny, 1), bool)
     peaks = level
     level = lightest_within_slope(level, (float(spacing[0]), step * float(spacing[1])), max_slope,
                                   tolerance)
@@ -443,7 +449,7 @@ def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[fl
     out = np.stack([np.interp(idx, idx[have], out[have, y]) for y in range(ny)], axis=1)
     good = np.isfinite(spread)
     spread = np.interp(idx, idx[good], spread[good]) if good.any() else np.full(nz, 40.0)
-    return out, spread, lowered
+    return out[:, :, None], spread, lowered[:, :, None]
 
 
 def _with_air_lucencies(regions: np.ndarray, darker: np.ndarray, airlike: np.ndarray,
@@ -1125,9 +1131,10 @@ def tissue_evidence(
     del edges, clear
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
     # (a band's peak may exceed the bound by half the margin that makes ground glass)
-    level, spread, lowered = _healthy_levels(h, parenchyma & ~rim, spacing,
+    gravity = gravity_axis(dependent_side)[0]  # the axis along which dependent lung is denser
+    level, spread, lowered = _healthy_levels(h, parenchyma & ~rim, spacing, axis=gravity,
                                              tolerance=0.5 * dense_margin_hu)
-    bounded_ml = float(np.count_nonzero(inside & lowered[:, :, None]) * np.prod(spacing) / 1000.0)
+    bounded_ml = float(np.count_nonzero(inside & lowered) * np.prod(spacing) / 1000.0)
     del lowered
     report(progress, 2, total, "low attenuation")
 
@@ -1135,14 +1142,14 @@ def tissue_evidence(
     # -950 HU over a few voxels, a destroyed lobule does
     soft = gaussian_filter(h, (0.0, laa_smooth_mm / float(spacing[1]),
                                laa_smooth_mm / float(spacing[2])), truncate=2.5)
-    level_soft, spread_soft, _ = _healthy_levels(soft, parenchyma & ~rim, spacing,
+    level_soft, spread_soft, _ = _healthy_levels(soft, parenchyma & ~rim, spacing, axis=gravity,
                                                  tolerance=0.5 * dense_margin_hu)
     # the share of low attenuation noise alone gives healthy lung at each level
     reference = np.maximum(level_soft, healthy_reference_hu)
     # where healthy lung itself reads darker (hyperinflation, the gravity gradient), a
     # uniformly dark region is not yet destroyed lung
-    darker = np.broadcast_to((level_soft < healthy_reference_hu)[:, :, None], h.shape)
-    baseline = ndtr((EMPHYSEMA_HU - reference) / np.maximum(spread_soft, 5.0)[:, None])
+    darker = np.broadcast_to(level_soft < healthy_reference_hu, h.shape)
+    baseline = ndtr((EMPHYSEMA_HU - reference) / np.maximum(spread_soft, 5.0)[:, None, None])
     # the dark halo of a sharp kernel along the lung's edge is not read
     halo_mm, halo = edge_halo(soft < EMPHYSEMA_HU, parenchyma & ~rim, tissue, spacing)
     # nor the air of a bronchus cut across
@@ -1166,7 +1173,7 @@ def tissue_evidence(
     n_eff = 2.0 * np.pi * laa_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
     if h.shape[0] > 1:
         n_eff *= max(1.0, 2.5 * laa_mm / float(spacing[0]))
-    b = baseline[:, :, None]
+    b = baseline
     threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), min_laa_excess),
                            min_laa_fraction)
     emphysema = parenchyma & (laa_frac > threshold) & (weight > 0.3)
@@ -1222,7 +1229,7 @@ def tissue_evidence(
     del local
     texture = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
     del mean, mean_sq
-    denser = inside & ~solid & (par_hu - level[:, :, None] >= dense_margin_hu)
+    denser = inside & ~solid & (par_hu - level >= dense_margin_hu)
     # the band follows the pleura everywhere on the dependent side, beside the spine too
     # (where the convex hull of the lungs runs deep): depth below the lung's own border
     pleura = axial_depth(inside, spacing)
@@ -1239,7 +1246,7 @@ def tissue_evidence(
     ev = TissueEvidence(
         solid=solid[rows], vessel=vessel[rows], thin=thin[rows],
         parenchyma_hu=par_hu[rows].astype(np.float32),
-        healthy_hu=level[rows[0], rows[1]].astype(np.float32),
+        healthy_hu=np.broadcast_to(level, h.shape)[rows].astype(np.float32),
         emphysema=emphysema[rows], laa_fraction=laa_frac[rows].astype(np.float32),
         wall_fraction=wall_frac[rows].astype(np.float32),
         thin_fraction=thin_frac[rows].astype(np.float32),
