@@ -23,7 +23,8 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   every dense structure but dense ground glass left out, and their blurred
   edges (normalised convolution), so vessels do not raise it and ground glass
   does. It is compared with the *healthy level* of the voxel's slice at its
-  depth from the front (the peak of the parenchyma's histogram there), which
+  depth along gravity (from the front of a supine patient; the peak of the
+  parenchyma's histogram there), which
   the lighter lung of the scan bounds: where ground glass fills most of a
   band, the band's peak is ground glass, not healthy lung.
 * **Low attenuation as regions**: the share of parenchyma below -950 HU (read
@@ -139,7 +140,7 @@ class TissueEvidence:
         partial-volume rim over tissue across the slice, read one slice further into the lung.
     healthy_hu : (N,) float32
         Healthy level (peak of the parenchyma's HU histogram) of the voxel's slice at its depth
-        from the front (dependent lung is denser).
+        along gravity (dependent lung is denser).
     emphysema : (N,) bool
         In a region of low attenuation well above the noise baseline.
     laa_fraction : (N,) float32
