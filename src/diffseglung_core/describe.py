@@ -11,9 +11,6 @@ from .volume import CTVolume
 
 __all__ = ["volume_facts", "describe_volume", "position_note"]
 
-#: DICOM PatientPosition of a supine patient (head or feet first).
-SUPINE = ("HFS", "FFS")
-
 
 def volume_facts(volume: CTVolume) -> dict[str, Any]:
     """Format, grid, orientation and HU range of a volume.
@@ -87,7 +84,7 @@ def position_note(code: str) -> Optional[str]:
         None for a supine or an unknown position.
     """
     code = (code or "").strip().upper()
-    if not code or code in SUPINE:
+    if not code or POSITIONS.get(code, ("", ""))[0] == "supine":
         return None
     if code not in POSITIONS:
         return (f"the patient lay in position {code} (DICOM PatientPosition), which is not a known "
