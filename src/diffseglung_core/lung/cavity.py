@@ -96,7 +96,7 @@ def grow_into_ground_glass(hu_smooth: np.ndarray, lungs: np.ndarray, allowed: np
     if n == 0:
         return np.zeros(lungs.shape, bool)
     touched = np.zeros(n + 1, bool)
-    touched[np.unique(lab[lungs])] = True
+    touched[lab[lungs]] = True
     touched[0] = False
     return touched[lab] & extra
 

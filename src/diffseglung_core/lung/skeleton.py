@@ -91,7 +91,7 @@ def lung_vessels(bright: np.ndarray, lung: np.ndarray, spacing: Sequence[float],
         return inside
     lab, n = label(bright)
     reach = np.zeros(n + 1, bool)
-    reach[np.unique(lab[inside])] = True
+    reach[lab[inside]] = True
     reach[0] = False
     return reach[lab]
 
