@@ -18,7 +18,8 @@ PLUGIN = "napari_diffseglung"
 #: Units of the core, lowest level first. A unit may import units of its own
 #: level or below, never above, and units never import each other both ways.
 LEVELS: list[set[str]] = [
-    {"errors", "progress", "labels", "volume", "device", "parallel", "binary", "gravity"},
+    {"errors", "progress", "labels", "volume", "device", "parallel", "binary", "gravity",
+     "allocator"},
     {"io", "lung", "calibration", "phantom", "render", "radiomics", "display", "describe"},
     {"model"},
     {"segment", "evaluate"},

@@ -21,6 +21,7 @@ import threading
 import warnings
 from typing import Optional, Sequence
 
+from ..allocator import keep_freed_memory
 from ..errors import Cancelled, DiffSegLungError
 
 
@@ -107,7 +108,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Files are written whole or not at all (a temporary file, then a rename);
     commands that set ``WHOLE_OR_NOTHING`` also remove what they had written
     of an unfinished run.
+
+    Run as a program (``argv`` None), the process keeps the memory of freed
+    arrays for the next ones (:func:`~diffseglung_core.allocator.keep_freed_memory`):
+    it ends with its command.
     """
+    if argv is None:
+        keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     # the command's own module only: the others (and what they import) are not needed
     parser = build_parser(argv[0] if argv and argv[0] in _command_names() else None)
