@@ -91,6 +91,17 @@ def _process_cpu_s() -> float:
     return use.ru_utime + use.ru_stime
 
 
+def _set_allocator(mode: str) -> str:
+    """Set the process's malloc as ``mode`` asks; return what is in force (for the JSON)."""
+    if mode == "default":
+        return "default"
+    try:
+        from diffseglung_core.allocator import keep_freed_memory
+    except ImportError:
+        return "default (these sources have no diffseglung_core.allocator)"
+    return "keep" if keep_freed_memory() else "default (not glibc)"
+
+
 def bench_engine(shape, features, checkpoint=None, device="cpu", own_lung_mask=False):
     from diffseglung_core.phantom import make_phantom
     from diffseglung_core.segment import segment_volume
@@ -228,10 +239,15 @@ def main(argv=None) -> int:
     ap.add_argument("--src", type=Path, default=ROOT,
                     help="the checkout whose src/ to time (default: this one; another one: a git "
                          "worktree of an earlier commit, as bench_segment_pair.py does)")
+    ap.add_argument("--allocator", choices=("keep", "default"), default="keep",
+                    help="keep: freed memory stays in the process for reuse, as the command line "
+                         "runs (diffseglung_core.allocator; sources without it run with glibc's "
+                         "default); default: glibc's default malloc")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "gmm.json")
     args = ap.parse_args(argv)
     checkout = args.src.resolve()
     sys.path.insert(0, str(checkout / "src"))
+    allocator = _set_allocator(args.allocator)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import sklearn.mixture  # noqa: F401  (its thread pools exist before they are pinned)
     import torch
@@ -240,14 +256,15 @@ def main(argv=None) -> int:
 
     out = {"conditions": conditions(), "threads": pin_threads(args.threads),
            "commit": git_commit(checkout), "uncommitted_sources": uncommitted_sources(checkout),
-           "src": str(checkout / "src")}
+           "src": str(checkout / "src"), "allocator": allocator}
     if not args.skip_engine:
         out["engine"] = bench_engine(tuple(args.shape), args.features,
                                      own_lung_mask=args.own_lung_mask)
         e = out["engine"]
         mask = f"own lung mask (Dice {e['lung_mask_dice']:.3f})" if e["own_lung_mask"] else "true lung mask"
-        print(f"engine {e['features']} {tuple(e['shape'])}, {mask}: {e['segment_s']:.1f} s, "
-              f"peak +{e['peak_extra_gb']:.2f} GB, lung voxels {e['lung_voxels']:,}")
+        print(f"engine {e['features']} {tuple(e['shape'])}, {mask}, allocator {allocator}: "
+              f"{e['segment_s']:.1f} s, peak of the process {e['peak_rss_gb']:.2f} GB "
+              f"(+{e['peak_extra_gb']:.2f} GB above its start), lung voxels {e['lung_voxels']:,}")
         print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in e["stages_s"].items()))
         if args.diffusion_checkpoint and torch.cuda.is_available():
             out["diffusion"] = bench_engine(tuple(args.shape), "both", args.diffusion_checkpoint,
