@@ -48,3 +48,15 @@ def test_other_c_libraries_are_left_alone(monkeypatch):
         assert keep_freed_memory() is False
     finally:
         _glibc.cache_clear()
+
+
+def test_the_command_line_keeps_freed_memory_when_run_as_a_program(monkeypatch, capsys):
+    import diffseglung_core.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(sys, "argv", ["diffseglung"])
+    assert cli.main() == 2  # no command: the help
+    assert calls == [True]
+    assert cli.main([]) == 2  # called with arguments (from Python, as here): left alone
+    assert calls == [True]
