@@ -57,8 +57,11 @@ def keep_freed_memory() -> bool:
     Blocks up to 2 GB come from the heap, the heap is never trimmed and all
     threads share it (``mallopt`` ``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``,
     ``M_ARENA_MAX``). A no-op returning False on other C libraries and systems.
-    Call it early in a process that ends with its work; blocks already
-    mapped are not affected.
+    Call it early in a process that ends with its work, before other threads
+    allocate: a thread that already has a heap of its own keeps it, and that
+    heap hands large blocks back as before (the engine run on such a thread,
+    as in napari, gained nothing in a one-off test). Blocks already mapped are
+    not affected.
     """
     libc = _glibc()
     if libc is None:
