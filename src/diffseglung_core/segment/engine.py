@@ -430,7 +430,10 @@ def segment_volume(
             g = fit_gmm(f, k, covariance_type="diag", n_init=1, seed=seed, device=dev,
                         subsample=50_000)
             clusters[name] = g.predict(f, device=dev).astype(np.int16)
-    del x
+    # the columns beyond density (radiomic or diffusion features, and their standardised
+    # copies: several times the density block) are not needed past here: free them
+    feature_sets = list(sets)
+    del x, blocks, sets
     timings["clustering"] = time.perf_counter() - t
 
     # -- labels -------------------------------------------------------------------
@@ -453,7 +456,7 @@ def segment_volume(
     report(progress, 800, 1000, "labels")
 
     checkpoint = options.checkpoint
-    params = {"features": features, "feature_sets": list(sets), "k": int(k),
+    params = {"features": features, "feature_sets": feature_sets, "k": int(k),
               "covariance_type": covariance_type, "timesteps": [int(v) for v in options.timesteps]
               if any(fs.uses_timesteps for fs in used) else [], "refine": bool(refine),
               "refine_options": options.refine_kwargs(), "hu_preservation": hu_preservation,
