@@ -4,11 +4,11 @@ The engine makes and drops many arrays of a whole scan (a 512 x 512 x 300
 mask is 79 MB, an image of floats 315 MB). glibc's ``malloc`` hands every
 block larger than its mmap threshold back to the kernel when it is freed, so
 the next array of that size is mapped afresh and each of its pages is
-faulted in and zeroed again. On a bare machine that costs about 0.1-0.2 s per
-GB; in a virtual machine whose balloon driver reports free pages to its host
-the kernel gives freed pages back to the host within seconds, and touching
-them again costs several seconds per GB (measured 2.4-8 s per GB on the
-development machine; ``benchmarks/bench_allocator.py``).
+faulted in and zeroed again. In a virtual machine whose balloon driver reports
+free pages to its host, the kernel gives freed pages back to the host within
+seconds, and touching them again is slow: 3.4 s per GB on the development
+machine against 0.03 s per GB for pages the process kept
+(``benchmarks/bench_allocator.py``, docs/benchmarks.md).
 
 :func:`keep_freed_memory` asks glibc to serve large blocks from its heap and
 never to trim it, with one heap for all threads: a freed array's pages are
