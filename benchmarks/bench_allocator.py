@@ -11,10 +11,10 @@ With glibc's default ``malloc`` the freed block goes back to the kernel (it is
 above the mmap threshold) and the second one is faulted in afresh; with
 :func:`diffseglung_core.allocator.keep_freed_memory` (what the command line
 does) the second block reuses the first one's pages. The process's page faults
-are counted for each fill. On a bare machine the second fill costs about the
-same either way (fresh pages are faulted and zeroed at a few GB/s); where the
-kernel gives free pages back to a hypervisor (a balloon with free page
-reporting) fresh pages cost far more. Median of ``--repeats`` runs per mode,
+are counted for each fill. Where the kernel gives free pages back to a
+hypervisor (a balloon with free page reporting) the second fill of glibc's
+default pays for that; elsewhere the difference is only the faulting and
+zeroing of fresh pages (no other machine was measured). Median of ``--repeats`` runs per mode,
 the modes alternating; prints a table and writes JSON.
 """
 
