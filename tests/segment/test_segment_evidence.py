@@ -77,6 +77,25 @@ def test_a_nodule_in_a_stack_thinner_than_it_is_solid_and_a_hilar_vessel_is_not(
     assert not ev.solid[_rows(pair, lung)].any()
 
 
+def test_contrast_filled_blood_is_a_vessel_and_an_enhancing_consolidation_is_solid():
+    """With intravenous contrast a hilar artery reads 250 HU, as no consolidation does
+    (60 HU here), even with a contrast-filled vessel running through it; without
+    contrast the same artery (40 HU), wide and free in one slice, counts as solid."""
+    hu, lung, sp = _lung_block(shape=(2, 112, 112), spacing=(1.25, 0.7, 0.7))
+    z, y, x = _grid(hu.shape, sp)
+    artery = ((y + 18) ** 2 + (x + 12) / 2.0 * (x + 12) / 2.0) <= 8.0 ** 2
+    consolidation = ((y - 18) ** 2 + (x - 12) ** 2) <= 12.0 ** 2
+    through = consolidation & (np.abs(y - 18 - 0.5 * (x - 12)) <= 1.5)
+    hu[consolidation] = 60.0
+    hu[through] = 250.0
+    for blood, artery_solid in ((250.0, False), (40.0, True)):
+        hu[artery] = blood
+        ev = tissue_evidence(hu, lung, sp)
+        assert ev.solid[_rows(consolidation, lung)].mean() > 0.9
+        assert (ev.solid[_rows(artery, lung)].mean() > 0.9) == artery_solid
+        assert (ev.vessel[_rows(artery, lung)].mean() > 0.9) != artery_solid
+
+
 def test_one_hrct_slice_takes_a_vessel_along_it_for_a_vessel_and_keeps_a_band_on_the_pleura():
     """One 1.25 mm slice: a hilar vessel lying in it (8 mm wide, 40 mm long: 0.4 mL, more
     than the smallest solid component) is no consolidation; a band as thick along the chest

@@ -16,7 +16,11 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   (above -300 HU), that are neither a large vessel (elongated and tube-like)
   nor a tree of them (branching: tube-like on the whole, filling less than
   40 % of its convex hull, as the hilar arteries and veins do) nor laced with
-  thin walls (a net that partial volume thickened) are *solid* (consolidation
+  thin walls (a net that partial volume thickened) nor, in a scan with
+  intravenous contrast, mostly blood (most of their soft tissue as dense as
+  contrast-filled blood, 150 HU and more: a hilar artery; consolidation and
+  masses enhance far less, and the vessels that run through them are a small
+  part of them) are *solid* (consolidation
   or a mass, which fill most of their hull and are homogeneous); thick ones of
   lower density are dense ground glass.
 * **Parenchymal density**: the mean HU of the parenchyma around a voxel with
@@ -904,6 +908,8 @@ def tissue_evidence(
     solid_max_thin: float = 0.2,
     vessel_tube: float = 0.25,
     solid_tube: float = 0.6,
+    blood_hu: float = 150.0,
+    blood_share: float = 0.5,
     mass_mm: float = 6.0,
     parenchyma_mm: float = 3.0,
     laa_mm: float = 4.0,
@@ -962,6 +968,10 @@ def tissue_evidence(
         Tube measure above which a thin voxel is a vessel, and above which (the
         mean along its core) an elongated thick component is a large vessel,
         not solid.
+    blood_hu, blood_share : float
+        A thick component with at least ``blood_share`` of its soft tissue
+        (smoothed HU above -100) reading ``blood_hu`` or more is contrast-filled
+        blood: a vessel, not solid.
     mass_mm : float
         In a large vessel or a tree of them, the parts that survive an opening by
         a ball of this radius (mm), thicker than any vessel of the lung but the
@@ -1057,6 +1067,8 @@ def tissue_evidence(
     # a solid component is mostly of soft-tissue density (dense ground glass is not,
     # whatever vessels it keeps)
     firm = smooth > solid_hu
+    # (with intravenous contrast, blood reads far denser than any soft tissue of the lung)
+    soft_tissue, blood = smooth > -100.0, smooth >= blood_hu
     stack_mm = h.shape[0] * float(spacing[0])
     if stack_mm < 2.0 * solid_mm:
         # a vessel lying in a thicker stack fills only part of it: partial volume with the
@@ -1099,6 +1111,10 @@ def tissue_evidence(
             continue
         if ml(comp, i) < min_solid_ml or np.count_nonzero(comp & firm[sl]) < solid_share * size:
             continue
+        n_blood = np.count_nonzero(comp & blood[sl])
+        if n_blood and n_blood >= blood_share * np.count_nonzero(comp & soft_tissue[sl]):
+            vessel[sl] |= comp  # contrast-filled blood
+            continue
         if _large_vessel(comp, tube[sl], spacing, solid_tube):
             # a mass or consolidation that vessels join: its parts thicker than vessels stay
             core = _opening(comp, spacing, mass_mm)
@@ -1113,7 +1129,7 @@ def tissue_evidence(
         solid[sl] |= comp
     # air bronchograms and necrosis inside a solid component belong to it
     solid = np.stack(thread_map(fill_holes_nd, solid)) & inside
-    del lab, tube
+    del lab, tube, soft_tissue, blood
     report(progress, 1, total, "parenchyma")
 
     parenchyma = inside & ~dense
