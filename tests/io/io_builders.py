@@ -72,7 +72,7 @@ def write_dicom_series(folder: Path, raw: np.ndarray, *, positions_z=None, modal
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.Modality, ds.SeriesInstanceUID, ds.SeriesDescription = modality, series_uid, description
         ds.SeriesNumber, ds.InstanceNumber = series_number, len(raw) - k  # superior first, as scanners do
-        ds.StudyInstanceUID = "1.2.3.4"
+        ds.StudyInstanceUID, ds.FrameOfReferenceUID = "1.2.3.4", "1.2.3.4.6"
         if patient_position is not None:
             ds.PatientPosition = patient_position
         ds.ImagePositionPatient = [float(v) for v in np.asarray(origin, float) + float(z) * normal]
@@ -88,6 +88,25 @@ def write_dicom_series(folder: Path, raw: np.ndarray, *, positions_z=None, modal
         ds.save_as(str(path), enforce_file_format=True)
         out.append(path)
     return out
+
+
+def enhanced_ct(slices: list, path: Path, *, series_number: int = 2) -> Path:
+    """Convert single-frame CT files into one multi-frame (Legacy Converted Enhanced CT) file."""
+    import warnings
+
+    import highdicom
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    datasets = [pydicom.dcmread(str(p)) for p in slices]
+    with warnings.catch_warnings():  # attributes synthetic series lack (FrameOfReferenceUID, ...)
+        warnings.simplefilter("ignore")
+        image = highdicom.legacy.LegacyConvertedEnhancedCTImage(
+            datasets, series_instance_uid=generate_uid(), series_number=series_number,
+            sop_instance_uid=generate_uid(), instance_number=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save_as(str(path))
+    return path
 
 
 def ct_raw(n_slices: int = 4, rows: int = 6, cols: int = 5, seed: int = 0) -> np.ndarray:

@@ -102,6 +102,39 @@ def test_dicom_seg_frames_at_source_positions(a0001, a0001_dicom, tmp_path):
     assert desc.SegmentLabel == "ground-glass opacity"
 
 
+def _frames_by_position(path) -> dict:
+    """(ImagePositionPatient rounded to 0.01 mm, segment number) -> the frame's mask."""
+    raw = pydicom.dcmread(str(path))
+    masks = raw.pixel_array.reshape(int(raw.NumberOfFrames), int(raw.Rows), int(raw.Columns))
+    out = {}
+    for frame, mask in zip(raw.PerFrameFunctionalGroupsSequence, masks):
+        position = tuple(round(float(v), 2) for v in frame.PlanePositionSequence[0].ImagePositionPatient)
+        number = int(frame.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        out[position, number] = mask.astype(bool)
+    return out
+
+
+def test_dicom_seg_of_an_enhanced_ct_file_has_the_frames_of_its_slices(a0001_dicom, tmp_path):
+    """A scan stored as one multi-frame file gets the SEG its single-frame slices get."""
+    from io_builders import enhanced_ct
+
+    files = sorted(a0001_dicom.glob("1-2*.dcm"))
+    slices = tmp_path / "slices"
+    slices.mkdir()
+    for f in files:
+        (slices / f.name).write_bytes(f.read_bytes())
+    single = read_scan(slices)
+    multi = read_scan(enhanced_ct(files, tmp_path / "enhanced" / "ct.dcm"))
+    labels = np.zeros(single.shape, dtype=np.uint8)
+    labels[2:6, 100:300, 80:200] = 1
+    labels[7, 200:260, 300:420] = 4
+    a = _frames_by_position(write_dicom_seg(tmp_path / "single.dcm", labels, single))
+    b = _frames_by_position(write_dicom_seg(tmp_path / "multi.dcm", labels, multi))
+    assert a.keys() == b.keys() and len(a) == 5
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
 def test_dicom_seg_refuses_non_dicom_and_overwrite(a0001, tmp_path):
     labels = _labels(a0001.shape)
     memory = CTVolume.from_array(np.full((4, 8, 8), -800, np.float32))

@@ -10,10 +10,10 @@ import tifffile
 
 from diffseglung_core.cli import main
 from diffseglung_core.errors import GridMismatchError, OutputExistsError, ScanReadError
-from diffseglung_core.io import read_mask, read_scan, write_labels, write_scan
+from diffseglung_core.io import list_dicom_series, read_mask, read_scan, write_labels, write_scan
 from diffseglung_core.volume import CTVolume, normalize_hu
 
-from io_builders import axcodes_affine, ct_raw, unique_hu, write_dicom_series, write_nifti
+from io_builders import axcodes_affine, ct_raw, enhanced_ct, unique_hu, write_dicom_series, write_nifti
 
 
 def test_seed_npz_denormalises_ct_and_reads_its_mask(tmp_path):
@@ -129,6 +129,39 @@ def test_dicom_geometry_in_any_plane(tmp_path, iop):
     labels = (vol.hu > 0).astype(np.uint8)
     for name in ("labels.nii.gz", "labels.nrrd"):
         np.testing.assert_array_equal(read_mask(write_labels(tmp_path / name, labels, vol), vol), labels)
+
+
+@pytest.mark.parametrize("iop", [(1, 0, 0, 0, 1, 0), (1, 0, 0, 0, 0, -1)], ids=["axial", "coronal"])
+def test_one_multiframe_file_reads_as_its_single_frame_series(tmp_path, iop):
+    """Enhanced CT (one file, every slice a frame) gives the same HU on the same grid."""
+    raw = ct_raw(5, 6, 7)
+    z = np.array([5.0, 0.0, 10.0, 2.5, 7.5])  # frames in no order along the normal
+    files = write_dicom_series(tmp_path / "slices", raw, positions_z=z, iop=iop, slope=2.0,
+                               intercept=-2048.0, patient_position="HFP")
+    path = enhanced_ct(files, tmp_path / "enhanced" / "ct.dcm")
+    single = read_scan(tmp_path / "slices")
+    for source in (path, path.parent):
+        vol = read_scan(source)
+        np.testing.assert_array_equal(vol.hu, single.hu)
+        np.testing.assert_allclose(vol.affine, single.affine, atol=1e-6)
+        assert vol.source.metadata["patient_position"] == "HFP"
+    # one series of 5 slices, however many files hold them
+    (series,) = list_dicom_series(path.parent)
+    assert series.n_slices == 5
+
+
+def test_a_series_of_several_multiframe_files_is_refused_with_a_way_out(tmp_path):
+    files = write_dicom_series(tmp_path / "slices", ct_raw(4, 6, 5))
+    first = enhanced_ct(files[:2], tmp_path / "mf" / "a.dcm")
+    second = enhanced_ct(files[2:], tmp_path / "mf" / "b.dcm")
+    import pydicom
+
+    ds = pydicom.dcmread(str(second))
+    ds.SeriesInstanceUID = pydicom.dcmread(str(first)).SeriesInstanceUID
+    ds.save_as(str(second))
+    with pytest.raises(ScanReadError, match="a series of 2 multi-frame DICOM files: give one of them"):
+        read_scan(tmp_path / "mf")
+    assert read_scan(first).shape == (2, 6, 5)
 
 
 def test_info_command(tmp_path, capsys):

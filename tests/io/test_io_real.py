@@ -71,6 +71,25 @@ def test_a0001_series_list_and_single_file(a0001_dicom):
     assert vol.shape == (64, 512, 512)
 
 
+def test_a0001_as_one_enhanced_ct_file_matches_its_slices(a0001_dicom, tmp_path):
+    """The scanner's slices converted to one multi-frame Enhanced CT file (as newer scanners
+    store a series): the same HU on the same grid, the rescale read from the frames' groups."""
+    from io_builders import enhanced_ct
+
+    files = sorted(a0001_dicom.glob("1-2*.dcm"))  # 1-20 .. 1-29
+    slices = tmp_path / "slices"
+    slices.mkdir()
+    for f in files:
+        (slices / f.name).write_bytes(f.read_bytes())
+    path = enhanced_ct(files, tmp_path / "enhanced.dcm")
+    assert "RescaleIntercept" not in pydicom.dcmread(str(path), stop_before_pixels=True)
+    single, multi = read_scan(slices), read_scan(path)
+    assert multi.shape == single.shape == (len(files), 512, 512)
+    np.testing.assert_array_equal(multi.hu, single.hu)
+    np.testing.assert_allclose(multi.affine, single.affine, atol=1e-6)
+    assert multi.hu.min() == -1024.0
+
+
 def test_cip_ct64_nrrd(cip_chest):
     vol = read_scan(cip_chest / "ct-64.nrrd")
     raw, header = nrrd.read(str(cip_chest / "ct-64.nrrd"))

@@ -3,6 +3,9 @@
 Headers are read first (without pixel data) to group files by
 SeriesInstanceUID; then the pixels of one series are read, sorted along the
 slice normal, and rescaled to HU with each slice's RescaleSlope/Intercept.
+A series stored as one multi-frame (enhanced) CT file, as newer scanners
+write it, is read with highdicom, which sorts its frames into a volume from
+their per-frame positions and rescales them to HU.
 """
 
 from __future__ import annotations
@@ -88,9 +91,19 @@ class Members(dict):
                                    f"{MAX_FILE_BYTES // 2**20} MiB left out unread: {names})")
 
 
+def _one_file(path: Path) -> bool:
+    """Whether ``path`` is one DICOM file (not a folder, nor a zip by name or content)."""
+    return path.is_file() and path.suffix.lower() != ".zip" and not zipfile.is_zipfile(path)
+
+
 @contextlib.contextmanager
 def _members(path: Path) -> Iterator[Members]:
-    """Map file names of a folder or zip to functions that open them (sizes bounded)."""
+    """Map file names of a folder, a zip or one file to functions that open them (sizes bounded)."""
+    if _one_file(path):
+        fits = path.stat().st_size <= MAX_FILE_BYTES
+        yield Members({path.name: lambda: open(path, "rb")} if fits else {},
+                      skipped=[] if fits else [path.name])
+        return
     if path.is_dir():
         files, skipped = [], []
         for p in sorted(path.rglob("*")):
@@ -141,7 +154,8 @@ def _series_from_headers(headers: dict) -> list[SeriesInfo]:
         ds = headers[names[0]]
         out.append(SeriesInfo(uid=uid, number=str(ds.get("SeriesNumber", "") or ""),
                               description=str(ds.get("SeriesDescription", "") or "").strip(),
-                              modality=str(ds.get("Modality", "") or ""), n_slices=len(names),
+                              modality=str(ds.get("Modality", "") or ""),
+                              n_slices=sum(_frames(headers[n]) for n in names),
                               rows=int(ds.Rows), columns=int(ds.Columns), files=tuple(names)))
     return sorted(out, key=lambda s: (-s.n_slices, s.number, s.uid))
 
@@ -181,7 +195,8 @@ def read_dicom(path: Path, *, spacing=None, series=None, role="image",
     Parameters
     ----------
     path : Path
-        Folder, ``.zip``, or one ``.dcm`` file (its folder's series is read).
+        Folder, ``.zip``, or one ``.dcm`` file (its folder's series is read;
+        a multi-frame file holds its series by itself and is read alone).
     spacing : (z, y, x) mm, optional
         Used only for what the headers lack (PixelSpacing, the slice step of a
         single slice).
@@ -192,8 +207,13 @@ def read_dicom(path: Path, *, spacing=None, series=None, role="image",
     """
     if role != "image":
         raise ScanReadError(path, "DICOM label maps (DICOM SEG) are not supported; use NIfTI or NRRD")
-    if path.is_file() and path.suffix.lower() != ".zip" and not zipfile.is_zipfile(path):
-        return _read_one_file_series(path, spacing=spacing, progress=progress)
+    if _one_file(path):
+        import pydicom
+
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+        if _frames(ds) == 1:  # one slice of a series: the series is its folder's
+            uid = str(ds.get("SeriesInstanceUID", ""))
+            return read_dicom(path.parent, spacing=spacing, series=uid or None, progress=progress)
     with _members(path) as members:
         headers = _headers(members)
         found = _series_from_headers(headers)
@@ -223,12 +243,32 @@ def _position_metadata(headers: list) -> dict:
     return {"patient_position": codes.pop()} if len(codes) == 1 and "" not in codes else {}
 
 
+def _frames(ds) -> int:
+    """Number of frames (slices) of one DICOM image: 1, or NumberOfFrames of a multi-frame one."""
+    return int(ds.get("NumberOfFrames", 1) or 1)
+
+
+def _rescale(ds) -> tuple[float, float]:
+    """RescaleSlope and RescaleIntercept of ``ds``: its own or, in a multi-frame (enhanced)
+    image, those of its shared (else first per-frame) Pixel Value Transformation."""
+    source = ds
+    if "RescaleSlope" not in ds and "RescaleIntercept" not in ds:
+        for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+            transform = (ds.get(groups) or [{}])[0].get("PixelValueTransformationSequence")
+            if transform:
+                source = transform[0]
+                break
+    return (float(source.get("RescaleSlope", 1) or 1),
+            float(source.get("RescaleIntercept", 0) or 0))
+
+
 def _stored_to_hu(ds, raw) -> float:
     """A stored pixel value of ``ds`` in HU (its RescaleSlope and RescaleIntercept)."""
     raw = int(raw)
     if int(ds.get("PixelRepresentation", 0) or 0) == 1 and raw >= 2 ** 15:
         raw -= 2 ** 16  # a signed value read as unsigned (ambiguous VR "US or SS")
-    return raw * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+    slope, intercept = _rescale(ds)
+    return raw * slope + intercept
 
 
 def _padding_metadata(headers: list) -> dict:
@@ -254,19 +294,11 @@ def _padding_metadata(headers: list) -> dict:
     return out
 
 
-def _read_one_file_series(path: Path, *, spacing, progress) -> NativeScan:
-    import pydicom
-
-    uid = str(pydicom.dcmread(str(path), stop_before_pixels=True).get("SeriesInstanceUID", ""))
-    return read_dicom(path.parent, spacing=spacing, series=uid or None, progress=progress)
-
-
 def _stack(path: Path, slices: list, members: dict, spacing, progress) -> tuple[np.ndarray, np.ndarray]:
     """Sort, check and read the pixels of one series; return ``(data, ras_affine)``."""
     first = slices[0][1]
-    if int(first.get("NumberOfFrames", 1) or 1) > 1:
-        raise ScanReadError(path, "multi-frame (enhanced) DICOM is not supported; export the series "
-                                  "as one file per slice or as NIfTI")
+    if _frames(first) > 1:
+        return _multiframe(path, slices, members, progress)
     sizes = {(int(ds.Rows), int(ds.Columns)) for _, ds in slices}
     if len(sizes) > 1:
         raise ScanReadError(path, f"mixed series: slices of sizes {sorted(sizes)} in one series")
@@ -339,6 +371,33 @@ def _slice_step(path: Path, pos: np.ndarray, first, spacing) -> float:
         raise ScanReadError(path, f"uneven slice spacing: steps from {steps.min():.3g} to "
                                   f"{steps.max():.3g} mm along the slice normal")
     return step
+
+
+def _multiframe(path: Path, slices: list, members: dict, progress) -> tuple[np.ndarray, np.ndarray]:
+    """The volume of one multi-frame (enhanced) CT file, in HU, and its voxel-to-RAS affine."""
+    if len(slices) > 1:
+        raise ScanReadError(path, f"a series of {len(slices)} multi-frame DICOM files: give one of "
+                                  f"them ({slices[0][0]}, ...) as the scan")
+    name, ds = slices[0]
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    check_declared_size(path, (_frames(ds), int(ds.Rows), int(ds.Columns)), max(1, bits // 8),
+                        what="the file's header declares")
+    try:
+        import highdicom
+    except ImportError:
+        raise ScanReadError(path, "multi-frame (enhanced) DICOM needs highdicom (pip install "
+                                  "highdicom), or export the series as one file per slice") from None
+    report(progress, 0, 1, "reading DICOM")
+    try:
+        with members[name]() as fp:
+            image = highdicom.imread(fp)
+        # frames sorted into a volume by their positions, rescaled to HU
+        volume = image.get_volume(dtype=np.float32, apply_real_world_transform=False)
+    except Exception as err:  # highdicom and the decoders fail in many types
+        raise ScanReadError(path, f"cannot read {name} as one volume: {_first_line(err)}"
+                                  f"{_codec_hint(ds)}") from None
+    report(progress, 1, 1, "reading DICOM")
+    return np.ascontiguousarray(volume.array, dtype=np.float32), lps_to_ras(volume.affine)
 
 
 def _pixels(path: Path, slices: list, members: dict, progress) -> np.ndarray:

@@ -34,6 +34,8 @@ import numpy as np
 from ..errors import DiffSegLungError, GridMismatchError, OutputExistsError
 from ..labels import TISSUE_COLORS, TISSUE_NAMES, Tissue
 from ..volume import CTVolume
+from .base import lps_to_ras
+from .dicom import _frames
 from .writers import temporary_beside
 
 __all__ = ["write_dicom_seg", "DicomSegError", "SEGMENT_CODES"]
@@ -118,9 +120,14 @@ def write_dicom_seg(path, labels: np.ndarray, reference: CTVolume, *,
     segment_of = np.zeros(int(labels.max()) + 1, dtype=np.uint8)
     for number, value in enumerate(present, start=1):
         segment_of[value] = number
+    pixels = segment_of[native]
+    if len(datasets) == 1 and _frames(datasets[0]) > 1:
+        # one multi-frame source: highdicom matches the volume's planes to its frames
+        pixels = hd.Volume(pixels, lps_to_ras(reference.native_affine), "PATIENT",
+                           frame_of_reference_uid=datasets[0].get("FrameOfReferenceUID"))
     seg = hd.seg.Segmentation(
         source_images=datasets,
-        pixel_array=segment_of[native],
+        pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[_description(hd, n, v) for n, v in enumerate(present, start=1)],
         series_instance_uid=hd.UID(),
@@ -169,7 +176,6 @@ def _source_datasets(path: Path, reference: CTVolume, source_files) -> list:
     """The headers of the scan's series, in the reader's slice order, checked against its grid."""
     import pydicom
 
-    from .base import lps_to_ras
     from .dicom import _geometry, _headers, _members
 
     uid = reference.source.metadata.get("series_uid")
@@ -186,6 +192,8 @@ def _source_datasets(path: Path, reference: CTVolume, source_files) -> list:
         with _members(where) as members:
             headers = _headers(members)
     slices = [(n, ds) for n, ds in headers.items() if uid is None or str(ds.SeriesInstanceUID) == uid]
+    if len(slices) == 1 and _frames(slices[0][1]) == reference.source.native_shape[0] > 1:
+        return [slices[0][1]]  # one multi-frame file: its frames' geometry is checked on writing
     if len(slices) != reference.source.native_shape[0]:
         raise DicomSegError(f"{path}: found {len(slices)} files of series {uid} for a scan of "
                             f"{reference.source.native_shape[0]} slices")
