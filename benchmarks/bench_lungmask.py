@@ -23,6 +23,12 @@ from the scan alone:
   against the ribs add (the mask against ``costal=False``). These HRCT slices show
   emphysema, no dense lung against the chest wall: what the rays add there is
   chest wall, an upper bound of their error on a single slice.
+* A field of view that cuts the lung: A0001 cropped 30 mm into the right lung
+  (the image's edge through it), 20 mm into both lungs and 20 mm into the front
+  of the lungs: the Dice of the crop's mask against the whole scan's mask on the
+  same voxels, and the share of the whole scan's lung kept; the phantom's chest
+  case (``--seeds``) cut 30 mm into the right lung by the image's edge: lung Dice
+  against its true lung on the crop.
 * With ``--time-shape Z Y X``: the time of the mask on a chest phantom of that
   shape (seed 0; numpy and scipy), with and without the rays towards the back
   (``dependent_passes=0``): one warm-up, then the two alternately, median of 2.
@@ -193,6 +199,33 @@ def cted_rays(data: Path) -> dict:
             "max_share_of_a_slice": max(r["added_by_rays"] / max(r["lung"], 1) for r in rows.values())}
 
 
+def field_of_view(data: Path, shape, seeds) -> dict:
+    """Lungs that a field of view smaller than the patient cuts (see the module notes)."""
+    out = {}
+    ct = read_scan(data / "lung-pet-ct-dx-A0001" / "dicom")
+    whole = segment_lungs(ct.hu, ct.spacing).labels > 0
+    cols = np.flatnonzero(whole.any(axis=(0, 1)))
+    rows = np.flatnonzero(whole.any(axis=(0, 2)))
+    mm = lambda d, axis: int(round(d / ct.spacing[axis]))  # noqa: E731
+    crops = {"right_30mm": (slice(None), slice(cols[0] + mm(30, 2), None)),
+             "both_sides_20mm": (slice(None), slice(cols[0] + mm(20, 2), cols[-1] + 1 - mm(20, 2))),
+             "front_20mm": (slice(rows[0] + mm(20, 1), None), slice(None))}
+    for name, (ys, xs) in crops.items():
+        mask = segment_lungs(ct.hu[:, ys, xs], ct.spacing).labels > 0
+        ref = whole[:, ys, xs]
+        out[f"a0001_{name}"] = {"dice_against_whole_scan": dice(mask, ref),
+                                "kept": float(np.mean(mask[ref]))}
+    rows_ph = []
+    for seed in seeds:
+        ph = make_phantom(shape, seed=seed)
+        truth = ph.lung > 0
+        x0 = np.flatnonzero(truth.any(axis=(0, 1)))[0] + int(round(30.0 / ph.volume.spacing[2]))
+        mask = segment_lungs(ph.volume.hu[:, :, x0:], ph.volume.spacing).labels > 0
+        rows_ph.append(dice(mask, truth[:, :, x0:]))
+    out["phantom_chest_right_30mm"] = {"dice": float(np.mean(rows_ph)), "per_seed": rows_ph}
+    return out
+
+
 def phantoms(shape, seeds) -> dict:
     out = {}
     for case in CASES:
@@ -286,6 +319,7 @@ def main(argv=None) -> int:
         result["covid"] = covid(args.data)
         result["padding"] = padding(args.data)
         result["cted_rays"] = cted_rays(args.data)
+        result["field_of_view"] = field_of_view(args.data, tuple(args.shape), args.seeds)
     result["phantoms"] = phantoms(tuple(args.shape), args.seeds)
     if args.time_shape:
         result["timing"] = timing(tuple(args.time_shape))
@@ -314,6 +348,9 @@ def main(argv=None) -> int:
         r = result["cted_rays"]
         print(f"  cted-open, lung added by the rays against the ribs: {100 * r['share_of_lung']:.2f} % "
               f"of all, at most {100 * r['max_share_of_a_slice']:.2f} % of a slice")
+        for name, row in result["field_of_view"].items():
+            print(f"  field of view cutting the lung, {name}: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in row.items() if not isinstance(v, list)))
     print(f"phantom cases {tuple(args.shape)}, seeds {list(args.seeds)} (means)")
     print("| case | Dice | FP mL | healthy | GGO | fibrosis | emphysema | consolidation | extra |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -794,6 +794,19 @@ def test_a0001_tumour_and_opacity_inside(a0001_dicom):
     assert np.count_nonzero((mask > 0) != (no_aorta > 0)) * voxel_ml < 0.5
 
 
+def test_a0001_cut_by_a_small_field_of_view_keeps_its_lung(a0001_dicom):
+    """A0001 with its right side cut 30 mm into the right lung, as a field of view smaller
+    than the patient cuts it: the lung up to the image's edge, as in the whole scan."""
+    ct = _read(a0001_dicom)
+    whole = compute_lung_mask(ct.hu, ct.spacing) > 0
+    x0 = np.flatnonzero(whole.any(axis=(0, 1)))[0] + int(round(30.0 / ct.spacing[2]))
+    cut = compute_lung_mask(ct.hu[:, :, x0:], ct.spacing) > 0
+    assert dice(cut, whole[:, :, x0:]) > 0.98
+    edge = whole[:, :, x0]  # the lung the image's edge cuts
+    assert edge.sum() * ct.spacing[0] * ct.spacing[1] / 100.0 > 50  # cm^2: a long cut
+    assert np.mean(cut[:, :, 0][edge]) > 0.95
+
+
 @pytest.mark.slow
 def test_a0001_consolidation_against_the_front_wall_and_the_heart_is_inside(a0001_dicom):
     """A consolidation of the right middle lobe (test bed, inserted into A0001) lies
@@ -1098,6 +1111,52 @@ def test_outside_air_is_the_air_connected_to_each_slices_edge():
     np.testing.assert_array_equal(out, want)
     assert not out[3, 10:30, 10:30].any() and not out[2].any()
     np.testing.assert_array_equal(filled_body(~out), np.stack([ndi.binary_fill_holes(b) for b in ~out]))
+
+
+@pytest.mark.parametrize("cut", ["image edge", "reconstruction circle"])
+def test_a_lung_the_field_of_view_cuts_is_kept(cut):
+    """A small field of view (a large patient, a reconstruction targeted on one lung)
+    cuts a lung: it reaches the edge of the image, or the padding outside the
+    reconstruction circle, as outside air does, but reads as parenchyma with vessels."""
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((24, 128, 128), seed=3)
+    hu, truth = ph.volume.hu.copy(), ph.lung > 0
+    cols = np.flatnonzero(truth.any(axis=(0, 1)))
+    # about 33 mm into the right lung by the image's edge, 11 mm by the circle (which
+    # also cuts the back and the front: deeper, the phantom keeps less, 0.75 at 22 mm)
+    x0 = cols[0] + (12 if cut == "image edge" else 4)
+    if cut == "image edge":
+        hu, truth = hu[:, :, x0:], truth[:, :, x0:]
+    else:  # a circle through the right lung that holds the rest of the chest
+        yy, xx = np.mgrid[:hu.shape[1], :hu.shape[2]]
+        radius = (hu.shape[2] - x0) / 2.0
+        circle = np.hypot(yy - (hu.shape[1] - 1) / 2.0, xx - (x0 + radius)) <= radius
+        hu[:, ~circle], truth[:, ~circle] = -3024.0, False
+    mask = compute_lung_mask(hu, ph.volume.spacing) > 0
+    right = truth & (ph.lung[:, :, x0:] == RIGHT_LUNG if cut == "image edge" else ph.lung == RIGHT_LUNG)
+    assert np.mean(mask[right]) > 0.9
+    assert dice(mask, truth) > 0.95
+
+
+def test_a_cut_lung_is_not_outside_air_and_streaks_outside_the_body_are():
+    """Outside air reads as air as a whole, even where streaks lift part of it; a lung
+    cut by the image's edge reads as parenchyma and holds vessels."""
+    from diffseglung_core.lung.body import cut_lung, outside_air
+
+    rng = np.random.default_rng(0)
+    hu = rng.normal(-1000.0, 20.0, (1, 120, 120)).astype(np.float32)
+    hu[0, :, 60:] = 40.0  # the body, cut by the image's right edge ...
+    hu[0, 20:100, 70:] = rng.normal(-850.0, 40.0, (80, 50))  # ... through a lung
+    hu[0, 30:90:8, 80:118:6] = 40.0  # with vessels
+    hu[0, 10:50, 5:50] += 150.0  # streaks lift part of the outside air
+    air = hu < -400
+    outside = outside_air(air)
+    lung = air[0, 20:100, 70:]
+    assert outside[0, 20:100, 70:][lung].all()  # from the air alone: outside
+    found = cut_lung(outside, hu, (5.0, 1.0, 1.0))
+    np.testing.assert_array_equal(found[0, 20:100, 70:], lung)
+    assert not found[0, :, :60].any()
 
 
 def test_lung_vessels_are_the_bright_pieces_that_reach_into_the_lung():

@@ -11,11 +11,15 @@ from .morphology import disk
 
 def track_airways(inside_air: np.ndarray, body: np.ndarray,
                    spacing: tuple[float, float, float], *, hu: np.ndarray | None = None,
-                   air_hu: float = -1000.0, max_above_air: float = 100.0) -> np.ndarray:
+                   air_hu: float = -1000.0, max_above_air: float = 100.0,
+                   cut: bool = False) -> np.ndarray:
     """Trachea and main bronchi, followed slice by slice from the top.
 
     The trachea is an air blob of 0.5-10 cm² near the left-right middle of the
-    body in one of the upper slices, whose lumen reads as air (median at most
+    body (or, where the field of view cuts the body, ``cut``: a lung reaches
+    its edge, within the middle half of what it shows) in one of the upper
+    slices, whose lumen reads
+    as air (median at most
     ``max_above_air`` HU above ``air_hu`` when ``hu`` is given: on a single
     slice below the carina, a piece of diseased lung beside the spine is no
     trachea). Going down, a blob is airway when it
@@ -48,13 +52,14 @@ def track_airways(inside_air: np.ndarray, body: np.ndarray,
         cols = np.flatnonzero(body[z].any(axis=0))
         if n == 0 or cols.size == 0:
             continue
+        # (where the field of view cuts the body its middle need not be the mid-line)
         x_mid, half = 0.5 * (cols[0] + cols[-1]), 0.5 * (cols[-1] - cols[0] + 1)
         centres = ndi.center_of_mass(lab > 0, lab, range(1, n + 1))
         best = None
         for i, (_, cx) in enumerate(centres, start=1):
             if min_area <= areas[i] <= max_area:
                 offset = abs(cx - x_mid) / half
-                if offset < 0.2 and (best is None or offset < best[0]) and \
+                if offset < (0.5 if cut else 0.2) and (best is None or offset < best[0]) and \
                         (hu is None or np.median(hu[z][lab == i]) <= air_hu + max_above_air):
                     best = (offset, i)
         if best is not None:

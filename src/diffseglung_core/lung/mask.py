@@ -19,7 +19,7 @@ from ..parallel import by_slabs, thread_map
 from ..progress import ProgressCallback, report
 from .airways import track_airways
 from .aorta import aorta_masks, descending_aorta
-from .body import body_mid_x, filled_body, outside_air
+from .body import body_mid_x, cut_lung, filled_body, outside_air
 from .border import costal_pockets, fill_holes
 from .cavity import (
     costal_fill,
@@ -291,12 +291,18 @@ def segment_lungs(
     report(progress, 0, _STAGES, "air inside the body")
     air = hu < air_hu
     outside = outside_air(air)
+    # a lung that the field of view cuts reaches the image's edge (or the padding around
+    # the reconstruction circle) too
+    in_view = cut_lung(outside, hu, spacing, air_hu=air_reference_hu)
+    cut = bool(in_view.any())
+    outside &= ~in_view
     inside_air = air & ~outside
     body_filled = filled_body(~outside)
-    del air, outside
+    del air, outside, in_view
 
     report(progress, 1, _STAGES, "airways")
-    airway = track_airways(inside_air, body_filled, spacing, hu=hu, air_hu=air_reference_hu)
+    airway = track_airways(inside_air, body_filled, spacing, hu=hu, air_hu=air_reference_hu,
+                           cut=cut)
     inside_air &= ~airway
 
     report(progress, 2, _STAGES, "lung components")
@@ -319,7 +325,7 @@ def segment_lungs(
         raise NoLungFoundError(f"no lung in this {where}: {why} (is this a chest CT in HU?)")
 
     # the rest works in a box around the lungs, wide enough for the closings and the ribs
-    x_mid = body_mid_x(body_filled)
+    x_mid = body_mid_x(body_filled, airway, cut=cut)
     margin = max(closing_mm, mass_mm, 40.0) + 2.0 * coarse_mm
     box = bbox(lungs, [int(np.ceil(margin / s)) for s in spacing])
     x_mid -= box[2].start
