@@ -15,6 +15,9 @@
   aorta, bottom row with them; the traced aorta in magenta.
 * ``docs/images/lungmask_aorta_rim.png``: the same, top row with 15 mm of dense
   tissue to the aorta (the vertebral body's), bottom row with the 8 mm it needs.
+* ``docs/images/lungmask_cut.png``: A0001 cropped 30 mm into the right lung, as a
+  field of view smaller than the patient cuts it (four slices evenly through the
+  lungs): the mask of the crop must reach the image's edge.
 
 Lung window -1350..150 HU. Usage::
 
@@ -77,6 +80,19 @@ def a0001_figure(scan: Path, out: Path) -> None:
     tiles = [contour_tile(hu[z, y0:y1, x0:x1], labels[z, y0:y1, x0:x1]) for z in picks]
     render.save_png(out, render.montage(tiles, columns=4))
     print(f"wrote {out} (slices {picks.tolist()})")
+
+
+def cut_figure(scan: Path, out: Path) -> None:
+    vol = read_scan(scan)
+    whole = compute_lung_mask(vol.hu, vol.spacing)
+    x0 = np.flatnonzero(whole.any(axis=(0, 1)))[0] + int(round(30.0 / vol.spacing[2]))
+    hu = vol.hu[:, :, x0:]
+    labels = compute_lung_mask(hu, vol.spacing)
+    zs = np.flatnonzero(labels.any(axis=(1, 2)))
+    picks = np.linspace(zs[0] + 2, zs[-1] - 1, 4).round().astype(int)
+    tiles = [contour_tile(hu[z], labels[z])[::2, ::2] for z in picks]
+    render.save_png(out, render.montage(tiles, columns=4))
+    print(f"wrote {out} (cropped at x = {x0}, slices {picks.tolist()})")
 
 
 def covid_figure(folder: Path, out: Path) -> None:
@@ -154,6 +170,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     data = Path(argv[0]) if argv else DEFAULT_DATA
     a0001_figure(data / "lung-pet-ct-dx-A0001" / "dicom", IMAGES / "lungmask_a0001.png")
+    cut_figure(data / "lung-pet-ct-dx-A0001" / "dicom", IMAGES / "lungmask_cut.png")
     covid_figure(data / "covid-ny-sbu-open", IMAGES / "lungmask_covid.png")
     cted_figure(data / "cted-open", IMAGES / "lungmask_cted.png")
     aorta_figures(data, IMAGES / "lungmask_aorta.png", IMAGES / "lungmask_aorta_rim.png")
