@@ -18,8 +18,7 @@ def track_airways(inside_air: np.ndarray, body: np.ndarray,
     The trachea is an air blob of 0.5-10 cm² near the left-right middle of the
     body (or, where the field of view cuts the body, ``cut``: a lung reaches
     its edge, within the middle half of what it shows) in one of the upper
-    slices, whose lumen reads
-    as air (median at most
+    slices, whose lumen reads as air (median at most
     ``max_above_air`` HU above ``air_hu`` when ``hu`` is given: on a single
     slice below the carina, a piece of diseased lung beside the spine is no
     trachea). Going down, a blob is airway when it

@@ -168,7 +168,8 @@ def segment_lungs(
     Steps (see the modules of :mod:`diffseglung_core.lung`):
 
     1. *Air inside the body*: voxels below ``air_hu`` not connected, in their
-       axial slice, to the image edge (outside air, padding of the field of view).
+       axial slice, to the image edge (outside air, padding of the field of view),
+       and a lung that the field of view cuts (:func:`.body.cut_lung`).
     2. *Airways*: the trachea and main bronchi, tracked from the top, are not lung.
     3. *Lungs, not gas*: the large air components that the bronchi open into or
        that hold lung parenchyma inside the bony thorax; bowel and stomach gas
