@@ -644,6 +644,25 @@ def test_costal_pockets_are_judged_by_the_slices_above_and_below():
     assert costal_pockets(lung, skin, sp, medial_x=80.0, min_mm=2.0, max_contradicted=1.01)[3].any()
 
 
+def test_a_costal_pocket_is_judged_against_the_chest_wall_beside_it():
+    """A lesion under a chest wall thicker than the wall elsewhere around the lung
+    (breast and pectoral muscles in front, a thin wall at the side; or a field of
+    view that cuts the body, where depth counts from the image's edge) passes: its
+    chord lies as deep below the skin as the lung's surface beside it."""
+    from diffseglung_core.lung.border import costal_pockets
+    from diffseglung_core.lung.cavity import skin_depth
+
+    sp = (5.0, 2.0, 2.0)
+    body = np.zeros((3, 90, 100), bool)
+    body[:, 1:-1, 1:-1] = True
+    lung = np.zeros(body.shape, bool)
+    lung[:, 26:80, 4:96] = True  # 50 mm below the skin in front, 6 mm at the sides
+    lung[:, 26:34, 40:60] = False  # a lesion against the anterior wall
+    out = costal_pockets(lung, skin_depth(body, sp), sp, medial_x=200.0, min_mm=2.0)
+    assert out[:, 26:34, 40:60].mean() > 0.9
+    assert not out[:, 34:].any()
+
+
 def test_axial_opening_is_the_opening_of_the_whole_array():
     from scipy import ndimage as ndi
 

@@ -7,19 +7,21 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..binary import label
+from ..binary import distance_inside, label
 from .morphology import disk, fill_holes_nd
 
 
 def costal_pockets(lung: np.ndarray, skin_mm: np.ndarray, spacing, medial_x: float,
-                    min_mm: float, wall_margin_mm: float = 20.0,
+                    min_mm: float, wall_margin_mm: float = 20.0, near_mm: float = 30.0,
                     max_contradicted: float = 0.5) -> np.ndarray:
     """Pockets of each axial slice's convex hull of ``lung`` against the chest wall.
 
     A pocket (a component of hull minus lung, opened by a disk of ``min_mm``)
     passes when the hull's edge across it (its chord) runs along the chest
     wall, no deeper below the skin than ``wall_margin_mm`` more than the
-    lung's own costal surface; its centre does not lie from the lung's centre
+    lung's own surface beside it (within ``near_mm`` of the chord: the chest
+    wall's thickness varies around the body, and a field of view that cuts
+    the body measures depth from the image's edge); its centre does not lie from the lung's centre
     towards ``medial_x`` (the body's middle); and it is smaller than half the
     lung in that slice. Failing pockets are medial ones (the mediastinum, the
     heart and the hilum) and holes at least half the lung's size (the dome of
@@ -54,7 +56,6 @@ def costal_pockets(lung: np.ndarray, skin_mm: np.ndarray, spacing, medial_x: flo
             continue
         depth = skin_mm[z]
         surface = sl & ~ndi.binary_erosion(sl)
-        wall = np.percentile(depth[surface], 10)
         chord = pockets & ~ndi.binary_erosion(hull)
         cy, cx = ndi.center_of_mass(sl)
         inward = np.array([0.0, np.sign(medial_x - cx)])
@@ -67,6 +68,7 @@ def costal_pockets(lung: np.ndarray, skin_mm: np.ndarray, spacing, medial_x: flo
         for i, (y, x) in enumerate(centres, start=1):
             d = np.array([(y - cy) * spacing[1], (x - cx) * spacing[2]])
             lateral = d @ inward < 0.3 * np.linalg.norm(d)
+            wall = _wall_depth(depth, surface, chord & (lab == i), spacing[1:], near_mm)
             ok[i] = lateral and chord_depth[i - 1] <= wall + wall_margin_mm and sizes[i] < 0.5 * area
             # a large or deep lateral pocket that opens onto the chest wall neither
             # passes nor sinks its stack: the lung base around the dome of the diaphragm
@@ -83,6 +85,16 @@ def costal_pockets(lung: np.ndarray, skin_mm: np.ndarray, spacing, medial_x: flo
     bad = contradicted >= max_contradicted * np.bincount(lab[passed], minlength=n + 1)
     bad[0] = True
     return ~bad[lab] & passed
+
+
+def _wall_depth(depth: np.ndarray, surface: np.ndarray, chord: np.ndarray, sampling,
+                near_mm: float) -> float:
+    """Depth (mm) below the skin of the lung's surface beside a chord (its 10th percentile).
+
+    The surface within ``near_mm`` of ``chord`` (all of it when none lies that near).
+    """
+    near = surface & (distance_inside(~chord, sampling) <= near_mm)
+    return float(np.percentile(depth[near if near.any() else surface], 10))
 
 
 def fill_holes(mask: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
