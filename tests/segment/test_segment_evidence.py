@@ -216,6 +216,30 @@ def test_a_branching_tree_of_thick_vessels_is_vessel_and_a_mass_is_solid():
     assert ev.solid[_rows(arms, lung)].mean() < 0.05
 
 
+def test_vessels_that_join_a_consolidation_are_vessels():
+    """A consolidated segment with its vessels: they join it into one component
+    that branches (fills a small part of its convex hull). The segmental vessels,
+    thinner than the opening, and the lobar artery they leave, as thick as the
+    opening, are vessels; the consolidation stays solid."""
+    hu, lung, sp = _lung_block(shape=(48, 128, 128), spacing=(2.0, 1.0, 1.0))
+    z, y, x = _grid(hu.shape, sp)
+    consolidation = (z ** 2 / 1.5 ** 2 + (y - 20) ** 2 + (x - 20) ** 2) <= 20.0 ** 2
+    lobar = _segment(z, y, x, (0.0, -60.0, -22.0), (0.0, 60.0, -22.0), 7.5)
+    vessels = (lobar
+               | _segment(z, y, x, (0.0, 20.0, 20.0), (0.0, 20.0, -22.0), 4.0)
+               | _segment(z, y, x, (0.0, 20.0, 20.0), (0.0, -55.0, 20.0), 4.0)
+               | _segment(z, y, x, (0.0, 20.0, 20.0), (40.0, 20.0, 55.0), 4.5)) & ~consolidation
+    hu[consolidation] = 35.0
+    hu[vessels] = 40.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.solid[_rows(consolidation, lung)].mean() > 0.9
+    # (their first voxels beside the consolidation are thick with it)
+    far = vessels & ~ndi.binary_dilation(consolidation, iterations=8)
+    assert ev.solid[_rows(far, lung)].mean() < 0.05
+    assert ev.vessel[_rows(far, lung)].mean() > 0.8
+    assert ev.vessel[_rows(lobar & far, lung)].mean() > 0.8
+
+
 def test_ground_glass_raises_parenchymal_density_and_vessels_do_not():
     hu, lung, sp = _lung_block()
     z, y, x = _grid(hu.shape, sp)

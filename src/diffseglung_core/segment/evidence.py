@@ -527,6 +527,32 @@ def _large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
     return float(tube[core if core.any() else comp].mean()) >= min_tube
 
 
+def _vessel_branches(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float], mass_mm: float,
+                     solid_tube: float, max_solidity: float,
+                     vessel_tube: Optional[float] = None) -> np.ndarray:
+    """The vessels of a dense component that vessels and consolidation (or a mass) share.
+
+    Consolidation and masses fill most of their convex hull; where vessels join
+    one, the component branches. Its parts thinner than an opening by a ball of
+    ``mass_mm`` are vessels (with ``vessel_tube``: only the parts whose mean tube
+    measure is above it), and so are the pieces of the opening that are large vessels
+    themselves (:func:`_large_vessel` with ``solid_tube`` and ``max_solidity``:
+    a lobar artery is as thick as the opening). Returns a bool array like ``comp``.
+    """
+    core = _opening(comp, spacing, mass_mm)
+    out = comp & ~core
+    if vessel_tube is not None:
+        parts, n = label(out)
+        mean = np.asarray(ndi.mean(tube, parts, np.arange(1, n + 1))) if n else np.zeros(0)
+        out = np.concatenate([[False], mean > vessel_tube])[parts]
+    pieces, _ = label(core)
+    for j, sl in enumerate(ndi.find_objects(pieces), start=1):
+        piece = pieces[sl] == j
+        if _large_vessel(piece, tube[sl], spacing, solid_tube, max_solidity=max_solidity):
+            out[sl] |= piece
+    return out
+
+
 def across_stack_hu(hu: float, floor_hu: float, width_mm: float, stack_mm: float) -> float:
     """What a structure ``width_mm`` across that reads ``hu`` reads in a stack ``stack_mm`` thick.
 
@@ -908,6 +934,7 @@ def tissue_evidence(
     solid_max_thin: float = 0.2,
     vessel_tube: float = 0.25,
     solid_tube: float = 0.6,
+    branch_solidity: float = 0.4,
     blood_hu: float = 150.0,
     blood_share: float = 0.5,
     mass_mm: float = 6.0,
@@ -968,6 +995,12 @@ def tissue_evidence(
         Tube measure above which a thin voxel is a vessel, and above which (the
         mean along its core) an elongated thick component is a large vessel,
         not solid.
+    branch_solidity : float
+        A thick component that fills less than this share of its convex hull
+        branches: vessels join consolidation or a mass there, and its vessels are
+        not solid (:func:`_vessel_branches`; not for one that runs through every
+        slice of a stack thinner than it, whose shape the stack cuts); one that
+        also is tube-like on the whole is a tree of vessels (:func:`_large_vessel`).
     blood_hu, blood_share : float
         A thick component with at least ``blood_share`` of its soft tissue
         (smoothed HU above -100) reading ``blood_hu`` or more is contrast-filled
@@ -1115,11 +1148,15 @@ def tissue_evidence(
         if n_blood and n_blood >= blood_share * np.count_nonzero(comp & soft_tissue[sl]):
             vessel[sl] |= comp  # contrast-filled blood
             continue
-        if _large_vessel(comp, tube[sl], spacing, solid_tube):
+        # (the shape of one that runs through every slice of the stack is cut by it)
+        large = _large_vessel(comp, tube[sl], spacing, solid_tube, max_solidity=branch_solidity)
+        if large or (not through[i - 1] and _solidity(comp, spacing) < branch_solidity):
             # a mass or consolidation that vessels join: its parts thicker than vessels stay
-            core = _opening(comp, spacing, mass_mm)
-            vessel[sl] |= comp & ~core
-            comp, size = core, np.count_nonzero(core)
+            branches = _vessel_branches(comp, tube[sl], spacing, mass_mm, solid_tube, branch_solidity,
+                                        None if large else vessel_tube)
+            vessel[sl] |= branches
+            comp = comp & ~branches
+            size = np.count_nonzero(comp)
             if ml(comp, i) < min_solid_ml:
                 continue
         # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
