@@ -330,6 +330,18 @@ def test_the_engine_reads_honeycombing_on_4mm_voxels_as_fibrosis(cip64_case):
     assert share["mass"][Tissue.CONSOLIDATION] > 0.9
 
 
+def test_the_lung_mask_keeps_every_lesion_of_the_two_slice_crop(crop_case):
+    """The lung mask of the two-slice CIP crop with its lesions (its field of view cuts the
+    body, so depth below the skin counts from the image's edge) holds each lesion: the
+    consolidation against the anterior chest wall was 36 % inside before its costal pocket
+    was judged against the lung's surface beside it."""
+    from diffseglung_core.lung import segment_scan_lungs
+
+    lung = segment_scan_lungs(crop_case.volume).labels > 0
+    for r in crop_case.lesions:
+        assert lung[crop_case.lesion_map == r.index].mean() > 0.9, r.kind
+
+
 # --------------------------------------------------------------------------- A0001 (slow: lung mask)
 
 
