@@ -20,10 +20,10 @@ def costal_pockets(lung: np.ndarray, skin_mm: np.ndarray, spacing, medial_x: flo
     passes when the hull's edge across it (its chord) runs along the chest
     wall, no deeper below the skin than ``wall_margin_mm`` more than the
     lung's own surface beside it (within ``near_mm`` of the chord: the chest
-    wall's thickness varies around the body, and a field of view that cuts
-    the body measures depth from the image's edge); its centre does not lie from the lung's centre
-    towards ``medial_x`` (the body's middle); and it is smaller than half the
-    lung in that slice. Failing pockets are medial ones (the mediastinum, the
+    wall's thickness varies around the body, and where a field of view cuts
+    the body, depth counts from the image's edge); its centre does not lie
+    from the lung's centre towards ``medial_x`` (the body's middle); and it
+    is smaller than half the lung in that slice. Failing pockets are medial ones (the mediastinum, the
     heart and the hilum) and holes at least half the lung's size (the dome of
     the liver or spleen rising into the lung base); a lateral pocket that
     opens onto the chest wall but is too large or too deep neither passes nor
