@@ -73,6 +73,13 @@ def main(argv=None) -> int:
     def labels_of(vol) -> np.ndarray:
         return np.asarray(segment_volume(vol, device="cpu").labels)
 
+    def dice(a, b) -> float:
+        return float(2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b)))
+
+    def percent_lung(labels) -> dict:  # each class's share of the labelled lung (%)
+        n = max(np.count_nonzero(labels), 1)
+        return {c: 100.0 * np.count_nonzero(labels == i) / n for i, c in enumerate(CLASSES, start=1)}
+
     t = time.perf_counter()
     base = labels_of(scan)
     seconds = {"scan": time.perf_counter() - t}
@@ -115,23 +122,17 @@ def main(argv=None) -> int:
         seconds[name] = time.perf_counter() - t
         row: dict = {}
         if where is None:  # 10 mm slices: the lung in both slices of each pair
-            ref = np.repeat(labels > 0, 2, axis=0)
-            row["lung_dice"] = float(2 * np.count_nonzero(ref & lung[:n])
-                                     / (np.count_nonzero(ref) + np.count_nonzero(lung[:n])))
+            row["lung_dice"] = dice(np.repeat(labels > 0, 2, axis=0), lung[:n])
         else:
             ref = base[where]
-            row["lung_dice"] = float(2 * np.count_nonzero((labels > 0) & (ref > 0))
-                                     / (np.count_nonzero(labels > 0) + np.count_nonzero(ref > 0)))
+            row["lung_dice"] = dice(labels > 0, ref > 0)
             row["same_label"] = float(np.mean(labels[ref > 0] == ref[ref > 0]))
-            row["scan_percent_lung"] = {c: 100.0 * np.count_nonzero(ref == i) / np.count_nonzero(ref)
-                                        for i, c in enumerate(CLASSES, start=1)}
-        row["percent_lung"] = {c: 100.0 * np.count_nonzero(labels == i) / max(np.count_nonzero(labels), 1)
-                               for i, c in enumerate(CLASSES, start=1)}
+            row["scan_percent_lung"] = percent_lung(ref)
+        row["percent_lung"] = percent_lung(labels)
         out[name] = row
         print(f"{name}: lung Dice {row['lung_dice']:.3f}"
               + (f", same label {row['same_label']:.3f}" if "same_label" in row else ""), flush=True)
-    scan_pct = {c: 100.0 * np.count_nonzero(base == i) / np.count_nonzero(lung)
-                for i, c in enumerate(CLASSES, start=1)}
+    scan_pct = percent_lung(base)
     result = {"commit": git_commit(args.src), "uncommitted_sources": uncommitted_sources(args.src),
               "date": time.strftime("%Y-%m-%d"), "threads": args.threads,
               "scan": "lung-pet-ct-dx-A0001", "percent_lung": scan_pct, "variants": out,
