@@ -938,3 +938,32 @@ def test_healthy_levels_are_read_along_the_axis_gravity_runs():
     # read along y instead, every row holds the whole gradient: one level, far from the ends
     along_y, _, _ = _healthy_levels(hu, par, sp, axis=1)
     assert along_y.shape == (4, 60, 1) and np.ptp(along_y) < 30.0
+
+
+@pytest.mark.parametrize("slice_mm", [1.0, 5.0])
+def test_an_emphysematous_region_reaches_its_half_way_edge(slice_mm):
+    """A 1.5 cm lucency (-990 HU) drawn with partial volume: a voxel its edge cuts reads
+    between air and lung in proportion to the share of it that is lucent. The region keeps
+    its edge voxels that are more than half lucent, which read lighter than -950 HU when the
+    lung reads -860 HU, and none of the lung beyond them."""
+    hu, lung, sp = _lung_block(shape=(int(40 // slice_mm), 96, 96), spacing=(slice_mm, 0.8, 0.8),
+                               noise=15.0, level=-860.0, seed=3)
+    sub = 4  # the share of each voxel inside the sphere, from 4 x 4 x 4 points within it
+    offsets = (np.arange(sub) + 0.5) / sub - 0.5
+    z, y, x = _grid(hu.shape, sp)
+    share = np.zeros(hu.shape)
+    for dz in offsets:
+        for dy in offsets:
+            for dx in offsets:
+                share += ((z + dz * sp[0]) ** 2 + (y + dy * sp[1]) ** 2 + (x + dx * sp[2]) ** 2
+                          <= 15.0 ** 2)
+    share /= sub ** 3
+    hu += (share * (-990.0 + 860.0)).astype(np.float32)
+    ev = tissue_evidence(hu, lung, sp)
+    edge = (share > 0.55) & (share < 0.95)
+    assert (hu[edge] > -950).mean() > 0.2  # LAA-950 leaves part of the edge out
+    assert ev.emphysema[_rows(edge, lung)].mean() > 0.8
+    assert ev.emphysema[_rows(share == 1.0, lung)].mean() > 0.95
+    beyond = (share == 0) & ndi.binary_dilation(share > 0, np.ones((1, 3, 3), bool))
+    assert ev.emphysema[_rows(beyond, lung)].mean() < 0.1
+    assert ev.emphysema[_rows(~ndi.binary_dilation(share > 0, np.ones((3, 5, 5), bool)), lung)].sum() == 0

@@ -41,7 +41,11 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   resolve a lobule's lucency (up to 1.5 mm) a region's extent is its
   low-attenuation voxels, not the lung between the holes (the voxels that
   LAA-950 counts); in thicker slices partial volume blurs the holes into the
-  lung around them and the region is where their share is high. In thin
+  lung around them and the region is where their share is high. Either way a
+  region's edge lies where the image reads halfway between air and the
+  slice's healthy lung (the voxel an edge cuts holds both, in proportion): the
+  voxels next to a region (in-plane; along z too in thin slices) that read
+  darker than that belong to it, whether or not they reach -950 HU. In thin
   slices a lucency that reads as air, at least 2 mm across, is a destroyed
   lobule by itself however small (noise does not stay that low over a few
   voxels), with its low-attenuation rim, unless the slice's healthy lung reads
@@ -1019,7 +1023,9 @@ def tissue_evidence(
         A region keeps its own low-attenuation voxels and, in slices thicker
         than ``LUCENCY_SLICE_MM`` (where partial volume blurs a lobule's lucency
         into the lung around it), those where the share is above this (the
-        Gaussian share spreads past the region's edge).
+        Gaussian share spreads past the region's edge); with either, the
+        voxels next to the region that read past halfway from the slice's
+        healthy level to air (its edge).
     laa_smooth_mm : float
         In-plane Gaussian sigma (mm) of the image the low attenuation is read on
         (0.5 mm: a full width at half maximum of about 1.2 mm, below the smallest
@@ -1216,13 +1222,16 @@ def tissue_evidence(
     thin_slices = lucencies_resolved(spacing)
     air = ndi.binary_opening(soft < NOMINAL_AIR_HU + air_margin_hu, _disk(1.0, spacing, h.shape)) \
         if thin_slices else None
-    del soft
     # such a lucency is a destroyed lobule by itself, however small the region around it,
     # where healthy lung reads as at full inspiration (where it reads darker, noise reaches
     # air more easily and the regions' test below decides, with the lucencies it holds)
     lucencies = air & read & ~darker if thin_slices else None
     airlike = air if thin_slices and darker.any() else None
     del air
+    # a lucency's edge lies where the image reads halfway between air and the healthy
+    # lung around it: the voxel its edge cuts holds both (partial volume)
+    half_way = (soft < 0.5 * (NOMINAL_AIR_HU + level_soft)) & read
+    del soft
     laa_frac, weight = _masked_mean(laa, read, spacing, laa_mm)
     n_eff = 2.0 * np.pi * laa_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
     if h.shape[0] > 1:
@@ -1257,6 +1266,11 @@ def tissue_evidence(
         del lucencies, cores
     emphysema &= extent & ~lumens
     del extent
+    # with the voxels next to it that read past halfway to air (its edge); next along z
+    # too where the slices resolve a lucency
+    edge_of = np.ones((3, 3, 3) if thin_slices else (1, 3, 3), bool)
+    emphysema |= _dilate_parts(emphysema, edge_of) & half_way
+    del half_way
     # the wall of a bronchus cut across, or of the airway tree the lung mask tracked, is
     # airway, not reticulation
     if airway is not None:
