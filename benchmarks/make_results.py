@@ -531,7 +531,7 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "5119d6c) or those and the voxels with a share above 0.3 (thicker slices, where partial "
               "volume blurs holes and lung together), and with either the voxels next to the region "
               "(in-plane; along z too in slices up to 1.5 mm) that read past halfway from the slice's "
-              "healthy level to -1000 HU (its edge, partial volume: since HALFWAY); in slices up to 1.5 mm "
+              "healthy level to -1000 HU (its edge, partial volume: since e4ca88d); in slices up to 1.5 mm "
               "thick where the slice's "
               "healthy level is -910 HU or lighter, a lucency below -980 HU at least 2 mm across (an "
               "opening by a 1 mm disk; not a bronchus lumen, the kernel's halo or airway-shaped) is "
