@@ -942,7 +942,7 @@ def test_healthy_levels_are_read_along_the_axis_gravity_runs():
 
 @pytest.mark.parametrize("slice_mm", [1.0, 5.0])
 def test_an_emphysematous_region_reaches_its_half_way_edge(slice_mm):
-    """A 1.5 cm lucency (-990 HU) drawn with partial volume: a voxel its edge cuts reads
+    """A 3 cm lucency (-990 HU) drawn with partial volume: a voxel its edge cuts reads
     between air and lung in proportion to the share of it that is lucent. The region keeps
     its edge voxels that are more than half lucent, which read lighter than -950 HU when the
     lung reads -860 HU, and none of the lung beyond them."""
