@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
+    from diffseglung_core.evaluate.metrics import dice
     from diffseglung_core.io import read_scan
     from diffseglung_core.segment import segment_volume
     from diffseglung_core.volume import CTVolume
@@ -72,9 +73,6 @@ def main(argv=None) -> int:
 
     def labels_of(vol) -> np.ndarray:
         return np.asarray(segment_volume(vol, device="cpu").labels)
-
-    def dice(a, b) -> float:
-        return float(2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b)))
 
     def percent_lung(labels) -> dict:  # each class's share of the labelled lung (%)
         n = max(np.count_nonzero(labels), 1)

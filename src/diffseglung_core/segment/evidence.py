@@ -1268,8 +1268,9 @@ def tissue_evidence(
     del extent
     # with the voxels next to it that read past halfway to air (its edge); next along z
     # too where the slices resolve a lucency
-    edge_of = np.ones((3, 3, 3) if thin_slices else (1, 3, 3), bool)
-    emphysema |= by_slabs(lambda e: ndi.binary_dilation(e, edge_of), [emphysema], 1) & half_way
+    if emphysema.any():
+        edge_of = np.ones((3, 3, 3) if thin_slices else (1, 3, 3), bool)
+        emphysema |= by_slabs(lambda e: ndi.binary_dilation(e, edge_of), [emphysema], 1) & half_way
     del half_way
     # the wall of a bronchus cut across, or of the airway tree the lung mask tracked, is
     # airway, not reticulation
