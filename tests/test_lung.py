@@ -346,11 +346,12 @@ def test_white_lung_keeps_ground_glass_and_more_consolidation():
     """Both lungs mostly ground glass and consolidation: ground glass and part of the
     consolidation are lung.
 
-    Measured (40, 96, 96), seed 0: lung Dice 0.904 (air threshold and closings alone:
+    Measured (40, 96, 96), seed 0: lung Dice 0.908 (air threshold and closings alone:
     0.833; without the rays towards the back 0.875), GGO 0.996 inside, consolidation
-    0.47 inside (0.28 without the rays towards the back, 0.05 without any step for
-    dense lung). Dependent consolidation beside the spine and behind the heart is
-    the known limit of the mask.
+    0.49 inside (0.28 without the rays towards the back, 0.05 without any step for
+    dense lung; 0.46 when the rays towards the back were judged against the ribs of
+    the whole slice, not those beside their ends). Dependent consolidation beside the
+    spine and behind the heart is the known limit of the mask.
     """
     from diffseglung_core.phantom import make_phantom
 
@@ -361,7 +362,7 @@ def test_white_lung_keeps_ground_glass_and_more_consolidation():
     fig, base = _phantom_figures(ph, mask), _phantom_figures(ph, air_only)
     assert fig["dice"] > 0.86 and fig["dice"] > base["dice"] + 0.03
     assert fig["inside"][2] > 0.98
-    assert fig["inside"][5] > 0.25 and fig["inside"][5] > base["inside"][5] + 0.2
+    assert fig["inside"][5] > 0.48 and fig["inside"][5] > base["inside"][5] + 0.2
     assert fig["fp_ml"] < 100
     no_back = _phantom_figures(ph, compute_lung_mask(ph.volume.hu, ph.volume.spacing,
                                                      dependent_passes=0))

@@ -108,6 +108,7 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
                 min_thick_mm: float = 6.0,
                 normal_mm: float = 2.0, medial_deg: float = 60.0,
                 anterior_medial_deg: float = 95.0, wall_margin_mm: float = 8.0,
+                wall_radius_mm: Optional[float] = None,
                 fan_deg: Sequence[float] = (0.0,), posterior_deg: Optional[float] = None,
                 inward_deg: Optional[float] = None,
                 avoid: Optional[np.ndarray] = None, skin: Optional[np.ndarray] = None,
@@ -166,6 +167,12 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     wall_margin_mm : float
         A ray ending on bone more than this much closer to the skin than the
         median of the bone that this lung touches directly is dropped.
+    wall_radius_mm : float, optional
+        Take that median over the bone the lung touches within this distance
+        (mm) of the ray's end, where it touches it at least three times, and
+        over the whole slice elsewhere: the chest wall is not equally thick
+        all round, and a ray to the back of the cage is judged against the
+        ribs there, not against deeper ones elsewhere in the slice.
     fan_deg : sequence of float
         Angles (degrees) by which each normal is turned to give the rays; the
         default follows the normal only.
@@ -294,12 +301,21 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     if avoid is not None:
         ok[ok] = ~crosses(avoid, ok)
 
-    # bone much shallower than the ribs this lung touches is a scapula or an arm
+    # bone much shallower than the ribs this lung touches is a scapula or an arm: the ribs it
+    # touches in the whole slice or, with ``wall_radius_mm``, those beside the ray's end
     if skin is None:
         skin = skin_depth(body[None], spacing)[0]
-    if np.count_nonzero(contact & normal) >= 10:
-        wall = float(np.median(skin[end_y[contact & normal], end_x[contact & normal]]))
-        ok &= skin[end_y, end_x] >= wall - wall_margin_mm
+    touch = contact & normal
+    depth = skin[end_y, end_x]
+    wall = np.full(ey.size, float(np.median(depth[touch])) if np.count_nonzero(touch) >= 10 else -np.inf)
+    if wall_radius_mm is not None and touch.any() and ok.any():
+        rays_ok = np.flatnonzero(ok)
+        near = (np.subtract.outer(end_y[rays_ok], end_y[touch]) * sy) ** 2 + \
+            (np.subtract.outer(end_x[rays_ok], end_x[touch]) * sx) ** 2 <= wall_radius_mm ** 2
+        beside = near.sum(1) >= 3
+        if beside.any():
+            wall[rays_ok[beside]] = np.nanmedian(np.where(near[beside], depth[touch], np.nan), axis=1)
+    ok &= depth >= wall - wall_margin_mm
     if not ok.any():
         return out
     # a ray crosses only passable tissue from where it leaves the lung to where it ends

@@ -385,7 +385,12 @@ def segment_lungs(
     # stop short of the column are joined to it), not elsewhere on the column, nor on what
     # is as dense as bone between the lungs (contrast-filled vessels). Only where the slab
     # of slices closes the rib cage: through the gaps between the rib fragments of a single
-    # slice such rays reach the muscles outside the ribs.
+    # slice such rays reach the muscles outside the ribs. A ray that ends on bone much
+    # shallower than the ribs (a scapula, an arm) is dropped, as in step 6, but judged
+    # against the ribs the lung touches within 40 mm of its end: the chest wall is not
+    # equally thick all round, and against the ribs of the whole slice, which lie deeper
+    # under the skin at the side and beside the spine, it dropped the rays that reach
+    # dependent consolidation against the back of the cage (white lung).
     if costal and closed and (dependent_passes > 0 or mediastinal_passes > 0):
         sampling = spacing[1:]
         vertebrae = thread_map(lambda z: vertebral_body(bone_all[z], body[z], sampling, x_mid,
@@ -410,7 +415,8 @@ def segment_lungs(
         avoid = organs | (spine & ~gutter) | mediastinal
         _fill_along_rays(labels, hu_s, stop, body, cage | gutter, fat, skin, allowed, spacing, x_mid,
                          passes=dependent_passes, avoid=avoid, spine=gutter, mediastinum=mediastinum,
-                         posterior_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0))
+                         posterior_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0),
+                         wall_radius_mm=40.0)
     # dense lung against the mediastinal pleura of the lower lobes: rays towards the body's
     # middle that end on the side or the back of the descending aorta (traced as a tube
     # through the slices; the hilum lies in front of it) or, in the slices where it was
