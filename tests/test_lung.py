@@ -493,6 +493,39 @@ def test_rays_towards_the_back_reach_dependent_lung_beside_the_spine():
 
 
 
+def test_rays_towards_the_back_are_judged_against_the_ribs_beside_their_end():
+    """One slice whose back ribs lie deep under the skin beside the spine and shallow further
+    out (``skin`` given): the lung touches both, more of the deep ones. Judged against the
+    ribs of the whole slice, every ray to the shallow ribs through the dependent
+    consolidation is dropped as if it ended on a scapula; judged against the ribs the lung
+    touches within 40 mm of its end, those beside the shallow ribs keep it."""
+    from diffseglung_core.lung.cavity import costal_fill
+
+    spacing = (5.0, 1.0, 1.0)
+    y, x = np.mgrid[:200, :300]
+    body = ((y - 100) / 95) ** 2 + ((x - 150) / 145) ** 2 <= 1
+    cavity = ((y - 100) / 80) ** 2 + ((x - 150) / 120) ** 2 <= 1
+    ribs = body & ~cavity & (((y - 100) / 86) ** 2 + ((x - 150) / 126) ** 2 <= 1)
+    hu = np.where(body, 40.0, -1000.0)
+    hu[ribs] = 600.0
+    # aerated lung in front, and two tongues down to the back ribs: a narrow one out at the
+    # side, a wide one beside the spine
+    side = cavity & ((y < 100) | ((x >= 60) & (x < 80)) | ((x >= 150) & (x < 200)))
+    hu[side] = -850.0
+    hu[cavity & (x >= 200)] = -100.0  # mediastinal fat
+    dense = cavity & ~side & (x >= 80) & (x < 150)  # dependent consolidation between them
+    skin = np.where(x >= 140, 40.0, 10.0)
+
+    def grow(**kw):
+        return side | costal_fill(hu, side, np.zeros_like(side), body, hu > 200, spacing,
+                                  medial_x=250.0, posterior_deg=60.0,
+                                  fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0), skin=skin, **kw)
+
+    whole, beside = grow(), grow(wall_radius_mm=40.0)
+    outer = dense & (x < 110)
+    assert whole[outer].mean() < 0.05 and beside[outer].mean() > 0.9
+    assert not (whole & ~cavity).any() and not (beside & ~cavity).any()
+
 def _gutter_slice(lung_reach_x: int, lung_bottom_y: int = 145):
     """One slice, 1 mm pixels: a rib cage whose ribs stop short of the column, a vertebra
     (body from row 135 to 165, arch, transverse processes), an aorta in front of it and
