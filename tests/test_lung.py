@@ -492,7 +492,6 @@ def test_rays_towards_the_back_reach_dependent_lung_beside_the_spine():
     assert not back[heart].any() and not back[~cavity].any() and not back[spine].any()
 
 
-
 def test_rays_towards_the_back_are_judged_against_the_ribs_beside_their_end():
     """One slice whose back ribs lie deep under the skin beside the spine and shallow further
     out (``skin`` given): the lung touches both, more of the deep ones. Judged against the
@@ -525,6 +524,7 @@ def test_rays_towards_the_back_are_judged_against_the_ribs_beside_their_end():
     outer = dense & (x < 110)
     assert whole[outer].mean() < 0.05 and beside[outer].mean() > 0.9
     assert not (whole & ~cavity).any() and not (beside & ~cavity).any()
+
 
 def _gutter_slice(lung_reach_x: int, lung_bottom_y: int = 145):
     """One slice, 1 mm pixels: a rib cage whose ribs stop short of the column, a vertebra
