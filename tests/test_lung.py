@@ -703,8 +703,8 @@ def test_axial_opening_is_the_opening_of_the_whole_array():
     from diffseglung_core.lung.morphology import axial_disk, axial_opening
 
     rng = np.random.default_rng(0)
-    # disks of 1-2 pixels and a square (scipy itself), larger disks (distance maps)
-    for footprint in [axial_disk(r, (1.0, 1.0, 1.0)) for r in (1.0, 2.0, 3.0, 8.0, 11.0)] + \
+    # disks of 1-4 pixels and a square (scipy itself), larger disks (distance maps)
+    for footprint in [axial_disk(r, (1.0, 1.0, 1.0)) for r in (1.0, 2.0, 3.0, 4.0, 5.0, 8.0, 11.0)] + \
             [np.ones((1, 5, 5), bool)]:
         mask = ndi.binary_dilation(rng.random((4, 60, 70)) > 0.995, iterations=12)
         mask |= rng.random(mask.shape) > 0.9  # ragged edges

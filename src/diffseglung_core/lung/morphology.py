@@ -145,13 +145,15 @@ def axial_opening(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     Each slice is opened in the box around its voxels, padded by the footprint's
     reach: the same result as on the whole array (outside the box there is
     nothing to erode or grow), at the cost of the voxels' extent only. A disk
-    (:func:`disk`) of 3 pixels or more opens by distance maps: a pixel survives
+    (:func:`disk`) of 5 pixels or more opens by distance maps: a pixel survives
     the erosion when no pixel outside lies within the radius, and the opening is
     what lies within the radius of a survivor (the same pixels, in time
-    independent of the radius; scipy's is faster for smaller disks).
+    independent of the radius). scipy's is faster for smaller disks, the more so
+    on threads: it releases the GIL, the distance maps (``edt``) hold it
+    (``benchmarks/bench_gil.py``).
     """
     ry, rx = footprint.shape[1] // 2, footprint.shape[2] // 2
-    by_distance = ry == rx >= 3 and footprint.shape[1:] == (2 * ry + 1,) * 2 and \
+    by_distance = ry == rx >= 5 and footprint.shape[1:] == (2 * ry + 1,) * 2 and \
         np.array_equal(footprint[0], disk(ry))
 
     def open_slice(z: int) -> None:
