@@ -17,8 +17,8 @@ does not).
 With ``--engine Z Y X`` the default engine runs once on a chest phantom of
 that shape (seed 0, its own lung mask), and the seconds spent inside ``edt``
 (the distance maps of ``diffseglung_core.binary``) and inside ``cc3d`` (its
-connected components) are summed over every call: what of the run holds the
-GIL and what does not.
+connected components) are summed over every call, in all and per calling
+function of the engine: what of the run holds the GIL and what does not.
 
 Prints a table and writes JSON.
 """
@@ -30,6 +30,7 @@ import json
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +85,22 @@ def per_slice(data: Path, threads: int, repeats: int) -> dict:
     return out
 
 
+def _caller() -> str:
+    """``module:function`` of the engine's innermost frame that is not a thread or array helper."""
+    for frame in reversed(traceback.extract_stack()):
+        path = frame.filename.replace("\\", "/")
+        if "diffseglung_core/" in path and not path.endswith(("/binary.py", "/parallel.py")):
+            return f"{path.split('diffseglung_core/')[-1]}:{frame.name}"
+    return "?"
+
+
 class _Timed:
-    """Sum the seconds spent inside ``module.name`` (on any thread) while installed."""
+    """Sum the seconds spent inside ``module.name`` (on any thread) while installed, per caller."""
 
     def __init__(self, module, name: str):
         self.module, self.name, self.original = module, name, getattr(module, name)
         self.seconds, self.calls, self.lock = 0.0, 0, threading.Lock()
+        self.by_caller: dict = {}
 
     def __enter__(self):
         def timed(*args, **kwargs):
@@ -97,9 +108,12 @@ class _Timed:
             try:
                 return self.original(*args, **kwargs)
             finally:
+                dt, where = time.perf_counter() - t, _caller()
                 with self.lock:
-                    self.seconds += time.perf_counter() - t
+                    self.seconds += dt
                     self.calls += 1
+                    seconds, calls = self.by_caller.get(where, (0.0, 0))
+                    self.by_caller[where] = (seconds + dt, calls + 1)
 
         setattr(self.module, self.name, timed)
         return self
@@ -121,8 +135,13 @@ def engine(shape) -> dict:
         res = segment_volume(ph.volume, device="cpu")
         wall, cpu = time.perf_counter() - t, time.process_time() - c
     return {"shape": list(shape), "segment_s": wall, "cpu_s": cpu, "stages_s": res.timings,
-            "edt": {"seconds": dist.seconds, "calls": dist.calls},
-            "cc3d": {"seconds": comp.seconds, "calls": comp.calls}}
+            "edt": _summary(dist), "cc3d": _summary(comp)}
+
+
+def _summary(timed: _Timed) -> dict:
+    callers = sorted(timed.by_caller.items(), key=lambda kv: -kv[1][0])
+    return {"seconds": timed.seconds, "calls": timed.calls,
+            "by_caller": {k: {"seconds": s, "calls": n} for k, (s, n) in callers}}
 
 
 def main(argv=None) -> int:
@@ -148,6 +167,9 @@ def main(argv=None) -> int:
               f"(CPU {e['cpu_s']:.1f} s); inside edt {e['edt']['seconds']:.1f} s "
               f"({e['edt']['calls']} calls), inside cc3d {e['cc3d']['seconds']:.1f} s "
               f"({e['cc3d']['calls']} calls)")
+        for lib in ("edt", "cc3d"):
+            for where, r in list(e[lib]["by_caller"].items())[:6]:
+                print(f"  {lib:<5} {r['seconds']:6.2f} s {r['calls']:6d} calls  {where}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.json}")
