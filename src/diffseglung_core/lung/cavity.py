@@ -18,7 +18,8 @@ Three steps, each on what the scan shows:
   rays towards the body's middle to the traced aorta (``inward_deg``).
 * :func:`find_effusion`: a pleural effusion is fluid (about 0-20 HU) in a
   crescent along the chest wall, thin for its extent; it is reported, not
-  called lung.
+  called lung. What lies beyond it, seen from the lung, is chest wall
+  (:func:`beyond_fluid`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
-           "solid_organs", "fat_planes", "find_effusion"]
+           "solid_organs", "fat_planes", "find_effusion", "beyond_fluid"]
 
 
 def smooth_axial(hu: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
@@ -585,6 +586,61 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
             inner = distance_inside(np.pad(comp, 1), spacing).max()
         if inner < max_roundness * r_eq:
             out[sl] |= comp
+    return out
+
+
+def beyond_fluid(lung: np.ndarray, aerated: np.ndarray, fluid: np.ndarray,
+                 spacing: Sequence[float], *, reach_mm: float = 15.0, step_mm: float = 0.5) -> np.ndarray:
+    """Voxels of ``lung`` that pleural fluid separates from the aerated lung, per axial slice.
+
+    Pleural fluid lies between the lung (visceral pleura) and the chest wall
+    (parietal pleura): tissue on its far side is chest wall, never lung. A
+    voxel of ``lung`` within ``reach_mm`` of ``fluid`` is beyond it when the
+    straight line from it to the nearest aerated voxel of its slice crosses
+    the fluid. Compressed lung floating in the fluid or lying against it on
+    the lung's side is not beyond it.
+
+    Parameters
+    ----------
+    lung : (Z, Y, X) bool
+        The lung mask (without the fluid).
+    aerated : (Z, Y, X) bool
+        Its aerated voxels.
+    fluid : (Z, Y, X) bool
+        Pleural fluid (:func:`find_effusion`).
+    spacing : 3 floats, mm.
+    reach_mm : float
+        Only voxels this close to the fluid (mm, in-plane) are examined.
+    step_mm : float
+        Sampling step (mm) along each line.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+        The voxels of ``lung`` beyond the fluid.
+    """
+    out = np.zeros(lung.shape, bool)
+    sampling = (float(spacing[1]), float(spacing[2]))
+
+    def one(z: int) -> None:
+        box = bbox(fluid[z] | aerated[z], [int(np.ceil(reach_mm / s)) + 1 for s in sampling])
+        air, wet, mask = aerated[z][box], fluid[z][box], lung[z][box] & ~aerated[z][box]
+        if not air.any():
+            return
+        near = mask & ~wet & (distance_inside(~wet, sampling) <= reach_mm)
+        ys, xs = np.nonzero(near)
+        if ys.size == 0:
+            return
+        _, (ny, nx) = ndi.distance_transform_edt(~air, sampling=sampling, return_indices=True)
+        ty, tx = ny[ys, xs], nx[ys, xs]
+        length = np.hypot((ty - ys) * sampling[0], (tx - xs) * sampling[1])
+        f = np.linspace(0.0, 1.0, max(2, int(np.ceil(length.max() / step_mm)) + 1))
+        py = np.rint(ys[:, None] + (ty - ys)[:, None] * f).astype(np.intp)
+        px = np.rint(xs[:, None] + (tx - xs)[:, None] * f).astype(np.intp)
+        crossed = wet[py, px].any(axis=1)
+        out[z][box][ys[crossed], xs[crossed]] = True
+
+    thread_map(one, np.flatnonzero(fluid.any(axis=(1, 2)) & aerated.any(axis=(1, 2))))
     return out
 
 

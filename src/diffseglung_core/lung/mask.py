@@ -22,6 +22,7 @@ from .aorta import aorta_masks, descending_aorta
 from .body import body_mid_x, cut_lung, filled_body, outside_air
 from .border import costal_pockets, fill_holes
 from .cavity import (
+    beyond_fluid,
     costal_fill,
     fat_planes,
     find_effusion,
@@ -193,9 +194,14 @@ def segment_lungs(
        lungs (with contrast, :func:`.skeleton.enhanced_blood`, only those thicker
        than a vessel). Last, rays towards the body's middle
        reach dense lower lobe against the descending aorta, traced as a tube
-       through the slices (:func:`.aorta.descending_aorta`).
+       through the slices (:func:`.aorta.descending_aorta`). The rays towards
+       the back and the middle cross the disease they look for before they meet
+       bone: the chest wall's inner layer, which the rays of the costal side read
+       from the shortest runs to the ribs, is at most 5 and 3 mm for them.
     7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
-    8. *Effusion*: fluid crescents along the chest wall are taken out and reported.
+    8. *Effusion*: fluid crescents along the chest wall are taken out and reported,
+       and what lies beyond them, seen from the aerated lung, with them
+       (:func:`.cavity.beyond_fluid`: chest wall that rays through the fluid took).
 
     Parameters
     ----------
@@ -391,6 +397,10 @@ def segment_lungs(
     # equally thick all round, and against the ribs of the whole slice, which lie deeper
     # under the skin at the side and beside the spine, it dropped the rays that reach
     # dependent consolidation against the back of the cage (white lung).
+    # These rays cross the dense lung they look for before they meet bone, so their shortest
+    # runs measure the disease, not the chest wall's inner layer: that layer is taken as at
+    # most 5 mm here (3 mm for the rays to the aorta and the vertebral body, below); the
+    # chest wall that rays through pleural fluid take with them goes with the effusion.
     if costal and closed and (dependent_passes > 0 or mediastinal_passes > 0):
         sampling = spacing[1:]
         vertebrae = thread_map(lambda z: vertebral_body(bone_all[z], body[z], sampling, x_mid,
@@ -416,7 +426,7 @@ def segment_lungs(
         _fill_along_rays(labels, hu_s, stop, body, cage | gutter, fat, skin, allowed, spacing, x_mid,
                          passes=dependent_passes, avoid=avoid, spine=gutter, mediastinum=mediastinum,
                          posterior_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0),
-                         wall_radius_mm=40.0)
+                         wall_radius_mm=40.0, max_layer_mm=5.0)
     # dense lung against the mediastinal pleura of the lower lobes: rays towards the body's
     # middle that end on the side or the back of the descending aorta (traced as a tube
     # through the slices; the hilum lies in front of it) or, in the slices where it was
@@ -445,7 +455,7 @@ def segment_lungs(
                              allowed & ~disc & ~solid, spacing, x_mid, passes=mediastinal_passes,
                              avoid=organs | ahead | (solid & ~ends), spine=ends, aorta=behind,
                              aorta_gap_mm=aorta_gap_mm, mediastinum=in_front & ~disc, slices=low,
-                             inward_deg=60.0,
+                             inward_deg=60.0, max_layer_mm=3.0,
                              fan_deg=(-30.0, 0.0, 30.0), wall_margin_mm=np.inf)
 
     report(progress, 7, _STAGES, "filling holes")
@@ -461,6 +471,8 @@ def segment_lungs(
                               dependent=dependent_side)
         if fluid.any():
             labels[fluid] = 0
+            # what lies beyond the fluid, seen from the aerated lung, is chest wall
+            labels[beyond_fluid(labels > 0, (labels > 0) & (hu_s <= ground_glass_hu), fluid, spacing)] = 0
             notes.append(f"pleural effusion of {np.count_nonzero(fluid) * np.prod(spacing) / 1000:.0f}"
                          " mL left out of the lung")
     if not labels.any():
