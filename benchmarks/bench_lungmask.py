@@ -14,6 +14,12 @@ from the scan alone:
   mask in the slices of the left upper-lobe mass (upper third of the scan) and in
   all, soft tissue (> -100 HU) inside the mask in the 8 lowest lung slices
   (liver under the dome), time.
+* A0001 with the back 30 mm of each lung in the lower half of its slices painted
+  as dependent consolidation (35 HU, air bronchograms kept) and, apart, as a
+  layering pleural effusion (8 HU, all of it; no compressed lung along it, which
+  the phantom's effusion cases have): the share of the band inside the mask and
+  reported as effusion, the mask outside the unpainted scan's (chest wall), and
+  for the fluid the Dice against the unpainted scan's lung without the band.
 * COVID-19 slices (covid-ny-sbu-open): "no lung" for the slices below the lungs;
   for the others the lung's share of the body's cross-section, and its ratio to
   a plain air-threshold mask (air below -400 HU inside the body, components of at
@@ -122,16 +128,18 @@ def a0001(data: Path) -> dict:
         "notes": seg.notes,
         "seconds": s,
         "dependent_band": dependent_band(ct.hu, ct.spacing, m),
+        "dependent_fluid": dependent_band(ct.hu, ct.spacing, m, fluid=True),
     }
 
 
 def dependent_band(hu: np.ndarray, spacing, lung: np.ndarray, depth_mm: float = 30.0,
-                   seed: int = 0) -> dict:
-    """Dependent consolidation painted into a real scan: how much of it the mask keeps.
+                   seed: int = 0, fluid: bool = False) -> dict:
+    """Dependent consolidation or pleural fluid painted into a real scan: what the mask does with it.
 
     In the lower half of the lung's slices, the posterior ``depth_mm`` of each lung (label
     1 or 2 of ``lung``) becomes soft tissue (35 HU, noise of 15 HU); its voxels below -930 HU
-    (the bronchi) stay air, as air bronchograms.
+    (the bronchi) stay air, as air bronchograms. With ``fluid``, the whole band becomes
+    fluid (8 HU, noise of 10 HU).
     """
     zs = np.flatnonzero(lung.any(axis=(1, 2)))
     rows = np.arange(lung.shape[1])[:, None]
@@ -141,16 +149,20 @@ def dependent_band(hu: np.ndarray, spacing, lung: np.ndarray, depth_mm: float = 
             side = lung[z] == value
             if side.any():
                 band[z] |= side & (rows > np.nonzero(side)[0].max() - depth_mm / spacing[1])
-    fill = band & (hu >= -930)
+    fill = band if fluid else band & (hu >= -930)
+    mean, sd = (8.0, 10.0) if fluid else (35.0, 15.0)
     painted = np.array(hu, np.float32)
-    painted[fill] = 35.0 + np.random.default_rng(seed).normal(0.0, 15.0, np.count_nonzero(fill))
+    painted[fill] = mean + np.random.default_rng(seed).normal(0.0, sd, np.count_nonzero(fill))
     seg = segment_lungs(painted, spacing)
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    return {"band_ml": float(np.count_nonzero(band) * voxel_ml),
-            "inside": float(np.mean(seg.labels[band] > 0)),
-            "reported_as_effusion": float(np.mean(seg.effusion[band])),
-            "outside_the_unpainted_mask_ml": float(np.count_nonzero((seg.labels > 0) & (lung == 0))
-                                                   * voxel_ml)}
+    out = {"band_ml": float(np.count_nonzero(band) * voxel_ml),
+           "inside": float(np.mean(seg.labels[band] > 0)),
+           "reported_as_effusion": float(np.mean(seg.effusion[band])),
+           "outside_the_unpainted_mask_ml": float(np.count_nonzero((seg.labels > 0) & (lung == 0))
+                                                  * voxel_ml)}
+    if fluid:
+        out["dice_against_the_lung_without_it"] = dice(seg.labels, (lung > 0) & ~band)
+    return out
 
 
 def covid(data: Path) -> dict:
@@ -337,6 +349,11 @@ def main(argv=None) -> int:
         print(f"  A0001 with a dependent band painted in ({b['band_ml']:.0f} mL): {100 * b['inside']:.1f} % "
               f"inside the mask, {100 * b['reported_as_effusion']:.1f} % reported as effusion, "
               f"{b['outside_the_unpainted_mask_ml']:.1f} mL outside the mask of the unpainted scan")
+        b = a["dependent_fluid"]
+        print(f"  A0001 with a layering effusion painted in ({b['band_ml']:.0f} mL): {100 * b['inside']:.1f} "
+              f"% inside the mask, {100 * b['reported_as_effusion']:.1f} % reported as effusion, "
+              f"{b['outside_the_unpainted_mask_ml']:.1f} mL outside the mask of the unpainted scan, "
+              f"Dice {b['dice_against_the_lung_without_it']:.4f} against its lung without the fluid")
         for name, row in result["covid"].items():
             if "no_lung" in row:
                 print(f"  {name}: {row['no_lung']}")
