@@ -19,7 +19,8 @@ Three steps, each on what the scan shows:
 * :func:`find_effusion`: a pleural effusion is fluid (about 0-20 HU) in a
   crescent along the chest wall, thin for its extent; it is reported, not
   called lung. What lies beyond it, seen from the lung, is chest wall
-  (:func:`beyond_fluid`).
+  (:func:`beyond_fluid`); the fluid that no step took into the mask (the
+  posterior recess below the lung) is found from it (:func:`fluid_beside`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
-           "solid_organs", "fat_planes", "find_effusion", "beyond_fluid"]
+           "solid_organs", "fat_planes", "find_effusion", "beyond_fluid",
+           "fluid_beside"]
 
 
 def smooth_axial(hu: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
@@ -642,6 +644,52 @@ def beyond_fluid(lung: np.ndarray, aerated: np.ndarray, fluid: np.ndarray,
 
     thread_map(one, np.flatnonzero(fluid.any(axis=(1, 2)) & aerated.any(axis=(1, 2))))
     return out
+
+
+def fluid_beside(fluid: np.ndarray, hu_smooth: np.ndarray, outside: np.ndarray, air: np.ndarray,
+                 spacing: Sequence[float], *, fluid_hu: tuple[float, float] = (-15.0, 22.0),
+                 min_thick_mm: float = 4.0) -> np.ndarray:
+    """Pleural fluid outside the lung mask, joined to the effusion found inside it.
+
+    The steps that follow the lung take the fluid between it and the chest wall;
+    the fluid below the lung's base (the posterior costophrenic recess, beside
+    the liver and the spleen) lies beyond their reach. Fluid-density regions
+    outside the lung (``hu_smooth`` within ``fluid_hu``, thicker than a
+    partial-volume band) that touch ``fluid`` are fluid too, unless they touch
+    gas: fluid under gas is the content of the stomach or the bowel, which the
+    diaphragm's thin wall may not part from the pleural space at this
+    smoothing.
+
+    Parameters
+    ----------
+    fluid : (Z, Y, X) bool
+        The effusion found in the lung mask (:func:`find_effusion`).
+    hu_smooth : (Z, Y, X) float
+        HU smoothed in-plane about 2 mm.
+    outside : (Z, Y, X) bool
+        Where more fluid may lie: the body outside the lung mask.
+    air : (Z, Y, X) bool
+        Gas in the body that is not lung (nor airway).
+    spacing : 3 floats, mm.
+    fluid_hu : (low, high)
+        Smoothed HU of pleural fluid voxels.
+    min_thick_mm : float
+        Radius (mm) of the axial disk that opens the fluid-density region.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+        The fluid found beside ``fluid`` (not including it).
+    """
+    if not fluid.any():
+        return np.zeros(fluid.shape, bool)
+    wet = outside & ~fluid & (hu_smooth >= fluid_hu[0]) & (hu_smooth <= fluid_hu[1])
+    wet = axial_opening(wet, axial_disk(min_thick_mm, spacing))
+    lab, _ = label(wet)
+    touching = np.unique(lab[ndi.binary_dilation(fluid)])
+    under_gas = np.unique(lab[ndi.binary_dilation(air, iterations=2)])
+    keep = np.setdiff1d(touching[touching > 0], under_gas)
+    return np.isin(lab, keep)
 
 
 def fat_planes(hu_smooth: np.ndarray, spacing: Sequence[float],

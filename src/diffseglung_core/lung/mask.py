@@ -26,6 +26,7 @@ from .cavity import (
     costal_fill,
     fat_planes,
     find_effusion,
+    fluid_beside,
     grow_into_ground_glass,
     skin_depth,
     smooth_axial,
@@ -467,12 +468,14 @@ def segment_lungs(
     fluid = np.zeros(labels.shape, bool)
     if effusion:
         dense = (labels > 0) & (hu_s > ground_glass_hu)
-        fluid = find_effusion(hu_box, smooth_axial(hu_box, spacing, 2.0), labels > 0, dense, spacing,
-                              dependent=dependent_side)
+        hu_fluid = smooth_axial(hu_box, spacing, 2.0)
+        fluid = find_effusion(hu_box, hu_fluid, labels > 0, dense, spacing, dependent=dependent_side)
         if fluid.any():
             labels[fluid] = 0
             # what lies beyond the fluid, seen from the aerated lung, is chest wall
             labels[beyond_fluid(labels > 0, (labels > 0) & (hu_s <= ground_glass_hu), fluid, spacing)] = 0
+            gas_here = body & (hu_s < air_hu) & (labels == 0) & ~airway_box
+            fluid |= fluid_beside(fluid, hu_fluid, body & (labels == 0), gas_here, spacing)
             notes.append(f"pleural effusion of {np.count_nonzero(fluid) * np.prod(spacing) / 1000:.0f}"
                          " mL left out of the lung")
     if not labels.any():
