@@ -202,7 +202,8 @@ def segment_lungs(
     7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
     8. *Effusion*: fluid crescents along the chest wall are taken out and reported,
        and what lies beyond them, seen from the aerated lung, with them
-       (:func:`.cavity.beyond_fluid`: chest wall that rays through the fluid took).
+       (:func:`.cavity.beyond_fluid`: chest wall that rays through the fluid took);
+       fluid beside them outside the mask is reported too (:func:`.cavity.fluid_beside`).
 
     Parameters
     ----------
