@@ -544,6 +544,38 @@ def test_rays_towards_the_back_reach_dependent_lung_beside_the_spine():
     assert not back[heart].any() and not back[~cavity].any() and not back[spine].any()
 
 
+def test_a_capped_inner_layer_lets_rays_through_disease_reach_the_ribs():
+    """One slice whose back half is consolidated up to the ribs: every ray towards the back
+    crosses it, so the shortest runs to bone measure the disease, and the chest wall's inner
+    layer read from them (capped at 15 mm) holds back about 10 mm of consolidation against the
+    ribs; capped at 5 mm, as the mask does for these rays, about 4 mm."""
+    from diffseglung_core.binary import distance_inside
+    from diffseglung_core.lung.cavity import costal_fill
+
+    spacing = (5.0, 1.0, 1.0)
+    y, x = np.mgrid[:200, :240]
+    body = ((y - 100) / 95) ** 2 + ((x - 120) / 115) ** 2 <= 1
+    cavity = ((y - 100) / 80) ** 2 + ((x - 120) / 100) ** 2 <= 1
+    ribs = body & ~cavity & (((y - 100) / 86) ** 2 + ((x - 120) / 106) ** 2 <= 1)
+    hu = np.where(body, 40.0, -1000.0)
+    hu[ribs] = 600.0
+    side = cavity & (y < 110) & (x < 110)
+    hu[side] = -850.0
+    band = cavity & (y >= 110) & (x < 110)
+    depth = distance_inside(cavity)  # mm from the ribs' inner surface
+
+    def fill(layer_mm):
+        return costal_fill(hu, side, np.zeros_like(side), body, hu > 200, spacing, medial_x=120.0,
+                           posterior_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0),
+                           max_layer_mm=layer_mm)
+
+    between = band & (depth > 4) & (depth <= 10) & (x > 40) & (x < 100)
+    assert between.sum() > 100
+    assert fill(15.0)[between].mean() < 0.3  # measured 0.14
+    assert fill(5.0)[between].mean() > 0.9  # measured 0.99
+    assert not fill(5.0)[~cavity].any()
+
+
 def test_rays_towards_the_back_are_judged_against_the_ribs_beside_their_end():
     """One slice whose back ribs lie deep under the skin beside the spine and shallow further
     out (``skin`` given): the lung touches both, more of the deep ones. Judged against the
