@@ -482,17 +482,23 @@ def test_fluid_beside_the_effusion_is_found_unless_it_lies_under_gas():
     assert not fluid_beside(np.zeros(shape, bool), hu, outside, gas, spacing).any()
 
 
-def test_costal_fill_adds_dense_lung_between_lung_and_ribs():
-    """One slice: consolidation between the aerated lung and the ribs is added, the heart is not."""
-    from diffseglung_core.lung.cavity import costal_fill
-
-    spacing = (5.0, 1.0, 1.0)
+def _chest_slice():
+    """One axial slice (5 x 1 x 1 mm): body, thoracic cavity and the ring of ribs (600 HU)
+    around it; the cavity reads as soft tissue (40 HU)."""
     y, x = np.mgrid[:200, :240]
     body = ((y - 100) / 95) ** 2 + ((x - 120) / 115) ** 2 <= 1
     cavity = ((y - 100) / 80) ** 2 + ((x - 120) / 100) ** 2 <= 1
     ribs = body & ~cavity & (((y - 100) / 86) ** 2 + ((x - 120) / 106) ** 2 <= 1)
     hu = np.where(body, 40.0, -1000.0)
     hu[ribs] = 600.0
+    return (5.0, 1.0, 1.0), y, x, body, cavity, ribs, hu
+
+
+def test_costal_fill_adds_dense_lung_between_lung_and_ribs():
+    """One slice: consolidation between the aerated lung and the ribs is added, the heart is not."""
+    from diffseglung_core.lung.cavity import costal_fill
+
+    spacing, y, x, body, cavity, ribs, hu = _chest_slice()
     right = cavity & (x < 100)
     heart = cavity & (((y - 90) / 40) ** 2 + ((x - 130) / 35) ** 2 <= 1)
     consolidation = right & (y > 120)
@@ -512,14 +518,9 @@ def test_rays_towards_the_back_reach_dependent_lung_beside_the_spine():
     wall are never added."""
     from diffseglung_core.lung.cavity import costal_fill, solid_organs
 
-    spacing = (5.0, 1.0, 1.0)
-    y, x = np.mgrid[:200, :240]
-    body = ((y - 100) / 95) ** 2 + ((x - 120) / 115) ** 2 <= 1
-    cavity = ((y - 100) / 80) ** 2 + ((x - 120) / 100) ** 2 <= 1
-    ribs = body & ~cavity & (((y - 100) / 86) ** 2 + ((x - 120) / 106) ** 2 <= 1)
+    spacing, y, x, body, cavity, ribs, hu = _chest_slice()
     spine = np.hypot(y - 165, x - 120) < 18
-    hu = np.where(body, 40.0, -1000.0)
-    hu[ribs | spine] = 600.0
+    hu[spine] = 600.0
     side = cavity & (x < 60) & (y < 130)
     band = cavity & (x < 100) & (y >= 130) & ~spine
     heart = cavity & (((y - 85) / 40) ** 2 + ((x - 130) / 60) ** 2 <= 1)
@@ -552,13 +553,7 @@ def test_a_capped_inner_layer_lets_rays_through_disease_reach_the_ribs():
     from diffseglung_core.binary import distance_inside
     from diffseglung_core.lung.cavity import costal_fill
 
-    spacing = (5.0, 1.0, 1.0)
-    y, x = np.mgrid[:200, :240]
-    body = ((y - 100) / 95) ** 2 + ((x - 120) / 115) ** 2 <= 1
-    cavity = ((y - 100) / 80) ** 2 + ((x - 120) / 100) ** 2 <= 1
-    ribs = body & ~cavity & (((y - 100) / 86) ** 2 + ((x - 120) / 106) ** 2 <= 1)
-    hu = np.where(body, 40.0, -1000.0)
-    hu[ribs] = 600.0
+    spacing, y, x, body, cavity, ribs, hu = _chest_slice()
     side = cavity & (y < 110) & (x < 110)
     hu[side] = -850.0
     band = cavity & (y >= 110) & (x < 110)
