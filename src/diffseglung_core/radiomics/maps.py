@@ -22,6 +22,7 @@ from ..errors import NoLungFoundError
 from ..parallel import thread_map
 from ..progress import ProgressCallback, report
 from .batched import batched_features
+from .dense import dense_applies, dense_features
 from .names import BIN_WIDTH, FEATURE_NAMES, GROUPS, MAX_LEVELS, group_of
 
 #: HU given to window voxels outside the volume (they are outside the lung, so unused).
@@ -253,6 +254,7 @@ def feature_maps(
     dtype: torch.dtype = torch.float32,
     groups: Sequence[str] = tuple(GROUPS),
     progress: Optional[ProgressCallback] = None,
+    box_sums: bool = True,
 ) -> FeatureMap:
     """Radiomic features of the lung around every ``stride``-th lung voxel.
 
@@ -279,6 +281,9 @@ def feature_maps(
     progress : callable, optional
         ``progress(done, total, "radiomic maps")`` after each chunk; raise
         :class:`~diffseglung_core.errors.Cancelled` from it to stop.
+    box_sums : bool
+        At stride 1, compute what :func:`~.dense.dense_applies` allows from box
+        sums (False: every window on its own, as at other strides).
 
     Returns
     -------
@@ -300,6 +305,15 @@ def feature_maps(
     if dev.type == "mps" and dtype == torch.float64:
         dtype = torch.float32
 
+    names = tuple(name for name in FEATURE_NAMES if group_of(name) in groups)
+    if box_sums and stride == (1, 1, 1) and dense_applies(hu, lung, groups):
+        # every lung voxel: box sums share the work of overlapping windows
+        report(progress, 0, 1, "radiomic maps")
+        values = dense_features(hu, lung, window, groups=groups, device=dev,
+                                dtype=torch.float32 if dev.type == "mps" else torch.float64)
+        report(progress, 1, 1, "radiomic maps")
+        return _feature_map(values, valid, stride, origin, window, hu.shape, names)
+
     half = np.asarray(window) // 2
     pads = [(int(h), int(w - 1 - h)) for h, w in zip(half, window)]
     hu_t = torch.from_numpy(np.pad(hu.astype(np.float32, copy=False), pads, constant_values=PAD_HU))
@@ -307,7 +321,6 @@ def feature_maps(
     hu_t, lung_t = hu_t.to(dev), lung_t.to(dev)
     offsets = [torch.arange(w, device=dev) for w in window]
 
-    names = tuple(name for name in FEATURE_NAMES if group_of(name) in groups)
     n = len(centres)
     values = np.empty((n, len(names)), np.float32)
     n_chunks = (n + batch_size - 1) // batch_size
@@ -328,7 +341,12 @@ def feature_maps(
         values[c * batch_size:(c + 1) * batch_size] = feats.float().cpu().numpy()
         report(progress, c + 1, n_chunks, "radiomic maps")
 
+    return _feature_map(values, valid, stride, origin, window, hu.shape, names)
+
+
+def _feature_map(values, valid, stride, origin, window, shape, names) -> FeatureMap:
+    """The :class:`FeatureMap` of the rows ``values`` (N, F) of the grid's valid points."""
     grid = np.full((len(names),) + valid.shape, np.nan, np.float32)
     grid[:, valid] = values.T
     return FeatureMap(values=grid, valid=valid, stride=stride, origin=origin,
-                      window=window, shape=tuple(hu.shape), names=names)
+                      window=window, shape=tuple(shape), names=names)
