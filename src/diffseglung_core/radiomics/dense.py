@@ -77,36 +77,49 @@ def window_counts(codes: torch.Tensor, valid: torch.Tensor, lo: Sequence[int], h
         The distinct codes of the valid voxels, sorted.
 
     One indicator per code, summed along z, y and x by running sums (the box sum
-    along an axis is the difference of two of them), the last read at the centres only.
+    along an axis is the difference of two of them).
     """
     keys, inverse = torch.unique(codes[valid], return_inverse=True)
+    first = [int(c.min()) for c in centres]
     hot = torch.zeros((len(keys),) + tuple(codes.shape), dtype=torch.float32, device=codes.device)
     hot.view(len(keys), -1)[inverse, torch.nonzero(valid.reshape(-1)).squeeze(1)] = 1.0
-    first = [int(c.min()) for c in centres]
-    for axis in (1, 2):  # box sums along z, then y, at the centres' range only
+    for axis in (1, 2, 3):  # box sums along z, y and x, over the centres' range only
         run = torch.cumsum(hot, dim=axis)
-        t = torch.arange(first[axis - 1], int(centres[axis - 1].max()) + 1, device=codes.device)
-        hot = _differences(run, axis, t + hi[axis - 1], t + lo[axis - 1] - 1)
-    run = torch.cumsum(hot, dim=3).reshape(len(keys), -1)
-    rows = ((centres[0] - first[0]) * hot.shape[2] + centres[1] - first[1]) * hot.shape[3]
-    n = codes.shape[2]
-    return _differences(run, 1, rows + (centres[2] + hi[2]).clamp(max=n - 1),
-                        rows + centres[2] + lo[2] - 1, floor=rows), keys
+        hot = _box_along(run, axis, first[axis - 1], int(centres[axis - 1].max()) + 1,
+                         lo[axis - 1], hi[axis - 1])
+    _, ny, nx = hot.shape[1:]
+    at = ((centres[0] - first[0]) * ny + centres[1] - first[1]) * nx + centres[2] - first[2]
+    return hot.reshape(len(keys), -1).index_select(1, at), keys
 
 
-def _differences(run: torch.Tensor, axis: int, upper: torch.Tensor, lower: torch.Tensor,
-                 floor=0) -> torch.Tensor:
-    """``run[upper] - run[lower]`` along ``axis``: a running sum read at two ends, clipped
-    to the array (an end past it reads the last; an end before ``floor``, zero)."""
-    floor = torch.as_tensor(floor, device=run.device)
-    ends = []
-    for end in (upper, lower):
-        values = run.index_select(axis, torch.maximum(end.clamp(max=run.shape[axis] - 1), floor))
-        before = torch.nonzero(end < floor).squeeze(1)
-        if len(before):
-            values.index_fill_(axis, before, 0.0)
-        ends.append(values)
-    return ends[0] - ends[1]
+def _box_along(run: torch.Tensor, axis: int, start: int, stop: int, lo: int, hi: int) -> torch.Tensor:
+    """Box sums ``[t + lo, t + hi]`` (clipped) for ``t`` in ``start..stop - 1`` from the running
+    sum ``run`` along ``axis``: ``run[min(t + hi, n - 1)] - run[t + lo - 1]`` (0 before the
+    array), in runs of ``t`` over which each end is a view of ``run``, one plane or zero."""
+    n = run.shape[axis]
+    shape = list(run.shape)
+    shape[axis] = stop - start
+    out = torch.empty(shape, dtype=run.dtype, device=run.device)
+    cuts = sorted({start, stop} | {t for t in (n - 1 - hi + 1, -hi, 1 - lo) if start < t < stop})
+
+    def end(t0: int, t1: int, offset: int):  # run[t + offset] for t in t0..t1 - 1, clipped
+        first, last = t0 + offset, t1 - 1 + offset
+        if last < 0:
+            return None
+        if first > n - 1:
+            return run.narrow(axis, n - 1, 1)
+        return run.narrow(axis, first, t1 - t0)
+
+    for t0, t1 in zip(cuts[:-1], cuts[1:]):
+        top, bottom = end(t0, t1, hi), end(t0, t1, lo - 1)
+        seg = out.narrow(axis, t0 - start, t1 - t0)
+        if top is None:
+            seg.zero_()
+        elif bottom is None:
+            seg.copy_(top)
+        else:
+            torch.sub(top.expand_as(seg), bottom.expand_as(seg), out=seg)
+    return out
 
 
 def _firstorder(counts: torch.Tensor, values: torch.Tensor, dtype) -> torch.Tensor:
@@ -168,37 +181,45 @@ def _glcm_direction(u: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
     over the pairs are moments of ``s = i + j`` and ``i^2 + j^2`` and the histogram of
     ``|i - j|``, one product with the counts.
     """
-    c = u.to(dtype)
     i, j = first.to(dtype), second.to(dtype)
-    # u log2 u of the whole counts by table look-up
-    table = torch.special.xlogy(*(torch.arange(int(u.max()) + 1, dtype=dtype, device=u.device),) * 2)
-    ulogu = table[u.long()].sum(0) / np.log(2.0)
-    centre = float(i.mean()) if len(i) else 0.0
-    i, j = i - centre, j - centre                         # small numbers: exact moments
+    centre = float(torch.round(i.mean())) if len(i) else 0.0
+    i, j = i - centre, j - centre                         # small whole numbers
     s = i + j
     k = (second - first).long()
     diag = (k == 0).to(dtype)
-    columns = torch.cat([torch.stack([torch.ones_like(s), diag, s, s * s, s ** 3, s ** 4,
-                                      i * i + j * j], 1), F.one_hot(k).to(dtype)], 1)
-    sums = (columns.T @ c).T                               # (n, 7 + K)
+    # sums over each window's pairs are whole numbers: exact in float32 below 2^24 (the
+    # counts, s, s^2, i^2 + j^2, the |i - j| histogram; the squared counts), in float64
+    # for s^3 and s^4
+    small = torch.cat([torch.stack([torch.ones_like(s), diag, s, s * s, i * i + j * j], 1),
+                       F.one_hot(k).to(dtype)], 1)
+    most = int(u.sum(0).max()) if u.numel() else 0
+    if float(small.abs().max()) * most < 2 ** 24:
+        sums = (small.float().T @ u).T.to(dtype)           # (n, 5 + K)
+    else:
+        sums = (small.T @ u.to(dtype)).T
+    r3, r4 = ((torch.stack([s ** 3, s ** 4], 1).T @ u.to(dtype)) / sums[:, 0].clamp(min=1)).unbind(0)
     pairs = sums[:, 0]
     used = pairs > 0
     inv = 1.0 / torch.where(used, pairs, torch.ones_like(pairs))
-    square = c * c
+    # u log2 u of the whole counts by table look-up
+    table = torch.special.xlogy(*(torch.arange(int(u.max()) + 1, dtype=dtype, device=u.device),) * 2)
+    ulogu = table.take(u.long()).sum(0) / np.log(2.0)
+    square = (diag + 1.0).float() @ (u * u)               # sum of S^2 / 2, exact below 2^24
+    square = square.to(dtype) if most * most * 2 < 2 ** 24 else (diag + 1.0) @ u.to(dtype) ** 2
     slogs = 2 * ulogu + 2 * sums[:, 1]
     joint_entropy = torch.where(used, torch.log2((2 * pairs).clamp(min=1)) - slogs * inv / 2,
                                 torch.zeros_like(pairs))
-    energy = 2 * (diag + 1.0) @ square * (inv / 2) ** 2
-    pd = sums[:, 7:] * inv[:, None]                        # p_{x-y}
-    kk = torch.arange(pd.shape[1], dtype=dtype, device=c.device) ** 2
+    energy = 2 * square * (inv / 2) ** 2
+    pd = sums[:, 5:] * inv[:, None]                        # p_{x-y}
+    kk = torch.arange(pd.shape[1], dtype=dtype, device=u.device) ** 2
     contrast = pd @ kk
     idm = pd @ (1.0 / (1.0 + kk))
     diff_entropy = -(pd * torch.log2(pd + _EPS)).sum(1)
-    r1, r2, r3, r4 = (sums[:, q] * inv for q in (2, 3, 4, 5))
+    r1, r2 = sums[:, 2] * inv, sums[:, 3] * inv
     var_s = (r2 - r1 * r1).clamp(min=0)                   # sum p_{x+y} (s - 2 ux)^2
     shade = r3 - 3 * r1 * r2 + 2 * r1 ** 3
     prominence = r4 - 4 * r1 * r3 + 6 * r1 * r1 * r2 - 3 * r1 ** 4
-    var = (sums[:, 6] * inv / 2 - (r1 / 2) ** 2).clamp(min=0)  # sx * sy of the marginal
+    var = (sums[:, 4] * inv / 2 - (r1 / 2) ** 2).clamp(min=0)  # sx * sy of the marginal
     cov = (var_s - contrast) / 4
     correlation = torch.where(var == 0, torch.ones_like(var), cov / (var + _EPS))
     ux = r1 / 2 + centre - shift
