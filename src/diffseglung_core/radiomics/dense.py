@@ -172,11 +172,12 @@ def _firstorder(counts: torch.Tensor, values: torch.Tensor, dtype) -> torch.Tens
 
 
 def _glcm_direction(u: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
-                    shift: torch.Tensor, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+                    shift: torch.Tensor, most: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """(n, 10) GLCM features of one direction and (n,) its pair counts.
 
     ``u`` (P, n): per-window counts of the unordered level pairs ``first <= second`` (P,);
-    ``shift`` (n,): what to subtract from those levels to get the window's own (1-based).
+    ``shift`` (n,): what to subtract from those levels to get the window's own (1-based);
+    ``most``: a bound on a window's pairs (the voxels of its box).
     The quantities are those of :func:`.batched.glcm_features_from_counts`; the sums
     over the pairs are moments of ``s = i + j`` and ``i^2 + j^2`` and the histogram of
     ``|i - j|``, one product with the counts.
@@ -192,7 +193,6 @@ def _glcm_direction(u: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
     # for s^3 and s^4
     small = torch.cat([torch.stack([torch.ones_like(s), diag, s, s * s, i * i + j * j], 1),
                        F.one_hot(k).to(dtype)], 1)
-    most = int(u.sum(0).max()) if u.numel() else 0
     if float(small.abs().max()) * most < 2 ** 24:
         sums = (small.float().T @ u).T.to(dtype)           # (n, 5 + K)
     else:
@@ -202,7 +202,7 @@ def _glcm_direction(u: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
     used = pairs > 0
     inv = 1.0 / torch.where(used, pairs, torch.ones_like(pairs))
     # u log2 u of the whole counts by table look-up
-    table = torch.special.xlogy(*(torch.arange(int(u.max()) + 1, dtype=dtype, device=u.device),) * 2)
+    table = torch.special.xlogy(*(torch.arange(most + 1, dtype=dtype, device=u.device),) * 2)
     ulogu = table.take(u.long()).sum(0) / np.log(2.0)
     square = (diag + 1.0).float() @ (u * u)               # sum of S^2 / 2, exact below 2^24
     square = square.to(dtype) if most * most * 2 < 2 ** 24 else (diag + 1.0) @ u.to(dtype) ** 2
@@ -278,7 +278,9 @@ def _tile_features(x: np.ndarray, m: np.ndarray, centre: tuple, window: Sequence
             plo = [a_ + max(0, -o) for a_, o in zip(lo, offset)]
             phi = [b_ - max(0, o) for b_, o in zip(hi, offset)]
             u, keys = window_counts(code, valid, plo, phi, centres)
-            f, pairs = _glcm_direction(u, keys // span + base, keys % span + base, shift, dtype)
+            most = int(np.prod([max(b_ - a_ + 1, 0) for a_, b_ in zip(plo, phi)]))
+            f, pairs = _glcm_direction(u, keys // span + base, keys % span + base, shift, most,
+                                       dtype)
             w = (pairs > 0).to(dtype)
             feats += f * w[:, None]
             n_used += w
