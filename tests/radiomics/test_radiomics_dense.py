@@ -65,6 +65,9 @@ def test_feature_maps_at_stride_one_use_them_and_agree_with_window_by_window():
     assert fast.names == slow.names == tuple(NAMES)
     np.testing.assert_array_equal(fast.valid, lung)
     np.testing.assert_allclose(fast.values, slow.values, rtol=2e-6, atol=1e-5)
+    # at stride 1 the features of the lung voxels are read, not interpolated: the same values
+    np.testing.assert_allclose(fast.at(lung), fast.at_points(np.argwhere(lung)), rtol=1e-6, atol=1e-6)
+    assert fast.at(lung[2:5], start=2).shape == (lung[2:5].sum(), len(NAMES))
 
 
 def test_they_apply_to_whole_hu_and_the_first_two_groups_only():

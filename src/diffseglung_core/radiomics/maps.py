@@ -187,6 +187,10 @@ class FeatureMap:
                 not 0 <= start <= start + mask.shape[0] <= self.shape[0]:
             raise ValueError(f"mask shape {mask.shape} at slice {start} does not fit the volume "
                              f"shape {tuple(self.shape)}")
+        if self.stride == (1, 1, 1) and self.origin == (0, 0, 0):
+            valid = self.valid[start:start + mask.shape[0]]
+            if not np.any(mask & ~valid):  # every voxel asked for is a grid point
+                return np.ascontiguousarray(self.values[:, start:start + mask.shape[0]][:, mask].T)
         planes = self.planes()
         n_feat = planes.shape[-1]
         low_y, high_y, wy = self._cells(np.arange(mask.shape[1]), 1)
