@@ -154,7 +154,7 @@ def _firstorder(counts: torch.Tensor, values: torch.Tensor, dtype) -> torch.Tens
     m2 = torch.where(spread, m2, torch.zeros_like(m2))
     # percentiles with numpy's linear rule: the k-th smallest value is the first whose
     # cumulative count passes k
-    cum = torch.cumsum(counts, 0).T.contiguous()
+    cum = torch.cumsum(counts.T.contiguous(), 1)
     q = torch.tensor(N.PERCENTILES, dtype=dtype, device=c.device) / 100.0
     pos = q[None, :] * (n[:, None] - 1)
     k_lo = pos.floor()
@@ -188,29 +188,33 @@ def _glcm_direction(u: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
     s = i + j
     k = (second - first).long()
     diag = (k == 0).to(dtype)
-    # sums over each window's pairs are whole numbers: exact in float32 below 2^24 (the
-    # counts, s, s^2, i^2 + j^2, the |i - j| histogram; the squared counts), in float64
-    # for s^3 and s^4
-    small = torch.cat([torch.stack([torch.ones_like(s), diag, s, s * s, i * i + j * j], 1),
-                       F.one_hot(k).to(dtype)], 1)
-    if float(small.abs().max()) * most < 2 ** 24:
-        sums = (small.float().T @ u).T.to(dtype)           # (n, 5 + K)
+    # sums over each window's pairs are whole numbers, exact in float32 below 2^24: the
+    # counts, s, s^2, i^2 + j^2, the |i - j| histogram, and s^3 and s^4 in two parts
+    # (multiples of 4096 and the rest)
+    cube, fourth = s ** 3, s ** 4
+    high = torch.stack([torch.floor(cube / 4096), torch.floor(fourth / 4096)], 1)
+    columns = torch.cat([torch.stack([torch.ones_like(s), diag, s, s * s, i * i + j * j,
+                                      cube - 4096 * high[:, 0], fourth - 4096 * high[:, 1]], 1),
+                         high, F.one_hot(k).to(dtype)], 1)
+    if float(columns.abs().max()) * most < 2 ** 24:
+        sums = (columns.float().T @ u).T.to(dtype)         # (n, 9 + K)
     else:
-        sums = (small.T @ u.to(dtype)).T
-    r3, r4 = ((torch.stack([s ** 3, s ** 4], 1).T @ u.to(dtype)) / sums[:, 0].clamp(min=1)).unbind(0)
+        sums = (columns.T @ u.to(dtype)).T
+    r3 = (sums[:, 5] + 4096 * sums[:, 7]) / sums[:, 0].clamp(min=1)
+    r4 = (sums[:, 6] + 4096 * sums[:, 8]) / sums[:, 0].clamp(min=1)
     pairs = sums[:, 0]
     used = pairs > 0
     inv = 1.0 / torch.where(used, pairs, torch.ones_like(pairs))
     # u log2 u of the whole counts by table look-up
     table = torch.special.xlogy(*(torch.arange(most + 1, dtype=dtype, device=u.device),) * 2)
-    ulogu = table.take(u.long()).sum(0) / np.log(2.0)
+    ulogu = table.index_select(0, u.int().view(-1)).view(u.shape).sum(0) / np.log(2.0)
     square = (diag + 1.0).float() @ (u * u)               # sum of S^2 / 2, exact below 2^24
     square = square.to(dtype) if most * most * 2 < 2 ** 24 else (diag + 1.0) @ u.to(dtype) ** 2
     slogs = 2 * ulogu + 2 * sums[:, 1]
     joint_entropy = torch.where(used, torch.log2((2 * pairs).clamp(min=1)) - slogs * inv / 2,
                                 torch.zeros_like(pairs))
     energy = 2 * square * (inv / 2) ** 2
-    pd = sums[:, 5:] * inv[:, None]                        # p_{x-y}
+    pd = sums[:, 9:] * inv[:, None]                        # p_{x-y}
     kk = torch.arange(pd.shape[1], dtype=dtype, device=u.device) ** 2
     contrast = pd @ kk
     idm = pd @ (1.0 / (1.0 + kk))
