@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "radiomics"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _provenance import git_commit, uncommitted_sources  # noqa: E402
 from _timing import conditions, measure, pin_threads  # noqa: E402
 from diffseglung_core.radiomics import (  # noqa: E402
     FEATURE_NAMES,
@@ -204,7 +205,8 @@ def main(argv=None) -> int:
     if args.json is None:
         name = "radiomics_pyradiomics.json" if has_pyrad else "radiomics.json"
         args.json = ROOT / "benchmarks" / "results" / name
-    result = {"conditions": conditions(), "threads": pin_threads(args.threads),
+    result = {"conditions": conditions(), "commit": git_commit(),
+              "uncommitted_sources": uncommitted_sources(), "threads": pin_threads(args.threads),
               "repeats": args.repeats, "pyradiomics": has_pyrad, "sets": {},
               "units": "seconds per patch (median of the runs / patches); ratios: time / torch time"}
     if has_pyrad:
