@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from diffseglung_core.errors import Cancelled
 from diffseglung_core.radiomics import FEATURE_NAMES, batched_features, feature_maps
 from diffseglung_core.radiomics.dense import dense_applies, dense_features, window_counts
 from diffseglung_core.radiomics.maps import PAD_HU
@@ -22,6 +23,11 @@ def _scan(shape=(8, 18, 19), seed=1):
     lung = rng.random(shape) < 0.75
     lung[0, :4] = False
     return hu.astype(np.float32), lung
+
+
+def _cancel_after_two(done, total, what):
+    if done >= 2:
+        raise Cancelled()
 
 
 def _windows(hu, lung, window):
@@ -49,10 +55,16 @@ def test_one_group_and_tiles_smaller_than_the_scan(monkeypatch):
     import diffseglung_core.radiomics.dense as dense
 
     hu, lung = _scan((6, 30, 26), seed=2)
-    whole = dense_features(hu, lung, (3, 5, 5))
+    calls = []
+    whole = dense_features(hu, lung, (3, 5, 5), progress=lambda *a: calls.append(a))
+    assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1] == len(calls) - 1
     monkeypatch.setattr(dense, "TILE_BUDGET_BYTES", 4 * 3 * 700 * 30)  # tiles of a few voxels a side
-    tiled = dense_features(hu, lung, (3, 5, 5))
+    calls.clear()
+    tiled = dense_features(hu, lung, (3, 5, 5), progress=lambda *a: calls.append(a))
+    assert calls[-1][0] == calls[-1][1] == len(calls) - 1 > 10
     np.testing.assert_array_equal(tiled, whole)
+    with pytest.raises(Cancelled):
+        dense_features(hu, lung, (3, 5, 5), progress=_cancel_after_two)
     glcm = dense_features(hu, lung, (3, 5, 5), groups=("glcm",))
     np.testing.assert_array_equal(glcm, whole[:, [k for k, n in enumerate(NAMES) if n.startswith("glcm")]])
 

@@ -21,13 +21,15 @@ are asked for and the HU are whole numbers (:func:`dense_applies`).
 
 from __future__ import annotations
 
-from typing import Sequence
+import itertools
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
+from ..progress import ProgressCallback, report
 from . import names as N
 from .batched import _EPS
 
@@ -294,7 +296,8 @@ def _tile_features(x: np.ndarray, m: np.ndarray, centre: tuple, window: Sequence
 
 def dense_features(hu: np.ndarray, lung: np.ndarray, window: Sequence[int], *,
                    groups: Sequence[str] = DENSE_GROUPS, dtype: torch.dtype = torch.float64,
-                   device: str | torch.device = "cpu") -> np.ndarray:
+                   device: str | torch.device = "cpu",
+                   progress: Optional[ProgressCallback] = None) -> np.ndarray:
     """First-order and GLCM features of the window around every lung voxel.
 
     Parameters
@@ -309,8 +312,13 @@ def dense_features(hu: np.ndarray, lung: np.ndarray, window: Sequence[int], *,
     groups : sequence of str
         ``firstorder`` and/or ``glcm``.
     dtype : torch dtype
-        Precision of the features (the counts are exact in any case).
+        Precision of the features (the counts are exact in any case); float64
+        keeps the moments, taken from sums of powers, exact to float32 output.
     device : str or torch.device
+    progress : callable, optional
+        ``progress(done, total, "radiomic maps")`` after each tile of at most
+        :data:`TILE_BUDGET_BYTES` of counts; raise
+        :class:`~diffseglung_core.errors.Cancelled` from it to stop.
 
     Returns
     -------
@@ -339,20 +347,18 @@ def dense_features(hu: np.ndarray, lung: np.ndarray, window: Sequence[int], *,
     if not box:
         return np.zeros((0, sum(len(range(34)[N.GROUPS[g]]) for g in groups)), np.float32)
     box = box[0]
+    tiles = [tuple(slice(s, min(s + side, b.stop)) for s, b in zip(start, box))
+             for start in itertools.product(*(range(b.start, b.stop, side) for b in box))]
+    tiles = [cz for cz in tiles if lung[cz].any()]
     rows = []
-    starts = [range(b.start, b.stop, side) for b in box]
-    for z0 in starts[0]:
-        for y0 in starts[1]:
-            for x0 in starts[2]:
-                cz = [slice(s, min(s + side, b.stop)) for s, b in zip((z0, y0, x0), box)]
-                if not lung[tuple(cz)].any():
-                    continue
-                tile = [slice(max(c.start + a, 0), min(c.stop + h, n))
-                        for c, a, h, n in zip(cz, lo, hi, hu.shape)]
-                centre = tuple(slice(c.start - t.start, c.stop - t.start) for c, t in zip(cz, tile))
-                f = _tile_features(hu[tuple(tile)], lung[tuple(tile)], centre, window, groups,
-                                   dtype, device)
-                rows.append((tuple(cz), f.float().cpu().numpy()))
+    report(progress, 0, len(tiles), "radiomic maps")
+    for done, cz in enumerate(tiles, start=1):
+        tile = tuple(slice(max(c.start + a, 0), min(c.stop + h, n))
+                     for c, a, h, n in zip(cz, lo, hi, hu.shape))
+        centre = tuple(slice(c.start - t.start, c.stop - t.start) for c, t in zip(cz, tile))
+        f = _tile_features(hu[tile], lung[tile], centre, window, groups, dtype, device)
+        rows.append((cz, f.float().cpu().numpy()))
+        report(progress, done, len(tiles), "radiomic maps")
     # back to C order of the whole volume
     index = np.full(lung.shape, -1, np.int64)
     index[lung] = np.arange(int(lung.sum()))

@@ -310,12 +310,10 @@ def feature_maps(
         dtype = torch.float32
 
     names = tuple(name for name in FEATURE_NAMES if group_of(name) in groups)
-    if box_sums and stride == (1, 1, 1) and dense_applies(hu, lung, groups):
-        # every lung voxel: box sums share the work of overlapping windows
-        report(progress, 0, 1, "radiomic maps")
-        values = dense_features(hu, lung, window, groups=groups, device=dev,
-                                dtype=torch.float32 if dev.type == "mps" else torch.float64)
-        report(progress, 1, 1, "radiomic maps")
+    if box_sums and stride == (1, 1, 1) and dev.type != "mps" and dense_applies(hu, lung, groups):
+        # every lung voxel: box sums share the work of overlapping windows (in float64,
+        # which MPS lacks)
+        values = dense_features(hu, lung, window, groups=groups, device=dev, progress=progress)
         return _feature_map(values, valid, stride, origin, window, hu.shape, names)
 
     half = np.asarray(window) // 2
