@@ -105,3 +105,17 @@ def test_window_counts_count_codes_in_clipped_boxes():
         box = tuple(slice(max(c + a, 0), c + b + 1) for c, a, b in zip(p, lo, hi))
         expected = [np.sum((codes[box] == k) & valid[box]) for k in keys.tolist()]
         assert counts[:, 7 * n].tolist() == expected
+
+
+def test_nearly_uniform_windows_far_from_the_other_values_keep_their_moments():
+    # one voxel 1 HU off in air-like lung, and dense tissue elsewhere in the mask: the
+    # moments come from sums of powers, which must lose no digits here
+    hu = np.full((3, 9, 20), -1000.0, np.float32)
+    hu[1, 4, 4] = -999.0
+    hu[:, :, 14:] = 60.0 + np.arange(3 * 9 * 6).reshape(3, 9, 6) % 7
+    lung = np.ones(hu.shape, bool)
+    ours = dense_features(hu, lung, (3, 5, 5), groups=("firstorder",))
+    win, msk = _windows(hu, lung, (3, 5, 5))
+    theirs = batched_features(win, msk, dtype=torch.float64, groups=("firstorder",)).float().numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+    assert np.abs(ours[:, NAMES.index("firstorder_Kurtosis")]).max() > 10  # the odd voxel is seen

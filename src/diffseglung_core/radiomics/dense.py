@@ -124,6 +124,27 @@ def _box_along(run: torch.Tensor, axis: int, start: int, stop: int, lo: int, hi:
     return out
 
 
+def _central_moments(sums: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Mean and 2nd to 4th central moments from sums (n, 5) of the powers 0..4 of whole numbers.
+
+    The sums are moved, exactly (whole numbers in float64), to the whole number
+    nearest each row's mean, about which the central moments lose no digits;
+    returns ``(mean, m2, m3, m4)``, the mean about the original origin.
+    """
+    n = sums[:, 0]
+    w = torch.round(sums[:, 1] / n)
+    s0, s1, s2, s3, s4 = sums.unbind(1)
+    t1 = s1 - w * s0
+    t2 = s2 - 2 * w * s1 + w * w * s0
+    t3 = s3 - 3 * w * s2 + 3 * w * w * s1 - w ** 3 * s0
+    t4 = s4 - 4 * w * s3 + 6 * w * w * s2 - 4 * w ** 3 * s1 + w ** 4 * s0
+    r1, r2, r3, r4 = t1 / n, t2 / n, t3 / n, t4 / n
+    m2 = (r2 - r1 * r1).clamp(min=0)
+    m3 = r3 - 3 * r1 * r2 + 2 * r1 ** 3
+    m4 = r4 - 4 * r1 * r3 + 6 * r1 * r1 * r2 - 3 * r1 ** 4
+    return w + r1, m2, m3, m4
+
+
 def _firstorder(counts: torch.Tensor, values: torch.Tensor, dtype) -> torch.Tensor:
     """(n, 12) first-order features from per-window counts (R, n) of the whole HU ``values`` (R,)."""
     c = counts.to(dtype)
@@ -142,12 +163,8 @@ def _firstorder(counts: torch.Tensor, values: torch.Tensor, dtype) -> torch.Tens
                          F.one_hot(level).to(dtype)], 1)
     sums = (columns.T @ c).T
     n = sums[:, 0]
-    r1, r2, r3, r4 = (sums[:, k] / n for k in range(1, 5))
-    mean = v0 + r1
-    # central moments from the raw ones about v0
-    m2 = (r2 - r1 * r1).clamp(min=0)
-    m3 = r3 - 3 * r1 * r2 + 2 * r1 ** 3
-    m4 = r4 - 4 * r1 * r3 + 6 * r1 * r1 * r2 - 3 * r1 ** 4
+    mean, m2, m3, m4 = _central_moments(sums[:, :5])
+    mean = mean + v0
     # whole HU: the values differ exactly when n * sum(d^2) > sum(d)^2
     spread = n * sums[:, 2] > sums[:, 1] ** 2
     safe = torch.where(spread, m2, torch.ones_like(m2))
@@ -202,16 +219,16 @@ def _glcm_direction(u: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
         sums = (columns.float().T @ u).T.to(dtype)         # (n, 9 + K)
     else:
         sums = (columns.T @ u.to(dtype)).T
-    r3 = (sums[:, 5] + 4096 * sums[:, 7]) / sums[:, 0].clamp(min=1)
-    r4 = (sums[:, 6] + 4096 * sums[:, 8]) / sums[:, 0].clamp(min=1)
     pairs = sums[:, 0]
     used = pairs > 0
     inv = 1.0 / torch.where(used, pairs, torch.ones_like(pairs))
     # u log2 u of the whole counts by table look-up
     table = torch.special.xlogy(*(torch.arange(most + 1, dtype=dtype, device=u.device),) * 2)
     ulogu = table.index_select(0, u.int().view(-1)).view(u.shape).sum(0) / np.log(2.0)
-    square = (diag + 1.0).float() @ (u * u)               # sum of S^2 / 2, exact below 2^24
-    square = square.to(dtype) if most * most * 2 < 2 ** 24 else (diag + 1.0) @ u.to(dtype) ** 2
+    if most * most * 2 < 2 ** 24:                          # sum of S^2 / 2
+        square = ((diag + 1.0).float() @ (u * u)).to(dtype)
+    else:
+        square = (diag + 1.0) @ u.to(dtype) ** 2
     slogs = 2 * ulogu + 2 * sums[:, 1]
     joint_entropy = torch.where(used, torch.log2((2 * pairs).clamp(min=1)) - slogs * inv / 2,
                                 torch.zeros_like(pairs))
@@ -221,14 +238,13 @@ def _glcm_direction(u: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
     contrast = pd @ kk
     idm = pd @ (1.0 / (1.0 + kk))
     diff_entropy = -(pd * torch.log2(pd + _EPS)).sum(1)
-    r1, r2 = sums[:, 2] * inv, sums[:, 3] * inv
-    var_s = (r2 - r1 * r1).clamp(min=0)                   # sum p_{x+y} (s - 2 ux)^2
-    shade = r3 - 3 * r1 * r2 + 2 * r1 ** 3
-    prominence = r4 - 4 * r1 * r3 + 6 * r1 * r1 * r2 - 3 * r1 ** 4
-    var = (sums[:, 4] * inv / 2 - (r1 / 2) ** 2).clamp(min=0)  # sx * sy of the marginal
+    powers = torch.stack([pairs.clamp(min=1), sums[:, 2], sums[:, 3], sums[:, 5] + 4096 * sums[:, 7],
+                          sums[:, 6] + 4096 * sums[:, 8]], 1)
+    es, var_s, shade, prominence = _central_moments(powers)  # of s: E[s] = 2 ux, sum p_{x+y} ...
+    var = (sums[:, 4] * inv / 2 - (es / 2) ** 2).clamp(min=0)  # sx * sy of the marginal
     cov = (var_s - contrast) / 4
     correlation = torch.where(var == 0, torch.ones_like(var), cov / (var + _EPS))
-    ux = r1 / 2 + centre - shift
+    ux = es / 2 + centre - shift
     # autocorrelation E[i j] in the window's levels: (E[s'^2] - contrast) / 4, s' = s - 2 shift
     autocorr = (var_s + (2 * ux) ** 2 - contrast) / 4
     feats = torch.stack([contrast, joint_entropy, correlation, idm, energy, ux, autocorr,
