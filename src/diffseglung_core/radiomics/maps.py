@@ -6,7 +6,8 @@ features of :func:`~.batched.batched_features`, and returns a
 :class:`FeatureMap`. Windows are processed in chunks of ``batch_size`` so
 memory stays bounded whatever the volume; :meth:`FeatureMap.at_points` samples
 the features at any points by trilinear interpolation, :meth:`FeatureMap.at`
-at the voxels of a mask, slice by slice.
+at the voxels of a mask, slice by slice. At stride 1 the first-order and GLCM
+features come from box sums over every window at once (:mod:`.dense`).
 """
 
 from __future__ import annotations
@@ -287,7 +288,8 @@ def feature_maps(
         :class:`~diffseglung_core.errors.Cancelled` from it to stop.
     box_sums : bool
         At stride 1, compute what :func:`~.dense.dense_applies` allows from box
-        sums (False: every window on its own, as at other strides).
+        sums, in float64 whatever ``dtype`` (False: every window on its own, as
+        at other strides).
 
     Returns
     -------
