@@ -114,6 +114,14 @@ def usable_offsets(shape) -> list[tuple[int, int, int]]:
     return [o for o in N.GLCM_OFFSETS if all(abs(d) < size for d, size in zip(o, shape))]
 
 
+def offset_slices(offset: Sequence[int], shape: Sequence[int]) -> tuple[tuple, tuple]:
+    """``(first, second)`` slices of an array of ``shape``: ``x[second]`` is ``x[first]``
+    moved by ``offset`` (voxels), over the voxels both cover."""
+    first = tuple(slice(max(0, -o), n - max(0, o)) for o, n in zip(offset, shape))
+    second = tuple(slice(max(0, o), n - max(0, -o)) for o, n in zip(offset, shape))
+    return first, second
+
+
 def _pairs(levels: torch.Tensor, m: torch.Tensor, n_levels: int, dtype):
     """Yield ``(a, first, second, weight)`` for each usable offset: the levels (0-based,
     clipped below ``n_levels``) of the two voxels of every pair and 1.0 where both are masked."""
@@ -121,11 +129,7 @@ def _pairs(levels: torch.Tensor, m: torch.Tensor, n_levels: int, dtype):
     lv = (levels - 1).clamp(max=n_levels - 1)
     mf = m.to(dtype)
     for a, offset in enumerate(usable_offsets((d, h, w))):
-        src, dst = [slice(None)], [slice(None)]
-        for o, size in zip(offset, (d, h, w)):
-            src.append(slice(max(0, -o), size - max(0, o)))
-            dst.append(slice(max(0, o), size - max(0, -o)))
-        src, dst = tuple(src), tuple(dst)
+        src, dst = offset_slices((0,) + offset, (b, d, h, w))
         yield a, lv[src].reshape(b, -1), lv[dst].reshape(b, -1), (mf[src] * mf[dst]).reshape(b, -1)
 
 

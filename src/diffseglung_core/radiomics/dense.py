@@ -31,7 +31,7 @@ from scipy import ndimage as ndi
 
 from ..progress import ProgressCallback, report
 from . import names as N
-from .batched import _EPS
+from .batched import _EPS, offset_slices
 
 __all__ = ["DENSE_GROUPS", "dense_applies", "window_counts", "dense_features"]
 
@@ -284,11 +284,7 @@ def _tile_features(x: np.ndarray, m: np.ndarray, centre: tuple, window: Sequence
         span = int(level[mt].max()) - base + 1
         shape = tuple(xt.shape)
         for offset in N.GLCM_OFFSETS:
-            src, dst = [], []
-            for o, size in zip(offset, shape):
-                src.append(slice(max(0, -o), size - max(0, o)))
-                dst.append(slice(max(0, o), size - max(0, -o)))
-            src, dst = tuple(src), tuple(dst)
+            src, dst = offset_slices(offset, shape)
             valid = torch.zeros(shape, dtype=torch.bool, device=device)
             valid[src] = mt[src] & mt[dst]
             if not bool(valid.any()):
@@ -345,24 +341,22 @@ def dense_features(hu: np.ndarray, lung: np.ndarray, window: Sequence[int], *,
     hu = np.asarray(hu)
     lung = np.asarray(lung, bool)
     groups = [g for g in DENSE_GROUPS if g in groups]
+    if not lung.any():
+        return np.zeros((0, sum(len(range(34)[N.GROUPS[g]]) for g in groups)), np.float32)
     window = [int(w) for w in window]
     lo, hi = _window_box(window)
     values = np.round(hu[lung])
-    levels = np.floor(values / N.BIN_WIDTH)
-    if levels.size and levels.max() - levels.min() + 1 > N.MAX_LEVELS:
+    span = int(np.ptp(np.floor(values / N.BIN_WIDTH))) + 1
+    if span > N.MAX_LEVELS:
         raise ValueError("the lung's HU span more gray levels than the GLCM keeps: use the "
                          "window-by-window maps")
     # tiles of centres whose counts fit the budget: per voxel of a tile with its margins,
     # one count per HU value (first order) or per level pair (GLCM)
-    channels = max(int(np.ptp(values)) + 1 if values.size else 1,
-                   (int(np.ptp(levels)) + 1) ** 2 // 2 + 1 if values.size else 1)
+    channels = max(int(np.ptp(values)) + 1, span * span // 2 + 1)
     voxels = max(TILE_BUDGET_BYTES // (4 * 3 * channels), 1)
     margin = [h - a for a, h in zip(lo, hi)]
     side = max(int(round(voxels ** (1 / 3))) - max(margin), 4)
-    box = ndi.find_objects(lung.astype(np.uint8))
-    if not box:
-        return np.zeros((0, sum(len(range(34)[N.GROUPS[g]]) for g in groups)), np.float32)
-    box = box[0]
+    box = ndi.find_objects(lung.astype(np.uint8))[0]
     tiles = [tuple(slice(s, min(s + side, b.stop)) for s, b in zip(start, box))
              for start in itertools.product(*(range(b.start, b.stop, side) for b in box))]
     tiles = [cz for cz in tiles if lung[cz].any()]
