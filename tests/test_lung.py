@@ -388,8 +388,8 @@ def test_pleural_effusion_is_kept_out_and_reported():
     ph = make_phantom((48, 128, 128), seed=0, case="effusion_right")
     seg = segment_lungs(ph.volume.hu, ph.volume.spacing)
     fluid = ph.effusion > 0
-    assert np.mean(seg.labels[fluid] > 0) < 0.08  # measured 0.05 (0.09 when what lay beyond it stayed)
-    assert np.mean(seg.effusion[fluid]) > 0.4  # measured 0.52
+    assert np.mean(seg.labels[fluid] > 0) < 0.08  # measured 0.055 (0.09 when what lay beyond it stayed)
+    assert np.mean(seg.effusion[fluid]) > 0.4  # measured 0.79 (0.52 without the recess step)
     assert np.mean(fluid[seg.effusion]) > 0.8  # what is reported is fluid
     assert seg.volumes_ml()["effusion"] > 100
     assert any("effusion" in note for note in seg.notes)
@@ -480,6 +480,78 @@ def test_fluid_beside_the_effusion_is_found_unless_it_lies_under_gas():
     out = fluid_beside(found, hu, outside, gas, spacing)
     assert out[:3, 50:70, 10:34].mean() > 0.9 and not out[stomach].any()
     assert not fluid_beside(np.zeros(shape, bool), hu, outside, gas, spacing).any()
+
+
+def _liver_and_recess(seed=0, liver_hu=58.0, recess_hu=22.0):
+    """Five slices (5 x 1 x 1 mm): a liver (disk of 45 mm) whose back is lined by a
+    10 mm band of airless lung, read as one solid organ; the lung's aerated base
+    touches the band in the slices above; noise of 15 HU."""
+    rng = np.random.default_rng(seed)
+    shape, spacing = (5, 120, 120), (5.0, 1.0, 1.0)
+    y, x = np.mgrid[:120, :120]
+    r = np.hypot(y - 60, x - 60)
+    liver = np.broadcast_to(r <= 45, shape).copy()
+    band = np.broadcast_to((r > 45) & (r <= 55) & (y > 60), shape).copy()
+    hu = np.where(liver, liver_hu, recess_hu).astype(np.float32) + rng.normal(0, 15, shape).astype(np.float32)
+    organs = liver | band
+    lung = np.zeros(shape, bool)
+    lung[3:] = band[3:]  # above, the band is aerated lung
+    organs[3:] = liver[3:]
+    hu[lung] = -850.0
+    return shape, spacing, hu, organs, band, liver, lung
+
+
+def test_lighter_than_organ_finds_airless_lung_against_the_liver():
+    """Airless lung that a solid organ's disk covers reads lighter than the organ: found
+    where it touches the lung; nothing where the organ reads as low (a fatty liver) or
+    where nothing touches the lung."""
+    from diffseglung_core.lung.cavity import lighter_than_organ, smooth_axial
+
+    shape, spacing, hu, organs, band, liver, lung = _liver_and_recess()
+    hu_s = smooth_axial(hu, spacing, 1.0)
+    out = lighter_than_organ(organs, hu_s, lung, spacing)
+    below = band & organs
+    inner = liver & np.broadcast_to(np.hypot(*np.mgrid[-60:60, -60:60]) <= 42, shape)
+    assert out[below].mean() > 0.85 and not out[inner].any()  # the liver's own rim blurs
+    assert not lighter_than_organ(organs, hu_s, np.zeros(shape, bool), spacing).any()
+    shape, spacing, hu, organs, band, liver, lung = _liver_and_recess(liver_hu=22.0)
+    assert not lighter_than_organ(organs, smooth_axial(hu, spacing, 1.0), lung, spacing).any()
+
+
+def test_recess_lung_lines_the_ribs_and_holds_no_gas():
+    """Of the pieces lighter than their organ, the one that lines the ribs is lung; one
+    deep in the organ (a vessel, a lesion) and one beside gas (the stomach's fluid) are not."""
+    from diffseglung_core.lung.cavity import recess_lung
+
+    shape, spacing = (5, 120, 120), (5.0, 1.0, 1.0)
+    y, x = np.mgrid[:120, :120]
+    r = np.hypot(y - 60, x - 60)
+    cage = np.broadcast_to((r > 57) & (r <= 60), shape).copy()
+    lining = np.broadcast_to((r > 45) & (r <= 55) & (y > 75), shape).copy()
+    deep = np.broadcast_to(np.hypot(y - 50, x - 60) <= 10, shape).copy()
+    beside_gas = np.broadcast_to((r > 45) & (r <= 55) & (y < 40), shape).copy()
+    gas = np.broadcast_to((r > 40) & (r <= 44) & (y < 30), shape).copy()
+    out = recess_lung(lining | deep | beside_gas, cage, gas, spacing)
+    assert out[lining].all() and not out[deep].any() and not out[beside_gas].any()
+    assert not recess_lung(np.zeros(shape, bool), cage, gas, spacing).any()
+
+
+def test_consolidation_of_the_posterior_recess_is_inside():
+    """Dense lung between the liver and the ribs (the posterior recess) is lung; with an
+    effusion, the fluid there is still kept out.
+
+    Measured (48, 160, 160), seed 0: consolidation 0.905 inside (0.815 without the
+    recess step), lung Dice 0.9855 (0.9829), 45 mL outside the true lung (41 mL).
+    The effusion's own test below covers the fluid (with the recess step more of it is
+    reported: 0.79 of it against 0.52).
+    """
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 160, 160), seed=0)
+    fig = _phantom_figures(ph, compute_lung_mask(ph.volume.hu, ph.volume.spacing))
+    without = _phantom_figures(ph, compute_lung_mask(ph.volume.hu, ph.volume.spacing, recess=False))
+    assert fig["inside"][5] > without["inside"][5] + 0.04
+    assert fig["dice"] > without["dice"] and fig["fp_ml"] < without["fp_ml"] + 5
 
 
 def _chest_slice():

@@ -37,7 +37,7 @@ from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
-           "solid_organs", "fat_planes", "find_effusion", "beyond_fluid",
+           "solid_organs", "lighter_than_organ", "recess_lung", "fat_planes", "find_effusion", "beyond_fluid",
            "fluid_beside"]
 
 
@@ -498,6 +498,147 @@ def solid_organs(dense: np.ndarray, spacing: Sequence[float], radius_mm: float =
     thread_map(open_slice, range(sub.shape[0]))
     out = coarse.repeat(ky, axis=1).repeat(kx, axis=2)[:, :dense.shape[1], :dense.shape[2]]
     return out & dense
+
+
+def lighter_than_organ(organs: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray,
+                       spacing: Sequence[float], *, core_mm: float = 10.0, sigma_mm: float = 2.0,
+                       sds: float = 4.0, thick_mm: float = 6.0, touch_mm: float = 3.0
+                       ) -> np.ndarray:
+    """Parts of the solid organs that read lighter than the organ itself: dense lung against it.
+
+    :func:`solid_organs` finds the liver, the spleen and the heart by their size,
+    and a disk that fits in the liver also covers the consolidated lung of the
+    posterior recess lying against it. A radiologist tells them apart by their
+    density: airless lung reads lower than the liver and the spleen (about 20-40
+    HU against 45-65 HU without contrast; it enhances less with contrast). In
+    each slice, each organ's level and spread are the median and the robust
+    standard deviation (from the median absolute deviation) of its deep part
+    (``core_mm`` from its edge), so the organ's texture and the scan's noise
+    set them; what reads more than ``sds`` spreads below that level (a Gaussian
+    mean of the organ's voxels, ``sigma_mm``), is thick (opened by a disk of
+    ``thick_mm``) and touches the lung (within ``touch_mm`` in-plane, or in the
+    next slice) is returned. An organ that reads as low
+    as the lung beside it (a fatty liver) gives nothing there: the rays stay
+    out of it as before.
+
+    Parameters
+    ----------
+    organs : (Z, Y, X) bool
+        :func:`solid_organs` of the soft tissue.
+    hu_smooth : (Z, Y, X) float
+        HU smoothed about 1 mm in-plane.
+    lung : (Z, Y, X) bool
+        The lung found so far.
+    spacing : 3 floats, mm.
+    core_mm, sigma_mm, sds, thick_mm, touch_mm : float
+
+    Returns
+    -------
+    (Z, Y, X) bool
+        Voxels of ``organs`` to treat as not organ.
+    """
+    lighter = np.zeros(organs.shape, bool)
+    sampling = tuple(float(s) for s in spacing[1:])
+    sigma = tuple(sigma_mm / s for s in sampling)
+    thick = axial_disk(thick_mm / 2.0, spacing)[0]
+
+    def one(z: int) -> None:
+        if not organs[z].any():
+            return
+        box = bbox(organs[z], [int(np.ceil(4.0 * g)) + 2 for g in sigma])
+        organ = organs[z][box]
+        weight = ndi.gaussian_filter(organ.astype(np.float32), sigma)
+        mean = ndi.gaussian_filter(np.where(organ, hu_smooth[z][box], 0.0).astype(np.float32), sigma)
+        mean /= np.maximum(weight, 1e-6)
+        core = distance_inside(organ, sampling) > core_mm
+        parts, n = label(organ)
+        low = np.zeros(organ.shape, bool)
+        for i in range(1, n + 1):
+            part = parts == i
+            deep = mean[core & part]
+            if deep.size < 50:
+                continue
+            level = np.median(deep)
+            spread = 1.4826 * np.median(np.abs(deep - level))  # robust sd
+            low |= part & (mean < level - sds * spread)
+        lighter[z][box] = ndi.binary_opening(low, thick)
+
+    thread_map(one, range(organs.shape[0]))
+    if not lighter.any():
+        return lighter
+    # what touches the lung, in its slice or the next (the partial-volume rim and the
+    # pleura between: within ``touch_mm``)
+    reach = axial_disk(touch_mm, spacing)[0]
+    footprint = np.zeros((3,) + reach.shape, bool)
+    footprint[1] = reach
+    footprint[[0, 2], reach.shape[0] // 2, reach.shape[1] // 2] = True
+    box = bbox(lighter, [1] + [r // 2 + 1 for r in reach.shape])
+    pieces, n = label(lighter[box])
+    near = ndi.binary_dilation(lung[box], footprint) & lighter[box]
+    keep = np.zeros(n + 1, bool)
+    keep[np.unique(pieces[near])] = True
+    keep[0] = False
+    out = np.zeros(organs.shape, bool)
+    out[box] = keep[pieces]
+    return out
+
+
+def recess_lung(lighter: np.ndarray, cage: np.ndarray, gas: np.ndarray, spacing: Sequence[float], *,
+                wall_mm: float = 10.0, gas_mm: float = 5.0, share: float = 0.5) -> np.ndarray:
+    """Pieces of :func:`lighter_than_organ` that line the rib cage: dense lung of the recesses.
+
+    The posterior recess runs down between the liver (or the spleen) and the
+    ribs; consolidated or atelectatic lung there is a band along the chest wall,
+    continuous with the lung above. A piece (26-connected) of ``lighter`` is
+    returned when at least ``share`` of it lies within ``wall_mm`` of the rib
+    cage in its slice and none of it lies within ``gas_mm`` of gas that is not
+    lung (fluid in the stomach or the bowel, under the dome, reads lighter than
+    the spleen or the liver it lies against too). Pleural fluid in the recess
+    reads lighter than the organ as well: what of it joins the effusion found
+    later is taken back (``segment_lungs``).
+
+    Parameters
+    ----------
+    lighter : (Z, Y, X) bool
+        :func:`lighter_than_organ`.
+    cage : (Z, Y, X) bool
+        The rib cage (:func:`~.skeleton.rib_cage`).
+    gas : (Z, Y, X) bool
+        Gas in the body that is not lung.
+    spacing : 3 floats, mm.
+    wall_mm, gas_mm, share : float
+
+    Returns
+    -------
+    (Z, Y, X) bool
+    """
+    out = np.zeros(lighter.shape, bool)
+    if not lighter.any():
+        return out
+    sampling = tuple(float(s) for s in spacing[1:])
+    reach = axial_disk(max(wall_mm, gas_mm), spacing)[0]
+    box = bbox(lighter, [1] + [r // 2 + 1 for r in reach.shape])
+    piece = lighter[box]
+    pieces, n = label(piece, np.ones((3, 3, 3), bool))
+    wall = np.zeros(piece.shape, bool)
+    ribs = cage[box]
+
+    def one(z: int) -> None:
+        if ribs[z].any():
+            wall[z] = piece[z] & (distance_inside(~ribs[z], sampling) <= wall_mm)
+
+    thread_map(one, np.flatnonzero(piece.any(axis=(1, 2))))
+    near = axial_disk(gas_mm, spacing)[0]
+    footprint = np.zeros((3,) + near.shape, bool)
+    footprint[1] = near
+    footprint[[0, 2], near.shape[0] // 2, near.shape[1] // 2] = True
+    gassy = ndi.binary_dilation(gas[box], footprint) & piece
+    total = np.bincount(pieces.ravel(), minlength=n + 1)
+    keep = (np.bincount(pieces[wall], minlength=n + 1) >= share * total) & \
+        (np.bincount(pieces[gassy], minlength=n + 1) == 0)
+    keep[0] = False
+    out[box] = keep[pieces]
+    return out
 
 
 def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense_lung: np.ndarray,

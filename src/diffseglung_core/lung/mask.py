@@ -28,6 +28,8 @@ from .cavity import (
     find_effusion,
     fluid_beside,
     grow_into_ground_glass,
+    lighter_than_organ,
+    recess_lung,
     skin_depth,
     smooth_axial,
     solid_organs,
@@ -158,6 +160,7 @@ def segment_lungs(
     spine_mm: float = 40.0,
     dependent_passes: int = 4,
     mediastinal_passes: int = 2,
+    recess: bool = True,
     aorta_gap_mm: float = 8.0,
     rib_line_mm: float = 60.0,
     effusion: bool = True,
@@ -199,6 +202,10 @@ def segment_lungs(
        the back and the middle cross the disease they look for before they meet
        bone: the chest wall's inner layer, which the rays of the costal side read
        from the shortest runs to the ribs, is at most 5 and 3 mm for them.
+       Before the rays towards the back, dense lung of the posterior recess:
+       what reads lighter than the liver or the spleen it lies against, lines the
+       ribs and touches the lung (:func:`.cavity.lighter_than_organ`,
+       :func:`.cavity.recess_lung`); those rays may cross it.
     7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
     8. *Effusion*: fluid crescents along the chest wall are taken out and reported,
        and what lies beyond them, seen from the aerated lung, with them
@@ -256,6 +263,9 @@ def segment_lungs(
         mediastinal pleura, up to this many passes; 0 disables them. Only on
         volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, in the slices
         where the aorta was traced, below its top 30 mm (the arch and the hilum).
+    recess : bool
+        Take the dense lung of the posterior recess (step 6), on volumes whose
+        slabs close the rib cage.
     aorta_gap_mm : float
         The dense tissue (mm) a ray of that step must cross to end on the aorta.
     rib_line_mm : float
@@ -403,12 +413,21 @@ def segment_lungs(
     # runs measure the disease, not the chest wall's inner layer: that layer is taken as at
     # most 5 mm here (3 mm for the rays to the aorta and the vertebral body, below); the
     # chest wall that rays through pleural fluid take with them goes with the effusion.
+    in_recess = np.zeros(labels.shape, bool)
     if costal and closed and (dependent_passes > 0 or mediastinal_passes > 0):
         sampling = spacing[1:]
         vertebrae = thread_map(lambda z: vertebral_body(bone_all[z], body[z], sampling, x_mid,
                                                         column_mm=spine_mm), range(labels.shape[0]))
         soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
         organs = solid_organs(soft, spacing)
+        if recess:
+            # consolidated lung against the liver or the spleen reads lighter than the organ:
+            # in the posterior recess it lines the ribs, continuous with the lung above
+            lighter = lighter_than_organ(organs, hu_s, labels > 0, spacing)
+            organs &= ~lighter
+            in_recess = recess_lung(lighter, cage, gas_box, spacing)
+            if in_recess.any():
+                labels[in_recess] = _nearest_side(labels, in_recess, spacing)
     if costal and dependent_passes > 0 and closed:
         # (the hull on every other voxel in-plane: it is eroded by 3 mm anyway)
         half = axial_convex_hull(labels[:, ::2, ::2] > 0).repeat(2, axis=1).repeat(2, axis=2)
@@ -471,6 +490,11 @@ def segment_lungs(
         dense = (labels > 0) & (hu_s > ground_glass_hu)
         hu_fluid = smooth_axial(hu_box, spacing, 2.0)
         fluid = find_effusion(hu_box, hu_fluid, labels > 0, dense, spacing, dependent=dependent_side)
+        if fluid.any() and in_recess.any():
+            # fluid of the posterior recess, taken with the dense lung there, that joins the
+            # effusion is the effusion's (its meniscus up the lateral wall is thin)
+            fluid |= fluid_beside(fluid, hu_fluid, in_recess & (labels > 0), gas_box, spacing,
+                                  min_thick_mm=0.0)
         if fluid.any():
             labels[fluid] = 0
             # what lies beyond the fluid, seen from the aerated lung, is chest wall
@@ -489,6 +513,12 @@ def segment_lungs(
     report(progress, _STAGES, _STAGES, "done")
     return LungSegmentation(labels=out, effusion=effusion_mask, airway=airway, gas=gas,
                             spacing=spacing, notes=notes, aorta=aorta_found)
+
+
+def _nearest_side(labels: np.ndarray, where: np.ndarray, spacing) -> np.ndarray:
+    """The side (lung label) of the nearest lung voxel to each voxel of ``where``, as (n,) uint8."""
+    box = bbox(where, [2] + [int(np.ceil(10.0 / s)) for s in spacing[1:]])
+    return nearest_label(labels[box])[where[box]]
 
 
 def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing, x_mid,
