@@ -423,9 +423,8 @@ def segment_lungs(
         if recess:
             # consolidated lung against the liver or the spleen reads lighter than the organ:
             # in the posterior recess it lines the ribs, continuous with the lung above
-            lighter = lighter_than_organ(organs, hu_s, labels > 0, spacing)
+            lighter, in_recess = _posterior_recess(organs, hu_s, labels > 0, cage, gas_box, spacing)
             organs &= ~lighter
-            in_recess = recess_lung(lighter, cage, gas_box, spacing)
             if in_recess.any():
                 labels[in_recess] = _nearest_side(labels, in_recess, spacing)
     if costal and dependent_passes > 0 and closed:
@@ -513,6 +512,18 @@ def segment_lungs(
     report(progress, _STAGES, _STAGES, "done")
     return LungSegmentation(labels=out, effusion=effusion_mask, airway=airway, gas=gas,
                             spacing=spacing, notes=notes, aorta=aorta_found)
+
+
+def _posterior_recess(organs, hu_s, lung, cage, gas, spacing, grid_mm: float = 2.0):
+    """:func:`.cavity.lighter_than_organ` and :func:`.cavity.recess_lung` on every k-th voxel
+    in-plane (k the largest step of at most ``grid_mm``, as :func:`.cavity.solid_organs`),
+    brought back to the full grid within ``organs``."""
+    steps = [max(1, int(grid_mm // float(s))) for s in spacing[1:]]
+    sub = (slice(None), slice(None, None, steps[0]), slice(None, None, steps[1]))
+    sampling = (float(spacing[0]), steps[0] * float(spacing[1]), steps[1] * float(spacing[2]))
+    lighter = lighter_than_organ(organs[sub], hu_s[sub], lung[sub], sampling)
+    in_recess = recess_lung(lighter, cage[sub], gas[sub], sampling)
+    return tuple(upsample(m, (1, *steps), organs.shape) & organs for m in (lighter, in_recess))
 
 
 def _nearest_side(labels: np.ndarray, where: np.ndarray, spacing) -> np.ndarray:
