@@ -37,8 +37,8 @@ from .coarse import bbox
 from .morphology import axial_depth, axial_disk, axial_opening, disk, fill_holes_nd
 
 __all__ = ["smooth_axial", "grow_into_ground_glass", "costal_fill", "outside_rib_line", "skin_depth",
-           "solid_organs", "lighter_than_organ", "recess_lung", "fat_planes", "find_effusion", "beyond_fluid",
-           "fluid_beside"]
+           "solid_organs", "lighter_than_organ", "recess_lung", "fat_planes", "find_effusion",
+           "beyond_fluid", "fluid_beside"]
 
 
 def smooth_axial(hu: np.ndarray, spacing: Sequence[float], sigma_mm: float) -> np.ndarray:
@@ -517,9 +517,8 @@ def lighter_than_organ(organs: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarr
     set them; what reads more than ``sds`` spreads below that level (a Gaussian
     mean of the organ's voxels, ``sigma_mm``), is thick (opened by a disk of
     ``thick_mm``) and touches the lung (within ``touch_mm`` in-plane, or in the
-    next slice) is returned. An organ that reads as low
-    as the lung beside it (a fatty liver) gives nothing there: the rays stay
-    out of it as before.
+    next slice) is returned. An organ that reads as low as the lung beside it (a
+    fatty liver) gives nothing there: the rays stay out of it as before.
 
     Parameters
     ----------
@@ -568,11 +567,8 @@ def lighter_than_organ(organs: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarr
         return lighter
     # what touches the lung, in its slice or the next (the partial-volume rim and the
     # pleura between: within ``touch_mm``)
-    reach = axial_disk(touch_mm, spacing)[0]
-    footprint = np.zeros((3,) + reach.shape, bool)
-    footprint[1] = reach
-    footprint[[0, 2], reach.shape[0] // 2, reach.shape[1] // 2] = True
-    box = bbox(lighter, [1] + [r // 2 + 1 for r in reach.shape])
+    footprint = _reach(touch_mm, spacing)
+    box = bbox(lighter, [r // 2 + 1 for r in footprint.shape])
     pieces, n = label(lighter[box])
     near = ndi.binary_dilation(lung[box], footprint) & lighter[box]
     keep = np.zeros(n + 1, bool)
@@ -581,6 +577,15 @@ def lighter_than_organ(organs: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarr
     out = np.zeros(organs.shape, bool)
     out[box] = keep[pieces]
     return out
+
+
+def _reach(radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
+    """(3, Y, X) footprint: an axial disk of ``radius_mm`` and the voxels above and below its centre."""
+    disk2d = axial_disk(radius_mm, spacing)[0]
+    footprint = np.zeros((3,) + disk2d.shape, bool)
+    footprint[1] = disk2d
+    footprint[[0, 2], disk2d.shape[0] // 2, disk2d.shape[1] // 2] = True
+    return footprint
 
 
 def recess_lung(lighter: np.ndarray, cage: np.ndarray, gas: np.ndarray, spacing: Sequence[float], *,
@@ -616,8 +621,7 @@ def recess_lung(lighter: np.ndarray, cage: np.ndarray, gas: np.ndarray, spacing:
     if not lighter.any():
         return out
     sampling = tuple(float(s) for s in spacing[1:])
-    reach = axial_disk(max(wall_mm, gas_mm), spacing)[0]
-    box = bbox(lighter, [1] + [r // 2 + 1 for r in reach.shape])
+    box = bbox(lighter, [r // 2 + 1 for r in _reach(max(wall_mm, gas_mm), spacing).shape])
     piece = lighter[box]
     pieces, n = label(piece, np.ones((3, 3, 3), bool))
     wall = np.zeros(piece.shape, bool)
@@ -628,11 +632,7 @@ def recess_lung(lighter: np.ndarray, cage: np.ndarray, gas: np.ndarray, spacing:
             wall[z] = piece[z] & (distance_inside(~ribs[z], sampling) <= wall_mm)
 
     thread_map(one, np.flatnonzero(piece.any(axis=(1, 2))))
-    near = axial_disk(gas_mm, spacing)[0]
-    footprint = np.zeros((3,) + near.shape, bool)
-    footprint[1] = near
-    footprint[[0, 2], near.shape[0] // 2, near.shape[1] // 2] = True
-    gassy = ndi.binary_dilation(gas[box], footprint) & piece
+    gassy = ndi.binary_dilation(gas[box], _reach(gas_mm, spacing)) & piece
     total = np.bincount(pieces.ravel(), minlength=n + 1)
     keep = (np.bincount(pieces[wall], minlength=n + 1) >= share * total) & \
         (np.bincount(pieces[gassy], minlength=n + 1) == 0)
