@@ -15,6 +15,9 @@
   aorta, bottom row with them; the traced aorta in magenta.
 * ``docs/images/lungmask_aorta_rim.png``: the same, top row with 15 mm of dense
   tissue to the aorta (the vertebral body's), bottom row with the 8 mm it needs.
+* ``docs/images/lungmask_recess.png``: the phantom chest (seed 0), four slices through
+  the consolidation of its right posterior recess (yellow outline), in the mediastinal
+  window: top row the mask without the recess step, bottom row with it.
 * ``docs/images/lungmask_cut.png``: A0001 cropped 30 mm into the right lung, as a
   field of view smaller than the patient cuts it (four slices evenly through the
   lungs): the mask of the crop must reach the image's edge.
@@ -136,13 +139,30 @@ def aorta_figures(data: Path, out: Path, rim_out: Path) -> None:
     seg = segment_lungs(hu, spacing)
     without = segment_lungs(hu, spacing, mediastinal_passes=0).labels
     column_gap = segment_lungs(hu, spacing, aorta_gap_mm=15.0).labels
-    _aorta_montage(hu, lesion, seg.aorta, [without, seg.labels], out,
-                   ("without the rays to the aorta", "with them"))
-    _aorta_montage(hu, lesion, seg.aorta, [column_gap, seg.labels], rim_out,
-                   ("with 15 mm to the aorta", "with 8 mm"))
+    _montage(hu, lesion, seg.aorta, [without, seg.labels], out,
+             ("without the rays to the aorta", "with them"))
+    _montage(hu, lesion, seg.aorta, [column_gap, seg.labels], rim_out,
+             ("with 15 mm to the aorta", "with 8 mm"))
 
 
-def _aorta_montage(hu, lesion, aorta, masks, out: Path, names) -> None:
+def recess_figure(out: Path) -> None:
+    """The phantom chest (seed 0): the consolidation of the right posterior recess, without
+    and with the recess step."""
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 160, 160), seed=0)
+    hu, spacing = ph.volume.hu, ph.volume.spacing
+    without = compute_lung_mask(hu, spacing, recess=False)
+    with_step = compute_lung_mask(hu, spacing)
+    taken = (with_step > 0) & (without == 0)
+    consolidation = ph.labels == 5
+    lesion = consolidation & ndi.binary_dilation(taken, iterations=3)
+    _montage(hu, lesion, None, [without, with_step], out, ("without the recess step", "with it"))
+
+
+def _montage(hu, lesion, aorta, masks, out: Path, names) -> None:
+    """Four slices through ``lesion`` (yellow outline) with each mask of ``masks`` (a row each)
+    and, when given, the traced aorta (magenta)."""
     zs = np.flatnonzero(lesion.any(axis=(1, 2)))
     picks = np.linspace(zs[0] + 1, zs[-1] - 1, 4).round().astype(int)
     ys, xs = np.nonzero(lesion.any(axis=0))
@@ -156,7 +176,7 @@ def _aorta_montage(hu, lesion, aorta, masks, out: Path, names) -> None:
             for value, colour in COLOURS.items():
                 _outline(rgb, labels[z][box] == value, colour)
             _outline(rgb, lesion[z][box], (255, 230, 0), width=1)
-            if not np.isnan(aorta[z, 0]):
+            if aorta is not None and not np.isnan(aorta[z, 0]):
                 ring = np.abs(np.hypot(yy - aorta[z, 0], xx - aorta[z, 1]) - aorta[z, 2]) < 0.8
                 rgb[ring] = (230, 0, 230)
             tiles.append(np.kron(rgb, np.ones((2, 2, 1), rgb.dtype)))
@@ -174,6 +194,7 @@ def main(argv=None) -> int:
     covid_figure(data / "covid-ny-sbu-open", IMAGES / "lungmask_covid.png")
     cted_figure(data / "cted-open", IMAGES / "lungmask_cted.png")
     aorta_figures(data, IMAGES / "lungmask_aorta.png", IMAGES / "lungmask_aorta_rim.png")
+    recess_figure(IMAGES / "lungmask_recess.png")
     return 0
 
 
