@@ -269,7 +269,7 @@ def hu_evidence(hu: np.ndarray, labels: np.ndarray, *, bandwidth_hu: float = 20.
                 min_voxels: int = 50, floor: float = 0.01) -> HUEvidence:
     """Class-conditional densities of voxel HU from labelled voxels, as log ratios to the pooled one.
 
-    Each density is a histogram of 5 HU bins smoothed by a Gaussian kernel of
+    Each density is a histogram in bins of 5 HU, smoothed by a Gaussian kernel of
     ``bandwidth_hu`` and mixed with a share ``floor`` of the uniform density
     (no HU is impossible for a class: noise, partial volume, a vessel).
 
