@@ -16,7 +16,13 @@ The job behind napari's "Learn" and ``diffseglung train-head``:
    and labels what was held out. A single group (one slice, or neighbouring
    ones) has one fold, of tiles only.
 3. **Prediction**: a head learns on every confirmed block; per-block class
-   probabilities, interpolated trilinearly to every lung voxel, argmax.
+   probabilities, interpolated trilinearly to every lung voxel, are weighed
+   with the voxel's own HU (:func:`hu_evidence`: how much more often the
+   confirmed voxels of each class read that HU than the confirmed voxels as
+   a whole), which a block of about 2 mm averages away at a lesion's edge;
+   argmax. The weight of each class's HU evidence is the one that best
+   predicts the folds' held-out voxels (:func:`fit_evidence_weights`), and
+   the folds' heads are weighed the same way before the guard judges them.
 4. **Guard**: on the held-out confirmed voxels (full resolution), a label
    change the folds' heads propose (current ``a`` -> head's ``b``) is
    confirmed when the user's labels there say ``b`` more often than ``a``
@@ -43,16 +49,22 @@ import numpy as np
 from ..device import to_float16
 from ..labels import TISSUE_NAMES
 from ..progress import ProgressCallback, report, scaled
+from .features import HU_CLIP
 from .head import DEFAULT_HEAD_TIMESTEPS, CorrectionHead, feature_spec, train_head
 from .reduced import ReducedGrid, reduced_grid, weightfree_features
 
 __all__ = ["LearnOutcome", "learn_from_corrections", "FEATURE_CHOICES", "holdout_blocks",
            "class_dice", "validation_folds", "near_slices", "head_probabilities", "one_hot",
-           "allowed_changes", "apply_changes"]
+           "allowed_changes", "apply_changes", "HUEvidence", "hu_evidence", "fit_evidence_weights",
+           "with_hu_evidence"]
 
 #: Feature sets of the head: weight-free (default) or weight-free plus diffusion features.
 FEATURE_CHOICES = ("weightfree", "diffusion")
 _CLASSES = (1, 2, 3, 4, 5)
+#: Edges (HU) of the histogram of voxel HU per class (:func:`hu_evidence`).
+_HU_EDGES = np.arange(HU_CLIP[0], HU_CLIP[1] + 5.0, 5.0)
+#: Weights of the voxel HU evidence :func:`fit_evidence_weights` chooses from.
+_EVIDENCE_WEIGHTS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
 
 @dataclass
@@ -230,6 +242,129 @@ def validation_folds(block_labels: np.ndarray, slice_mm: float, *, share: float 
     return [(a | tiles, a) for a in across]
 
 
+@dataclass(frozen=True)
+class HUEvidence:
+    """How much more often each class shows a voxel's HU than the labelled voxels as a whole.
+
+    Attributes
+    ----------
+    edges : (B + 1,) float ndarray
+        Histogram bin edges (HU).
+    log_ratio : (6, B) float32 ndarray
+        ``log p(HU | class) - log p(HU)`` per bin; 0 (no evidence) for a
+        class with too few labelled voxels, and for label 0.
+    """
+
+    edges: np.ndarray
+    log_ratio: np.ndarray
+
+    def at(self, hu: np.ndarray) -> np.ndarray:
+        """(n, 6) float32 log ratios of voxels with HU ``hu`` (n,)."""
+        i = np.clip(np.searchsorted(self.edges, np.asarray(hu, np.float32), side="right") - 1,
+                    0, self.log_ratio.shape[1] - 1)
+        return np.ascontiguousarray(self.log_ratio[:, i].T)
+
+
+def hu_evidence(hu: np.ndarray, labels: np.ndarray, *, bandwidth_hu: float = 20.0,
+                min_voxels: int = 50, floor: float = 0.01) -> HUEvidence:
+    """Class-conditional densities of voxel HU from labelled voxels, as log ratios to the pooled one.
+
+    Each density is a histogram in bins of 5 HU, smoothed by a Gaussian kernel of
+    ``bandwidth_hu`` and mixed with a share ``floor`` of the uniform density
+    (no HU is impossible for a class: noise, partial volume, a vessel).
+
+    Parameters
+    ----------
+    hu : (n,) ndarray
+        HU of the labelled voxels (clipped to the features' HU range).
+    labels : (n,) integer ndarray
+        Their labels 1..5.
+    bandwidth_hu : float
+        Kernel width (HU).
+    min_voxels : int
+        A class with fewer labelled voxels gives no evidence.
+    floor : float
+        Share of the uniform density in each.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    edges = _HU_EDGES
+    hu = np.clip(np.asarray(hu, np.float32), edges[0], edges[-1] - 1e-3)
+    labels = np.asarray(labels)
+
+    def density(values: np.ndarray) -> np.ndarray:
+        h = np.histogram(values, edges)[0].astype(np.float64)
+        h = gaussian_filter1d(h, bandwidth_hu / (edges[1] - edges[0]), mode="constant")
+        return (1.0 - floor) * h / max(h.sum(), 1e-12) + floor / h.size
+
+    pooled = np.log(density(hu))
+    out = np.zeros((6, edges.size - 1), np.float32)
+    for c in _CLASSES:
+        sel = labels == c
+        if sel.sum() >= min_voxels:
+            out[c] = np.log(density(hu[sel])) - pooled
+    return HUEvidence(edges, out)
+
+
+def with_hu_evidence(probs: np.ndarray, log_ratio: np.ndarray, weights) -> np.ndarray:
+    """(n, 6) float32: ``probs`` times ``exp(weights * log_ratio)``, renormalised (label 0 stays 0).
+
+    ``weights``: one for all classes, or (6,) one per label.
+    """
+    w = np.broadcast_to(np.asarray(weights, np.float32), (6,))
+    logp = np.log(np.maximum(np.asarray(probs, np.float32), 1e-8)) + w * log_ratio
+    logp[:, 0] = -np.inf
+    logp -= logp.max(axis=1, keepdims=True)
+    p = np.exp(logp)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def fit_evidence_weights(probs: np.ndarray, log_ratio: np.ndarray, truth: np.ndarray, *,
+                         grid=_EVIDENCE_WEIGHTS, sweeps: int = 2, max_voxels: int = 200_000,
+                         seed: int = 0) -> np.ndarray:
+    """Per-class weights of the voxel HU evidence that best predict held-out labels.
+
+    The held-out voxels' labels ``truth`` (1..5) are scored by their mean
+    log-probability under :func:`with_hu_evidence`, averaged over the classes
+    (each class counts equally, as in the mean Dice). Each class's weight is
+    chosen from ``grid`` in turn (``sweeps`` rounds, from all zero): 0 where
+    the voxel's HU tells nothing the head's blocks do not (a textured class,
+    whose voxels range from air to soft tissue), up to 1 (the head's and the
+    voxel's evidence as independent). At most ``max_voxels`` voxels (seeded
+    sample) are scored.
+
+    Returns
+    -------
+    (6,) float32 ndarray
+        0 for label 0 and for classes absent from ``truth``.
+    """
+    truth = np.asarray(truth).astype(np.int64)
+    weights = np.zeros(6, np.float32)
+    if truth.size > max_voxels:
+        pick = np.random.default_rng(seed).choice(truth.size, max_voxels, replace=False)
+        probs, log_ratio, truth = probs[pick], log_ratio[pick], truth[pick]
+    present = [c for c in _CLASSES if (truth == c).any()]
+    if not present:
+        return weights
+    rows = np.arange(truth.size)
+    groups = [truth == c for c in present]
+
+    def score(w: np.ndarray) -> float:
+        lp = np.log(np.maximum(with_hu_evidence(probs, log_ratio, w)[rows, truth], 1e-8))
+        return float(np.mean([lp[g].mean() for g in groups]))
+
+    best = score(weights)
+    for _ in range(sweeps):
+        for c in present:
+            for v in grid:
+                trial = weights.copy()
+                trial[c] = v
+                value = score(trial)
+                if value > best + 1e-9:
+                    best, weights = value, trial
+    return weights
+
+
 def head_probabilities(head: CorrectionHead, features: np.ndarray, *, chunk: int = 16,
                        planes: Optional[slice] = None, device: str = "cpu") -> np.ndarray:
     """(6, *grid) float32 softmax over labels 1..5 of a head on reduced-grid features (0: outside).
@@ -270,7 +405,7 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
                            auto: Optional[np.ndarray] = None,
                            posteriors: Optional[np.ndarray] = None, features: str = "weightfree",
                            model=None, timesteps=DEFAULT_HEAD_TIMESTEPS, steps: int = 300,
-                           prior: bool = True,
+                           prior: bool = True, voxel_hu: bool = True,
                            holdout: float = 0.25, near_mm: float = 10.0, target_mm: float = 2.0,
                            seed: int = 0,
                            device: str = "auto", progress: Optional[ProgressCallback] = None,
@@ -306,6 +441,10 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
         Head training steps.
     prior : bool
         Learn the unsupervised labels weakly where nothing was confirmed.
+    voxel_hu : bool
+        Weigh the head's block probabilities with each voxel's own HU
+        (:func:`hu_evidence` of the confirmed voxels; the weight that best
+        predicts the held-out voxels, :func:`fit_evidence_weights`).
     holdout : float
         Share of the confirmed tiles held out for validation when the
         confirmed slices are a single group (:func:`validation_folds`).
@@ -375,34 +514,49 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     t = time.perf_counter()
     span = 0.35 / (len(folds) + 1)
     block_conf = grid.block_of(flat_conf)
-    val_flat, head_val, val_across = [], [], []
+    flat_hu = np.asarray(hu).reshape(-1)
+    flat_labels = labels.reshape(-1)
+    val_flat, val_rows, val_ratio, val_across = [], [], [], []
     for k, (held, across) in enumerate(folds):
         if not held.any() or held.sum() == (target != 255).sum():
             continue
         fold_head = fit(held, (0.5 + k * span, 0.5 + (k + 1) * span))
-        at = flat_conf[held.reshape(-1)[block_conf]]
+        held_conf = held.reshape(-1)[block_conf]
+        at, learned = flat_conf[held_conf], flat_conf[~held_conf]
         z = np.flatnonzero(held.any(axis=(1, 2)))
         probs = head_probabilities(fold_head, feats, planes=slice(max(z[0] - 1, 0), z[-1] + 2),
                                    device=device)
         val_flat.append(at)
-        head_val.append((grid.interpolate(probs, at)[:, 1:].argmax(1) + 1).astype(np.uint8))
+        val_rows.append(grid.interpolate(probs, at))
+        evidence = hu_evidence(flat_hu[learned], flat_labels[learned]) if voxel_hu else None
+        val_ratio.append(evidence.at(flat_hu[at]) if voxel_hu else np.zeros((at.size, 6), np.float32))
         val_across.append(across.reshape(-1)[grid.block_of(at)])
     n_folds = len(val_flat)
     val_flat = np.concatenate(val_flat) if n_folds else np.zeros(0, np.int64)
-    head_val = np.concatenate(head_val) if n_folds else np.zeros(0, np.uint8)
+    val_rows = np.concatenate(val_rows) if n_folds else np.zeros((0, 6), np.float32)
+    val_ratio = np.concatenate(val_ratio) if n_folds else np.zeros((0, 6), np.float32)
     val_across = np.concatenate(val_across) if n_folds else np.zeros(0, bool)
+    truth = flat_labels[val_flat]
+    # the weight of the voxels' own HU: the one that best predicts the held-out labels
+    hu_weight = fit_evidence_weights(val_rows, val_ratio, truth, seed=seed) if voxel_hu and n_folds \
+        else np.zeros(6, np.float32)
+    head_val = (with_hu_evidence(val_rows, val_ratio, hu_weight)[:, 1:].argmax(1) + 1).astype(np.uint8)
     head = fit(np.zeros(target.shape, bool), (0.85 - span, 0.85))
     timings["training"] = time.perf_counter() - t
     t = time.perf_counter()
     probs = head_probabilities(head, feats, device=device)
     rows = grid.interpolate(probs, flat_lung)
     rows[:, 0] = 0.0
+    if hu_weight.any():
+        evidence = hu_evidence(flat_hu[flat_conf], flat_labels[flat_conf])
+        for start in range(0, flat_lung.size, 1_000_000):
+            part = slice(start, start + 1_000_000)
+            rows[part] = with_hu_evidence(rows[part], evidence.at(flat_hu[flat_lung[part]]), hu_weight)
     head_rows = (rows[:, 1:].argmax(1) + 1).astype(np.uint8)
     timings["prediction"] = time.perf_counter() - t
     report(progress, 95, 100, "checking on held-out voxels")
 
     # -- guard: held-out confirmed voxels at full resolution
-    truth = labels.reshape(-1)[val_flat]
     auto_val = auto.reshape(-1)[val_flat]
     if guarded:
         allowed, local = _confirmed_changes(auto_val, head_val, truth, val_across,
@@ -417,7 +571,8 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     mean_head = float(np.mean([d_head.get(c, 1.0) for c in present])) if present else 0.0
     mean_auto = float(np.mean([d_auto.get(c, 1.0) for c in present])) if present else 0.0
     validation = {"voxels": int(val_flat.size), "held_out_slices_voxels": int(val_across.sum()),
-                  "folds": len(folds), "head": {"mean_dice": mean_head, "dice": d_head},
+                  "folds": len(folds), "hu_weights": [float(w) for w in hu_weight[1:]],
+                  "head": {"mean_dice": mean_head, "dice": d_head},
                   "unsupervised": {"mean_dice": mean_auto, "dice": d_auto} if guarded else None}
     accepted = (not guarded) or (val_flat.size > 0 and bool(allowed + local) and mean_head > mean_auto)
     out = np.array(auto, dtype=np.uint8, copy=True)
