@@ -537,13 +537,12 @@ def test_recess_lung_lines_the_ribs_and_holds_no_gas():
 
 
 def test_consolidation_of_the_posterior_recess_is_inside():
-    """Dense lung between the liver and the ribs (the posterior recess) is lung; with an
-    effusion, the fluid there is still kept out.
+    """Dense lung between the liver and the ribs (the posterior recess) is lung.
 
     Measured (48, 160, 160), seed 0: consolidation 0.905 inside (0.815 without the
     recess step), lung Dice 0.9855 (0.9829), 45 mL outside the true lung (41 mL).
-    The effusion's own test below covers the fluid (with the recess step more of it is
-    reported: 0.79 of it against 0.52).
+    The fluid of the recess is covered by the effusion's own test above (with the
+    recess step more of it is reported: 0.79 of it against 0.52).
     """
     from diffseglung_core.phantom import make_phantom
 
