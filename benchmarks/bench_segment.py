@@ -15,7 +15,8 @@ Usage::
    timed; with ``--own-lung-mask`` the engine computes the mask itself, end to end, and
    its Dice against the true lung is printed) and the peak resident memory above the
    baseline (sampled every 50 ms from /proc).
-   With ``--diffusion-checkpoint`` and a GPU, the diffusion path too. ``--src CHECKOUT``
+   ``--device cuda`` runs the engine's torch stages on the GPU (the lung mask stays
+   on the CPU). With ``--diffusion-checkpoint`` and a GPU, the diffusion path too. ``--src CHECKOUT``
    times the sources of another checkout with this script (``bench_segment_pair.py``).
 2. The same ``--gmm-rows x --gmm-dims`` float32 rows (``--gmm-k`` Gaussian
    blobs) fitted by :func:`~diffseglung_core.segment.gmm.fit_gmm` and by
@@ -26,7 +27,9 @@ Usage::
    k-means++ seeding), so each side is fitted with ``--gmm-iters`` and with
    ``--gmm-long-iters`` iterations: the difference divided by the extra
    iterations is the cost of one EM iteration, and the rest is the start. The posteriors of
-   every row (``predict_proba``) are timed too. Every figure is the median of
+   every row (``predict_proba``) are timed too. Where CUDA is available, ``fit_gmm`` on
+   the GPU is a third side (``torch_gpu``: the rows start in host memory, as in the
+   engine, so their copy to the GPU is part of its time). Every figure is the median of
    ``--repeats`` runs after a warm-up (``benchmarks/_timing.py``), and the
    ratios come from the same run.
 
@@ -36,6 +39,7 @@ Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -141,6 +145,7 @@ def bench_gmm(rows, dims, k=8, iters=10, long_iters=30, repeats=3, seed=0):
     """fit_gmm against scikit-learn at equal work; medians of ``repeats`` runs after a warm-up."""
     import warnings
 
+    import torch
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
@@ -150,10 +155,10 @@ def bench_gmm(rows, dims, k=8, iters=10, long_iters=30, repeats=3, seed=0):
     x = make_blobs(rows, dims, k, seed)
     fitted = {}
 
-    def torch_fit(n_iter):
-        def run():
-            fitted["torch"] = fit_gmm(x, k, covariance_type="diag", n_init=1, max_iter=n_iter, tol=0.0,
-                                      subsample=None, seed=seed, device="cpu")
+    def torch_fit(n_iter, device="cpu", side="torch"):
+        def run():  # rows start in host memory on every side (copied to the GPU inside the fit)
+            fitted[side] = fit_gmm(x, k, covariance_type="diag", n_init=1, max_iter=n_iter, tol=0.0,
+                                   subsample=None, seed=seed, device=device)
         return run
 
     def sklearn_fit(n_iter):
@@ -167,24 +172,37 @@ def bench_gmm(rows, dims, k=8, iters=10, long_iters=30, repeats=3, seed=0):
 
     out = {"rows": rows, "dims": dims, "k": k, "dtype": "float32", "covariance": "diag", "n_init": 1,
            "tol": 0.0, "subsample": None, "iterations": [iters, long_iters], "repeats": repeats}
-    for side, fit in (("torch", torch_fit), ("sklearn", sklearn_fit)):
+    sides = [("torch", torch_fit), ("sklearn", sklearn_fit)]
+    if torch.cuda.is_available():
+        sides.append(("torch_gpu", functools.partial(torch_fit, device="cuda", side="torch_gpu")))
+        out["gpu"] = torch.cuda.get_device_name(0)
+    for side, fit in sides:
         short, long_ = measure(fit(iters), repeats), measure(fit(long_iters), repeats)
         model = fitted[side]
-        n_iter = model.n_iter if side == "torch" else model.n_iter_
+        n_iter = model.n_iter_ if side == "sklearn" else model.n_iter
         assert n_iter == long_iters, f"{side} ran {n_iter} EM iterations, not {long_iters}"
         per_iter = (long_["median_s"] - short["median_s"]) / (long_iters - iters)
-        score = model.score(x[:200_000]) if side == "torch" else float(model.score(x[:200_000]))
+        score = float(model.score(x[:200_000]))
         out[side] = {"fit_s": {str(iters): short, str(long_iters): long_}, "em_iteration_s": per_iter,
                      "start_s": short["median_s"] - iters * per_iter, "mean_loglik": float(score)}
     tm, sk = fitted["torch"], fitted["sklearn"]
     out["torch"]["posteriors_s"] = measure(lambda: tm.predict_proba(x), repeats)
     out["sklearn"]["posteriors_s"] = measure(lambda: sk.predict_proba(x), repeats)
-    t, s = out["torch"], out["sklearn"]
-    out["ratios_sklearn_over_torch"] = {
-        "em_iteration": s["em_iteration_s"] / t["em_iteration_s"],
-        f"fit_{iters}_iterations": s["fit_s"][str(iters)]["median_s"] / t["fit_s"][str(iters)]["median_s"],
-        "posteriors": s["posteriors_s"]["median_s"] / t["posteriors_s"]["median_s"],
-    }
+    if "torch_gpu" in fitted:
+        out["torch_gpu"]["posteriors_s"] = measure(
+            lambda: fitted["torch_gpu"].predict_proba(x, device="cuda"), repeats)
+    s = out["sklearn"]
+    for side in ("torch", "torch_gpu"):
+        if side in out:
+            t = out[side]
+            key = "ratios_sklearn_over_torch" + side[len("torch"):]
+            fit = str(iters)
+            out[key] = {
+                "em_iteration": s["em_iteration_s"] / t["em_iteration_s"],
+                f"fit_{iters}_iterations": s["fit_s"][fit]["median_s"] / t["fit_s"][fit]["median_s"],
+                "posteriors": s["posteriors_s"]["median_s"] / t["posteriors_s"]["median_s"],
+            }
+    t = out["torch"]
     out["roofline"] = em_roofline(rows, dims, k, t["em_iteration_s"], s["em_iteration_s"], repeats)
     return out
 
@@ -235,6 +253,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-gmm", action="store_true")
     ap.add_argument("--own-lung-mask", action="store_true",
                     help="the engine computes the lung mask (end to end) instead of taking the true one")
+    ap.add_argument("--device", default="cpu", help="the engine's device (cpu, cuda, mps)")
     ap.add_argument("--diffusion-checkpoint", default=None)
     ap.add_argument("--src", type=Path, default=ROOT,
                     help="the checkout whose src/ to time (default: this one; another one: a git "
@@ -258,11 +277,11 @@ def main(argv=None) -> int:
            "commit": git_commit(checkout), "uncommitted_sources": uncommitted_sources(checkout),
            "src": str(checkout / "src"), "allocator": allocator}
     if not args.skip_engine:
-        out["engine"] = bench_engine(tuple(args.shape), args.features,
+        out["engine"] = bench_engine(tuple(args.shape), args.features, device=args.device,
                                      own_lung_mask=args.own_lung_mask)
         e = out["engine"]
         mask = f"own lung mask (Dice {e['lung_mask_dice']:.3f})" if e["own_lung_mask"] else "true lung mask"
-        print(f"engine {e['features']} {tuple(e['shape'])}, {mask}, allocator {allocator}: "
+        print(f"engine {e['features']} {tuple(e['shape'])} on {e['device']}, {mask}, allocator {allocator}: "
               f"{e['segment_s']:.1f} s, peak of the process {e['peak_rss_gb']:.2f} GB "
               f"(+{e['peak_extra_gb']:.2f} GB above its start), lung voxels {e['lung_voxels']:,}")
         print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in e["stages_s"].items()))
@@ -279,13 +298,17 @@ def main(argv=None) -> int:
               f"{args.threads} threads, median of {args.repeats} after a warm-up")
         print(f"{'':<10} {'fit ' + str(it) + ' it':>10} {'fit ' + str(it2) + ' it':>10} "
               f"{'EM iter':>9} {'start':>8} {'posteriors':>10} {'mean loglik':>12}")
-        for side in ("torch", "sklearn"):
+        for side in ("torch", "sklearn", "torch_gpu"):
+            if side not in g:
+                continue
             r = g[side]
             print(f"{side:<10} {r['fit_s'][str(it)]['median_s']:9.2f}s "
                   f"{r['fit_s'][str(it2)]['median_s']:9.2f}s {r['em_iteration_s']:8.3f}s "
                   f"{r['start_s']:7.2f}s {r['posteriors_s']['median_s']:9.2f}s {r['mean_loglik']:12.3f}")
-        print("scikit-learn time / torch time: " + ", ".join(
-            f"{k} {v:.2f}x" for k, v in g["ratios_sklearn_over_torch"].items()))
+        for key in ("ratios_sklearn_over_torch", "ratios_sklearn_over_torch_gpu"):
+            if key in g:
+                print(f"scikit-learn time / {key[len('ratios_sklearn_over_'):]} time: " + ", ".join(
+                    f"{k} {v:.2f}x" for k, v in g[key].items()))
         r = g["roofline"]
         print(f"machine: read {r['read_gb_s']:.1f} GB/s, float32 matmul {r['matmul_gflop_s']:.0f} GFLOP/s; "
               f"torch EM iteration reads {r['read_per_iteration_bytes'] / 1e6:.0f} MB at "
