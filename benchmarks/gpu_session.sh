@@ -45,7 +45,7 @@ bench)
     step gmm 150 "$PY" benchmarks/bench_segment.py --skip-engine --threads "$THREADS" \
         --json "$out/gmm_gpu.json"
     for device in cuda cpu; do
-        step "engine_$device" 150 "$PY" benchmarks/bench_segment.py --skip-gmm --own-lung-mask \
+        step "engine_$device" 150 "$PY" benchmarks/bench_segment.py --skip-gmm --own-lung-mask --features auto \
             --device "$device" --threads "$THREADS" --json "$out/engine_$device.json"
     done
     ;;
