@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from bench_train import peak_tflops  # noqa: E402
-from diffseglung_core.device import autocast, autocast_dtype, get_device  # noqa: E402
+from diffseglung_core.device import autocast, autocast_dtype, device_warning, get_device  # noqa: E402
 from diffseglung_core.model.config import DistillConfig, ModelConfig, UNetConfig  # noqa: E402
 from diffseglung_core.training.config import TrainConfig  # noqa: E402
 from diffseglung_core.training.data import PatchArrays, cached_teacher_vectors  # noqa: E402
@@ -171,6 +171,10 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
+    why = device_warning(args.device) if args.device not in ("auto", "cpu") else ""
+    if why:  # a check of an accelerator that is not there would train the network on the CPU
+        print(f"error: --device {args.device}: {why}", file=sys.stderr)
+        return 2
     device = get_device(args.device)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_train_check.py"
 
@@ -42,3 +43,11 @@ def test_tiny_run_on_cpu(gpu_train_check, tmp_path, capsys):
     for m in dice.values():
         assert 0.5 < m["dice"]["healthy"] <= 1  # a real segmentation of the phantom's lung
     assert "Dice" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_refuses_a_missing_gpu(gpu_train_check, tmp_path, capsys):
+    # without the GPU it was asked to check, it stops at once instead of training on the CPU
+    assert gpu_train_check.main(["--out", str(tmp_path / "run"), "--device", "cuda"]) == 2
+    assert "--device cuda" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
