@@ -272,16 +272,19 @@ def gabor_features(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     mf = m.to(x.dtype)
     nf = mf.flatten(1).sum(1)
     mean = (x * mf).flatten(1).sum(1) / nf
-    # the convolution runs in float32 whatever the dtype (fast kernels; ~1e-6 relative)
-    centred = (x - mean.view(-1, 1, 1, 1)).reshape(b * d, 1, h, w).float()
-    mf32 = mf.float()
+    # the convolution runs in float32 whatever the dtype (fast kernels; ~1e-6 relative), but
+    # in float64 on CUDA, where cuDNN runs float32 convolutions in TF32 by default (about
+    # 1e-3 relative): the GPU's features stay those of the CPU
+    conv = torch.float64 if x.device.type == "cuda" else torch.float32
+    centred = (x - mean.view(-1, 1, 1, 1)).reshape(b * d, 1, h, w).to(conv)
+    mconv = mf.to(conv)
     out = []
     for wavelength in N.GABOR_WAVELENGTHS:
-        weight = torch.as_tensor(_gabor_weights_np(wavelength), dtype=torch.float32, device=x.device)
+        weight = torch.as_tensor(_gabor_weights_np(wavelength), dtype=conv, device=x.device)
         r = weight.shape[-1] // 2
         resp = F.conv2d(centred, weight, padding=r).view(b, d, -1, 2, h, w)
         mag = (resp[:, :, :, 0] ** 2 + resp[:, :, :, 1] ** 2).sqrt()  # (B, D, n_angles, H, W)
-        out.append((mag * mf32[:, :, None]).sum((1, 3, 4)).to(x.dtype) / nf[:, None])
+        out.append((mag * mconv[:, :, None]).sum((1, 3, 4)).to(x.dtype) / nf[:, None])
     return torch.cat(out, 1)
 
 
