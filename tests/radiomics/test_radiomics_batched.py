@@ -128,4 +128,6 @@ def test_float32_close_to_float64():
 def test_cuda_agrees():
     patches, masks = _phantom_patches()
     x, m = torch.as_tensor(np.stack(patches)), torch.as_tensor(np.stack(masks))
-    torch.testing.assert_close(batched_features(x.cuda(), m.cuda()).cpu(), batched_features(x, m))
+    # the CPU runs the Gabor convolution in float32 (about 1e-6 relative), CUDA in float64
+    torch.testing.assert_close(batched_features(x.cuda(), m.cuda()).cpu(), batched_features(x, m),
+                               rtol=1e-5, atol=1e-6)
