@@ -107,9 +107,11 @@ def _set_allocator(mode: str) -> str:
 
 
 def bench_engine(shape, features, checkpoint=None, device="cpu", own_lung_mask=False):
+    from diffseglung_core.device import get_device
     from diffseglung_core.phantom import make_phantom
     from diffseglung_core.segment import segment_volume
 
+    device = str(get_device(device))  # what runs: an absent accelerator falls back to the CPU
     t = time.perf_counter()
     ph = make_phantom(shape, seed=0)
     t_phantom = time.perf_counter() - t
