@@ -159,7 +159,9 @@ def main(argv=None) -> int:
     p.add_argument("--eval-phantoms", type=int, default=2, help="phantoms segmented (seeds 20, 21, ...)")
     p.add_argument("--eval-shape", type=int, nargs=3, default=(48, 160, 160))
     p.add_argument("--testbed-cases", nargs="*", default=["a0001-mixed", "cip64-mixed", "cipcrop-mixed"])
-    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--samples", type=int, default=96,
+                   help="patches sampled and reconstructed (the radiomic Frechet distance needs well "
+                        "more than its 34 features)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     p.add_argument("--workers", type=int, default=None)
@@ -250,7 +252,7 @@ def generation(model_path: Path, data: PatchArrays, n: int, device: torch.device
     diffusion = Diffusion(cfg.diffusion)
     n = max(2, min(n, len(data)))
     ct, mask = data.batch(list(range(n)))
-    samples = sample_patches(model, diffusion.alphas_cumprod, mask, steps=20, batch_size=n)
+    samples = sample_patches(model, diffusion.alphas_cumprod, mask, steps=20, batch_size=min(n, 32))
     metrics = compare_with_real(model, diffusion, ct, mask, samples, mask[:, 0].numpy(), steps=20)
     return dict(metrics, n=n, seconds=time.perf_counter() - t)
 
