@@ -3,7 +3,8 @@
 # (not yet run on one; on a CPU machine the GPU tests skip and the benchmarks leave out their GPU
 # columns):
 #
-#   bash benchmarks/gpu_session.sh train OUTDIR   # the CUDA tests, then the training check (~7.5 min)
+#   bash benchmarks/gpu_session.sh train OUTDIR   # the CUDA tests, then the training check with
+#                                                 # the HU-preservation ablation (~8 min)
 #   bash benchmarks/gpu_session.sh bench OUTDIR   # GPU columns: radiomics, GMM, engine end to end (~4 min)
 #
 # The real CT of ../shared/data must be there (the test-bed cases and the radiomics patches
@@ -32,11 +33,11 @@ train)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1
     "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" >> "$out/gpu.txt"
     cat "$out/gpu.txt"
-    step tests 120 "$PY" -m pytest -q -rs -p no:xvfb tests/test_accelerator.py \
+    step tests 90 "$PY" -m pytest -q -rs -p no:xvfb tests/test_accelerator.py \
         tests/training/test_train_accelerator.py tests/test_device.py \
         tests/radiomics/test_radiomics_batched.py tests/segment/test_segment_structure.py
-    step train 450 bash benchmarks/gpu_train_check.sh --stage1-seconds 100 --stage2-seconds 50 \
-        --eval-phantoms 1 --testbed-cases a0001-mixed cip64-mixed --out "$out/train" \
+    step train 480 bash benchmarks/gpu_train_check.sh --stage1-seconds 80 --stage2-seconds 40 \
+        --ablation --eval-phantoms 1 --testbed-cases a0001-mixed cip64-mixed --out "$out/train" \
         --json "$out/gpu_train_check.json"
     ;;
 bench)

@@ -20,6 +20,10 @@
    to end with the trained model's diffusion features (``features="both"``)
    and with the weight-free engine (``features="radiomics"``), each with its
    own lung mask; per-class Dice.
+6. With ``--ablation``, the paper's HU-preservation ablation: stage 1 trained
+   again for the same time with each patch rescaled by its own range
+   (``DiffusionConfig(hu_preserving=False)``), and both stage-1 models'
+   diffusion features segmented as in 5.
 
 Prints a table and writes JSON (``--json``).
 """
@@ -124,14 +128,18 @@ def train_stage(trainer: Trainer, seconds: float, device: torch.device) -> dict:
             "last_infonce": history[-1].get("infonce") if history else None}
 
 
-def segment_and_score(volume, truth, scored, model_path, device: str) -> dict:
-    """Per-class Dice of the engine with and without the trained diffusion features."""
+def segment_and_score(volume, truth, scored, models: dict, device: str) -> dict:
+    """Per-class Dice of the engine with each model's diffusion features and without any.
+
+    ``models`` maps a name to a model file (``features="both"``); ``"weight-free"`` is
+    added (``features="radiomics"``).
+    """
     from diffseglung_core.evaluate.metrics import evaluate_labels
     from diffseglung_core.segment.engine import segment_volume
 
     out = {}
-    for name, kw in (("diffusion", {"features": "both", "checkpoint": str(model_path)}),
-                     ("weight-free", {"features": "radiomics"})):
+    runs = [(name, {"features": "both", "checkpoint": str(path)}) for name, path in models.items()]
+    for name, kw in runs + [("weight-free", {"features": "radiomics"})]:
         t = time.perf_counter()
         labels = segment_volume(volume, device=device, **kw).labels
         rows = evaluate_labels(np.asarray(labels), truth, volume.spacing, within=scored,
@@ -162,6 +170,9 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=96,
                    help="patches sampled and reconstructed (the radiomic Frechet distance needs well "
                         "more than its 34 features)")
+    p.add_argument("--ablation", action="store_true",
+                   help="also train stage 1 without HU preservation for --stage1-seconds and compare "
+                        "both stage-1 models' diffusion features (the paper's ablation)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     p.add_argument("--workers", type=int, default=None)
@@ -225,7 +236,20 @@ def main(argv=None) -> int:
     report["model_file_MB"] = model_path.stat().st_size / 1e6
     report["generation"] = generation(model_path, data, args.samples, device)
     print(f"generation: {json.dumps(report['generation'])}", flush=True)
-    report["segmentation"] = evaluate(model_path, args, str(device))
+    models = {"diffusion": model_path}
+    if args.ablation:
+        # the paper's ablation: stage 1 again for the same time, each patch rescaled to [-1, 1]
+        # by its own range instead of the HU-preserving scale; both stage-1 models compared
+        cfg_ab = replace(cfg, diffusion=replace(cfg.diffusion, hu_preserving=False))
+        ab = Trainer(cfg_ab, TrainConfig(steps=10 ** 9, stage=1, **common), data, out / "ablation",
+                     dist=DistInfo(device=device))
+        report["ablation_stage1"] = train_stage(ab, args.stage1_seconds, device)
+        print(f"stage 1 without HU preservation: {json.dumps(_short(report['ablation_stage1']))}",
+              flush=True)
+        for name, folder in (("stage1", "stage1"), ("stage1-no-hu-preservation", "ablation")):
+            models[name] = export_model(out / folder / "checkpoint.pt", out / f"model_{folder}.pt",
+                                        {"recipe": "benchmarks/gpu_train_check.py --ablation"})
+    report["segmentation"] = evaluate(models, args, str(device))
     report["conditions"]["total_seconds"] = time.perf_counter() - t_all
     print_table(report)
     path = args.json or out / "gpu_train_check.json"
@@ -257,8 +281,9 @@ def generation(model_path: Path, data: PatchArrays, n: int, device: torch.device
     return dict(metrics, n=n, seconds=time.perf_counter() - t)
 
 
-def evaluate(model_path: Path, args, device: str) -> dict:
-    """Dice of both feature sets on ``--eval-phantoms`` phantoms and the ``--testbed-cases``."""
+def evaluate(models: dict, args, device: str) -> dict:
+    """Dice of each model's features and the weight-free ones on ``--eval-phantoms`` phantoms
+    and the ``--testbed-cases``."""
     from diffseglung_core.evaluate import testbed as tb
     from diffseglung_core.phantom import make_phantom
 
@@ -266,35 +291,37 @@ def evaluate(model_path: Path, args, device: str) -> dict:
     for i in range(args.eval_phantoms):
         ph = make_phantom(tuple(args.eval_shape), seed=20 + i)
         res["phantoms"][f"chest-s{20 + i}"] = segment_and_score(
-            ph.volume, np.asarray(ph.labels), None, model_path, device)
+            ph.volume, np.asarray(ph.labels), None, models, device)
     if args.testbed_cases:
         for name, case in tb.standard_cases(args.data, args.testbed_cases).items():
             res["testbed"][name] = segment_and_score(case.volume, case.truth, case.scored,
-                                                     model_path, device)
+                                                     models, device)
     for where in ("phantoms", "testbed"):
         cases = res[where]
         if cases:
             res[f"{where}_mean"] = {m: {c: float(np.nanmean([v[m]["dice"][c] for v in cases.values()]))
-                                        for c in CLASSES} for m in ("diffusion", "weight-free")}
+                                        for c in CLASSES} for m in [*models, "weight-free"]}
     return res
 
 
 def print_table(report: dict) -> None:
-    print(f"\n{'stage':<7} {'steps':>6} {'batch':>5} {'steps/s':>8} {'Mvox/s':>8} {'GFLOP/step':>10} "
+    print(f"\n{'stage':<15} {'steps':>6} {'batch':>5} {'steps/s':>8} {'Mvox/s':>8} {'GFLOP/step':>10} "
           f"{'TFLOP/s':>8} {'MFU':>7} {'peak GiB':>8}")
-    for st in ("stage1", "stage2"):
+    for st in ("stage1", "stage2", "ablation_stage1"):
+        if st not in report:
+            continue
         r = report[st]
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
-        print(f"{st:<7} {r['steps']:>6} {r['batch']:>5} {r['steps_per_s']:8.2f} "
+        print(f"{st:<15} {r['steps']:>6} {r['batch']:>5} {r['steps_per_s']:8.2f} "
               f"{r['voxels_per_s'] / 1e6:8.2f} {r['gflop_per_step']:10.1f} {r['achieved_tflops']:8.3f} "
               f"{mfu:>7} {r['peak_memory_GiB']:8.2f}")
     print(f"peak: {report['stage1']['peak_source']}")
     seg = report["segmentation"]
-    print(f"\n{'Dice':<28}" + "".join(f"{c[:7]:>8}" for c in CLASSES))
+    print(f"\n{'Dice':<40}" + "".join(f"{c[:7]:>8}" for c in CLASSES))
     for where in ("phantoms", "testbed"):
         for name, r in seg[where].items():
-            for m in ("diffusion", "weight-free"):
-                print(f"{(name + ' ' + m)[:28]:<28}" + "".join(f"{r[m]['dice'][c]:8.3f}" for c in CLASSES))
+            for m, row in r.items():
+                print(f"{(name + ' ' + m)[:40]:<40}" + "".join(f"{row['dice'][c]:8.3f}" for c in CLASSES))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from diffseglung_core.model.checkpoint import load_model
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_train_check.py"
 
 
@@ -28,6 +30,7 @@ def test_tiny_run_on_cpu(gpu_train_check, tmp_path, capsys):
         "--workers", "1", "--stage1-seconds", "1", "--stage2-seconds", "1",
         "--patches-per-source", "3", "--kinds", "phantom", "--phantom-shape", "24", "64", "64",
         "--eval-phantoms", "1", "--eval-shape", "24", "96", "96", "--testbed-cases", "--samples", "2",
+        "--ablation",
     ]) == 0
     report = json.loads((out / "gpu_train_check.json").read_text())
     for stage in ("stage1", "stage2"):
@@ -38,8 +41,12 @@ def test_tiny_run_on_cpu(gpu_train_check, tmp_path, capsys):
     assert report["stage2"]["last_infonce"] is not None
     assert (out / "model.pt").is_file() and report["model_file_MB"] < 1
     assert report["generation"]["n"] == 2 and report["generation"]["ssim"] <= 1
+    # the HU-preservation ablation: a second stage-1 model, recorded as such in its file
+    assert report["ablation_stage1"]["steps"] >= 2
+    assert load_model(out / "model_ablation.pt").config.diffusion.hu_preserving is False
+    assert load_model(out / "model_stage1.pt").config.diffusion.hu_preserving is True
     dice = report["segmentation"]["phantoms"]["chest-s20"]
-    assert set(dice) == {"diffusion", "weight-free"}
+    assert set(dice) == {"diffusion", "stage1", "stage1-no-hu-preservation", "weight-free"}
     for m in dice.values():
         assert 0.5 < m["dice"]["healthy"] <= 1  # a real segmentation of the phantom's lung
     assert "Dice" in capsys.readouterr().out
