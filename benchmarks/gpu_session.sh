@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in two parts budgeted at about 11 minutes together on one H100/H200
+# The checks that need a GPU, in two parts budgeted at about 8 and 4 minutes on one H100/H200
 # (not yet run on one; on a CPU machine the GPU tests skip and the benchmarks leave out their GPU
 # columns):
 #
