@@ -107,14 +107,19 @@ def _set_allocator(mode: str) -> str:
 
 
 def bench_engine(shape, features, checkpoint=None, device="cpu", own_lung_mask=False):
+    import torch
+
     from diffseglung_core.device import get_device
     from diffseglung_core.phantom import make_phantom
     from diffseglung_core.segment import segment_volume
 
     device = str(get_device(device))  # what runs: an absent accelerator falls back to the CPU
+    cuda = device.startswith("cuda")
     t = time.perf_counter()
     ph = make_phantom(shape, seed=0)
     t_phantom = time.perf_counter() - t
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     with PeakRSS() as mem:
         t, cpu = time.perf_counter(), _process_cpu_s()
         res = segment_volume(ph.volume, lung_mask=None if own_lung_mask else ph.lung,
@@ -126,6 +131,7 @@ def bench_engine(shape, features, checkpoint=None, device="cpu", own_lung_mask=F
             "own_lung_mask": bool(own_lung_mask), "lung_mask_dice": dice,
             "lung_voxels": int(truth.sum()), "phantom_s": t_phantom, "segment_s": wall, "cpu_s": cpu,
             "peak_extra_gb": (mem.peak - mem.base) / 1e9, "peak_rss_gb": mem.peak / 1e9,
+            "gpu_peak_gb": torch.cuda.max_memory_allocated(device) / 1e9 if cuda else None,
             "stages_s": res.timings}
 
 
@@ -285,7 +291,8 @@ def main(argv=None) -> int:
         mask = f"own lung mask (Dice {e['lung_mask_dice']:.3f})" if e["own_lung_mask"] else "true lung mask"
         print(f"engine {e['features']} {tuple(e['shape'])} on {e['device']}, {mask}, allocator {allocator}: "
               f"{e['segment_s']:.1f} s, peak of the process {e['peak_rss_gb']:.2f} GB "
-              f"(+{e['peak_extra_gb']:.2f} GB above its start), lung voxels {e['lung_voxels']:,}")
+              f"(+{e['peak_extra_gb']:.2f} GB above its start), lung voxels {e['lung_voxels']:,}"
+              + (f", GPU memory peak {e['gpu_peak_gb']:.2f} GB" if e.get("gpu_peak_gb") is not None else ""))
         print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in e["stages_s"].items()))
         if args.diffusion_checkpoint and torch.cuda.is_available():
             out["diffusion"] = bench_engine(tuple(args.shape), "both", args.diffusion_checkpoint,
