@@ -18,9 +18,6 @@ from diffseglung_core.segment.gmm import fit_gmm
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
-CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
-
-
 @pytest.fixture(scope="module")
 def phantom():
     return make_phantom((32, 128, 128), seed=3)
@@ -58,5 +55,6 @@ def test_engine_on_cuda_matches_cpu(phantom):
         rows = evaluate_labels(np.asarray(res.labels), np.asarray(phantom.labels), phantom.volume.spacing,
                                distances=False)
         dice[device] = np.array([r["dice"] for r in rows], float)
-    # the GMM's starts draw from each device's own generator: the same quality, not the same voxels
+    # the same starts (one CPU generator), but sums in another order on the GPU: float32
+    # differences can move a few voxels between clusters; the same quality, not the same voxels
     assert np.nanmax(np.abs(dice["cuda"] - dice["cpu"])) < 0.05, dice
