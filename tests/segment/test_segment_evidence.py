@@ -636,6 +636,38 @@ def test_dense_ground_glass_with_its_vessels_is_not_solid():
     assert np.median(excess[_rows(core, lung)]) > 300
 
 
+def test_the_ground_glass_around_a_consolidation_is_not_solid():
+    """Consolidation is airless lung. A 16 mm consolidation (30 HU) in a 5 mm halo of
+    dense ground glass (-400 HU) is solid with its edge (partial volume), and the halo
+    beyond that edge is not."""
+    hu, lung, sp = _lung_block(shape=(40, 72, 72), spacing=(1.0, 1.0, 1.0), noise=20.0)
+    z, y, x = _grid(hu.shape, sp)
+    r = np.sqrt(z ** 2 + y ** 2 + x ** 2)
+    core = r <= 8.0
+    hu[r <= 13.0] = -400.0
+    hu[core] = 30.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.solid[_rows(core, lung)].mean() > 0.95
+    assert ev.solid[_rows((r > 10.0) & (r <= 13.0), lung)].mean() < 0.05
+
+
+def test_one_slice_of_crazy_paving_holds_no_airless_lung():
+    """One 1.25 mm slice: ground glass (-450 HU) in lobules 10 mm wide whose septa, 1.5 mm
+    thick, read 40 HU (crazy paving) is not solid, though much of it reads above -300 HU
+    after partial volume; a 16 mm consolidation in the same slice is."""
+    hu, lung, sp = _lung_block(shape=(1, 160, 160), spacing=(1.25, 0.7, 0.7), noise=20.0)
+    z, y, x = _grid(hu.shape, sp)
+    paving = (np.abs(y + 20.0) <= 25.75) & (np.abs(x) <= 25.75)
+    septa = paving & ((np.abs((y + 20.0) % 10.0 - 5.0) >= 4.25) | (np.abs(x % 10.0 - 5.0) >= 4.25))
+    hu[paving] = -450.0
+    hu[septa] = 40.0
+    consolidation = (y - 33.0) ** 2 + x ** 2 <= 8.0 ** 2
+    hu[consolidation] = 30.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert not ev.solid[_rows(paving, lung)].any()
+    assert ev.solid[_rows(consolidation, lung)].mean() > 0.95
+
+
 def test_costal_depth_counts_the_chest_wall_and_diaphragm_not_the_mediastinum():
     """Two lungs beside a mediastinum: the medial border lies deep, the lateral border and
     the lung just above the diaphragm do not."""

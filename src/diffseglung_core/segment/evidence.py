@@ -11,9 +11,13 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   thinner than a vessel (one slice), where a vessel lying in the slice
   reads as a plate, so are those with a core of soft-tissue density more than
   2 mm wide (walls of reticulation and cysts are thinner; in a slice thicker
-  than the core, the density it reads there after partial volume). Thick
-  components of at least ``min_solid_ml``, mostly of soft-tissue density
-  (above -300 HU), that are neither a large vessel (elongated and tube-like)
+  than the core, the density it reads there after partial volume). Within
+  thick structures, the *airless* parts are regions of soft-tissue density
+  (above -300 HU) that survive the same opening, with their edge (partial
+  volume: 1.5 mm, and at least the next voxel, the next slice of a thick
+  stack): the dense ground glass around a consolidation (a halo) or between
+  firm septa (crazy paving) is not airless. Airless components of at least
+  ``min_solid_ml`` that are neither a large vessel (elongated and tube-like)
   nor a tree of them (branching: tube-like on the whole, filling less than
   40 % of its convex hull, as the hilar arteries and veins do) nor laced with
   thin walls (a net that partial volume thickened) nor, in a scan with
@@ -25,7 +29,7 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   lower density are dense ground glass.
 * **Parenchymal density**: the mean HU of the parenchyma around a voxel with
   every dense structure but dense ground glass left out, and their blurred
-  edges (normalised convolution), so vessels do not raise it and ground glass
+  edges as far (normalised convolution), so vessels do not raise it and ground glass
   does. It is compared with the *healthy level* of the voxel's slice at its
   depth along gravity (from the front of a supine patient; the peak of the
   parenchyma's histogram there), which
@@ -251,11 +255,17 @@ def _masked_mean(values: np.ndarray, weight: np.ndarray, spacing, sigma_mm: floa
 
 def _ball(radius_mm: float, spacing: Sequence[float], shape: Sequence[int]) -> np.ndarray:
     """A ball of ``radius_mm`` on the grid, no wider than the array along any axis."""
-    radii = [min(int(np.floor(radius_mm / float(s))), (n - 1) // 2) for s, n in zip(spacing, shape)]
+    return _ellipsoid([radius_mm] * len(spacing), spacing, shape)
+
+
+def _ellipsoid(radii_mm: Sequence[float], spacing: Sequence[float], shape: Sequence[int]) -> np.ndarray:
+    """An ellipsoid of semi-axes ``radii_mm`` (one per axis) on the grid, no wider than
+    the array along any axis."""
+    radii = [min(int(np.floor(r / float(s))), (n - 1) // 2) for r, s, n in zip(radii_mm, spacing, shape)]
     grids = np.ogrid[tuple(slice(-r, r + 1) for r in radii)]
     dist = np.zeros([2 * r + 1 for r in radii])
-    for g, s in zip(grids, spacing):
-        dist = dist + (g * float(s) / radius_mm) ** 2
+    for g, s, r in zip(grids, spacing, radii_mm):
+        dist = dist + (g * float(s) / r) ** 2
     return dist <= 1.0
 
 
@@ -278,6 +288,12 @@ def _dilate_parts(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
         box = tuple(slice(max(s.start - r, 0), min(s.stop + r, n)) for s, r, n in zip(sl, reach, mask.shape))
         out[box] |= ndi.binary_dilation(lab[box] == i, footprint)
     return out
+
+
+def _opening_by(mask: np.ndarray, ball: np.ndarray) -> np.ndarray:
+    """The parts of ``mask`` a ``ball`` fits in: its opening, on slabs of slices."""
+    return by_slabs(lambda m: _dilate_parts(ndi.binary_erosion(m, ball), ball), [mask],
+                    2 * (ball.shape[0] // 2)) & mask
 
 
 def _kept_components(mask: np.ndarray, keep) -> np.ndarray:
@@ -933,7 +949,6 @@ def tissue_evidence(
     dense_hu: float = -500.0,
     solid_mm: float = 3.0,
     solid_hu: float = -300.0,
-    solid_share: float = 0.5,
     min_solid_ml: float = 0.3,
     solid_max_thin: float = 0.2,
     vessel_tube: float = 0.25,
@@ -982,10 +997,11 @@ def tissue_evidence(
         Smoothed HU above which a voxel belongs to a dense structure.
     solid_mm : float
         Radius (mm) of the ball whose opening keeps thick dense structures.
-    solid_hu, solid_share : float
-        A thick dense component is solid (consolidation, a mass) when at least
-        ``solid_share`` of it reads above ``solid_hu`` (smoothed HU); dense
-        ground glass does not.
+    solid_hu : float
+        Smoothed HU above which a voxel is of soft-tissue density. Regions of it
+        that survive the opening by the ball of ``solid_mm``, with their edge, are
+        the airless parts of thick structures (consolidation, a mass); dense
+        ground glass, and the ground glass around or between them, is not.
     min_solid_ml : float
         Smallest solid component (mL). A component that runs through every slice
         of a stack thinner than it is solid only when thicker in its slices than
@@ -1098,14 +1114,11 @@ def tissue_evidence(
     del dense_anywhere
     # (no finer than the grid: on a coarse grid a structure one voxel across is thin)
     ball = _ball(max(solid_mm, pixel_mm), spacing, h.shape)
-    thick = by_slabs(lambda d: _dilate_parts(ndi.binary_erosion(d, ball), ball), [dense],
-                     2 * (ball.shape[0] // 2)) & dense
+    thick = _opening_by(dense, ball)
     thin = dense & ~thick
     tube = structure_maps(h, spacing, device=device, names=("tube",))["tube"]
     vessel = thin & (tube > vessel_tube)
-    # a solid component is mostly of soft-tissue density (dense ground glass is not,
-    # whatever vessels it keeps)
-    firm = smooth > solid_hu
+    firm = smooth > solid_hu  # soft-tissue density (dense ground glass is lighter)
     # (with intravenous contrast, blood reads far denser than any soft tissue of the lung)
     soft_tissue, blood = smooth > -100.0, smooth >= blood_hu
     stack_mm = h.shape[0] * float(spacing[0])
@@ -1117,8 +1130,16 @@ def tissue_evidence(
         core_hu = max(dense_hu, across_stack_hu(solid_hu, lung_hu, 2.0 * IN_PLANE_CORE_MM, stack_mm))
         vessel |= _in_plane_vessels(smooth > core_hu, thin, spacing)
         del air_filled
+    # consolidation is airless lung: regions of soft-tissue density as wide as the ball,
+    # with the partial volume of their edge (1.5 mm, and at least the next voxel along an
+    # axis whose voxels are coarser: the next slice of a thick stack); the dense ground
+    # glass around them (a halo) or between firm septa (crazy paving) is not
+    reach = _ellipsoid([max(1.5, float(s)) for s in spacing], spacing, h.shape)
+    airless = by_slabs(lambda c: ndi.binary_dilation(c, reach), [_opening_by(thick & firm, ball)],
+                       reach.shape[0] // 2) & thick
     solid = np.zeros(h.shape, bool)
-    lab, n = label(thick)
+    lab, n = label(airless)
+    del airless
     objects = ndi.find_objects(lab)
     # components that run through every slice of the scan are cut by it: only their
     # thickness in their slices says what they are. No thicker than a vessel but the
@@ -1148,7 +1169,7 @@ def tissue_evidence(
         size = np.count_nonzero(comp)
         if through[i - 1] and not wide[i - 1] and depth[sl][comp].min() > solid_mm:
             continue
-        if ml(comp, i) < min_solid_ml or np.count_nonzero(comp & firm[sl]) < solid_share * size:
+        if ml(comp, i) < min_solid_ml:
             continue
         n_blood = np.count_nonzero(comp & blood[sl])
         if n_blood and n_blood >= blood_share * np.count_nonzero(comp & soft_tissue[sl]):
@@ -1178,15 +1199,13 @@ def tissue_evidence(
     parenchyma = inside & ~dense
     # thick dense regions that are neither solid nor of blood density are dense ground
     # glass: parenchyma for its density; the blurred edges of clearly dense structures
-    # and of the tissue around the lung are partial volume and left out
+    # and of the tissue around the lung are partial volume and left out (as far as
+    # the edge of an airless region reaches)
     hazy = thick & ~solid & ~firm
     # (clearly dense: noise does not lift ground glass near ``dense_hu`` that far)
     edges = (smooth > dense_hu + 100.0) & ~hazy
-    # (partial volume reaches 1.5 mm, and at least the next voxel on a coarse grid)
-    reach_mm = max(1.5, pixel_mm)
-    near_edges = _ball(reach_mm, spacing, h.shape)
-    clear = (parenchyma | hazy) & ~by_slabs(lambda e: ndi.binary_dilation(e, near_edges), [edges],
-                                            near_edges.shape[0] // 2)
+    clear = (parenchyma | hazy) & ~by_slabs(lambda e: ndi.binary_dilation(e, reach), [edges],
+                                            reach.shape[0] // 2)
     par_hu, _ = _masked_mean(h, clear, spacing, parenchyma_mm)
     del edges, clear
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
