@@ -244,6 +244,11 @@ def _covid_section(paths: list) -> list:
             cells += [" / ".join(_fmt(r.get("percent_lung", {}).get(c, float("nan")), 1) for r in rs)
                       for c in classes]
         lines.append(f"| {name[:-4]} | {COVID_SLICES.get(name, '')} | " + " | ".join(cells) + " |")
+    figure = ROOT / "docs" / "images" / "covid_labels.png"
+    if figure.is_file():
+        lines += ["", "The pathology labels of four of these slices with the sources of the first run "
+                  "(`python docs/make_covid_figure.py`; yellow GGO, magenta fibrosis, blue emphysema, "
+                  "red consolidation): ![COVID-19 slices and their labels](images/covid_labels.png)"]
     return lines + [""]
 
 
