@@ -9,8 +9,10 @@ Each slice (one DICOM image: 1-5 mm thick, two vendors) runs through
 ``segment_volume`` with its defaults and its own lung mask, as ``diffseglung
 segment`` would run it. The slices have no pixel labels, so nothing here is a
 Dice: the table gives the share of the lung in each class and of the body in the
-lung mask, to be read with the pictures (what a radiologist sees on each slice
-is in docs/results.md), and to compare two versions of the engine on the same
+lung mask (the JSON also the share of the consolidation voxels that read below
+-300 HU, as no airless lung does but its partial-volume edge), to be read with
+the pictures (what a radiologist sees on each slice is in docs/results.md), and
+to compare two versions of the engine on the same
 slices. ``--src DIR`` runs the sources of another checkout (``DIR/src``), e.g. a
 ``git worktree`` of an earlier commit, for that comparison.
 """
@@ -67,6 +69,11 @@ def main(argv=None) -> int:
             row["percent_lung"] = {c: 100.0 * np.count_nonzero(labels == i) / lung
                                    for i, c in enumerate(CLASSES, start=1)}
             row["pathology_percent"] = 100.0 - row["percent_lung"]["healthy"]
+            # consolidation is airless: lighter voxels are its partial-volume edge at most
+            cons = labels == CLASSES.index("consolidation") + 1
+            row["consolidation_below_minus300_percent"] = (
+                100.0 * np.count_nonzero(cons & (vol.hu < -300)) / np.count_nonzero(cons)
+                if cons.any() else None)
         row["seconds"] = time.perf_counter() - t
         rows[path.name] = row
     result = {"commit": commit, "uncommitted_sources": uncommitted_sources(args.src),
