@@ -651,6 +651,26 @@ def test_the_ground_glass_around_a_consolidation_is_not_solid():
     assert ev.solid[_rows((r > 10.0) & (r <= 13.0), lung)].mean() < 0.05
 
 
+def test_the_partial_volume_of_a_consolidation_in_the_next_thick_slice_is_solid():
+    """5 mm slices: the slices above and below a consolidation (30 HU, 24 mm across, two
+    slices) read -400 HU over it (partial volume across the slice); they belong to it, as
+    its edge in-plane does, and a haze as dense two slices away does not."""
+    hu, lung, sp = _lung_block(shape=(10, 96, 96), spacing=(5.0, 0.8, 0.8), noise=20.0)
+    z, y, x = _grid(hu.shape, sp)
+    disk = (y ** 2 + x ** 2) <= 12.0 ** 2
+    core = disk & (np.abs(z) <= 2.5)
+    caps = disk & (np.abs(z) > 2.5) & (np.abs(z) <= 7.5)
+    hu[caps] = -400.0
+    hu[core] = 30.0
+    haze = disk & (np.abs(z) > 7.5) & (np.abs(z) <= 12.5)
+    hu[haze] = -400.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.solid[_rows(core, lung)].mean() > 0.95
+    # (the cap's own blurred rim, lighter than dense structures, aside)
+    assert ev.solid[_rows(caps & ((y ** 2 + x ** 2) <= 11.0 ** 2), lung)].mean() > 0.95
+    assert not ev.solid[_rows(haze, lung)].any()
+
+
 def test_one_slice_of_crazy_paving_holds_no_airless_lung():
     """One 1.25 mm slice: ground glass (-450 HU) in lobules 10 mm wide whose septa, 1.5 mm
     thick, read 40 HU (crazy paving) is not solid, though much of it reads above -300 HU
