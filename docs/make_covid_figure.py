@@ -1,12 +1,11 @@
 """A picture of what the engine labels on real COVID-19 slices, for docs/results.md.
 
-``docs/images/covid_labels.png``: the four slices of covid-ny-sbu-open with the
-most consolidation and ground glass (``../shared/data/covid-ny-sbu-open``, one
+``docs/images/covid_labels.png``: four slices of covid-ny-sbu-open whose lungs hold
+consolidation and ground glass (``../shared/data/covid-ny-sbu-open``, one
 DICOM slice each), each cropped to its body: the CT (lung window) and the
 default engine's pathology labels with its own lung mask (yellow GGO, magenta fibrosis,
-blue emphysema, red consolidation). Prints each slice's share of consolidation
-and GGO and the share of its consolidation voxels that read below -300 HU
-(lighter than any airless lung). Usage::
+blue emphysema, red consolidation); the shares of each class are those of
+``benchmarks/bench_covid_slices.py``. Usage::
 
     python docs/make_covid_figure.py [DATA_FOLDER]
 """
@@ -38,11 +37,6 @@ def main(argv=None) -> int:
         volume = read_scan(folder / f"{name}.dcm")
         hu = volume.hu[0]
         labels = np.asarray(segment_volume(volume, device="cpu").labels)[0]
-        lung = labels > 0
-        cons = labels == Tissue.CONSOLIDATION
-        print(f"{name}: consolidation {100.0 * cons.sum() / lung.sum():.1f} % of the lung "
-              f"({100.0 * (hu[cons] < -300).mean() if cons.any() else 0.0:.0f} % of it below -300 HU), "
-              f"GGO {100.0 * (labels == Tissue.GGO).sum() / lung.sum():.1f} %")
         ys, xs = np.nonzero(hu > -500)
         box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
         pathology = np.where(labels >= Tissue.GGO, labels, 0)

@@ -1135,8 +1135,7 @@ def tissue_evidence(
     # axis whose voxels are coarser: the next slice of a thick stack); the dense ground
     # glass around them (a halo) or between firm septa (crazy paving) is not
     reach = _ellipsoid([max(1.5, float(s)) for s in spacing], spacing, h.shape)
-    airless = by_slabs(lambda c: ndi.binary_dilation(c, reach), [_opening_by(thick & firm, ball)],
-                       reach.shape[0] // 2) & thick
+    airless = _dilate_parts(_opening_by(thick & firm, ball), reach) & thick
     solid = np.zeros(h.shape, bool)
     lab, n = label(airless)
     del airless
