@@ -79,6 +79,39 @@ def test_trace_tube_prefers_a_steady_tube_to_a_jumping_best_circle():
     assert np.isnan(out[10]).all()
 
 
+def test_trace_tube_bridges_a_long_hidden_stretch_past_a_stray_short_piece():
+    """Consolidation all round the aorta over 12 slices (60 mm) leaves no circle there but
+    for two slices on another round structure 20 mm away (the oesophagus): the tube runs
+    straight through, as the long pieces above and below agree."""
+    aorta = np.array([[100.0, 100.0, 12.0, 0.6]])
+    stray = np.array([[100.0, 80.0, 12.0, 0.6]])
+    cands = [aorta] * 8 + [np.zeros((0, 4))] * 5 + [stray] * 2 + [np.zeros((0, 4))] * 5 + [aorta] * 8
+    out = trace_tube(cands, SPACING)
+    np.testing.assert_allclose(out[:, :2], np.tile([100.0, 100.0], (len(cands), 1)))
+    # a gap longer than max_gap_mm is not bridged
+    out = trace_tube(cands, SPACING, max_gap_mm=40.0)
+    assert np.isnan(out[8:20]).all() and not np.isnan(out[:8]).any()
+
+
+def test_a_contrast_filled_aorta_against_the_vertebral_body_is_still_traced():
+    """With contrast the aorta reads as dense as bone; moved against the vertebral body
+    (partial volume joins them), it is split off the vertebra and traced."""
+    vol, masks, (y, x) = _chest(consolidated=range(5, 9))
+    aorta_disc = np.hypot(y - 140, x - 140) <= 13  # reaches rows 150-153 of the vertebral body
+    vol[:, masks["aorta"]] = -90.0  # fat where it lay
+    vol[:, aorta_disc] = 250.0
+    bone = (vol > 200.0)
+    body = np.repeat(masks["body"][None], vol.shape[0], axis=0)
+    hs = smooth_axial(vol, SPACING, 1.0)
+    vertebrae = [vertebral_body(bone[z], body[z], SPACING[1:], 119.5) for z in range(vol.shape[0])]
+    for front, centre, _, vertebra in vertebrae:
+        assert 149 <= front <= 151 and abs(centre - 120) <= 2  # the vertebral body's own front
+        assert not vertebra[np.hypot(y - 137, x - 142) <= 8].any()
+    aorta = descending_aorta(hs, vertebrae, SPACING)
+    assert not np.isnan(aorta).any()
+    np.testing.assert_allclose(aorta[:, :2], np.tile([140, 140], (vol.shape[0], 1)), atol=2)
+
+
 def test_aorta_masks_split_the_disc_into_front_and_back():
     aorta = np.array([[50.0, 50.0, 10.0], [np.nan, np.nan, np.nan]])
     front, back = aorta_masks(aorta, (2, 100, 100), SPACING, margin_mm=0.0)

@@ -128,7 +128,7 @@ def aorta_candidates(hu_smooth: np.ndarray, vertebra: tuple, sampling: Sequence[
 
 def trace_tube(candidates: Sequence[np.ndarray], spacing: Sequence[float], *, absent_score: float = 0.3,
                switch_cost: float = 0.3, shift_cost: float = 0.08, radius_cost: float = 0.3,
-               tilt: float = 0.5, max_gap_mm: float = 30.0, min_length_mm: float = 30.0) -> np.ndarray:
+               tilt: float = 0.5, max_gap_mm: float = 100.0, min_length_mm: float = 30.0) -> np.ndarray:
     """One circle per slice (or none) that runs as a tube through the slices.
 
     Dynamic programming over the slices: each chosen circle earns its score,
@@ -137,9 +137,12 @@ def trace_tube(candidates: Sequence[np.ndarray], spacing: Sequence[float], *, ab
     mm), changing the radius ``radius_cost`` per mm, starting or ending the
     tube ``switch_cost``. A gap of at most ``max_gap_mm`` between two pieces
     whose ends agree (centres within 6 mm, radii within 3 mm) is the same tube
-    where no edge shows it (consolidation all round it): it is filled by
-    interpolation. Pieces of tube shorter than ``min_length_mm`` are then
-    dropped.
+    where no edge shows it (consolidation all round it, over several
+    centimetres of a consolidated lower lobe): it is filled by interpolation
+    (the descending aorta runs nearly straight down). Pieces of tube shorter than
+    ``min_length_mm`` are then dropped, and the gaps they leave between agreeing
+    long pieces are filled too (a stray circle on another round structure inside
+    a gap, the oesophagus, hid it from the first pass).
 
     Parameters
     ----------
@@ -185,7 +188,19 @@ def trace_tube(candidates: Sequence[np.ndarray], spacing: Sequence[float], *, ab
     for z, (cand, s) in enumerate(zip(candidates, chosen)):
         if s < cand.shape[0]:
             out[z] = cand[s, :3]
-    # a short gap between two agreeing pieces is the same tube
+    # a gap between two agreeing pieces is the same tube; pieces shorter than
+    # min_length_mm are not a tube, and once they are gone the long pieces on either
+    # side of them may agree across the gap
+    out = _bridge(out, spacing, max_gap_mm)
+    out = _bridge(_drop_short(out, sz, min_length_mm), spacing, max_gap_mm)
+    return out
+
+
+def _bridge(tube: np.ndarray, spacing: Sequence[float], max_gap_mm: float) -> np.ndarray:
+    """``tube`` with each gap of at most ``max_gap_mm`` between agreeing ends (centres
+    within 6 mm, radii within 3 mm) filled by linear interpolation."""
+    sz, sy, sx = (float(s) for s in spacing)
+    out = tube.copy()
     traced = np.flatnonzero(~np.isnan(out[:, 0]))
     for a, b in zip(traced[:-1], traced[1:]):
         if 1 < b - a and (b - a - 1) * sz <= max_gap_mm \
@@ -193,7 +208,12 @@ def trace_tube(candidates: Sequence[np.ndarray], spacing: Sequence[float], *, ab
                 and abs(out[a, 2] - out[b, 2]) * sx <= 3.0:
             t = (np.arange(a + 1, b) - a)[:, None] / (b - a)
             out[a + 1:b] = (1 - t) * out[a] + t * out[b]
-    # pieces of tube shorter than min_length_mm are not a tube
+    return out
+
+
+def _drop_short(tube: np.ndarray, sz: float, min_length_mm: float) -> np.ndarray:
+    """``tube`` without its pieces shorter than ``min_length_mm`` (NaN there)."""
+    out = tube.copy()
     lab, n = label(~np.isnan(out[:, 0]))
     for i in range(1, n + 1):
         if np.count_nonzero(lab == i) * sz < min_length_mm:
