@@ -95,7 +95,8 @@ def test_trace_tube_bridges_a_long_hidden_stretch_past_a_stray_short_piece():
 
 def test_a_contrast_filled_aorta_against_the_vertebral_body_is_still_traced():
     """With contrast the aorta reads as dense as bone; moved against the vertebral body
-    (partial volume joins them), it is split off the vertebra and traced."""
+    (partial volume joins them), it is split off the vertebra and traced, in a scan
+    known to have contrast (without, the vertebra is never split)."""
     vol, masks, (y, x) = _chest(consolidated=range(5, 9))
     aorta_disc = np.hypot(y - 140, x - 140) <= 13  # reaches rows 150-153 of the vertebral body
     vol[:, masks["aorta"]] = -90.0  # fat where it lay
@@ -103,7 +104,10 @@ def test_a_contrast_filled_aorta_against_the_vertebral_body_is_still_traced():
     bone = (vol > 200.0)
     body = np.repeat(masks["body"][None], vol.shape[0], axis=0)
     hs = smooth_axial(vol, SPACING, 1.0)
-    vertebrae = [vertebral_body(bone[z], body[z], SPACING[1:], 119.5) for z in range(vol.shape[0])]
+    merged = vertebral_body(bone[0], body[0], SPACING[1:], 119.5)  # told nothing of contrast
+    assert merged[0] < 140 and merged[3][np.hypot(y - 137, x - 142) <= 8].all()
+    vertebrae = [vertebral_body(bone[z], body[z], SPACING[1:], 119.5, contrast=True)
+                 for z in range(vol.shape[0])]
     for front, centre, _, vertebra in vertebrae:
         assert 149 <= front <= 151 and abs(centre - 120) <= 2  # the vertebral body's own front
         assert not vertebra[np.hypot(y - 137, x - 142) <= 8].any()
@@ -163,3 +167,27 @@ def test_vertebral_body_masks_fill_cancellous_bone_and_mark_the_front():
     assert solid[0, 165, 120] and solid[0, 160, 130] and not solid[1].any()
     assert front[0, 152, 120] and not front[0, 200, 120] and front[0].sum() < solid[0].sum()
     assert band[0, 120, 120] and not band[0, 120, 60] and not band[0, 170, 120]
+
+
+def test_real_vertebrae_are_never_split_even_in_a_scan_called_contrast(a0001_dicom):
+    """A0001 (no contrast): told it has contrast, no vertebra of its 64 slices loses a part
+    (its bodies, arches and rib heads in slabs of slices are no round disc in front and to
+    the left of the vertebral body)."""
+    from diffseglung_core.io import read_scan
+    from diffseglung_core.lung.body import filled_body, outside_air
+    from diffseglung_core.lung.skeleton import RIB_SLAB_MM, rib_cage
+
+    ct = read_scan(a0001_dicom)
+    hs = smooth_axial(np.clip(ct.hu, -1100.0, 1500.0), ct.spacing, 1.0)
+    bone = rib_cage(hs > 200.0, ct.spacing, slab_mm=RIB_SLAB_MM)
+    body = filled_body(~outside_air(ct.hu < -400.0))
+    x_mid = float(np.mean(np.nonzero(body.any(axis=(0, 1)))[0]))
+    found = 0
+    for z in range(ct.hu.shape[0]):
+        plain = vertebral_body(bone[z], body[z], ct.spacing[1:], x_mid)
+        told = vertebral_body(bone[z], body[z], ct.spacing[1:], x_mid, contrast=True)
+        assert (plain is None) == (told is None)
+        if plain is not None:
+            found += 1
+            assert plain[:3] == told[:3] and np.array_equal(plain[3], told[3]), z
+    assert found > 50

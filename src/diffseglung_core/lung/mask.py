@@ -414,10 +414,13 @@ def segment_lungs(
     # most 5 mm here (3 mm for the rays to the aorta and the vertebral body, below); the
     # chest wall that rays through pleural fluid take with them goes with the effusion.
     in_recess = np.zeros(labels.shape, bool)
+    contrast = False
     if costal and closed and (dependent_passes > 0 or mediastinal_passes > 0):
         sampling = spacing[1:]
+        contrast = enhanced_blood(hu_s, labels > 0, _half_hull(labels), body)
         vertebrae = thread_map(lambda z: vertebral_body(bone_all[z], body[z], sampling, x_mid,
-                                                        column_mm=spine_mm), range(labels.shape[0]))
+                                                        column_mm=spine_mm, contrast=contrast),
+                               range(labels.shape[0]))
         soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
         organs = solid_organs(soft, spacing)
         if recess:
@@ -428,14 +431,12 @@ def segment_lungs(
             if in_recess.any():
                 labels[in_recess] = _nearest_side(labels, in_recess, spacing)
     if costal and dependent_passes > 0 and closed:
-        # (the hull on every other voxel in-plane: it is eroded by 3 mm anyway)
-        half = axial_convex_hull(labels[:, ::2, ::2] > 0).repeat(2, axis=1).repeat(2, axis=2)
-        half = half[:, :labels.shape[1], :labels.shape[2]]
+        half = _half_hull(labels)
         between = by_slabs(lambda h: ndi.binary_erosion(h, axial_disk(3.0, spacing)), [half], 0)
         gutter, mediastinum = vertebral_column(bone_all, body, spacing, x_mid, vertebrae=vertebrae,
                                                column_mm=spine_mm)
         mediastinal = bone_all & between
-        if enhanced_blood(hu_s, labels > 0, half, body):
+        if contrast:
             # vessels as thin as the lung's own run through dependent consolidation: only
             # what is thicker (the heart, the great vessels, the spine) stops these rays
             mediastinal = axial_opening(mediastinal, axial_disk(4.0, spacing))
@@ -512,6 +513,12 @@ def segment_lungs(
     report(progress, _STAGES, _STAGES, "done")
     return LungSegmentation(labels=out, effusion=effusion_mask, airway=airway, gas=gas,
                             spacing=spacing, notes=notes, aorta=aorta_found)
+
+
+def _half_hull(labels: np.ndarray) -> np.ndarray:
+    """The axial convex hull of both lungs, on every other voxel in-plane (then repeated)."""
+    half = axial_convex_hull(labels[:, ::2, ::2] > 0).repeat(2, axis=1).repeat(2, axis=2)
+    return half[:, :labels.shape[1], :labels.shape[2]]
 
 
 def _posterior_recess(organs, hu_s, lung, cage, gas, spacing, grid_mm: float = 2.0):

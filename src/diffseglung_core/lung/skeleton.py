@@ -134,7 +134,8 @@ def enhanced_blood(hu_smooth: np.ndarray, lung: np.ndarray, hull: np.ndarray, bo
 
 
 def vertebral_body(cage: np.ndarray, body: np.ndarray, sampling: Sequence[float], x_mid: float, *,
-                   column_mm: float = 40.0) -> Optional[tuple[int, float, int, np.ndarray]]:
+                   column_mm: float = 40.0, contrast: bool = False
+                   ) -> Optional[tuple[int, float, int, np.ndarray]]:
     """The vertebra of one axial slice: its front row, centre column and depth.
 
     The vertebra is the largest piece of bone within ``column_mm`` of the
@@ -153,6 +154,9 @@ def vertebral_body(cage: np.ndarray, body: np.ndarray, sampling: Sequence[float]
         The body's left-right middle (column index).
     column_mm : float
         Half-width (mm) of the band around the middle that holds the vertebra.
+    contrast : bool
+        The scan has intravenous contrast (:func:`enhanced_blood`): a descending
+        aorta joined to the vertebral body is split off it (:func:`_without_vessel`).
 
     Returns
     -------
@@ -171,7 +175,9 @@ def vertebral_body(cage: np.ndarray, body: np.ndarray, sampling: Sequence[float]
     lab, n = label(bone)
     if n == 0:
         return None
-    vertebra = _without_vessel(lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:])), sampling)
+    vertebra = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+    if contrast:
+        vertebra = _without_vessel(vertebra, sampling, x_mid)
     ys, xs = np.nonzero(vertebra)
     front = int(ys.min())
     centre = float(np.median(xs[ys <= front + max(1, int(round(5.0 / sy)))]))
@@ -182,35 +188,54 @@ def vertebral_body(cage: np.ndarray, body: np.ndarray, sampling: Sequence[float]
     return front, centre, depth, vertebra
 
 
-def _without_vessel(vertebra: np.ndarray, sampling: Sequence[float], *, vessel_mm: float = 16.0,
-                    h_mm: float = 1.0, ahead_mm: float = 5.0) -> np.ndarray:
-    """``vertebra`` without a contrast-filled aorta that touches it.
+def _without_vessel(vertebra: np.ndarray, sampling: Sequence[float], x_mid: float, *,
+                    radius_mm: tuple[float, float] = (8.0, 20.0), h_mm: float = 1.0,
+                    side_mm: float = 10.0, ahead_mm: float = 3.0, roundness: float = 1.5
+                    ) -> np.ndarray:
+    """``vertebra`` without a contrast-filled descending aorta that touches it.
 
-    With contrast the descending aorta reads as dense as bone, and where it lies
-    against the vertebral body partial volume joins the two. As touching round
-    objects are told apart, the bone is split along the valleys of its distance
-    map (a watershed from its maxima deeper than ``h_mm`` over their
-    surroundings); the vertebral body is the most posterior part at least
-    ``vessel_mm`` wide (the arch, the pedicles and the ribs are thinner), and a
-    part as wide whose centre lies ``ahead_mm`` or more in front of it is a
-    vessel and is removed.
+    With contrast the aorta reads as dense as bone, and where it lies against the
+    vertebral body partial volume joins the two. As touching round objects are
+    told apart, the bone (its holes filled: cancellous bone may read below the
+    bone threshold) is split along the valleys of its distance map (a watershed
+    from its maxima deeper than ``h_mm`` over their surroundings and at least
+    ``radius_mm[0]`` deep). The vertebral body is the foremost part whose centre
+    lies within ``side_mm`` of the body's middle ``x_mid`` (column index; the arch
+    lies behind it). The aorta is a part as round as a disc (its area at most
+    ``roundness`` times that of the disc of its greatest depth), of the aorta's
+    radius (``radius_mm``) and shallower than the vertebral body, whose centre
+    lies ``side_mm`` or more to the left (higher ``x``) of the middle and at least
+    ``ahead_mm`` in front of the vertebral body's centre: it is removed. Nothing
+    else is (the processes and rib heads of a slab of slices are not round discs
+    in front of the vertebral body).
     """
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
-    depth = distance_inside(vertebra, sampling)
-    if depth.max() < 0.5 * vessel_mm:
-        return vertebra
-    markers, n = label(h_maxima(depth, h_mm).astype(bool) & (depth >= 0.5 * vessel_mm))
+    box = bbox(vertebra, (1, 1))
+    solid = ndi.binary_fill_holes(vertebra[box])
+    depth = distance_inside(solid, sampling)
+    markers, n = label(h_maxima(depth, h_mm).astype(bool) & (depth >= radius_mm[0]))
     if n < 2:
         return vertebra
-    rows = ndi.center_of_mass(markers > 0, markers, range(1, n + 1))
-    ys = np.array([r[0] for r in rows])
-    ahead = np.flatnonzero(ys < ys.max() - ahead_mm / float(sampling[0])) + 1
-    if ahead.size == 0:
+    parts = watershed(-depth, markers, mask=solid)
+    index = np.arange(1, n + 1)
+    centres = np.array(ndi.center_of_mass(solid, parts, index))
+    side = (centres[:, 1] + box[1].start - x_mid) * float(sampling[1])
+    middle = np.flatnonzero(np.abs(side) < side_mm)
+    if middle.size == 0:
         return vertebra
-    parts = watershed(-depth, markers, mask=vertebra)
-    return vertebra & ~np.isin(parts, ahead)
+    body = middle[np.argmin(centres[middle, 0])]
+    radius = np.asarray(ndi.maximum(depth, parts, index))
+    area = np.bincount(parts.ravel(), minlength=n + 1)[1:] * float(sampling[0]) * float(sampling[1])
+    aorta = (side >= side_mm) & (centres[:, 0] <= centres[body, 0] - ahead_mm / float(sampling[0])) \
+        & (area <= roundness * np.pi * radius ** 2) & (radius <= radius_mm[1]) \
+        & (radius < radius[body] - h_mm)
+    if not aorta.any():
+        return vertebra
+    out = vertebra.copy()
+    out[box] &= ~np.isin(parts, index[aorta])
+    return out
 
 
 def vertebral_body_masks(vertebrae: Sequence, shape: Sequence[int], spacing: Sequence[float]
