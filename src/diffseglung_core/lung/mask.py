@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .. import gravity
+from ..binary import label
 from ..errors import NoLungFoundError
 from ..parallel import by_slabs, thread_map
 from ..progress import ProgressCallback, report
@@ -395,7 +396,10 @@ def segment_lungs(
         # rays must end on the ribs, not on the vertebral column: those cross the aorta
         column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
         spine = cage & column[None, None, :]
-        _fill_along_rays(labels, hu_s, stop, body, cage, fat, skin, allowed, spacing, x_mid,
+        # on a volume whose slabs close the rib cage, what is as dense as bone but lies wholly
+        # between the lungs is not the cage (on a single slice rib fragments may lie so)
+        ribs = _without_islands(cage, labels, spacing) if closed else cage
+        _fill_along_rays(labels, hu_s, stop, body, ribs, fat, skin, allowed, spacing, x_mid,
                          passes=costal_passes, avoid=spine, rib_line_mm=None if closed else rib_line_mm)
     # dependent lung beside the spine: rays turned towards the back from every part of
     # the lung, through no solid organ, ending on the ribs or on the side of the vertebral
@@ -513,6 +517,18 @@ def segment_lungs(
     report(progress, _STAGES, _STAGES, "done")
     return LungSegmentation(labels=out, effusion=effusion_mask, airway=airway, gas=gas,
                             spacing=spacing, notes=notes, aorta=aorta_found)
+
+
+def _without_islands(cage: np.ndarray, labels: np.ndarray, spacing) -> np.ndarray:
+    """``cage`` without its pieces (3D) that lie wholly between the lungs (inside the axial
+    convex hull of both, eroded by 3 mm): a calcified aortic wall or lymph node, a vessel
+    with contrast. A ray that ends there crossed the mediastinum; every rib, and the spine
+    the ribs join, reaches outside the hull through the slices."""
+    between = by_slabs(lambda h: ndi.binary_erosion(h, axial_disk(3.0, spacing)), [_half_hull(labels)], 0)
+    pieces, n = label(cage)
+    outside = np.bincount(pieces[~between], minlength=n + 1) > 0
+    outside[0] = False
+    return outside[pieces]
 
 
 def _half_hull(labels: np.ndarray) -> np.ndarray:
