@@ -190,7 +190,8 @@ def segment_lungs(
        atelectasis, subpleural disease); see :func:`.cavity.costal_fill`. The
        rays end on the ribs, not on the vertebral column nor on what is as dense
        as bone but reaches into the lung (vessels with contrast,
-       :func:`.skeleton.lung_vessels`); on a thin scan the rib line closes the
+       :func:`.skeleton.lung_vessels`) or, on a volume, lies wholly between the
+       lungs (a calcified aortic wall); on a thin scan the rib line closes the
        gaps between rib fragments. Then rays turned towards the back reach
        dependent lung beside the spine; they may also end on the side of the
        vertebral column behind the middle of its body (the paravertebral
@@ -436,7 +437,7 @@ def segment_lungs(
                 labels[in_recess] = _nearest_side(labels, in_recess, spacing)
     if costal and dependent_passes > 0 and closed:
         half = _half_hull(labels)
-        between = by_slabs(lambda h: ndi.binary_erosion(h, axial_disk(3.0, spacing)), [half], 0)
+        between = _between_lungs(half, spacing)
         gutter, mediastinum = vertebral_column(bone_all, body, spacing, x_mid, vertebrae=vertebrae,
                                                column_mm=spine_mm)
         mediastinal = bone_all & between
@@ -524,11 +525,16 @@ def _without_islands(cage: np.ndarray, labels: np.ndarray, spacing) -> np.ndarra
     convex hull of both, eroded by 3 mm): a calcified aortic wall or lymph node, a vessel
     with contrast. A ray that ends there crossed the mediastinum; every rib, and the spine
     the ribs join, reaches outside the hull through the slices."""
-    between = by_slabs(lambda h: ndi.binary_erosion(h, axial_disk(3.0, spacing)), [_half_hull(labels)], 0)
+    between = _between_lungs(_half_hull(labels), spacing)
     pieces, n = label(cage)
     outside = np.bincount(pieces[~between], minlength=n + 1) > 0
     outside[0] = False
     return outside[pieces]
+
+
+def _between_lungs(hull: np.ndarray, spacing) -> np.ndarray:
+    """``hull`` (:func:`_half_hull`) eroded by a 3 mm disk in each slice: between the lungs."""
+    return by_slabs(lambda h: ndi.binary_erosion(h, axial_disk(3.0, spacing)), [hull], 0)
 
 
 def _half_hull(labels: np.ndarray) -> np.ndarray:
