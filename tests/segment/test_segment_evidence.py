@@ -240,6 +240,28 @@ def test_vessels_that_join_a_consolidation_are_vessels():
     assert ev.vessel[_rows(lobar & far, lung)].mean() > 0.8
 
 
+def test_the_thick_stretch_of_a_vessel_is_a_vessel_and_a_nodule_on_one_is_solid():
+    """In 5 mm slices a vessel's thickest stretch (a lobar artery where it branches, cut
+    obliquely) is a short round piece that survives the opening alone, as a nodule does.
+    The vessel leaves it on both sides about as thick as it is; a nodule is far wider
+    than the vessel that runs through it."""
+    hu, lung, sp = _lung_block(shape=(16, 128, 128), spacing=(5.0, 0.8, 0.8))
+    z, y, x = _grid(hu.shape, sp)
+    a, b = np.array((-30.0, -40.0, -30.0)), np.array((30.0, 5.0, -5.0))
+    m = 0.5 * (a + b)
+    vessel = _segment(z, y, x, a, b, 2.5)
+    stretch = ((z - m[0]) ** 2 + (y - m[1]) ** 2 + (x - m[2]) ** 2) <= 4.5 ** 2
+    c = np.array((0.0, 25.0, 25.0))
+    nodule = ((z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2) <= 7.0 ** 2
+    through = _segment(z, y, x, c + (-30.0, -10.0, 10.0), c + (30.0, 10.0, -10.0), 2.5)
+    hu[vessel | stretch] = 40.0
+    hu[nodule | through] = 35.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert not ev.solid[_rows(stretch, lung)].any()
+    assert ev.vessel[_rows(stretch, lung)].mean() > 0.9
+    assert ev.solid[_rows(nodule, lung)].mean() > 0.9
+
+
 def test_ground_glass_raises_parenchymal_density_and_vessels_do_not():
     hu, lung, sp = _lung_block()
     z, y, x = _grid(hu.shape, sp)

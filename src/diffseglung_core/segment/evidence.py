@@ -19,7 +19,10 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   firm septa (crazy paving) is not airless. Airless components of at least
   ``min_solid_ml`` that are neither a large vessel (elongated and tube-like)
   nor a tree of them (branching: tube-like on the whole, filling less than
-  40 % of its convex hull, as the hilar arteries and veins do) nor laced with
+  40 % of its convex hull, as the hilar arteries and veins do) nor the
+  thickest stretch of a vessel (tube-like, and left on two sides by branches
+  at least half as thick: a vessel cut across or obliquely in thick slices,
+  which alone looks like a nodule) nor laced with
   thin walls (a net that partial volume thickened) nor, in a scan with
   intravenous contrast, mostly blood (most of their soft tissue as dense as
   contrast-filled blood, 150 HU and more: a hilar artery; consolidation and
@@ -571,6 +574,53 @@ def _vessel_branches(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float
         if _large_vessel(piece, tube[sl], spacing, solid_tube, max_solidity=max_solidity):
             out[sl] |= piece
     return out
+
+
+def _vessel_passing_through(comp: np.ndarray, firm: np.ndarray, tube: np.ndarray,
+                            spacing: Sequence[float], *, min_tube: float,
+                            shell_mm: tuple[float, float] = (5.0, 10.0),
+                            min_ratio: float = 0.5) -> bool:
+    """Whether a compact dense component is the thick stretch of a vessel that runs through it.
+
+    A vessel cut across or obliquely (a hilar or lobar artery, a vein near the
+    left atrium) shows a short, round, solid piece where it is thickest: alone
+    it looks like a nodule. A radiologist follows the vessel: it leaves the
+    piece on two sides about as thick as it entered. A nodule or a mass is much
+    wider than the vessels that join it, and consolidation is wider still.
+
+    The piece is a vessel when it is tube-like on the whole (mean tube measure
+    at least ``min_tube``; a nodule reads as a blob) and the soft-tissue density
+    around it (``firm``) leaves it in at least two branches that, between
+    ``shell_mm`` from it, are at least ``min_ratio`` as thick as the piece
+    (largest distance to their edge against the piece's).
+
+    Parameters
+    ----------
+    comp : (Z, Y, X) bool
+        The piece, in a box that holds ``shell_mm[1]`` around it.
+    firm, tube : (Z, Y, X)
+        Soft-tissue density (bool) and the Hessian tube measure, in the same box.
+    spacing : (3,) float, mm
+
+    Returns
+    -------
+    bool
+    """
+    if float(tube[comp].mean()) < min_tube:
+        return False
+    near_mm, far_mm = shell_mm
+    tissue = np.pad(firm | comp, 1)
+    radius = distance_inside(tissue, spacing)[1:-1, 1:-1, 1:-1]
+    away = distance_inside(~np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
+    shell = firm & ~comp & (away <= far_mm)
+    parts, n = label(shell)
+    if n < 2:
+        return False
+    # the branches that leave the piece (touch it), and how thick each is out there
+    touching = np.unique(parts[ndi.binary_dilation(comp, np.ones((3, 3, 3), bool)) & shell])
+    out = (away > near_mm) & shell
+    widths = np.asarray(ndi.maximum(radius, np.where(out, parts, 0), touching[touching > 0]), float)
+    return widths.size >= 2 and float(np.sort(widths)[-2]) >= min_ratio * float(radius[comp].max())
 
 
 def across_stack_hu(hu: float, floor_hu: float, width_mm: float, stack_mm: float) -> float:
@@ -1163,6 +1213,8 @@ def tissue_evidence(
     def ml(comp: np.ndarray, i: int) -> float:
         return _component_ml(comp, spacing, cut[i - 1])
 
+    around = [int(np.ceil(12.0 / float(s))) for s in spacing]  # the branches 5-10 mm out
+
     for i, sl in enumerate(objects, start=1):
         comp = lab[sl] == i
         size = np.count_nonzero(comp)
@@ -1184,6 +1236,16 @@ def tissue_evidence(
             comp = comp & ~branches
             size = np.count_nonzero(comp)
             if ml(comp, i) < min_solid_ml:
+                continue
+        if not through[i - 1]:
+            # a vessel's thickest stretch, cut across or obliquely: the vessel leaves it
+            grown = tuple(slice(max(s.start - g, 0), min(s.stop + g, dim))
+                          for s, g, dim in zip(sl, around, h.shape))
+            piece = np.zeros(firm[grown].shape, bool)
+            piece[tuple(slice(s.start - g.start, s.stop - g.start) for s, g in zip(sl, grown))] = comp
+            if _vessel_passing_through(piece, firm[grown] & inside[grown], tube[grown], spacing,
+                                       min_tube=vessel_tube):
+                vessel[sl] |= comp
                 continue
         # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
         if np.count_nonzero(comp & rim[sl]) > 0.5 * size and \
