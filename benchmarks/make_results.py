@@ -264,7 +264,7 @@ def _testbed_section(path: Path) -> list:
     lines = ["## Real-anatomy test bed", "",
              f"From `{_shown(path)}` (`python benchmarks/bench_testbed.py`, "
              f"{cond.get('date', '')}, commit {cond.get('commit', '')[:10]}"
-             + "".join(f"; {', '.join(r['methods'])} added on {r['date']} at commit {r['commit'][:10]}"
+             + "".join(f"; {', '.join(r['methods'])} run again on {r['date']} at commit {r['commit'][:10]}"
                        for r in cond.get("merged", []))
              + "): lesions of known "
              "extent inserted into the real CT of `../shared/data` (see docs/testbed.md). Each "
