@@ -10,10 +10,7 @@ from diffseglung_core.labels import Tissue
 from diffseglung_core.segment.assign import AssignmentRules, evidence_gates
 from diffseglung_core.segment.evidence import (
     TissueEvidence,
-    _in_plane_vessels,
-    _laced_with_walls,
     _mostly_in,
-    across_stack_hu,
     bronchus_lumens,
     costal_depth,
     dependent_band,
@@ -24,6 +21,8 @@ from diffseglung_core.segment.evidence import (
     read_past_partial_volume,
     tissue_evidence,
 )
+from diffseglung_core.segment.shapes import opening_mm
+from diffseglung_core.segment.solids import across_stack_hu, in_plane_vessels, laced_with_walls
 
 
 def _grid(shape, spacing):
@@ -131,7 +130,7 @@ def test_one_hrct_slice_takes_vessels_lying_in_it_for_vessels_and_a_net_for_wall
     hu[net] = 40.0
     smooth = ndi.gaussian_filter(hu, (0.0, 0.8 / sp[1], 0.8 / sp[2]), truncate=2.5)
     thin = (smooth > -500.0) & lung
-    found = _in_plane_vessels(smooth > -300.0, thin, sp)
+    found = in_plane_vessels(smooth > -300.0, thin, sp)
     assert found[vessel & thin].mean() > 0.9
     assert not found[net & (np.abs(y - 30.0) <= 12.0) & (np.abs(x) <= 17.0)].any()
 
@@ -161,7 +160,7 @@ def test_one_thick_slice_takes_a_vessel_lying_in_it_at_partial_volume_for_a_vess
     hu[net] = -320.0
     smooth = ndi.gaussian_filter(hu, (0.0, 0.8 / sp[1], 0.8 / sp[2]), truncate=2.5)
     thin = (smooth > -500.0) & lung
-    found = _in_plane_vessels(smooth > -500.0, thin, sp)  # the core density at 5 mm: dense
+    found = in_plane_vessels(smooth > -500.0, thin, sp)  # the core density at 5 mm: dense
     assert found[vessel & thin].mean() > 0.9
     assert not found[net & (np.abs(y - 30.0) <= 12.0) & (np.abs(x) <= 17.0)].any()
 
@@ -176,10 +175,10 @@ def test_a_solid_region_laced_with_walls_is_not_consolidation():
     share = np.zeros(solid.shape, np.float32)
     share[:, 25:35, 25:35] = 0.3
     share[:, 5:15, 5:7] = 0.3        # thin structures along one edge of the consolidation
-    laced = _laced_with_walls(solid, share, 0.2)
+    laced = laced_with_walls(solid, share, 0.2)
     assert laced[:, 25:35, 25:35].all()
     assert not laced[:, 5:15, 5:15].any()
-    assert not _laced_with_walls(solid, share, 0.35).any()
+    assert not laced_with_walls(solid, share, 0.35).any()
 
 
 def _segment(z, y, x, a, b, radius):
@@ -862,10 +861,9 @@ def test_dependent_band_is_thin_dense_lung_under_the_posterior_pleura():
     # (the ball fits in the lesion but at its rounded edges and away from the block's ends)
     assert out[3:-3][lesion[3:-3]].mean() < 0.05
     # the opening is computed in a box around the band: the same as on the whole volume
-    from diffseglung_core.segment.evidence import _opening
 
     whole = band | lesion | front
-    assert (out == (whole & (depth <= 10.0) & (y > 49)[None] & ~_opening(whole, sp, 4.0))).all()
+    assert (out == (whole & (depth <= 10.0) & (y > 49)[None] & ~opening_mm(whole, sp, 4.0))).all()
     # a prone patient's dependent lung is in front: there the front band is the dependent one
     prone = dependent_band(band | lesion | front, inside, depth, sp, 10.0, 4.0, side="front")
     assert prone[front].mean() > 0.95 and not prone[band].any() and not prone[lesion].any()
@@ -928,18 +926,6 @@ def test_edited_clusters_keep_their_label():
     assert probs[1].argmax() == Tissue.GGO  # the user's choice stands
 
 
-def test_dilating_part_by_part_is_the_dilation():
-    from scipy import ndimage as ndi
-
-    from diffseglung_core.segment.evidence import _ball, _dilate_parts
-
-    rng = np.random.default_rng(0)
-    mask = rng.random((20, 60, 70)) > 0.995  # scattered parts, some at the array's edges
-    mask[0, 0, 0] = mask[-1, -1, -1] = True
-    ball = _ball(3.0, (2.0, 0.8, 0.8), mask.shape)
-    np.testing.assert_array_equal(_dilate_parts(mask, ball), ndi.binary_dilation(mask, ball))
-
-
 def test_a_uniformly_dark_lung_is_not_emphysema_but_its_air_lucencies_are():
     """Lung that reads darker than healthy lung at full inspiration holds many voxels below
     -950 HU (LAA-950 over 40 %) but no destroyed lobule: no emphysema, although the
@@ -976,19 +962,6 @@ def test_a_uniformly_dark_lung_is_not_emphysema_but_its_air_lucencies_are():
     ev = tissue_evidence(hu, lung, sp)
     assert ev.emphysema[_rows(holes, lung)].mean() > 0.8
     assert ev.emphysema[_rows(lung & ~region & (y < 0), lung)].mean() < 0.01
-
-
-def test_opening_by_distance_maps_is_the_opening_by_a_ball():
-    from diffseglung_core.segment.evidence import _ball, _opening
-
-    rng = np.random.default_rng(1)
-    for _ in range(10):
-        shape = tuple(int(v) for v in rng.integers(8, 30, 3))
-        mask = ndi.binary_dilation(rng.random(shape) > 0.97, iterations=int(rng.integers(1, 5)))
-        sp = tuple(float(v) for v in rng.uniform(0.6, 2.5, 3))
-        r = float(rng.uniform(1.0, 5.0))
-        want = ndi.binary_opening(mask, _ball(r, sp, (99, 99, 99)), border_value=0)
-        np.testing.assert_array_equal(_opening(mask, sp, r), want)
 
 
 def test_healthy_levels_are_read_along_the_axis_gravity_runs():

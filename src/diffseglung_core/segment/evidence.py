@@ -106,6 +106,28 @@ from ..lung.morphology import axial_convex_hull, axial_depth, fill_holes_nd
 from ..parallel import by_slabs, gaussian_filter, thread_map
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
+from .shapes import (
+    ball_footprint,
+    component_ml,
+    dilate_parts,
+    disk_footprint,
+    ellipsoid_footprint,
+    in_plane_depth,
+    kept_components,
+    opening_by,
+    opening_mm,
+    principal_axes,
+    solidity,
+)
+from .solids import (
+    IN_PLANE_CORE_MM,
+    across_stack_hu,
+    in_plane_vessels,
+    laced_with_walls,
+    large_vessel,
+    vessel_branches,
+    vessel_passing_through,
+)
 
 __all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "dependent_band", "partial_volume_rim",
            "read_past_partial_volume", "orientation_coherence", "edge_halo", "bronchus_lumens",
@@ -132,9 +154,6 @@ HEALTHY_SLOPE_HU_PER_MM = 1.0
 #: across) holds no tissue above or below it in its slice: it reads as air.
 LUCENCY_SLICE_MM = 1.5
 
-#: Half-width (mm) of the core of soft-tissue density that tells a vessel lying in a
-#: thin stack (one slice) from the 1 mm walls of reticulation.
-IN_PLANE_CORE_MM = 1.0
 
 
 @dataclass
@@ -256,61 +275,6 @@ def _masked_mean(values: np.ndarray, weight: np.ndarray, spacing, sigma_mm: floa
     return num, den
 
 
-def _ball(radius_mm: float, spacing: Sequence[float], shape: Sequence[int]) -> np.ndarray:
-    """A ball of ``radius_mm`` on the grid, no wider than the array along any axis."""
-    return _ellipsoid([radius_mm] * len(spacing), spacing, shape)
-
-
-def _ellipsoid(radii_mm: Sequence[float], spacing: Sequence[float], shape: Sequence[int]) -> np.ndarray:
-    """An ellipsoid of semi-axes ``radii_mm`` (one per axis) on the grid, no wider than
-    the array along any axis."""
-    radii = [min(int(np.floor(r / float(s))), (n - 1) // 2) for r, s, n in zip(radii_mm, spacing, shape)]
-    grids = np.ogrid[tuple(slice(-r, r + 1) for r in radii)]
-    dist = np.zeros([2 * r + 1 for r in radii])
-    for g, s, r in zip(grids, spacing, radii_mm):
-        dist = dist + (g * float(s) / r) ** 2
-    return dist <= 1.0
-
-
-def _disk(radius_mm: float, spacing: Sequence[float], shape: Sequence[int]) -> np.ndarray:
-    """An axial disk of ``radius_mm`` as a ``(1, Y, X)`` footprint, no wider than the array."""
-    return _ball(radius_mm, spacing, (1,) + tuple(shape[1:]))
-
-
-def _dilate_parts(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
-    """``scipy.ndimage.binary_dilation(mask, footprint)``, one connected part at a time.
-
-    Each part is dilated in its box padded by the footprint's reach: the same
-    result, at the cost of the parts' extent (fast for a sparse mask such as
-    the cores of thick structures).
-    """
-    out = np.zeros(mask.shape, bool)
-    reach = [n // 2 for n in footprint.shape]
-    lab, _ = label(mask)
-    for i, sl in enumerate(ndi.find_objects(lab), start=1):
-        box = tuple(slice(max(s.start - r, 0), min(s.stop + r, n)) for s, r, n in zip(sl, reach, mask.shape))
-        out[box] |= ndi.binary_dilation(lab[box] == i, footprint)
-    return out
-
-
-def _opening_by(mask: np.ndarray, ball: np.ndarray) -> np.ndarray:
-    """The parts of ``mask`` a ``ball`` fits in: its opening, on slabs of slices."""
-    return by_slabs(lambda m: _dilate_parts(ndi.binary_erosion(m, ball), ball), [mask],
-                    2 * (ball.shape[0] // 2)) & mask
-
-
-def _kept_components(mask: np.ndarray, keep) -> np.ndarray:
-    """The connected components of ``mask`` for which ``keep(comp, box)`` is true (``comp``
-    the component's bool mask within ``box``, its bounding box)."""
-    out = np.zeros(mask.shape, bool)
-    lab, _ = label(mask)
-    for i, sl in enumerate(ndi.find_objects(lab), start=1):
-        comp = lab[sl] == i
-        if keep(comp, sl):
-            out[sl] |= comp
-    return out
-
-
 def lucencies_resolved(spacing: Sequence[float]) -> bool:
     """Whether slices of ``spacing`` (mm) resolve a destroyed lobule's lucency as air
     (at most ``LUCENCY_SLICE_MM`` thick)."""
@@ -327,42 +291,13 @@ def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], cut: bool = False,
     slice), so only its width within its slices is known.
     """
     if cut:
-        depth = _in_plane_depth(comp, spacing)
+        depth = in_plane_depth(comp, spacing)
     else:
         depth = float(distance_inside(np.pad(comp, 1), spacing).max())
     if depth > max_radius_mm:
         return False
-    axes = _principal_axes(comp, spacing)
+    axes = principal_axes(comp, spacing)
     return axes is not None and bool(np.sqrt(axes[-1] / max(axes[-2], 1e-6)) >= min_elongation)
-
-
-def _component_ml(comp: np.ndarray, spacing: Sequence[float], cut: bool) -> float:
-    """Volume (mL) of a connected component, as far as the scan shows it.
-
-    ``cut``: the component runs through every slice of the scan, so the stack is
-    thinner than it (a crop of a few thin slices) and its volume says little of
-    its size; it counts as a ball as wide as its largest cross-section when
-    that is more.
-    """
-    ml = np.count_nonzero(comp) * float(np.prod(spacing)) / 1000.0
-    if not cut:
-        return ml
-    area = float(comp.sum(axis=(1, 2)).max()) * float(spacing[1]) * float(spacing[2])
-    return max(ml, 4.0 / 3.0 * np.pi * (area / np.pi) ** 1.5 / 1000.0)
-
-
-def _in_plane_depth(comp: np.ndarray, spacing: Sequence[float]) -> float:
-    """Largest in-plane distance (mm) from a voxel of ``comp`` to its outside: half its thickness."""
-    return max(float(distance_inside(np.pad(c, 1), spacing[1:]).max())
-               for c in comp if c.any())
-
-
-def _principal_axes(comp: np.ndarray, spacing: Sequence[float]) -> Optional[np.ndarray]:
-    """Variances (mm², ascending) of a component's voxel positions along its principal axes."""
-    pts = np.argwhere(comp) * np.asarray(spacing, float)
-    if len(pts) < 10:
-        return None
-    return np.linalg.eigvalsh(np.cov(pts.T) + 1e-6 * np.eye(3))
 
 
 def _mode(v: np.ndarray, bin_hu: float = 10.0) -> float:
@@ -510,183 +445,6 @@ def _with_air_lucencies(regions: np.ndarray, darker: np.ndarray, airlike: np.nda
     return out
 
 
-def _laced_with_walls(solid: np.ndarray, thin_share: np.ndarray, max_share: float) -> np.ndarray:
-    """The solid components through which thin walls run: a net thickened by partial volume.
-
-    Consolidation and masses are homogeneous: thin structures lie around them,
-    not among their voxels. A dense region whose voxels lie (median) among at
-    least ``max_share`` of thin structures (``thin_share``, (Z, Y, X)) is a net of
-    walls and cysts that partial volume thickened (honeycombing over the dome of
-    the diaphragm), not consolidation.
-    """
-    lab, _ = label(solid)
-    out = np.zeros(solid.shape, bool)
-    for i, sl in enumerate(ndi.find_objects(lab), start=1):
-        comp = lab[sl] == i
-        if np.median(thin_share[sl][comp]) >= max_share:
-            out[sl] |= comp
-    return out
-
-
-def _large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
-                  min_tube: float, min_elongation: float = 2.5, core_mm: float = 2.5,
-                  branch_tube: float = 0.25, max_solidity: float = 0.4) -> bool:
-    """Whether a thick dense component is a large vessel or a tree of them (hilar arteries, veins).
-
-    A large vessel is elongated (its longest principal axis at least
-    ``min_elongation`` times its shortest) and tube-like along its core (mean
-    tube measure at least ``min_tube`` where it is ``core_mm`` deep). A tree of
-    vessels branches: it fills less than ``max_solidity`` of its convex hull and
-    is tube-like on the whole (mean tube measure at least ``branch_tube``).
-    Consolidation and masses fill most of their hull.
-    """
-    if float(tube[comp].mean()) >= branch_tube and _solidity(comp, spacing) < max_solidity:
-        return True
-    axes = _principal_axes(comp, spacing)
-    if axes is None or np.sqrt(axes[-1] / max(axes[0], 1e-6)) < min_elongation:
-        return False
-    depth = distance_inside(np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
-    core = depth >= core_mm
-    return float(tube[core if core.any() else comp].mean()) >= min_tube
-
-
-def _vessel_branches(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float], mass_mm: float,
-                     solid_tube: float, max_solidity: float,
-                     vessel_tube: Optional[float] = None) -> np.ndarray:
-    """The vessels of a dense component that vessels and consolidation (or a mass) share.
-
-    Consolidation and masses fill most of their convex hull; where vessels join
-    one, the component branches. Its parts thinner than an opening by a ball of
-    ``mass_mm`` are vessels (with ``vessel_tube``: only the parts whose mean tube
-    measure is above it), and so are the pieces of the opening that are large vessels
-    themselves (:func:`_large_vessel` with ``solid_tube`` and ``max_solidity``:
-    a lobar artery is as thick as the opening). Returns a bool array like ``comp``.
-    """
-    core = _opening(comp, spacing, mass_mm)
-    out = comp & ~core
-    if vessel_tube is not None:
-        parts, n = label(out)
-        mean = np.asarray(ndi.mean(tube, parts, np.arange(1, n + 1))) if n else np.zeros(0)
-        out = np.concatenate([[False], mean > vessel_tube])[parts]
-    pieces, _ = label(core)
-    for j, sl in enumerate(ndi.find_objects(pieces), start=1):
-        piece = pieces[sl] == j
-        if _large_vessel(piece, tube[sl], spacing, solid_tube, max_solidity=max_solidity):
-            out[sl] |= piece
-    return out
-
-
-def _vessel_passing_through(comp: np.ndarray, firm: np.ndarray, tube: np.ndarray,
-                            spacing: Sequence[float], *, min_tube: float,
-                            shell_mm: tuple[float, float] = (5.0, 10.0),
-                            min_ratio: float = 0.5) -> bool:
-    """Whether a compact dense component is the thick stretch of a vessel that runs through it.
-
-    A vessel cut across or obliquely (a hilar or lobar artery, a vein near the
-    left atrium) shows a short, round, solid piece where it is thickest: alone
-    it looks like a nodule. A radiologist follows the vessel: it leaves the
-    piece on two sides about as thick as it entered. A nodule or a mass is much
-    wider than the vessels that join it, and consolidation is wider still.
-
-    The piece is a vessel when it is tube-like on the whole (mean tube measure
-    at least ``min_tube``; a nodule reads as a blob) and the soft-tissue density
-    around it (``firm``) leaves it in at least two branches that, between
-    ``shell_mm`` from it, are at least ``min_ratio`` as thick as the piece
-    (largest distance to their edge against the piece's).
-
-    Parameters
-    ----------
-    comp : (Z, Y, X) bool
-        The piece, in a box that holds ``shell_mm[1]`` around it.
-    firm, tube : (Z, Y, X)
-        Soft-tissue density (bool) and the Hessian tube measure, in the same box.
-    spacing : (3,) float, mm
-
-    Returns
-    -------
-    bool
-    """
-    if float(tube[comp].mean()) < min_tube:
-        return False
-    near_mm, far_mm = shell_mm
-    tissue = np.pad(firm | comp, 1)
-    radius = distance_inside(tissue, spacing)[1:-1, 1:-1, 1:-1]
-    away = distance_inside(~np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
-    shell = firm & ~comp & (away <= far_mm)
-    parts, n = label(shell)
-    if n < 2:
-        return False
-    # the branches that leave the piece (touch it), and how thick each is out there
-    touching = np.unique(parts[ndi.binary_dilation(comp, np.ones((3, 3, 3), bool)) & shell])
-    out = (away > near_mm) & shell
-    widths = np.asarray(ndi.maximum(radius, np.where(out, parts, 0), touching[touching > 0]), float)
-    return widths.size >= 2 and float(np.sort(widths)[-2]) >= min_ratio * float(radius[comp].max())
-
-
-def across_stack_hu(hu: float, floor_hu: float, width_mm: float, stack_mm: float) -> float:
-    """What a structure ``width_mm`` across that reads ``hu`` reads in a stack ``stack_mm`` thick.
-
-    Lying in the stack, it fills ``width_mm / stack_mm`` of its thickness, and
-    its contrast above the tissue around it (``floor_hu``) shrinks by that
-    share (partial volume across the stack); in a stack no thicker than it,
-    ``hu``.
-    """
-    return float(floor_hu + (hu - floor_hu) * min(1.0, width_mm / max(stack_mm, 1e-6)))
-
-
-def _in_plane_vessels(firm: np.ndarray, thin: np.ndarray, spacing: Sequence[float], *,
-                      core_mm: float = IN_PLANE_CORE_MM, fringe_mm: float = 1.0) -> np.ndarray:
-    """Thin dense voxels of the vessels lying in a stack thinner than them (one slice).
-
-    The Hessian cannot follow a vessel across such a stack: one lying in its
-    slices reads as a plate, like a wall. In the slice, a vessel has a core of
-    at least soft-tissue density (``firm``; in a stack thicker than the core,
-    what that density reads there, :func:`across_stack_hu`) more than
-    ``2 * core_mm`` wide; the walls of reticulation and of cysts, about 1 mm
-    thick, are narrower. The core and the thin voxels within ``fringe_mm`` of
-    it (its blurred edge) are the vessel.
-    """
-    # (an opening on a grid whose slices lie infinitely far apart is one slice by slice)
-    core = _opening(firm, (1e9,) + tuple(float(s) for s in spacing[1:]), core_mm) & thin
-    return ndi.binary_dilation(core, _disk(fringe_mm, spacing, thin.shape)) & thin
-
-
-def _opening(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:
-    """Opening of ``mask`` by a ball of ``radius_mm`` (distance maps in mm; none for 0)."""
-    if radius_mm <= 0:
-        return np.zeros_like(mask)
-
-    reach = [int(np.ceil(radius_mm / float(s))) + 1 for s in spacing]
-
-    def opened(part: np.ndarray) -> np.ndarray:
-        m = np.pad(part, 1)
-        core = distance_inside(m, spacing) > radius_mm
-        if not core.any():
-            return np.zeros_like(part)
-        # what lies within the radius of the core lies in its box grown by the radius
-        near = np.zeros_like(core)
-        box = bbox(core, reach)
-        near[box] = distance_inside(~core[box], spacing) <= radius_mm
-        return near[1:-1, 1:-1, 1:-1] & part
-
-    # the opening at a voxel depends on the mask within 2 radii (and the pad's slice)
-    return by_slabs(opened, [mask], int(2 * radius_mm / float(spacing[0])) + 2)
-
-
-def _solidity(comp: np.ndarray, spacing: Sequence[float]) -> float:
-    """Volume of ``comp`` over that of the convex hull of its voxels (cubes), in (0, 1]."""
-    from scipy.spatial import ConvexHull, QhullError
-
-    surface = comp & ~ndi.binary_erosion(comp)
-    corners = np.array([[a, b, c] for a in (-0.5, 0.5) for b in (-0.5, 0.5) for c in (-0.5, 0.5)])
-    points = ((np.argwhere(surface)[:, None, :] + corners[None]) * np.asarray(spacing)).reshape(-1, 3)
-    try:
-        hull_mm3 = ConvexHull(points).volume
-    except (QhullError, ValueError):
-        return 1.0
-    return min(1.0, float(np.count_nonzero(comp) * np.prod(spacing)) / max(hull_mm3, 1e-9))
-
-
 def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Depth (mm) of every voxel below the costal pleura or above the diaphragm.
 
@@ -753,8 +511,8 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
     """
     out = np.zeros(low.shape, bool)
     least = np.pi * (min_mm / 2.0) ** 2 / (float(spacing[1]) * float(spacing[2]))
-    near_disk = _disk(wall_mm, spacing, low.shape)[0]
-    alone_disk = _disk(alone_mm, spacing, low.shape)[0]
+    near_disk = disk_footprint(wall_mm, spacing, low.shape)[0]
+    alone_disk = disk_footprint(alone_mm, spacing, low.shape)[0]
     ring = np.ones((3, 3), bool)
     reach = (alone_disk.shape[0] // 2 + 1, alone_disk.shape[1] // 2 + 1)
     for z in np.flatnonzero(low.any(axis=(1, 2))):
@@ -855,7 +613,7 @@ def dependent_band(dense: np.ndarray, inside: np.ndarray, depth: np.ndarray,
         return band
     # the opening at a voxel depends on the mask within 2 radii: work in a box that holds them
     box = bbox(band, [int(np.ceil(2 * thick_mm / float(s))) + 1 for s in spacing])
-    band[box] &= ~_opening(dense[box], spacing, thick_mm)
+    band[box] &= ~opening_mm(dense[box], spacing, thick_mm)
     return band
 
 
@@ -1060,7 +818,7 @@ def tissue_evidence(
     solid_max_thin : float
         A component whose voxels lie (median) among at least this share of thin
         structures (3 mm Gaussian) is a net of walls that partial volume
-        thickened, not solid (:func:`_laced_with_walls`).
+        thickened, not solid (:func:`laced_with_walls`).
     vessel_tube, solid_tube : float
         Tube measure above which a thin voxel is a vessel, and above which (the
         mean along its core) an elongated thick component is a large vessel,
@@ -1068,9 +826,9 @@ def tissue_evidence(
     branch_solidity : float
         A thick component that fills less than this share of its convex hull
         branches: vessels join consolidation or a mass there, and its vessels are
-        not solid (:func:`_vessel_branches`; not for one that runs through every
+        not solid (:func:`vessel_branches`; not for one that runs through every
         slice of a stack thinner than it, whose shape the stack cuts); one that
-        also is tube-like on the whole is a tree of vessels (:func:`_large_vessel`).
+        also is tube-like on the whole is a tree of vessels (:func:`large_vessel`).
     blood_hu, blood_share : float
         A thick component with at least ``blood_share`` of its soft tissue
         (smoothed HU above -100) reading ``blood_hu`` or more is contrast-filled
@@ -1163,8 +921,8 @@ def tissue_evidence(
     tissue = dense_anywhere & ~inside
     del dense_anywhere
     # (no finer than the grid: on a coarse grid a structure one voxel across is thin)
-    ball = _ball(max(solid_mm, pixel_mm), spacing, h.shape)
-    thick = _opening_by(dense, ball)
+    ball = ball_footprint(max(solid_mm, pixel_mm), spacing, h.shape)
+    thick = opening_by(dense, ball)
     thin = dense & ~thick
     tube = structure_maps(h, spacing, device=device, names=("tube",))["tube"]
     vessel = thin & (tube > vessel_tube)
@@ -1178,14 +936,14 @@ def tissue_evidence(
         air_filled = inside & ~dense
         lung_hu = float(np.median(smooth[air_filled])) if air_filled.any() else dense_hu
         core_hu = max(dense_hu, across_stack_hu(solid_hu, lung_hu, 2.0 * IN_PLANE_CORE_MM, stack_mm))
-        vessel |= _in_plane_vessels(smooth > core_hu, thin, spacing)
+        vessel |= in_plane_vessels(smooth > core_hu, thin, spacing)
         del air_filled
     # consolidation is airless lung: regions of soft-tissue density as wide as the ball,
     # with the partial volume of their edge (1.5 mm, and at least the next voxel along an
     # axis whose voxels are coarser: the next slice of a thick stack); the dense ground
     # glass around them (a halo) or between firm septa (crazy paving) is not
-    reach = _ellipsoid([max(1.5, float(s)) for s in spacing], spacing, h.shape)
-    airless = _dilate_parts(_opening_by(thick & firm, ball), reach) & thick
+    reach = ellipsoid_footprint([max(1.5, float(s)) for s in spacing], spacing, h.shape)
+    airless = dilate_parts(opening_by(thick & firm, ball), reach) & thick
     solid = np.zeros(h.shape, bool)
     lab, n = label(airless)
     del airless
@@ -1198,7 +956,7 @@ def tissue_evidence(
     depth = costal_depth(inside, spacing)
     whole = box[0].start == 0 and box[0].stop == lung.shape[0]
     through = [whole and sl[0].stop - sl[0].start == h.shape[0] for sl in objects]
-    wide = [t and _in_plane_depth(lab[sl] == i, spacing) > mass_mm
+    wide = [t and in_plane_depth(lab[sl] == i, spacing) > mass_mm
             for i, (t, sl) in enumerate(zip(through, objects), start=1)]
     cut = wide
     if any(cut):
@@ -1211,7 +969,7 @@ def tissue_evidence(
         del parts
 
     def ml(comp: np.ndarray, i: int) -> float:
-        return _component_ml(comp, spacing, cut[i - 1])
+        return component_ml(comp, spacing, cut[i - 1])
 
     around = [int(np.ceil(12.0 / float(s))) for s in spacing]  # the branches 5-10 mm out
 
@@ -1227,10 +985,10 @@ def tissue_evidence(
             vessel[sl] |= comp  # contrast-filled blood
             continue
         # (the shape of one that runs through every slice of the stack is cut by it)
-        large = _large_vessel(comp, tube[sl], spacing, solid_tube, max_solidity=branch_solidity)
-        if large or (not through[i - 1] and _solidity(comp, spacing) < branch_solidity):
+        large = large_vessel(comp, tube[sl], spacing, solid_tube, max_solidity=branch_solidity)
+        if large or (not through[i - 1] and solidity(comp, spacing) < branch_solidity):
             # a mass or consolidation that vessels join: its parts thicker than vessels stay
-            branches = _vessel_branches(comp, tube[sl], spacing, mass_mm, solid_tube, branch_solidity,
+            branches = vessel_branches(comp, tube[sl], spacing, mass_mm, solid_tube, branch_solidity,
                                         None if large else vessel_tube)
             vessel[sl] |= branches
             comp = comp & ~branches
@@ -1243,7 +1001,7 @@ def tissue_evidence(
                           for s, g, dim in zip(sl, around, h.shape))
             piece = np.zeros(firm[grown].shape, bool)
             piece[tuple(slice(s.start - g.start, s.stop - g.start) for s, g in zip(sl, grown))] = comp
-            if _vessel_passing_through(piece, firm[grown] & inside[grown], tube[grown], spacing,
+            if vessel_passing_through(piece, firm[grown] & inside[grown], tube[grown], spacing,
                                        min_tube=vessel_tube):
                 vessel[sl] |= comp
                 continue
@@ -1300,7 +1058,7 @@ def tissue_evidence(
     # in slices thin enough to resolve a lobule's lucency, emphysema reads as air
     # (lucencies at least 2 mm across: noise does not stay that low over a few voxels)
     thin_slices = lucencies_resolved(spacing)
-    air = ndi.binary_opening(soft < NOMINAL_AIR_HU + air_margin_hu, _disk(1.0, spacing, h.shape)) \
+    air = ndi.binary_opening(soft < NOMINAL_AIR_HU + air_margin_hu, disk_footprint(1.0, spacing, h.shape)) \
         if thin_slices else None
     # such a lucency is a destroyed lobule by itself, however small the region around it,
     # where healthy lung reads as at full inspiration (where it reads darker, noise reaches
@@ -1337,12 +1095,12 @@ def tissue_evidence(
     def spans(sl) -> bool:  # a component through every slice of a stack thinner than it
         return whole and sl[0].stop - sl[0].start == h.shape[0]
 
-    emphysema = _kept_components(emphysema, lambda comp, sl: _component_ml(comp, spacing, spans(sl))
+    emphysema = kept_components(emphysema, lambda comp, sl: component_ml(comp, spacing, spans(sl))
                                  >= min_laa_ml and not _airway_lumen(comp, spacing, spans(sl)))
     if lucencies is not None:
-        cores = _kept_components(lucencies, lambda comp, sl: not _airway_lumen(comp, spacing, spans(sl)))
+        cores = kept_components(lucencies, lambda comp, sl: not _airway_lumen(comp, spacing, spans(sl)))
         # with the low-attenuation rim that partial volume leaves around the air (1 mm)
-        emphysema |= ndi.binary_dilation(cores, _disk(1.0, spacing, h.shape)) & laa
+        emphysema |= ndi.binary_dilation(cores, disk_footprint(1.0, spacing, h.shape)) & laa
         del lucencies, cores
     emphysema &= extent & ~lumens
     del extent
@@ -1356,7 +1114,7 @@ def tissue_evidence(
     # airway, not reticulation
     if airway is not None:
         lumens |= np.asarray(airway[box], bool)
-    airway_walls = _dilate_parts(lumens, _disk(airway_wall_mm, spacing, h.shape))
+    airway_walls = dilate_parts(lumens, disk_footprint(airway_wall_mm, spacing, h.shape))
     del lumens
     report(progress, 3, total, "walls")
 
@@ -1369,7 +1127,7 @@ def tissue_evidence(
         walls &= by_slabs(lambda m: ndi.binary_erosion(m, closed, border_value=1), [inside], 1)
     wall_frac, local = _masked_mean(walls, inside, spacing, 3.0)
     thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0, den=local)
-    solid &= ~_laced_with_walls(solid, thin_frac, solid_max_thin)
+    solid &= ~laced_with_walls(solid, thin_frac, solid_max_thin)
     coherence = orientation_coherence(walls, spacing, coherence_mm)
     # (a Gaussian narrower than half a voxel weighs the voxel alone: no spread to read)
     texture_mm = max(1.5, 0.5 * pixel_mm)

@@ -1,0 +1,168 @@
+"""Solid components or vessels: what a thick dense structure of the lung is.
+
+A radiologist calls a dense blob consolidation or a mass, and a dense tube a
+vessel. Both survive an opening by a ball of a few mm when they are thick enough;
+:func:`~.evidence.tissue_evidence` then asks these questions of each component:
+is it a large vessel or a tree of them (elongated, tube-like, branching), the
+vessels joining a consolidation, the thickest stretch of a vessel that runs
+through it, a net of walls that partial volume thickened, or, in a stack of
+slices thinner than a vessel, a vessel lying in the slice? Arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..binary import distance_inside, label
+from .shapes import disk_footprint, opening_mm, principal_axes, solidity
+
+__all__ = ["IN_PLANE_CORE_MM", "laced_with_walls", "large_vessel", "vessel_branches",
+           "vessel_passing_through", "across_stack_hu", "in_plane_vessels"]
+
+#: Half-width (mm) of the core of soft-tissue density that tells a vessel lying in a
+#: thin stack (one slice) from the 1 mm walls of reticulation.
+IN_PLANE_CORE_MM = 1.0
+
+
+def laced_with_walls(solid: np.ndarray, thin_share: np.ndarray, max_share: float) -> np.ndarray:
+    """The solid components through which thin walls run: a net thickened by partial volume.
+
+    Consolidation and masses are homogeneous: thin structures lie around them,
+    not among their voxels. A dense region whose voxels lie (median) among at
+    least ``max_share`` of thin structures (``thin_share``, (Z, Y, X)) is a net of
+    walls and cysts that partial volume thickened (honeycombing over the dome of
+    the diaphragm), not consolidation.
+    """
+    lab, _ = label(solid)
+    out = np.zeros(solid.shape, bool)
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        if np.median(thin_share[sl][comp]) >= max_share:
+            out[sl] |= comp
+    return out
+
+
+def large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
+                  min_tube: float, min_elongation: float = 2.5, core_mm: float = 2.5,
+                  branch_tube: float = 0.25, max_solidity: float = 0.4) -> bool:
+    """Whether a thick dense component is a large vessel or a tree of them (hilar arteries, veins).
+
+    A large vessel is elongated (its longest principal axis at least
+    ``min_elongation`` times its shortest) and tube-like along its core (mean
+    tube measure at least ``min_tube`` where it is ``core_mm`` deep). A tree of
+    vessels branches: it fills less than ``max_solidity`` of its convex hull and
+    is tube-like on the whole (mean tube measure at least ``branch_tube``).
+    Consolidation and masses fill most of their hull.
+    """
+    if float(tube[comp].mean()) >= branch_tube and solidity(comp, spacing) < max_solidity:
+        return True
+    axes = principal_axes(comp, spacing)
+    if axes is None or np.sqrt(axes[-1] / max(axes[0], 1e-6)) < min_elongation:
+        return False
+    depth = distance_inside(np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
+    core = depth >= core_mm
+    return float(tube[core if core.any() else comp].mean()) >= min_tube
+
+
+def vessel_branches(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float], mass_mm: float,
+                     solid_tube: float, max_solidity: float,
+                     vessel_tube: Optional[float] = None) -> np.ndarray:
+    """The vessels of a dense component that vessels and consolidation (or a mass) share.
+
+    Consolidation and masses fill most of their convex hull; where vessels join
+    one, the component branches. Its parts thinner than an opening by a ball of
+    ``mass_mm`` are vessels (with ``vessel_tube``: only the parts whose mean tube
+    measure is above it), and so are the pieces of the opening that are large vessels
+    themselves (:func:`large_vessel` with ``solid_tube`` and ``max_solidity``:
+    a lobar artery is as thick as the opening). Returns a bool array like ``comp``.
+    """
+    core = opening_mm(comp, spacing, mass_mm)
+    out = comp & ~core
+    if vessel_tube is not None:
+        parts, n = label(out)
+        mean = np.asarray(ndi.mean(tube, parts, np.arange(1, n + 1))) if n else np.zeros(0)
+        out = np.concatenate([[False], mean > vessel_tube])[parts]
+    pieces, _ = label(core)
+    for j, sl in enumerate(ndi.find_objects(pieces), start=1):
+        piece = pieces[sl] == j
+        if large_vessel(piece, tube[sl], spacing, solid_tube, max_solidity=max_solidity):
+            out[sl] |= piece
+    return out
+
+
+def vessel_passing_through(comp: np.ndarray, firm: np.ndarray, tube: np.ndarray,
+                            spacing: Sequence[float], *, min_tube: float,
+                            shell_mm: tuple[float, float] = (5.0, 10.0),
+                            min_ratio: float = 0.5) -> bool:
+    """Whether a compact dense component is the thick stretch of a vessel that runs through it.
+
+    A vessel cut across or obliquely (a hilar or lobar artery, a vein near the
+    left atrium) shows a short, round, solid piece where it is thickest: alone
+    it looks like a nodule. A radiologist follows the vessel: it leaves the
+    piece on two sides about as thick as it entered. A nodule or a mass is much
+    wider than the vessels that join it, and consolidation is wider still.
+
+    The piece is a vessel when it is tube-like on the whole (mean tube measure
+    at least ``min_tube``; a nodule reads as a blob) and the soft-tissue density
+    around it (``firm``) leaves it in at least two branches that, between
+    ``shell_mm`` from it, are at least ``min_ratio`` as thick as the piece
+    (largest distance to their edge against the piece's).
+
+    Parameters
+    ----------
+    comp : (Z, Y, X) bool
+        The piece, in a box that holds ``shell_mm[1]`` around it.
+    firm, tube : (Z, Y, X)
+        Soft-tissue density (bool) and the Hessian tube measure, in the same box.
+    spacing : (3,) float, mm
+
+    Returns
+    -------
+    bool
+    """
+    if float(tube[comp].mean()) < min_tube:
+        return False
+    near_mm, far_mm = shell_mm
+    tissue = np.pad(firm | comp, 1)
+    radius = distance_inside(tissue, spacing)[1:-1, 1:-1, 1:-1]
+    away = distance_inside(~np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
+    shell = firm & ~comp & (away <= far_mm)
+    parts, n = label(shell)
+    if n < 2:
+        return False
+    # the branches that leave the piece (touch it), and how thick each is out there
+    touching = np.unique(parts[ndi.binary_dilation(comp, np.ones((3, 3, 3), bool)) & shell])
+    out = (away > near_mm) & shell
+    widths = np.asarray(ndi.maximum(radius, np.where(out, parts, 0), touching[touching > 0]), float)
+    return widths.size >= 2 and float(np.sort(widths)[-2]) >= min_ratio * float(radius[comp].max())
+
+
+def across_stack_hu(hu: float, floor_hu: float, width_mm: float, stack_mm: float) -> float:
+    """What a structure ``width_mm`` across that reads ``hu`` reads in a stack ``stack_mm`` thick.
+
+    Lying in the stack, it fills ``width_mm / stack_mm`` of its thickness, and
+    its contrast above the tissue around it (``floor_hu``) shrinks by that
+    share (partial volume across the stack); in a stack no thicker than it,
+    ``hu``.
+    """
+    return float(floor_hu + (hu - floor_hu) * min(1.0, width_mm / max(stack_mm, 1e-6)))
+
+
+def in_plane_vessels(firm: np.ndarray, thin: np.ndarray, spacing: Sequence[float], *,
+                      core_mm: float = IN_PLANE_CORE_MM, fringe_mm: float = 1.0) -> np.ndarray:
+    """Thin dense voxels of the vessels lying in a stack thinner than them (one slice).
+
+    The Hessian cannot follow a vessel across such a stack: one lying in its
+    slices reads as a plate, like a wall. In the slice, a vessel has a core of
+    at least soft-tissue density (``firm``; in a stack thicker than the core,
+    what that density reads there, :func:`across_stack_hu`) more than
+    ``2 * core_mm`` wide; the walls of reticulation and of cysts, about 1 mm
+    thick, are narrower. The core and the thin voxels within ``fringe_mm`` of
+    it (its blurred edge) are the vessel.
+    """
+    # (an opening on a grid whose slices lie infinitely far apart is one slice by slice)
+    core = opening_mm(firm, (1e9,) + tuple(float(s) for s in spacing[1:]), core_mm) & thin
+    return ndi.binary_dilation(core, disk_footprint(fringe_mm, spacing, thin.shape)) & thin
