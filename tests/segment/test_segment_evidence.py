@@ -22,7 +22,7 @@ from diffseglung_core.segment.evidence import (
     tissue_evidence,
 )
 from diffseglung_core.segment.shapes import opening_mm
-from diffseglung_core.segment.solids import across_stack_hu, in_plane_vessels, laced_with_walls
+from diffseglung_core.segment.solids import across_stack_hu, in_plane_vessels
 
 
 def _grid(shape, spacing):
@@ -135,12 +135,6 @@ def test_one_hrct_slice_takes_vessels_lying_in_it_for_vessels_and_a_net_for_wall
     assert not found[net & (np.abs(y - 30.0) <= 12.0) & (np.abs(x) <= 17.0)].any()
 
 
-def test_across_stack_hu_is_partial_volume_across_a_thicker_stack():
-    assert across_stack_hu(-300.0, -860.0, 2.0, 1.25) == -300.0  # a stack no thicker than it
-    assert across_stack_hu(-300.0, -860.0, 2.0, 5.0) == pytest.approx(-636.0)
-    assert across_stack_hu(40.0, -860.0, 3.0, 5.0) == pytest.approx(-320.0)
-
-
 def test_one_thick_slice_takes_a_vessel_lying_in_it_at_partial_volume_for_a_vessel():
     """A 3 mm vessel lying in one 5 mm slice fills three fifths of it: its core reads about
     -320 HU, below the -300 HU an HRCT slice shows, and it is a vessel all the same (not a
@@ -163,22 +157,6 @@ def test_one_thick_slice_takes_a_vessel_lying_in_it_at_partial_volume_for_a_vess
     found = in_plane_vessels(smooth > -500.0, thin, sp)  # the core density at 5 mm: dense
     assert found[vessel & thin].mean() > 0.9
     assert not found[net & (np.abs(y - 30.0) <= 12.0) & (np.abs(x) <= 17.0)].any()
-
-
-def test_a_solid_region_laced_with_walls_is_not_consolidation():
-    """Thin walls run among the voxels of a net that partial volume thickened, not among those
-    of a homogeneous consolidation: the component whose voxels lie (median) among at least
-    the given share of thin structures is picked out, whole."""
-    solid = np.zeros((4, 40, 40), bool)
-    solid[:, 5:15, 5:15] = True      # consolidation
-    solid[:, 25:35, 25:35] = True    # a net thickened by partial volume
-    share = np.zeros(solid.shape, np.float32)
-    share[:, 25:35, 25:35] = 0.3
-    share[:, 5:15, 5:7] = 0.3        # thin structures along one edge of the consolidation
-    laced = laced_with_walls(solid, share, 0.2)
-    assert laced[:, 25:35, 25:35].all()
-    assert not laced[:, 5:15, 5:15].any()
-    assert not laced_with_walls(solid, share, 0.35).any()
 
 
 def _segment(z, y, x, a, b, radius):

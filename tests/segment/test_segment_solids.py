@@ -1,0 +1,61 @@
+"""What a thick dense structure is, solid or a vessel (segment/solids.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffseglung_core.segment.solids import across_stack_hu, laced_with_walls, vessel_passing_through
+
+
+def test_across_stack_hu_is_partial_volume_across_a_thicker_stack():
+    assert across_stack_hu(-300.0, -860.0, 2.0, 1.25) == -300.0  # a stack no thicker than it
+    assert across_stack_hu(-300.0, -860.0, 2.0, 5.0) == pytest.approx(-636.0)
+    assert across_stack_hu(40.0, -860.0, 3.0, 5.0) == pytest.approx(-320.0)
+
+
+def test_a_solid_region_laced_with_walls_is_not_consolidation():
+    """Thin walls run among the voxels of a net that partial volume thickened, not among those
+    of a homogeneous consolidation: the component whose voxels lie (median) among at least
+    the given share of thin structures is picked out, whole."""
+    solid = np.zeros((4, 40, 40), bool)
+    solid[:, 5:15, 5:15] = True      # consolidation
+    solid[:, 25:35, 25:35] = True    # a net thickened by partial volume
+    share = np.zeros(solid.shape, np.float32)
+    share[:, 25:35, 25:35] = 0.3
+    share[:, 5:15, 5:7] = 0.3        # thin structures along one edge of the consolidation
+    laced = laced_with_walls(solid, share, 0.2)
+    assert laced[:, 25:35, 25:35].all()
+    assert not laced[:, 5:15, 5:15].any()
+    assert not laced_with_walls(solid, share, 0.35).any()
+
+
+def _box(shape=(13, 80, 80), spacing=(2.0, 0.8, 0.8)):
+    z, y, x = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing)],
+                          indexing="ij")
+    return z, y, x, spacing
+
+
+def _tube_along_x(y, z, radius):
+    return y ** 2 + z ** 2 <= radius ** 2
+
+
+@pytest.mark.parametrize("vessel_mm, tube, passes", [
+    (2.5, 0.4, True),    # the thickest stretch of a vessel that runs on both sides
+    (2.5, 0.1, False),   # the same shape, but a blob to the Hessian: a nodule on a vessel
+    (1.0, 0.4, False),   # a piece much wider than the vessel through it: a nodule
+])
+def test_a_vessel_leaves_its_thickest_stretch_on_two_sides_about_as_thick(vessel_mm, tube, passes):
+    z, y, x, sp = _box()
+    piece = z ** 2 + y ** 2 + x ** 2 <= 4.5 ** 2
+    firm = piece | _tube_along_x(y, z, vessel_mm)
+    assert vessel_passing_through(piece, firm, np.full(piece.shape, tube, np.float32), sp,
+                                  min_tube=0.25) == passes
+
+
+def test_a_vessel_that_ends_in_the_piece_leaves_it_once():
+    z, y, x, sp = _box()
+    piece = z ** 2 + y ** 2 + x ** 2 <= 4.5 ** 2
+    firm = piece | (_tube_along_x(y, z, 2.5) & (x < 0))
+    tube = np.full(piece.shape, 0.4, np.float32)
+    assert not vessel_passing_through(piece, firm, tube, sp, min_tube=0.25)
