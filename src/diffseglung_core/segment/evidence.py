@@ -155,7 +155,6 @@ HEALTHY_SLOPE_HU_PER_MM = 1.0
 LUCENCY_SLICE_MM = 1.5
 
 
-
 @dataclass
 class TissueEvidence:
     """Structure evidence of every lung voxel (rows in ``np.nonzero(lung)`` order).
