@@ -821,7 +821,9 @@ def tissue_evidence(
     vessel_tube, solid_tube : float
         Tube measure above which a thin voxel is a vessel, and above which (the
         mean along its core) an elongated thick component is a large vessel,
-        not solid.
+        not solid. A compact thick component whose mean is above ``vessel_tube``
+        and which the vessel leaves on two sides about as thick is the thickest
+        stretch of a vessel (:func:`~.solids.vessel_passing_through`), not solid.
     branch_solidity : float
         A thick component that fills less than this share of its convex hull
         branches: vessels join consolidation or a mass there, and its vessels are
