@@ -279,6 +279,39 @@ def test_one_corrected_slice_changes_only_the_slices_near_it(phantom):
     assert changed.size and (np.abs(changed - z) * phantom.volume.spacing[0] <= 10.0).all()
 
 
+def test_a_class_no_confirmed_voxel_holds_is_taken_away_only_near_the_corrected_slices(phantom):
+    """A result that also calls a band of healthy lung emphysema, corrected on slices that hold
+    no true emphysema: the head learns 'emphysema -> healthy' without ever seeing true
+    emphysema, so it cannot tell where the class is right; it takes it away only within 10 mm
+    of the corrected slices, and the true emphysema elsewhere keeps its label."""
+    lung = phantom.lung > 0
+    truth = phantom.labels
+    per_slice = ((truth == Tissue.EMPHYSEMA) & lung).sum(axis=(1, 2))
+    zs = np.flatnonzero(lung.sum(axis=(1, 2)) > 0.5 * lung.sum(axis=(1, 2)).max())
+    free = [int(z) for z in zs if per_slice[z] == 0]
+    slices = [free[0], free[-1]]
+    assert (slices[1] - slices[0]) * phantom.volume.spacing[0] > 20.0
+    auto = truth.copy()
+    band = lung & (truth == Tissue.HEALTHY)
+    band[:, 40:, :] = False  # the front of the lungs
+    auto[band] = Tissue.EMPHYSEMA
+    shown = auto.copy()
+    shown[slices] = truth[slices]
+    confirmed = np.zeros(lung.shape, bool)
+    confirmed[slices] = True
+    confirmed &= lung
+    out = learn_from_corrections(phantom.volume.hu, shown, confirmed, lung,
+                                 spacing=phantom.volume.spacing, auto=auto,
+                                 posteriors=one_hot(auto[lung]), steps=150, device="cpu")
+    take_away = (int(Tissue.EMPHYSEMA), int(Tissue.HEALTHY))
+    assert out.accepted and take_away in out.local and take_away not in out.allowed, out.message
+    near = np.zeros(lung.shape[0], bool)
+    for z in slices:
+        near |= np.abs(np.arange(lung.shape[0]) - z) * phantom.volume.spacing[0] <= 10.0
+    changed = (out.labels != auto) & (auto == Tissue.EMPHYSEMA)
+    assert changed[near].any() and not changed[~near].any()
+
+
 def test_no_correction_is_not_applied(phantom):
     """Confirming slices without changing them: the head cannot beat the labels; nothing changes."""
     lung = phantom.lung > 0

@@ -29,7 +29,9 @@ The job behind napari's "Learn" and ``diffseglung train-head``:
    with confidence, counted in blocks (:func:`allowed_changes`). A change
    the held-out slices confirm is made across the scan; one that only the
    held-out tiles confirm, within ``near_mm`` of the corrected slices
-   (:func:`near_slices`); changes nothing confirms are never made. If the
+   (:func:`near_slices`), and so is a change away from a class that no
+   confirmed voxel holds (the head never saw where that class is right, so it
+   cannot tell where it is wrong); changes nothing confirms are never made. If the
    changes do not raise the mean Dice of the held-out voxels above the
    current labels', nothing changes (``accepted`` False, and the message
    says why).
@@ -561,6 +563,11 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     if guarded:
         allowed, local = _confirmed_changes(auto_val, head_val, truth, val_across,
                                             unit=float(np.prod(grid.factors)), n_folds=n_folds)
+        # a head that never saw a confirmed voxel of a class cannot tell where the class is
+        # right: taking it away is made only near the corrected slices
+        seen = set(np.unique(flat_labels[flat_conf]).tolist())
+        local = local + [c for c in allowed if c[0] not in seen]
+        allowed = [c for c in allowed if c[0] in seen]
     else:
         allowed, local = [(a, b) for a in _CLASSES for b in _CLASSES if a != b], []
     merged_val = apply_changes(auto_val, head_val, allowed)
