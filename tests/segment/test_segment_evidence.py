@@ -1000,7 +1000,7 @@ def test_a0001_vessels_cut_across_are_not_solid_and_the_tumour_is(a0001_dicom):
     """Lung-PET-CT-Dx A0001 (0.84 x 0.84 x 5 mm): the thickest stretches of hilar and lobar
     vessels, cut across or obliquely by the 5 mm slices, survive the opening as short round
     pieces (four of 0.8-3.9 mL, looked at on overlays); the vessel leaves each on two sides,
-    so none is solid. The tumour (slices 39-54) is, and a piece beside it (0.6 mL)."""
+    so none is solid. The tumour (slices 39-53) is, and a piece beside it (0.6 mL)."""
     from diffseglung_core.io import read_scan
     from diffseglung_core.lung import compute_lung_mask
 
