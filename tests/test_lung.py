@@ -583,6 +583,38 @@ def test_costal_fill_adds_dense_lung_between_lung_and_ribs():
     assert not added[~cavity].any()
 
 
+def test_partly_aerated_consolidation_is_not_taken_for_fat_planes():
+    """Lobules still aerated inside consolidation read in the fat range in patches a few mm
+    across; they are not the fat planes that end a ray, so the consolidation between the
+    aerated lung and the ribs is added. A pad of extrapleural fat as small, against the
+    aerated lung, stays a fat plane."""
+    from diffseglung_core.lung.cavity import costal_fill, fat_planes
+
+    spacing, y, x, body, cavity, ribs, hu = _chest_slice()
+    right = cavity & (x < 100)
+    consolidation = right & (y > 120)
+    side = right & ~consolidation
+    hu[side] = -850.0
+    lobules = np.zeros_like(side)
+    for cy, cx in [(135, 45), (140, 65), (150, 55), (160, 70), (145, 85), (165, 50)]:
+        lobules |= (np.abs(y - cy) <= 2) & (np.abs(x - cx) <= 2)  # 5 x 5 mm at -120 HU
+    hu[lobules & consolidation] = -120.0
+    pad = (np.abs(y - 80) <= 4) & (x >= 24) & (x <= 31) & cavity  # 9 x 8 mm at the lung's side
+    hu[pad] = -100.0
+    side &= ~pad
+    hu_s = ndi.gaussian_filter(hu, 1.0)[None]
+    plain = fat_planes(hu_s, spacing)
+    fat = fat_planes(hu_s, spacing, lung=side[None])
+    assert plain[0][lobules].mean() > 0.2 and not fat[0][lobules].any()
+    assert plain[0][pad].mean() > 0.3 and np.array_equal(fat[0] & pad, plain[0] & pad)
+    zero = np.zeros_like(side)
+    before = costal_fill(hu_s[0], side, zero, body, hu > 200, spacing, medial_x=120.0, fat=plain[0])
+    added = costal_fill(hu_s[0], side, zero, body, hu > 200, spacing, medial_x=120.0, fat=fat[0])
+    assert np.mean(added[consolidation & (x < 95)]) > 0.8
+    assert np.mean(added[consolidation & (x < 95)]) > np.mean(before[consolidation & (x < 95)]) + 0.1
+    assert not added[~cavity].any()
+
+
 def test_rays_towards_the_back_reach_dependent_lung_beside_the_spine():
     """One slice: the aerated lung is a lateral strip; the dependent consolidation behind
     it reaches towards the spine, where no normal of the lung points. Rays turned towards

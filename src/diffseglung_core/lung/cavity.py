@@ -834,8 +834,17 @@ def fluid_beside(fluid: np.ndarray, hu_smooth: np.ndarray, outside: np.ndarray, 
 
 
 def fat_planes(hu_smooth: np.ndarray, spacing: Sequence[float],
-               fat_hu: tuple[float, float] = (-190.0, -50.0)) -> np.ndarray:
-    """Fat thicker than about 3 mm in each axial slice (thinner bands are partial volume).
+               fat_hu: tuple[float, float] = (-190.0, -50.0), *,
+               lung: Optional[np.ndarray] = None, min_area_mm2: float = 25.0,
+               pleura_mm: float = 2.0) -> np.ndarray:
+    """Fat planes: fat thicker than about 3 mm (thinner bands are partial volume).
+
+    With ``lung``, small islands of fat are planes only against the lung.
+    Consolidated lung that is partly aerated (lobules and air bronchograms
+    inside it) reads in the fat range in patches a few mm across, which would
+    end the rays that look for it (:func:`costal_fill`); the fat that parts the
+    lung from the chest wall or the mediastinum runs along them, and a small pad
+    of extrapleural fat lies right against the aerated lung.
 
     Parameters
     ----------
@@ -844,10 +853,27 @@ def fat_planes(hu_smooth: np.ndarray, spacing: Sequence[float],
     spacing : 3 floats, mm.
     fat_hu : (low, high)
         Smoothed HU of fat.
+    lung : (Z, Y, X) bool, optional
+        The lung found so far.
+    min_area_mm2 : float
+        Islands (8-connected in their slice) smaller than this (mm²) that come
+        no nearer than ``pleura_mm`` to ``lung`` are not fat planes.
+    pleura_mm : float
 
     Returns
     -------
     (Z, Y, X) bool
     """
     fat = (hu_smooth >= fat_hu[0]) & (hu_smooth <= fat_hu[1])
-    return axial_opening(fat, axial_disk(1.5, spacing))
+    fat = axial_opening(fat, axial_disk(1.5, spacing))
+    if lung is None or not fat.any():
+        return fat
+    in_slice = np.zeros((3, 3, 3), bool)
+    in_slice[1] = True  # 8-connected in each slice, slices apart
+    lab, n = label(fat, in_slice)
+    size = np.bincount(lab[fat], minlength=n + 1)
+    against = np.zeros(n + 1, bool)
+    against[lab[fat & ndi.binary_dilation(lung, axial_disk(pleura_mm, spacing))]] = True
+    keep = (size * float(spacing[1]) * float(spacing[2]) >= min_area_mm2) | against
+    keep[0] = False
+    return keep[lab]

@@ -392,7 +392,7 @@ def segment_lungs(
         bone_all = rib_cage(bright, spacing)
         cage = rib_cage(bright & ~vessels, spacing) if vessels.any() else bone_all
         del bright
-        fat = fat_planes(hu_s, spacing)
+        fat = fat_planes(hu_s, spacing, lung=labels > 0)
         skin = skin_depth(body, spacing)
         # rays must end on the ribs, not on the vertebral column: those cross the aorta
         column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
