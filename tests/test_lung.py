@@ -912,6 +912,25 @@ def test_rib_line_closes_the_cage_of_a_thin_slice():
     assert not outside_rib_line(ys, xs, side, spacing[1:], 60.0)[105, 40]
 
 
+def test_a_ray_to_the_scapula_is_judged_against_the_ribs_beside_it():
+    """A slice's ribs lie at different depths under the skin; against the median over the slice
+    the scapula beyond the gap is not much shallower, against the ribs the lung touches beside
+    the gap it is: judged against the deeper of the two, the ray through the gap is dropped
+    even without the rib line, and consolidation against the ribs is still added."""
+    from diffseglung_core.lung.cavity import costal_fill
+
+    hu, side, body, cavity, spacing, (y, x) = _fragmented_wall()
+    args = (hu, side, np.zeros_like(side), body, hu > 200, spacing)
+    assert np.count_nonzero(costal_fill(*args, medial_x=135.0) & ~cavity) > 100  # the leak
+    local = dict(medial_x=135.0, wall_radius_mm=40.0, wall_slice_too=True)
+    assert not (costal_fill(*args, **local) & ~cavity).any()
+    consolidation = side & (np.hypot(y - 150, x - 70) < 25)
+    hu[consolidation] = 40.0
+    added = costal_fill(hu, side & ~consolidation, np.zeros_like(side), body, hu > 200, spacing,
+                        rib_line_mm=60.0, **local)
+    assert np.mean(added[consolidation]) > 0.8 and not (added & ~cavity).any()
+
+
 def test_rib_line_keeps_consolidation_against_the_ribs():
     """Consolidation against the fragmented ribs pushes the aerated lung away from them: the rays
     cross it before the rib line and it is still added."""

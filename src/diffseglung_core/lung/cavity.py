@@ -111,7 +111,7 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
                 min_thick_mm: float = 6.0,
                 normal_mm: float = 2.0, medial_deg: float = 60.0,
                 anterior_medial_deg: float = 95.0, wall_margin_mm: float = 8.0,
-                wall_radius_mm: Optional[float] = None,
+                wall_radius_mm: Optional[float] = None, wall_slice_too: bool = False,
                 fan_deg: Sequence[float] = (0.0,), posterior_deg: Optional[float] = None,
                 inward_deg: Optional[float] = None,
                 avoid: Optional[np.ndarray] = None, skin: Optional[np.ndarray] = None,
@@ -176,6 +176,10 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         over the whole slice elsewhere: the chest wall is not equally thick
         all round, and a ray to the back of the cage is judged against the
         ribs there, not against deeper ones elsewhere in the slice.
+    wall_slice_too : bool
+        With ``wall_radius_mm``, judge the ray against the deeper of the two
+        medians (beside its end and over the slice): a single slice shows the
+        scapula just outside a rib the lung touches beside it.
     fan_deg : sequence of float
         Angles (degrees) by which each normal is turned to give the rays; the
         default follows the normal only.
@@ -317,7 +321,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
             (np.subtract.outer(end_x[rays_ok], end_x[touch]) * sx) ** 2 <= wall_radius_mm ** 2
         beside = near.sum(1) >= 3
         if beside.any():
-            wall[rays_ok[beside]] = np.nanmedian(np.where(near[beside], depth[touch], np.nan), axis=1)
+            local = np.nanmedian(np.where(near[beside], depth[touch], np.nan), axis=1)
+            wall[rays_ok[beside]] = np.maximum(local, wall[rays_ok[beside]]) if wall_slice_too else local
     ok &= depth >= wall - wall_margin_mm
     if not ok.any():
         return out

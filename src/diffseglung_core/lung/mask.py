@@ -401,7 +401,8 @@ def segment_lungs(
         # between the lungs is not the cage (on a single slice rib fragments may lie so)
         ribs = _without_islands(cage, labels, spacing) if closed else cage
         _fill_along_rays(labels, hu_s, stop, body, ribs, fat, skin, allowed, spacing, x_mid,
-                         passes=costal_passes, avoid=spine, rib_line_mm=None if closed else rib_line_mm)
+                         passes=costal_passes, avoid=spine, rib_line_mm=None if closed else rib_line_mm,
+                         wall_radius_mm=None if closed else 40.0, wall_slice_too=True)
     # dependent lung beside the spine: rays turned towards the back from every part of
     # the lung, through no solid organ, ending on the ribs or on the side of the vertebral
     # column behind the middle of its body (the paravertebral gutter, where the ribs that
