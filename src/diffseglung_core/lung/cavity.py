@@ -873,12 +873,19 @@ def fat_planes(hu_smooth: np.ndarray, spacing: Sequence[float],
     fat = axial_opening(fat, axial_disk(1.5, spacing))
     if lung is None or not fat.any():
         return fat
-    in_slice = np.zeros((3, 3, 3), bool)
-    in_slice[1] = True  # 8-connected in each slice, slices apart
-    lab, n = label(fat, in_slice)
-    size = np.bincount(lab[fat], minlength=n + 1)
-    against = np.zeros(n + 1, bool)
-    against[lab[fat & ndi.binary_dilation(lung, axial_disk(pleura_mm, spacing))]] = True
-    keep = (size * float(spacing[1]) * float(spacing[2]) >= min_area_mm2) | against
-    keep[0] = False
-    return keep[lab]
+    min_px = min_area_mm2 / (float(spacing[1]) * float(spacing[2]))
+    reach = axial_disk(pleura_mm, spacing)[0]
+    eight = np.ones((3, 3), bool)
+
+    def planes(z: int) -> None:  # slices are independent: one per thread
+        lab, n = label(fat[z], eight)
+        if n == 0:
+            return
+        near = ndi.binary_dilation(lung[z], reach)
+        keep = np.bincount(lab.ravel(), minlength=n + 1) >= min_px
+        keep[lab[near]] = True
+        keep[0] = False
+        fat[z] = keep[lab]
+
+    thread_map(planes, range(fat.shape[0]))
+    return fat
