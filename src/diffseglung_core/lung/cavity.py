@@ -864,6 +864,7 @@ def fat_planes(hu_smooth: np.ndarray, spacing: Sequence[float],
         Islands (8-connected in their slice) smaller than this (mm²) that come
         no nearer than ``pleura_mm`` to ``lung`` are not fat planes.
     pleura_mm : float
+        How near (mm, in-plane) to the lung a small island is still a plane.
 
     Returns
     -------

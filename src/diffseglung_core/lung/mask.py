@@ -191,8 +191,12 @@ def segment_lungs(
        rays end on the ribs, not on the vertebral column nor on what is as dense
        as bone but reaches into the lung (vessels with contrast,
        :func:`.skeleton.lung_vessels`) or, on a volume, lies wholly between the
-       lungs (a calcified aortic wall); on a thin scan the rib line closes the
-       gaps between rib fragments. Then rays turned towards the back reach
+       lungs (a calcified aortic wall); a fat plane ends them, but not a small
+       patch of fat density away from the lung (partly aerated consolidation,
+       :func:`.cavity.fat_planes`); on a thin scan the rib line closes the
+       gaps between rib fragments, and a ray that ends on bone much nearer the
+       skin than the ribs the lung touches, beside its end or over the slice,
+       reached a scapula. Then rays turned towards the back reach
        dependent lung beside the spine; they may also end on the side of the
        vertebral column behind the middle of its body (the paravertebral
        gutter), after at least 15 mm of dense tissue and without crossing the
