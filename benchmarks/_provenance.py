@@ -1,7 +1,9 @@
-"""Which code a benchmark ran: the commit and the source files that differ from it."""
+"""Which code a benchmark ran (the commit and the source files that differ from it), and
+where its results go."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -25,3 +27,10 @@ def uncommitted_sources(root: Path = ROOT) -> list:
         return sorted(line[3:] for line in out.splitlines() if line.strip())
     except (OSError, subprocess.SubprocessError):
         return []
+
+
+def write_json(path: Path, result: dict) -> None:
+    """Write a benchmark's ``result`` to ``path`` (folders made as needed) and say so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")

@@ -18,7 +18,6 @@ writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit, uncommitted_sources  # noqa: E402
+from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -77,9 +76,7 @@ def main(argv=None) -> int:
     out = {"commit": git_commit(args.src), "uncommitted_sources": uncommitted_sources(args.src),
            "date": time.strftime("%Y-%m-%d"), "threads": args.threads, "engine_seconds": seconds,
            "hu_offset": offset, "components": rows}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, out)
     return 0
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit  # noqa: E402
+from _provenance import git_commit, write_json  # noqa: E402
 
 _RUN = textwrap.dedent("""
     import json, resource, sys, time
@@ -87,9 +87,7 @@ def main(argv=None) -> int:
         faults = statistics.median(r["second_faults"] for r in runs[mode])
         print(f"{label:<34} {summary[mode]['first_s']:9.2f} s/GB {summary[mode]['second_s']:9.2f} s/GB "
               f"{faults:13.0f}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, out)
     return 0
 
 

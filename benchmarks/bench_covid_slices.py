@@ -20,7 +20,6 @@ slices. ``--src DIR`` runs the sources of another checkout (``DIR/src``), e.g. a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit, uncommitted_sources  # noqa: E402
+from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
 
 CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
 
@@ -89,9 +88,7 @@ def main(argv=None) -> int:
         pct = row["percent_lung"]
         print(f"| {name} | {row['thickness_mm']:g} mm | {100 * row['lung_share_of_body']:.1f} % | "
               + " | ".join(f"{pct[c]:.1f}" for c in CLASSES) + f" | {row['pathology_percent']:.1f} |")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

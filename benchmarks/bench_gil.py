@@ -26,7 +26,6 @@ Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit, uncommitted_sources  # noqa: E402
+from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
 from _timing import conditions, measure, pin_threads  # noqa: E402
 
 
@@ -170,9 +169,7 @@ def main(argv=None) -> int:
         for lib in ("edt", "cc3d"):
             for where, r in list(e[lib]["by_caller"].items())[:6]:
                 print(f"  {lib:<5} {r['seconds']:6.2f} s {r['calls']:6d} calls  {where}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, out)
     return 0
 
 

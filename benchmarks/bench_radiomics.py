@@ -30,7 +30,6 @@ voxel-based extraction (``kernelRadius`` 4, masked kernel, its 19).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -44,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "radiomics"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit, uncommitted_sources  # noqa: E402
+from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
 from _timing import conditions, measure, pin_threads  # noqa: E402
 from diffseglung_core.radiomics import (  # noqa: E402
     FEATURE_NAMES,
@@ -298,9 +297,7 @@ def main(argv=None) -> int:
             print(f"  on the GPU: median {vm['map_gpu']['median_s']:.2f} s, {vm['ratio_cpu_over_gpu']:.1f}x "
                   f"the CPU; largest difference {vm['gpu_max_rel_difference']:.1e} of each feature's range")
     result["conditions"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

@@ -28,7 +28,6 @@ another checkout (``DIR/src``) for a comparison.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit, uncommitted_sources  # noqa: E402
+from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
 
 CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
 
@@ -143,9 +142,7 @@ def main(argv=None) -> int:
         same = f"{row['same_label']:.3f}" if "same_label" in row else "-"
         print(f"| {name} | {row['lung_dice']:.3f} | {same} | "
               + " | ".join(f"{row['percent_lung'][c]:.2f}" for c in CLASSES[1:]) + " |")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

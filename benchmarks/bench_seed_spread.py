@@ -25,7 +25,6 @@ noise of the clustering. Writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit, uncommitted_sources  # noqa: E402
+from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
 from bench_testbed import CLASSES, score_case  # noqa: E402
 
 
@@ -131,9 +130,7 @@ def main(argv=None) -> int:
                           "engine": "segment_volume(volume, device='cpu', seed=s), its own lung mask",
                           "total_seconds": time.perf_counter() - t0},
            "per_seed": figures, "summary": summary}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, out)
     return 0
 
 

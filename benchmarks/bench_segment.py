@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import resource
 import sys
@@ -54,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit, uncommitted_sources  # noqa: E402
+from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
 
 
 class PeakRSS:
@@ -326,9 +325,7 @@ def main(argv=None) -> int:
               f"products alone {1000 * r['products_s']['median_s']:.1f} ms ({r['products_gflop_s']:.0f} "
               f"GFLOP/s); one read of the data: {1000 * r['single_pass_bound_s']:.1f} ms, scikit-learn's "
               f"iteration / that bound: {r['sklearn_over_single_pass_bound']:.1f}x")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, out)
     return 0
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit  # noqa: E402
+from _provenance import git_commit, write_json  # noqa: E402
 
 
 def run_once(checkout: Path, shape, threads: int, allocator: str = "keep") -> dict:
@@ -94,9 +94,7 @@ def main(argv=None) -> int:
               + " ".join(f"{r['stages_s'][s]:9.1f}s" for s in stages))
     print(f"reference / current (means of {args.rounds}): wall {out['reference_over_current']:.2f}x, "
           f"CPU time {out['reference_over_current_cpu']:.2f}x")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, out)
     return 0
 
 
