@@ -792,7 +792,8 @@ def test_rays_to_the_aorta_take_a_thinner_rim_of_dense_lung_than_those_to_the_co
         for _ in range(2):
             lung = lung | costal_fill(hu, lung, np.zeros_like(side), body, bone | disc, spacing,
                                       medial_x=119.5, inward_deg=60.0, fan_deg=(-30.0, 0.0, 30.0),
-                                      wall_margin_mm=np.inf, avoid=vertebra, spine=disc, **kw)
+                                      wall_margin_mm=np.inf, max_layer_mm=3.0, avoid=vertebra, spine=disc,
+                                  **kw)
         return lung
 
     rim = cavity & ~disc & (y >= 124) & (y < 136) & (x >= 70) & (x < 80)
@@ -800,6 +801,30 @@ def test_rays_to_the_aorta_take_a_thinner_rim_of_dense_lung_than_those_to_the_co
     assert with_aorta[rim].mean() > 0.7 and not as_column[rim].any()
     assert not with_aorta[disc].any() and not (with_aorta & ~cavity).any()
     assert not (with_aorta & ~side & ~rim & (np.abs(y - 130) > 15)).any()
+
+
+
+def test_rays_to_the_aorta_take_dense_lung_up_to_its_wall():
+    """Dense tissue 14 mm wide lies between the lung and the aorta's disc all along its side:
+    the rays that end on the disc take it in up to the disc (which holds the aortic wall and
+    the pleura); the same rays ending on other bone leave the chest wall's inner layer."""
+    from diffseglung_core.lung.cavity import costal_fill
+
+    spacing = (5.0, 1.0, 1.0)
+    hu, side, body, cavity, vertebra, aorta, (y, x) = _gutter_slice(lung_reach_x=66)
+    bone = hu > 200
+    disc = np.hypot(y - 128, x - 95) < 15
+
+    def grow(**kw):
+        return side | costal_fill(hu, side, np.zeros_like(side), body, bone | disc, spacing,
+                                  medial_x=119.5, inward_deg=60.0, fan_deg=(-30.0, 0.0, 30.0),
+                                  wall_margin_mm=np.inf, max_layer_mm=3.0, avoid=vertebra, spine=disc,
+                                  **kw)
+
+    to_aorta, to_bone = grow(aorta=disc, aorta_gap_mm=8.0), grow(spine_gap_mm=8.0)
+    assert to_aorta[126:131, 66:81].all() and not to_aorta[disc].any()
+    assert to_bone[126:131, 66:78].all() and not to_bone[126:131, 79:81].any()
+    assert not (to_aorta & ~cavity).any()
 
 
 def _fragmented_wall():

@@ -218,7 +218,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         The part of ``spine`` that is the side or back of the descending aorta,
         where healthy lung lies against its wall (which ``aorta`` includes) with
         only the pleura between: a ray that ends there needs ``aorta_gap_mm`` of
-        dense tissue instead of ``spine_gap_mm``.
+        dense tissue instead of ``spine_gap_mm``, and what it adds reaches the
+        aorta (no chest-wall layer is left before it).
 
     Returns
     -------
@@ -326,8 +327,12 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     ok &= depth >= wall - wall_margin_mm
     if not ok.any():
         return out
-    # a ray crosses only passable tissue from where it leaves the lung to where it ends
-    stop_at = np.maximum(end - np.rint(layer * slant / step).astype(np.int64), first)
+    # a ray crosses only passable tissue from where it leaves the lung to where it ends; the
+    # chest wall's inner layer is not lung, but the aorta's disc holds its wall and the pleura
+    inner = np.rint(layer * slant / step).astype(np.int64)
+    if aorta is not None:
+        inner[aorta[end_y, end_x]] = 0
+    stop_at = np.maximum(end - inner, first)
     py, px, in_span = rays.span(np.flatnonzero(ok), first, stop_at)
     out[py[in_span], px[in_span]] = True
     if not out.any():

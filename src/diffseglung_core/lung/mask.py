@@ -475,7 +475,9 @@ def segment_lungs(
         aorta_found = np.full((shape[0], 3), np.nan)
         aorta_found[box[0]] = aorta + [box[1].start, box[2].start, 0.0]
         if traced.any():
-            ahead, behind = aorta_masks(aorta, labels.shape, spacing)
+            # the traced circle is the aorta's outer edge where no contrast lights its lumen
+            # (then it is the lumen's, inside a wall of 2-3 mm)
+            ahead, behind = aorta_masks(aorta, labels.shape, spacing, margin_mm=3.0 if contrast else 1.0)
             solid, body_front, in_front = vertebral_body_masks(vertebrae, labels.shape, spacing)
             # below the arch and the hilum: the top 30 mm of the traced aorta are not used
             top = int(np.flatnonzero(traced).max()) - int(np.ceil(30.0 / spacing[0]))
