@@ -642,7 +642,7 @@ def test_rays_towards_the_back_reach_dependent_lung_beside_the_spine():
     assert organs[heart].mean() > 0.9 and not organs[band].any()
     avoid = organs | (bone & (np.abs(x - 120) < 40))
     normals = grow(side, 2)
-    back = grow(normals, 4, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0), posterior_deg=60.0,
+    back = grow(normals, 4, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0), dependent_deg=60.0,
                 avoid=avoid)
     medial = band & (x > 62) & (x < 80)  # behind the strip, outside the spine's column
     assert normals[medial].mean() < 0.05 and back[medial].mean() > 0.25
@@ -665,7 +665,7 @@ def test_a_capped_inner_layer_lets_rays_through_disease_reach_the_ribs():
 
     def fill(layer_mm):
         return costal_fill(hu, side, np.zeros_like(side), body, hu > 200, spacing, medial_x=120.0,
-                           posterior_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0),
+                           dependent_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0),
                            max_layer_mm=layer_mm)
 
     between = band & (depth > 4) & (depth <= 10) & (x > 40) & (x < 100)
@@ -674,6 +674,28 @@ def test_a_capped_inner_layer_lets_rays_through_disease_reach_the_ribs():
     assert fill(5.0)[between].mean() > 0.9  # measured 0.99
     assert not fill(5.0)[~cavity].any()
 
+
+
+def test_rays_towards_the_dependent_side_follow_gravity():
+    """The slice above turned upside down, as a prone patient's: the consolidated half lies in
+    front. Rays towards the front (``dependent=(-1, 0)``) take it in as the rays towards the
+    back took the supine one; rays towards the back find nothing to add."""
+    from diffseglung_core.binary import distance_inside
+    from diffseglung_core.lung.cavity import costal_fill
+
+    spacing, y, x, body, cavity, ribs, hu = _chest_slice()
+    side = cavity & (y < 110) & (x < 110)
+    hu[side] = -850.0
+    band = cavity & (y >= 110) & (x < 110) & (distance_inside(cavity) > 5) & (x > 40) & (x < 100)
+    hu, side, band, body = (np.flipud(a) for a in (hu, side, band, body))
+
+    def fill(towards):
+        return costal_fill(hu, side, np.zeros_like(side), body, hu > 200, spacing, medial_x=120.0,
+                           dependent_deg=60.0, dependent=towards,
+                           fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0), max_layer_mm=5.0)
+
+    assert fill((-1.0, 0.0))[band].mean() > 0.9 and not fill((1.0, 0.0))[band].any()
+    assert not fill((-1.0, 0.0))[~np.flipud(cavity)].any()
 
 def test_rays_towards_the_back_are_judged_against_the_ribs_beside_their_end():
     """One slice whose back ribs lie deep under the skin beside the spine and shallow further
@@ -700,7 +722,7 @@ def test_rays_towards_the_back_are_judged_against_the_ribs_beside_their_end():
 
     def grow(**kw):
         return side | costal_fill(hu, side, np.zeros_like(side), body, hu > 200, spacing,
-                                  medial_x=250.0, posterior_deg=60.0,
+                                  medial_x=250.0, dependent_deg=60.0,
                                   fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0), skin=skin, **kw)
 
     whole, beside = grow(), grow(wall_radius_mm=40.0)
@@ -757,7 +779,7 @@ def test_rays_reach_the_paravertebral_gutter_not_the_aorta():
         lung = side
         for _ in range(4):
             lung = lung | costal_fill(hu, lung, np.zeros_like(side), body, cage, spacing, medial_x=119.5,
-                                      fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0), posterior_deg=60.0, **kw)
+                                      fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0), dependent_deg=60.0, **kw)
         return lung
 
     before = grow(bone, avoid=bone & column)

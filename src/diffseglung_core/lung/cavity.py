@@ -112,7 +112,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
                 normal_mm: float = 2.0, medial_deg: float = 60.0,
                 anterior_medial_deg: float = 95.0, wall_margin_mm: float = 8.0,
                 wall_radius_mm: Optional[float] = None, wall_slice_too: bool = False,
-                fan_deg: Sequence[float] = (0.0,), posterior_deg: Optional[float] = None,
+                fan_deg: Sequence[float] = (0.0,), dependent_deg: Optional[float] = None,
+                dependent: tuple[float, float] = (1.0, 0.0),
                 inward_deg: Optional[float] = None,
                 avoid: Optional[np.ndarray] = None, skin: Optional[np.ndarray] = None,
                 rib_line_mm: Optional[float] = None, spine: Optional[np.ndarray] = None,
@@ -183,10 +184,12 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     fan_deg : sequence of float
         Angles (degrees) by which each normal is turned to give the rays; the
         default follows the normal only.
-    posterior_deg : float, optional
-        Follow only rays within this angle of straight back (``+y``), medial ones
-        included, instead of the medial rules above: dependent lung beside the
-        spine, which the normals of the aerated lung do not face.
+    dependent_deg, dependent : float, optional, and (dy, dx)
+        Follow only rays within ``dependent_deg`` of the direction ``dependent``
+        (the side gravity pulls towards: ``(1, 0)``, straight back, for a supine
+        patient), medial ones included, instead of the medial rules above:
+        dependent lung (beside the spine, lying supine), which the normals of
+        the aerated lung do not face.
     inward_deg : float, optional
         Follow only rays within this angle of the direction towards the body's
         middle, instead of the medial rules above: dense lung against the
@@ -254,8 +257,8 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     vy, vx = ((vy[:, None] * np.cos(ang) + vx[:, None] * np.sin(ang)).ravel(),
               (vx[:, None] * np.cos(ang) - vy[:, None] * np.sin(ang)).ravel())
     ey, ex = np.repeat(ey, ang.size), np.repeat(ex, ang.size)
-    if posterior_deg is not None:
-        keep = vy >= np.cos(np.deg2rad(posterior_deg))
+    if dependent_deg is not None:
+        keep = vy * dependent[0] + vx * dependent[1] >= np.cos(np.deg2rad(dependent_deg))
     elif inward_deg is not None:
         keep = vx * np.sign(medial_x - ex) >= np.cos(np.deg2rad(inward_deg))
     else:

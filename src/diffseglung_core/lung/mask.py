@@ -196,8 +196,9 @@ def segment_lungs(
        :func:`.cavity.fat_planes`); on a thin scan the rib line closes the
        gaps between rib fragments, and a ray that ends on bone much nearer the
        skin than the ribs the lung touches, beside its end or over the slice,
-       reached a scapula. Then rays turned towards the back reach
-       dependent lung beside the spine; they may also end on the side of the
+       reached a scapula. Then rays turned towards the back (towards the
+       dependent side: the front of a prone patient, where they end on the ribs
+       only) reach dependent lung beside the spine; they may also end on the side of the
        vertebral column behind the middle of its body (the paravertebral
        gutter), after at least 15 mm of dense tissue and without crossing the
        posterior mediastinum in front of it, nor bone-dense voxels between the
@@ -255,10 +256,11 @@ def segment_lungs(
         the oesophagus), except the rays towards the back that end on its side
         behind the middle of the vertebral body (:func:`.skeleton.vertebral_column`).
     dependent_passes : int
-        After step 6, rays turned towards the back from every part of each lung,
-        through no solid organ (:func:`.cavity.solid_organs`) and ending on the
-        ribs or in the paravertebral gutter, add dependent lung beside the spine
-        and behind the heart, up to this many passes; 0 disables them. Only on
+        After step 6, rays turned towards the dependent side (``dependent_side``)
+        from every part of each lung, through no solid organ
+        (:func:`.cavity.solid_organs`) and ending on the ribs or, lying supine,
+        in the paravertebral gutter, add dependent lung (beside the spine and
+        behind the heart, lying supine), up to this many passes; 0 disables them. Only on
         volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, whose slabs close
         the rib cage.
     mediastinal_passes : int
@@ -282,10 +284,11 @@ def segment_lungs(
     effusion : bool
         Run step 8 (otherwise fluid along the chest wall may stay in the mask).
     dependent_side : str
-        Where free pleural fluid collects: ``"back"`` for a supine patient,
-        ``"front"`` prone, ``"right"`` or ``"left"`` on that side
+        Where free pleural fluid and dependent lung collect: ``"back"`` for a
+        supine patient, ``"front"`` prone, ``"right"`` or ``"left"`` on that side
         (:func:`~diffseglung_core.gravity.dependent_side`); a fluid-density
-        region on the other side of the lung is lung.
+        region on the other side of the lung is lung, and the rays of
+        ``dependent_passes`` turn towards it.
     air_reference_hu : float
         HU of air in this scan (see :mod:`diffseglung_core.calibration`); the
         test that tells lung parenchyma from gas is relative to it.
@@ -453,10 +456,17 @@ def segment_lungs(
             notes.append("intravenous contrast recognised (the blood between the lungs reads as "
                          "dense as bone): contrast-filled vessels are not taken for ribs, and thin "
                          "ones do not stop the search for dependent lung")
-        avoid = organs | (spine & ~gutter) | mediastinal
-        _fill_along_rays(labels, hu_s, stop, body, cage | gutter, fat, skin, allowed, spacing, x_mid,
+        axis, sign = gravity.gravity_axis(dependent_side)
+        towards = (float(sign), 0.0) if axis == 1 else (0.0, float(sign))
+        if dependent_side == "back":
+            ends, avoid = cage | gutter, organs | (spine & ~gutter) | mediastinal
+        else:
+            # prone or on one side: the dependent lung lies against the front or the side of
+            # the cage, not in the paravertebral gutter
+            ends, avoid, gutter, mediastinum = cage, organs | spine | mediastinal, None, None
+        _fill_along_rays(labels, hu_s, stop, body, ends, fat, skin, allowed, spacing, x_mid,
                          passes=dependent_passes, avoid=avoid, spine=gutter, mediastinum=mediastinum,
-                         posterior_deg=60.0, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0),
+                         dependent_deg=60.0, dependent=towards, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0),
                          wall_radius_mm=40.0, max_layer_mm=5.0)
     # dense lung against the mediastinal pleura of the lower lobes: rays towards the body's
     # middle that end on the side or the back of the descending aorta (traced as a tube
