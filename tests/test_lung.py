@@ -675,7 +675,6 @@ def test_a_capped_inner_layer_lets_rays_through_disease_reach_the_ribs():
     assert not fill(5.0)[~cavity].any()
 
 
-
 def test_rays_towards_the_dependent_side_follow_gravity():
     """The slice above turned upside down, as a prone patient's: the consolidated half lies in
     front. Rays towards the front (``dependent=(-1, 0)``) take it in as the rays towards the
@@ -696,6 +695,7 @@ def test_rays_towards_the_dependent_side_follow_gravity():
 
     assert fill((-1.0, 0.0))[band].mean() > 0.9 and not fill((1.0, 0.0))[band].any()
     assert not fill((-1.0, 0.0))[~np.flipud(cavity)].any()
+
 
 def test_rays_towards_the_back_are_judged_against_the_ribs_beside_their_end():
     """One slice whose back ribs lie deep under the skin beside the spine and shallow further
@@ -795,6 +795,7 @@ def test_rays_reach_the_paravertebral_gutter_not_the_aorta():
     near = grow(bone | gutter, avoid=bone & column & ~gutter, spine=gutter, mediastinum=mediastinum)
     assert not (near & ~side & (x > 95)).any()
 
+
 def test_rays_to_the_aorta_take_a_thinner_rim_of_dense_lung_than_those_to_the_column():
     """Healthy lung lies against the aorta's side above row 122; below, dense tissue 10 mm
     wide lies between the lung and the aorta. Rays ending on the aorta (its wall within the
@@ -823,7 +824,6 @@ def test_rays_to_the_aorta_take_a_thinner_rim_of_dense_lung_than_those_to_the_co
     assert with_aorta[rim].mean() > 0.7 and not as_column[rim].any()
     assert not with_aorta[disc].any() and not (with_aorta & ~cavity).any()
     assert not (with_aorta & ~side & ~rim & (np.abs(y - 130) > 15)).any()
-
 
 
 def test_rays_to_the_aorta_take_dense_lung_up_to_its_wall():
