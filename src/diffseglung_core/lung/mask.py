@@ -458,14 +458,14 @@ def segment_lungs(
                          "ones do not stop the search for dependent lung")
         axis, sign = gravity.gravity_axis(dependent_side)
         towards = (float(sign), 0.0) if axis == 1 else (0.0, float(sign))
-        if dependent_side == "back":
-            ends, avoid = cage | gutter, organs | (spine & ~gutter) | mediastinal
-        else:
+        ends, avoid = cage | gutter, organs | (spine & ~gutter) | mediastinal
+        column = {"spine": gutter, "mediastinum": mediastinum}
+        if dependent_side != "back":
             # prone or on one side: the dependent lung lies against the front or the side of
             # the cage, not in the paravertebral gutter
-            ends, avoid, gutter, mediastinum = cage, organs | spine | mediastinal, None, None
+            ends, avoid, column = cage, organs | spine | mediastinal, {}
         _fill_along_rays(labels, hu_s, stop, body, ends, fat, skin, allowed, spacing, x_mid,
-                         passes=dependent_passes, avoid=avoid, spine=gutter, mediastinum=mediastinum,
+                         passes=dependent_passes, avoid=avoid, **column,
                          dependent_deg=60.0, dependent=towards, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0),
                          wall_radius_mm=40.0, max_layer_mm=5.0)
     # dense lung against the mediastinal pleura of the lower lobes: rays towards the body's
