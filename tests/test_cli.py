@@ -116,3 +116,17 @@ def test_patient_position_can_be_given_for_files_that_do_not_store_it(tmp_path, 
     assert np.mean(prone[fluid] > 0) < np.mean(supine[fluid] > 0)
     with pytest.raises(SystemExit):
         main(["lungmask", str(scan), "-o", str(tmp_path / "x.nii.gz"), "--patient-position", "UP"])
+
+
+def test_segment_prints_what_the_lung_mask_noted(tmp_path, capsys):
+    """A file whose orientation swapped front and back: ``segment`` says so (the lung mask's
+    notes, which report.json keeps too, are printed)."""
+    from diffseglung_core.io import write_scan
+    from diffseglung_core.phantom import make_phantom
+    from diffseglung_core.volume import CTVolume
+
+    ph = make_phantom((48, 128, 128), seed=0)
+    swapped = CTVolume.from_array(np.ascontiguousarray(ph.volume.hu[:, ::-1]), spacing=ph.volume.spacing)
+    scan = write_scan(tmp_path / "ct.nii.gz", swapped)
+    assert main(["segment", str(scan), "-o", str(tmp_path / "labels.nii.gz")]) == 0
+    assert "note: the vertebral column lies in front of the body's centre" in capsys.readouterr().out

@@ -1611,3 +1611,24 @@ def test_a_prone_scans_fluid_in_front_is_effusion_not_lung():
     assert not unknown.effusion[fluid].any() and prone.effusion[fluid].mean() > 0.03
     assert np.mean(prone.labels[fluid] > 0) < np.mean(unknown.labels[fluid] > 0)
     assert any("effusion" in n for n in prone.notes)
+
+
+def test_a_volume_with_front_and_back_swapped_is_noted():
+    """The phantom's chest as stored, and with its rows reversed (a file whose orientation swaps
+    front and back): only the second puts the vertebral column in front of the body's centre,
+    and the lung mask says so; a single slice tells nothing."""
+    from diffseglung_core.lung.body import body_mid_x, filled_body, outside_air, spine_in_front
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 128, 128), seed=0)
+    hu, spacing = np.asarray(ph.volume.hu), ph.volume.spacing
+    swapped = np.ascontiguousarray(hu[:, ::-1])
+
+    def in_front(volume):
+        body = filled_body(~outside_air(volume < -400))
+        return spine_in_front(body, volume > 200, spacing, body_mid_x(body))
+
+    assert not in_front(hu) and in_front(swapped) and not in_front(swapped[24:25])
+    notes = segment_lungs(swapped, spacing).notes
+    assert any("front and back look swapped" in n for n in notes)
+    assert not any("swapped" in n for n in segment_lungs(hu, spacing).notes)

@@ -184,6 +184,7 @@ def test_load_widget_sets_how_the_patient_lay(make_napari_viewer, qtbot, tmp_pat
     job = widget.compute_mask()
     _wait_job(qtbot, job)
     prone = viewer.layers["prone lung mask"].data
+    assert "pleural effusion" in widget.status.text()  # the lung mask's notes are shown
     from diffseglung_core.io import read_scan
 
     read = read_scan(tmp_path / "prone.nii.gz")

@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
                                           if d.get("hu_offset") else ""))
     if "patient_position" in report:
         print(f"note: {report['patient_position']['note']}")
+    for note in report.get("lung", {}).get("notes", []):
+        print(f"note: {note}")
     flagged = [c for c in report["mapping"]["clusters"] if c["flag"]]
     for c in flagged:
         print(f"cluster {c['cluster']} ({c['name']}): {c['flag']}")

@@ -136,3 +136,51 @@ def body_mid_x(body: np.ndarray, airway: Optional[np.ndarray] = None, *, cut: bo
         zs = np.flatnonzero(airway.any(axis=(1, 2)))
         return float(np.nonzero(airway[zs[len(zs) // 2]:])[2].mean())
     return 0.5 * (cols[0] + cols[-1])
+
+
+def spine_in_front(body: np.ndarray, bone: np.ndarray, spacing: Sequence[float], x_mid: float, *,
+                   column_mm: float = 25.0, min_slices: int = 8, limit: float = -0.05) -> bool:
+    """Whether the bone down the body's mid-line lies in front of the body's centre.
+
+    In the canonical layout (``y`` towards the patient's back) the vertebral
+    column lies behind the centre of the body's cross-section: the bone within
+    ``column_mm`` of the mid-line has its centre 0.15-0.21 of the body's depth
+    behind it (median over the slices of A0001 and of CIP's chest; the
+    sternum pulls it forward in a few slices). A file whose orientation swaps
+    front and back shows it in front.
+
+    Parameters
+    ----------
+    body : (Z, Y, X) bool
+        The filled body.
+    bone : (Z, Y, X) bool
+        Bone (above about 250 HU).
+    spacing : 3 floats, mm.
+    x_mid : float
+        The mid-line's x (voxels), :func:`body_mid_x`.
+    column_mm : float
+        Half-width (mm) of the band about the mid-line.
+    min_slices : int
+        Fewer slices with bone in the band tell nothing (a single slice may
+        show more sternum than spine).
+    limit : float
+        Swapped when the median offset of the band's bone behind the body's
+        centre, over its depth, is below this.
+
+    Returns
+    -------
+    bool
+    """
+    x = np.arange(body.shape[2])
+    band = np.abs(x - x_mid) * float(spacing[2]) < column_mm
+    rows = np.arange(body.shape[1], dtype=np.float64)
+    offsets = []
+    for z in range(body.shape[0]):
+        depth = body[z].sum(axis=1)
+        column = bone[z][:, band].sum(axis=1)
+        if depth.sum() == 0 or column.sum() < 20:
+            continue
+        ys = np.flatnonzero(depth)
+        centre = depth @ rows / depth.sum()
+        offsets.append((column @ rows / column.sum() - centre) / max(ys[-1] - ys[0], 1))
+    return len(offsets) >= min_slices and float(np.median(offsets)) < limit

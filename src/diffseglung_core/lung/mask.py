@@ -20,7 +20,7 @@ from ..parallel import by_slabs, thread_map
 from ..progress import ProgressCallback, report
 from .airways import track_airways
 from .aorta import aorta_masks, descending_aorta
-from .body import body_mid_x, cut_lung, filled_body, outside_air
+from .body import body_mid_x, cut_lung, filled_body, outside_air, spine_in_front
 from .border import costal_pockets, fill_holes
 from .cavity import (
     beyond_fluid,
@@ -354,6 +354,10 @@ def segment_lungs(
 
     # the rest works in a box around the lungs, wide enough for the closings and the ribs
     x_mid = body_mid_x(body_filled, airway, cut=cut)
+    if spine_in_front(body_filled, hu > bone_hu, spacing, x_mid):
+        notes.append("the vertebral column lies in front of the body's centre: front and back look "
+                     "swapped (check the file's orientation); the rules for the back of the chest "
+                     "(dependent lung, the aorta beside the spine) assume them the right way round")
     margin = max(closing_mm, mass_mm, 40.0) + 2.0 * coarse_mm
     box = bbox(lungs, [int(np.ceil(margin / s)) for s in spacing])
     x_mid -= box[2].start

@@ -224,10 +224,12 @@ class LoadCTWidget(QWidget):
             return None
 
         def work(progress):
-            return segment_scan_lungs(volume, progress=progress).labels
+            return segment_scan_lungs(volume, progress=progress)
 
-        def done(mask):
-            self._add_mask(mask, volume, f"{layer.name} lung mask")
+        def done(seg):
+            self._add_mask(seg.labels, volume, f"{layer.name} lung mask")
+            if seg.notes:  # effusion, gas, contrast, a swapped orientation
+                self.status.setText("\n".join([self.status.text(), *seg.notes]))
 
         return self._run(work, done)
 
