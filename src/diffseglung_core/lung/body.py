@@ -154,7 +154,7 @@ def spine_in_front(body: np.ndarray, bone: np.ndarray, spacing: Sequence[float],
     body : (Z, Y, X) bool
         The filled body.
     bone : (Z, Y, X) bool
-        Bone (above about 250 HU).
+        Bone (above about 200 HU).
     spacing : 3 floats, mm.
     x_mid : float
         The mid-line's x (voxels), :func:`body_mid_x`.
