@@ -70,6 +70,9 @@ def test_segment_end_to_end_on_phantom(make_napari_viewer, qtbot, phantom):
         assert viewer.layers[name].data.max() == 5
     assert not viewer.layers["phantom lung mask"].visible
     assert widget.run_btn.isEnabled() and not widget.cancel_btn.isEnabled()
+    # what the lung mask computed here noted (the phantom's bowel gas) is shown under "done"
+    notes = list(result.lung_segmentation.notes)
+    assert notes and widget.status.text().splitlines()[1:] == notes
 
 
 def test_cancel_stops_the_run_and_gui_stays_responsive(make_napari_viewer, qtbot, phantom):

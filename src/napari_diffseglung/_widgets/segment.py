@@ -225,7 +225,10 @@ class SegmentWidget(QWidget):
         self.viewer.layers.selection.active = self.result_layer
         seconds = result.timings.get("total", float("nan"))
         k = result.mapping.n_clusters
-        self.status.setText(done_message(f"{name} in {seconds:.1f} s ({k} clusters)"))
+        seg = getattr(result, "lung_segmentation", None)
+        notes = list(seg.notes) if seg is not None else []  # the lung mask computed here
+        self.status.setText("\n".join([done_message(f"{name} in {seconds:.1f} s ({k} clusters)"),
+                                        *notes]))
         if self.on_done is not None:
             self.on_done()
 
