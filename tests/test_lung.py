@@ -1626,7 +1626,7 @@ def test_a_volume_with_front_and_back_swapped_is_noted():
 
     def in_front(volume):
         body = filled_body(~outside_air(volume < -400))
-        return spine_in_front(body, volume > 200, spacing, body_mid_x(body))
+        return spine_in_front(body, volume, spacing, body_mid_x(body))
 
     assert not in_front(hu) and in_front(swapped) and not in_front(swapped[24:25])
     notes = segment_lungs(swapped, spacing).notes

@@ -138,8 +138,9 @@ def body_mid_x(body: np.ndarray, airway: Optional[np.ndarray] = None, *, cut: bo
     return 0.5 * (cols[0] + cols[-1])
 
 
-def spine_in_front(body: np.ndarray, bone: np.ndarray, spacing: Sequence[float], x_mid: float, *,
-                   column_mm: float = 25.0, min_slices: int = 8, limit: float = -0.05) -> bool:
+def spine_in_front(body: np.ndarray, hu: np.ndarray, spacing: Sequence[float], x_mid: float, *,
+                   bone_hu: float = 200.0, column_mm: float = 25.0, min_slices: int = 8,
+                   limit: float = -0.05) -> bool:
     """Whether the bone down the body's mid-line lies in front of the body's centre.
 
     In the canonical layout (``y`` towards the patient's back) the vertebral
@@ -153,11 +154,13 @@ def spine_in_front(body: np.ndarray, bone: np.ndarray, spacing: Sequence[float],
     ----------
     body : (Z, Y, X) bool
         The filled body.
-    bone : (Z, Y, X) bool
-        Bone (above about 200 HU).
+    hu : (Z, Y, X) array
+        CT in HU.
     spacing : 3 floats, mm.
     x_mid : float
         The mid-line's x (voxels), :func:`body_mid_x`.
+    bone_hu : float
+        Voxels above this HU are bone.
     column_mm : float
         Half-width (mm) of the band about the mid-line.
     min_slices : int
@@ -171,16 +174,18 @@ def spine_in_front(body: np.ndarray, bone: np.ndarray, spacing: Sequence[float],
     -------
     bool
     """
-    x = np.arange(body.shape[2])
-    band = np.abs(x - x_mid) * float(spacing[2]) < column_mm
+    band = np.flatnonzero(np.abs(np.arange(body.shape[2]) - x_mid) * float(spacing[2]) < column_mm)
+    if band.size == 0:
+        return False
+    depth = body.sum(axis=2, dtype=np.float64)  # (Z, Y) body voxels per row
+    column = (np.asarray(hu)[:, :, band[0]:band[-1] + 1] > bone_hu).sum(axis=2, dtype=np.float64)
+    used = (depth.sum(axis=1) > 0) & (column.sum(axis=1) >= 20)
+    if np.count_nonzero(used) < min_slices:
+        return False
+    depth, column = depth[used], column[used]
     rows = np.arange(body.shape[1], dtype=np.float64)
-    offsets = []
-    for z in range(body.shape[0]):
-        depth = body[z].sum(axis=1)
-        column = bone[z][:, band].sum(axis=1)
-        if depth.sum() == 0 or column.sum() < 20:
-            continue
-        ys = np.flatnonzero(depth)
-        centre = depth @ rows / depth.sum()
-        offsets.append((column @ rows / column.sum() - centre) / max(ys[-1] - ys[0], 1))
-    return len(offsets) >= min_slices and float(np.median(offsets)) < limit
+    centre = depth @ rows / depth.sum(axis=1)
+    filled = depth > 0  # the body's front and back row in each slice
+    front, back = np.argmax(filled, axis=1), filled.shape[1] - 1 - np.argmax(filled[:, ::-1], axis=1)
+    offsets = (column @ rows / column.sum(axis=1) - centre) / np.maximum(back - front, 1)
+    return float(np.median(offsets)) < limit

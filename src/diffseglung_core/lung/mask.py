@@ -354,7 +354,7 @@ def segment_lungs(
 
     # the rest works in a box around the lungs, wide enough for the closings and the ribs
     x_mid = body_mid_x(body_filled, airway, cut=cut)
-    if spine_in_front(body_filled, hu > bone_hu, spacing, x_mid):
+    if spine_in_front(body_filled, hu, spacing, x_mid, bone_hu=bone_hu):
         notes.append("the vertebral column lies in front of the body's centre: front and back look "
                      "swapped (check the file's orientation); the rules for the back of the chest "
                      "(dependent lung, the aorta beside the spine) assume them the right way round")
@@ -462,9 +462,10 @@ def segment_lungs(
                          "ones do not stop the search for dependent lung")
         axis, sign = gravity.gravity_axis(dependent_side)
         towards = (float(sign), 0.0) if axis == 1 else (0.0, float(sign))
-        ends, avoid = cage | gutter, organs | (spine & ~gutter) | mediastinal
-        column = {"spine": gutter, "mediastinum": mediastinum}
-        if dependent_side != "back":
+        if dependent_side == "back":
+            ends, avoid = cage | gutter, organs | (spine & ~gutter) | mediastinal
+            column = {"spine": gutter, "mediastinum": mediastinum}
+        else:
             # prone or on one side: the dependent lung lies against the front or the side of
             # the cage, not in the paravertebral gutter
             ends, avoid, column = cage, organs | spine | mediastinal, {}
