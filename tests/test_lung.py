@@ -1632,3 +1632,29 @@ def test_a_volume_with_front_and_back_swapped_is_noted():
     notes = segment_lungs(swapped, spacing).notes
     assert any("front and back look swapped" in n for n in notes)
     assert not any("swapped" in n for n in segment_lungs(hu, spacing).notes)
+
+
+def test_aorta_on_the_right_tells_left_and_right_swapped():
+    """The phantom's chest as stored and mirrored left to right: the descending aorta is traced
+    left of the spine in the first, right of it in the second, and only that one's lung mask says
+    so; too few traced slices, or an aorta at the middle (the hiatus), say nothing."""
+    from diffseglung_core.lung.aorta import aorta_on_the_right
+    from diffseglung_core.phantom import make_phantom
+
+    spacing = (5.0, 1.0, 1.0)
+    aorta = np.full((20, 3), np.nan)
+    aorta[2:12] = (80.0, 80.0, 12.0)  # 20 mm right of the middle (x towards the patient's left)
+    assert aorta_on_the_right(aorta, 100.0, spacing)
+    assert not aorta_on_the_right(aorta, 60.0, spacing)  # 20 mm left of it
+    assert not aorta_on_the_right(aorta, 82.0, spacing)  # at the middle
+    assert not aorta_on_the_right(aorta[:7], 100.0, spacing)  # five traced slices
+
+    ph = make_phantom((48, 160, 160), seed=0)
+    hu, spacing = np.asarray(ph.volume.hu), ph.volume.spacing
+    stored = segment_lungs(hu, spacing)
+    mirrored = segment_lungs(np.ascontiguousarray(hu[:, :, ::-1]), spacing)
+    assert any("left and right look swapped" in n for n in mirrored.notes)
+    assert not any("swapped" in n for n in stored.notes)
+    # the mask itself is the mirror image of the stored one, its sides named as the file says
+    lungs, back = stored.labels > 0, (mirrored.labels > 0)[:, :, ::-1]
+    assert 2 * np.count_nonzero(lungs & back) / (lungs.sum() + back.sum()) > 0.98

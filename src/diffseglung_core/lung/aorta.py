@@ -32,7 +32,7 @@ import numpy as np
 from ..binary import distance_inside, label
 from ..parallel import thread_map
 
-__all__ = ["aorta_candidates", "trace_tube", "descending_aorta", "aorta_masks"]
+__all__ = ["aorta_candidates", "trace_tube", "descending_aorta", "aorta_masks", "aorta_on_the_right"]
 
 
 def aorta_candidates(hu_smooth: np.ndarray, vertebra: tuple, sampling: Sequence[float], *,
@@ -288,3 +288,38 @@ def aorta_masks(aorta: np.ndarray, shape: Sequence[int], spacing: Sequence[float
         box = (z, slice(y0, y0 + yy.shape[0]), slice(x0, x0 + xx.shape[1]))
         front[box], back[box] = disc & ahead, disc & ~ahead
     return front, back
+
+
+def aorta_on_the_right(aorta: np.ndarray, x_mid: float, spacing: Sequence[float], *,
+                       min_slices: int = 8, limit_mm: float = -5.0) -> bool:
+    """Whether the traced descending aorta runs down the patient's right of the mid-line.
+
+    The descending aorta lies left of the vertebral column (its centre 8-21 mm
+    left of the body's mid-line, median over the traced slices of A0001 and the
+    phantom's seeds), coming to the middle only at the hiatus; a right-sided
+    descending aorta is a rare anomaly. In the canonical layout (``x`` towards
+    the patient's left) a file whose orientation swaps left and right shows it
+    on the right.
+
+    Parameters
+    ----------
+    aorta : (Z, 3) float
+        :func:`descending_aorta` (``(y, x, radius)`` per slice, NaN where none).
+    x_mid : float
+        The body's left-right middle (column index), on the same grid.
+    spacing : 3 floats, mm.
+    min_slices : int
+        Fewer traced slices tell nothing.
+    limit_mm : float
+        On the right when the median of the centres' offsets towards the
+        patient's left is below this (mm).
+
+    Returns
+    -------
+    bool
+    """
+    x = np.asarray(aorta, float)[:, 1]
+    x = x[~np.isnan(x)]
+    if x.size < min_slices:
+        return False
+    return bool(np.median(x - x_mid) * float(spacing[2]) < limit_mm)

@@ -19,7 +19,7 @@ from ..errors import NoLungFoundError
 from ..parallel import by_slabs, thread_map
 from ..progress import ProgressCallback, report
 from .airways import track_airways
-from .aorta import aorta_masks, descending_aorta
+from .aorta import aorta_masks, aorta_on_the_right, descending_aorta
 from .body import body_mid_x, cut_lung, filled_body, outside_air, spine_in_front
 from .border import costal_pockets, fill_holes
 from .cavity import (
@@ -489,6 +489,10 @@ def segment_lungs(
         traced = ~np.isnan(aorta[:, 0])
         aorta_found = np.full((shape[0], 3), np.nan)
         aorta_found[box[0]] = aorta + [box[1].start, box[2].start, 0.0]
+        if aorta_on_the_right(aorta, x_mid, spacing):
+            notes.append("the descending aorta runs down the right side of the spine: left and right "
+                         "look swapped (check the file's orientation; a right-sided descending aorta is "
+                         "rare); the lungs are labelled right and left as the file says")
         if traced.any():
             # the traced circle is the aorta's outer edge where no contrast lights its lumen
             # (then it is the lumen's, inside a wall of 2-3 mm)
