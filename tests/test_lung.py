@@ -1634,6 +1634,31 @@ def test_a_volume_with_front_and_back_swapped_is_noted():
     assert not any("swapped" in n for n in segment_lungs(hu, spacing).notes)
 
 
+def test_a_volume_upside_down_is_noted():
+    """The phantom's chest as stored and with its slices reversed (a file whose orientation swaps
+    head and feet): tracked from the top, the airways of the second reach a few mm, tracked from
+    its bottom the whole trachea; only its lung mask says so."""
+    from diffseglung_core.lung.airways import trachea_from_below, track_airways
+    from diffseglung_core.lung.body import filled_body, outside_air
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 160, 160), seed=0)
+    hu, spacing = np.asarray(ph.volume.hu), ph.volume.spacing
+    flipped = np.ascontiguousarray(hu[::-1])
+
+    def from_below(volume):
+        air = volume < -400
+        outside = outside_air(air)
+        inside, body = air & ~outside, filled_body(~outside)
+        tree = track_airways(inside, body, spacing, hu=volume)
+        return trachea_from_below(inside, body, spacing, tree, hu=volume)
+
+    assert from_below(flipped) and not from_below(hu)
+    assert any("head and feet look swapped" in n for n in segment_lungs(flipped, spacing).notes)
+    assert not any("head and feet" in n for n in segment_lungs(hu, spacing).notes)
+    assert not from_below(flipped[:7])  # a slab thinner than the reach asked for
+
+
 def test_aorta_on_the_right_tells_left_and_right_swapped():
     """The phantom's chest as stored and mirrored left to right: the descending aorta is traced
     left of the spine in the first, right of it in the second, and only that one's lung mask says

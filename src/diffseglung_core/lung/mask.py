@@ -18,7 +18,7 @@ from ..binary import label
 from ..errors import NoLungFoundError
 from ..parallel import by_slabs, thread_map
 from ..progress import ProgressCallback, report
-from .airways import track_airways
+from .airways import trachea_from_below, track_airways
 from .aorta import aorta_masks, aorta_on_the_right, descending_aorta
 from .body import body_mid_x, cut_lung, filled_body, outside_air, spine_in_front
 from .border import costal_pockets, fill_holes
@@ -331,6 +331,8 @@ def segment_lungs(
     report(progress, 1, _STAGES, "airways")
     airway = track_airways(inside_air, body_filled, spacing, hu=hu, air_hu=air_reference_hu,
                            cut=cut)
+    upside_down = shape[0] >= 8 and trachea_from_below(inside_air, body_filled, spacing, airway, hu=hu,
+                                                       air_hu=air_reference_hu, cut=cut)
     inside_air &= ~airway
 
     report(progress, 2, _STAGES, "lung components")
@@ -343,6 +345,9 @@ def segment_lungs(
             lungs, more = lung_components(lungs & ~pockets, hu, airway, spacing, **kw)
             gas |= pockets | more
     notes = []
+    if upside_down:
+        notes.append("the trachea enters the scan through its lower end: head and feet look swapped "
+                     "(check the file's orientation; the airways are followed from the top)")
     if gas.any():
         notes.append(f"{np.count_nonzero(gas) * np.prod(spacing) / 1000:.0f} mL of air-filled "
                      "space without lung parenchyma (bowel or stomach gas) is not lung")
