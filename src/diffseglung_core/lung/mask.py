@@ -494,7 +494,8 @@ def segment_lungs(
         traced = ~np.isnan(aorta[:, 0])
         aorta_found = np.full((shape[0], 3), np.nan)
         aorta_found[box[0]] = aorta + [box[1].start, box[2].start, 0.0]
-        if aorta_on_the_right(aorta, x_mid, spacing):
+        # (where the field of view cuts the body, its mid-line is not known well enough)
+        if not cut and aorta_on_the_right(aorta, x_mid, spacing):
             notes.append("the descending aorta runs down the right side of the spine: left and right "
                          "look swapped (check the file's orientation; a right-sided descending aorta is "
                          "rare); the lungs are labelled right and left as the file says")
