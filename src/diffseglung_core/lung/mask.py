@@ -74,7 +74,8 @@ class LungSegmentation:
         Air-filled regions of lung size that are not lung (bowel, stomach).
     spacing : (3,) floats, mm.
     notes : list of str
-        What a reader of the report should know (gas left out, effusion found).
+        What a reader of the report should know (gas left out, effusion found,
+        contrast recognised, an orientation that looks swapped).
     aorta : (Z, 3) float, optional
         The descending aorta traced through the slices (:func:`.aorta.descending_aorta`):
         centre ``(y, x)`` and radius (voxels of ``x``) per slice, NaN where it was
