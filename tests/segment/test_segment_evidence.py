@@ -355,6 +355,26 @@ def test_a_small_emphysematous_region_is_found(noise):
     assert inside > 0.6 and outside < 0.01
 
 
+def test_a_few_dim_lucencies_in_thick_slices_stand_out_over_two_mm():
+    """Seven lucencies 6 mm across that partial volume dims to -960 HU, 10 mm apart, in 5 mm
+    slices with 55 HU of noise (which alone puts some 7 % of healthy lung below -950 HU): the
+    share over 4 mm dilutes them below its noise threshold, the share over 2 mm
+    (``fine_laa_mm``, with the stricter threshold of its smaller neighbourhood) finds them,
+    and little around them."""
+    hu, lung, sp = _lung_block(shape=(12, 128, 128), spacing=(5.0, 0.8, 0.8), noise=55.0,
+                               level=-870.0, seed=1)
+    z, y, x = _grid(hu.shape, sp)
+    holes = np.zeros(hu.shape, bool)
+    for cy, cx in ((-10, -8), (-9, 6), (1, -12), (2, 2), (0, 13), (11, -4), (10, 9)):
+        holes |= ((y - cy) ** 2 + (x - cx) ** 2 <= 3.0 ** 2) & (np.abs(z) <= 5.0)
+    hu[holes] += -960.0 + 870.0
+    coarse = tissue_evidence(hu, lung, sp, fine_laa_mm=0.0).emphysema
+    fine = tissue_evidence(hu, lung, sp).emphysema
+    assert coarse[_rows(holes, lung)].mean() < 0.05
+    assert fine[_rows(holes, lung)].mean() > 0.4
+    assert fine[_rows(~holes, lung)].mean() < 0.002
+
+
 @pytest.mark.parametrize("slice_mm", [1.0, 5.0])
 def test_thin_slices_resolve_emphysematous_holes_and_thick_ones_blur_them_into_a_region(slice_mm):
     """Centrilobular emphysema: holes 4 mm across (-990 HU), 5 mm apart, in a 3 cm region of

@@ -44,7 +44,10 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   against what noise alone gives healthy lung of that slice. Emphysema is a
   region where that share is far above the noise baseline and above
   ``min_laa_fraction``, of at least ``min_laa_ml``: noise at thick slices gives
-  none, a small real emphysematous region is found. In slices thin enough to
+  none, a small real emphysematous region is found. In slices thicker than
+  1.5 mm the share is read within ``fine_laa_mm`` too, against the stricter
+  threshold of that smaller neighbourhood: a few lucencies that partial volume
+  dims, diluted in the wider share, stand out there. In slices thin enough to
   resolve a lobule's lucency (up to 1.5 mm) a region's extent is its
   low-attenuation voxels, not the lung between the holes (the voxels that
   LAA-950 counts); in thicker slices partial volume blurs the holes into the
@@ -766,6 +769,7 @@ def tissue_evidence(
     mass_mm: float = 6.0,
     parenchyma_mm: float = 3.0,
     laa_mm: float = 4.0,
+    fine_laa_mm: float = 2.0,
     laa_smooth_mm: float = 0.5,
     min_laa_fraction: float = 0.15,
     extent_laa_fraction: float = 0.3,
@@ -842,6 +846,11 @@ def tissue_evidence(
         Gaussian sigma (mm) of the parenchymal density.
     laa_mm : float
         Gaussian sigma (mm) of the low-attenuation share.
+    fine_laa_mm : float
+        In slices thicker than ``LUCENCY_SLICE_MM``, the share is also read within
+        this Gaussian sigma (mm), with the noise threshold of that smaller
+        neighbourhood: a few lucencies that partial volume dims, a small region,
+        stand out there; 0: not read.
     min_laa_fraction : float
         Least share of low attenuation in an emphysema region.
     extent_laa_fraction : float
@@ -1071,14 +1080,22 @@ def tissue_evidence(
     # lung around it: the voxel its edge cuts holds both (partial volume)
     half_way = (soft < 0.5 * (NOMINAL_AIR_HU + level_soft)) & read
     del soft
-    laa_frac, weight = _masked_mean(laa, read, spacing, laa_mm)
-    n_eff = 2.0 * np.pi * laa_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
-    if h.shape[0] > 1:
-        n_eff *= max(1.0, 2.5 * laa_mm / float(spacing[0]))
-    b = baseline
-    threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), min_laa_excess),
-                           min_laa_fraction)
-    emphysema = parenchyma & (laa_frac > threshold) & (weight > 0.3)
+    def regions(sigma_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # the share within ``sigma_mm`` far above what noise alone gives healthy lung there
+        frac, weight = _masked_mean(laa, read, spacing, sigma_mm)
+        n_eff = 2.0 * np.pi * sigma_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
+        if h.shape[0] > 1:
+            n_eff *= max(1.0, 2.5 * sigma_mm / float(spacing[0]))
+        b = baseline
+        threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), min_laa_excess),
+                               min_laa_fraction)
+        return parenchyma & (frac > threshold) & (weight > 0.3), frac, n_eff
+
+    emphysema, laa_frac, n_eff = regions(laa_mm)
+    if fine_laa_mm and not thin_slices:
+        # a small cluster of lucencies that partial volume dims is diluted in the share over
+        # ``laa_mm``; over ``fine_laa_mm`` it stands out (its own, stricter noise threshold)
+        emphysema |= regions(fine_laa_mm)[0]
     # a region's extent: its own low-attenuation voxels (the Gaussian share spreads past
     # the region's edge) and, where the slices are too thick to resolve a lobule's
     # lucency, the lung between them where the low attenuation is dense (partial volume
