@@ -130,3 +130,42 @@ def test_segment_prints_what_the_lung_mask_noted(tmp_path, capsys):
     scan = write_scan(tmp_path / "ct.nii.gz", swapped)
     assert main(["segment", str(scan), "-o", str(tmp_path / "labels.nii.gz")]) == 0
     assert "note: the vertebral column lies in front of the body's centre" in capsys.readouterr().out
+
+
+def test_segment_says_why_laa950_exceeds_the_emphysema_share(tmp_path, capsys):
+    """A noisy scan: LAA-950 counts healthy voxels that noise pushes below -950 HU, the
+    emphysema label does not; ``segment`` says so beside LAA-950, with the report's figures."""
+    import json
+
+    from diffseglung_core.io import write_scan
+    from diffseglung_core.phantom import make_phantom
+    from diffseglung_core.volume import CTVolume
+
+    ph = make_phantom((48, 128, 128), seed=0)
+    noisy = ph.volume.hu + np.random.default_rng(0).normal(0.0, 60.0, ph.volume.shape)
+    scan = write_scan(tmp_path / "ct.nii.gz", CTVolume.from_array(noisy.astype(np.float32),
+                                                                  spacing=ph.volume.spacing))
+    assert main(["segment", str(scan), "-o", str(tmp_path / "labels.nii.gz"),
+                 "--report", str(tmp_path / "report.json")]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "report.json").read_text())
+    laa = report["density"]["laa950_percent"]
+    emphysema = next(c["percent_of_lung"] for c in report["classes"] if c["label"] == 4)
+    assert laa > emphysema + 1.0
+    healthy = report["emphysema_evidence"]["healthy_laa950_percent"]
+    assert f"note: LAA-950 counts noise too: about {healthy:.1f} % of healthy lung" in out
+    assert healthy > 1.0  # 60 HU of noise puts healthy voxels below -950 HU
+
+
+def test_no_laa950_note_when_it_agrees_with_the_emphysema_share():
+    from diffseglung_core.cli.segment import _laa_note
+
+    def report(laa, emphysema, evidence=True):
+        return {"density": {"laa950_percent": laa},
+                "classes": [{"label": 4, "percent_of_lung": emphysema}],
+                **({"emphysema_evidence": {"healthy_laa950_percent": 0.4, "noise_hu": 20.0}}
+                   if evidence else {})}
+
+    assert _laa_note(report(12.5, 12.0)) == ""
+    assert _laa_note(report(13.1, 0.3, evidence=False)) == ""
+    assert "about 0.4 % of healthy lung" in _laa_note(report(13.1, 0.3))

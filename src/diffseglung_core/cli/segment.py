@@ -111,6 +111,21 @@ def _run_batch(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 
+def _laa_note(report: dict, gap_points: float = 1.0) -> str:
+    """Why LAA-950 exceeds the emphysema share by ``gap_points`` or more, in one line ("" if not)."""
+    ev = report.get("emphysema_evidence")
+    if not ev:
+        return ""
+    laa = report["density"]["laa950_percent"]
+    emphysema = next(c["percent_of_lung"] for c in report["classes"] if c["label"] == 4)
+    if laa - emphysema < gap_points:
+        return ""
+    return (f"LAA-950 counts noise too: about {ev['healthy_laa950_percent']:.1f} % of healthy lung "
+            f"reads below -950 HU in this scan (its voxels spread about {ev['noise_hu']:.0f} HU); "
+            "emphysema is labelled only where the low-attenuation share is far above that "
+            "(--report: emphysema_evidence)")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io import is_scan_collection
     from ..segment.report import report_paths
@@ -126,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"LAA-950 {d['laa950_percent']:.1f} %  LAA-910 {d['laa910_percent']:.1f} %  "
           f"PD15 {d['pd15_hu']:.0f} HU" + (f" (HU calibrated: {d['hu_offset']:+.0f} HU subtracted)"
                                           if d.get("hu_offset") else ""))
+    laa_note = _laa_note(report)
+    if laa_note:
+        print(f"note: {laa_note}")
     if "patient_position" in report:
         print(f"note: {report['patient_position']['note']}")
     for note in report.get("lung", {}).get("notes", []):
