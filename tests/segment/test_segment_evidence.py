@@ -114,6 +114,26 @@ def test_one_hrct_slice_takes_a_vessel_along_it_for_a_vessel_and_keeps_a_band_on
     assert ev.solid[_rows(consolidation, lung)].mean() > 0.9
 
 
+def test_one_slice_takes_a_hilar_artery_cut_across_for_a_vessel_and_keeps_consolidation():
+    """One HRCT slice through both lungs: the interlobar artery cut across at the hilum (a
+    homogeneous disk 16 mm wide beside the mediastinum, over 30 mm below the costal
+    surface) is a vessel, not consolidation. A disk as wide against the chest wall, and one
+    30 mm wide at the hilum (wider than any artery of the lung), are consolidation."""
+    hu, lung, sp = _lung_block(shape=(1, 256, 256), spacing=(1.25, 0.78, 0.78))
+    z, y, x = _grid(hu.shape, sp)
+    hu[np.abs(x) <= 15.0], lung[np.abs(x) <= 15.0] = 40.0, False  # mediastinum
+    artery = (y - 20.0) ** 2 + (x + 28.0) ** 2 <= 8.0 ** 2
+    wall = (y - 20.0) ** 2 + (x - 90.0) ** 2 <= 8.0 ** 2
+    wide = (y + 40.0) ** 2 + (x - 31.0) ** 2 <= 15.0 ** 2
+    hu[artery | wall | wide] = 40.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert costal_depth(lung, sp)[artery & lung].min() > 30.0
+    assert not ev.solid[_rows(artery, lung)].any()
+    assert ev.vessel[_rows(artery, lung)].mean() > 0.9
+    assert ev.solid[_rows(wall, lung)].mean() > 0.9
+    assert ev.solid[_rows(wide, lung)].mean() > 0.9
+
+
 def test_one_hrct_slice_takes_vessels_lying_in_it_for_vessels_and_a_net_for_walls():
     """In one 1.25 mm slice the Hessian reads a vessel lying in the slice as a plate. A 3 mm
     vessel (and its blurred edge) is a vessel by its core of soft-tissue density; the 1 mm

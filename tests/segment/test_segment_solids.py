@@ -5,13 +5,32 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffseglung_core.segment.solids import across_stack_hu, laced_with_walls, vessel_passing_through
+from diffseglung_core.segment.solids import (
+    across_stack_hu,
+    central_vessel_cut,
+    laced_with_walls,
+    vessel_passing_through,
+)
 
 
 def test_across_stack_hu_is_partial_volume_across_a_thicker_stack():
     assert across_stack_hu(-300.0, -860.0, 2.0, 1.25) == -300.0  # a stack no thicker than it
     assert across_stack_hu(-300.0, -860.0, 2.0, 5.0) == pytest.approx(-636.0)
     assert across_stack_hu(40.0, -860.0, 3.0, 5.0) == pytest.approx(-320.0)
+
+
+@pytest.mark.parametrize("radius_mm, depth_mm, vessel", [
+    (8.0, 40.0, True),    # the interlobar artery cut across at the hilum
+    (8.0, 20.0, False),   # as wide, but reaching towards the chest wall
+    (15.0, 40.0, False),  # at the hilum, but wider than any artery of the lung
+])
+def test_a_central_vessel_cut_by_one_slice_is_told_by_its_place_and_calibre(radius_mm, depth_mm, vessel):
+    sp = (5.0, 0.5, 0.5)
+    y, x = np.mgrid[-40:40, -40:40] * 0.5
+    comp = (y ** 2 + x ** 2 <= radius_mm ** 2)[None]
+    # costal depth growing from the disk's lateral edge inwards
+    costal = (depth_mm + x + radius_mm)[None].astype(np.float32)
+    assert central_vessel_cut(comp, costal, sp) == vessel
 
 
 def test_a_solid_region_laced_with_walls_is_not_consolidation():

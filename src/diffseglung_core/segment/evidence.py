@@ -125,6 +125,7 @@ from .shapes import (
 from .solids import (
     IN_PLANE_CORE_MM,
     across_stack_hu,
+    central_vessel_cut,
     in_plane_vessels,
     laced_with_walls,
     large_vessel,
@@ -816,8 +817,9 @@ def tissue_evidence(
     min_solid_ml : float
         Smallest solid component (mL). A component that runs through every slice
         of a stack thinner than it is solid only when thicker in its slices than
-        ``2 * mass_mm``; free in the lung, it counts as a ball as wide as its
-        largest cross-section.
+        ``2 * mass_mm`` (in the central lung, than the central arteries:
+        :func:`~.solids.central_vessel_cut`); free in the lung, it counts as a
+        ball as wide as its largest cross-section.
     solid_max_thin : float
         A component whose voxels lie (median) among at least this share of thin
         structures (3 mm Gaussian) is a net of walls that partial volume
@@ -961,8 +963,9 @@ def tissue_evidence(
     # components that run through every slice of the scan are cut by it: only their
     # thickness in their slices says what they are. No thicker than a vessel but the
     # central ones and away from the chest wall (where vessels are small), they are
-    # vessels (a vessel cut across or along looks the same as a nodule); thicker and
-    # free in the lung, they are measured as a ball that wide
+    # vessels (a vessel cut across or along looks the same as a nodule), and so are those
+    # as thick as the central arteries in the central lung (:func:`central_vessel_cut`);
+    # thicker and free in the lung, they are measured as a ball that wide
     depth = costal_depth(inside, spacing)
     whole = box[0].start == 0 and box[0].stop == lung.shape[0]
     through = [whole and sl[0].stop - sl[0].start == h.shape[0] for sl in objects]
@@ -987,6 +990,9 @@ def tissue_evidence(
         comp = lab[sl] == i
         size = np.count_nonzero(comp)
         if through[i - 1] and not wide[i - 1] and depth[sl][comp].min() > solid_mm:
+            continue
+        if through[i - 1] and central_vessel_cut(comp, depth[sl], spacing):
+            vessel[sl] |= comp  # a hilar artery cut across by the stack
             continue
         if ml(comp, i) < min_solid_ml:
             continue

@@ -17,14 +17,40 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..binary import distance_inside, label
-from .shapes import disk_footprint, opening_mm, principal_axes, solidity
+from .shapes import disk_footprint, in_plane_depth, opening_mm, principal_axes, solidity
 
-__all__ = ["IN_PLANE_CORE_MM", "laced_with_walls", "large_vessel", "vessel_branches",
-           "vessel_passing_through", "across_stack_hu", "in_plane_vessels"]
+__all__ = ["IN_PLANE_CORE_MM", "CENTRAL_VESSEL_MM", "HILUM_DEPTH_MM", "central_vessel_cut",
+           "laced_with_walls", "large_vessel", "vessel_branches", "vessel_passing_through",
+           "across_stack_hu", "in_plane_vessels"]
 
 #: Half-width (mm) of the core of soft-tissue density that tells a vessel lying in a
 #: thin stack (one slice) from the 1 mm walls of reticulation.
 IN_PLANE_CORE_MM = 1.0
+#: Half the thickness (mm) of the thickest vessels inside the lung: the interlobar and
+#: lower-lobe pulmonary arteries at the hilum, up to about 16-17 mm across, where a vein
+#: crossing them in a thick slice can add a few mm.
+CENTRAL_VESSEL_MM = 10.0
+#: Depth (mm) below the costal surface from which on the lung is central: the hila and the
+#: lung around them, where the vessels are thickest. Consolidation and most masses reach
+#: nearer the chest wall.
+HILUM_DEPTH_MM = 30.0
+
+
+def central_vessel_cut(comp: np.ndarray, costal_mm: np.ndarray, spacing: Sequence[float], *,
+                       hilum_mm: float = HILUM_DEPTH_MM,
+                       vessel_mm: float = CENTRAL_VESSEL_MM) -> bool:
+    """Whether a thick component that a thin stack cuts is a central vessel (a hilar artery).
+
+    On one slice (or a stack thinner than the structures in it) a vessel cannot be
+    followed: the interlobar artery cut across at the hilum is a homogeneous
+    disk of soft tissue 15-20 mm wide, as a nodule would be. A radiologist
+    reads its place and calibre: lying wholly in the central lung, at least
+    ``hilum_mm`` below the costal surface (``costal_mm``, (Z, Y, X) like
+    ``comp``, :func:`~.evidence.costal_depth`), and no thicker in its slices
+    than the central arteries (half-thickness ``vessel_mm``), it is a vessel.
+    Consolidation and most masses reach nearer the chest wall, or are thicker.
+    """
+    return bool(costal_mm[comp].min() >= hilum_mm and in_plane_depth(comp, spacing) <= vessel_mm)
 
 
 def laced_with_walls(solid: np.ndarray, thin_share: np.ndarray, max_share: float) -> np.ndarray:
