@@ -114,12 +114,14 @@ def test_one_hrct_slice_takes_a_vessel_along_it_for_a_vessel_and_keeps_a_band_on
     assert ev.solid[_rows(consolidation, lung)].mean() > 0.9
 
 
-def test_one_slice_takes_a_hilar_artery_cut_across_for_a_vessel_and_keeps_consolidation():
-    """One HRCT slice through both lungs: the interlobar artery cut across at the hilum (a
+@pytest.mark.parametrize("thickness", [1.25, 5.0])
+def test_one_slice_takes_a_hilar_artery_cut_across_for_a_vessel_and_keeps_consolidation(thickness):
+    """One slice through both lungs: the interlobar artery cut across at the hilum (a
     homogeneous disk 16 mm wide beside the mediastinum, over 30 mm below the costal
     surface) is a vessel, not consolidation. A disk as wide against the chest wall, and one
-    30 mm wide at the hilum (wider than any artery of the lung), are consolidation."""
-    hu, lung, sp = _lung_block(shape=(1, 256, 256), spacing=(1.25, 0.78, 0.78))
+    30 mm wide at the hilum (wider than any artery of the lung), are consolidation: round in
+    the slice, neither is an elongated vessel, however flat the slice makes them."""
+    hu, lung, sp = _lung_block(shape=(1, 256, 256), spacing=(thickness, 0.78, 0.78))
     z, y, x = _grid(hu.shape, sp)
     hu[np.abs(x) <= 15.0], lung[np.abs(x) <= 15.0] = 40.0, False  # mediastinum
     artery = (y - 20.0) ** 2 + (x + 28.0) ** 2 <= 8.0 ** 2

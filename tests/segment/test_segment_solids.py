@@ -9,6 +9,7 @@ from diffseglung_core.segment.solids import (
     across_stack_hu,
     central_vessel_cut,
     laced_with_walls,
+    large_vessel,
     vessel_passing_through,
 )
 
@@ -31,6 +32,20 @@ def test_a_central_vessel_cut_by_one_slice_is_told_by_its_place_and_calibre(radi
     # costal depth growing from the disk's lateral edge inwards
     costal = (depth_mm + x + radius_mm)[None].astype(np.float32)
     assert central_vessel_cut(comp, costal, sp) == vessel
+
+
+def test_the_elongation_of_a_component_one_slice_cuts_is_read_in_the_slice():
+    """A disk in one slice is flat across it, as a vessel is long: in 3D its principal axes
+    make any flat piece elongated. Read in its slice, a disk is not; a tube lying in the
+    slice is."""
+    sp = (5.0, 0.5, 0.5)
+    y, x = np.mgrid[-40:40, -60:60] * 0.5
+    disk = (y ** 2 + x ** 2 <= 8.0 ** 2)[None]
+    tube = ((np.abs(y) <= 3.0) & (np.abs(x) <= 25.0))[None]
+    core = np.full(disk.shape, 0.7, np.float32)  # tube-like to the Hessian everywhere
+    assert large_vessel(disk, core, sp, 0.6)  # the flat piece, read in 3D
+    assert not large_vessel(disk, core, sp, 0.6, in_plane=True)
+    assert large_vessel(tube, core, sp, 0.6, in_plane=True)
 
 
 def test_a_solid_region_laced_with_walls_is_not_consolidation():

@@ -1001,7 +1001,8 @@ def tissue_evidence(
             vessel[sl] |= comp  # contrast-filled blood
             continue
         # (the shape of one that runs through every slice of the stack is cut by it)
-        large = large_vessel(comp, tube[sl], spacing, solid_tube, max_solidity=branch_solidity)
+        large = large_vessel(comp, tube[sl], spacing, solid_tube, max_solidity=branch_solidity,
+                             in_plane=through[i - 1])
         if large or (not through[i - 1] and solidity(comp, spacing) < branch_solidity):
             # a mass or consolidation that vessels join: its parts thicker than vessels stay
             branches = vessel_branches(comp, tube[sl], spacing, mass_mm, solid_tube, branch_solidity,

@@ -105,7 +105,7 @@ def principal_axes(comp: np.ndarray, spacing: Sequence[float]) -> Optional[np.nd
     pts = np.argwhere(comp) * np.asarray(spacing, float)
     if len(pts) < 10:
         return None
-    return np.linalg.eigvalsh(np.cov(pts.T) + 1e-6 * np.eye(3))
+    return np.linalg.eigvalsh(np.cov(pts.T) + 1e-6 * np.eye(pts.shape[1]))
 
 
 def opening_mm(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:

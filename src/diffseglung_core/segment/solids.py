@@ -73,7 +73,8 @@ def laced_with_walls(solid: np.ndarray, thin_share: np.ndarray, max_share: float
 
 def large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
                   min_tube: float, min_elongation: float = 2.5, core_mm: float = 2.5,
-                  branch_tube: float = 0.25, max_solidity: float = 0.4) -> bool:
+                  branch_tube: float = 0.25, max_solidity: float = 0.4,
+                  in_plane: bool = False) -> bool:
     """Whether a thick dense component is a large vessel or a tree of them (hilar arteries, veins).
 
     A large vessel is elongated (its longest principal axis at least
@@ -81,11 +82,13 @@ def large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
     tube measure at least ``min_tube`` where it is ``core_mm`` deep). A tree of
     vessels branches: it fills less than ``max_solidity`` of its convex hull and
     is tube-like on the whole (mean tube measure at least ``branch_tube``).
-    Consolidation and masses fill most of their hull.
+    Consolidation and masses fill most of their hull. ``in_plane``: the component
+    runs through every slice of a stack thinner than it, whose slices cut its
+    shape across them; its elongation is read in its slices.
     """
     if float(tube[comp].mean()) >= branch_tube and solidity(comp, spacing) < max_solidity:
         return True
-    axes = principal_axes(comp, spacing)
+    axes = principal_axes(comp.any(axis=0), spacing[1:]) if in_plane else principal_axes(comp, spacing)
     if axes is None or np.sqrt(axes[-1] / max(axes[0], 1e-6)) < min_elongation:
         return False
     depth = distance_inside(np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
