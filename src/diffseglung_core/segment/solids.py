@@ -42,8 +42,8 @@ def central_vessel_cut(comp: np.ndarray, costal_mm: np.ndarray, spacing: Sequenc
     """Whether a thick component that a thin stack cuts is a central vessel (a hilar artery).
 
     On one slice (or a stack thinner than the structures in it) a vessel cannot be
-    followed: the interlobar artery cut across at the hilum is a homogeneous
-    disk of soft tissue 15-20 mm wide, as a nodule would be. A radiologist
+    followed: the interlobar artery cut across at the hilum is a disk of soft
+    tissue 15-20 mm wide, as a nodule would be. A radiologist
     reads its place and calibre: lying wholly in the central lung, at least
     ``hilum_mm`` below the costal surface (``costal_mm``, (Z, Y, X) like
     ``comp``, :func:`~.evidence.costal_depth`), and no thicker in its slices
