@@ -1118,6 +1118,22 @@ def test_a0001_cut_by_a_small_field_of_view_keeps_its_lung(a0001_dicom):
 
 
 @pytest.mark.slow
+def test_a0001_single_slices_take_no_chest_wall_through_a_gap_between_ribs(a0001_dicom):
+    """A0001's slices 39 and 44 alone: their posterior ribs show a gap, and the scapula lies
+    beyond it no shallower than the ribs of the whole slice. Rays through the gap took
+    12.8 and 13.5 cm² of muscle up to the scapula; judged also against the ribs beside where
+    they leave the lung (on both sides of the gap), they take at most a few cm² outside the
+    whole scan's mask."""
+    ct = _read(a0001_dicom)
+    whole = compute_lung_mask(ct.hu, ct.spacing) > 0
+    cm2 = ct.spacing[1] * ct.spacing[2] / 100.0
+    for z in (39, 44):
+        alone = compute_lung_mask(ct.hu[z:z + 1], ct.spacing)[0] > 0
+        assert (alone & ~whole[z]).sum() * cm2 < 8.0, z
+        assert dice(alone, whole[z]) > 0.93, z
+
+
+@pytest.mark.slow
 def test_a0001_consolidation_against_the_front_wall_and_the_heart_is_inside(a0001_dicom):
     """A consolidation of the right middle lobe (test bed, inserted into A0001) lies
     against the anterior chest wall and beside the heart: in the slice below it, its

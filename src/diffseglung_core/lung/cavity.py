@@ -178,9 +178,12 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
         all round, and a ray to the back of the cage is judged against the
         ribs there, not against deeper ones elsewhere in the slice.
     wall_slice_too : bool
-        With ``wall_radius_mm``, judge the ray against the deeper of the two
-        medians (beside its end and over the slice): a single slice shows the
-        scapula just outside a rib the lung touches beside it.
+        With ``wall_radius_mm``, judge the ray against the deepest of the
+        medians beside its end, beside where it leaves the lung (the ribs on
+        both sides of a gap between two ribs; not for a ray that ends on a
+        piece of bone the lung touches, a rib) and over the slice: a single
+        slice shows the scapula just outside a rib the lung touches beside it,
+        or beyond a gap between two ribs.
     fan_deg : sequence of float
         Angles (degrees) by which each normal is turned to give the rays; the
         default follows the normal only.
@@ -321,12 +324,35 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     wall = np.full(ey.size, float(np.median(depth[touch])) if np.count_nonzero(touch) >= 10 else -np.inf)
     if wall_radius_mm is not None and touch.any() and ok.any():
         rays_ok = np.flatnonzero(ok)
-        near = (np.subtract.outer(end_y[rays_ok], end_y[touch]) * sy) ** 2 + \
-            (np.subtract.outer(end_x[rays_ok], end_x[touch]) * sx) ** 2 <= wall_radius_mm ** 2
-        beside = near.sum(1) >= 3
-        if beside.any():
-            local = np.nanmedian(np.where(near[beside], depth[touch], np.nan), axis=1)
-            wall[rays_ok[beside]] = np.maximum(local, wall[rays_ok[beside]]) if wall_slice_too else local
+
+        def beside_median(py, px):
+            # median depth of the bone the lung touches within ``wall_radius_mm`` of each ray's
+            # point (at least three contacts), NaN elsewhere
+            near = (np.subtract.outer(py[rays_ok], end_y[touch]) * sy) ** 2 + \
+                (np.subtract.outer(px[rays_ok], end_x[touch]) * sx) ** 2 <= wall_radius_mm ** 2
+            med = np.full(rays_ok.size, np.nan)
+            beside = near.sum(1) >= 3
+            if beside.any():
+                med[beside] = np.nanmedian(np.where(near[beside], depth[touch], np.nan), axis=1)
+            return med
+
+        local = beside_median(end_y, end_x)
+        known = ~np.isnan(local)
+        wall[rays_ok[known]] = np.maximum(local[known], wall[rays_ok[known]]) if wall_slice_too \
+            else local[known]
+        if wall_slice_too:
+            # where the ray leaves the lung lie the ribs on both sides of the gap between two
+            # ribs that a ray to a scapula crosses (its far end may lie too far from them); a
+            # ray that ends on a piece of bone the lung touches somewhere ends on a rib
+            start = beside_median(ey, ex)
+            pieces, _ = label(bone, np.ones((3, 3), bool))
+            touched = np.zeros(pieces.max() + 1, bool)
+            touched[pieces[end_y[touch], end_x[touch]]] = True
+            touched[0] = False
+            on_rib = touched[pieces[end_y[rays_ok], end_x[rays_ok]]]
+            start[on_rib] = np.nan
+            known = ~np.isnan(start)
+            wall[rays_ok[known]] = np.maximum(start[known], wall[rays_ok[known]])
     ok &= depth >= wall - wall_margin_mm
     if not ok.any():
         return out
