@@ -17,7 +17,6 @@ writes JSON.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,18 +24,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
+from _provenance import (  # noqa: E402
+    git_commit,
+    run_sources_of,
+    sources_parser,
+    uncommitted_sources,
+    write_json,
+)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--src", type=Path, default=ROOT, help="checkout whose src/ to run")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "a0001_solids.json")
+    parser = sources_parser(__doc__.splitlines()[0], "a0001_solids.json")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(args.src.resolve() / "src"))
+    run_sources_of(args.src)
     import numpy as np
     import torch
     from scipy import ndimage as ndi

@@ -19,7 +19,6 @@ slices. ``--src DIR`` runs the sources of another checkout (``DIR/src``), e.g. a
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -27,21 +26,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
+from _provenance import (  # noqa: E402
+    git_commit,
+    run_sources_of,
+    sources_parser,
+    uncommitted_sources,
+    write_json,
+)
 
 CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--src", type=Path, default=ROOT, help="checkout whose src/ to run")
-    parser.add_argument("--threads", type=int, default=2)
+    parser = sources_parser(__doc__.splitlines()[0], "covid_slices.json")
     parser.add_argument("--note", default="", help="what this run's sources are, for the docs")
-    parser.add_argument("--json", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "covid_slices.json")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(args.src.resolve() / "src"))
+    run_sources_of(args.src)
     import numpy as np
     import torch
 
