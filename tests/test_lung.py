@@ -134,6 +134,11 @@ def test_single_slice():
     assert mask.shape == (1, 96, 112)
     assert dice(mask[0] > 0, truth[mid] > 0) > 0.95
     assert dice(mask[0] == LEFT_LUNG, truth[mid] == LEFT_LUNG) > 0.95
+    # a single slice says what its mask cannot do; the volume's does not
+    note = "cannot follow the ribs, the vessels or the diaphragm"
+    assert any(note in n and n.startswith("one slice (5 mm)")
+               for n in segment_lungs(hu[mid:mid + 1], (5.0, 3.0, 3.0)).notes)
+    assert not any(note in n for n in segment_lungs(hu, (5.0, 3.0, 3.0)).notes)
 
 
 def test_no_lung_raises():

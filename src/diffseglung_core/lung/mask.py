@@ -400,6 +400,12 @@ def segment_lungs(
     report(progress, 6, _STAGES, "dense lung against the ribs")
     # a slab of slices closes the rib cage; a thinner scan shows the ribs in fragments
     closed = shape[0] * spacing[0] >= 2.0 * RIB_SLAB_MM
+    if not closed:
+        stack = "one slice" if shape[0] == 1 else f"{shape[0]} slices"
+        notes.append(f"{stack} ({shape[0] * spacing[0]:g} mm): the lung mask cannot follow the "
+                     "ribs, the vessels or the diaphragm through the slices, so a mass against the "
+                     "spine can be left out and chest wall or an organ's dome taken in; the whole "
+                     "series segments better")
     if costal:
         stop = airway_box | gas_box
         bright = hu_s > bone_hu
