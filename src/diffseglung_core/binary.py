@@ -47,6 +47,12 @@ def distance_inside(mask: np.ndarray, spacing: Optional[Sequence[float]] = None)
     if spacing is None:
         spacing = (1.0,) * mask.ndim
     spacing = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, float), (mask.ndim,)))
+    wide = [k for k, n in enumerate(mask.shape) if n > 1]
+    if 0 < len(wide) < mask.ndim:
+        # an axis of one voxel holds no distance, and edt's 3D pass is tens of times slower
+        # on a (1, Y, X) array than its 2D pass on the slice (0.1 s against 3 ms at 300 x 512)
+        flat = mask.reshape([mask.shape[k] for k in wide])
+        return distance_inside(flat, [spacing[k] for k in wide]).reshape(mask.shape)
     anisotropy = spacing[0] if mask.ndim == 1 else spacing
     return edt.edt(np.ascontiguousarray(mask), anisotropy=anisotropy, black_border=False,
                    parallel=free_threads())
