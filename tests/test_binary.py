@@ -18,7 +18,7 @@ def _blobs(shape, seed=0):
     ((17, 30, 40), (2.5, 0.7, 1.3)),  # anisotropic, three different axes
     ((30, 40), (0.78, 1.1)),
     ((200,), (0.5,)),
-    ((1, 30, 40), (5.0, 0.7, 0.7)),  # a single slice (computed on the slice: edt's 3D pass is slow)
+    ((1, 30, 40), (5.0, 0.7, 0.7)),  # a single slice
     ((30, 1, 40), (0.7, 5.0, 1.3)),  # other axes of one voxel
     ((30, 40, 1), (0.7, 1.3, 5.0)),
     ((1, 1, 40), (5.0, 0.7, 0.7)),

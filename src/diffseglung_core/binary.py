@@ -47,15 +47,11 @@ def distance_inside(mask: np.ndarray, spacing: Optional[Sequence[float]] = None)
     if spacing is None:
         spacing = (1.0,) * mask.ndim
     spacing = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, float), (mask.ndim,)))
-    wide = [k for k, n in enumerate(mask.shape) if n > 1]
-    if 0 < len(wide) < mask.ndim:
-        # an axis of one voxel holds no distance, and edt's 3D pass is tens of times slower
-        # on a (1, Y, X) array than its 2D pass on the slice (0.1 s against 3 ms at 300 x 512)
-        flat = mask.reshape([mask.shape[k] for k in wide])
-        return distance_inside(flat, [spacing[k] for k in wide]).reshape(mask.shape)
     anisotropy = spacing[0] if mask.ndim == 1 else spacing
-    return edt.edt(np.ascontiguousarray(mask), anisotropy=anisotropy, black_border=False,
-                   parallel=free_threads())
+    # as bytes: edt's 3D pass on a bool array is many times slower than on the same bytes as
+    # uint8 (0.12 s against 3 ms for one 300 x 512 slice as (1, Y, X); the same distances)
+    return edt.edt(np.ascontiguousarray(mask).view(np.uint8), anisotropy=anisotropy,
+                   black_border=False, parallel=free_threads())
 
 
 def _faces(ndim: int, structure: Optional[np.ndarray]) -> bool:
