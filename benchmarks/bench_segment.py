@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_segment.py --skip-engine                 # the GMM comparison only
     python benchmarks/bench_segment.py [--shape 300 512 512] [--threads 2] [--own-lung-mask]
-                                       [--src CHECKOUT]
+                                       [--src CHECKOUT] [--scan PATH]
                                        [--gmm-rows 400000] [--gmm-dims 64] [--gmm-k 8]
                                        [--gmm-iters 10] [--gmm-long-iters 30] [--repeats 3]
                                        [--json benchmarks/results/gmm.json]
@@ -18,6 +18,9 @@ Usage::
    ``--device cuda`` runs the engine's torch stages on the GPU (the lung mask stays
    on the CPU). With ``--diffusion-checkpoint`` and a GPU, the diffusion path too. ``--src CHECKOUT``
    times the sources of another checkout with this script (``bench_segment_pair.py``).
+   ``--scan PATH`` segments a real scan instead (any file or DICOM folder ``read_scan``
+   opens; always with its own lung mask): the JSON keeps a digest of the labels, so two
+   runs can be checked to give the same labels.
 2. The same ``--gmm-rows x --gmm-dims`` float32 rows (``--gmm-k`` Gaussian
    blobs) fitted by :func:`~diffseglung_core.segment.gmm.fit_gmm` and by
    ``sklearn.mixture.GaussianMixture`` doing the same work: every row (no
@@ -105,30 +108,42 @@ def _set_allocator(mode: str) -> str:
     return "keep" if keep_freed_memory() else "default (not glibc)"
 
 
-def bench_engine(shape, features, checkpoint=None, device="cpu", own_lung_mask=False):
+def bench_engine(shape, features, checkpoint=None, device="cpu", own_lung_mask=False, scan=None):
+    import hashlib
+
     import torch
 
     from diffseglung_core.device import get_device
+    from diffseglung_core.io import read_scan
     from diffseglung_core.phantom import make_phantom
     from diffseglung_core.segment import segment_volume
 
     device = str(get_device(device))  # what runs: an absent accelerator falls back to the CPU
     cuda = device.startswith("cuda")
     t = time.perf_counter()
-    ph = make_phantom(shape, seed=0)
-    t_phantom = time.perf_counter() - t
+    if scan is None:
+        ph = make_phantom(shape, seed=0)
+        volume, true_lung = ph.volume, ph.lung > 0
+    else:
+        volume, true_lung, own_lung_mask = read_scan(scan), None, True
+        shape = volume.shape
+    t_load = time.perf_counter() - t
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     with PeakRSS() as mem:
         t, cpu = time.perf_counter(), _process_cpu_s()
-        res = segment_volume(ph.volume, lung_mask=None if own_lung_mask else ph.lung,
+        res = segment_volume(volume, lung_mask=None if own_lung_mask else true_lung,
                              features=features, checkpoint=checkpoint, device=device)
         wall, cpu = time.perf_counter() - t, _process_cpu_s() - cpu
-    truth, found = ph.lung > 0, res.lung > 0
-    dice = 2.0 * np.count_nonzero(truth & found) / max(np.count_nonzero(truth) + np.count_nonzero(found), 1)
-    return {"shape": list(shape), "features": features, "device": device,
-            "own_lung_mask": bool(own_lung_mask), "lung_mask_dice": dice,
-            "lung_voxels": int(truth.sum()), "phantom_s": t_phantom, "segment_s": wall, "cpu_s": cpu,
+    found = np.asarray(res.lung) > 0
+    dice = None if true_lung is None else 2.0 * np.count_nonzero(true_lung & found) / max(
+        np.count_nonzero(true_lung) + np.count_nonzero(found), 1)
+    return {"shape": list(shape), "scan": None if scan is None else str(scan), "features": features,
+            "device": device, "own_lung_mask": bool(own_lung_mask), "lung_mask_dice": dice,
+            "labels_sha1": hashlib.sha1(np.ascontiguousarray(res.labels, np.uint8)).hexdigest(),
+            # the true lung's voxels on a phantom, the mask's on a scan; phantom_s: making or reading it
+            "lung_voxels": int((found if true_lung is None else true_lung).sum()), "phantom_s": t_load,
+            "segment_s": wall, "cpu_s": cpu,
             "peak_extra_gb": (mem.peak - mem.base) / 1e9, "peak_rss_gb": mem.peak / 1e9,
             "gpu_peak_gb": torch.cuda.max_memory_allocated(device) / 1e9 if cuda else None,
             "stages_s": res.timings}
@@ -260,6 +275,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-gmm", action="store_true")
     ap.add_argument("--own-lung-mask", action="store_true",
                     help="the engine computes the lung mask (end to end) instead of taking the true one")
+    ap.add_argument("--scan", type=Path, default=None,
+                    help="segment this real scan (its own lung mask) instead of a phantom of --shape")
     ap.add_argument("--device", default="cpu", help="the engine's device (cpu, cuda, mps)")
     ap.add_argument("--diffusion-checkpoint", default=None)
     ap.add_argument("--src", type=Path, default=ROOT,
@@ -285,9 +302,10 @@ def main(argv=None) -> int:
            "src": str(checkout / "src"), "allocator": allocator}
     if not args.skip_engine:
         out["engine"] = bench_engine(tuple(args.shape), args.features, device=args.device,
-                                     own_lung_mask=args.own_lung_mask)
+                                     own_lung_mask=args.own_lung_mask, scan=args.scan)
         e = out["engine"]
-        mask = f"own lung mask (Dice {e['lung_mask_dice']:.3f})" if e["own_lung_mask"] else "true lung mask"
+        mask = ("own lung mask" + (f" (Dice {e['lung_mask_dice']:.3f})" if e["lung_mask_dice"] is not None
+                                   else "") if e["own_lung_mask"] else "true lung mask")
         print(f"engine {e['features']} {tuple(e['shape'])} on {e['device']}, {mask}, allocator {allocator}: "
               f"{e['segment_s']:.1f} s, peak of the process {e['peak_rss_gb']:.2f} GB "
               f"(+{e['peak_extra_gb']:.2f} GB above its start), lung voxels {e['lung_voxels']:,}"
