@@ -276,6 +276,22 @@ def test_gas_below_the_diaphragm_is_never_lung():
         compute_lung_mask(one.volume.hu, one.volume.spacing)
 
 
+@pytest.mark.parametrize("seed", [0, 2])
+def test_bowel_gas_taken_for_a_trachea_is_not_lung(seed):
+    """In this slab below the lungs (1.4 mm pixels) the airway tracker takes a loop of bowel gas
+    near the mid-line for the trachea; the gas it opens into has no vessels: no lung."""
+    from diffseglung_core.lung.airways import track_airways
+    from diffseglung_core.lung.body import filled_body, outside_air
+    from diffseglung_core.phantom import make_phantom
+
+    slab = make_phantom((48, 256, 256), seed=seed, case="abdomen")
+    hu = slab.volume.hu
+    outside = outside_air(hu < -400)
+    assert track_airways((hu < -400) & ~outside, filled_body(~outside), slab.volume.spacing, hu=hu).any()
+    with pytest.raises(NoLungFoundError, match="no lung in this scan: only gas"):
+        compute_lung_mask(hu, slab.volume.spacing)
+
+
 def ndi_body(hu):
     from scipy import ndimage as ndi
 

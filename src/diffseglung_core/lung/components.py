@@ -19,12 +19,15 @@ def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
     """The 3D components of inside air that are lungs, and the gas that is not.
 
     A candidate is one of the eight largest components whose largest axial
-    section is at least ``min_area_mm2``. It is lung when it touches the
-    tracked airway tree (the bronchi open into it) or when it holds lung
+    section is at least ``min_area_mm2``. It is lung when it holds lung
     parenchyma (:func:`looks_like_parenchyma`) inside the bony thorax
     (:func:`inside_bony_thorax`): bowel and stomach gas is pure air with
     smooth walls and no vessels, whatever its size or position, and air
     caught between the back and a sheet on the table lies behind the ribs.
+    A component that the tracked airway tree touches (the bronchi open into
+    it) needs vessels only, wherever it lies, however near air it reads (an
+    emphysematous lung): what a tracker took for the trachea in a scan of the
+    abdomen (a loop of bowel gas near the mid-line) opens into gas, which has none.
     Components much smaller than the largest lung (under 2 %) are dropped.
 
     Parameters
@@ -72,12 +75,12 @@ def lung_components(inside_air: np.ndarray, hu: np.ndarray, airway: np.ndarray,
         comp = lab[sl] == i
         if comp.sum(axis=(1, 2)).max() * pixel_mm2 < min_area_mm2:
             continue
-        if i not in bronchial:
-            if not looks_like_parenchyma(hu[sl], comp, air_hu):
-                rejected.append(i)
-                continue
-            if not inside_bony_thorax(hu[sl[0]], comp, sl[1:], spacing):
-                continue
+        opens = i in bronchial
+        if not looks_like_parenchyma(hu[sl], comp, air_hu, floor_hu=-np.inf if opens else 40.0):
+            rejected.append(i)
+            continue
+        if not opens and not inside_bony_thorax(hu[sl[0]], comp, sl[1:], spacing):
+            continue
         if largest is None:
             largest = sizes[i]
         elif sizes[i] < 0.02 * largest:
@@ -98,7 +101,8 @@ def _components(lab: np.ndarray, slices: list, which: Sequence[int]) -> np.ndarr
     return out
 
 
-def looks_like_parenchyma(hu: np.ndarray, comp: np.ndarray, air_hu: float = -1000.0) -> bool:
+def looks_like_parenchyma(hu: np.ndarray, comp: np.ndarray, air_hu: float = -1000.0, *,
+                          floor_hu: float = 40.0) -> bool:
     """Whether an air-filled component holds lung parenchyma rather than gas.
 
     Lung parenchyma is air mixed with tissue (alveolar walls, capillaries):
@@ -118,18 +122,20 @@ def looks_like_parenchyma(hu: np.ndarray, comp: np.ndarray, air_hu: float = -100
         The component in that box.
     air_hu : float
         HU of air in this scan.
+    floor_hu : float
+        A component whose median is less than this above air is gas.
 
     Returns
     -------
     bool
-        True when the median is at least 80 HU above air, or at least 40 HU
-        above air with vessels making up at least 2 % of the filled sections'
-        interior.
+        True when the median is at least 80 HU above air, or at least
+        ``floor_hu`` above air with vessels making up at least 2 % of the
+        filled sections' interior.
     """
     median = float(np.median(hu[comp]))
     if median >= air_hu + 80.0:
         return True
-    if median < air_hu + 40.0:
+    if median < air_hu + floor_hu:
         return False
     filled = np.stack([fill_holes_nd(c) for c in comp])
     interior = ndi.binary_erosion(filled, np.ones((1, 3, 3), bool), iterations=2)
