@@ -81,7 +81,8 @@ def main(argv=None) -> int:
 
     out = {"conditions": first["conditions"], "threads": first["threads"],
            "note": (f"python benchmarks/bench_segment_pair.py (bench_segment.py --skip-gmm --features "
-                    f"auto --own-lung-mask), run at two commits in the order {order} on the same "
+                    f"auto --own-lung-mask{'' if args.scan is None else f' --scan {args.scan}'}), "
+                    f"run at two commits in the order {order} on the same "
                     f"machine (current: {current}); the reference ran this script against its own "
                     f"source tree; malloc: current keep, reference {args.reference_allocator}"),
            "runs": runs, "commits": {k: r["commit"] for k, r in runs.items()},
