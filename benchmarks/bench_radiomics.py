@@ -42,6 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "radiomics"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "src"))  # this checkout's sources, whatever the venv installed
 
 from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
 from _timing import conditions, measure, pin_threads  # noqa: E402
