@@ -232,25 +232,26 @@ def bench_gmm(rows, dims, k=8, iters=10, long_iters=30, repeats=3, seed=0):
 def em_roofline(rows, dims, k, torch_s, sklearn_s, repeats) -> dict:
     """How far one EM iteration (diagonal covariances) is from what the machine can do.
 
-    ``fit_gmm`` reads ``x`` and ``x**2`` (float32, ``rows x dims``) twice per
-    iteration: once for the E step's two matrix products, once for the M step's.
-    An iteration that fused both steps block by block would read them once; no
-    iteration can read less than that. The four products (``2 rows dims k``
-    flops each) are also timed alone at their shapes: narrow products (``k``
-    columns) run far below the peak of square ones.
+    ``fit_gmm`` reads ``[x, x**2]`` (float32, ``rows x 2 dims``) twice per
+    iteration: once for the E step's matrix product, once for the M step's.
+    An iteration that fused both steps block by block would read it once; no
+    iteration can read less than that. The two products (``2 rows 2 dims k``
+    flops each) are also timed alone, as ``fit_gmm`` runs them: narrow products
+    (``k`` columns) run far below the peak of square ones.
     """
     import torch
 
     from _timing import machine_limits, measure
+    from diffseglung_core.segment.gmm import _column_sums
 
     lim = machine_limits(repeats)
     data = 2 * rows * dims * 4  # x and x**2, float32
-    flops = 4 * 2.0 * rows * dims * k
+    flops = 2 * 2.0 * rows * 2 * dims * k
     fused_s = data / (lim["read_gb_s"] * 1e9)
-    # the iteration's four products alone, at their shapes: (rows, dims) @ (dims, k) twice for
-    # the E step, (k, rows) @ (rows, dims) twice for the M step
-    x, w, r = torch.randn(rows, dims), torch.randn(dims, k), torch.rand(rows, k)
-    products = measure(lambda: (x @ w, x @ w, r.T @ x, r.T @ x), repeats)
+    # the E step: (rows, 2 dims) by the (k, 2 dims) coefficients transposed; the M step:
+    # the posteriors (rows, k) transposed by (rows, 2 dims), in batches of rows
+    xx, coef, r = torch.randn(rows, 2 * dims), torch.randn(k, 2 * dims), torch.rand(rows, k)
+    products = measure(lambda: (xx @ coef.T, _column_sums(r, xx)), repeats)
     return {**lim, "data_bytes": data, "read_per_iteration_bytes": 2 * data, "flops_per_iteration": flops,
             "torch_read_gb_s": 2 * data / torch_s / 1e9,
             "torch_share_of_bandwidth": 2 * data / torch_s / 1e9 / lim["read_gb_s"],
@@ -339,7 +340,7 @@ def main(argv=None) -> int:
         print(f"machine: read {r['read_gb_s']:.1f} GB/s, float32 matmul {r['matmul_gflop_s']:.0f} GFLOP/s; "
               f"torch EM iteration reads {r['read_per_iteration_bytes'] / 1e6:.0f} MB at "
               f"{r['torch_read_gb_s']:.1f} GB/s ({100 * r['torch_share_of_bandwidth']:.0f} % of the read "
-              f"bandwidth, {100 * r['torch_share_of_matmul_peak']:.1f} % of the matmul peak); its four "
+              f"bandwidth, {100 * r['torch_share_of_matmul_peak']:.1f} % of the matmul peak); its two "
               f"products alone {1000 * r['products_s']['median_s']:.1f} ms ({r['products_gflop_s']:.0f} "
               f"GFLOP/s); one read of the data: {1000 * r['single_pass_bound_s']:.1f} ms, scikit-learn's "
               f"iteration / that bound: {r['sklearn_over_single_pass_bound']:.1f}x")

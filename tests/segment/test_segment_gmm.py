@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.mixture import GaussianMixture as SkGMM
 
 from diffseglung_core.segment.gmm import fit_gmm, suggest_k
@@ -57,3 +58,30 @@ def test_bad_arguments():
         fit_gmm(np.zeros((2, 3), np.float32), 5, device="cpu")
     with pytest.raises(ValueError):
         fit_gmm(_blobs(), 2, covariance_type="tied", device="cpu")
+
+
+def test_one_em_step_equals_the_float64_formulas():
+    # enough rows for the M step's batched sums and a remainder (2 x 4096 + 1234)
+    from scipy.stats import norm
+
+    from diffseglung_core.segment.gmm import _m_step, _Params, _weighted_log_prob
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 2, (2 * 4096 + 1234, 5))
+    resp = rng.dirichlet(np.ones(3), x.shape[0])
+    weights, means, cov = _m_step(torch.from_numpy(x).float(), torch.from_numpy(resp).float(),
+                                  False, 1e-6)
+    nk = resp.sum(0)
+    want_means = resp.T @ x / nk[:, None]
+    want_cov = resp.T @ x**2 / nk[:, None] - want_means**2 + 1e-6
+    np.testing.assert_allclose(weights.numpy(), nk / nk.sum(), rtol=1e-5)
+    np.testing.assert_allclose(means.numpy(), want_means, atol=1e-5)
+    np.testing.assert_allclose(cov.numpy(), want_cov, rtol=1e-4)
+
+    prec = 1.0 / want_cov
+    p = _Params(torch.log(torch.from_numpy(nk / nk.sum())), torch.from_numpy(want_means),
+                torch.from_numpy(prec), torch.from_numpy(0.5 * np.log(prec).sum(1)), False)
+    got = _weighted_log_prob(torch.from_numpy(x), p).numpy()
+    want = np.log(nk / nk.sum()) + norm.logpdf(x[:, None, :], want_means,
+                                                np.sqrt(want_cov)).sum(2)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-9)

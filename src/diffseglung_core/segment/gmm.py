@@ -93,7 +93,7 @@ class GaussianMixture:
     def predict_proba(self, x, *, chunk: int = 262_144, device="cpu",
                       dtype=torch.float32) -> np.ndarray:
         """(N, K) float32 posterior probability of each component for rows ``x`` (N, D)."""
-        outs = self._apply(x, lambda w: _softmax(w).float().cpu().numpy(),
+        outs = self._apply(x, lambda w: _posteriors(w)[1].float().cpu().numpy(),
                            chunk=chunk, device=device, dtype=dtype)
         return np.concatenate(outs) if outs else np.zeros((0, self.n_components), np.float32)
 
@@ -106,7 +106,7 @@ class GaussianMixture:
     def score_samples(self, x, *, chunk: int = 262_144, device="cpu",
                       dtype=torch.float64) -> np.ndarray:
         """(N,) float64 log-likelihood of each row."""
-        outs = self._apply(x, lambda w: _logsumexp(w).double().cpu().numpy(),
+        outs = self._apply(x, lambda w: _posteriors(w)[0].double().cpu().numpy(),
                            chunk=chunk, device=device, dtype=dtype)
         return np.concatenate(outs)
 
@@ -158,35 +158,69 @@ def _precision_cholesky(cov: torch.Tensor) -> torch.Tensor:
 _EXP_FLOOR = -80.0
 
 
-def _logsumexp(w: torch.Tensor) -> torch.Tensor:
-    """Row-wise log-sum-exp of (N, K) with clamped exponents."""
-    m = w.max(1, keepdim=True).values
-    return (m + torch.log(torch.exp((w - m).clamp_min(_EXP_FLOOR)).sum(1, keepdim=True)))[:, 0]
+def _posteriors(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log-sum-exp (N,), softmax (N, K))`` of the rows of ``w``, overwriting ``w``.
+
+    One exponential per element, computed in place.
+    """
+    top = w.amax(1, keepdim=True)
+    e = w.sub_(top).clamp_min_(_EXP_FLOOR).exp_()
+    total = e.sum(1, keepdim=True)
+    return (top + total.log())[:, 0], e.div_(total)
 
 
-def _softmax(w: torch.Tensor) -> torch.Tensor:
-    e = torch.exp((w - w.max(1, keepdim=True).values).clamp_min(_EXP_FLOOR))
-    return e / e.sum(1, keepdim=True)
+def _with_squares(x: torch.Tensor) -> torch.Tensor:
+    """(N, 2D) ``[x, x**2]``: the rows' sufficient statistics for diagonal covariances."""
+    return torch.cat([x, x.square()], dim=1)
 
 
-def _weighted_log_prob(x: torch.Tensor, p: _Params, x2: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """(N, K) log(weight_k) + log N(x | mu_k, Sigma_k); ``x2`` is ``x.square()`` when known."""
-    d = x.shape[1]
+def _weighted_log_prob(x: torch.Tensor, p: _Params, xx: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(N, K) log(weight_k) + log N(x | mu_k, Sigma_k); ``xx`` is ``_with_squares(x)`` when known."""
+    d = x.shape[1] if xx is None else xx.shape[1] // 2
+    bound = p.log_weights - 0.5 * d * _LOG_2PI + p.log_det  # at the mean (distance 0)
     if p.full:
         maha = torch.stack([((x @ p.prec[k]) - p.means[k] @ p.prec[k]).square().sum(1)
                             for k in range(p.means.shape[0])], dim=1)
-    else:
-        # sum_d (x - mu)^2 * prec = x^2 . prec - 2 x . (mu * prec) + mu^2 . prec
-        maha = ((x.square() if x2 is None else x2) @ p.prec.T - 2.0 * (x @ (p.means * p.prec).T)
-                + (p.means.square() * p.prec).sum(1)).clamp_min(0.0)
-    return p.log_weights - 0.5 * (d * _LOG_2PI + maha) + p.log_det
+        return bound - 0.5 * maha
+    # -1/2 sum_d (x - mu)^2 prec = [x, x^2] . [mu prec, -prec / 2] - 1/2 mu^2 . prec: one
+    # matrix product with the (K, 2D) coefficients used transposed (BLAS's fast layout);
+    # rounding can lift a row above the value at the mean, which caps it
+    coef = torch.cat([p.means * p.prec, -0.5 * p.prec], dim=1)
+    wlp = torch.addmm(bound - 0.5 * (p.means.square() * p.prec).sum(1),
+                      _with_squares(x) if xx is None else xx, coef.T)
+    return torch.minimum(wlp, bound, out=wlp)
+
+
+#: rows per batch of the M step's sums (see :func:`_column_sums`)
+_SUM_ROWS = 4096
+
+
+def _column_sums(resp: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+    """(K, C) ``resp.T @ xx`` for resp (N, K) and xx (N, C).
+
+    A product with a long inner dimension and a small output is summed over
+    batches of rows: BLAS splits a batched product across threads, where it
+    runs the plain one on a thread or two.
+    """
+    n = resp.shape[0]
+    b = n // _SUM_ROWS
+    if b < 2:
+        return resp.T @ xx
+    m = b * _SUM_ROWS
+    out = torch.bmm(resp[:m].view(b, _SUM_ROWS, -1).transpose(1, 2),
+                    xx[:m].view(b, _SUM_ROWS, -1)).sum(0)
+    return out.addmm_(resp[m:].T, xx[m:]) if m < n else out
 
 
 def _m_step(x: torch.Tensor, resp: torch.Tensor, full: bool, reg: float,
-            x2: Optional[torch.Tensor] = None):
+            xx: Optional[torch.Tensor] = None):
+    """Weights (K,), means (K, D) and covariances from posteriors ``resp`` (N, K).
+
+    ``xx`` is ``_with_squares(x)`` when known (diagonal covariances).
+    """
     nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps
-    means = (resp.T @ x) / nk[:, None]
     if full:
+        means = (resp.T @ x) / nk[:, None]
         covs = []
         for k in range(means.shape[0]):
             diff = x - means[k]
@@ -195,8 +229,10 @@ def _m_step(x: torch.Tensor, resp: torch.Tensor, full: bool, reg: float,
             covs.append(c)
         cov = torch.stack(covs)
     else:
-        cov = (resp.T @ (x.square() if x2 is None else x2)) / nk[:, None] - means.square()
-        cov = cov.clamp_min(0.0) + reg
+        sums = _column_sums(resp, _with_squares(x) if xx is None else xx) / nk[:, None]
+        d = sums.shape[1] // 2
+        means = sums[:, :d]
+        cov = (sums[:, d:] - means.square()).clamp_min(0.0) + reg
     return nk / nk.sum(), means, cov
 
 
@@ -246,19 +282,18 @@ def _em(x: torch.Tensor, params, full: bool, reg: float, max_iter: int, tol: flo
     Returns ``(lower bound, weights, means, cov, converged, iterations)``.
     """
     weights, means, cov = params
-    x2 = None if full else x.square()  # the same at every iteration
+    xx = None if full else _with_squares(x)  # the same at every iteration
     prev, converged, it = -math.inf, False, 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported after the loop
-        wlp = _weighted_log_prob(x, _to_params(weights, means, cov, full), x2)
-        ll = _logsumexp(wlp)
-        lb = float(ll.double().mean())
-        resp = torch.exp((wlp - ll[:, None]).clamp_min(_EXP_FLOOR))
-        weights, means, cov = _m_step(x, resp, full, reg, x2)
+        ll, resp = _posteriors(_weighted_log_prob(x, _to_params(weights, means, cov, full), xx))
+        lb = float(ll.mean(dtype=torch.float64))
+        weights, means, cov = _m_step(x, resp, full, reg, xx)
         if abs(lb - prev) < tol:
             converged = True
             break
         prev = lb
-    lb = float(_logsumexp(_weighted_log_prob(x, _to_params(weights, means, cov, full), x2)).double().mean())
+    wlp = _weighted_log_prob(x, _to_params(weights, means, cov, full), xx)
+    lb = float(_posteriors(wlp)[0].mean(dtype=torch.float64))
     return lb, weights, means, cov, converged, it
 
 
