@@ -61,13 +61,13 @@ def test_bad_arguments():
 
 
 def test_one_em_step_equals_the_float64_formulas():
-    # enough rows for the M step's batched sums and a remainder (2 x 4096 + 1234)
+    # rows for blocks and batches of rows and a remainder
     from scipy.stats import norm
 
-    from diffseglung_core.segment.gmm import _m_step, _Params, _weighted_log_prob
+    from diffseglung_core.segment.gmm import _BLOCK_ROWS, _m_step, _Params, _weighted_log_prob
 
     rng = np.random.default_rng(4)
-    x = rng.normal(0, 2, (2 * 4096 + 1234, 5))
+    x = rng.normal(0, 2, (2 * _BLOCK_ROWS + 1234, 5))
     resp = rng.dirichlet(np.ones(3), x.shape[0])
     weights, means, cov = _m_step(torch.from_numpy(x).float(), torch.from_numpy(resp).float(),
                                   False, 1e-6)

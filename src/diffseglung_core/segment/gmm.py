@@ -169,6 +169,10 @@ def _posteriors(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (top + total.log())[:, 0], e.div_(total)
 
 
+#: rows per block of the E step's products and the M step's sums
+_BLOCK_ROWS = 8192
+
+
 def _with_squares(x: torch.Tensor) -> torch.Tensor:
     """(N, 2D) ``[x, x**2]``: the rows' sufficient statistics for diagonal covariances."""
     return torch.cat([x, x.square()], dim=1)
@@ -186,13 +190,15 @@ def _weighted_log_prob(x: torch.Tensor, p: _Params, xx: Optional[torch.Tensor] =
     # matrix product with the (K, 2D) coefficients used transposed (BLAS's fast layout);
     # rounding can lift a row above the value at the mean, which caps it
     coef = torch.cat([p.means * p.prec, -0.5 * p.prec], dim=1)
-    wlp = torch.addmm(bound - 0.5 * (p.means.square() * p.prec).sum(1),
-                      _with_squares(x) if xx is None else xx, coef.T)
+    const = bound - 0.5 * (p.means.square() * p.prec).sum(1)
+    if xx is not None:
+        wlp = torch.addmm(const, xx, coef.T)
+    else:  # [x, x^2] in blocks of rows: small temporaries, which the allocator reuses
+        wlp = x.new_empty(x.shape[0], coef.shape[0])
+        for start in range(0, x.shape[0], _BLOCK_ROWS):
+            rows = slice(start, start + _BLOCK_ROWS)
+            torch.addmm(const, _with_squares(x[rows]), coef.T, out=wlp[rows])
     return torch.minimum(wlp, bound, out=wlp)
-
-
-#: rows per batch of the M step's sums (see :func:`_column_sums`)
-_SUM_ROWS = 4096
 
 
 def _column_sums(resp: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
@@ -203,12 +209,12 @@ def _column_sums(resp: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
     runs the plain one on a thread or two.
     """
     n = resp.shape[0]
-    b = n // _SUM_ROWS
+    b = n // _BLOCK_ROWS
     if b < 2:
         return resp.T @ xx
-    m = b * _SUM_ROWS
-    out = torch.bmm(resp[:m].view(b, _SUM_ROWS, -1).transpose(1, 2),
-                    xx[:m].view(b, _SUM_ROWS, -1)).sum(0)
+    m = b * _BLOCK_ROWS
+    out = torch.bmm(resp[:m].view(b, _BLOCK_ROWS, -1).transpose(1, 2),
+                    xx[:m].view(b, _BLOCK_ROWS, -1)).sum(0)
     return out.addmm_(resp[m:].T, xx[m:]) if m < n else out
 
 
