@@ -282,13 +282,13 @@ def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator, n_lloyd: int = 10)
     return dist2(c).argmin(1)
 
 
-def _em(x: torch.Tensor, params, full: bool, reg: float, max_iter: int, tol: float):
-    """EM from ``params`` = (weights, means, cov).
+def _em(x: torch.Tensor, xx: Optional[torch.Tensor], params, full: bool, reg: float, max_iter: int,
+        tol: float):
+    """EM from ``params`` = (weights, means, cov); ``xx`` is ``_with_squares(x)`` (diagonal).
 
     Returns ``(lower bound, weights, means, cov, converged, iterations)``.
     """
     weights, means, cov = params
-    xx = None if full else _with_squares(x)  # the same at every iteration
     prev, converged, it = -math.inf, False, 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported after the loop
         ll, resp = _posteriors(_weighted_log_prob(x, _to_params(weights, means, cov, full), xx))
@@ -384,16 +384,19 @@ def fit_gmm(
     starts = xt
     if n_init > 1 and restart_rows and xt.shape[0] > restart_rows:
         starts = xt[torch.from_numpy(np.sort(rng.choice(xt.shape[0], restart_rows, replace=False))).to(dev)]
+    starts_xx = None if full else _with_squares(starts)  # the same at every iteration
     best = None
     for init in range(n_init):
         lab = _kmeans_pp(starts, k, gen).to(dev)
         resp = torch.nn.functional.one_hot(lab, k).to(dtype)
-        fit = _em(starts, _m_step(starts, resp, full, reg_covar), full, reg_covar, max_iter, tol)
+        fit = _em(starts, starts_xx, _m_step(starts, resp, full, reg_covar, starts_xx), full,
+                  reg_covar, max_iter, tol)
         if best is None or fit[0] > best[0]:
             best = fit
         report(progress, init + 1, n_init, "gmm")
     if starts is not xt:
-        best = _em(xt, best[1:4], full, reg_covar, max_iter, tol)
+        del starts_xx
+        best = _em(xt, None if full else _with_squares(xt), best[1:4], full, reg_covar, max_iter, tol)
 
     lb, weights, means, cov, converged, it = best
     means = means.double() + shift
