@@ -277,7 +277,7 @@ def _kmeans_pp(x: torch.Tensor, k: int, gen: torch.Generator, n_lloyd: int = 10)
     for _ in range(n_lloyd):
         onehot = torch.nn.functional.one_hot(dist2(c).argmin(1), k).to(x.dtype)
         counts = onehot.sum(0)
-        new = (onehot.T @ x) / counts.clamp_min(1)[:, None]
+        new = _column_sums(onehot, x) / counts.clamp_min(1)[:, None]
         c = torch.where(counts[:, None] > 0, new, c)
     return dist2(c).argmin(1)
 
