@@ -192,3 +192,24 @@ def test_the_cells_of_a_fibrotic_net_are_fibrosis_and_lung_beyond_it_stays_healt
     assert np.all(out[:, :, 113:] == H) and np.all(out[:, 89:, :] == H)
     assert np.all(out[3, 23:25, 23:25] == G) and np.all(out[keep] == H)
     assert fibrosis_cells(labels, SPACING, cell_mm=0.0) is labels
+
+
+def test_the_pleura_closes_subpleural_cells_and_spares_lung_away_from_the_net():
+    """A net of 5 mm cells whose outermost wall runs 4 mm inside the pleura (outside the lung,
+    label 0), with no wall across the strip between them: the pleura closes the strip's cells
+    as a wall would, and they become fibrosis. Healthy lung against the pleura 20 mm away from
+    the net, and lung 8 mm or more inside the net, stay healthy."""
+    labels = _lung((20, 100, 160))
+    labels[:, :10, :] = 0                          # the chest wall: the lung starts at row 10
+    net = np.zeros(labels.shape, bool)
+    net[:, 14:40, 20:81] = True
+    cells = net.copy()
+    cells[:, 14:40:5, :] = False
+    cells[:, :, 20:81:5] = False
+    labels[net & ~cells] = F                       # walls on rows 14, 19, .. and columns 20, 25, ..
+    labels[:, 10:13, 150:156] = F                  # another patch, on the pleura
+    out = fibrosis_cells(labels, SPACING)
+    assert np.all(out[:, 10:14, 22:79] == F)       # the subpleural strip
+    assert np.all(out[:, 10:17, 95:135] == H)      # pleura-side lung away from the net
+    assert np.all(out[:, 48:, :] == H)             # lung beyond the net's reach
+    assert np.array_equal(out == 0, labels == 0)   # nothing outside the lung becomes lung

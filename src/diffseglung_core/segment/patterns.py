@@ -127,8 +127,11 @@ def fibrosis_cells(labels: np.ndarray, spacing: Sequence[float], *, cell_mm: flo
     Healthy voxels within the closing of the fibrosis by a box of ``cell_mm``
     (cells and cysts up to that size, open on one side or closed) become
     fibrosis; healthy lung outside the net's reach stays healthy, and no
-    voxel of another label changes. A box, not a ball: its closing is two
-    separable filters, and its corners reach about a fifth further.
+    voxel of another label changes. The pleura closes a cell as a wall does
+    (subpleural cysts of honeycombing lie in rows against it): for the
+    closing, what lies outside the lung counts as net wherever the box around
+    a cell reaches it. A box, not a ball: its closing is two separable
+    filters, and its corners reach about a fifth further.
 
     Parameters
     ----------
@@ -155,11 +158,14 @@ def fibrosis_cells(labels: np.ndarray, spacing: Sequence[float], *, cell_mm: flo
     size = [2 * h + 1 for h in half]
     at = lung_bbox(fib, max(half))
 
-    def close(f: np.ndarray) -> np.ndarray:  # edges replicated: the net does not end at the box
-        grown = ndi.maximum_filter(f, size=size, mode="constant", cval=0)
+    def close(f: np.ndarray, outside: np.ndarray) -> np.ndarray:
+        # outside the lung counts as net for the erosion; edges replicated: the net
+        # does not end at the box
+        grown = ndi.maximum_filter(f, size=size, mode="constant", cval=0) | outside
         return ndi.minimum_filter(grown, size=size, mode="nearest")
 
-    closed = by_slabs(close, [fib[at].view(np.uint8)], halo=2 * half[0]) > 0
+    outside = (labels[at] == 0).view(np.uint8)
+    closed = by_slabs(close, [fib[at].view(np.uint8), outside], halo=2 * half[0]) > 0
     turn = closed & (labels[at] == Tissue.HEALTHY)
     if keep is not None:
         turn &= ~np.asarray(keep, bool)[at]
