@@ -198,7 +198,7 @@ def test_the_pleura_closes_subpleural_cells_and_spares_lung_away_from_the_net():
     """A net of 5 mm cells whose outermost wall runs 4 mm inside the pleura (outside the lung,
     label 0), with no wall across the strip between them: the pleura closes the strip's cells
     as a wall would, and they become fibrosis. Healthy lung against the pleura 20 mm away from
-    the net, and lung 8 mm or more inside the net, stay healthy."""
+    the net, and lung 8 mm or more beyond the net, stay healthy."""
     labels = _lung((20, 100, 160))
     labels[:, :10, :] = 0                          # the chest wall: the lung starts at row 10
     net = np.zeros(labels.shape, bool)
