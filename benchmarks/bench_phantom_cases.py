@@ -27,7 +27,6 @@ Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _provenance import git_commit, uncommitted_sources  # noqa: E402
+from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E402
 
 CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
 CASES = ("chest", "contrast", "white_lung", "effusion", "pleural_mass", "pleural_mass_mediastinal",
@@ -71,7 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[20, 21, 22])
     ap.add_argument("--shape", type=int, nargs=3, default=[48, 160, 160])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "phantom_cases.json")
     args = ap.parse_args(argv)
     import torch
 
@@ -95,10 +94,7 @@ def main(argv=None) -> int:
                        "mean_lung_dice": float(np.mean([r["lung_dice"] for r in runs]))}
         print(f"{case:28s} mean  " + " ".join(f"{mean[c]:6.3f}" for c in CLASSES)
               + f"  {cases[case]['mean_lung_dice']:6.3f}", flush=True)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"conditions": conditions, "cases": cases}, indent=1))
-        print(f"wrote {args.json}")
+    write_json(args.json, {"conditions": conditions, "cases": cases})
     return 0
 
 
