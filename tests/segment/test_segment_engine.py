@@ -6,7 +6,12 @@ import pytest
 from diffseglung_core.errors import Cancelled, NoLungFoundError
 from diffseglung_core.labels import Tissue
 from diffseglung_core.segment import apply_mapping, segment_volume
-from diffseglung_core.segment.report import density_indices, make_report, write_report
+from diffseglung_core.segment.report import (
+    cluster_outcomes,
+    density_indices,
+    make_report,
+    write_report,
+)
 
 from seg_synth import make_chest
 
@@ -81,6 +86,28 @@ def test_report_holds_volumes_density_and_mapping(result, tmp_path):
     j2, c2 = write_report(rep, tmp_path / "asked.csv")
     assert (j2.name, c2.name) == ("asked.json", "asked.csv")
     assert json.loads(j2.read_text()) == back and c2.read_text() == c.read_text()
+
+
+def test_report_says_what_each_cluster_ended_as(result):
+    """A cluster is named by its statistics; the voxel evidence labels its voxels one by one.
+    The report gives, per cluster, the share of its voxels each tissue ended with."""
+    vol, lung, gt, res, _ = result
+    rep = make_report(res.labels, vol.hu, vol.spacing, result=res)
+    final = res.labels[res.lung > 0]
+    for c in rep["mapping"]["clusters"]:
+        mine = final[res.clusters["final"] == c["cluster"]]
+        shares = c["labelled_percent"]
+        if mine.size == 0:
+            assert shares == {}
+            continue
+        assert sum(shares.values()) == pytest.approx(100.0)
+        for t, name in ((1, "healthy"), (2, "ground-glass opacity"), (3, "fibrosis"),
+                        (4, "emphysema"), (5, "consolidation")):
+            assert shares.get(name, 0.0) == pytest.approx(100.0 * np.mean(mine == t))
+    # a hand-made case: cluster 0 ends half healthy, half fibrosis; cluster 1 empty
+    labels = np.array([[[1, 3, 0, 5]]], np.uint8)
+    got = cluster_outcomes(labels, labels > 0, np.array([0, 0, 2]), 3)
+    assert got == [{"healthy": 50.0, "fibrosis": 50.0}, {}, {"consolidation": 100.0}]
 
 
 def test_cancel_and_empty_lung(chest):

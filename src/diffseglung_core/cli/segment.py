@@ -126,6 +126,14 @@ def _laa_note(report: dict, gap_points: float = 1.0) -> str:
             "(--report: emphysema_evidence)")
 
 
+def _outcome(cluster: dict) -> str:
+    """``"; its voxels labelled 98 % healthy, 2 % fibrosis"`` from the report ("" if not known)."""
+    shares = sorted(cluster.get("labelled_percent", {}).items(), key=lambda kv: -kv[1])
+    if not shares:
+        return ""
+    return "; its voxels labelled " + ", ".join(f"{p:.0f} % {name}" for name, p in shares if p >= 0.5)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io import is_scan_collection
     from ..segment.report import report_paths
@@ -150,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     flagged = [c for c in report["mapping"]["clusters"] if c["flag"]]
     for c in flagged:
-        print(f"cluster {c['cluster']} ({c['name']}): {c['flag']}")
+        print(f"cluster {c['cluster']} (named {c['name']}{_outcome(c)}): {c['flag']}")
     written = [args.output, *(report_paths(args.report) if args.report else ())]
     print("wrote " + ", ".join(map(str, written)))
     return 0

@@ -21,7 +21,8 @@ from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from .assign import LabelMapping
 from .evidence import lucencies_resolved
 
-__all__ = ["density_indices", "class_volumes", "make_report", "report_paths", "write_report"]
+__all__ = ["density_indices", "class_volumes", "cluster_outcomes", "make_report", "report_paths",
+           "write_report"]
 
 
 def density_indices(hu: np.ndarray, lung: np.ndarray, hu_offset: float = 0.0) -> dict:
@@ -50,6 +51,41 @@ def class_volumes(labels: np.ndarray, spacing: Sequence[float]) -> list[dict]:
              "volume_ml": float(counts[t] * ml),
              "percent_of_lung": float(100.0 * counts[t] / lung) if lung else 0.0}
             for t in LUNG_TISSUES]
+
+
+def cluster_outcomes(labels: np.ndarray, lung: np.ndarray, clusters: np.ndarray,
+                     n_clusters: int) -> list[dict[str, float]]:
+    """Per cluster, the share (%) of its voxels that each tissue ended with.
+
+    A cluster is named by its voxels' statistics; the structure evidence and the
+    region patterns then label its voxels one by one, so a cluster named fibrosis
+    can end almost wholly healthy (vessels and lung mixed in one cluster).
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) uint8
+        Final tissue labels (0 outside the lung).
+    lung : (Z, Y, X) array
+        The lung the clusters were computed in (nonzero inside).
+    clusters : (N,) int
+        Cluster of each lung voxel, in the order of ``lung > 0``.
+    n_clusters : int
+
+    Returns
+    -------
+    list of dict
+        One dict per cluster: tissue name -> percent of the cluster's voxels (only
+        the tissues it holds).
+    """
+    final = np.asarray(labels)[np.asarray(lung) > 0].astype(np.int64)
+    clusters = np.asarray(clusters, np.int64)
+    counts = np.bincount(clusters * 6 + final, minlength=n_clusters * 6).reshape(n_clusters, 6)
+    out = []
+    for row in counts:
+        total = row.sum()
+        out.append({TISSUE_NAMES[t]: float(100.0 * row[t] / total) for t in range(6)
+                    if total and row[t]})
+    return out
 
 
 def _versions() -> dict:
@@ -122,10 +158,16 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
         "params": params or {},
         "versions": _versions(),
     }
+    clusters = getattr(result, "clusters", None)
+    sides = getattr(result, "lung", None)
+    if out["mapping"] is not None and clusters and "final" in clusters and sides is not None \
+            and np.shape(sides) == np.shape(labels):
+        outcomes = cluster_outcomes(labels, sides, clusters["final"], len(out["mapping"]["clusters"]))
+        for c, outcome in zip(out["mapping"]["clusters"], outcomes):
+            c["labelled_percent"] = outcome
     note = position_note(patient_position)
     if note:
         out["patient_position"] = {"dicom": patient_position, "note": note}
-    sides = getattr(result, "lung", None)
     if sides is not None and np.shape(sides) == np.shape(labels):
         from .sides import class_volumes_by_side
 
