@@ -155,6 +155,15 @@ def test_segment_says_why_laa950_exceeds_the_emphysema_share(tmp_path, capsys):
     healthy = report["emphysema_evidence"]["healthy_laa950_percent"]
     assert f"note: LAA-950 counts noise too: about {healthy:.1f} % of healthy lung" in out
     assert healthy > 1.0  # 60 HU of noise puts healthy voxels below -950 HU
+    # a cluster of mixed densities is printed with what its voxels ended as
+    from diffseglung_core.segment.report import describe_outcome
+
+    flagged = [c for c in report["mapping"]["clusters"] if c["flag"]]
+    assert flagged
+    for c in flagged:
+        outcome = describe_outcome(c["labelled_percent"])
+        assert outcome.startswith("its voxels labelled ")
+        assert f"cluster {c['cluster']} (named {c['name']}; {outcome}): {c['flag']}" in out
 
 
 def test_no_laa950_note_when_it_agrees_with_the_emphysema_share():
@@ -169,17 +178,3 @@ def test_no_laa950_note_when_it_agrees_with_the_emphysema_share():
     assert _laa_note(report(12.5, 12.0)) == ""
     assert _laa_note(report(13.1, 0.3, evidence=False)) == ""
     assert "about 0.4 % of healthy lung" in _laa_note(report(13.1, 0.3))
-
-
-def test_a_flagged_cluster_line_says_what_its_voxels_ended_as():
-    """``segment`` prints each flagged cluster with the name its statistics gave it and what its
-    voxels were labelled (the voxel evidence decides them one by one); shares under 0.5 % are
-    left out, the largest first."""
-    from diffseglung_core.cli.segment import _outcome
-
-    cluster = {"cluster": 6, "name": "fibrosis", "flag": "mixed densities (IQR 722 HU)",
-               "labelled_percent": {"fibrosis": 2.2, "healthy": 83.4, "consolidation": 0.3,
-                                    "ground-glass opacity": 14.1}}
-    assert _outcome(cluster) == ("; its voxels labelled 83 % healthy, 14 % ground-glass opacity, "
-                                 "2 % fibrosis")
-    assert _outcome({"name": "healthy", "flag": "x"}) == ""  # a report without the shares

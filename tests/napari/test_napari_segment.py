@@ -118,6 +118,10 @@ def test_remap_keeps_hand_edits_and_resets(make_napari_viewer, qtbot, phantom):
     result = layer.metadata[RESULT_KEY]
     assert clusters.table.rowCount() == 5
     assert [r["voxels"] for r in clusters.rows] == [s["n_voxels"] for s in result.mapping.stats]
+    # each row's tooltip says what its voxels were labelled (the evidence judges them one by one)
+    for i, row in enumerate(clusters.rows):
+        if row["voxels"]:
+            assert "its voxels labelled " in clusters.table.item(i, 0).toolTip()
     # a hand edit: paint a healthy voxel as fibrosis
     healthy = np.argwhere(layer.data == Tissue.HEALTHY)
     edit = tuple(int(i) for i in healthy[len(healthy) // 2])

@@ -9,6 +9,7 @@ from diffseglung_core.segment import apply_mapping, segment_volume
 from diffseglung_core.segment.report import (
     cluster_outcomes,
     density_indices,
+    describe_outcome,
     make_report,
     write_report,
 )
@@ -108,6 +109,11 @@ def test_report_says_what_each_cluster_ended_as(result):
     labels = np.array([[[1, 3, 0, 5]]], np.uint8)
     got = cluster_outcomes(labels, labels > 0, np.array([0, 0, 2]), 3)
     assert got == [{"healthy": 50.0, "fibrosis": 50.0}, {}, {"consolidation": 100.0}]
+    # in words, largest first, shares under 0.5 % left out
+    shares = {"fibrosis": 2.2, "healthy": 83.4, "consolidation": 0.3, "ground-glass opacity": 14.1}
+    assert describe_outcome(shares) == ("its voxels labelled 83 % healthy, 14 % ground-glass "
+                                        "opacity, 2 % fibrosis")
+    assert describe_outcome({}) == ""
 
 
 def test_cancel_and_empty_lung(chest):

@@ -126,17 +126,9 @@ def _laa_note(report: dict, gap_points: float = 1.0) -> str:
             "(--report: emphysema_evidence)")
 
 
-def _outcome(cluster: dict) -> str:
-    """``"; its voxels labelled 98 % healthy, 2 % fibrosis"`` from the report ("" if not known)."""
-    shares = sorted(cluster.get("labelled_percent", {}).items(), key=lambda kv: -kv[1])
-    if not shares:
-        return ""
-    return "; its voxels labelled " + ", ".join(f"{p:.0f} % {name}" for name, p in shares if p >= 0.5)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..io import is_scan_collection
-    from ..segment.report import report_paths
+    from ..segment.report import describe_outcome, report_paths
 
     use_threads(args)
     if is_scan_collection(args.input):
@@ -158,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     flagged = [c for c in report["mapping"]["clusters"] if c["flag"]]
     for c in flagged:
-        print(f"cluster {c['cluster']} (named {c['name']}{_outcome(c)}): {c['flag']}")
+        outcome = describe_outcome(c.get("labelled_percent", {}))
+        print(f"cluster {c['cluster']} (named {c['name']}" + (f"; {outcome}" if outcome else "")
+              + f"): {c['flag']}")
     written = [args.output, *(report_paths(args.report) if args.report else ())]
     print("wrote " + ", ".join(map(str, written)))
     return 0

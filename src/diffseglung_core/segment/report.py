@@ -21,8 +21,8 @@ from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from .assign import LabelMapping
 from .evidence import lucencies_resolved
 
-__all__ = ["density_indices", "class_volumes", "cluster_outcomes", "make_report", "report_paths",
-           "write_report"]
+__all__ = ["density_indices", "class_volumes", "cluster_outcomes", "describe_outcome", "make_report",
+           "report_paths", "write_report"]
 
 
 def density_indices(hu: np.ndarray, lung: np.ndarray, hu_offset: float = 0.0) -> dict:
@@ -86,6 +86,17 @@ def cluster_outcomes(labels: np.ndarray, lung: np.ndarray, clusters: np.ndarray,
         out.append({TISSUE_NAMES[t]: float(100.0 * row[t] / total) for t in range(6)
                     if total and row[t]})
     return out
+
+
+def describe_outcome(shares: dict[str, float]) -> str:
+    """``"its voxels labelled 83 % healthy, 9 % consolidation"``: a cluster's outcome in words.
+
+    ``shares`` is one entry of :func:`cluster_outcomes` (largest first; under 0.5 % left out);
+    "" when empty.
+    """
+    parts = [f"{p:.0f} % {name}" for name, p in sorted(shares.items(), key=lambda kv: -kv[1])
+             if p >= 0.5]
+    return "its voxels labelled " + ", ".join(parts) if parts else ""
 
 
 def _versions() -> dict:

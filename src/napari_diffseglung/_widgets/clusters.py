@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 from diffseglung_core.labels import TISSUE_NAMES
 from diffseglung_core.segment.engine import label_map
 from diffseglung_core.segment.remap import cluster_rows
+from diffseglung_core.segment.report import cluster_outcomes, describe_outcome
 
 from ._common import Job, LayerComboBox, done_message
 from ._session import apply_step, is_result, on_sync, session_of
@@ -112,8 +113,13 @@ class ClustersWidget(QWidget):
             layer._diffseglung_clusters_watch = True
         mapping = session.mapping
         self.rows = cluster_rows(mapping)
+        result = session.result
+        final = result.clusters.get("final")
+        outcomes = ([{}] * len(self.rows) if final is None else
+                    cluster_outcomes(layer.data, result.lung, final, len(self.rows)))
         self.table.setRowCount(len(self.rows))
         for i, row in enumerate(self.rows):
+            tip = "; ".join(t for t in (row["flag"], describe_outcome(outcomes[i])) if t)
             cells = {"cluster": f"{row['cluster']}", "voxels": f"{row['voxels']}",
                      "mean HU": f"{row['mean_hu']:.0f}", "p10 HU": f"{row['p10_hu']:.0f}",
                      "median HU": f"{row['median_hu']:.0f}", "p90 HU": f"{row['p90_hu']:.0f}"}
@@ -121,8 +127,7 @@ class ClustersWidget(QWidget):
                 j = COLUMNS.index(column)
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if row["flag"]:
-                    item.setToolTip(row["flag"])
+                item.setToolTip(tip)
                 self.table.setItem(i, j, item)
             combo = QComboBox()
             for value, name in TISSUE_NAMES.items():
