@@ -169,20 +169,19 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
         "params": params or {},
         "versions": _versions(),
     }
-    clusters = getattr(result, "clusters", None)
-    sides = getattr(result, "lung", None)
-    if out["mapping"] is not None and clusters and "final" in clusters and sides is not None \
-            and np.shape(sides) == np.shape(labels):
-        outcomes = cluster_outcomes(labels, sides, clusters["final"], len(out["mapping"]["clusters"]))
-        for c, outcome in zip(out["mapping"]["clusters"], outcomes):
-            c["labelled_percent"] = outcome
     note = position_note(patient_position)
     if note:
         out["patient_position"] = {"dicom": patient_position, "note": note}
+    sides = getattr(result, "lung", None)
     if sides is not None and np.shape(sides) == np.shape(labels):
         from .sides import class_volumes_by_side
 
         out["classes_by_lung"] = class_volumes_by_side(labels, spacing, sides)
+        final = getattr(result, "clusters", {}).get("final")
+        if out["mapping"] is not None and final is not None:
+            clusters = out["mapping"]["clusters"]
+            for c, outcome in zip(clusters, cluster_outcomes(labels, sides, final, len(clusters))):
+                c["labelled_percent"] = outcome
     seg = getattr(result, "lung_segmentation", None)
     if seg is not None:
         out["lung"] = {**{f"{k}_ml": float(v) for k, v in seg.volumes_ml().items()},
