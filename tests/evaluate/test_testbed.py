@@ -140,6 +140,20 @@ def test_native_lucent_finds_a_low_attenuation_region_not_noise():
     assert not tb.native_lucent(hu, lung, sp, min_ml=3.0).any()    # the region is smaller than that
 
 
+def test_native_lucent_reads_a_subpleural_region_without_the_chest_wall():
+    rng = np.random.default_rng(1)
+    sp = (1.0, 1.0, 1.0)
+    hu = (-880.0 + 30.0 * rng.standard_normal((30, 60, 60))).astype(np.float32)
+    hu[:, :, :10] = 40.0                                            # chest wall
+    lung = np.zeros(hu.shape, bool)
+    lung[:, :, 10:] = True
+    strip = lung & (np.indices(hu.shape)[2] < 14)                   # 4 mm under the pleura, 7 mL
+    hu[strip] = -985.0 + 30.0 * rng.standard_normal(int(strip.sum()))
+    lucent = tb.native_lucent(hu, lung, sp)
+    assert lucent[:, :, 10:13].all()                # the wall does not lift it (all but its inner edge)
+    assert not lucent[:, :, 15:].any()                              # the lung beyond stays out
+
+
 def test_standard_cases_without_data_is_empty(tmp_path):
     assert tb.standard_cases(tmp_path) == {}
 

@@ -220,17 +220,22 @@ def native_lucent(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], *,
                   lucent_hu: float = -950.0, smooth_mm: float = 2.0, min_ml: float = 1.0) -> np.ndarray:
     """Native low-attenuation regions of a lung: emphysema the scan may already show.
 
-    Voxels of the lung whose HU, smoothed by a Gaussian of ``smooth_mm``
-    (noise averaged out), is below ``lucent_hu``, in 3D components of at least
-    ``min_ml``: the regions a density reading (LAA-950) would call emphysema,
-    never the scattered voxels that noise alone pushes below the threshold.
+    Voxels of the lung whose HU, averaged over the lung by a Gaussian of
+    ``smooth_mm`` (noise averaged out; the chest wall and the mediastinum
+    outside the lung take no part, so a subpleural region is read as what it
+    is), is below ``lucent_hu``, in 3D components of at least ``min_ml``: the
+    regions a density reading (LAA-950) would call emphysema, never the
+    scattered voxels that noise alone pushes below the threshold.
 
     Returns
     -------
     (Z, Y, X) bool
     """
     lung_b = np.asarray(lung) > 0
-    smooth = ndi.gaussian_filter(np.asarray(hu, np.float32), [smooth_mm / s for s in spacing])
+    sigma = [smooth_mm / s for s in spacing]
+    weight = lung_b.astype(np.float32)
+    total = ndi.gaussian_filter(np.where(lung_b, np.asarray(hu, np.float32), 0.0), sigma)
+    smooth = total / np.maximum(ndi.gaussian_filter(weight, sigma), 1e-3)
     return _components_of_at_least((smooth < lucent_hu) & lung_b, spacing, min_ml)
 
 
