@@ -95,7 +95,7 @@ clusters).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -133,9 +133,9 @@ from .solids import (
     vessel_passing_through,
 )
 
-__all__ = ["TissueEvidence", "tissue_evidence", "costal_depth", "dependent_band", "partial_volume_rim",
-           "read_past_partial_volume", "orientation_coherence", "edge_halo", "bronchus_lumens",
-           "lucencies_resolved", "EMPHYSEMA_HU", "WALL_RESOLVING_MM", "CELL_RESOLVING_MM"]
+__all__ = ["TissueEvidence", "EvidenceParams", "tissue_evidence", "costal_depth", "dependent_band",
+           "partial_volume_rim", "read_past_partial_volume", "orientation_coherence", "edge_halo",
+           "bronchus_lumens", "lucencies_resolved", "EMPHYSEMA_HU", "WALL_RESOLVING_MM", "CELL_RESOLVING_MM"]
 
 #: In-plane voxel size (mm) up to which the walls of the smallest honeycomb cysts
 #: (3 mm across) are resolved: at least two voxels per cyst.
@@ -750,61 +750,12 @@ def read_past_partial_volume(values: np.ndarray, inside: np.ndarray, below: np.n
     return out
 
 
-def tissue_evidence(
-    hu: np.ndarray,
-    lung: np.ndarray,
-    spacing: Sequence[float],
-    *,
-    airway: Optional[np.ndarray] = None,
-    hu_offset: float = 0.0,
-    dense_hu: float = -500.0,
-    solid_mm: float = 3.0,
-    solid_hu: float = -300.0,
-    min_solid_ml: float = 0.3,
-    solid_max_thin: float = 0.2,
-    vessel_tube: float = 0.25,
-    solid_tube: float = 0.6,
-    branch_solidity: float = 0.4,
-    blood_hu: float = 150.0,
-    blood_share: float = 0.5,
-    mass_mm: float = 6.0,
-    parenchyma_mm: float = 3.0,
-    laa_mm: float = 4.0,
-    fine_laa_mm: float = 2.0,
-    laa_smooth_mm: float = 0.5,
-    min_laa_fraction: float = 0.15,
-    extent_laa_fraction: float = 0.3,
-    min_laa_excess: float = 0.15,
-    min_laa_ml: float = 0.1,
-    air_margin_hu: float = 20.0,
-    min_air_share: float = 0.03,
-    healthy_reference_hu: float = -910.0,
-    dense_margin_hu: float = 120.0,
-    dependent_mm: float = 10.0,
-    dependent_thick_mm: float = 4.0,
-    dependent_side: str = "back",
-    rim_share: float = 0.5,
-    airway_wall_mm: float = 3.5,
-    coherence_mm: float = 5.0,
-    device: str = "cpu",
-    progress: Optional[ProgressCallback] = None,
-) -> TissueEvidence:
-    """Structure evidence of every lung voxel (see the module notes).
+@dataclass(frozen=True)
+class EvidenceParams:
+    """Thresholds and scales of :func:`tissue_evidence` (HU, mm, mL, shares).
 
-    Parameters
+    Attributes
     ----------
-    hu : (Z, Y, X) float
-        CT in HU.
-    lung : (Z, Y, X)
-        Lung mask, nonzero inside.
-    spacing : (3,) float
-        Voxel size (mm) along ``(z, y, x)``.
-    airway : (Z, Y, X) bool, optional
-        The airway tree the lung mask tracked (trachea and bronchi, left out of
-        the lung): thin dense voxels within ``airway_wall_mm`` of it are its
-        walls, not reticulation.
-    hu_offset : float
-        Calibration offset (HU) subtracted before the fixed thresholds.
     dense_hu : float
         Smoothed HU above which a voxel belongs to a dense structure.
     solid_mm : float
@@ -889,10 +840,6 @@ def tissue_evidence(
         its slice, within ``dependent_mm`` of the pleura of the dependent lung,
         in a band thinner than a ball of ``dependent_thick_mm`` radius, is
         dependent density (:func:`dependent_band`).
-    dependent_side : str
-        Where the dependent lung lies: ``"back"`` for a supine patient,
-        ``"front"`` prone, ``"right"`` or ``"left"`` on that side
-        (:func:`~diffseglung_core.gravity.dependent_side`).
     rim_share : float
         A connected region of such denser parenchyma with at least this share of
         its voxels in the partial-volume rim (:func:`partial_volume_rim`) is
@@ -904,10 +851,76 @@ def tissue_evidence(
     coherence_mm : float
         Scale (mm) over which the walls' orientations are compared
         (:func:`orientation_coherence`).
+    """
+
+    dense_hu: float = -500.0
+    solid_mm: float = 3.0
+    solid_hu: float = -300.0
+    min_solid_ml: float = 0.3
+    solid_max_thin: float = 0.2
+    vessel_tube: float = 0.25
+    solid_tube: float = 0.6
+    branch_solidity: float = 0.4
+    blood_hu: float = 150.0
+    blood_share: float = 0.5
+    mass_mm: float = 6.0
+    parenchyma_mm: float = 3.0
+    laa_mm: float = 4.0
+    fine_laa_mm: float = 2.0
+    laa_smooth_mm: float = 0.5
+    min_laa_fraction: float = 0.15
+    extent_laa_fraction: float = 0.3
+    min_laa_excess: float = 0.15
+    min_laa_ml: float = 0.1
+    air_margin_hu: float = 20.0
+    min_air_share: float = 0.03
+    healthy_reference_hu: float = -910.0
+    dense_margin_hu: float = 120.0
+    dependent_mm: float = 10.0
+    dependent_thick_mm: float = 4.0
+    rim_share: float = 0.5
+    airway_wall_mm: float = 3.5
+    coherence_mm: float = 5.0
+
+
+def tissue_evidence(
+    hu: np.ndarray,
+    lung: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    airway: Optional[np.ndarray] = None,
+    hu_offset: float = 0.0,
+    dependent_side: str = "back",
+    device: str = "cpu",
+    progress: Optional[ProgressCallback] = None,
+    **params,
+) -> TissueEvidence:
+    """Structure evidence of every lung voxel (see the module notes).
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) float
+        CT in HU.
+    lung : (Z, Y, X)
+        Lung mask, nonzero inside.
+    spacing : (3,) float
+        Voxel size (mm) along ``(z, y, x)``.
+    airway : (Z, Y, X) bool, optional
+        The airway tree the lung mask tracked (trachea and bronchi, left out of
+        the lung): thin dense voxels within ``airway_wall_mm`` of it are its
+        walls, not reticulation.
+    hu_offset : float
+        Calibration offset (HU) subtracted before the fixed thresholds.
+    dependent_side : str
+        Where the dependent lung lies: ``"back"`` for a supine patient,
+        ``"front"`` prone, ``"right"`` or ``"left"`` on that side
+        (:func:`~diffseglung_core.gravity.dependent_side`).
     device : str
         Device of the Hessian (see :mod:`.structure`).
     progress : callable, optional
         ``progress(done, total, stage)``.
+    **params
+        Thresholds and scales: the fields of :class:`EvidenceParams`.
 
     Returns
     -------
@@ -915,39 +928,40 @@ def tissue_evidence(
     """
     from .structure import structure_maps
 
+    p = EvidenceParams(**params)
     lung = np.asarray(lung) > 0
-    pad = [max(1, int(np.ceil(2 * laa_mm / float(s)))) for s in spacing]
-    box = tuple(slice(max(b.start - p, 0), min(b.stop + p, n))
-                for b, p, n in zip(lung_bbox(lung), pad, lung.shape))
+    pad = [max(1, int(np.ceil(2 * p.laa_mm / float(s)))) for s in spacing]
+    box = tuple(slice(max(b.start - q, 0), min(b.stop + q, n))
+                for b, q, n in zip(lung_bbox(lung), pad, lung.shape))
     h = np.clip(np.asarray(hu[box], np.float32) - np.float32(hu_offset), -1100.0, 300.0)
     inside = lung[box]
+    # a component that runs through every slice of the scan is cut by it
+    whole = box[0].start == 0 and box[0].stop == lung.shape[0]
     total = 5
     report(progress, 0, total, "structures")
     pixel_mm = max(float(spacing[1]), float(spacing[2]))  # the coarser in-plane voxel size
 
     smooth = gaussian_filter(h, _sigmas(spacing, 0.8, h.shape), truncate=2.5)
-    dense_anywhere = smooth > dense_hu
+    dense_anywhere = smooth > p.dense_hu
     below, above = partial_volume_rim(inside, dense_anywhere)
     rim = below | above
     dense = dense_anywhere & inside
     tissue = dense_anywhere & ~inside
     del dense_anywhere
     # (no finer than the grid: on a coarse grid a structure one voxel across is thin)
-    ball = ball_footprint(max(solid_mm, pixel_mm), spacing, h.shape)
+    ball = ball_footprint(max(p.solid_mm, pixel_mm), spacing, h.shape)
     thick = opening_by(dense, ball)
     thin = dense & ~thick
     tube = structure_maps(h, spacing, device=device, names=("tube",))["tube"]
-    vessel = thin & (tube > vessel_tube)
-    firm = smooth > solid_hu  # soft-tissue density (dense ground glass is lighter)
-    # (with intravenous contrast, blood reads far denser than any soft tissue of the lung)
-    soft_tissue, blood = smooth > -100.0, smooth >= blood_hu
+    vessel = thin & (tube > p.vessel_tube)
+    firm = smooth > p.solid_hu  # soft-tissue density (dense ground glass is lighter)
     stack_mm = h.shape[0] * float(spacing[0])
-    if stack_mm < 2.0 * solid_mm:
+    if stack_mm < 2.0 * p.solid_mm:
         # a vessel lying in a thicker stack fills only part of it: partial volume with the
         # aerated lung around it
         air_filled = inside & ~dense
-        lung_hu = float(np.median(smooth[air_filled])) if air_filled.any() else dense_hu
-        core_hu = max(dense_hu, across_stack_hu(solid_hu, lung_hu, 2.0 * IN_PLANE_CORE_MM, stack_mm))
+        lung_hu = float(np.median(smooth[air_filled])) if air_filled.any() else p.dense_hu
+        core_hu = max(p.dense_hu, across_stack_hu(p.solid_hu, lung_hu, 2.0 * IN_PLANE_CORE_MM, stack_mm))
         vessel |= in_plane_vessels(smooth > core_hu, thin, spacing)
         del air_filled
     # consolidation is airless lung: regions of soft-tissue density as wide as the ball,
@@ -956,9 +970,136 @@ def tissue_evidence(
     # glass around them (a halo) or between firm septa (crazy paving) is not
     reach = ellipsoid_footprint([max(1.5, float(s)) for s in spacing], spacing, h.shape)
     airless = dilate_parts(opening_by(thick & firm, ball), reach) & thick
-    solid = np.zeros(h.shape, bool)
+    depth = costal_depth(inside, spacing)
+    solid, vessels_among = _solid_components(airless, dense, tissue, inside, firm, rim, smooth, tube,
+                                             depth, spacing, whole, p)
+    vessel |= vessels_among
+    del airless, vessels_among, tube
+    report(progress, 1, total, "parenchyma")
+
+    parenchyma = inside & ~dense
+    # thick dense regions that are neither solid nor of blood density are dense ground
+    # glass: parenchyma for its density; the blurred edges of clearly dense structures
+    # and of the tissue around the lung are partial volume and left out (as far as
+    # the edge of an airless region reaches)
+    hazy = thick & ~solid & ~firm
+    # (clearly dense: noise does not lift ground glass near ``dense_hu`` that far)
+    edges = (smooth > p.dense_hu + 100.0) & ~hazy
+    clear = (parenchyma | hazy) & ~by_slabs(lambda e: ndi.binary_dilation(e, reach), [edges],
+                                            reach.shape[0] // 2)
+    par_hu, _ = _masked_mean(h, clear, spacing, p.parenchyma_mm)
+    del edges, clear
+    par_hu = read_past_partial_volume(par_hu, inside, below, above)
+    # (a band's peak may exceed the bound by half the margin that makes ground glass)
+    gravity = gravity_axis(dependent_side)[0]  # the axis along which dependent lung is denser
+    level, spread, lowered = _healthy_levels(h, parenchyma & ~rim, spacing, axis=gravity,
+                                             tolerance=0.5 * p.dense_margin_hu)
+    bounded_ml = float(np.count_nonzero(inside & lowered) * np.prod(spacing) / 1000.0)
+    del lowered
+    report(progress, 2, total, "low attenuation")
+
+    low = _low_attenuation(h, smooth, parenchyma, rim, tissue, depth, spacing, gravity, whole, p)
+    del tissue
+    # the wall of a bronchus cut across, or of the airway tree the lung mask tracked, is
+    # airway, not reticulation
+    lumens = low.lumens
+    if airway is not None:
+        lumens = lumens | np.asarray(airway[box], bool)
+    airway_walls = dilate_parts(lumens, disk_footprint(p.airway_wall_mm, spacing, h.shape))
+    del lumens
+    report(progress, 3, total, "walls")
+
+    # a wall lies inside the lung: a dense thin rim where the slice above or below is
+    # no longer lung is partial volume with the dome of the diaphragm or the apex
+    walls = thin & ~vessel & ~airway_walls
+    del airway_walls
+    if inside.shape[0] > 2:
+        closed = np.ones((3, 1, 1), bool)
+        walls &= by_slabs(lambda m: ndi.binary_erosion(m, closed, border_value=1), [inside], 1)
+    wall_frac, local = _masked_mean(walls, inside, spacing, 3.0)
+    thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0, den=local)
+    solid &= ~laced_with_walls(solid, thin_frac, p.solid_max_thin)
+    coherence = orientation_coherence(walls, spacing, p.coherence_mm)
+    # (a Gaussian narrower than half a voxel weighs the voxel alone: no spread to read)
+    texture_mm = max(1.5, 0.5 * pixel_mm)
+    mean, local = _masked_mean(h, inside, spacing, texture_mm)
+    mean_sq, _ = _masked_mean(h * h, inside, spacing, texture_mm, den=local)
+    del local
+    texture = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+    del mean, mean_sq
+    denser = inside & ~solid & (par_hu - level >= p.dense_margin_hu)
+    # the band follows the pleura everywhere on the dependent side, beside the spine too
+    # (where the convex hull of the lungs runs deep): depth below the lung's own border
+    pleura = axial_depth(inside, spacing)
+    dependent = dependent_band(denser, inside, pleura, spacing, p.dependent_mm, p.dependent_thick_mm,
+                               dependent_side)
+    del pleura
+    # dense parenchyma lying mostly against tissue across the slice (over the dome of the
+    # diaphragm or of the heart) is that tissue's partial volume, even read one slice further
+    partial = _mostly_in(denser, rim, p.rim_share) if inside.shape[0] > 1 else None
+    del denser
+    report(progress, 4, total, "evidence")
+
+    rows = np.nonzero(inside)
+    ev = TissueEvidence(
+        solid=solid[rows], vessel=vessel[rows], thin=thin[rows],
+        parenchyma_hu=par_hu[rows].astype(np.float32),
+        healthy_hu=np.broadcast_to(level, h.shape)[rows].astype(np.float32),
+        emphysema=low.emphysema[rows], laa_fraction=low.laa_fraction[rows].astype(np.float32),
+        wall_fraction=wall_frac[rows].astype(np.float32),
+        thin_fraction=thin_frac[rows].astype(np.float32),
+        wall_coherence=coherence[rows],
+        texture_hu=texture[rows].astype(np.float32),
+        pleura_mm=depth[rows].astype(np.float32),
+        noise_hu=float(np.median(spread)),
+        laa_baseline=float(np.median(low.baseline)),
+        halo_mm=low.halo_mm,
+        dark_without_air_ml=low.dark_ml,
+        level_bounded_ml=bounded_ml,
+        dependent=dependent[rows],
+        partial_volume=None if partial is None else partial[rows],
+        walls_resolved=pixel_mm <= WALL_RESOLVING_MM,
+        cells_resolved=pixel_mm <= CELL_RESOLVING_MM,
+    )
+    report(progress, total, total, "evidence")
+    return ev
+
+
+def _solid_components(airless: np.ndarray, dense: np.ndarray, tissue: np.ndarray, inside: np.ndarray,
+                      firm: np.ndarray, rim: np.ndarray, smooth: np.ndarray, tube: np.ndarray,
+                      depth: np.ndarray, spacing: Sequence[float], whole: bool, p: EvidenceParams
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Which airless components of thick structures are solid (consolidation, a mass).
+
+    Parameters
+    ----------
+    airless : (Z, Y, X) bool
+        Airless parts of the thick dense structures.
+    dense, tissue, inside, firm, rim : (Z, Y, X) bool
+        Dense lung, dense tissue outside the lung, the lung, soft-tissue density,
+        the partial-volume rim across slices.
+    smooth, tube : (Z, Y, X) float
+        Smoothed HU; Hessian tube measure.
+    depth : (Z, Y, X) float
+        Depth (mm) below the costal pleura (:func:`costal_depth`).
+    spacing : (3,) float, mm
+    whole : bool
+        The arrays hold every slice of the scan (a component through all of them
+        is cut by the stack).
+    p : EvidenceParams
+
+    Returns
+    -------
+    solid, vessel : (Z, Y, X) bool
+        The solid components (their holes, air bronchograms and necrosis,
+        filled), and the vessels found among the airless components.
+    """
+    shape = airless.shape
+    vessel = np.zeros(shape, bool)
+    solid = np.zeros(shape, bool)
+    # (with intravenous contrast, blood reads far denser than any soft tissue of the lung)
+    soft_tissue, blood = smooth > -100.0, smooth >= p.blood_hu
     lab, n = label(airless)
-    del airless
     objects = ndi.find_objects(lab)
     # components that run through every slice of the scan are cut by it: only their
     # thickness in their slices says what they are. No thicker than a vessel but the
@@ -966,10 +1107,8 @@ def tissue_evidence(
     # vessels (a vessel cut across or along looks the same as a nodule), and so are those
     # as thick as the central arteries in the central lung (:func:`central_vessel_cut`);
     # thicker and free in the lung, they are measured as a ball that wide
-    depth = costal_depth(inside, spacing)
-    whole = box[0].start == 0 and box[0].stop == lung.shape[0]
-    through = [whole and sl[0].stop - sl[0].start == h.shape[0] for sl in objects]
-    wide = [t and in_plane_depth(lab[sl] == i, spacing) > mass_mm
+    through = [whole and sl[0].stop - sl[0].start == shape[0] for sl in objects]
+    wide = [t and in_plane_depth(lab[sl] == i, spacing) > p.mass_mm
             for i, (t, sl) in enumerate(zip(through, objects), start=1)]
     cut = wide
     if any(cut):
@@ -989,37 +1128,37 @@ def tissue_evidence(
     for i, sl in enumerate(objects, start=1):
         comp = lab[sl] == i
         size = np.count_nonzero(comp)
-        if through[i - 1] and not wide[i - 1] and depth[sl][comp].min() > solid_mm:
+        if through[i - 1] and not wide[i - 1] and depth[sl][comp].min() > p.solid_mm:
             continue
         if through[i - 1] and central_vessel_cut(comp, depth[sl], spacing):
             vessel[sl] |= comp  # a hilar artery cut across by the stack
             continue
-        if ml(comp, i) < min_solid_ml:
+        if ml(comp, i) < p.min_solid_ml:
             continue
         n_blood = np.count_nonzero(comp & blood[sl])
-        if n_blood and n_blood >= blood_share * np.count_nonzero(comp & soft_tissue[sl]):
+        if n_blood and n_blood >= p.blood_share * np.count_nonzero(comp & soft_tissue[sl]):
             vessel[sl] |= comp  # contrast-filled blood
             continue
         # (the shape of one that runs through every slice of the stack is cut by it)
-        large = large_vessel(comp, tube[sl], spacing, solid_tube, max_solidity=branch_solidity,
+        large = large_vessel(comp, tube[sl], spacing, p.solid_tube, max_solidity=p.branch_solidity,
                              in_plane=through[i - 1])
-        if large or (not through[i - 1] and solidity(comp, spacing) < branch_solidity):
+        if large or (not through[i - 1] and solidity(comp, spacing) < p.branch_solidity):
             # a mass or consolidation that vessels join: its parts thicker than vessels stay
-            branches = vessel_branches(comp, tube[sl], spacing, mass_mm, solid_tube, branch_solidity,
-                                        None if large else vessel_tube)
+            branches = vessel_branches(comp, tube[sl], spacing, p.mass_mm, p.solid_tube,
+                                       p.branch_solidity, None if large else p.vessel_tube)
             vessel[sl] |= branches
             comp = comp & ~branches
             size = np.count_nonzero(comp)
-            if ml(comp, i) < min_solid_ml:
+            if ml(comp, i) < p.min_solid_ml:
                 continue
         if not through[i - 1]:
             # a vessel's thickest stretch, cut across or obliquely: the vessel leaves it
             grown = tuple(slice(max(s.start - g, 0), min(s.stop + g, dim))
-                          for s, g, dim in zip(sl, around, h.shape))
+                          for s, g, dim in zip(sl, around, shape))
             piece = np.zeros(firm[grown].shape, bool)
             piece[tuple(slice(s.start - g.start, s.stop - g.start) for s, g in zip(sl, grown))] = comp
             if vessel_passing_through(piece, firm[grown] & inside[grown], tube[grown], spacing,
-                                       min_tube=vessel_tube):
+                                      min_tube=p.vessel_tube):
                 vessel[sl] |= comp
                 continue
         # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
@@ -1029,53 +1168,71 @@ def tissue_evidence(
         solid[sl] |= comp
     # air bronchograms and necrosis inside a solid component belong to it
     solid = np.stack(thread_map(fill_holes_nd, solid)) & inside
-    del lab, tube, soft_tissue, blood
-    report(progress, 1, total, "parenchyma")
+    return solid, vessel
 
-    parenchyma = inside & ~dense
-    # thick dense regions that are neither solid nor of blood density are dense ground
-    # glass: parenchyma for its density; the blurred edges of clearly dense structures
-    # and of the tissue around the lung are partial volume and left out (as far as
-    # the edge of an airless region reaches)
-    hazy = thick & ~solid & ~firm
-    # (clearly dense: noise does not lift ground glass near ``dense_hu`` that far)
-    edges = (smooth > dense_hu + 100.0) & ~hazy
-    clear = (parenchyma | hazy) & ~by_slabs(lambda e: ndi.binary_dilation(e, reach), [edges],
-                                            reach.shape[0] // 2)
-    par_hu, _ = _masked_mean(h, clear, spacing, parenchyma_mm)
-    del edges, clear
-    par_hu = read_past_partial_volume(par_hu, inside, below, above)
-    # (a band's peak may exceed the bound by half the margin that makes ground glass)
-    gravity = gravity_axis(dependent_side)[0]  # the axis along which dependent lung is denser
-    level, spread, lowered = _healthy_levels(h, parenchyma & ~rim, spacing, axis=gravity,
-                                             tolerance=0.5 * dense_margin_hu)
-    bounded_ml = float(np.count_nonzero(inside & lowered) * np.prod(spacing) / 1000.0)
-    del lowered
-    report(progress, 2, total, "low attenuation")
 
+class _LowAttenuation(NamedTuple):
+    emphysema: np.ndarray
+    laa_fraction: np.ndarray
+    baseline: np.ndarray
+    lumens: np.ndarray
+    halo_mm: float
+    dark_ml: float
+
+
+def _low_attenuation(h: np.ndarray, smooth: np.ndarray, parenchyma: np.ndarray, rim: np.ndarray,
+                     tissue: np.ndarray, depth: np.ndarray, spacing: Sequence[float], gravity: int,
+                     whole: bool, p: EvidenceParams) -> _LowAttenuation:
+    """Emphysema as regions of low attenuation (see the module notes).
+
+    Parameters
+    ----------
+    h, smooth : (Z, Y, X) float
+        Calibrated HU, and smoothed (0.8 mm).
+    parenchyma, rim, tissue : (Z, Y, X) bool
+        Lung without dense structures; the partial-volume rim across slices;
+        dense tissue outside the lung.
+    depth : (Z, Y, X) float
+        Depth (mm) below the costal pleura.
+    spacing : (3,) float, mm
+    gravity : int
+        Axis along which dependent lung is denser.
+    whole : bool
+        The arrays hold every slice of the scan.
+    p : EvidenceParams
+
+    Returns
+    -------
+    _LowAttenuation
+        ``emphysema`` (bool), ``laa_fraction`` (share below -950 HU within
+        ``laa_mm``), ``baseline`` (that share noise alone gives healthy lung,
+        per slice), ``lumens`` (air of bronchi cut across, bool), ``halo_mm``
+        (:func:`edge_halo`) and ``dark_ml`` (regions in darker lung without
+        lucencies that read as air, mL).
+    """
     # low attenuation read on a lightly smoothed image: noise alone seldom stays below
     # -950 HU over a few voxels, a destroyed lobule does
-    soft = gaussian_filter(h, (0.0, laa_smooth_mm / float(spacing[1]),
-                               laa_smooth_mm / float(spacing[2])), truncate=2.5)
+    soft = gaussian_filter(h, (0.0, p.laa_smooth_mm / float(spacing[1]),
+                               p.laa_smooth_mm / float(spacing[2])), truncate=2.5)
     level_soft, spread_soft, _ = _healthy_levels(soft, parenchyma & ~rim, spacing, axis=gravity,
-                                                 tolerance=0.5 * dense_margin_hu)
+                                                 tolerance=0.5 * p.dense_margin_hu)
     # the share of low attenuation noise alone gives healthy lung at each level
-    reference = np.maximum(level_soft, healthy_reference_hu)
+    reference = np.maximum(level_soft, p.healthy_reference_hu)
     # where healthy lung itself reads darker (hyperinflation, the gravity gradient), a
     # uniformly dark region is not yet destroyed lung
-    darker = np.broadcast_to(level_soft < healthy_reference_hu, h.shape)
+    darker = np.broadcast_to(level_soft < p.healthy_reference_hu, h.shape)
     baseline = ndtr((EMPHYSEMA_HU - reference) / np.maximum(spread_soft, 5.0)[:, None, None])
     # the dark halo of a sharp kernel along the lung's edge is not read
     halo_mm, halo = edge_halo(soft < EMPHYSEMA_HU, parenchyma & ~rim, tissue, spacing)
     # nor the air of a bronchus cut across
-    lumens = bronchus_lumens((soft < EMPHYSEMA_HU) & parenchyma, smooth > dense_hu, depth, spacing)
+    lumens = bronchus_lumens((soft < EMPHYSEMA_HU) & parenchyma, smooth > p.dense_hu, depth, spacing)
     read = parenchyma & ~halo & ~lumens
-    del tissue, halo
+    del halo
     laa = (soft < EMPHYSEMA_HU) & read
     # in slices thin enough to resolve a lobule's lucency, emphysema reads as air
     # (lucencies at least 2 mm across: noise does not stay that low over a few voxels)
     thin_slices = lucencies_resolved(spacing)
-    air = ndi.binary_opening(soft < NOMINAL_AIR_HU + air_margin_hu, disk_footprint(1.0, spacing, h.shape)) \
+    air = ndi.binary_opening(soft < NOMINAL_AIR_HU + p.air_margin_hu, disk_footprint(1.0, spacing, h.shape)) \
         if thin_slices else None
     # such a lucency is a destroyed lobule by itself, however small the region around it,
     # where healthy lung reads as at full inspiration (where it reads darker, noise reaches
@@ -1087,6 +1244,7 @@ def tissue_evidence(
     # lung around it: the voxel its edge cuts holds both (partial volume)
     half_way = (soft < 0.5 * (NOMINAL_AIR_HU + level_soft)) & read
     del soft
+
     def regions(sigma_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # the share within ``sigma_mm`` far above what noise alone gives healthy lung there
         frac, weight = _masked_mean(laa, read, spacing, sigma_mm)
@@ -1094,34 +1252,35 @@ def tissue_evidence(
         if h.shape[0] > 1:
             n_eff *= max(1.0, 2.5 * sigma_mm / float(spacing[0]))
         b = baseline
-        threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), min_laa_excess),
-                               min_laa_fraction)
+        threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), p.min_laa_excess),
+                               p.min_laa_fraction)
         return parenchyma & (frac > threshold) & (weight > 0.3), frac, n_eff
 
-    emphysema, laa_frac, n_eff = regions(laa_mm)
-    if fine_laa_mm and not thin_slices:
+    emphysema, laa_frac, n_eff = regions(p.laa_mm)
+    if p.fine_laa_mm and not thin_slices:
         # a small cluster of lucencies that partial volume dims is diluted in the share over
         # ``laa_mm``; over ``fine_laa_mm`` it stands out (its own, stricter noise threshold)
-        emphysema |= regions(fine_laa_mm)[0]
+        emphysema |= regions(p.fine_laa_mm)[0]
     # a region's extent: its own low-attenuation voxels (the Gaussian share spreads past
     # the region's edge) and, where the slices are too thick to resolve a lobule's
     # lucency, the lung between them where the low attenuation is dense (partial volume
     # blurs holes and the lung around them into one region); in thin slices the holes
     # are resolved and the lung between them is not emphysema
-    extent = laa if thin_slices else laa | (laa_frac > extent_laa_fraction)
+    extent = laa if thin_slices else laa | (laa_frac > p.extent_laa_fraction)
     dark_ml = 0.0
     if airlike is not None:
-        kept = _with_air_lucencies(emphysema, darker, airlike, read, spacing, laa_mm,
-                                   min_air_share, n_eff)
+        kept = _with_air_lucencies(emphysema, darker, airlike, read, spacing, p.laa_mm,
+                                   p.min_air_share, n_eff)
         dropped = emphysema & ~kept & extent
         dark_ml = float(np.count_nonzero(dropped) * np.prod(spacing) / 1000.0)
         emphysema = kept
         del kept, dropped
+
     def spans(sl) -> bool:  # a component through every slice of a stack thinner than it
         return whole and sl[0].stop - sl[0].start == h.shape[0]
 
     emphysema = kept_components(emphysema, lambda comp, sl: component_ml(comp, spacing, spans(sl))
-                                 >= min_laa_ml and not _airway_lumen(comp, spacing, spans(sl)))
+                                 >= p.min_laa_ml and not _airway_lumen(comp, spacing, spans(sl)))
     if lucencies is not None:
         cores = kept_components(lucencies, lambda comp, sl: not _airway_lumen(comp, spacing, spans(sl)))
         # with the low-attenuation rim that partial volume leaves around the air (1 mm)
@@ -1134,66 +1293,4 @@ def tissue_evidence(
     if emphysema.any():
         edge_of = np.ones((3, 3, 3) if thin_slices else (1, 3, 3), bool)
         emphysema |= by_slabs(lambda e: ndi.binary_dilation(e, edge_of), [emphysema], 1) & half_way
-    del half_way
-    # the wall of a bronchus cut across, or of the airway tree the lung mask tracked, is
-    # airway, not reticulation
-    if airway is not None:
-        lumens |= np.asarray(airway[box], bool)
-    airway_walls = dilate_parts(lumens, disk_footprint(airway_wall_mm, spacing, h.shape))
-    del lumens
-    report(progress, 3, total, "walls")
-
-    # a wall lies inside the lung: a dense thin rim where the slice above or below is
-    # no longer lung is partial volume with the dome of the diaphragm or the apex
-    walls = thin & ~vessel & ~airway_walls
-    del airway_walls
-    if inside.shape[0] > 2:
-        closed = np.ones((3, 1, 1), bool)
-        walls &= by_slabs(lambda m: ndi.binary_erosion(m, closed, border_value=1), [inside], 1)
-    wall_frac, local = _masked_mean(walls, inside, spacing, 3.0)
-    thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0, den=local)
-    solid &= ~laced_with_walls(solid, thin_frac, solid_max_thin)
-    coherence = orientation_coherence(walls, spacing, coherence_mm)
-    # (a Gaussian narrower than half a voxel weighs the voxel alone: no spread to read)
-    texture_mm = max(1.5, 0.5 * pixel_mm)
-    mean, local = _masked_mean(h, inside, spacing, texture_mm)
-    mean_sq, _ = _masked_mean(h * h, inside, spacing, texture_mm, den=local)
-    del local
-    texture = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
-    del mean, mean_sq
-    denser = inside & ~solid & (par_hu - level >= dense_margin_hu)
-    # the band follows the pleura everywhere on the dependent side, beside the spine too
-    # (where the convex hull of the lungs runs deep): depth below the lung's own border
-    pleura = axial_depth(inside, spacing)
-    dependent = dependent_band(denser, inside, pleura, spacing, dependent_mm, dependent_thick_mm,
-                               dependent_side)
-    del pleura
-    # dense parenchyma lying mostly against tissue across the slice (over the dome of the
-    # diaphragm or of the heart) is that tissue's partial volume, even read one slice further
-    partial = _mostly_in(denser, rim, rim_share) if inside.shape[0] > 1 else None
-    del denser
-    report(progress, 4, total, "evidence")
-
-    rows = np.nonzero(inside)
-    ev = TissueEvidence(
-        solid=solid[rows], vessel=vessel[rows], thin=thin[rows],
-        parenchyma_hu=par_hu[rows].astype(np.float32),
-        healthy_hu=np.broadcast_to(level, h.shape)[rows].astype(np.float32),
-        emphysema=emphysema[rows], laa_fraction=laa_frac[rows].astype(np.float32),
-        wall_fraction=wall_frac[rows].astype(np.float32),
-        thin_fraction=thin_frac[rows].astype(np.float32),
-        wall_coherence=coherence[rows],
-        texture_hu=texture[rows].astype(np.float32),
-        pleura_mm=depth[rows].astype(np.float32),
-        noise_hu=float(np.median(spread)),
-        laa_baseline=float(np.median(baseline)),
-        halo_mm=halo_mm,
-        dark_without_air_ml=dark_ml,
-        level_bounded_ml=bounded_ml,
-        dependent=dependent[rows],
-        partial_volume=None if partial is None else partial[rows],
-        walls_resolved=pixel_mm <= WALL_RESOLVING_MM,
-        cells_resolved=pixel_mm <= CELL_RESOLVING_MM,
-    )
-    report(progress, total, total, "evidence")
-    return ev
+    return _LowAttenuation(emphysema, laa_frac, baseline, lumens, halo_mm, dark_ml)
