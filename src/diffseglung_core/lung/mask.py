@@ -406,122 +406,34 @@ def segment_lungs(
                      "ribs, the vessels or the diaphragm through the slices, so a mass against the "
                      "spine can be left out and chest wall or an organ's dome taken in; the whole "
                      "series segments better")
+    in_recess = np.zeros(labels.shape, bool)
+    aorta_found = None
     if costal:
         stop = airway_box | gas_box
-        bright = hu_s > bone_hu
-        # contrast-filled vessels are as dense as bone: the ones that reach into the lung
-        # (and the heart and great vessels they join) are not the rib cage
-        vessels = lung_vessels(bright, labels > 0, spacing)
-        bone_all = rib_cage(bright, spacing)
-        cage = rib_cage(bright & ~vessels, spacing) if vessels.any() else bone_all
-        del bright
-        fat = fat_planes(hu_s, spacing, lung=labels > 0)
-        skin = skin_depth(body, spacing)
-        # rays must end on the ribs, not on the vertebral column: those cross the aorta
-        column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
-        spine = cage & column[None, None, :]
-        # on a volume whose slabs close the rib cage, what is as dense as bone but lies wholly
-        # between the lungs is not the cage (on a single slice rib fragments may lie so)
-        ribs = _without_islands(cage, labels, spacing) if closed else cage
-        _fill_along_rays(labels, hu_s, stop, body, ribs, fat, skin, allowed, spacing, x_mid,
-                         passes=costal_passes, avoid=spine, rib_line_mm=None if closed else rib_line_mm,
-                         wall_radius_mm=None if closed else 40.0, wall_slice_too=True)
-    # dependent lung beside the spine: rays turned towards the back from every part of
-    # the lung, through no solid organ, ending on the ribs or on the side of the vertebral
-    # column behind the middle of its body (the paravertebral gutter, where the ribs that
-    # stop short of the column are joined to it), not elsewhere on the column, nor on what
-    # is as dense as bone between the lungs (contrast-filled vessels). Only where the slab
-    # of slices closes the rib cage: through the gaps between the rib fragments of a single
-    # slice such rays reach the muscles outside the ribs. A ray that ends on bone much
-    # shallower than the ribs (a scapula, an arm) is dropped, as in step 6, but judged
-    # against the ribs the lung touches within 40 mm of its end: the chest wall is not
-    # equally thick all round, and against the ribs of the whole slice, which lie deeper
-    # under the skin at the side and beside the spine, it dropped the rays that reach
-    # dependent consolidation against the back of the cage (white lung).
-    # These rays cross the dense lung they look for before they meet bone, so their shortest
-    # runs measure the disease, not the chest wall's inner layer: that layer is taken as at
-    # most 5 mm here (3 mm for the rays to the aorta and the vertebral body, below); the
-    # chest wall that rays through pleural fluid take with them goes with the effusion.
-    in_recess = np.zeros(labels.shape, bool)
-    contrast = False
+        bones = _costal_rays(labels, hu_s, stop, body, allowed, spacing, x_mid, closed=closed,
+                             bone_hu=bone_hu, spine_mm=spine_mm, passes=costal_passes,
+                             rib_line_mm=rib_line_mm)
     if costal and closed and (dependent_passes > 0 or mediastinal_passes > 0):
-        sampling = spacing[1:]
-        contrast = enhanced_blood(hu_s, labels > 0, _half_hull(labels), body)
-        vertebrae = thread_map(lambda z: vertebral_body(bone_all[z], body[z], sampling, x_mid,
-                                                        column_mm=spine_mm, contrast=contrast),
-                               range(labels.shape[0]))
-        soft = body & ~fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
-        organs = solid_organs(soft, spacing)
-        if recess:
-            # consolidated lung against the liver or the spleen reads lighter than the organ:
-            # in the posterior recess it lines the ribs, continuous with the lung above
-            lighter, in_recess = _posterior_recess(organs, hu_s, labels > 0, cage, gas_box, spacing)
-            organs &= ~lighter
-            if in_recess.any():
-                labels[in_recess] = _nearest_side(labels, in_recess, spacing)
-    if costal and dependent_passes > 0 and closed:
-        half = _half_hull(labels)
-        between = _between_lungs(half, spacing)
-        gutter, mediastinum = vertebral_column(bone_all, body, spacing, x_mid, vertebrae=vertebrae,
-                                               column_mm=spine_mm)
-        mediastinal = bone_all & between
-        if contrast:
-            # vessels as thin as the lung's own run through dependent consolidation: only
-            # what is thicker (the heart, the great vessels, the spine) stops these rays
-            mediastinal = axial_opening(mediastinal, axial_disk(4.0, spacing))
-            notes.append("intravenous contrast recognised (the blood between the lungs reads as "
-                         "dense as bone): contrast-filled vessels are not taken for ribs, and thin "
-                         "ones do not stop the search for dependent lung")
-        axis, sign = gravity.gravity_axis(dependent_side)
-        towards = (float(sign), 0.0) if axis == 1 else (0.0, float(sign))
-        if dependent_side == "back":
-            ends, avoid = cage | gutter, organs | (spine & ~gutter) | mediastinal
-            column = {"spine": gutter, "mediastinum": mediastinum}
-        else:
-            # prone or on one side: the dependent lung lies against the front or the side of
-            # the cage, not in the paravertebral gutter
-            ends, avoid, column = cage, organs | spine | mediastinal, {}
-        _fill_along_rays(labels, hu_s, stop, body, ends, fat, skin, allowed, spacing, x_mid,
-                         passes=dependent_passes, avoid=avoid, **column,
-                         dependent_deg=60.0, dependent=towards, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0),
-                         wall_radius_mm=40.0, max_layer_mm=5.0)
-    # dense lung against the mediastinal pleura of the lower lobes: rays towards the body's
-    # middle that end on the side or the back of the descending aorta (traced as a tube
-    # through the slices; the hilum lies in front of it) or, in the slices where it was
-    # traced, on the side of the vertebral body, after at least 15 mm of dense tissue (8 mm
-    # on the aorta: healthy lung lies against its wall with only the pleura between), and
-    # cross neither a solid organ nor what lies in front of the vertebral body (the
-    # oesophagus, the azygos vein); not in the top 30 mm of the traced aorta, beside
-    # which the pulmonary artery arches over the left main bronchus. (The rule that drops
-    # rays ending on bone shallower than the ribs, a scapula, is for the chest wall: the
-    # aorta and the vertebral body lie at another depth.)
-    aorta_found = None
-    if costal and mediastinal_passes > 0 and closed:
-        aorta = descending_aorta(hu_s, vertebrae, spacing)
-        traced = ~np.isnan(aorta[:, 0])
-        aorta_found = np.full((shape[0], 3), np.nan)
-        aorta_found[box[0]] = aorta + [box[1].start, box[2].start, 0.0]
-        # (where the field of view cuts the body, its mid-line is not known well enough)
-        if not cut and aorta_on_the_right(aorta, x_mid, spacing):
-            notes.append("the descending aorta runs down the right side of the spine: left and right "
-                         "look swapped (check the file's orientation; a right-sided descending aorta is "
-                         "rare); the lungs are labelled right and left as the file says")
-        if traced.any():
-            # the traced circle is the aorta's outer edge where no contrast lights its lumen
-            # (then it is the lumen's, inside a wall of 2-3 mm)
-            ahead, behind = aorta_masks(aorta, labels.shape, spacing, margin_mm=3.0 if contrast else 1.0)
-            solid, body_front, in_front = vertebral_body_masks(vertebrae, labels.shape, spacing)
-            # below the arch and the hilum: the top 30 mm of the traced aorta are not used
-            top = int(np.flatnonzero(traced).max()) - int(np.ceil(30.0 / spacing[0]))
-            low = traced & (np.arange(traced.size) <= top)
-            ends = (behind | body_front) & low[:, None, None]
-            disc = ahead | behind
-            _fill_along_rays(labels, hu_s, stop, body, ends | ahead | solid, fat, skin,
-                             allowed & ~disc & ~solid, spacing, x_mid, passes=mediastinal_passes,
-                             avoid=organs | ahead | (solid & ~ends), spine=ends, aorta=behind,
-                             aorta_gap_mm=aorta_gap_mm, mediastinum=in_front & ~disc, slices=low,
-                             inward_deg=60.0, max_layer_mm=3.0,
-                             fan_deg=(-30.0, 0.0, 30.0), wall_margin_mm=np.inf)
+        back = _behind_the_lungs(labels, hu_s, body, bones, gas_box, spacing, x_mid, spine_mm=spine_mm,
+                                 bone_hu=bone_hu, recess=recess)
+        in_recess = back.recess
+        if dependent_passes > 0:
+            if back.contrast:
+                notes.append("intravenous contrast recognised (the blood between the lungs reads as "
+                             "dense as bone): contrast-filled vessels are not taken for ribs, and thin "
+                             "ones do not stop the search for dependent lung")
+            _dependent_rays(labels, hu_s, stop, body, allowed, bones, back, spacing, x_mid,
+                            spine_mm=spine_mm, passes=dependent_passes, dependent_side=dependent_side)
+        if mediastinal_passes > 0:
+            aorta = _mediastinal_rays(labels, hu_s, stop, body, allowed, bones, back, spacing, x_mid,
+                                      passes=mediastinal_passes, aorta_gap_mm=aorta_gap_mm)
+            aorta_found = np.full((shape[0], 3), np.nan)
+            aorta_found[box[0]] = aorta + [box[1].start, box[2].start, 0.0]
+            # (where the field of view cuts the body, its mid-line is not known well enough)
+            if not cut and aorta_on_the_right(aorta, x_mid, spacing):
+                notes.append("the descending aorta runs down the right side of the spine: left and "
+                             "right look swapped (check the file's orientation; a right-sided descending "
+                             "aorta is rare); the lungs are labelled right and left as the file says")
 
     report(progress, 7, _STAGES, "filling holes")
     filled = thread_map(lambda value: fill_holes(labels == value, spacing, dome_mm2), _SIDES)
@@ -557,6 +469,159 @@ def segment_lungs(
     report(progress, _STAGES, _STAGES, "done")
     return LungSegmentation(labels=out, effusion=effusion_mask, airway=airway, gas=gas,
                             spacing=spacing, notes=notes, aorta=aorta_found)
+
+
+@dataclass
+class _Bones:
+    """What the rays of step 6 end on, in the box around the lungs ((Z, Y, X) arrays)."""
+
+    bone: np.ndarray  # everything as dense as bone
+    cage: np.ndarray  # the rib cage: bone but contrast-filled vessels that reach into the lung
+    spine: np.ndarray  # the cage within ``spine_mm`` of the body's middle
+    fat: np.ndarray  # fat planes (:func:`.cavity.fat_planes`)
+    skin: np.ndarray  # depth below the skin (mm)
+
+
+def _costal_rays(labels, hu_s, stop, body, allowed, spacing, x_mid, *, closed: bool, bone_hu: float,
+                 spine_mm: float, passes: int, rib_line_mm: float) -> _Bones:
+    """Step 6, towards the ribs: dense lung between each lung and the rib cage (``labels`` in place)."""
+    bright = hu_s > bone_hu
+    # contrast-filled vessels are as dense as bone: the ones that reach into the lung
+    # (and the heart and great vessels they join) are not the rib cage
+    vessels = lung_vessels(bright, labels > 0, spacing)
+    bone = rib_cage(bright, spacing)
+    cage = rib_cage(bright & ~vessels, spacing) if vessels.any() else bone
+    del bright
+    fat = fat_planes(hu_s, spacing, lung=labels > 0)
+    skin = skin_depth(body, spacing)
+    # rays must end on the ribs, not on the vertebral column: those cross the aorta
+    column = np.abs(np.arange(labels.shape[2]) - x_mid) * spacing[2] < spine_mm
+    spine = cage & column[None, None, :]
+    # on a volume whose slabs close the rib cage, what is as dense as bone but lies wholly
+    # between the lungs is not the cage (on a single slice rib fragments may lie so)
+    ribs = _without_islands(cage, labels, spacing) if closed else cage
+    _fill_along_rays(labels, hu_s, stop, body, ribs, fat, skin, allowed, spacing, x_mid,
+                     passes=passes, avoid=spine, rib_line_mm=None if closed else rib_line_mm,
+                     wall_radius_mm=None if closed else 40.0, wall_slice_too=True)
+    return _Bones(bone=bone, cage=cage, spine=spine, fat=fat, skin=skin)
+
+
+@dataclass
+class _Behind:
+    """What lies behind and between the lungs, for the rays towards the back and the middle."""
+
+    contrast: bool  # intravenous contrast (:func:`.skeleton.enhanced_blood`)
+    vertebrae: list  # per slice, :func:`.skeleton.vertebral_body`
+    organs: np.ndarray  # solid organs no ray crosses (:func:`.cavity.solid_organs`)
+    recess: np.ndarray  # dense lung of the posterior recess, taken into ``labels``
+
+
+def _behind_the_lungs(labels, hu_s, body, bones: _Bones, gas, spacing, x_mid, *, spine_mm: float,
+                      bone_hu: float, recess: bool) -> _Behind:
+    """Contrast, the vertebral bodies, the solid organs, and the dense lung of the posterior recess."""
+    sampling = spacing[1:]
+    contrast = enhanced_blood(hu_s, labels > 0, _half_hull(labels), body)
+    vertebrae = thread_map(lambda z: vertebral_body(bones.bone[z], body[z], sampling, x_mid,
+                                                    column_mm=spine_mm, contrast=contrast),
+                           range(labels.shape[0]))
+    soft = body & ~bones.fat & (hu_s > -100.0) & (hu_s < bone_hu) & (labels == 0)
+    organs = solid_organs(soft, spacing)
+    in_recess = np.zeros(labels.shape, bool)
+    if recess:
+        # consolidated lung against the liver or the spleen reads lighter than the organ:
+        # in the posterior recess it lines the ribs, continuous with the lung above
+        lighter, in_recess = _posterior_recess(organs, hu_s, labels > 0, bones.cage, gas, spacing)
+        organs &= ~lighter
+        if in_recess.any():
+            labels[in_recess] = _nearest_side(labels, in_recess, spacing)
+    return _Behind(contrast=bool(contrast), vertebrae=vertebrae, organs=organs, recess=in_recess)
+
+
+def _dependent_rays(labels, hu_s, stop, body, allowed, bones: _Bones, back: _Behind, spacing, x_mid, *,
+                    spine_mm: float, passes: int, dependent_side: str) -> None:
+    """Step 6, towards the dependent side: dependent lung beside the spine (``labels`` in place).
+
+    Only where the slab of slices closes the rib cage (the caller's test).
+    """
+    # dependent lung beside the spine: rays turned towards the back from every part of
+    # the lung, through no solid organ, ending on the ribs or on the side of the vertebral
+    # column behind the middle of its body (the paravertebral gutter, where the ribs that
+    # stop short of the column are joined to it), not elsewhere on the column, nor on what
+    # is as dense as bone between the lungs (contrast-filled vessels). Only where the slab
+    # of slices closes the rib cage: through the gaps between the rib fragments of a single
+    # slice such rays reach the muscles outside the ribs. A ray that ends on bone much
+    # shallower than the ribs (a scapula, an arm) is dropped, as in step 6, but judged
+    # against the ribs the lung touches within 40 mm of its end: the chest wall is not
+    # equally thick all round, and against the ribs of the whole slice, which lie deeper
+    # under the skin at the side and beside the spine, it dropped the rays that reach
+    # dependent consolidation against the back of the cage (white lung).
+    # These rays cross the dense lung they look for before they meet bone, so their shortest
+    # runs measure the disease, not the chest wall's inner layer: that layer is taken as at
+    # most 5 mm here (3 mm for the rays to the aorta and the vertebral body, below); the
+    # chest wall that rays through pleural fluid take with them goes with the effusion.
+    half = _half_hull(labels)
+    between = _between_lungs(half, spacing)
+    gutter, mediastinum = vertebral_column(bones.bone, body, spacing, x_mid, vertebrae=back.vertebrae,
+                                           column_mm=spine_mm)
+    mediastinal = bones.bone & between
+    if back.contrast:
+        # vessels as thin as the lung's own run through dependent consolidation: only
+        # what is thicker (the heart, the great vessels, the spine) stops these rays
+        mediastinal = axial_opening(mediastinal, axial_disk(4.0, spacing))
+    axis, sign = gravity.gravity_axis(dependent_side)
+    towards = (float(sign), 0.0) if axis == 1 else (0.0, float(sign))
+    if dependent_side == "back":
+        ends, avoid = bones.cage | gutter, back.organs | (bones.spine & ~gutter) | mediastinal
+        column = {"spine": gutter, "mediastinum": mediastinum}
+    else:
+        # prone or on one side: the dependent lung lies against the front or the side of
+        # the cage, not in the paravertebral gutter
+        ends, avoid, column = bones.cage, back.organs | bones.spine | mediastinal, {}
+    _fill_along_rays(labels, hu_s, stop, body, ends, bones.fat, bones.skin, allowed, spacing, x_mid,
+                     passes=passes, avoid=avoid, **column,
+                     dependent_deg=60.0, dependent=towards, fan_deg=(-45.0, -22.5, 0.0, 22.5, 45.0),
+                     wall_radius_mm=40.0, max_layer_mm=5.0)
+
+
+def _mediastinal_rays(labels, hu_s, stop, body, allowed, bones: _Bones, back: _Behind, spacing, x_mid, *,
+                      passes: int, aorta_gap_mm: float) -> np.ndarray:
+    """Step 6, towards the middle: dense lower lobe against the mediastinal pleura (``labels`` in place).
+
+    Returns
+    -------
+    (Z, 3) float
+        The descending aorta traced through the slices of the box (centre ``(y, x)``
+        and radius, NaN where not traced).
+    """
+    # dense lung against the mediastinal pleura of the lower lobes: rays towards the body's
+    # middle that end on the side or the back of the descending aorta (traced as a tube
+    # through the slices; the hilum lies in front of it) or, in the slices where it was
+    # traced, on the side of the vertebral body, after at least 15 mm of dense tissue (8 mm
+    # on the aorta: healthy lung lies against its wall with only the pleura between), and
+    # cross neither a solid organ nor what lies in front of the vertebral body (the
+    # oesophagus, the azygos vein); not in the top 30 mm of the traced aorta, beside
+    # which the pulmonary artery arches over the left main bronchus. (The rule that drops
+    # rays ending on bone shallower than the ribs, a scapula, is for the chest wall: the
+    # aorta and the vertebral body lie at another depth.)
+    aorta = descending_aorta(hu_s, back.vertebrae, spacing)
+    traced = ~np.isnan(aorta[:, 0])
+    if traced.any():
+        # the traced circle is the aorta's outer edge where no contrast lights its lumen
+        # (then it is the lumen's, inside a wall of 2-3 mm)
+        ahead, behind = aorta_masks(aorta, labels.shape, spacing, margin_mm=3.0 if back.contrast else 1.0)
+        solid, body_front, in_front = vertebral_body_masks(back.vertebrae, labels.shape, spacing)
+        # below the arch and the hilum: the top 30 mm of the traced aorta are not used
+        top = int(np.flatnonzero(traced).max()) - int(np.ceil(30.0 / spacing[0]))
+        low = traced & (np.arange(traced.size) <= top)
+        ends = (behind | body_front) & low[:, None, None]
+        disc = ahead | behind
+        _fill_along_rays(labels, hu_s, stop, body, ends | ahead | solid, bones.fat, bones.skin,
+                         allowed & ~disc & ~solid, spacing, x_mid, passes=passes,
+                         avoid=back.organs | ahead | (solid & ~ends), spine=ends, aorta=behind,
+                         aorta_gap_mm=aorta_gap_mm, mediastinum=in_front & ~disc, slices=low,
+                         inward_deg=60.0, max_layer_mm=3.0,
+                         fan_deg=(-30.0, 0.0, 30.0), wall_margin_mm=np.inf)
+    return aorta
 
 
 def _without_islands(cage: np.ndarray, labels: np.ndarray, spacing) -> np.ndarray:
