@@ -80,7 +80,8 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   and its dense rim is not consolidation.
 
 All of it is arrays in, arrays out; rows follow ``np.nonzero(lung)`` like the
-other voxel features of the engine.
+other voxel features of the engine. The thresholds and scales named above are
+the fields of :class:`EvidenceParams`.
 
 References
 ----------
