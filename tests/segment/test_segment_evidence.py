@@ -57,6 +57,17 @@ def test_solid_blob_is_solid_and_a_thin_tube_is_a_vessel():
     assert ev.thin[_rows(tube, lung)].mean() > 0.9
 
 
+def test_thresholds_are_the_fields_of_evidence_params():
+    hu, lung, sp = _lung_block()
+    z, y, x = _grid(hu.shape, sp)
+    blob = (z ** 2 + (y + 20) ** 2 + x ** 2) <= 6.0 ** 2           # 0.9 mL
+    hu[blob] = 30.0
+    assert tissue_evidence(hu, lung, sp).solid[_rows(blob, lung)].mean() > 0.9
+    assert not tissue_evidence(hu, lung, sp, min_solid_ml=2.0).solid.any()  # too small for that
+    with pytest.raises(TypeError):
+        tissue_evidence(hu, lung, sp, solid_size_ml=1.0)             # no such threshold
+
+
 def test_a_nodule_in_a_stack_thinner_than_it_is_solid_and_a_hilar_vessel_is_not():
     """Two 0.5 mm slices cut a 15 mm nodule to 0.2 mL, below the smallest solid component:
     it counts by its cross-section. A blob as wide joined to the hilum by a dense stalk,
