@@ -315,44 +315,12 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     if avoid is not None:
         ok[ok] = ~crosses(avoid, ok)
 
-    # bone much shallower than the ribs this lung touches is a scapula or an arm: the ribs it
-    # touches in the whole slice or, with ``wall_radius_mm``, those beside the ray's end
+    # bone much shallower than the ribs this lung touches is a scapula or an arm
     if skin is None:
         skin = skin_depth(body[None], spacing)[0]
-    touch = contact & normal
     depth = skin[end_y, end_x]
-    wall = np.full(ey.size, float(np.median(depth[touch])) if np.count_nonzero(touch) >= 10 else -np.inf)
-    if wall_radius_mm is not None and touch.any() and ok.any():
-        rays_ok = np.flatnonzero(ok)
-
-        def beside_median(py, px):
-            # median depth of the bone the lung touches within ``wall_radius_mm`` of each ray's
-            # point (at least three contacts), NaN elsewhere
-            near = (np.subtract.outer(py[rays_ok], end_y[touch]) * sy) ** 2 + \
-                (np.subtract.outer(px[rays_ok], end_x[touch]) * sx) ** 2 <= wall_radius_mm ** 2
-            med = np.full(rays_ok.size, np.nan)
-            beside = near.sum(1) >= 3
-            if beside.any():
-                med[beside] = np.nanmedian(np.where(near[beside], depth[touch], np.nan), axis=1)
-            return med
-
-        local = beside_median(end_y, end_x)
-        known = ~np.isnan(local)
-        wall[rays_ok[known]] = np.maximum(local[known], wall[rays_ok[known]]) if wall_slice_too \
-            else local[known]
-        if wall_slice_too:
-            # where the ray leaves the lung lie the ribs on both sides of the gap between two
-            # ribs that a ray to a scapula crosses (its far end may lie too far from them); a
-            # ray that ends on a piece of bone the lung touches somewhere ends on a rib
-            start = beside_median(ey, ex)
-            pieces, _ = label(bone, np.ones((3, 3), bool))
-            touched = np.zeros(pieces.max() + 1, bool)
-            touched[pieces[end_y[touch], end_x[touch]]] = True
-            touched[0] = False
-            on_rib = touched[pieces[end_y[rays_ok], end_x[rays_ok]]]
-            start[on_rib] = np.nan
-            known = ~np.isnan(start)
-            wall[rays_ok[known]] = np.maximum(start[known], wall[rays_ok[known]])
+    wall = _rib_depth(depth, contact & normal, ok, (ey, ex), (end_y, end_x), bone, (sy, sx),
+                      wall_radius_mm, wall_slice_too)
     ok &= depth >= wall - wall_margin_mm
     if not ok.any():
         return out
@@ -376,6 +344,61 @@ def costal_fill(hu_smooth: np.ndarray, side: np.ndarray, stop: np.ndarray, body:
     joined = ndi.binary_closing(out[box], join) & crossable[box]
     out[box] = ndi.binary_opening(joined, thick)
     return out
+
+
+def _rib_depth(depth: np.ndarray, touch: np.ndarray, ok: np.ndarray, start, end, bone: np.ndarray,
+               sampling, wall_radius_mm: Optional[float], wall_slice_too: bool) -> np.ndarray:
+    """How deep under the skin (mm) the ribs lie that each ray of :func:`costal_fill` is judged against.
+
+    The ribs this lung touches (``touch``: rays that end on bone within the chest
+    wall's inner layer, along a normal) lie at ``depth`` (mm under the skin, per
+    ray); a ray that ends on bone much shallower than them reached a scapula or
+    an arm. The bound is the median depth of the ribs touched in the whole slice
+    or, with ``wall_radius_mm``, of those within that distance of the ray's end
+    (at least three; ``wall_slice_too``: the deeper of the two, and also of the
+    ribs beside where the ray leaves the lung, unless it ends on a piece of bone
+    the lung touches somewhere: a rib). Only the rays ``ok`` get a local bound.
+
+    Returns
+    -------
+    (n_rays,) float
+        Depth (mm); ``-inf`` where no bound is known (fewer than ten contacts).
+    """
+    (ey, ex), (end_y, end_x), (sy, sx) = start, end, sampling
+    wall = np.full(depth.size, float(np.median(depth[touch])) if np.count_nonzero(touch) >= 10 else -np.inf)
+    if wall_radius_mm is None or not touch.any() or not ok.any():
+        return wall
+    rays_ok = np.flatnonzero(ok)
+
+    def beside_median(py, px):
+        # median depth of the bone the lung touches within ``wall_radius_mm`` of each ray's
+        # point (at least three contacts), NaN elsewhere
+        near = (np.subtract.outer(py[rays_ok], end_y[touch]) * sy) ** 2 + \
+            (np.subtract.outer(px[rays_ok], end_x[touch]) * sx) ** 2 <= wall_radius_mm ** 2
+        med = np.full(rays_ok.size, np.nan)
+        beside = near.sum(1) >= 3
+        if beside.any():
+            med[beside] = np.nanmedian(np.where(near[beside], depth[touch], np.nan), axis=1)
+        return med
+
+    local = beside_median(end_y, end_x)
+    known = ~np.isnan(local)
+    wall[rays_ok[known]] = np.maximum(local[known], wall[rays_ok[known]]) if wall_slice_too \
+        else local[known]
+    if wall_slice_too:
+        # where the ray leaves the lung lie the ribs on both sides of the gap between two
+        # ribs that a ray to a scapula crosses (its far end may lie too far from them); a
+        # ray that ends on a piece of bone the lung touches somewhere ends on a rib
+        start_med = beside_median(ey, ex)
+        pieces, _ = label(bone, np.ones((3, 3), bool))
+        touched = np.zeros(pieces.max() + 1, bool)
+        touched[pieces[end_y[touch], end_x[touch]]] = True
+        touched[0] = False
+        on_rib = touched[pieces[end_y[rays_ok], end_x[rays_ok]]]
+        start_med[on_rib] = np.nan
+        known = ~np.isnan(start_med)
+        wall[rays_ok[known]] = np.maximum(start_med[known], wall[rays_ok[known]])
+    return wall
 
 
 class _Rays:
