@@ -518,7 +518,8 @@ class _Behind:
 
 def _behind_the_lungs(labels, hu_s, body, bones: _Bones, gas, spacing, x_mid, *, spine_mm: float,
                       bone_hu: float, recess: bool) -> _Behind:
-    """Contrast, the vertebral bodies, the solid organs, and the dense lung of the posterior recess."""
+    """Contrast, the vertebral bodies, the solid organs; the dense lung of the posterior recess,
+    taken into ``labels`` in place."""
     sampling = spacing[1:]
     contrast = enhanced_blood(hu_s, labels > 0, _half_hull(labels), body)
     vertebrae = thread_map(lambda z: vertebral_body(bones.bone[z], body[z], sampling, x_mid,
