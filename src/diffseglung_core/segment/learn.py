@@ -515,29 +515,11 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     # -- the guard's evidence: each fold's head on the confirmed voxels it did not learn from
     t = time.perf_counter()
     span = 0.35 / (len(folds) + 1)
-    block_conf = grid.block_of(flat_conf)
     flat_hu = np.asarray(hu).reshape(-1)
     flat_labels = labels.reshape(-1)
-    val_flat, val_rows, val_ratio, val_across = [], [], [], []
-    for k, (held, across) in enumerate(folds):
-        if not held.any() or held.sum() == (target != 255).sum():
-            continue
-        fold_head = fit(held, (0.5 + k * span, 0.5 + (k + 1) * span))
-        held_conf = held.reshape(-1)[block_conf]
-        at, learned = flat_conf[held_conf], flat_conf[~held_conf]
-        z = np.flatnonzero(held.any(axis=(1, 2)))
-        probs = head_probabilities(fold_head, feats, planes=slice(max(z[0] - 1, 0), z[-1] + 2),
-                                   device=device)
-        val_flat.append(at)
-        val_rows.append(grid.interpolate(probs, at))
-        evidence = hu_evidence(flat_hu[learned], flat_labels[learned]) if voxel_hu else None
-        val_ratio.append(evidence.at(flat_hu[at]) if voxel_hu else np.zeros((at.size, 6), np.float32))
-        val_across.append(across.reshape(-1)[grid.block_of(at)])
-    n_folds = len(val_flat)
-    val_flat = np.concatenate(val_flat) if n_folds else np.zeros(0, np.int64)
-    val_rows = np.concatenate(val_rows) if n_folds else np.zeros((0, 6), np.float32)
-    val_ratio = np.concatenate(val_ratio) if n_folds else np.zeros((0, 6), np.float32)
-    val_across = np.concatenate(val_across) if n_folds else np.zeros(0, bool)
+    val_flat, val_rows, val_ratio, val_across, n_folds = _held_out(
+        folds, target, fit, feats, grid, flat_conf, flat_hu, flat_labels, voxel_hu=voxel_hu,
+        device=device, span=span)
     truth = flat_labels[val_flat]
     # the weight of the voxels' own HU: the one that best predicts the held-out labels
     hu_weight = fit_evidence_weights(val_rows, val_ratio, truth, seed=seed) if voxel_hu and n_folds \
@@ -570,10 +552,7 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
         allowed = [c for c in allowed if c[0] in seen]
     else:
         allowed, local = [(a, b) for a in _CLASSES for b in _CLASSES if a != b], []
-    merged_val = apply_changes(auto_val, head_val, allowed)
-    within = ~val_across
-    merged_val[within] = apply_changes(auto_val[within], head_val[within], allowed + local)
-    d_head, d_auto = class_dice(merged_val, truth), class_dice(auto_val, truth)
+    d_head, d_auto = _scores(auto_val, head_val, truth, val_across, allowed, local)
     present = sorted(set(d_head) | set(d_auto))
     mean_head = float(np.mean([d_head.get(c, 1.0) for c in present])) if present else 0.0
     mean_auto = float(np.mean([d_auto.get(c, 1.0) for c in present])) if present else 0.0
@@ -597,6 +576,59 @@ def learn_from_corrections(hu: np.ndarray, labels: np.ndarray, confirmed: np.nda
     outcome.message = _describe(outcome)
     report(progress, 100, 100, "done")
     return outcome
+
+
+def _held_out(folds, target, fit, feats, grid, flat_conf, flat_hu, flat_labels, *, voxel_hu: bool,
+              device: str, span: float):
+    """Each fold's head (``fit(held, progress_part)``) on the confirmed voxels it did not learn from.
+
+    Returns
+    -------
+    flat : (n,) int
+        Flat indices of those voxels (all folds, in order).
+    rows : (n, 6) float32
+        The fold heads' probabilities there (interpolated from their blocks).
+    ratio : (n, 6) float32
+        HU evidence (:func:`hu_evidence` of the confirmed voxels each fold learned from),
+        0 without ``voxel_hu``.
+    across : (n,) bool
+        Whether the voxel lies on slices its fold held out whole.
+    n_folds : int
+        Folds that held out anything.
+    """
+    block_conf = grid.block_of(flat_conf)
+    flat, rows, ratio, across = [], [], [], []
+    for k, (held, held_across) in enumerate(folds):
+        if not held.any() or held.sum() == (target != 255).sum():
+            continue
+        fold_head = fit(held, (0.5 + k * span, 0.5 + (k + 1) * span))
+        held_conf = held.reshape(-1)[block_conf]
+        at, learned = flat_conf[held_conf], flat_conf[~held_conf]
+        z = np.flatnonzero(held.any(axis=(1, 2)))
+        probs = head_probabilities(fold_head, feats, planes=slice(max(z[0] - 1, 0), z[-1] + 2),
+                                   device=device)
+        flat.append(at)
+        rows.append(grid.interpolate(probs, at))
+        evidence = hu_evidence(flat_hu[learned], flat_labels[learned]) if voxel_hu else None
+        ratio.append(evidence.at(flat_hu[at]) if voxel_hu else np.zeros((at.size, 6), np.float32))
+        across.append(held_across.reshape(-1)[grid.block_of(at)])
+    n = len(flat)
+    return (np.concatenate(flat) if n else np.zeros(0, np.int64),
+            np.concatenate(rows) if n else np.zeros((0, 6), np.float32),
+            np.concatenate(ratio) if n else np.zeros((0, 6), np.float32),
+            np.concatenate(across) if n else np.zeros(0, bool), n)
+
+
+def _scores(current, proposed, truth, across, allowed, local) -> tuple[dict, dict]:
+    """Dice per class of the held-out voxels with the changes made, and as they are.
+
+    ``allowed`` changes are made on every held-out voxel, ``local`` ones too on the
+    voxels of the corrected slices (not ``across``).
+    """
+    merged = apply_changes(current, proposed, allowed)
+    within = ~across
+    merged[within] = apply_changes(current[within], proposed[within], allowed + local)
+    return class_dice(merged, truth), class_dice(current, truth)
 
 
 def _confirmed_changes(current, proposed, truth, across, *, unit: float, n_folds: int):
