@@ -180,8 +180,7 @@ def _with_squares(x: torch.Tensor) -> torch.Tensor:
 
 def _weighted_log_prob(x: torch.Tensor, p: _Params, xx: Optional[torch.Tensor] = None) -> torch.Tensor:
     """(N, K) log(weight_k) + log N(x | mu_k, Sigma_k); ``xx`` is ``_with_squares(x)`` when known."""
-    d = x.shape[1] if xx is None else xx.shape[1] // 2
-    bound = p.log_weights - 0.5 * d * _LOG_2PI + p.log_det  # at the mean (distance 0)
+    bound = p.log_weights - 0.5 * x.shape[1] * _LOG_2PI + p.log_det  # at the mean (distance 0)
     if p.full:
         maha = torch.stack([((x @ p.prec[k]) - p.means[k] @ p.prec[k]).square().sum(1)
                             for k in range(p.means.shape[0])], dim=1)
