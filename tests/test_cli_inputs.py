@@ -54,3 +54,37 @@ def test_an_output_no_writer_takes_is_refused_before_any_work(tmp_path, capsys, 
             err = capsys.readouterr().err.splitlines()
             assert len(err) == 1 and "unsupported output type (use .nii.gz" in err[0], err
     assert not list(tmp_path.iterdir())
+
+
+def test_an_existing_folder_as_output_gets_a_file_named_after_the_scan(tmp_path, capsys):
+    """``-o out/`` writes ``out/<scan>_labels.nii.gz`` (``_lungmask`` for the lung mask); a
+    DICOM folder with a generic name is named after its parent; nothing is overwritten."""
+    from diffseglung_core.io import read_label_map, write_scan
+    from diffseglung_core.phantom import make_phantom
+
+    scan = write_scan(tmp_path / "chest-7.nii.gz", make_phantom((16, 64, 64), seed=0).volume)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["lungmask", str(scan), "-o", str(out)]) == 0
+    mask = out / "chest-7_lungmask.nii.gz"
+    assert f"wrote {mask}" in capsys.readouterr().out
+    assert set(np.unique(read_label_map(mask).hu)) == {0, 1, 2}
+    assert main(["segment", str(scan), "-o", str(out), "--lung-mask", str(mask),
+                 "--features", "density"]) == 0
+    labels = out / "chest-7_labels.nii.gz"
+    assert f"wrote {labels}" in capsys.readouterr().out
+    assert read_label_map(labels).shape == (16, 64, 64)
+    before = labels.stat().st_mtime_ns
+    assert main(["segment", str(scan), "-o", str(out), "--lung-mask", str(mask),
+                 "--features", "density"]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert labels.stat().st_mtime_ns == before
+
+
+def test_output_for_names_a_dicom_folder_after_its_parent(tmp_path):
+    from diffseglung_core.cli._common import output_for
+
+    (tmp_path / "out").mkdir()
+    dicom = tmp_path / "patient-17" / "dicom"
+    assert output_for(tmp_path / "out", dicom, "labels") == tmp_path / "out" / "patient-17_labels.nii.gz"
+    assert output_for(tmp_path / "x.nrrd", dicom, "labels") == tmp_path / "x.nrrd"

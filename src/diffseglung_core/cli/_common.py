@@ -50,6 +50,17 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
                         help="replace output files that already exist")
 
 
+def output_for(path: Path, scan: Path, what: str) -> Path:
+    """``path``, or ``path / "<scan name>_<what>.nii.gz"`` when ``path`` is an existing folder.
+
+    ``-o out/`` names the file after the scan (:func:`~diffseglung_core.io.scan_name`:
+    ``patient-17/dicom`` gives ``out/patient-17_labels.nii.gz``), as batch mode does.
+    """
+    from ..io import scan_name
+
+    return path / f"{scan_name(scan)}_{what}.nii.gz" if path.is_dir() else path
+
+
 def check_label_output(path: Path, overwrite: bool) -> None:
     """Refuse a label-map output before any work: an ending no writer takes, or a file
     that exists without ``--overwrite``."""

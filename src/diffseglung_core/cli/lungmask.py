@@ -12,6 +12,7 @@ from ._common import (
     add_spacing_argument,
     add_threads_argument,
     check_label_output,
+    output_for,
     progress_bar,
     use_threads,
 )
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scan", type=Path,
                         help="CT scan: NIfTI, NRRD, NPZ, TIFF, a DICOM folder or a .zip of one")
     parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="label map to write (.nii.gz, .nii, .nrrd or .npz), on the scan's grid")
+                        help="label map to write (.nii.gz, .nii, .nrrd or .npz), on the scan's grid, or an "
+                             "existing folder to write <scan>_lungmask.nii.gz into")
     add_spacing_argument(parser)
     add_position_argument(parser)
     add_max_voxels_argument(parser)
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..lung import lung_volumes_ml, segment_scan_lungs
 
     use_threads(args, torch=False)  # the lung mask is numpy and scipy work
+    args.output = output_for(args.output, args.scan, "lungmask")
     check_label_output(args.output, args.overwrite)
     kwargs = {"spacing": tuple(args.spacing)} if args.spacing else {}
     volume = read_scan(args.scan, max_voxels=args.max_voxels, **kwargs).with_position(args.patient_position)

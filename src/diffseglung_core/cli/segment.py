@@ -14,6 +14,7 @@ from ._common import (
     add_spacing_argument,
     add_threads_argument,
     check_label_output,
+    output_for,
     progress_bar,
     use_threads,
 )
@@ -33,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CT scan (NIfTI, NRRD, NPZ, TIFF incl. one 2D slice, DICOM folder or .zip),"
                              " or a folder of scans (batch mode)")
     parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="label map to write (.nii.gz, .nii, .nrrd, .npz); a folder in batch mode")
+                        help="label map to write (.nii.gz, .nii, .nrrd, .npz), or an existing folder "
+                             "to write <scan>_labels.nii.gz into; a folder in batch mode")
     add_option_arguments(parser, SegmentOptions, OPTIONS[:-1])
     parser.add_argument("--lung-mask", default="auto",
                         help="lung mask file on the scan's grid, or 'auto' to compute it")
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if is_scan_collection(args.input):
         return _run_batch(args)
 
+    args.output = output_for(args.output, args.input, "labels")
     report = _segment_one(args, args.input, args.output, args.report, args.save_clusters)
     for c in report["classes"]:
         print(f"{c['name']:>22}: {c['volume_ml']:9.1f} mL  {c['percent_of_lung']:5.1f} %")
