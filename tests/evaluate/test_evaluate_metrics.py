@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from diffseglung_core.evaluate.baselines import density_mask_labels
-from diffseglung_core.evaluate.metrics import dice, evaluate_labels, hd95, volume_error_ml
+from diffseglung_core.evaluate.metrics import dice, evaluate_labels, hd95, surface_dice, volume_error_ml
 from diffseglung_core.labels import Tissue
 
 
@@ -26,6 +26,30 @@ def test_hd95_is_in_mm_and_spacing_aware():
     assert hd95(a, np.zeros_like(a), (1, 1, 1)) == float("inf")
 
 
+def test_surface_dice_forgives_a_boundary_shift_within_the_tolerance_only():
+    a = np.zeros((20, 30, 30), bool)
+    a[5:15, 5:15, 5:15] = True
+    b = np.roll(a, 1, axis=2)  # the boundary one voxel off along x
+    assert dice(a, b) == pytest.approx(0.9)
+    assert surface_dice(a, b, (1.0, 1.0, 1.0), 1.0) == 1.0
+    assert surface_dice(a, b, (1.0, 1.0, 1.0), 0.5) < 0.9
+    # mm, not voxels: the same shift is 2 mm with 2 mm voxels along x
+    assert surface_dice(a, b, (1.0, 1.0, 2.0), 1.5) < 0.9
+    assert surface_dice(a, b, (1.0, 1.0, 2.0), 2.0) == 1.0
+
+
+def test_surface_dice_counts_a_wrong_region_by_its_surface():
+    """A second cube, far off, doubles nothing of the right one: 2 of 3 surfaces agree."""
+    gt = np.zeros((20, 40, 40), bool)
+    gt[5:15, 5:15, 5:15] = True
+    pred = gt | np.roll(gt, 20, axis=2)
+    assert surface_dice(pred, gt, (1.0, 1.0, 1.0), 2.0) == pytest.approx(2 / 3)
+    assert np.isnan(surface_dice(np.zeros_like(gt), np.zeros_like(gt), (1, 1, 1), 1.0))
+    assert surface_dice(gt, np.zeros_like(gt), (1, 1, 1), 1.0) == 0.0
+    with pytest.raises(ValueError, match="tolerance_mm"):
+        surface_dice(gt, gt, (1, 1, 1), -1.0)
+
+
 def test_volume_error_and_table():
     gt = np.zeros((4, 10, 10), np.uint8)
     gt[:, :, :5] = 1
@@ -36,6 +60,11 @@ def test_volume_error_and_table():
     rows = {r["label"]: r for r in evaluate_labels(pred, gt, (2.0, 1.0, 1.0))}
     assert rows[1]["dice"] == pytest.approx(2 * 160 / 360)
     assert np.isnan(rows[3]["dice"]) and rows[2]["hd95_mm"] == pytest.approx(1.0)
+    # the default tolerance is one in-plane voxel: the one-column shift is within it
+    assert rows[2]["tolerance_mm"] == 1.0 and rows[2]["surface_dice"] == 1.0
+    assert np.isnan(rows[3]["surface_dice"])
+    strict = {r["label"]: r for r in evaluate_labels(pred, gt, (2.0, 1.0, 1.0), tolerance_mm=0.0)}
+    assert strict[2]["surface_dice"] < 1.0
 
 
 def test_density_mask_thresholds():

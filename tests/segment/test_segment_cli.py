@@ -35,7 +35,14 @@ def test_segment_and_evaluate_commands(tmp_path, capsys):
                  str(tmp_path / "e.json")]) == 0
     rows = {r["label"]: r for r in json.loads((tmp_path / "e.json").read_text())}
     assert rows[Tissue.EMPHYSEMA]["dice"] > 0.8
+    assert rows[Tissue.EMPHYSEMA]["surface_dice"] > 0.8
     assert "Dice" in capsys.readouterr().out
+    assert main(["evaluate", str(out), str(tmp_path / "gt.nii.gz"), "--tolerance", "0", "--json",
+                 str(tmp_path / "e0.json")]) == 0
+    strict = {r["label"]: r for r in json.loads((tmp_path / "e0.json").read_text())}
+    assert strict[Tissue.EMPHYSEMA]["tolerance_mm"] == 0.0
+    assert strict[Tissue.EMPHYSEMA]["surface_dice"] <= rows[Tissue.EMPHYSEMA]["surface_dice"]
+    assert "surface Dice at 0.00 mm" in capsys.readouterr().out
 
 
 def test_batch_folder_writes_a_summary(tmp_path):
