@@ -40,8 +40,9 @@ the napari widgets (:class:`~diffseglung_core.segment.session.CorrectionSession`
    class is measured on the lung voxels of every *uncorrected* slice, for the
    engine's labels and for the labels after learning (the session's merge:
    confirmed slices kept). How much of what is left lies at the truth's
-   boundaries: ``edge_band_share``, the share of those voxels within one voxel
-   (in-plane) of a voxel of another truth label, and ``ceiling``, the mean Dice
+   boundaries: ``edge_band_share``, the share of those voxels within two voxels
+   (in-plane, diagonals included: :func:`~diffseglung_core.evaluate.metrics.edge_band`) of a
+   voxel of another truth label, and ``ceiling``, the mean Dice
    of each label map with every error outside that band corrected (what a
    correction of whole regions could reach; a band voxel holds two tissues).
 
@@ -83,15 +84,6 @@ def dice_per_class(pred, truth, where) -> dict:
 
 def mean(d: dict) -> float:
     return float(np.mean(list(d.values()))) if d else float("nan")
-
-
-def edge_band(truth: np.ndarray) -> np.ndarray:
-    """(Z, Y, X) bool: voxels within one voxel, in-plane, of a voxel of another truth label."""
-    from scipy import ndimage as ndi
-
-    square = (1, 3, 3)
-    edge = ndi.maximum_filter(truth, size=square) != ndi.minimum_filter(truth, size=square)
-    return ndi.binary_dilation(edge, np.ones(square, bool))
 
 
 # -- cases ---------------------------------------------------------------------------------
@@ -183,6 +175,7 @@ def bench_object(volume, result, truth, mass) -> dict:
 
 def simulate_learning(volume, result, truth, scored, *, chooser: str, steps: int, seed: int = 0):
     """Dice on uncorrected slices after 0, 1, 3, 5 corrected slices chosen by ``chooser``."""
+    from diffseglung_core.evaluate.metrics import edge_band
     from diffseglung_core.segment.changes import label_posteriors
     from diffseglung_core.segment.guidance import next_slice
     from diffseglung_core.segment.learn import learn_from_corrections
@@ -198,7 +191,7 @@ def simulate_learning(volume, result, truth, scored, *, chooser: str, steps: int
     runs = [{"corrected": 0, "slices": [], "dice_unsupervised": dice_per_class(auto, truth, lung & scored),
              "dice": dice_per_class(auto, truth, lung & scored)}]
     runs[0]["mean_unsupervised"] = runs[0]["mean"] = mean(runs[0]["dice"])
-    band = edge_band(truth)
+    band = edge_band(truth, voxels=2)
     for n in range(1, max(COUNTS) + 1):
         if chooser == "next":
             allowed = np.zeros(lung.shape[0], bool)

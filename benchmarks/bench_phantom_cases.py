@@ -16,10 +16,12 @@ lung compressed by pleural fluid (``effusion``), a solid mass against the costal
 mediastinal or diaphragmatic pleura (``pleural_mass*``). Each case and seed runs
 :func:`segment_volume` with its defaults and its own lung mask; Dice per class is
 measured against the phantom's truth on the whole volume (truth-lung voxels the
-engine leaves outside its lung count as label 0), with the lung mask's Dice, and the
-surface Dice of each (:func:`~diffseglung_core.evaluate.metrics.surface_dice`) at a
-tolerance of one in-plane voxel: how much of what the Dice counts wrong is a boundary
-placed one voxel off, where a voxel of the phantom holds two tissues. The
+engine leaves outside its lung count as label 0), with the lung mask's Dice; beside them
+the Dice off the truth's edges (the voxels within one voxel, in-plane, of a voxel of another
+truth label left out: :func:`~diffseglung_core.evaluate.metrics.edge_band`), which tells
+errors where a voxel of the phantom holds two tissues from regions labelled wrong, and the
+surface Dice (:func:`~diffseglung_core.evaluate.metrics.surface_dice`) at a tolerance of
+one in-plane voxel. The
 phantom's tissues and the engine's rules come from the same hands: these figures
 show what a case breaks, not how well real disease is labelled
 (docs/testbed.md does that).
@@ -52,7 +54,7 @@ CASES = ("chest", "contrast", "white_lung", "effusion", "pleural_mass", "pleural
 def run_case(case: str, seed: int, shape) -> dict:
     """Dice and surface Dice per class (NaN for a class absent from the truth), and the lung
     mask's."""
-    from diffseglung_core.evaluate.metrics import dice, surface_dice
+    from diffseglung_core.evaluate.metrics import dice, edge_band, surface_dice
     from diffseglung_core.phantom import make_phantom
     from diffseglung_core.segment import segment_volume
 
@@ -62,14 +64,17 @@ def run_case(case: str, seed: int, shape) -> dict:
     seconds = time.perf_counter() - t
     labels, lung, spacing = np.asarray(res.labels), np.asarray(res.lung) > 0, ph.volume.spacing
     tol = float(max(spacing[1:]))
+    off = ~edge_band(ph.labels, 1)
     out = {"seconds": seconds, "lung_dice": dice(lung, ph.lung > 0), "tolerance_mm": tol,
            "lung_surface_dice": surface_dice(lung, ph.lung > 0, spacing, tol),
-           "dice": {}, "surface_dice": {}}
+           "edge_band_share": float(np.mean(~off[ph.lung > 0])),
+           "dice": {}, "dice_off_edges": {}, "surface_dice": {}}
     for i, name in enumerate(CLASSES, start=1):
-        truth = ph.labels == i
-        out["dice"][name] = dice(labels == i, truth) if truth.any() else float("nan")
-        out["surface_dice"][name] = (surface_dice(labels == i, truth, spacing, tol) if truth.any()
-                                     else float("nan"))
+        truth, found = ph.labels == i, labels == i
+        present = truth.any()
+        out["dice"][name] = dice(found, truth) if present else float("nan")
+        out["dice_off_edges"][name] = dice(found & off, truth & off) if present else float("nan")
+        out["surface_dice"][name] = surface_dice(found, truth, spacing, tol) if present else float("nan")
     return out
 
 
@@ -100,12 +105,18 @@ def main(argv=None) -> int:
                   + f"  {r['lung_dice']:6.3f} {r['seconds']:6.1f}", flush=True)
         mean = {c: float(np.mean([r["dice"][c] for r in runs])) for c in CLASSES}
         surface = {c: float(np.mean([r["surface_dice"][c] for r in runs])) for c in CLASSES}
+        off = {c: float(np.mean([r["dice_off_edges"][c] for r in runs])) for c in CLASSES}
         cases[case] = {"seeds": dict(zip(map(str, args.seeds), runs)), "mean_dice": mean,
                        "mean_lung_dice": float(np.mean([r["lung_dice"] for r in runs])),
+                       "mean_dice_off_edges": off,
+                       "edge_band_share": float(np.mean([r["edge_band_share"] for r in runs])),
                        "mean_surface_dice": surface, "tolerance_mm": runs[0]["tolerance_mm"],
                        "mean_lung_surface_dice": float(np.mean([r["lung_surface_dice"] for r in runs]))}
         print(f"{case:28s} mean  " + " ".join(f"{mean[c]:6.3f}" for c in CLASSES)
               + f"  {cases[case]['mean_lung_dice']:6.3f}", flush=True)
+        print(f"{case:28s} off   " + " ".join(f"{off[c]:6.3f}" for c in CLASSES)
+              + f"           (Dice off the truth's edges, {cases[case]['edge_band_share']:.0%} of "
+              "the true lung)", flush=True)
         print(f"{case:28s} NSD   " + " ".join(f"{surface[c]:6.3f}" for c in CLASSES)
               + f"  {cases[case]['mean_lung_surface_dice']:6.3f}   (surface Dice at "
               f"{runs[0]['tolerance_mm']:.2f} mm)", flush=True)

@@ -341,6 +341,34 @@ def _phantom_cases_section(paths: list) -> list:
             cells = ["-" if not np.isfinite(d[c]) else _fmt(d[c]) for c in classes]
             lines.append(f"| {name} | {run['conditions']['commit'][:10]} ({run['conditions']['date']}) | "
                          + " | ".join(cells) + f" | {_fmt(case['mean_lung_dice'])} |")
+    return lines + [""] + _edges_table(runs[0], classes)
+
+
+def _edges_table(run: dict, classes) -> list:
+    """Dice, Dice off the truth's edges and surface Dice of one ``bench_phantom_cases.py`` run
+    (none in runs before they were recorded)."""
+    cases = {k: v for k, v in run["cases"].items() if "mean_dice_off_edges" in v}
+    if not cases:
+        return []
+    first = next(iter(cases.values()))
+    lines = [f"What the Dice counts wrong, in the run of {run['conditions']['commit'][:10]}: each cell "
+             "gives the Dice / the Dice off the truth's edges / the surface Dice, means over the seeds. "
+             "Off the edges: the voxels within one voxel (in-plane, diagonals included) of a voxel of "
+             "another truth label, 0 (outside the lung) included, are left out "
+             f"(`evaluate.metrics.edge_band`; {first['edge_band_share']:.0%} of the true lung of the "
+             "first case): there a voxel of the phantom holds two tissues, so a class that scores far "
+             "higher off the edges loses its Dice at its boundaries, one that does not loses whole "
+             "regions. Surface Dice (Nikolov et al. 2021; `evaluate.metrics.surface_dice`): the share "
+             "of the result's and the truth's boundaries within "
+             f"{first['tolerance_mm']:.2f} mm (one in-plane voxel) of the other's. Last column: the "
+             "lung mask's Dice / -, its surface Dice.", "",
+             "| case | " + " | ".join(classes) + " | lung mask |", "| --- |" + " --- |" * 6]
+    for name, case in cases.items():
+        d, o, sd = case["mean_dice"], case["mean_dice_off_edges"], case["mean_surface_dice"]
+        cells = ["-" if not np.isfinite(d[c]) else f"{_fmt(d[c])} / {_fmt(o[c])} / {_fmt(sd[c])}"
+                 for c in classes]
+        lines.append(f"| {name} | " + " | ".join(cells)
+                     + f" | {_fmt(case['mean_lung_dice'])} / - / {_fmt(case['mean_lung_surface_dice'])} |")
     return lines + [""]
 
 

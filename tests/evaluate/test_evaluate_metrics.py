@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from diffseglung_core.evaluate.baselines import density_mask_labels
-from diffseglung_core.evaluate.metrics import dice, evaluate_labels, hd95, surface_dice, volume_error_ml
+from diffseglung_core.evaluate.metrics import (
+    dice,
+    edge_band,
+    evaluate_labels,
+    hd95,
+    surface_dice,
+    volume_error_ml,
+)
 from diffseglung_core.labels import Tissue
 
 
@@ -48,6 +55,20 @@ def test_surface_dice_counts_a_wrong_region_by_its_surface():
     assert surface_dice(gt, np.zeros_like(gt), (1, 1, 1), 1.0) == 0.0
     with pytest.raises(ValueError, match="tolerance_mm"):
         surface_dice(gt, gt, (1, 1, 1), -1.0)
+
+
+def test_edge_band_is_in_plane_and_as_wide_as_asked():
+    labels = np.zeros((3, 9, 12), np.uint8)
+    labels[:, :, 6:] = 2
+    labels[1, 3:6, 2:4] = 1  # a 3 x 2 patch in the middle slice only
+    one = edge_band(labels, 1)
+    assert np.flatnonzero(one[0].any(axis=0)).tolist() == [5, 6]  # both sides of the 0|2 line
+    assert np.flatnonzero(edge_band(labels, 2)[0].any(axis=0)).tolist() == [4, 5, 6, 7]
+    # the patch's band: the patch and one voxel round it (diagonals too), in its slice only
+    assert one[1, 2:7, 1:5].all() and not one[1, 7, 1:5].any() and not one[1, 2:7, 0].any()
+    assert not one[0, 2:7, 1:5].any()
+    with pytest.raises(ValueError, match="voxels"):
+        edge_band(labels, 0)
 
 
 def test_volume_error_and_table():

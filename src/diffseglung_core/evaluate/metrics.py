@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 from ..labels import LUNG_TISSUES, TISSUE_NAMES
 
-__all__ = ["dice", "hd95", "surface_dice", "volume_error_ml", "evaluate_labels"]
+__all__ = ["dice", "hd95", "surface_dice", "edge_band", "volume_error_ml", "evaluate_labels"]
 
 
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -71,6 +71,29 @@ def surface_dice(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float],
     if tolerance_mm < 0:
         raise ValueError(f"tolerance_mm must be >= 0, got {tolerance_mm}")
     return _boundary_scores(pred, gt, spacing, tolerance_mm)[1]
+
+
+def edge_band(labels: np.ndarray, voxels: int = 1) -> np.ndarray:
+    """Voxels within ``voxels`` voxels, in-plane (diagonals included), of a voxel of another label.
+
+    Where a reference's label changes, a voxel may hold two tissues (partial
+    volume): scoring with this band left out tells errors at the reference's
+    boundaries from regions labelled wrong.
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) or (Y, X) integer label map (0 counts as a label: the lung's border).
+    voxels : int, >= 1.
+
+    Returns
+    -------
+    bool array of ``labels``' shape.
+    """
+    if voxels < 1:
+        raise ValueError(f"voxels must be >= 1, got {voxels}")
+    labels = np.asarray(labels)
+    size = (1,) * (labels.ndim - 2) + (2 * int(voxels) + 1,) * 2
+    return ndi.maximum_filter(labels, size=size) != ndi.minimum_filter(labels, size=size)
 
 
 def volume_error_ml(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) -> float:
