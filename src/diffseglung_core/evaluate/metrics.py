@@ -52,11 +52,10 @@ def surface_dice(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float],
     """Normalised surface Dice: the share of both surfaces within ``tolerance_mm`` of the other.
 
     The surface Dice of Nikolov et al. (2021, J Med Internet Res 23:e26151):
-    a boundary placed up to ``tolerance_mm`` from the reference's counts as
-    right, where the volume Dice counts every voxel of a one-voxel shift as
-    wrong. With ``tolerance_mm`` about one voxel it tells errors at the
-    reference's boundaries (partial volume, where a voxel holds two tissues)
-    from regions labelled wrong.
+    it scores where the boundaries lie, a boundary placed up to
+    ``tolerance_mm`` from the reference's counting as right, so a large
+    region's interior does not outweigh its edges as in the volume Dice; a
+    region labelled wrong counts by its surface.
 
     Parameters
     ----------
