@@ -329,19 +329,30 @@ def _phantom_cases_section(paths: list) -> list:
              + f" (`python benchmarks/bench_phantom_cases.py`; phantom "
              f"{' x '.join(map(str, cond['shape']))}, seeds {', '.join(map(str, cond['seeds']))}): "
              f"{cond['method']}; mean Dice per class against the phantom's truth (- where the case "
-             "has none), and the lung mask's Dice. What each case puts in the lungs: "
-             "`diffseglung_core.phantom.cases`.", "",
-             "| case | commit | " + " | ".join(classes) + " | lung mask |", "| --- |" + " --- |" * 7]
-    for name in runs[0]["cases"]:
-        for run in runs:
+             f"has none), and the lung mask's Dice, in the run of {_run_name(runs[0])}; earlier runs "
+             "below. What each case puts in the lungs: `diffseglung_core.phantom.cases`.", "",
+             "| case | " + " | ".join(classes) + " | lung mask |", "| --- |" + " --- |" * 6]
+    for name, case in runs[0]["cases"].items():
+        d = case["mean_dice"]
+        cells = ["-" if not np.isfinite(d[c]) else _fmt(d[c]) for c in classes]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt(case['mean_lung_dice'])} |")
+    lines += [""] + _edges_table(runs[0], classes)
+    names = list(runs[0]["cases"])
+    lines += ["Every run, newest first: the mean of each case's Dice over the classes it holds "
+              "(healthy included).", "",
+              "| run | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for run in runs:
+        cells = []
+        for name in names:
             case = run["cases"].get(name)
-            if case is None:
-                continue
-            d = case["mean_dice"]
-            cells = ["-" if not np.isfinite(d[c]) else _fmt(d[c]) for c in classes]
-            lines.append(f"| {name} | {run['conditions']['commit'][:10]} ({run['conditions']['date']}) | "
-                         + " | ".join(cells) + f" | {_fmt(case['mean_lung_dice'])} |")
-    return lines + [""] + _edges_table(runs[0], classes)
+            vals = [] if case is None else [v for v in case["mean_dice"].values() if np.isfinite(v)]
+            cells.append(_fmt(float(np.mean(vals))) if vals else "-")
+        lines.append(f"| {_run_name(run)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _run_name(run: dict) -> str:
+    return f"{run['conditions']['commit'][:10]} ({run['conditions']['date']})"
 
 
 def _edges_table(run: dict, classes) -> list:
@@ -351,7 +362,7 @@ def _edges_table(run: dict, classes) -> list:
     if not cases:
         return []
     first = next(iter(cases.values()))
-    lines = [f"What the Dice counts wrong, in the run of {run['conditions']['commit'][:10]}: each cell "
+    lines = [f"What the Dice counts wrong, in the run of {_run_name(run)}: each cell "
              "gives the Dice / the Dice off the truth's edges / the surface Dice, means over the seeds. "
              "Off the edges: the voxels within one voxel (in-plane, diagonals included) of a voxel of "
              "another truth label, 0 (outside the lung) included, are left out "
