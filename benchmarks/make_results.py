@@ -229,19 +229,25 @@ def _covid_section(paths: list) -> list:
                          for r in runs)
              + "): one DICOM slice each, the default engine with its own lung mask. No pixel "
              "labels: each class's share of the lung (%), to be read with what the slice shows. "
-             "Cells give the runs in that order.", "",
+             f"Cells give the run of commit {runs[0]['commit']} and, in brackets where it differs, "
+             f"the oldest run's (commit {runs[-1]['commit']}); the runs between are in their JSON.", "",
              "| slice | what it shows | thickness | lung / body | " + " | ".join(classes) + " |",
              "| --- |" + " --- |" * (len(classes) + 3)]
+
+    def now_and_then(values) -> str:
+        now, then = values[0], values[-1]
+        return now if then == now else f"{now} ({then})"
+
     for name, row in runs[0]["slices"].items():
         cells = [f"{row['thickness_mm']:g} mm"]
+        rs = [r["slices"].get(name, {}) for r in runs]
         if "no_lung" in row:
-            cells += [" / ".join("no lung" if "no_lung" in r["slices"].get(name, {}) else "lung"
-                                 for r in runs)] + ["-"] * len(classes)
+            cells += [now_and_then(["no lung" if "no_lung" in r else "lung" for r in rs])]
+            cells += ["-"] * len(classes)
         else:
-            rs = [r["slices"].get(name, {}) for r in runs]
-            cells.append(" / ".join(_fmt(100 * r.get("lung_share_of_body", float("nan")), 1)
-                                    for r in rs))
-            cells += [" / ".join(_fmt(r.get("percent_lung", {}).get(c, float("nan")), 1) for r in rs)
+            cells.append(now_and_then([_fmt(100 * r.get("lung_share_of_body", float("nan")), 1)
+                                       for r in rs]))
+            cells += [now_and_then([_fmt(r.get("percent_lung", {}).get(c, float("nan")), 1) for r in rs])
                       for c in classes]
         lines.append(f"| {name[:-4]} | {COVID_SLICES.get(name, '')} | " + " | ".join(cells) + " |")
     figure = ROOT / "docs" / "images" / "covid_labels.png"
