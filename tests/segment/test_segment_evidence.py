@@ -147,6 +147,25 @@ def test_one_slice_takes_a_hilar_artery_cut_across_for_a_vessel_and_keeps_consol
     assert ev.solid[_rows(wide, lung)].mean() > 0.9
 
 
+def test_one_slice_takes_an_artery_leaving_the_hilum_for_a_vessel_and_a_free_disk_for_solid():
+    """One slice: a disk 16 mm wide joined to the mediastinum's soft tissue 20-30 mm below the
+    costal surface (a lobar artery leaving the hilum beside its bronchus) is a vessel; the
+    same disk as deep but free in the lung, aerated lung all round it, is solid."""
+    hu, lung, sp = _lung_block(shape=(1, 256, 256), spacing=(1.25, 0.78, 0.78))
+    z, y, x = _grid(hu.shape, sp)
+    hu[np.abs(x) <= 15.0], lung[np.abs(x) <= 15.0] = 40.0, False  # mediastinum
+    joined = (y + 65.0) ** 2 + (x + 22.5) ** 2 <= 8.0 ** 2
+    free = (y - 65.0) ** 2 + (x - 25.5) ** 2 <= 8.0 ** 2
+    hu[joined | free] = 40.0
+    depth = costal_depth(lung, sp)
+    for disk in (joined, free):
+        assert 20.0 < depth[disk & lung].min() < 30.0
+    ev = tissue_evidence(hu, lung, sp)
+    assert not ev.solid[_rows(joined, lung)].any()
+    assert ev.vessel[_rows(joined, lung)].mean() > 0.9
+    assert ev.solid[_rows(free, lung)].mean() > 0.9
+
+
 def test_one_hrct_slice_takes_vessels_lying_in_it_for_vessels_and_a_net_for_walls():
     """In one 1.25 mm slice the Hessian reads a vessel lying in the slice as a plate. A 3 mm
     vessel (and its blurred edge) is a vessel by its core of soft-tissue density; the 1 mm
@@ -1093,3 +1112,24 @@ def test_real_slices_take_their_hilar_arteries_cut_across_for_vessels(shared_dat
     depth = costal_depth(np.asarray(r.lung) > 0, ct.spacing)
     assert cons.sum() * np.prod(ct.spacing[1:]) > 50.0  # mm², the opacity
     assert depth[cons].max() < 20.0
+
+
+def test_a_real_slice_takes_the_lobar_arteries_leaving_its_hila_for_vessels(shared_data):
+    """COVID-19 slice A056642 -053 (2.5 mm): the lower-lobe arteries beside their bronchi,
+    joined to the hila 27 and 30 mm below the costal surface, are not consolidation (they
+    were, 1,393 pixels, before the rule that reads a disk joining the hilum); the
+    consolidation of both lungs, which reaches the chest wall, stays."""
+    from diffseglung_core.io import read_scan
+    from diffseglung_core.segment import segment_volume
+
+    path = shared_data / "covid-ny-sbu-open" / "A056642_19001229-053.dcm"
+    if not path.is_file():
+        pytest.skip("covid-ny-sbu-open not found")
+    ct = read_scan(path)
+    r = segment_volume(ct, device="cpu")
+    cons = (np.asarray(r.labels) == Tissue.CONSOLIDATION)[0]
+    depth = costal_depth(np.asarray(r.lung) > 0, ct.spacing)[0]
+    lab, n = ndi.label(cons)
+    assert n >= 2
+    assert all(depth[lab == i].min() < 10.0 for i in range(1, n + 1))
+    assert cons.sum() * np.prod(ct.spacing[1:]) > 1000.0  # mm²

@@ -20,18 +20,22 @@ def test_across_stack_hu_is_partial_volume_across_a_thicker_stack():
     assert across_stack_hu(40.0, -860.0, 3.0, 5.0) == pytest.approx(-320.0)
 
 
-@pytest.mark.parametrize("radius_mm, depth_mm, vessel", [
-    (8.0, 40.0, True),    # the interlobar artery cut across at the hilum
-    (8.0, 20.0, False),   # as wide, but reaching towards the chest wall
-    (15.0, 40.0, False),  # at the hilum, but wider than any artery of the lung
+@pytest.mark.parametrize("radius_mm, depth_mm, joins_hilum, vessel", [
+    (8.0, 40.0, False, True),    # the interlobar artery cut across at the hilum
+    (8.0, 20.0, False, False),   # as wide, but reaching towards the chest wall
+    (15.0, 40.0, False, False),  # at the hilum, but wider than any artery of the lung
+    (8.0, 25.0, True, True),     # nearer the chest wall, but leaving the hilum's soft tissue
+    (8.0, 15.0, True, False),    # joining the hilum, but reaching the outer lung
+    (15.0, 25.0, True, False),   # joining the hilum, but wider than any artery
 ])
-def test_a_central_vessel_cut_by_one_slice_is_told_by_its_place_and_calibre(radius_mm, depth_mm, vessel):
+def test_a_central_vessel_cut_by_one_slice_is_told_by_its_place_and_calibre(radius_mm, depth_mm,
+                                                                           joins_hilum, vessel):
     sp = (5.0, 0.5, 0.5)
     y, x = np.mgrid[-40:40, -40:40] * 0.5
     comp = (y ** 2 + x ** 2 <= radius_mm ** 2)[None]
     # costal depth growing from the disk's lateral edge inwards
     costal = (depth_mm + x + radius_mm)[None].astype(np.float32)
-    assert central_vessel_cut(comp, costal, sp) == vessel
+    assert central_vessel_cut(comp, costal, sp, joins_hilum=joins_hilum) == vessel
 
 
 def test_the_elongation_of_a_component_one_slice_cuts_is_read_in_the_slice():

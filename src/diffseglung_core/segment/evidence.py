@@ -1106,9 +1106,11 @@ def _solid_components(airless: np.ndarray, dense: np.ndarray, tissue: np.ndarray
     # thickness in their slices says what they are. No thicker than a vessel but the
     # central ones and away from the chest wall (where vessels are small), they are
     # vessels (a vessel cut across or along looks the same as a nodule), and so are those
-    # as thick as the central arteries in the central lung (:func:`central_vessel_cut`);
-    # thicker and free in the lung, they are measured as a ball that wide
+    # as thick as the central arteries in the central lung or joining the hilum
+    # (:func:`central_vessel_cut`); thicker and free in the lung, they are measured as a
+    # ball that wide
     through = [whole and sl[0].stop - sl[0].start == shape[0] for sl in objects]
+    beside_tissue = ndi.binary_dilation(tissue, np.ones((1, 3, 3), bool)) if any(through) else None
     wide = [t and in_plane_depth(lab[sl] == i, spacing) > p.mass_mm
             for i, (t, sl) in enumerate(zip(through, objects), start=1)]
     cut = wide
@@ -1131,7 +1133,8 @@ def _solid_components(airless: np.ndarray, dense: np.ndarray, tissue: np.ndarray
         size = np.count_nonzero(comp)
         if through[i - 1] and not wide[i - 1] and depth[sl][comp].min() > p.solid_mm:
             continue
-        if through[i - 1] and central_vessel_cut(comp, depth[sl], spacing):
+        if through[i - 1] and central_vessel_cut(comp, depth[sl], spacing,
+                                                 joins_hilum=bool((comp & beside_tissue[sl]).any())):
             vessel[sl] |= comp  # a hilar artery cut across by the stack
             continue
         if ml(comp, i) < p.min_solid_ml:

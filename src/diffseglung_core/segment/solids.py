@@ -19,7 +19,8 @@ from scipy import ndimage as ndi
 from ..binary import distance_inside, label
 from .shapes import disk_footprint, in_plane_depth, opening_mm, principal_axes, solidity
 
-__all__ = ["IN_PLANE_CORE_MM", "CENTRAL_VESSEL_MM", "HILUM_DEPTH_MM", "central_vessel_cut",
+__all__ = ["IN_PLANE_CORE_MM", "CENTRAL_VESSEL_MM", "HILUM_DEPTH_MM", "HILUM_JOINED_DEPTH_MM",
+           "central_vessel_cut",
            "laced_with_walls", "large_vessel", "vessel_branches", "vessel_passing_through",
            "across_stack_hu", "in_plane_vessels"]
 
@@ -34,23 +35,32 @@ CENTRAL_VESSEL_MM = 10.0
 #: lung around them, where the vessels are thickest. Consolidation and most masses reach
 #: nearer the chest wall.
 HILUM_DEPTH_MM = 30.0
+#: Depth (mm) below the costal surface that a component joining the soft tissue of the hilum
+#: keeps to be read as a hilar artery: the lobar arteries leave the hilum beside their
+#: bronchi, within the inner part of the lung.
+HILUM_JOINED_DEPTH_MM = 20.0
 
 
 def central_vessel_cut(comp: np.ndarray, costal_mm: np.ndarray, spacing: Sequence[float], *,
-                       hilum_mm: float = HILUM_DEPTH_MM,
+                       joins_hilum: bool = False, hilum_mm: float = HILUM_DEPTH_MM,
+                       joined_mm: float = HILUM_JOINED_DEPTH_MM,
                        vessel_mm: float = CENTRAL_VESSEL_MM) -> bool:
     """Whether a thick component that a thin stack cuts is a central vessel (a hilar artery).
 
     On one slice (or a stack thinner than the structures in it) a vessel cannot be
     followed: the interlobar artery cut across at the hilum is a disk of soft
     tissue 15-20 mm wide, as a nodule would be. A radiologist
-    reads its place and calibre: lying wholly in the central lung, at least
-    ``hilum_mm`` below the costal surface (``costal_mm``, (Z, Y, X) like
-    ``comp``, :func:`~.evidence.costal_depth`), and no thicker in its slices
-    than the central arteries (half-thickness ``vessel_mm``), it is a vessel.
-    Consolidation and most masses reach nearer the chest wall, or are thicker.
+    reads its place and calibre: no thicker in its slices than the central
+    arteries (half-thickness ``vessel_mm``) and lying wholly in the central
+    lung, at least ``hilum_mm`` below the costal surface (``costal_mm``, (Z, Y,
+    X) like ``comp``, :func:`~.evidence.costal_depth`), or joining the soft
+    tissue of the hilum (``joins_hilum``, the caller's test) and at least
+    ``joined_mm`` below it, it is a vessel. Consolidation and most masses
+    reach nearer the chest wall, or are thicker.
     """
-    return bool(costal_mm[comp].min() >= hilum_mm and in_plane_depth(comp, spacing) <= vessel_mm)
+    deep = float(costal_mm[comp].min())
+    return bool(in_plane_depth(comp, spacing) <= vessel_mm
+                and (deep >= hilum_mm or (joins_hilum and deep >= joined_mm)))
 
 
 def laced_with_walls(solid: np.ndarray, thin_share: np.ndarray, max_share: float) -> np.ndarray:
