@@ -252,9 +252,10 @@ def _covid_section(paths: list) -> list:
         lines.append(f"| {name[:-4]} | {COVID_SLICES.get(name, '')} | " + " | ".join(cells) + " |")
     figure = ROOT / "docs" / "images" / "covid_labels.png"
     if figure.is_file():
-        lines += ["", "The pathology labels of four of these slices with the sources of the first run "
-                  "(`python docs/make_covid_figure.py`; yellow GGO, magenta fibrosis, blue emphysema, "
-                  "red consolidation): ![COVID-19 slices and their labels](images/covid_labels.png)"]
+        lines += ["", "The pathology labels of four of these slices with the sources of the run of "
+                  f"{runs[0]['commit']} (`python docs/make_covid_figure.py`; yellow GGO, magenta fibrosis, "
+                  "blue emphysema, red consolidation): "
+                  "![COVID-19 slices and their labels](images/covid_labels.png)"]
     return lines + [""]
 
 
