@@ -77,12 +77,16 @@ def run_method(name: str, volume, checkpoint=None):
 
 
 def score_case(case, labels, own_lung) -> dict:
-    from diffseglung_core.evaluate.metrics import dice, evaluate_labels
+    from diffseglung_core.evaluate.metrics import dice, edge_band, evaluate_labels
 
     sp = case.volume.spacing
     scored = case.scored
     rows = evaluate_labels(labels, case.truth, sp, within=scored, distances=False)
     per_class = {name: r["dice"] for name, r in zip(CLASSES, rows)}
+    # the same off the truth's edges: where a voxel may hold two tissues (or lung and chest wall)
+    band = edge_band(case.truth, 1)
+    rows = evaluate_labels(labels, case.truth, sp, within=scored & ~band, distances=False)
+    off_edges = {name: r["dice"] for name, r in zip(CLASSES, rows)}
     lesions = []
     for rec in case.lesions:
         m = case.lesion_map == rec.index
@@ -96,7 +100,9 @@ def score_case(case, labels, own_lung) -> dict:
             "labelled_as": ({c: float((labels[m] == i + 1).mean()) for i, c in enumerate(CLASSES)}
                             if n else {}),
         })
-    return {"dice": per_class, "own_lung_dice": dice(own_lung, case.lung > 0),
+    return {"dice": per_class, "dice_off_edges": off_edges,
+            "edge_band_share": float(band[scored].mean()) if scored.any() else float("nan"),
+            "own_lung_dice": dice(own_lung, case.lung > 0),
             "scored_voxels": int(scored.sum()), "lesions": lesions}
 
 

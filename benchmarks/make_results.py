@@ -282,15 +282,32 @@ def _testbed_section(path: Path) -> list:
     def holds(case, label):
         return label == 1 or any(les["label"] == label for les in case["lesions"])
 
-    for m in methods:
+    def class_means(m, key):
         means = {}
         for i, c in enumerate(classes):
-            vals = [case["methods"][m]["dice"][c] for case in tb["cases"].values()
-                    if m in case["methods"] and holds(case, i + 1)]
+            vals = [case["methods"][m][key][c] for case in tb["cases"].values()
+                    if key in case["methods"].get(m, {}) and holds(case, i + 1)]
             means[c] = float(np.mean(vals)) if vals else float("nan")
-        path_mean = float(np.nanmean([means[c] for c in classes[1:]]))
+        return means, float(np.nanmean([means[c] for c in classes[1:]]))
+
+    for m in methods:
+        means, path_mean = class_means(m, "dice")
         lines.append(f"| {m} | " + " | ".join(_fmt(means[c]) for c in classes)
                      + f" | {_fmt(path_mean)} |")
+    off = [(m, *class_means(m, "dice_off_edges")) for m in methods
+           if any("dice_off_edges" in case["methods"].get(m, {}) for case in tb["cases"].values())]
+    if off:
+        shares = [case["methods"][off[0][0]]["edge_band_share"] for case in tb["cases"].values()
+                  if "edge_band_share" in case["methods"].get(off[0][0], {})]
+        lines += ["", "The same off the truth's edges (the voxels within one voxel, in-plane, of a voxel "
+                  "of another truth label or of the lung's border left out: "
+                  f"`evaluate.metrics.edge_band`; {min(shares):.0%}-{max(shares):.0%} of the scored "
+                  "voxels of a case): a class that scores far higher here loses its Dice at the "
+                  "lesions' edges, where a voxel holds two tissues, one that does not loses whole "
+                  "regions.", "",
+                  "| method | " + " | ".join(classes) + " | pathology mean |", "| --- |" + " --- |" * 6]
+        lines += [f"| {m} | " + " | ".join(_fmt(means[c]) for c in classes) + f" | {_fmt(pm)} |"
+                  for m, means, pm in off]
     lines += ["", "Per case (Dice of the classes it holds):", "",
               "| case | " + " | ".join(methods) + " |", "| --- |" + " --- |" * len(methods)]
     for name, case in tb["cases"].items():
