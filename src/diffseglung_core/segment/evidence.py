@@ -769,8 +769,8 @@ class EvidenceParams:
     min_solid_ml : float
         Smallest solid component (mL). A component that runs through every slice
         of a stack thinner than it is solid only when thicker in its slices than
-        ``2 * mass_mm`` (in the central lung, than the central arteries:
-        :func:`~.solids.central_vessel_cut`); free in the lung, it counts as a
+        ``2 * mass_mm`` (in the central lung, or joining the hilum, than the central
+        arteries: :func:`~.solids.central_vessel_cut`); free in the lung, it counts as a
         ball as wide as its largest cross-section.
     solid_max_thin : float
         A component whose voxels lie (median) among at least this share of thin
