@@ -116,6 +116,22 @@ def _without(r: dict) -> str:
     return ", ".join(f"{none[k][0]}/{none[k][1]}" for k in CTED_PATCH_KINDS.values())
 
 
+#: cted-open slice patterns (``slices.csv``): 1 is normal tissue (severity 0).
+CTED_NORMAL_PATTERN = "1"
+
+#: The classes whose share of a normal slice's lung is a false positive.
+PATHOLOGY = {"ggo": Tissue.GGO, "fibrosis": Tissue.FIBROSIS, "emphysema": Tissue.EMPHYSEMA,
+             "consolidation": Tissue.CONSOLIDATION}
+
+
+def _normal_slices(r: dict) -> str:
+    """``"g / f / e / c"``: mean % of the lung labelled each pathology on the normal slices, or "-"."""
+    normal = r.get("normal_slice_percent")
+    if not normal:
+        return "-"
+    return " / ".join(f"{normal[k]:.2f}" for k in PATHOLOGY)
+
+
 def run_cted(folder: Path, methods, ckpt):
     from scipy.stats import spearmanr
 
@@ -160,9 +176,14 @@ def run_cted(folder: Path, methods, ckpt):
             total += int(emph.sum()) + (int(inside.sum()) if is_emph else 0)
         pct = [100 * (labels[s["file"]] == Tissue.EMPHYSEMA).sum() / max((labels[s["file"]] > 0).sum(), 1)
                for s in slices]
+        # on the slices of normal tissue every pathology label is a false positive
+        normal = [labels[s["file"]] for s in slices if s["pattern"] == CTED_NORMAL_PATTERN]
+        normal_pct = {k: float(np.mean([100 * (lab == v).sum() / max((lab > 0).sum(), 1) for lab in normal]))
+                      for k, v in PATHOLOGY.items()} if normal else None
         rho = spearmanr(pct, [int(s["severity"]) for s in slices]).statistic
         out[name] = {"roi_auc": _auc(frac, pos), "roi_pixel_dice": 2 * inter / max(total, 1),
                      "spearman": float(rho), "rois_without_emphysema": none,
+                     "normal_slice_percent": normal_pct, "normal_slices": len(normal),
                      "slice_emphysema_percent": {s["file"]: float(v) for s, v in zip(slices, pct)},
                      "roi_emphysema_percent": {p["file"]: 100.0 * float(v) for p, v in zip(patches, frac)},
                      "seconds": time.perf_counter() - t}
@@ -518,6 +539,7 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
     lines += _spread_section(args.seed_spread)
     if cted:
         res, n_sl, n_p, n_sub = cted
+        n_normal = max((r.get("normal_slices", 0) for r in res.values()), default=0)
         lines += [f"## cted-open ({n_sub} subjects, {n_sl} HRCT slices, {n_p} ROI patches)", "",
                   "Figures to beat (density mask on the FULL database, 39 subjects, 168 patches, "
                   "115 slices): ROI AUC 0.951 (-950 HU) / 0.981 (-910 HU); slice Spearman 0.569. "
@@ -529,12 +551,19 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
                   "75 HU above -1000 HU here (the offset `diffseglung segment` prints with LAA-950), "
                   "so the density mask's -950 / -910 HU lie near -1025 / -985 HU on calibrated "
                   "values.", "", _runs_line(args, "cted"), "",
+                  "The normal-slice column: the slices whose dominant pattern is normal tissue "
+                  f"({n_normal} of them; no GGO, fibrosis or "
+                  "consolidation is reported in this database), the mean % of their lung "
+                  "labelled GGO / fibrosis / emphysema / consolidation: false positives on real "
+                  "normal lung.", "",
                   "| method | ROI AUC | ROI pixel Dice | slice Spearman | ROIs with no emphysema "
-                  "(normal, centrilobular, paraseptal) | s (all slices) |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+                  "(normal, centrilobular, paraseptal) | normal slices: % GGO / fib / emph / cons "
+                  "| s (all slices) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         for m, r in res.items():
             lines.append(f"| {m} | {_fmt(r['roi_auc'])} | {_fmt(r['roi_pixel_dice'])} | "
-                         f"{_fmt(r['spearman'])} | {_without(r)} | {r['seconds']:.1f} |")
+                         f"{_fmt(r['spearman'])} | {_without(r)} | {_normal_slices(r)} | "
+                         f"{r['seconds']:.1f} |")
         lines.append("")
         lines += _cted_verdict(res)
     lines += ["## Parameters", "",
