@@ -176,14 +176,17 @@ def run_cted(folder: Path, methods, ckpt):
             total += int(emph.sum()) + (int(inside.sum()) if is_emph else 0)
         pct = [100 * (labels[s["file"]] == Tissue.EMPHYSEMA).sum() / max((labels[s["file"]] > 0).sum(), 1)
                for s in slices]
+        shares = {s["file"]: {k: 100.0 * float((labels[s["file"]] == v).sum())
+                              / max(int((labels[s["file"]] > 0).sum()), 1) for k, v in PATHOLOGY.items()}
+                  for s in slices}
         # on the slices of normal tissue every pathology label is a false positive
-        normal = [labels[s["file"]] for s in slices if s["pattern"] == CTED_NORMAL_PATTERN]
-        normal_pct = {k: float(np.mean([100 * (lab == v).sum() / max((lab > 0).sum(), 1) for lab in normal]))
-                      for k, v in PATHOLOGY.items()} if normal else None
+        normal = [shares[s["file"]] for s in slices if s["pattern"] == CTED_NORMAL_PATTERN]
+        normal_pct = {k: float(np.mean([sh[k] for sh in normal])) for k in PATHOLOGY} if normal else None
         rho = spearmanr(pct, [int(s["severity"]) for s in slices]).statistic
         out[name] = {"roi_auc": _auc(frac, pos), "roi_pixel_dice": 2 * inter / max(total, 1),
                      "spearman": float(rho), "rois_without_emphysema": none,
                      "normal_slice_percent": normal_pct, "normal_slices": len(normal),
+                     "slice_pathology_percent": shares,
                      "slice_emphysema_percent": {s["file"]: float(v) for s, v in zip(slices, pct)},
                      "roi_emphysema_percent": {p["file"]: 100.0 * float(v) for p, v in zip(patches, frac)},
                      "seconds": time.perf_counter() - t}
