@@ -174,11 +174,10 @@ def run_cted(folder: Path, methods, ckpt):
             pos.append(int(is_emph))
             inter += int(emph.sum()) if is_emph else 0
             total += int(emph.sum()) + (int(inside.sum()) if is_emph else 0)
-        pct = [100 * (labels[s["file"]] == Tissue.EMPHYSEMA).sum() / max((labels[s["file"]] > 0).sum(), 1)
-               for s in slices]
         shares = {s["file"]: {k: 100.0 * float((labels[s["file"]] == v).sum())
                               / max(int((labels[s["file"]] > 0).sum()), 1) for k, v in PATHOLOGY.items()}
                   for s in slices}
+        pct = [shares[s["file"]]["emphysema"] for s in slices]
         # on the slices of normal tissue every pathology label is a false positive
         normal = [shares[s["file"]] for s in slices if s["pattern"] == CTED_NORMAL_PATTERN]
         normal_pct = {k: float(np.mean([sh[k] for sh in normal])) for k in PATHOLOGY} if normal else None
@@ -554,11 +553,11 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
                   "75 HU above -1000 HU here (the offset `diffseglung segment` prints with LAA-950), "
                   "so the density mask's -950 / -910 HU lie near -1025 / -985 HU on calibrated "
                   "values.", "", _runs_line(args, "cted"), "",
-                  "The normal-slice column: the slices whose dominant pattern is normal tissue "
-                  f"({n_normal} of them; no GGO, fibrosis or "
-                  "consolidation is reported in this database), the mean % of their lung "
-                  "labelled GGO / fibrosis / emphysema / consolidation: false positives on real "
-                  "normal lung.", "",
+                  f"The normal-slice column: over the {n_normal} slices whose dominant pattern is "
+                  "normal tissue (this database reports no GGO, fibrosis or consolidation), the "
+                  "mean % of the lung labelled GGO / fibrosis / emphysema / consolidation: false "
+                  "positives on real normal lung (each slice's shares: `slice_pathology_percent`).",
+                  "",
                   "| method | ROI AUC | ROI pixel Dice | slice Spearman | ROIs with no emphysema "
                   "(normal, centrilobular, paraseptal) | normal slices: % GGO / fib / emph / cons "
                   "| s (all slices) |",
