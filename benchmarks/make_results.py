@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from _provenance import git_commit, uncommitted_sources  # noqa: E402
 from diffseglung_core.evaluate.baselines import METHODS, density_mask_labels  # noqa: E402
 from diffseglung_core.evaluate.metrics import evaluate_labels  # noqa: E402
-from diffseglung_core.labels import Tissue  # noqa: E402
+from diffseglung_core.labels import PATHOLOGIES, Tissue  # noqa: E402
 
 CTED_SPACING = (1.25, 0.78, 0.78)
 PHANTOM_METHODS = ["engine", "no-evidence", "density-only", "no-sdf", "no-hu-preservation",
@@ -119,17 +119,13 @@ def _without(r: dict) -> str:
 #: cted-open slice patterns (``slices.csv``): 1 is normal tissue (severity 0).
 CTED_NORMAL_PATTERN = "1"
 
-#: The classes whose share of a normal slice's lung is a false positive.
-PATHOLOGY = {"ggo": Tissue.GGO, "fibrosis": Tissue.FIBROSIS, "emphysema": Tissue.EMPHYSEMA,
-             "consolidation": Tissue.CONSOLIDATION}
-
 
 def _normal_slices(r: dict) -> str:
     """``"g / f / e / c"``: mean % of the lung labelled each pathology on the normal slices, or "-"."""
     normal = r.get("normal_slice_percent")
     if not normal:
         return "-"
-    return " / ".join(f"{normal[k]:.2f}" for k in PATHOLOGY)
+    return " / ".join(f"{normal[k]:.2f}" for k in PATHOLOGIES)
 
 
 def run_cted(folder: Path, methods, ckpt):
@@ -175,12 +171,12 @@ def run_cted(folder: Path, methods, ckpt):
             inter += int(emph.sum()) if is_emph else 0
             total += int(emph.sum()) + (int(inside.sum()) if is_emph else 0)
         shares = {s["file"]: {k: 100.0 * float((labels[s["file"]] == v).sum())
-                              / max(int((labels[s["file"]] > 0).sum()), 1) for k, v in PATHOLOGY.items()}
+                              / max(int((labels[s["file"]] > 0).sum()), 1) for k, v in PATHOLOGIES.items()}
                   for s in slices}
         pct = [shares[s["file"]]["emphysema"] for s in slices]
         # on the slices of normal tissue every pathology label is a false positive
         normal = [shares[s["file"]] for s in slices if s["pattern"] == CTED_NORMAL_PATTERN]
-        normal_pct = {k: float(np.mean([sh[k] for sh in normal])) for k in PATHOLOGY} if normal else None
+        normal_pct = {k: float(np.mean([sh[k] for sh in normal])) for k in PATHOLOGIES} if normal else None
         rho = spearmanr(pct, [int(s["severity"]) for s in slices]).statistic
         out[name] = {"roi_auc": _auc(frac, pos), "roi_pixel_dice": 2 * inter / max(total, 1),
                      "spearman": float(rho), "rois_without_emphysema": none,

@@ -36,5 +36,9 @@ TISSUE_COLORS: dict[int, tuple[float, float, float, float]] = {
     Tissue.CONSOLIDATION: (0.95, 0.25, 0.20, 1.0),
 }
 
+#: The pathology classes by their short names (the keys of benchmark JSON files).
+PATHOLOGIES: dict[str, Tissue] = {"ggo": Tissue.GGO, "fibrosis": Tissue.FIBROSIS,
+                                  "emphysema": Tissue.EMPHYSEMA, "consolidation": Tissue.CONSOLIDATION}
+
 #: Labels that are lung tissue (everything but OUTSIDE).
 LUNG_TISSUES: tuple[Tissue, ...] = tuple(t for t in Tissue if t != Tissue.OUTSIDE)

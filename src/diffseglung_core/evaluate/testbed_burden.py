@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..labels import Tissue
+from ..labels import PATHOLOGIES, Tissue
 
 __all__ = ["DenseStructures", "dense_structures", "dilate_mm", "false_positive_burden", "thick_part"]
 
@@ -184,13 +184,10 @@ def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
     st = structures if structures is not None else dense_structures(hu, inside, spacing, **kwargs)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     n_lung = int(inside.sum())
-    classes = {"ggo": Tissue.GGO, "fibrosis": Tissue.FIBROSIS, "emphysema": Tissue.EMPHYSEMA,
-               "consolidation": Tissue.CONSOLIDATION}
-
     def pct(region: np.ndarray) -> dict:
         n = int(region.sum())
         return {k: (100.0 * float(((labels == v) & region).sum()) / n if n else float("nan"))
-                for k, v in classes.items()}
+                for k, v in PATHOLOGIES.items()}
 
     away = inside.copy()
     if st.solid.any():
@@ -201,7 +198,8 @@ def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
     thin_away = st.thin & away
     frac_thin_away = (float(np.isin(labels[thin_away], [2, 3, 4, 5]).mean()) if thin_away.any()
                       else float("nan"))
-    by_class = {k: (float((lab_thin == v).mean()) if n_thin else float("nan")) for k, v in classes.items()}
+    by_class = {k: (float((lab_thin == v).mean()) if n_thin else float("nan"))
+                for k, v in PATHOLOGIES.items()}
     n_mass = int(st.mass.sum())
     n_solid = int(st.solid.sum())
     return {
