@@ -444,9 +444,12 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     H, G, F, E, C = (int(Tissue.HEALTHY), int(Tissue.GGO), int(Tissue.FIBROSIS),
                      int(Tissue.EMPHYSEMA), int(Tissue.CONSOLIDATION))
     # honeycombing: low attenuation between walls, resolved (thin dense structures) or,
-    # on coarse grids, only as texture far above the noise
-    cysts = (ev.thin_fraction[rows] >= wall_needed) | \
-        (ev.texture_hu[rows] >= max(150.0, 3.0 * ev.noise_hu))
+    # only on grids too coarse to resolve them, as texture far above the noise (where
+    # they are resolved, the lung between the holes of an emphysematous region has that
+    # texture too: air beside lung)
+    cysts = ev.thin_fraction[rows] >= wall_needed
+    if not ev.walls_resolved:
+        cysts |= ev.texture_hu[rows] >= max(150.0, 3.0 * ev.noise_hu)
     dense_par = excess >= rules.ggo_margin_hu
     # a vessel in healthy lung is healthy; in a hazy or fibrotic region it belongs to it
     vessel_in_healthy = vessel & ~dense_par

@@ -47,15 +47,17 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   none, a small real emphysematous region is found. In slices thicker than
   1.5 mm the share is read within ``fine_laa_mm`` too, against the stricter
   threshold of that smaller neighbourhood: a few lucencies that partial volume
-  dims, diluted in the wider share, stand out there. In slices thin enough to
-  resolve a lobule's lucency (up to 1.5 mm) a region's extent is its
-  low-attenuation voxels, not the lung between the holes (the voxels that
-  LAA-950 counts); in thicker slices partial volume blurs the holes into the
-  lung around them and the region is where their share is high. Either way a
-  region's edge lies where the image reads halfway between air and the
-  slice's healthy lung (the voxel an edge cuts holds both, in proportion): the
-  voxels next to a region (in-plane; along z too in thin slices) that read
-  darker than that belong to it, whether or not they reach -950 HU. In thin
+  dims, diluted in the wider share, stand out there. A region's extent is
+  its low-attenuation voxels and the lung between them where their share is
+  high, at any slice thickness: a reader outlines the emphysematous region,
+  holes and the lung between them, whether thin slices resolve the holes or
+  thick ones blur them into the lung around them, and the same lung gets the
+  same region from either reconstruction (the voxels below -950 HU alone are
+  what LAA-950 counts, reported beside the class). A region's edge lies
+  where the image reads halfway between air and the slice's healthy lung
+  (the voxel an edge cuts holds both, in proportion): the voxels next to a
+  region (in-plane; along z too in thin slices) that read darker than that
+  belong to it, whether or not they reach -950 HU. In thin
   slices a lucency that reads as air, at least 2 mm across, is a destroyed
   lobule by itself however small (noise does not stay that low over a few
   voxels), with its low-attenuation rim, unless the slice's healthy lung reads
@@ -808,12 +810,10 @@ class EvidenceParams:
     min_laa_fraction : float
         Least share of low attenuation in an emphysema region.
     extent_laa_fraction : float
-        A region keeps its own low-attenuation voxels and, in slices thicker
-        than ``LUCENCY_SLICE_MM`` (where partial volume blurs a lobule's lucency
-        into the lung around it), those where the share is above this (the
-        Gaussian share spreads past the region's edge); with either, the
-        voxels next to the region that read past halfway from the slice's
-        healthy level to air (its edge).
+        A region keeps its own low-attenuation voxels and those where the share
+        is above this (the lung between its holes; the Gaussian share spreads
+        past the region's edge), and the voxels next to the region that read
+        past halfway from the slice's healthy level to air (its edge).
     laa_smooth_mm : float
         In-plane Gaussian sigma (mm) of the image the low attenuation is read on
         (0.5 mm: a full width at half maximum of about 1.2 mm, below the smallest
@@ -1184,6 +1184,23 @@ class _LowAttenuation(NamedTuple):
     dark_ml: float
 
 
+def _between_holes(holes: np.ndarray, near: np.ndarray, spacing: Sequence[float],
+                   radius_mm: float) -> np.ndarray:
+    """The axial closing of ``holes`` by a disk of ``radius_mm``, in the box of ``near``.
+
+    The lung between lucencies less than ``2 * radius_mm`` apart, and not beyond the
+    outermost ones; False outside the box of ``near`` (the candidate regions).
+    """
+    out = np.zeros(holes.shape, bool)
+    if not near.any():
+        return out
+    footprint = disk_footprint(radius_mm, spacing, holes.shape)
+    reach = [n // 2 for n in footprint.shape]
+    box = bbox(near, reach)
+    out[box] = by_slabs(lambda h: ndi.binary_closing(h, footprint), [holes[box]], 0)
+    return out
+
+
 def _low_attenuation(h: np.ndarray, smooth: np.ndarray, parenchyma: np.ndarray, rim: np.ndarray,
                      tissue: np.ndarray, depth: np.ndarray, spacing: Sequence[float], gravity: int,
                      whole: bool, p: EvidenceParams) -> _LowAttenuation:
@@ -1265,12 +1282,15 @@ def _low_attenuation(h: np.ndarray, smooth: np.ndarray, parenchyma: np.ndarray, 
         # a small cluster of lucencies that partial volume dims is diluted in the share over
         # ``laa_mm``; over ``fine_laa_mm`` it stands out (its own, stricter noise threshold)
         emphysema |= regions(p.fine_laa_mm)[0]
-    # a region's extent: its own low-attenuation voxels (the Gaussian share spreads past
-    # the region's edge) and, where the slices are too thick to resolve a lobule's
-    # lucency, the lung between them where the low attenuation is dense (partial volume
-    # blurs holes and the lung around them into one region); in thin slices the holes
-    # are resolved and the lung between them is not emphysema
-    extent = laa if thin_slices else laa | (laa_frac > p.extent_laa_fraction)
+    # a region's extent: its own low-attenuation voxels and the lung between them where
+    # the low attenuation is dense, whether thin slices resolve the holes or thick ones
+    # blur them into one region; where the holes are resolved, the Gaussian share spreads
+    # past the outermost ones and only the lung between holes up to 2 ``laa_mm`` apart is
+    # taken (an axial closing of the holes)
+    extent = laa_frac > p.extent_laa_fraction
+    if thin_slices:
+        extent &= _between_holes(laa, emphysema, spacing, p.laa_mm)
+    extent |= laa
     dark_ml = 0.0
     if airlike is not None:
         kept = _with_air_lucencies(emphysema, darker, airlike, read, spacing, p.laa_mm,
