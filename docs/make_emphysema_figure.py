@@ -5,10 +5,11 @@ CT Emphysema Database, 1.25 mm HRCT; centrilobular emphysema of severity 4 and
 paraseptal emphysema of severity 2 by the database's readers), each cropped to
 its lungs and shown at the same width: the CT (lung
 window) and the default engine's labels (blue emphysema, yellow GGO, magenta
-fibrosis, red consolidation), its own lung mask. In slices this thin an
-emphysema region is its voxels below -950 HU and a lucency that reads as air is
-emphysema by itself (:mod:`diffseglung_core.segment.evidence`). Prints each
-slice's emphysema share and the expert's severity. Usage::
+fibrosis, red consolidation), its own lung mask. An emphysema region is its
+holes and the lung between them (in slices this thin, between holes up to 8 mm
+apart), and a lucency that reads as air is emphysema by itself
+(:mod:`diffseglung_core.segment.evidence`). Prints each slice's emphysema share
+and the expert's severity. Usage::
 
     python docs/make_emphysema_figure.py [DATA_FOLDER]
 """
