@@ -431,10 +431,9 @@ def test_a_few_dim_lucencies_in_thick_slices_stand_out_over_two_mm():
 def test_an_emphysema_region_takes_the_lung_between_its_holes_at_any_slice_thickness(slice_mm):
     """Centrilobular emphysema: holes 4 mm across (-990 HU), 5 mm apart, in a 3 cm region of
     lung. Whether thin slices resolve the holes or 5 mm slices blur them with the lung around
-    them, the region is the holes and the lung between them, as a reader outlines it; and,
-    end to end through the gates with every voxel's cluster named emphysema, it stays
-    emphysema: where the grid resolves the walls of honeycomb cysts, the texture of air
-    beside lung is no sign of them."""
+    them, the region is the holes and the lung between them, as a reader outlines it, and
+    none of the lung beyond; end to end through the gates, with every voxel's cluster named
+    emphysema, it stays emphysema."""
     hu, lung, sp = _lung_block(shape=(int(60 // slice_mm), 96, 96), spacing=(slice_mm, 0.8, 0.8),
                                noise=20.0, level=-870.0, seed=7)
     z, y, x = _grid(hu.shape, sp)
