@@ -161,7 +161,7 @@ def test_report_of_a_run_that_computed_its_lung_mask():
     assert healthy["right_ml"] + healthy["left_ml"] == pytest.approx(healthy["volume_ml"], rel=1e-6)
     note = rep["emphysema_evidence"]
     assert note["noise_hu"] > 0 and "LAA-950" in note["note"]
-    assert "labelled whole" in note["note"]  # 12.5 mm slices: holes and lung blur together
+    assert "partial volume blurs the holes" in note["note"]  # 12.5 mm slices: holes and lung blur
     dependent = rep["dependent_density"]
     band = np.zeros(res.labels.shape, bool)
     band[np.nonzero(res.labels > 0)] = res.evidence.dependent

@@ -197,11 +197,12 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
                      f"texture), so about {100.0 * ev.laa_baseline:.1f} % of healthy lung reads "
                      f"below -950 HU; emphysema ({emph:.1f} % of the lung) is labelled only in "
                      "regions where the low-attenuation share is far above that"
-                     + ("; in slices this thin a region is its voxels below -950 HU, not the lung "
-                        "between its holes, and a lucency that reads as air at least 2 mm across "
-                        "is emphysema by itself" if lucencies_resolved(spacing) else
-                        "; in slices this thick partial volume blurs a region's holes into the "
-                        "lung between them, and the region is labelled whole")
+                     + "; a region is its holes and the lung between them, as a reader outlines it"
+                     + (" (in slices this thin, which resolve the holes, only the lung between "
+                        "nearby holes), and a lucency that reads as air at least 2 mm across is "
+                        "emphysema by itself" if lucencies_resolved(spacing) else
+                        " (in slices this thick partial volume blurs the holes into the lung "
+                        "between them)")
                      + (f"; the first {ev.halo_mm:.0f} mm of lung along the heart, the mediastinum "
                         "and the chest wall read darker (the halo of a sharp reconstruction kernel) "
                         "and are not read as emphysema" if ev.halo_mm > 0 else "")
