@@ -392,6 +392,37 @@ def test_white_lung_keeps_ground_glass_and_more_consolidation():
     assert fig["dice"] > no_back["dice"]
 
 
+def test_gaps_through_slices_fills_short_gaps_of_a_column_only():
+    from diffseglung_core.lung.morphology import gaps_through_slices
+
+    column = np.zeros((12, 1, 2), bool)
+    column[[1, 5, 11], 0, 0] = True  # gaps of 3 and 5 slices
+    column[[0, 11], 0, 1] = True  # one gap of 10 slices
+    filled = gaps_through_slices(column, 4)
+    assert np.flatnonzero(filled[:, 0, 0]).tolist() == [2, 3, 4]
+    assert not filled[:, 0, 1].any()
+    assert np.flatnonzero(gaps_through_slices(column, 5)[:, 0, 0]).tolist() == [2, 3, 4, 6, 7, 8, 9, 10]
+    assert gaps_through_slices(column, 10)[:, 0, 1].sum() == 10
+    assert not gaps_through_slices(column, 0).any()
+    # nothing above the top or below the bottom voxel of a column
+    assert not gaps_through_slices(column[2:], 20)[:3, 0, 0].any()
+
+
+def test_dense_lung_between_aerated_lung_above_and_below_is_lung():
+    """White lung (phantom, 40 x 96 x 96, seed 0): consolidation that aerated lung of the
+    same side covers within 40 mm above and below is taken in through the slices
+    (measured: consolidation inside 0.503 -> 0.528, lung Dice 0.910 -> 0.914; 5.6 mL more
+    outside the true lung, soft tissue beside the spine at the back of the cage)."""
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((40, 96, 96), seed=0, case="white_lung")
+    with_gaps = _phantom_figures(ph, compute_lung_mask(ph.volume.hu, ph.volume.spacing))
+    without = _phantom_figures(ph, compute_lung_mask(ph.volume.hu, ph.volume.spacing, slice_gap_mm=0.0))
+    assert with_gaps["inside"][5] > without["inside"][5] + 0.015
+    assert with_gaps["dice"] > without["dice"]
+    assert with_gaps["fp_ml"] < without["fp_ml"] + 10.0
+
+
 @pytest.mark.parametrize("case", ["pleural_mass", "pleural_mass_mediastinal",
                                   "pleural_mass_diaphragmatic"])
 def test_pleural_masses_are_inside(case):

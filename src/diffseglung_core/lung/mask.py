@@ -38,7 +38,14 @@ from .cavity import (
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .maps import LEFT_LUNG, RIGHT_LUNG
-from .morphology import axial_convex_hull, axial_disk, axial_opening, closing, thick_parts
+from .morphology import (
+    axial_convex_hull,
+    axial_disk,
+    axial_opening,
+    closing,
+    gaps_through_slices,
+    thick_parts,
+)
 from .skeleton import (
     RIB_SLAB_MM,
     enhanced_blood,
@@ -162,6 +169,7 @@ def segment_lungs(
     spine_mm: float = 40.0,
     dependent_passes: int = 4,
     mediastinal_passes: int = 2,
+    slice_gap_mm: float = 40.0,
     recess: bool = True,
     aorta_gap_mm: float = 8.0,
     rib_line_mm: float = 60.0,
@@ -213,7 +221,12 @@ def segment_lungs(
        Before the rays towards the back, dense lung of the posterior recess:
        what reads lighter than the liver or the spleen it lies against, lines the
        ribs and touches the lung (:func:`.cavity.lighter_than_organ`,
-       :func:`.cavity.recess_lung`); those rays may cross it.
+       :func:`.cavity.recess_lung`); those rays may cross it. After the rays,
+       through the slices: dense tissue between two parts of one lung at most
+       ``slice_gap_mm`` apart along the same ``(y, x)`` column is that lung (a lobe is
+       continuous through the slices), unless it is bone, fat, a solid organ or
+       lies between the lungs in front of the vertebral body (the hilum, the
+       mediastinum).
     7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
     8. *Effusion*: fluid crescents along the chest wall are taken out and reported,
        and what lies beyond them, seen from the aerated lung, with them
@@ -272,6 +285,11 @@ def segment_lungs(
         mediastinal pleura, up to this many passes; 0 disables them. Only on
         volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, in the slices
         where the aorta was traced, below its top 30 mm (the arch and the hilum).
+    slice_gap_mm : float
+        The longest gap (mm, along ``z``) between two parts of one lung that the
+        step through the slices fills (step 6); 0 disables it. Only on volumes at
+        least twice :data:`.skeleton.RIB_SLAB_MM` deep, after the rays towards the
+        back and the middle (not without them).
     recess : bool
         Take the dense lung of the posterior recess (step 6), on volumes whose
         slabs close the rib cage.
@@ -434,6 +452,9 @@ def segment_lungs(
                 notes.append("the descending aorta runs down the right side of the spine: left and "
                              "right look swapped (check the file's orientation; a right-sided descending "
                              "aorta is rare); the lungs are labelled right and left as the file says")
+
+        if slice_gap_mm > 0:
+            _across_slices(labels, allowed, bones, back, spacing, gap_mm=slice_gap_mm)
 
     report(progress, 7, _STAGES, "filling holes")
     filled = thread_map(lambda value: fill_holes(labels == value, spacing, dome_mm2), _SIDES)
@@ -623,6 +644,36 @@ def _mediastinal_rays(labels, hu_s, stop, body, allowed, bones: _Bones, back: _B
                          inward_deg=60.0, max_layer_mm=3.0,
                          fan_deg=(-30.0, 0.0, 30.0), wall_margin_mm=np.inf)
     return aorta
+
+
+def _across_slices(labels, allowed, bones: _Bones, back: _Behind, spacing, *, gap_mm: float,
+                   min_thick_mm: float = 6.0) -> None:
+    """Step 6, through the slices: dense lung between aerated lung above and below (``labels`` in place).
+
+    A lobe is continuous through the slices: dense tissue of a ``(y, x)`` column
+    lying between two parts of one lung at most ``gap_mm`` apart along ``z`` is that
+    lung (a consolidation or a mass that its aerated lung covers above and below),
+    unless it is bone, a fat plane or a solid organ, or lies between the lungs in
+    front of the vertebral body (the hilum and the mediastinum, which the lungs
+    overhang: the heart, the great vessels, the main bronchi). What is added is at
+    least ``min_thick_mm`` thick in its slice (not the lung's rim on the ribs).
+    """
+    gap = int(np.floor(gap_mm / spacing[0]))
+    candidates = allowed & ~bones.bone & ~bones.fat & ~back.organs
+    between = _between_lungs(_half_hull(labels), spacing)
+    rows = np.arange(labels.shape[1])[:, None]
+    for z, vertebra in enumerate(back.vertebrae):
+        # without a vertebral body in the slice, all of it that lies between the lungs
+        candidates[z] &= ~(between[z] & (rows < (vertebra[0] if vertebra is not None else labels.shape[1])))
+    opening = axial_disk(0.5 * min_thick_mm, spacing)
+    for value in _SIDES:
+        side = labels == value
+        if not side.any():
+            continue
+        box = bbox(side, [0, 0, 0])
+        add = gaps_through_slices(side[box], gap) & candidates[box] & (labels[box] == 0)
+        add = axial_opening(add, opening)
+        labels[box][add] = value
 
 
 def _without_islands(cage: np.ndarray, labels: np.ndarray, spacing) -> np.ndarray:

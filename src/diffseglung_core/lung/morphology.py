@@ -139,6 +139,35 @@ def fill_holes_nd(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def gaps_through_slices(mask: np.ndarray, max_slices: int) -> np.ndarray:
+    """Voxels outside ``mask`` in a gap of at most ``max_slices`` slices between two of its voxels.
+
+    A one-dimensional closing along ``z``: a voxel is in the result when, in its
+    ``(y, x)`` column, it lies between two voxels of ``mask`` that are at most
+    ``max_slices + 1`` slices apart (the gap between them at most ``max_slices``).
+
+    Parameters
+    ----------
+    mask : (Z, Y, X) bool
+    max_slices : int
+        The longest gap (slices) that is filled; 0 fills none.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+    """
+    mask = np.asarray(mask, bool)
+    z_count = mask.shape[0]
+    if max_slices < 1 or z_count < 3:
+        return np.zeros(mask.shape, bool)
+    dtype = np.int16 if 3 * z_count < 2 ** 15 else np.int32
+    z = np.arange(z_count, dtype=dtype).reshape(-1, *([1] * (mask.ndim - 1)))
+    # the nearest slice of the mask at or below each voxel, and at or above it
+    below = np.maximum.accumulate(np.where(mask, z, dtype(-2 * z_count)), axis=0)
+    above = np.minimum.accumulate(np.where(mask, z, dtype(3 * z_count))[::-1], axis=0)[::-1]
+    return ~mask & (above - below - 1 <= max_slices)
+
+
 def axial_opening(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     """``scipy.ndimage.binary_opening(mask, footprint)`` for a (1, k, k) footprint, slice by slice.
 
