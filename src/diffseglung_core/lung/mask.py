@@ -659,21 +659,27 @@ def _across_slices(labels, allowed, bones: _Bones, back: _Behind, spacing, *, ga
     least ``min_thick_mm`` thick in its slice (not the lung's rim on the ribs).
     """
     gap = int(np.floor(gap_mm / spacing[0]))
-    candidates = allowed & ~bones.bone & ~bones.fat & ~back.organs
-    between = _between_lungs(_half_hull(labels), spacing)
-    rows = np.arange(labels.shape[1])[:, None]
-    for z, vertebra in enumerate(back.vertebrae):
-        # without a vertebral body in the slice, all of it that lies between the lungs
-        candidates[z] &= ~(between[z] & (rows < (vertebra[0] if vertebra is not None else labels.shape[1])))
-    opening = axial_disk(0.5 * min_thick_mm, spacing)
+    candidates = allowed & ~bones.bone & ~bones.fat & ~back.organs & (labels == 0)
+    gaps = np.zeros(labels.shape, np.uint8)
     for value in _SIDES:
         side = labels == value
-        if not side.any():
-            continue
-        box = bbox(side, [0, 0, 0])
-        add = gaps_through_slices(side[box], gap) & candidates[box] & (labels[box] == 0)
-        add = axial_opening(add, opening)
-        labels[box][add] = value
+        if side.any():
+            box = bbox(side, [0, 0, 0])
+            gaps[box][gaps_through_slices(side[box], gap) & candidates[box] & (gaps[box] == 0)] = value
+    if not gaps.any():
+        return
+    # the hilum and the mediastinum, in the slices that hold gaps
+    zs = np.flatnonzero(gaps.any(axis=(1, 2)))
+    span = slice(int(zs[0]), int(zs[-1]) + 1)
+    between = _between_lungs(_half_hull(labels[span]), spacing)
+    rows = np.arange(labels.shape[1])[:, None]
+    for z, vertebra in enumerate(back.vertebrae[span]):
+        # without a vertebral body in the slice, all of it that lies between the lungs
+        front = vertebra[0] if vertebra is not None else labels.shape[1]
+        gaps[span][z][between[z] & (rows < front)] = 0
+    opening = axial_disk(0.5 * min_thick_mm, spacing)
+    for value in _SIDES:
+        labels[axial_opening(gaps == value, opening)] = value
 
 
 def _without_islands(cage: np.ndarray, labels: np.ndarray, spacing) -> np.ndarray:
