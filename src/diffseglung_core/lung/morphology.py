@@ -160,6 +160,8 @@ def gaps_through_slices(mask: np.ndarray, max_slices: int) -> np.ndarray:
     z_count = mask.shape[0]
     if max_slices < 1 or z_count < 3:
         return np.zeros(mask.shape, bool)
+    # no gap is longer than the column; a column's ends are never gaps (the sentinels below)
+    max_slices = min(int(max_slices), z_count - 2)
     dtype = np.int16 if 3 * z_count < 2 ** 15 else np.int32
     z = np.arange(z_count, dtype=dtype).reshape(-1, *([1] * (mask.ndim - 1)))
     # the nearest slice of the mask at or below each voxel, and at or above it
