@@ -672,11 +672,10 @@ def _across_slices(labels, allowed, bones: _Bones, back: _Behind, spacing, *, ga
     zs = np.flatnonzero(gaps.any(axis=(1, 2)))
     span = slice(int(zs[0]), int(zs[-1]) + 1)
     between = _between_lungs(_half_hull(labels[span]), spacing)
-    rows = np.arange(labels.shape[1])[:, None]
-    for z, vertebra in enumerate(back.vertebrae[span]):
-        # without a vertebral body in the slice, all of it that lies between the lungs
-        front = vertebra[0] if vertebra is not None else labels.shape[1]
-        gaps[span][z][between[z] & (rows < front)] = 0
+    # the front row of each slice's vertebral body (without one, all that lies between the lungs)
+    front = np.array([labels.shape[1] if v is None else v[0] for v in back.vertebrae[span]])
+    rows = np.arange(labels.shape[1])
+    gaps[span][between & (rows[None, :, None] < front[:, None, None])] = 0
     opening = axial_disk(0.5 * min_thick_mm, spacing)
     for value in _SIDES:
         labels[axial_opening(gaps == value, opening)] = value
