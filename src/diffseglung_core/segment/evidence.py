@@ -63,7 +63,7 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   voxels), with its low-attenuation rim, unless the slice's healthy lung reads
   darker than at full inspiration (below). The dark halo that a
   sharp (lung) kernel draws along the lung's edge, measured on each scan, is
-  not read, nor the air of a bronchus cut across (:func:`bronchus_lumens`).
+  not read, nor the air of a bronchus cut across (:func:`.low_attenuation.bronchus_lumens`).
   Where healthy lung itself reads darker than at full inspiration (a deep
   breath, the front of a supine lung), a region there is emphysema only if
   part of it reads as air in lucencies at least 2 mm across, which a
@@ -98,20 +98,20 @@ clusters).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.special import ndtr
 
-from ..binary import distance_inside, label
-from ..calibration import NOMINAL_AIR_HU
+from ..binary import label
 from ..gravity import dependent_of_centre, gravity_axis
 from ..lung.coarse import bbox
 from ..lung.morphology import axial_convex_hull, axial_depth, fill_holes_nd
 from ..parallel import by_slabs, gaussian_filter, thread_map
 from ..progress import ProgressCallback, report
 from .features import lung_bbox
+from .low_attenuation import low_attenuation_regions
+from .parenchyma import gaussian_sigmas, healthy_levels, masked_mean
 from .shapes import (
     ball_footprint,
     component_ml,
@@ -119,10 +119,8 @@ from .shapes import (
     disk_footprint,
     ellipsoid_footprint,
     in_plane_depth,
-    kept_components,
     opening_by,
     opening_mm,
-    principal_axes,
     solidity,
 )
 from .solids import (
@@ -137,8 +135,8 @@ from .solids import (
 )
 
 __all__ = ["TissueEvidence", "EvidenceParams", "tissue_evidence", "costal_depth", "dependent_band",
-           "partial_volume_rim", "read_past_partial_volume", "orientation_coherence", "edge_halo",
-           "bronchus_lumens", "lucencies_resolved", "EMPHYSEMA_HU", "WALL_RESOLVING_MM", "CELL_RESOLVING_MM"]
+           "partial_volume_rim", "read_past_partial_volume", "orientation_coherence", "WALL_RESOLVING_MM",
+           "CELL_RESOLVING_MM"]
 
 #: In-plane voxel size (mm) up to which the walls of the smallest honeycomb cysts
 #: (3 mm across) are resolved: at least two voxels per cyst.
@@ -147,19 +145,6 @@ WALL_RESOLVING_MM = 1.5
 #: In-plane voxel size (mm) up to which the cells of a net (honeycomb cysts and
 #: reticular cells, up to about 6 mm across) are resolved: at least two voxels per cell.
 CELL_RESOLVING_MM = 3.0
-
-#: The emphysema threshold (calibrated HU) of the low-attenuation area.
-EMPHYSEMA_HU = -950.0
-
-#: Steepest change (HU per mm) of healthy lung's density across the lung: the gravity
-#: gradient of a supine lung, some 100-200 HU between its front and back thirds at
-#: neutral breathing and less at full inspiration (Robinson et al. 1979; Millar and
-#: Denison 1989), about 1 HU per mm at most.
-HEALTHY_SLOPE_HU_PER_MM = 1.0
-
-#: Slice thickness (mm) up to which the lucency of a destroyed lobule (3 mm or more
-#: across) holds no tissue above or below it in its slice: it reads as air.
-LUCENCY_SLICE_MM = 1.5
 
 
 @dataclass
@@ -219,7 +204,7 @@ class TissueEvidence:
         median over slices): what the low-attenuation share is compared with.
     halo_mm : float
         Width (mm) of the dark halo of a sharp kernel along the lung's edge,
-        left out of the low-attenuation share (:func:`edge_halo`); 0 without one.
+        left out of the low-attenuation share (:func:`.low_attenuation.edge_halo`); 0 without one.
     dark_without_air_ml : float
         Volume (mL) of low-attenuation regions, in lung that reads darker than
         healthy lung at full inspiration, not called emphysema because they hold
@@ -262,195 +247,6 @@ class TissueEvidence:
     level_bounded_ml: float = 0.0
 
 
-def _sigmas(spacing: Sequence[float], sigma_mm: float, shape: Sequence[int]) -> list[float]:
-    return [0.0 if n == 1 else sigma_mm / float(s) for s, n in zip(spacing, shape)]
-
-
-def _masked_mean(values: np.ndarray, weight: np.ndarray, spacing, sigma_mm: float,
-                 den: Optional[np.ndarray] = None):
-    """Gaussian mean of ``values`` over ``weight`` voxels, and the local weight.
-
-    ``den``: the local weight of an earlier call with the same ``weight`` and
-    ``sigma_mm`` (not computed again).
-    """
-    sig = _sigmas(spacing, sigma_mm, values.shape)
-    num = gaussian_filter(values, sig, weight=weight, truncate=2.5)
-    if den is None:
-        den = gaussian_filter(weight, sig, truncate=2.5)
-    num /= np.maximum(den, np.float32(1e-3))
-    return num, den
-
-
-def lucencies_resolved(spacing: Sequence[float]) -> bool:
-    """Whether slices of ``spacing`` (mm) resolve a destroyed lobule's lucency as air
-    (at most ``LUCENCY_SLICE_MM`` thick)."""
-    return float(spacing[0]) <= LUCENCY_SLICE_MM
-
-
-def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], cut: bool = False,
-                  max_radius_mm: float = 4.0, min_elongation: float = 3.0) -> bool:
-    """Whether a low-attenuation region is the air of a bronchus: a long, narrow tube.
-
-    Emphysema is a region; a bronchus lumen is at most about 8 mm wide inside
-    the lung and at least ``min_elongation`` times longer than wide. ``cut``:
-    the region runs through every slice of a stack thinner than it (one HRCT
-    slice), so only its width within its slices is known.
-    """
-    if cut:
-        depth = in_plane_depth(comp, spacing)
-    else:
-        depth = float(distance_inside(np.pad(comp, 1), spacing).max())
-    if depth > max_radius_mm:
-        return False
-    axes = principal_axes(comp, spacing)
-    return axes is not None and bool(np.sqrt(axes[-1] / max(axes[-2], 1e-6)) >= min_elongation)
-
-
-def _mode(v: np.ndarray, bin_hu: float = 10.0) -> float:
-    """Peak of the histogram of ``v`` (HU), smoothed over 5 bins: the commonest tissue."""
-    edges = np.arange(-1000.0, -600.0 + bin_hu, bin_hu)
-    hist, _ = np.histogram(v, bins=edges)
-    hist = np.convolve(hist, np.ones(5) / 5.0, mode="same")
-    return float(edges[int(np.argmax(hist))] + bin_hu / 2.0)
-
-
-def lightest_within_slope(level: np.ndarray, steps_mm: Sequence[float], max_slope: float,
-                          tolerance: float = 0.0) -> np.ndarray:
-    """Each value bounded by every other value plus ``max_slope`` times their distance.
-
-    ``out[p] = min(level[p], min over q of level[q] + tolerance + max_slope * d(p, q))``,
-    ``d`` the city-block distance in mm on a grid of ``steps_mm`` (one per axis);
-    NaN entries (nothing measured) bound nothing and stay NaN (distances count
-    across them). Two passes (forwards, backwards) along each axis.
-
-    Parameters
-    ----------
-    level : (Z, B) float
-        Levels (HU) on a grid of slices and bands.
-    steps_mm : (2,) float
-        Grid step (mm) along each axis.
-    max_slope : float
-        HU per mm.
-    tolerance : float
-        HU a value may exceed the bound of the others by (the uncertainty of each).
-
-    Returns
-    -------
-    (Z, B) float, NaN where ``level`` is NaN.
-    """
-    out = np.where(np.isfinite(level), level, np.inf)
-    for axis, step in enumerate(steps_mm):
-        rise = max_slope * float(step)
-        moved = np.moveaxis(out, axis, 0)  # a view: the passes write into ``out``
-        for i in range(1, moved.shape[0]):
-            np.minimum(moved[i], moved[i - 1] + rise, out=moved[i])
-        for i in range(moved.shape[0] - 2, -1, -1):
-            np.minimum(moved[i], moved[i + 1] + rise, out=moved[i])
-    return np.where(np.isfinite(level), np.minimum(level, out + tolerance), np.nan)
-
-
-def _healthy_levels(hu: np.ndarray, parenchyma: np.ndarray, spacing: Sequence[float],
-                    band_mm: float = 15.0,
-                    max_slope: float = HEALTHY_SLOPE_HU_PER_MM,
-                    tolerance: float = 60.0, axis: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Healthy level of the parenchyma per slice and depth, and its spread per slice.
-
-    Lung is denser where it is dependent (towards the back of a supine patient,
-    ``y`` increasing; ``axis`` is the one gravity runs along, 2 for a patient
-    lying on one side): the level (the histogram's peak, which lesions covering
-    less of a band than healthy lung do not move) is read in bands of ``band_mm``
-    along ``axis`` in each slice, interpolated between bands and slices. Where
-    disease covers most of a band (diffuse ground glass, "white lung") its peak
-    is the disease's: healthy lung changes its density slowly, by gravity, so no
-    band's level may exceed another's by more than ``tolerance`` (the peak's own
-    uncertainty, half the margin that makes ground glass) plus ``max_slope`` HU
-    per mm between them (:func:`lightest_within_slope`); the lighter, healthier
-    bands of the scan bound the others. The
-    spread is 1.4826 times the median absolute deviation of each slice's
-    parenchyma around its bands' peaks (noise and fine texture). Only voxels
-    between -1000 and -600 HU count (air-filled lung, not dense structures).
-
-    Returns
-    -------
-    level : (Z, Y, 1) float, HU; (Z, 1, X) along ``axis`` 2.
-    spread : (Z,) float, HU.
-    lowered : (Z, Y, 1) bool; (Z, 1, X) along ``axis`` 2
-        Rows of the bands whose own peak the lighter lung bounded.
-    """
-    if axis == 2:  # bands of columns: the same reading with the in-plane axes swapped
-        level, spread, lowered = _healthy_levels(np.swapaxes(hu, 1, 2), np.swapaxes(parenchyma, 1, 2),
-                                                 (spacing[0], spacing[2], spacing[1]), band_mm,
-                                                 max_slope, tolerance)
-        return np.swapaxes(level, 1, 2), spread, np.swapaxes(lowered, 1, 2)
-    nz, ny = hu.shape[:2]
-    step = max(1, int(round(band_mm / float(spacing[1]))))
-    edges = list(range(0, ny, step))
-    level = np.full((nz, len(edges)), np.nan)
-    spread = np.full(nz, np.nan)
-    for z in range(nz):
-        devs = []
-        for j, y0 in enumerate(edges):
-            v = hu[z, y0:y0 + step][parenchyma[z, y0:y0 + step]]
-            v = v[(v > -1000) & (v < -600)]
-            if v.size >= 100:
-                level[z, j] = _mode(v)
-                devs.append(np.abs(v - level[z, j]))
-        if devs:
-            d = np.concatenate(devs)
-            if d.size >= 200:
-                spread[z] = 1.4826 * np.median(d)
-    ok = np.isfinite(level)
-    if not ok.any():
-        return np.full((nz, ny, 1), -860.0), np.full(nz, 40.0), np.zeros((nz, ny, 1), bool)
-    peaks = level
-    level = lightest_within_slope(level, (float(spacing[0]), step * float(spacing[1])), max_slope,
-                                  tolerance)
-    lowered = np.repeat(np.nan_to_num(peaks - level) > 0.5, step, axis=1)[:, :ny]
-    # fill the bands without lung from their slice, then slices from their neighbours
-    centres = np.asarray(edges) + step / 2.0
-    rows = np.arange(ny)
-    out = np.full((nz, ny), np.nan)
-    for z in range(nz):
-        if ok[z].any():
-            out[z] = np.interp(rows, centres[ok[z]], level[z, ok[z]])
-    have = np.isfinite(out[:, 0])
-    idx = np.arange(nz)
-    out = np.stack([np.interp(idx, idx[have], out[have, y]) for y in range(ny)], axis=1)
-    good = np.isfinite(spread)
-    spread = np.interp(idx, idx[good], spread[good]) if good.any() else np.full(nz, 40.0)
-    return out[:, :, None], spread, lowered[:, :, None]
-
-
-def _with_air_lucencies(regions: np.ndarray, darker: np.ndarray, airlike: np.ndarray,
-                        read: np.ndarray, spacing: Sequence[float], sigma_mm: float,
-                        min_share: float, n_eff: float) -> np.ndarray:
-    """The parts of low-attenuation ``regions`` that hold lucencies reading as air.
-
-    A region lying mostly where healthy lung reads darker than at full
-    inspiration (``darker``) keeps all of it when at least ``min_share`` of it
-    is ``airlike``; otherwise only where the share of ``airlike`` voxels
-    within ``sigma_mm`` is far above the region's own share (4 binomial
-    standard deviations for ``n_eff`` voxels) and at least ``min_share``: a
-    cluster of destroyed lobules in a uniformly dark lung. Other regions are
-    kept whole.
-    """
-    local = None
-    out = regions.copy()
-    lab, _ = label(regions)
-    for i, sl in enumerate(ndi.find_objects(lab), start=1):
-        comp = lab[sl] == i
-        size = np.count_nonzero(comp)
-        if np.count_nonzero(comp & darker[sl]) <= 0.5 * size:
-            continue
-        share = np.count_nonzero(comp & airlike[sl]) / size
-        if share < min_share:
-            if local is None:
-                local, _ = _masked_mean(airlike & read, read, spacing, sigma_mm)
-            bar = max(min_share, share + 4.0 * np.sqrt(share * (1.0 - share) / n_eff))
-            out[sl] &= ~comp | (local[sl] > bar)
-    return out
-
-
 def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Depth (mm) of every voxel below the costal pleura or above the diaphragm.
 
@@ -484,70 +280,6 @@ def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     ny = inside.shape[1]
     thread_map(with_floor, [slice(a, min(a + 32, ny)) for a in range(0, ny, 32)])
     return depth
-
-
-def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
-                    spacing: Sequence[float], *, min_mm: float = 2.0, closed: float = 0.8,
-                    wall_mm: float = 2.5, alone_mm: float = 4.0, deep_mm: float = 10.0) -> np.ndarray:
-    """The air of bronchi cut across: lone, walled lumens away from the costal pleura.
-
-    In each axial slice, a connected region of ``low`` at least ``min_mm``
-    across is a bronchus lumen when dense structure lies within ``wall_mm`` of
-    at least ``closed`` of its edge (a wall all round; the partial-volume step
-    from the air to the wall, 1-2 mm wide on a large bronchus, lies between
-    them), no other region of air that
-    size (walled or not) lies within ``alone_mm`` of it (honeycomb cysts come in
-    clusters that share their walls) and it lies more than ``deep_mm`` below
-    the costal pleura (paraseptal emphysema lines the pleura with walled cysts).
-    Centrilobular emphysema has no wall.
-
-    Parameters
-    ----------
-    low : (Z, Y, X) bool
-        Low-attenuation voxels of the lung.
-    dense : (Z, Y, X) bool
-        Dense structures, inside the lung and around it.
-    depth : (Z, Y, X) float
-        Depth (mm) below the costal pleura (:func:`costal_depth`).
-    spacing : (3,) float, mm.
-
-    Returns
-    -------
-    (Z, Y, X) bool
-    """
-    out = np.zeros(low.shape, bool)
-    least = np.pi * (min_mm / 2.0) ** 2 / (float(spacing[1]) * float(spacing[2]))
-    near_disk = disk_footprint(wall_mm, spacing, low.shape)[0]
-    alone_disk = disk_footprint(alone_mm, spacing, low.shape)[0]
-    ring = np.ones((3, 3), bool)
-    reach = (alone_disk.shape[0] // 2 + 1, alone_disk.shape[1] // 2 + 1)
-    for z in np.flatnonzero(low.any(axis=(1, 2))):
-        lab, n = label(low[z])
-        idx = np.arange(1, n + 1)
-        size = ndi.sum_labels(np.ones_like(lab), lab, idx)
-        near = None
-        walled = []  # (label, box) of the walled regions of this slice
-        for i, sl in enumerate(ndi.find_objects(lab), start=1):
-            if size[i - 1] < least:
-                continue
-            box = tuple(slice(max(a.start - r, 0), a.stop + r) for a, r in zip(sl, reach))
-            own = lab[box] == i
-            if np.median(depth[z][box][own]) <= deep_mm:
-                continue
-            if near is None:
-                near = ndi.binary_dilation(dense[z], near_disk)
-            edge = ndi.binary_dilation(own, ring) & ~own
-            if np.count_nonzero(edge & near[box]) >= closed * np.count_nonzero(edge):
-                walled.append((i, box))
-        if not walled:
-            continue
-        others = (size >= least)[np.maximum(lab - 1, 0)] & (lab > 0)
-        for i, box in walled:
-            own = lab[box] == i
-            around = ndi.binary_dilation(own, alone_disk) & ~own
-            if not np.any(others[box][around]):
-                out[z][box] |= own
-    return out
 
 
 def partial_volume_rim(inside: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -663,63 +395,6 @@ def orientation_coherence(mask: np.ndarray, spacing: Sequence[float], sigma_mm: 
     for z, c in zip(zs, thread_map(coherence, zs)):
         out[z] = c
     return out
-
-
-def edge_halo(low: np.ndarray, parenchyma: np.ndarray, tissue: np.ndarray,
-              spacing: Sequence[float], *, max_mm: int = 4, min_ratio: float = 2.0,
-              min_excess: float = 0.05) -> tuple[float, np.ndarray]:
-    """The dark halo that a sharp reconstruction kernel draws along the lung's edge.
-
-    Edge-enhancing (lung) kernels undershoot next to a high-contrast border:
-    the first mm or two of lung along the heart, the mediastinum and the chest
-    wall read far below the lung just behind, below -950 HU in places, with
-    nothing destroyed. The halo is measured on the scan itself: the share of
-    ``low`` voxels of the parenchyma in 1 mm bands by in-plane distance from
-    ``tissue``, against the share in the band from ``max_mm`` to ``2 * max_mm``
-    (emphysema along the border darkens both; the halo only the first). It
-    reaches the outer edge of the last band within ``max_mm`` whose share is at
-    least ``min_ratio`` times the reference and ``min_excess`` above it; a smooth
-    kernel gives none.
-
-    Parameters
-    ----------
-    low : (Z, Y, X) bool
-        Low-attenuation voxels (e.g. below -950 HU).
-    parenchyma : (Z, Y, X) bool
-        Lung parenchyma where the shares are read.
-    tissue : (Z, Y, X) bool
-        Dense tissue outside the lung.
-    spacing : (3,) float, mm.
-
-    Returns
-    -------
-    width_mm : float
-        0 without a halo.
-    halo : (Z, Y, X) bool
-        Lung parenchyma closer than ``width_mm`` (in-plane) to ``tissue``.
-    """
-    # in-plane distance in tenths of a mm (floored, so "d >= k mm" stays exact), up to 25.5 mm
-    tenths = np.full(tissue.shape, 255, np.uint8)
-
-    def in_tenths(z: int) -> np.ndarray:
-        d = distance_inside(~tissue[z], (float(spacing[1]), float(spacing[2])))
-        return np.minimum(np.floor(d * 10.0), 255.0)
-
-    zs = np.flatnonzero(tissue.any(axis=(1, 2)))
-    for z, t in zip(zs, thread_map(in_tenths, zs)):
-        tenths[z] = t
-    d, v = tenths[parenchyma], low[parenchyma]
-    ref = (d >= 10 * max_mm) & (d < 20 * max_mm)
-    width = 0
-    if ref.sum() >= 1000:
-        share_ref = float(v[ref].mean())
-        for k in range(max_mm):
-            band = (d >= 10 * k) & (d < 10 * (k + 1))
-            if band.sum() >= 200:
-                share = float(v[band].mean())
-                if share >= max(min_ratio * share_ref, share_ref + min_excess):
-                    width = k + 1
-    return float(width), parenchyma & (tenths < 10 * width)
 
 
 def read_past_partial_volume(values: np.ndarray, inside: np.ndarray, below: np.ndarray,
@@ -847,7 +522,7 @@ class EvidenceParams:
         partial volume.
     airway_wall_mm : float
         Thin dense voxels within this in-plane distance (mm) of the lumen of a
-        bronchus cut across (:func:`bronchus_lumens`) or of ``airway`` are its
+        bronchus cut across (:func:`.low_attenuation.bronchus_lumens`) or of ``airway`` are its
         wall, not walls of reticulation.
     coherence_mm : float
         Scale (mm) over which the walls' orientations are compared
@@ -942,7 +617,7 @@ def tissue_evidence(
     report(progress, 0, total, "structures")
     pixel_mm = max(float(spacing[1]), float(spacing[2]))  # the coarser in-plane voxel size
 
-    smooth = gaussian_filter(h, _sigmas(spacing, 0.8, h.shape), truncate=2.5)
+    smooth = gaussian_filter(h, gaussian_sigmas(spacing, 0.8, h.shape), truncate=2.5)
     dense_anywhere = smooth > p.dense_hu
     below, above = partial_volume_rim(inside, dense_anywhere)
     rim = below | above
@@ -988,18 +663,18 @@ def tissue_evidence(
     edges = (smooth > p.dense_hu + 100.0) & ~hazy
     clear = (parenchyma | hazy) & ~by_slabs(lambda e: ndi.binary_dilation(e, reach), [edges],
                                             reach.shape[0] // 2)
-    par_hu, _ = _masked_mean(h, clear, spacing, p.parenchyma_mm)
+    par_hu, _ = masked_mean(h, clear, spacing, p.parenchyma_mm)
     del edges, clear
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
     # (a band's peak may exceed the bound by half the margin that makes ground glass)
     gravity = gravity_axis(dependent_side)[0]  # the axis along which dependent lung is denser
-    level, spread, lowered = _healthy_levels(h, parenchyma & ~rim, spacing, axis=gravity,
-                                             tolerance=0.5 * p.dense_margin_hu)
+    level, spread, lowered = healthy_levels(h, parenchyma & ~rim, spacing, axis=gravity,
+                                            tolerance=0.5 * p.dense_margin_hu)
     bounded_ml = float(np.count_nonzero(inside & lowered) * np.prod(spacing) / 1000.0)
     del lowered
     report(progress, 2, total, "low attenuation")
 
-    low = _low_attenuation(h, smooth, parenchyma, rim, tissue, depth, spacing, gravity, whole, p)
+    low = low_attenuation_regions(h, smooth, parenchyma, rim, tissue, depth, spacing, gravity, whole, p)
     del tissue
     # the wall of a bronchus cut across, or of the airway tree the lung mask tracked, is
     # airway, not reticulation
@@ -1017,14 +692,14 @@ def tissue_evidence(
     if inside.shape[0] > 2:
         closed = np.ones((3, 1, 1), bool)
         walls &= by_slabs(lambda m: ndi.binary_erosion(m, closed, border_value=1), [inside], 1)
-    wall_frac, local = _masked_mean(walls, inside, spacing, 3.0)
-    thin_frac, _ = _masked_mean(thin, inside, spacing, 3.0, den=local)
+    wall_frac, local = masked_mean(walls, inside, spacing, 3.0)
+    thin_frac, _ = masked_mean(thin, inside, spacing, 3.0, den=local)
     solid &= ~laced_with_walls(solid, thin_frac, p.solid_max_thin)
     coherence = orientation_coherence(walls, spacing, p.coherence_mm)
     # (a Gaussian narrower than half a voxel weighs the voxel alone: no spread to read)
     texture_mm = max(1.5, 0.5 * pixel_mm)
-    mean, local = _masked_mean(h, inside, spacing, texture_mm)
-    mean_sq, _ = _masked_mean(h * h, inside, spacing, texture_mm, den=local)
+    mean, local = masked_mean(h, inside, spacing, texture_mm)
+    mean_sq, _ = masked_mean(h * h, inside, spacing, texture_mm, den=local)
     del local
     texture = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
     del mean, mean_sq
@@ -1175,146 +850,3 @@ def _solid_components(airless: np.ndarray, dense: np.ndarray, tissue: np.ndarray
     return solid, vessel
 
 
-class _LowAttenuation(NamedTuple):
-    emphysema: np.ndarray
-    laa_fraction: np.ndarray
-    baseline: np.ndarray
-    lumens: np.ndarray
-    halo_mm: float
-    dark_ml: float
-
-
-def _between_holes(holes: np.ndarray, near: np.ndarray, spacing: Sequence[float],
-                   radius_mm: float) -> np.ndarray:
-    """The axial closing of ``holes`` by a disk of ``radius_mm``, in the box of ``near``.
-
-    The lung between lucencies less than ``2 * radius_mm`` apart, and not beyond the
-    outermost ones; False outside the box of ``near`` (the candidate regions).
-    """
-    out = np.zeros(holes.shape, bool)
-    if not near.any():
-        return out
-    footprint = disk_footprint(radius_mm, spacing, holes.shape)
-    reach = [n // 2 for n in footprint.shape]
-    box = bbox(near, reach)
-    out[box] = by_slabs(lambda h: ndi.binary_closing(h, footprint), [holes[box]], 0)
-    return out
-
-
-def _low_attenuation(h: np.ndarray, smooth: np.ndarray, parenchyma: np.ndarray, rim: np.ndarray,
-                     tissue: np.ndarray, depth: np.ndarray, spacing: Sequence[float], gravity: int,
-                     whole: bool, p: EvidenceParams) -> _LowAttenuation:
-    """Emphysema as regions of low attenuation (see the module notes).
-
-    Parameters
-    ----------
-    h, smooth : (Z, Y, X) float
-        Calibrated HU, and smoothed (0.8 mm).
-    parenchyma, rim, tissue : (Z, Y, X) bool
-        Lung without dense structures; the partial-volume rim across slices;
-        dense tissue outside the lung.
-    depth : (Z, Y, X) float
-        Depth (mm) below the costal pleura.
-    spacing : (3,) float, mm
-    gravity : int
-        Axis along which dependent lung is denser.
-    whole : bool
-        The arrays hold every slice of the scan.
-    p : EvidenceParams
-
-    Returns
-    -------
-    _LowAttenuation
-        ``emphysema`` (bool), ``laa_fraction`` (share below -950 HU within
-        ``laa_mm``), ``baseline`` (that share noise alone gives healthy lung,
-        per slice), ``lumens`` (air of bronchi cut across, bool), ``halo_mm``
-        (:func:`edge_halo`) and ``dark_ml`` (regions in darker lung without
-        lucencies that read as air, mL).
-    """
-    # low attenuation read on a lightly smoothed image: noise alone seldom stays below
-    # -950 HU over a few voxels, a destroyed lobule does
-    soft = gaussian_filter(h, (0.0, p.laa_smooth_mm / float(spacing[1]),
-                               p.laa_smooth_mm / float(spacing[2])), truncate=2.5)
-    level_soft, spread_soft, _ = _healthy_levels(soft, parenchyma & ~rim, spacing, axis=gravity,
-                                                 tolerance=0.5 * p.dense_margin_hu)
-    # the share of low attenuation noise alone gives healthy lung at each level
-    reference = np.maximum(level_soft, p.healthy_reference_hu)
-    # where healthy lung itself reads darker (hyperinflation, the gravity gradient), a
-    # uniformly dark region is not yet destroyed lung
-    darker = np.broadcast_to(level_soft < p.healthy_reference_hu, h.shape)
-    baseline = ndtr((EMPHYSEMA_HU - reference) / np.maximum(spread_soft, 5.0)[:, None, None])
-    # the dark halo of a sharp kernel along the lung's edge is not read
-    halo_mm, halo = edge_halo(soft < EMPHYSEMA_HU, parenchyma & ~rim, tissue, spacing)
-    # nor the air of a bronchus cut across
-    lumens = bronchus_lumens((soft < EMPHYSEMA_HU) & parenchyma, smooth > p.dense_hu, depth, spacing)
-    read = parenchyma & ~halo & ~lumens
-    del halo
-    laa = (soft < EMPHYSEMA_HU) & read
-    # in slices thin enough to resolve a lobule's lucency, emphysema reads as air
-    # (lucencies at least 2 mm across: noise does not stay that low over a few voxels)
-    thin_slices = lucencies_resolved(spacing)
-    air = ndi.binary_opening(soft < NOMINAL_AIR_HU + p.air_margin_hu, disk_footprint(1.0, spacing, h.shape)) \
-        if thin_slices else None
-    # such a lucency is a destroyed lobule by itself, however small the region around it,
-    # where healthy lung reads as at full inspiration (where it reads darker, noise reaches
-    # air more easily and the regions' test below decides, with the lucencies it holds)
-    lucencies = air & read & ~darker if thin_slices else None
-    airlike = air if thin_slices and darker.any() else None
-    del air
-    # a lucency's edge lies where the image reads halfway between air and the healthy
-    # lung around it: the voxel its edge cuts holds both (partial volume)
-    half_way = (soft < 0.5 * (NOMINAL_AIR_HU + level_soft)) & read
-    del soft
-
-    def regions(sigma_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # the share within ``sigma_mm`` far above what noise alone gives healthy lung there
-        frac, weight = _masked_mean(laa, read, spacing, sigma_mm)
-        n_eff = 2.0 * np.pi * sigma_mm ** 2 / (float(spacing[1]) * float(spacing[2]))
-        if h.shape[0] > 1:
-            n_eff *= max(1.0, 2.5 * sigma_mm / float(spacing[0]))
-        b = baseline
-        threshold = np.maximum(b + np.maximum(4.0 * np.sqrt(b * (1.0 - b) / n_eff), p.min_laa_excess),
-                               p.min_laa_fraction)
-        return parenchyma & (frac > threshold) & (weight > 0.3), frac, n_eff
-
-    emphysema, laa_frac, n_eff = regions(p.laa_mm)
-    if p.fine_laa_mm and not thin_slices:
-        # a small cluster of lucencies that partial volume dims is diluted in the share over
-        # ``laa_mm``; over ``fine_laa_mm`` it stands out (its own, stricter noise threshold)
-        emphysema |= regions(p.fine_laa_mm)[0]
-    # a region's extent: its own low-attenuation voxels and the lung between them where
-    # the low attenuation is dense, whether thin slices resolve the holes or thick ones
-    # blur them into one region; where the holes are resolved, the Gaussian share spreads
-    # past the outermost ones and only the lung between holes up to 2 ``laa_mm`` apart is
-    # taken (an axial closing of the holes)
-    extent = laa_frac > p.extent_laa_fraction
-    if thin_slices:
-        extent &= _between_holes(laa, emphysema, spacing, p.laa_mm)
-    extent |= laa
-    dark_ml = 0.0
-    if airlike is not None:
-        kept = _with_air_lucencies(emphysema, darker, airlike, read, spacing, p.laa_mm,
-                                   p.min_air_share, n_eff)
-        dropped = emphysema & ~kept & extent
-        dark_ml = float(np.count_nonzero(dropped) * np.prod(spacing) / 1000.0)
-        emphysema = kept
-        del kept, dropped
-
-    def spans(sl) -> bool:  # a component through every slice of a stack thinner than it
-        return whole and sl[0].stop - sl[0].start == h.shape[0]
-
-    emphysema = kept_components(emphysema, lambda comp, sl: component_ml(comp, spacing, spans(sl))
-                                 >= p.min_laa_ml and not _airway_lumen(comp, spacing, spans(sl)))
-    if lucencies is not None:
-        cores = kept_components(lucencies, lambda comp, sl: not _airway_lumen(comp, spacing, spans(sl)))
-        # with the low-attenuation rim that partial volume leaves around the air (1 mm)
-        emphysema |= ndi.binary_dilation(cores, disk_footprint(1.0, spacing, h.shape)) & laa
-        del lucencies, cores
-    emphysema &= extent & ~lumens
-    del extent
-    # with the voxels next to it that read past halfway to air (its edge); next along z
-    # too where the slices resolve a lucency
-    if emphysema.any():
-        edge_of = np.ones((3, 3, 3) if thin_slices else (1, 3, 3), bool)
-        emphysema |= by_slabs(lambda e: ndi.binary_dilation(e, edge_of), [emphysema], 1) & half_way
-    return _LowAttenuation(emphysema, laa_frac, baseline, lumens, halo_mm, dark_ml)

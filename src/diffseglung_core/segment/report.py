@@ -19,7 +19,7 @@ from ..describe import position_note
 from ..gravity import dependent_side
 from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from .assign import LabelMapping
-from .evidence import lucencies_resolved
+from .low_attenuation import lucencies_resolved
 
 __all__ = ["density_indices", "class_volumes", "cluster_outcomes", "describe_outcome", "make_report",
            "report_paths", "write_report"]
