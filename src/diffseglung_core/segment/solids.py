@@ -1,26 +1,32 @@
 """Solid components or vessels: what a thick dense structure of the lung is.
 
 A radiologist calls a dense blob consolidation or a mass, and a dense tube a
-vessel. Both survive an opening by a ball of a few mm when they are thick enough;
-:func:`~.evidence.tissue_evidence` then asks these questions of each component:
-is it a large vessel or a tree of them (elongated, tube-like, branching), the
-vessels joining a consolidation, the thickest stretch of a vessel that runs
-through it, a net of walls that partial volume thickened, or, in a stack of
-slices thinner than a vessel, a vessel lying in the slice? Arrays in, arrays out.
+vessel. Both survive an opening by a ball of a few mm when they are thick
+enough; :func:`solid_components` (which :func:`~.evidence.tissue_evidence`
+calls) asks these questions of each component: is it a large vessel or a tree
+of them (elongated, tube-like, branching), the vessels joining a consolidation,
+the thickest stretch of a vessel that runs through it, a net of walls that
+partial volume thickened, or, in a stack of slices thinner than a vessel, a
+vessel lying in the slice? Arrays in, arrays out.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..binary import distance_inside, label
-from .shapes import disk_footprint, in_plane_depth, opening_mm, principal_axes, solidity
+from ..lung.morphology import fill_holes_nd
+from ..parallel import thread_map
+from .shapes import component_ml, disk_footprint, in_plane_depth, opening_mm, principal_axes, solidity
+
+if TYPE_CHECKING:
+    from .evidence import EvidenceParams
 
 __all__ = ["IN_PLANE_CORE_MM", "CENTRAL_VESSEL_MM", "HILUM_DEPTH_MM", "HILUM_JOINED_DEPTH_MM",
-           "central_vessel_cut",
+           "solid_components", "central_vessel_cut",
            "laced_with_walls", "large_vessel", "vessel_branches", "vessel_passing_through",
            "across_stack_hu", "in_plane_vessels"]
 
@@ -205,3 +211,112 @@ def in_plane_vessels(firm: np.ndarray, thin: np.ndarray, spacing: Sequence[float
     # (an opening on a grid whose slices lie infinitely far apart is one slice by slice)
     core = opening_mm(firm, (1e9,) + tuple(float(s) for s in spacing[1:]), core_mm) & thin
     return ndi.binary_dilation(core, disk_footprint(fringe_mm, spacing, thin.shape)) & thin
+
+
+def solid_components(airless: np.ndarray, dense: np.ndarray, tissue: np.ndarray, inside: np.ndarray,
+                     firm: np.ndarray, rim: np.ndarray, smooth: np.ndarray, tube: np.ndarray,
+                     depth: np.ndarray, spacing: Sequence[float], whole: bool, p: EvidenceParams
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Which airless components of thick structures are solid (consolidation, a mass).
+
+    Parameters
+    ----------
+    airless : (Z, Y, X) bool
+        Airless parts of the thick dense structures.
+    dense, tissue, inside, firm, rim : (Z, Y, X) bool
+        Dense lung, dense tissue outside the lung, the lung, soft-tissue density,
+        the partial-volume rim across slices.
+    smooth, tube : (Z, Y, X) float
+        Smoothed HU; Hessian tube measure.
+    depth : (Z, Y, X) float
+        Depth (mm) below the costal pleura (:func:`.evidence.costal_depth`).
+    spacing : (3,) float, mm
+    whole : bool
+        The arrays hold every slice of the scan (a component through all of them
+        is cut by the stack).
+    p : :class:`~.evidence.EvidenceParams`
+
+    Returns
+    -------
+    solid, vessel : (Z, Y, X) bool
+        The solid components (their holes, air bronchograms and necrosis,
+        filled), and the vessels found among the airless components.
+    """
+    shape = airless.shape
+    vessel = np.zeros(shape, bool)
+    solid = np.zeros(shape, bool)
+    # (with intravenous contrast, blood reads far denser than any soft tissue of the lung)
+    soft_tissue, blood = smooth > -100.0, smooth >= p.blood_hu
+    lab, n = label(airless)
+    objects = ndi.find_objects(lab)
+    # components that run through every slice of the scan are cut by it: only their
+    # thickness in their slices says what they are. No thicker than a vessel but the
+    # central ones and away from the chest wall (where vessels are small), they are
+    # vessels (a vessel cut across or along looks the same as a nodule), and so are those
+    # as thick as the central arteries in the central lung or joining the hilum
+    # (:func:`central_vessel_cut`); thicker and free in the lung, they are measured as a
+    # ball that wide
+    through = [whole and sl[0].stop - sl[0].start == shape[0] for sl in objects]
+    beside_tissue = ndi.binary_dilation(tissue, np.ones((1, 3, 3), bool)) if any(through) else None
+    wide = [t and in_plane_depth(lab[sl] == i, spacing) > p.mass_mm
+            for i, (t, sl) in enumerate(zip(through, objects), start=1)]
+    cut = wide
+    if any(cut):
+        parts, _ = label(dense)
+        hilar = np.zeros(parts.max() + 1, bool)
+        hilar[np.unique(parts[ndi.binary_dilation(tissue, np.ones((1, 3, 3), bool))])] = True
+        hilar[0] = False
+        cut = [c and not hilar[parts[sl][lab[sl] == i]].any()
+               for i, (c, sl) in enumerate(zip(cut, objects), start=1)]
+        del parts
+
+    def ml(comp: np.ndarray, i: int) -> float:
+        return component_ml(comp, spacing, cut[i - 1])
+
+    around = [int(np.ceil(12.0 / float(s))) for s in spacing]  # the branches 5-10 mm out
+
+    for i, sl in enumerate(objects, start=1):
+        comp = lab[sl] == i
+        size = np.count_nonzero(comp)
+        if through[i - 1] and not wide[i - 1] and depth[sl][comp].min() > p.solid_mm:
+            continue
+        if through[i - 1] and central_vessel_cut(comp, depth[sl], spacing,
+                                                 joins_hilum=bool((comp & beside_tissue[sl]).any())):
+            vessel[sl] |= comp  # a hilar artery cut across by the stack
+            continue
+        if ml(comp, i) < p.min_solid_ml:
+            continue
+        n_blood = np.count_nonzero(comp & blood[sl])
+        if n_blood and n_blood >= p.blood_share * np.count_nonzero(comp & soft_tissue[sl]):
+            vessel[sl] |= comp  # contrast-filled blood
+            continue
+        # (the shape of one that runs through every slice of the stack is cut by it)
+        large = large_vessel(comp, tube[sl], spacing, p.solid_tube, max_solidity=p.branch_solidity,
+                             in_plane=through[i - 1])
+        if large or (not through[i - 1] and solidity(comp, spacing) < p.branch_solidity):
+            # a mass or consolidation that vessels join: its parts thicker than vessels stay
+            branches = vessel_branches(comp, tube[sl], spacing, p.mass_mm, p.solid_tube,
+                                       p.branch_solidity, None if large else p.vessel_tube)
+            vessel[sl] |= branches
+            comp = comp & ~branches
+            size = np.count_nonzero(comp)
+            if ml(comp, i) < p.min_solid_ml:
+                continue
+        if not through[i - 1]:
+            # a vessel's thickest stretch, cut across or obliquely: the vessel leaves it
+            grown = tuple(slice(max(s.start - g, 0), min(s.stop + g, dim))
+                          for s, g, dim in zip(sl, around, shape))
+            piece = np.zeros(firm[grown].shape, bool)
+            piece[tuple(slice(s.start - g.start, s.stop - g.start) for s, g in zip(sl, grown))] = comp
+            if vessel_passing_through(piece, firm[grown] & inside[grown], tube[grown], spacing,
+                                      min_tube=p.vessel_tube):
+                vessel[sl] |= comp
+                continue
+        # a sheet one slice deep over the diaphragm or the heart: partial volume across the slice
+        if np.count_nonzero(comp & rim[sl]) > 0.5 * size and \
+                np.median(comp.sum(axis=0)[comp.any(axis=0)]) <= 1:
+            continue
+        solid[sl] |= comp
+    # air bronchograms and necrosis inside a solid component belong to it
+    solid = np.stack(thread_map(fill_holes_nd, solid)) & inside
+    return solid, vessel
