@@ -464,7 +464,7 @@ def test_effusion_is_found_where_fluid_collects(side):
     patient, the front of a prone one, the lower side of one lying on a side) is effusion; the
     same crescent on the opposite side (where free fluid does not collect) is left to the lung,
     unless no dependent side is given."""
-    from diffseglung_core.lung.cavity import find_effusion
+    from diffseglung_core.lung.effusion import find_effusion
 
     yy, xx = np.mgrid[:80, :80]
     r = np.hypot(yy - 40, xx - 40)
@@ -486,7 +486,7 @@ def test_effusion_is_found_where_fluid_collects(side):
 def test_what_lies_beyond_pleural_fluid_is_not_lung():
     """Tissue on the far side of pleural fluid, seen from the aerated lung, is chest wall;
     compressed lung between the aerated lung and the fluid is not beyond it."""
-    from diffseglung_core.lung.cavity import beyond_fluid
+    from diffseglung_core.lung.effusion import beyond_fluid
 
     yy, xx = np.mgrid[:90, :90]
     r = np.hypot(yy - 45, xx - 45)
@@ -508,7 +508,7 @@ def test_what_lies_beyond_pleural_fluid_is_not_lung():
 def test_fluid_beside_the_effusion_is_found_unless_it_lies_under_gas():
     """Fluid-density regions outside the lung that touch the effusion are fluid too (the
     recess below the lung's base); one under gas is the stomach's content; one apart is not."""
-    from diffseglung_core.lung.cavity import fluid_beside
+    from diffseglung_core.lung.effusion import fluid_beside
 
     shape, spacing = (6, 80, 80), (5.0, 1.0, 1.0)
     hu = np.full(shape, 50.0, np.float32)  # soft tissue

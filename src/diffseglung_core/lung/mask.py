@@ -23,11 +23,8 @@ from .aorta import aorta_masks, aorta_on_the_right, descending_aorta
 from .body import body_mid_x, cut_lung, filled_body, outside_air, spine_in_front
 from .border import costal_pockets, fill_holes
 from .cavity import (
-    beyond_fluid,
     costal_fill,
     fat_planes,
-    find_effusion,
-    fluid_beside,
     grow_into_ground_glass,
     lighter_than_organ,
     recess_lung,
@@ -37,6 +34,7 @@ from .cavity import (
 )
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
+from .effusion import beyond_fluid, find_effusion, fluid_beside
 from .maps import LEFT_LUNG, RIGHT_LUNG
 from .morphology import (
     axial_convex_hull,
@@ -230,8 +228,8 @@ def segment_lungs(
     7. *Holes* (vessels, nodules) filled, except the dome of the diaphragm.
     8. *Effusion*: fluid crescents along the chest wall are taken out and reported,
        and what lies beyond them, seen from the aerated lung, with them
-       (:func:`.cavity.beyond_fluid`: chest wall that rays through the fluid took);
-       fluid beside them outside the mask is reported too (:func:`.cavity.fluid_beside`).
+       (:func:`.effusion.beyond_fluid`: chest wall that rays through the fluid took);
+       fluid beside them outside the mask is reported too (:func:`.effusion.fluid_beside`).
 
     Parameters
     ----------

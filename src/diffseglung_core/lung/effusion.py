@@ -1,0 +1,220 @@
+"""Pleural effusion: fluid along the chest wall, reported and left out of the lung.
+
+* :func:`find_effusion`: a pleural effusion is fluid (about 0-20 HU) in a
+  crescent along the chest wall, thin for its extent; it is reported, not
+  called lung.
+* :func:`beyond_fluid`: what lies beyond it, seen from the aerated lung, is
+  chest wall (the rays of :func:`.cavity.costal_fill` that crossed the fluid
+  took it).
+* :func:`fluid_beside`: the fluid that no step took into the mask (the
+  posterior recess below the lung) is found from the effusion.
+
+Arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..binary import distance_inside, label
+from ..gravity import gravity_axis
+from ..parallel import thread_map
+from .coarse import bbox
+from .morphology import axial_disk, axial_opening, fill_holes_nd
+
+__all__ = ["find_effusion", "beyond_fluid", "fluid_beside"]
+
+
+def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense_lung: np.ndarray,
+                  spacing: Sequence[float], *, min_wall_contact: float = 0.25,
+                  fluid_hu: tuple[float, float] = (-15.0, 22.0), max_mean_hu: float = 16.0,
+                  min_ml: float = 5.0, min_thick_mm: float = 4.0,
+                  max_roundness: float = 0.5, dependent: Optional[str] = "back") -> np.ndarray:
+    """Pleural effusion among the dense voxels of a lung mask.
+
+    Parameters
+    ----------
+    hu : (Z, Y, X) float
+        HU.
+    hu_smooth : (Z, Y, X) float
+        HU smoothed in-plane about 2 mm (fluid is homogeneous).
+    lung : (Z, Y, X) bool
+        The whole lung mask.
+    dense_lung : (Z, Y, X) bool
+        Voxels of the lung mask that hold no air (added by the steps above).
+    spacing : 3 floats, mm.
+    fluid_hu : (low, high)
+        Smoothed HU of pleural fluid voxels.
+    max_mean_hu : float
+        Mean HU of a fluid region at most: pleural fluid reads about 0-15 HU,
+        consolidation and masses without contrast 20-50 HU. A region with air
+        inside it (air bronchograms) is consolidation whatever its density.
+    min_ml : float
+        Smallest effusion (mL) (for one slice: the area of a ``min_ml`` ball's
+        section).
+    min_thick_mm : float
+        Radius (mm) of the axial disk that opens the fluid region: thin
+        partial-volume bands at lung borders are not fluid.
+    min_wall_contact : float
+        Pleural fluid lies against the chest wall: at least this fraction of a
+        thin shell around the region must lie outside ``lung``. A dense region
+        that lung surrounds is consolidation.
+    max_roundness : float
+        An effusion is a crescent: its largest inscribed radius is below this
+        fraction of the radius of a ball of the same volume (a disk of the
+        same area for one slice). Rounder fluid-density regions are left to
+        the lung (a mass or fluid-filled lung).
+    dependent : str or None
+        Free pleural fluid collects in the dependent pleural space: a region
+        whose centre does not lie on this side of the centre of the lung in its
+        slices (:func:`~diffseglung_core.gravity.dependent_side`: ``"back"`` for
+        a supine patient) is consolidation, not fluid. None: no such test.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+        Effusion voxels.
+    """
+    fluid = dense_lung & (hu_smooth >= fluid_hu[0]) & (hu_smooth <= fluid_hu[1])
+    fluid = axial_opening(fluid, axial_disk(min_thick_mm, spacing))
+    out = np.zeros(fluid.shape, bool)
+    lab, n = label(fluid)
+    if n == 0:
+        return out
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    single = fluid.shape[0] == 1
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        comp = lab[sl] == i
+        count = np.count_nonzero(comp)
+        if float(np.mean(hu[sl][comp])) > max_mean_hu:
+            continue
+        if dependent is not None:
+            axis, sign = gravity_axis(dependent)
+            cs = np.nonzero(lung[sl[0]])[axis]
+            if cs.size and sign * (np.nonzero(comp)[axis].mean() + sl[axis].start - cs.mean()) < 0:
+                continue
+        shell = ndi.binary_dilation(np.pad(comp, 1), iterations=1)[1:-1, 1:-1, 1:-1] & ~comp
+        if np.count_nonzero(shell & ~lung[sl]) < min_wall_contact * max(np.count_nonzero(shell), 1):
+            continue
+        # air bronchograms: air inside the region is consolidated lung, never fluid
+        filled = np.stack([fill_holes_nd(c) for c in comp])
+        if np.count_nonzero(filled & (hu[sl] < -300.0)) > 0.002 * np.count_nonzero(filled):
+            continue
+        if single:
+            area = count * spacing[1] * spacing[2]
+            if area < np.pi * (3 * min_ml * 1000 / (4 * np.pi)) ** (2 / 3):
+                continue
+            r_eq = np.sqrt(area / np.pi)
+            inner = distance_inside(np.pad(comp[0], 1), spacing[1:]).max()
+        else:
+            if count * voxel_ml < min_ml:
+                continue
+            r_eq = (3 * count * voxel_ml * 1000 / (4 * np.pi)) ** (1 / 3)
+            inner = distance_inside(np.pad(comp, 1), spacing).max()
+        if inner < max_roundness * r_eq:
+            out[sl] |= comp
+    return out
+
+
+def beyond_fluid(lung: np.ndarray, aerated: np.ndarray, fluid: np.ndarray,
+                 spacing: Sequence[float], *, reach_mm: float = 15.0, step_mm: float = 0.5) -> np.ndarray:
+    """Voxels of ``lung`` that pleural fluid separates from the aerated lung, per axial slice.
+
+    Pleural fluid lies between the lung (visceral pleura) and the chest wall
+    (parietal pleura): tissue on its far side is chest wall, never lung. A
+    voxel of ``lung`` within ``reach_mm`` of ``fluid`` is beyond it when the
+    straight line from it to the nearest aerated voxel of its slice crosses
+    the fluid. Compressed lung floating in the fluid or lying against it on
+    the lung's side is not beyond it.
+
+    Parameters
+    ----------
+    lung : (Z, Y, X) bool
+        The lung mask (without the fluid).
+    aerated : (Z, Y, X) bool
+        Its aerated voxels.
+    fluid : (Z, Y, X) bool
+        Pleural fluid (:func:`find_effusion`).
+    spacing : 3 floats, mm.
+    reach_mm : float
+        Only voxels this close to the fluid (mm, in-plane) are examined.
+    step_mm : float
+        Sampling step (mm) along each line.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+        The voxels of ``lung`` beyond the fluid.
+    """
+    out = np.zeros(lung.shape, bool)
+    sampling = (float(spacing[1]), float(spacing[2]))
+
+    def one(z: int) -> None:
+        box = bbox(fluid[z] | aerated[z], [int(np.ceil(reach_mm / s)) + 1 for s in sampling])
+        air, wet, mask = aerated[z][box], fluid[z][box], lung[z][box] & ~aerated[z][box]
+        if not air.any():
+            return
+        near = mask & ~wet & (distance_inside(~wet, sampling) <= reach_mm)
+        ys, xs = np.nonzero(near)
+        if ys.size == 0:
+            return
+        _, (ny, nx) = ndi.distance_transform_edt(~air, sampling=sampling, return_indices=True)
+        ty, tx = ny[ys, xs], nx[ys, xs]
+        length = np.hypot((ty - ys) * sampling[0], (tx - xs) * sampling[1])
+        f = np.linspace(0.0, 1.0, max(2, int(np.ceil(length.max() / step_mm)) + 1))
+        py = np.rint(ys[:, None] + (ty - ys)[:, None] * f).astype(np.intp)
+        px = np.rint(xs[:, None] + (tx - xs)[:, None] * f).astype(np.intp)
+        crossed = wet[py, px].any(axis=1)
+        out[z][box][ys[crossed], xs[crossed]] = True
+
+    thread_map(one, np.flatnonzero(fluid.any(axis=(1, 2)) & aerated.any(axis=(1, 2))))
+    return out
+
+
+def fluid_beside(fluid: np.ndarray, hu_smooth: np.ndarray, outside: np.ndarray, air: np.ndarray,
+                 spacing: Sequence[float], *, fluid_hu: tuple[float, float] = (-15.0, 22.0),
+                 min_thick_mm: float = 4.0) -> np.ndarray:
+    """Pleural fluid outside the lung mask, joined to the effusion found inside it.
+
+    The steps that follow the lung take the fluid between it and the chest wall;
+    the fluid below the lung's base (the posterior costophrenic recess, beside
+    the liver and the spleen) lies beyond their reach. Fluid-density regions
+    outside the lung (``hu_smooth`` within ``fluid_hu``, thicker than a
+    partial-volume band) that touch ``fluid`` are fluid too, unless they touch
+    gas: fluid under gas is the content of the stomach or the bowel, which the
+    diaphragm's thin wall may not part from the pleural space at this
+    smoothing.
+
+    Parameters
+    ----------
+    fluid : (Z, Y, X) bool
+        The effusion found in the lung mask (:func:`find_effusion`).
+    hu_smooth : (Z, Y, X) float
+        HU smoothed in-plane about 2 mm.
+    outside : (Z, Y, X) bool
+        Where more fluid may lie: the body outside the lung mask.
+    air : (Z, Y, X) bool
+        Gas in the body that is not lung (nor airway).
+    spacing : 3 floats, mm.
+    fluid_hu : (low, high)
+        Smoothed HU of pleural fluid voxels.
+    min_thick_mm : float
+        Radius (mm) of the axial disk that opens the fluid-density region.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+        The fluid found beside ``fluid`` (not including it).
+    """
+    if not fluid.any():
+        return np.zeros(fluid.shape, bool)
+    wet = outside & ~fluid & (hu_smooth >= fluid_hu[0]) & (hu_smooth <= fluid_hu[1])
+    wet = axial_opening(wet, axial_disk(min_thick_mm, spacing))
+    lab, _ = label(wet)
+    touching = np.unique(lab[ndi.binary_dilation(fluid)])
+    under_gas = np.unique(lab[ndi.binary_dilation(air, iterations=2)])
+    keep = np.setdiff1d(touching[touching > 0], under_gas)
+    return np.isin(lab, keep)
