@@ -15,7 +15,9 @@ The lungs are found from the aerated lung outwards:
 - :mod:`.components`: which air-filled regions are lung (the bronchi open into
   them, or they hold parenchyma) and which are bowel or stomach gas; left/right;
 - :mod:`.cavity`: ground glass, dense lung between the aerated lung and the rib
-  cage (consolidation, atelectasis);
+  cage (consolidation, atelectasis) along rays;
+- :mod:`.dense_lung`: those rays towards the ribs, the back and the middle,
+  and dense lung between aerated parts of a lung through the slices;
 - :mod:`.effusion`: pleural effusion, reported and left out of the lung;
 - :mod:`.skeleton`, :mod:`.aorta`: the rib cage, the vertebral column and the
   descending aorta, which bound dense lung at the back and the middle;

@@ -11,6 +11,8 @@ from ..errors import GridMismatchError
 #: Label values of :func:`~diffseglung_core.lung.compute_lung_mask`.
 RIGHT_LUNG = 1
 LEFT_LUNG = 2
+#: Both label values, the right lung first (it wins where the two meet).
+SIDES = (RIGHT_LUNG, LEFT_LUNG)
 
 
 def binary_lung(mask: np.ndarray) -> np.ndarray:
