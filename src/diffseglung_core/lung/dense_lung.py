@@ -15,12 +15,17 @@ reaches them from the aerated lung of each slice along rays
 * :func:`across_slices`: dense tissue between two parts of one lung above and
   below it.
 
-Each works on the lung labels in place, in the box around the lungs.
+Each works in place on the lung labels, in the box around the lungs. The
+arrays are ``(Z, Y, X)`` there: ``labels`` (uint8: 1 right lung, 2 left),
+``hu_s`` (HU smoothed in-plane by 1 mm), ``stop`` (airways and gas: no ray
+crosses them), ``body`` and ``allowed`` (where lung may be added, bool);
+``spacing`` is in mm and ``x_mid`` is the column of the body's middle.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -54,8 +59,9 @@ class Bones:
     skin: np.ndarray  # depth below the skin (mm)
 
 
-def costal_rays(labels, hu_s, stop, body, allowed, spacing, x_mid, *, closed: bool, bone_hu: float,
-                 spine_mm: float, passes: int, rib_line_mm: float) -> Bones:
+def costal_rays(labels: np.ndarray, hu_s: np.ndarray, stop: np.ndarray, body: np.ndarray,
+                allowed: np.ndarray, spacing: Sequence[float], x_mid: float, *, closed: bool,
+                bone_hu: float, spine_mm: float, passes: int, rib_line_mm: float) -> Bones:
     """Step 6, towards the ribs: dense lung between each lung and the rib cage (``labels`` in place)."""
     bright = hu_s > bone_hu
     # contrast-filled vessels are as dense as bone: the ones that reach into the lung
@@ -88,8 +94,9 @@ class Behind:
     recess: np.ndarray  # dense lung of the posterior recess, taken into ``labels``
 
 
-def behind_the_lungs(labels, hu_s, body, bones: Bones, gas, spacing, x_mid, *, spine_mm: float,
-                      bone_hu: float, recess: bool) -> Behind:
+def behind_the_lungs(labels: np.ndarray, hu_s: np.ndarray, body: np.ndarray, bones: Bones,
+                     gas: np.ndarray, spacing: Sequence[float], x_mid: float, *, spine_mm: float,
+                     bone_hu: float, recess: bool) -> Behind:
     """Contrast, the vertebral bodies, the solid organs; the dense lung of the posterior recess,
     taken into ``labels`` in place."""
     sampling = spacing[1:]
@@ -110,8 +117,9 @@ def behind_the_lungs(labels, hu_s, body, bones: Bones, gas, spacing, x_mid, *, s
     return Behind(contrast=bool(contrast), vertebrae=vertebrae, organs=organs, recess=in_recess)
 
 
-def dependent_rays(labels, hu_s, stop, body, allowed, bones: Bones, back: Behind, spacing, x_mid, *,
-                    spine_mm: float, passes: int, dependent_side: str) -> None:
+def dependent_rays(labels: np.ndarray, hu_s: np.ndarray, stop: np.ndarray, body: np.ndarray,
+                   allowed: np.ndarray, bones: Bones, back: Behind, spacing: Sequence[float],
+                   x_mid: float, *, spine_mm: float, passes: int, dependent_side: str) -> None:
     """Step 6, towards the dependent side: dependent lung beside the spine (``labels`` in place).
 
     Only where the slab of slices closes the rib cage (the caller's test).
@@ -156,8 +164,9 @@ def dependent_rays(labels, hu_s, stop, body, allowed, bones: Bones, back: Behind
                      wall_radius_mm=40.0, max_layer_mm=5.0)
 
 
-def mediastinal_rays(labels, hu_s, stop, body, allowed, bones: Bones, back: Behind, spacing, x_mid, *,
-                      passes: int, aorta_gap_mm: float) -> np.ndarray:
+def mediastinal_rays(labels: np.ndarray, hu_s: np.ndarray, stop: np.ndarray, body: np.ndarray,
+                     allowed: np.ndarray, bones: Bones, back: Behind, spacing: Sequence[float],
+                     x_mid: float, *, passes: int, aorta_gap_mm: float) -> np.ndarray:
     """Step 6, towards the middle: dense lower lobe against the mediastinal pleura (``labels`` in place).
 
     Returns
@@ -197,8 +206,8 @@ def mediastinal_rays(labels, hu_s, stop, body, allowed, bones: Bones, back: Behi
     return aorta
 
 
-def across_slices(labels, allowed, bones: Bones, back: Behind, spacing, *, gap_mm: float,
-                   min_thick_mm: float = 6.0) -> None:
+def across_slices(labels: np.ndarray, allowed: np.ndarray, bones: Bones, back: Behind,
+                  spacing: Sequence[float], *, gap_mm: float, min_thick_mm: float = 6.0) -> None:
     """Step 6, through the slices: dense lung between aerated lung above and below (``labels`` in place).
 
     A lobe is continuous through the slices: dense tissue of a ``(y, x)`` column

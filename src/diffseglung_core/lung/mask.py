@@ -401,11 +401,11 @@ def segment_lungs(
     if costal:
         stop = airway_box | gas_box
         bones = costal_rays(labels, hu_s, stop, body, allowed, spacing, x_mid, closed=closed,
-                             bone_hu=bone_hu, spine_mm=spine_mm, passes=costal_passes,
-                             rib_line_mm=rib_line_mm)
+                            bone_hu=bone_hu, spine_mm=spine_mm, passes=costal_passes,
+                            rib_line_mm=rib_line_mm)
     if costal and closed and (dependent_passes > 0 or mediastinal_passes > 0):
         back = behind_the_lungs(labels, hu_s, body, bones, gas_box, spacing, x_mid, spine_mm=spine_mm,
-                                 bone_hu=bone_hu, recess=recess)
+                                bone_hu=bone_hu, recess=recess)
         in_recess = back.recess
         if dependent_passes > 0:
             if back.contrast:
@@ -413,10 +413,10 @@ def segment_lungs(
                              "dense as bone): contrast-filled vessels are not taken for ribs, and thin "
                              "ones do not stop the search for dependent lung")
             dependent_rays(labels, hu_s, stop, body, allowed, bones, back, spacing, x_mid,
-                            spine_mm=spine_mm, passes=dependent_passes, dependent_side=dependent_side)
+                           spine_mm=spine_mm, passes=dependent_passes, dependent_side=dependent_side)
         if mediastinal_passes > 0:
             aorta = mediastinal_rays(labels, hu_s, stop, body, allowed, bones, back, spacing, x_mid,
-                                      passes=mediastinal_passes, aorta_gap_mm=aorta_gap_mm)
+                                     passes=mediastinal_passes, aorta_gap_mm=aorta_gap_mm)
             aorta_found = np.full((shape[0], 3), np.nan)
             aorta_found[box[0]] = aorta + [box[1].start, box[2].start, 0.0]
             # (where the field of view cuts the body, its mid-line is not known well enough)
