@@ -580,7 +580,8 @@ def write_markdown(path: Path, phantom, cted, args) -> None:
               "fibrosis for textured clusters (local std >= 130 HU and >= 2x healthy) between "
               "healthy boundary - 50 and -200. Mixed clusters (IQR > 250 HU) are labelled voxel by "
               "voxel.",
-              "* Structure evidence (engine; `segment/evidence.py`, `assign.evidence_gates`): dense "
+              "* Structure evidence (engine; `segment/evidence.py` with `solids.py`, `low_attenuation.py` "
+              "and `parenchyma.py`, `assign.evidence_gates`): dense "
               "structures are smoothed HU > -500; thick ones survive an opening by a 3 mm ball (no smaller "
               "than the in-plane voxel); their airless parts are the regions above -300 HU that survive "
               "the same opening, with their edge (1.5 mm, and at least the next voxel along each axis: the "
