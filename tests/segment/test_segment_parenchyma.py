@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffseglung_core.segment.parenchyma import healthy_levels, lightest_within_slope
+from diffseglung_core.segment.parenchyma import (
+    gaussian_sigmas,
+    healthy_levels,
+    histogram_mode,
+    lightest_within_slope,
+    masked_mean,
+)
 
 
 def test_lightest_within_slope_bounds_each_level_by_the_others():
@@ -51,3 +57,31 @@ def test_healthy_levels_are_read_along_the_axis_gravity_runs():
     # read along y instead, every row holds the whole gradient: one level, far from the ends
     along_y, _, _ = healthy_levels(hu, par, sp, axis=1)
     assert along_y.shape == (4, 60, 1) and np.ptp(along_y) < 30.0
+
+
+def test_masked_mean_averages_only_the_weighted_voxels():
+    """A normalised convolution: what lies outside the weight (a vessel at +40 HU) does not
+    leak into the mean of the parenchyma around it, and a uniform field stays uniform."""
+    shape, sp = (6, 40, 40), (2.0, 1.0, 1.0)
+    lung = np.zeros(shape, bool)
+    lung[:, :, :20] = True
+    hu = np.where(lung, -850.0, 40.0).astype(np.float32)
+    mean, den = masked_mean(hu, lung, sp, 3.0)
+    assert mean.dtype == np.float32 and den.shape == shape
+    np.testing.assert_allclose(mean[lung], -850.0, atol=1e-3)
+    # the local weight is the share of the Gaussian on the lung: 1 deep inside, about 1/2 at its edge
+    assert den[:, 20, 2] == pytest.approx(1.0, abs=1e-3) and 0.4 < den[3, 20, 19] < 0.7
+    # a second call with the same weight reuses it and gives the same mean
+    again, den2 = masked_mean(hu, lung, sp, 3.0, den=den)
+    assert den2 is den and np.array_equal(again, mean)
+    # a single slice is smoothed in-plane only (no sigma along an axis of one voxel)
+    assert gaussian_sigmas(sp, 3.0, (1, 40, 40)) == [0.0, 3.0, 3.0]
+
+
+def test_histogram_mode_is_the_commonest_density_not_the_mean():
+    rng = np.random.default_rng(0)
+    healthy = rng.normal(-860.0, 25.0, 4000)
+    ground_glass = rng.normal(-650.0, 30.0, 1500)
+    v = np.concatenate([healthy, ground_glass])
+    assert abs(histogram_mode(v) - (-860.0)) <= 10.0
+    assert np.mean(v) > -810.0  # the mean is pulled towards the ground glass, the mode is not
