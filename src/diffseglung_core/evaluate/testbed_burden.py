@@ -194,9 +194,10 @@ def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
         away &= ~dilate_mm(st.solid, spacing, mass_margin_mm)
     n_thin = int(st.thin.sum())
     lab_thin = labels[st.thin]
-    frac_thin = float(np.isin(lab_thin, list(PATHOLOGIES.values())).mean()) if n_thin else float("nan")
+    pathology = list(PATHOLOGIES.values())
+    frac_thin = float(np.isin(lab_thin, pathology).mean()) if n_thin else float("nan")
     thin_away = st.thin & away
-    frac_thin_away = (float(np.isin(labels[thin_away], list(PATHOLOGIES.values())).mean()) if thin_away.any()
+    frac_thin_away = (float(np.isin(labels[thin_away], pathology).mean()) if thin_away.any()
                       else float("nan"))
     by_class = {k: (float((lab_thin == v).mean()) if n_thin else float("nan"))
                 for k, v in PATHOLOGIES.items()}
