@@ -840,6 +840,29 @@ def test_texture_stands_in_for_walls_only_where_the_grid_cannot_resolve_them():
     assert fine_net.tolist() == [Tissue.FIBROSIS]
 
 
+def test_on_a_coarse_grid_a_net_is_read_under_the_pleura_only():
+    """The same dense, textured lung crowded with thin structures, named fibrosis by its
+    cluster, on a grid too coarse to resolve walls: fibrosis 10 mm under the pleura, healthy
+    60 mm deep, towards a hilum, where bronchi and vessels read so on such a grid (not ground
+    glass: the crowding explains the density); a resolved net is fibrosis at any depth."""
+    rules = AssignmentRules()
+    p = np.zeros((2, 6), np.float32)
+    p[:, Tissue.FIBROSIS] = 1.0
+    kw = dict(thin_fraction=np.full(2, 0.45, np.float32), texture_hu=np.full(2, 150, np.float32),
+              parenchyma_hu=np.full(2, -650, np.float32), pleura_mm=np.array([10, 60], np.float32))
+    coarse = evidence_gates(p, _evidence(2, walls_resolved=False, **kw), slice(0, 2), rules).argmax(1)
+    assert coarse.tolist() == [Tissue.FIBROSIS, Tissue.HEALTHY]
+    fine = evidence_gates(p, _evidence(2, wall_fraction=np.full(2, 0.3, np.float32), **kw),
+                          slice(0, 2), rules).argmax(1)
+    assert fine.tolist() == [Tissue.FIBROSIS, Tissue.FIBROSIS]
+    # honeycomb cysts the same way: deep on the coarse grid, a low-attenuation region is emphysema
+    p[:] = 0.0
+    p[:, Tissue.EMPHYSEMA] = 1.0
+    cysts = evidence_gates(p, _evidence(2, walls_resolved=False, emphysema=np.ones(2, bool), **kw),
+                           slice(0, 2), rules).argmax(1)
+    assert cysts.tolist() == [Tissue.FIBROSIS, Tissue.EMPHYSEMA]
+
+
 def test_on_a_grid_too_coarse_for_the_cells_every_wall_voxel_of_a_net_is_fibrosis():
     """A thin voxel that is not a vessel, amid a net of walls in dense parenchyma and named
     ground glass by its cluster: where the grid resolves the net's cells it is one of the

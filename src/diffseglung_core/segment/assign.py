@@ -81,6 +81,11 @@ class AssignmentRules:
         0.6 means the edges across the main direction carry at least a quarter of the
         energy of those along it; a single line or sheet (a fissure, a subpleural line,
         the blurred border of the heart) is near 1.
+    coarse_net_mm : on a grid too coarse to resolve the walls of a net
+        (:data:`~.evidence.WALL_RESOLVING_MM`), where thin structures of any shape and
+        texture stand in for them, fibrosis and honeycombing are read no deeper than this
+        under the pleura (where the wall share needed stops rising): deeper, towards the
+        hila, bronchi and vessels crowd, and on such a grid they read as a net does.
     fibrotic_share, fibrotic_mm : with structure evidence, ground glass where fibrosis
         makes up at least this share of the abnormal lung around it (Gaussian of
         ``fibrotic_mm``) is part of the fibrosis
@@ -105,6 +110,7 @@ class AssignmentRules:
     fibrosis_wall: float = 0.10
     fibrosis_wall_central: float = 0.20
     fibrosis_max_coherence: float = 0.6
+    coarse_net_mm: float = 30.0
     fibrotic_share: float = 1.0 / 3.0
     fibrotic_mm: float = 10.0
 
@@ -410,8 +416,9 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
        emphysema, unless thin walls surround it (honeycomb cysts: fibrosis);
     4. fibrosis needs a net of thin walls around the voxel
        (``rules.fibrosis_wall``, more away from the pleura; on coarse grids thin
-       structures of any shape with texture four times the noise; running in
-       more than one direction, ``rules.fibrosis_max_coherence``), otherwise its mass
+       structures of any shape with texture four times the noise, and only within
+       ``rules.coarse_net_mm`` of the pleura; running in more than one direction,
+       ``rules.fibrosis_max_coherence``), otherwise its mass
        goes to GGO (dense parenchyma) or healthy; with such a net and dense
        parenchyma a voxel that is not itself a thin structure (on a grid too coarse
        to resolve the net's cells: not a vessel) is fibrosis whatever its cluster;
@@ -450,6 +457,14 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     cysts = ev.thin_fraction[rows] >= wall_needed
     if not ev.walls_resolved:
         cysts |= ev.texture_hu[rows] >= max(150.0, 3.0 * ev.noise_hu)
+        # what stands in for walls on such a grid is read in the subpleural lung only;
+        # deeper, such crowding of thin structures is the bronchi and vessels of the hila
+        deep = ev.pleura_mm[rows] > rules.coarse_net_mm
+        crowded = deep & walls
+        walls &= ~deep
+        cysts &= ~deep
+    else:
+        crowded = None
     dense_par = excess >= rules.ggo_margin_hu
     # a vessel in healthy lung is healthy; in a hazy or fibrotic region it belongs to it
     vessel_in_healthy = vessel & ~dense_par
@@ -475,5 +490,7 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     for explained in (ev.dependent, ev.partial_volume):
         if explained is not None:
             _move(p, explained[rows] & ~solid & ~emph & ~walls, (G, F), H)
+    if crowded is not None:
+        _move(p, crowded & ~solid & ~emph, (G, F), H)
     _move(p, solid, all_lung, C)
     return p
