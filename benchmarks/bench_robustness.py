@@ -16,7 +16,10 @@ real sites produce:
 * ``cut_right``: cropped 30 mm into the right lung (a field of view smaller
   than the patient);
 * ``lower``: the lowest 20 slices alone (lung bases and upper abdomen);
-* ``thick``: pairs of slices averaged (10 mm slices).
+* ``thick``: pairs of slices averaged (10 mm slices);
+* ``coarse4``, ``coarse6``: blocks of 4 x 4 and 6 x 6 pixels averaged in-plane
+  (3.4 and 5.1 mm pixels: a low-resolution export or reconstruction), compared
+  on the scan's voxels, each coarse voxel standing for its block.
 
 For each: the Dice of the lung (labels > 0) against the scan's, on the same
 voxels (the ``thick`` variant against the scan's lung in both slices of a pair),
@@ -103,6 +106,17 @@ def main(argv=None) -> int:
             nib.save(nib.Nifti1Image(np.round(hu[:, :, ::-1]).astype(np.int16), flip), str(path))
             return labels_of(read_scan(path))
 
+    def coarse(f: int):  # blocks of f x f pixels averaged in-plane
+        ny, nx = hu.shape[1] // f * f, hu.shape[2] // f * f
+        data = hu[:, :ny, :nx].reshape(hu.shape[0], ny // f, f, nx // f, f).mean(axis=(2, 4))
+        aff = affine.copy()
+        aff[:3, 1:3] *= f
+        aff[:3, 3] += 0.5 * (f - 1) * (affine[:3, 1] + affine[:3, 2])  # the block's centre
+        vol = CTVolume(hu=np.ascontiguousarray(data, np.float32),
+                       spacing=(spacing[0], spacing[1] * f, spacing[2] * f), affine=aff)
+        labels = labels_of(vol)
+        return np.repeat(np.repeat(labels, f, axis=1), f, axis=2), np.s_[:, :ny, :nx]
+
     variants = {  # name -> (labels on the scan's voxels, which of the scan's voxels)
         "flipped": lambda: (flipped(), np.s_[:, :, :]),
         "noise": lambda: (labels_of(on_grid(np.maximum(hu + noise, -1024.0), affine)), np.s_[:, :, :]),
@@ -112,6 +126,8 @@ def main(argv=None) -> int:
                               np.s_[:, :, xc:]),
         "lower": lambda: (labels_of(on_grid(hu[:20], affine)), np.s_[:20]),
         "thick": lambda: (labels_of(on_grid(0.5 * (hu[0:n:2] + hu[1:n:2]), thick_affine)), None),
+        "coarse4": lambda: coarse(4),
+        "coarse6": lambda: coarse(6),
     }
     out = {}
     for name, run in variants.items():
