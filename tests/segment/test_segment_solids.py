@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from diffseglung_core.segment.evidence import EvidenceParams
 from diffseglung_core.segment.solids import (
     across_stack_hu,
     central_vessel_cut,
     laced_with_walls,
     large_vessel,
+    solid_components,
     vessel_passing_through,
 )
 
@@ -36,6 +38,30 @@ def test_a_central_vessel_cut_by_one_slice_is_told_by_its_place_and_calibre(radi
     # costal depth growing from the disk's lateral edge inwards
     costal = (depth_mm + x + radius_mm)[None].astype(np.float32)
     assert central_vessel_cut(comp, costal, sp, joins_hilum=joins_hilum) == vessel
+
+
+@pytest.mark.parametrize("tube, depth_mm, solid", [
+    (0.35, 50.0, False),  # tube-like, no thicker than an artery, in the central lung: a hilar artery
+    (0.10, 50.0, True),   # as thick and as central, but a blob: a mass
+    (0.35, 10.0, True),   # tube-like, but reaching towards the chest wall
+])
+def test_a_central_tube_as_thick_as_an_artery_is_a_vessel_in_a_volume(tube, depth_mm, solid):
+    """On 3.4 mm pixels a hilar artery is a short, thick piece: too short for an elongated
+    tube, too full of its hull for a tree of vessels. Wholly in the central lung, no thicker
+    than the central arteries and tube-like on the whole, it is a vessel; a blob as thick
+    (a mass), or a tube reaching towards the chest wall, stays solid."""
+    sp = (5.0, 3.4, 3.4)
+    shape = (12, 24, 24)
+    z, y, x = np.indices(shape)
+    comp = ((z - 6) * 5.0) ** 2 / 15.0 ** 2 + ((y - 12) * 3.4) ** 2 / 7.0 ** 2 \
+        + ((x - 12) * 3.4) ** 2 / 7.0 ** 2 <= 1.0
+    inside = np.ones(shape, bool)
+    smooth = np.where(comp, 30.0, -860.0).astype(np.float32)
+    out_solid, out_vessel = solid_components(
+        comp, comp, np.zeros(shape, bool), inside, comp, np.zeros(shape, bool), smooth,
+        np.where(comp, tube, 0.0).astype(np.float32), np.full(shape, depth_mm, np.float32), sp,
+        False, EvidenceParams())
+    assert out_solid[comp].all() == solid and out_vessel[comp].all() == (not solid)
 
 
 def test_the_elongation_of_a_component_one_slice_cuts_is_read_in_the_slice():

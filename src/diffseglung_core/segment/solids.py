@@ -286,6 +286,13 @@ def solid_components(airless: np.ndarray, dense: np.ndarray, tissue: np.ndarray,
             continue
         if ml(comp, i) < p.min_solid_ml:
             continue
+        if not through[i - 1] and central_vessel_cut(comp, depth[sl], spacing) and \
+                float(tube[sl][comp].mean()) >= p.vessel_tube:
+            # where the stack lets it be followed, a hilar artery is also tube-like on the
+            # whole (a mass or consolidation is not): so it reads where coarse pixels
+            # blur the shape the tests below need
+            vessel[sl] |= comp
+            continue
         n_blood = np.count_nonzero(comp & blood[sl])
         if n_blood and n_blood >= p.blood_share * np.count_nonzero(comp & soft_tissue[sl]):
             vessel[sl] |= comp  # contrast-filled blood
