@@ -19,13 +19,13 @@ measures, for every lung voxel, the evidence a radiologist uses first:
   firm septa (crazy paving) is not airless. Airless components of at least
   ``min_solid_ml`` that are neither a large vessel (elongated and tube-like)
   nor a tree of them (branching: tube-like on the whole, filling less than
-  40 % of its convex hull, as the hilar arteries and veins do) nor a
-  central artery (no thicker than the central arteries, wholly in the central
-  lung, at least 30 mm below the costal pleura, and tube-like on the whole,
-  which a mass is not: so a hilar artery reads where coarse pixels blur the
-  other tests) nor the thickest stretch of a vessel (tube-like, and left on two sides by branches
-  at least half as thick: a vessel cut across or obliquely in thick slices,
-  which alone looks like a nodule) nor laced with
+  40 % of its convex hull, as the hilar arteries and veins do) nor a central
+  artery (no thicker than the central arteries, wholly in the central lung, at
+  least 30 mm below the costal pleura, and tube-like on the whole, which a mass
+  is not: so a hilar artery reads where coarse pixels blur the other tests) nor
+  the thickest stretch of a vessel (tube-like, and left on two sides by
+  branches at least half as thick: a vessel cut across or obliquely in thick
+  slices, which alone looks like a nodule) nor laced with
   thin walls (a net that partial volume thickened) nor, in a scan with
   intravenous contrast, mostly blood (most of their soft tissue as dense as
   contrast-filled blood, 150 HU and more: a hilar artery; consolidation and

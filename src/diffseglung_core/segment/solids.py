@@ -62,7 +62,8 @@ def central_vessel_cut(comp: np.ndarray, costal_mm: np.ndarray, spacing: Sequenc
     X) like ``comp``, :func:`~.evidence.costal_depth`), or joining the soft
     tissue of the hilum (``joins_hilum``, the caller's test) and at least
     ``joined_mm`` below it, it is a vessel. Consolidation and most masses
-    reach nearer the chest wall, or are thicker.
+    reach nearer the chest wall, or are thicker. (In a volume, where the vessel
+    can be followed, :func:`solid_components` also asks it to be tube-like.)
     """
     deep = float(costal_mm[comp].min())
     return bool(in_plane_depth(comp, spacing) <= vessel_mm
