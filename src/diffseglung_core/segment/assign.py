@@ -430,7 +430,9 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     7. dense parenchyma in a thin band under the posterior pleura, or in a region
        lying mostly against tissue across the slice, without a net of walls
        (reticulation), is dependent density or partial volume: healthy, not GGO
-       or fibrosis.
+       or fibrosis; so is lung deeper than ``rules.coarse_net_mm`` that, on a grid
+       too coarse to resolve walls, reads as a net (the bronchi and vessels of the
+       hila crowd there).
     """
     ev = evidence
     solid, vessel, thin = ev.solid[rows], ev.vessel[rows], ev.thin[rows]
