@@ -533,6 +533,24 @@ def test_a_main_bronchus_with_a_blurred_wall_is_a_lumen():
     assert not ev.emphysema[_rows(r <= 6.5, lung)].any()
 
 
+def test_on_coarse_pixels_the_wall_of_a_lumen_is_read_one_pixel_out():
+    """A main bronchus on 5 mm pixels: its air fills a few pixels, the ring of pixels around
+    it mixes air and wall (-600 HU, not dense) and the wall reads dense one pixel further
+    out. Read at least one pixel out, it is a lumen; with a 2.5 mm reach alone (half a
+    pixel) the wall was never found and the air could become emphysema."""
+    sp = (5.0, 5.0, 5.0)
+    hu = np.full((1, 40, 40), -870.0, np.float32)
+    lung = np.ones(hu.shape, bool)
+    z, y, x = np.indices(hu.shape)
+    ring = np.maximum(np.abs(y - 20), np.abs(x - 20))
+    hu[ring <= 3] = 20.0       # the wall, blurred
+    hu[ring <= 2] = -600.0     # air and wall in one pixel
+    hu[ring <= 1] = -1000.0    # the lumen
+    low = (hu < -950.0) & lung
+    lumens = bronchus_lumens(low, hu > -500.0, np.full(hu.shape, 40.0), sp)
+    assert lumens[ring <= 1].all() and lumens.sum() == 9
+
+
 def test_the_wall_of_a_tracked_airway_is_not_reticulation():
     """A bronchus the lung mask tracked (its air left out of the lung) runs through a stack;
     its 1.2 mm wall lies in the lung. Given the airway, the wall is airway wall, not a net of

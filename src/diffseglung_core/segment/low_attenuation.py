@@ -105,7 +105,10 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
     size (walled or not) lies within ``alone_mm`` of it (honeycomb cysts come in
     clusters that share their walls) and it lies more than ``deep_mm`` below
     the costal pleura (paraseptal emphysema lines the pleura with walled cysts).
-    Centrilobular emphysema has no wall.
+    Centrilobular emphysema has no wall. The wall is looked for at least one
+    pixel out: on pixels coarser than ``wall_mm`` it blurs into the pixel next
+    to the lumen, whose own reading falls below the dense threshold (a main
+    bronchus at 5 mm pixels).
 
     Parameters
     ----------
@@ -123,7 +126,7 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
     """
     out = np.zeros(low.shape, bool)
     least = np.pi * (min_mm / 2.0) ** 2 / (float(spacing[1]) * float(spacing[2]))
-    near_disk = disk_footprint(wall_mm, spacing, low.shape)[0]
+    near_disk = disk_footprint(max(wall_mm, float(spacing[1]), float(spacing[2])), spacing, low.shape)[0]
     alone_disk = disk_footprint(alone_mm, spacing, low.shape)[0]
     ring = np.ones((3, 3), bool)
     reach = (alone_disk.shape[0] // 2 + 1, alone_disk.shape[1] // 2 + 1)
