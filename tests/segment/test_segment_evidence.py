@@ -1146,3 +1146,27 @@ def test_texture_stands_for_the_walls_of_honeycomb_cysts_only_where_the_grid_can
                    thin_fraction=np.array([0.0, 0.5], np.float32), walls_resolved=resolved)
     out = evidence_gates(p, ev, slice(0, 2), rules).argmax(1)
     assert out.tolist() == [Tissue.EMPHYSEMA if resolved else Tissue.FIBROSIS, Tissue.FIBROSIS]
+
+
+def test_a_voxel_that_reads_as_haze_in_hazy_parenchyma_is_ground_glass_whatever_its_cluster():
+    """Voxels named healthy by their cluster (a small ground-glass nodule has too few voxels
+    for a cluster of its own) in parenchyma 150 HU denser than healthy lung: ground glass
+    where the voxel itself reads as haze; healthy where only its surroundings do (the lung just
+    beside a lesion, which the 3 mm mean of the parenchyma blurs over) and on a grid too coarse
+    to resolve the lung's fine structure (blurred vessels lift both) or on a single slice (no
+    slice above or below to tell haze from the partial volume of a dome: the cluster decides)."""
+    rules = AssignmentRules()
+    p = np.zeros((3, 6), np.float32)
+    p[:, Tissue.HEALTHY] = 1.0
+    kw = dict(parenchyma_hu=np.full(3, -710, np.float32),
+              voxel_hu=np.array([-700, -840, -700], np.float32))
+    volume = dict(partial_volume=np.zeros(3, bool), **kw)
+    fine = evidence_gates(p, _evidence(3, **volume), slice(0, 3), rules).argmax(1)
+    assert fine.tolist() == [Tissue.GGO, Tissue.HEALTHY, Tissue.GGO]
+    coarse = evidence_gates(p, _evidence(3, walls_resolved=False, **volume), slice(0, 3), rules)
+    assert coarse.argmax(1).tolist() == [Tissue.HEALTHY] * 3
+    one_slice = evidence_gates(p, _evidence(3, **kw), slice(0, 3), rules).argmax(1)
+    assert one_slice.tolist() == [Tissue.HEALTHY] * 3
+    # the parenchyma alone decides only far above healthy lung (``ggo_upgrade_hu``)
+    alone = evidence_gates(p, _evidence(3, parenchyma_hu=kw["parenchyma_hu"]), slice(0, 3), rules)
+    assert alone.argmax(1).tolist() == [Tissue.HEALTHY] * 3

@@ -72,7 +72,9 @@ class AssignmentRules:
     emphysema_gate_hu : voxel gate of emphysema (see module docstring).
     ggo_margin_hu : with structure evidence, GGO needs the parenchyma around a voxel
         (dense structures left out) this much denser than the slice's healthy lung;
-        ``ggo_upgrade_hu`` above it, a voxel is GGO whatever its cluster.
+        ``ggo_upgrade_hu`` above it, a voxel is GGO whatever its cluster, and so is a
+        voxel that itself reads ``ggo_margin_hu`` above it in such parenchyma, in a
+        volume whose grid resolves the lung's walls (see :func:`evidence_gates`).
     fibrosis_wall, fibrosis_wall_central : with structure evidence, fibrosis needs this
         share of thin non-tubular walls around a voxel at the pleura, rising to
         ``fibrosis_wall_central`` 30 mm deep (fibrosis is predominantly subpleural).
@@ -424,7 +426,10 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
        to resolve the net's cells: not a vessel) is fibrosis whatever its cluster;
     5. GGO needs the parenchyma around the voxel, dense structures left out,
        ``rules.ggo_margin_hu`` denser than healthy lung of its slice; much denser
-       (``rules.ggo_upgrade_hu``), a voxel is GGO whatever its cluster;
+       (``rules.ggo_upgrade_hu``), a voxel is GGO whatever its cluster, and so is a
+       voxel that itself reads ``rules.ggo_margin_hu`` denser in such parenchyma (a
+       small ground-glass nodule), in a volume (single slices cannot tell haze from
+       the partial volume of a dome) whose grid resolves the lung's walls;
     6. emphysema mass outside low-attenuation regions, and consolidation mass
        outside solid components, go to healthy (or GGO where the parenchyma is dense);
     7. dense parenchyma in a thin band under the posterior pleura, or in a region
@@ -483,7 +488,15 @@ def evidence_gates(p: np.ndarray, evidence, rows: slice, rules: AssignmentRules)
     # name; on a coarser grid every dense voxel of the net blurs walls and cells together)
     net = ~thin if ev.cells_resolved else ~vessel
     _move(p, ~solid & net & walls & (excess >= rules.ggo_margin_hu / 2), (H, G), F)
-    _move(p, ~solid & ~thin & ~walls & (excess >= rules.ggo_upgrade_hu), (H,), G)
+    haze = excess >= rules.ggo_upgrade_hu
+    if ev.voxel_hu is not None and ev.walls_resolved and ev.partial_volume is not None:
+        # a voxel that itself reads as haze in hazy parenchyma is GGO too (a small
+        # ground-glass nodule: too few voxels for a cluster of its own); not on a grid too
+        # coarse to resolve the lung's fine structure (blurred vessels lift both), nor on a
+        # single slice, which cannot tell haze from the partial volume of the diaphragm's or
+        # the heart's dome (the slices above and below show them): there the cluster decides
+        haze |= dense_par & (ev.voxel_hu[rows] - ev.healthy_hu[rows] >= rules.ggo_margin_hu)
+    _move(p, ~solid & ~thin & ~walls & haze, (H,), G)
     # (a textured fibrosis cluster keeps low-attenuation voxels: honeycomb cysts whose
     # walls the grid is too coarse to resolve)
     _move(p, emph & ~solid & ~cysts, (H, G, C), E)

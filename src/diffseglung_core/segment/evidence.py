@@ -160,6 +160,8 @@ class TissueEvidence:
     parenchyma_hu : (N,) float32
         Mean HU of the parenchyma around the voxel, dense structures left out; in the
         partial-volume rim over tissue across the slice, read one slice further into the lung.
+    voxel_hu : (N,) float32, optional
+        HU of the voxel itself, smoothed by 0.8 mm (calibrated, as ``parenchyma_hu``).
     healthy_hu : (N,) float32
         Healthy level (peak of the parenchyma's HU histogram) of the voxel's slice at its depth
         along gravity (dependent lung is denser).
@@ -242,6 +244,7 @@ class TissueEvidence:
     walls_resolved: bool = True
     cells_resolved: bool = True
     level_bounded_ml: float = 0.0
+    voxel_hu: Optional[np.ndarray] = None
 
 
 def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
@@ -717,6 +720,7 @@ def tissue_evidence(
     ev = TissueEvidence(
         solid=solid[rows], vessel=vessel[rows], thin=thin[rows],
         parenchyma_hu=par_hu[rows].astype(np.float32),
+        voxel_hu=smooth[rows].astype(np.float32),
         healthy_hu=np.broadcast_to(level, h.shape)[rows].astype(np.float32),
         emphysema=low.emphysema[rows], laa_fraction=low.laa_fraction[rows].astype(np.float32),
         wall_fraction=wall_frac[rows].astype(np.float32),
