@@ -161,7 +161,9 @@ class TissueEvidence:
         Mean HU of the parenchyma around the voxel, dense structures left out; in the
         partial-volume rim over tissue across the slice, read one slice further into the lung.
     voxel_hu : (N,) float32, optional
-        HU of the voxel itself, smoothed by 0.8 mm (calibrated, as ``parenchyma_hu``).
+        HU of the voxel itself, smoothed by 0.8 mm (calibrated, as ``parenchyma_hu``);
+        NaN in dense structures and within the blurred edge of clearly dense ones
+        (``parenchyma_hu`` leaves the same voxels out).
     healthy_hu : (N,) float32
         Healthy level (peak of the parenchyma's HU histogram) of the voxel's slice at its depth
         along gravity (dependent lung is denser).
@@ -664,6 +666,9 @@ def tissue_evidence(
     clear = (parenchyma | hazy) & ~by_slabs(lambda e: ndi.binary_dilation(e, reach), [edges],
                                             reach.shape[0] // 2)
     par_hu, _ = masked_mean(h, clear, spacing, p.parenchyma_mm)
+    # a voxel's own density says haze only where no clearly dense structure's blurred
+    # edge lifts it (a vessel's partial volume)
+    voxel_hu = np.where(clear, smooth, np.float32(np.nan))
     del edges, clear
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
     # (a band's peak may exceed the bound by half the margin that makes ground glass)
@@ -720,7 +725,7 @@ def tissue_evidence(
     ev = TissueEvidence(
         solid=solid[rows], vessel=vessel[rows], thin=thin[rows],
         parenchyma_hu=par_hu[rows].astype(np.float32),
-        voxel_hu=smooth[rows].astype(np.float32),
+        voxel_hu=voxel_hu[rows].astype(np.float32),
         healthy_hu=np.broadcast_to(level, h.shape)[rows].astype(np.float32),
         emphysema=low.emphysema[rows], laa_fraction=low.laa_fraction[rows].astype(np.float32),
         wall_fraction=wall_frac[rows].astype(np.float32),
