@@ -666,10 +666,7 @@ def tissue_evidence(
     clear = (parenchyma | hazy) & ~by_slabs(lambda e: ndi.binary_dilation(e, reach), [edges],
                                             reach.shape[0] // 2)
     par_hu, _ = masked_mean(h, clear, spacing, p.parenchyma_mm)
-    # a voxel's own density says haze only where no clearly dense structure's blurred
-    # edge lifts it (a vessel's partial volume)
-    voxel_hu = np.where(clear, smooth, np.float32(np.nan))
-    del edges, clear
+    del edges
     par_hu = read_past_partial_volume(par_hu, inside, below, above)
     # (a band's peak may exceed the bound by half the margin that makes ground glass)
     gravity = gravity_axis(dependent_side)[0]  # the axis along which dependent lung is denser
@@ -725,7 +722,9 @@ def tissue_evidence(
     ev = TissueEvidence(
         solid=solid[rows], vessel=vessel[rows], thin=thin[rows],
         parenchyma_hu=par_hu[rows].astype(np.float32),
-        voxel_hu=voxel_hu[rows].astype(np.float32),
+        # a voxel's own density says haze only where no clearly dense structure's
+        # blurred edge lifts it (a vessel's partial volume), as for the parenchyma's
+        voxel_hu=np.where(clear[rows], smooth[rows], np.nan).astype(np.float32),
         healthy_hu=np.broadcast_to(level, h.shape)[rows].astype(np.float32),
         emphysema=low.emphysema[rows], laa_fraction=low.laa_fraction[rows].astype(np.float32),
         wall_fraction=wall_frac[rows].astype(np.float32),
