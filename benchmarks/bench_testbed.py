@@ -20,8 +20,9 @@ Usage::
    scans, ``compute_lung_mask`` of the native scan for A0001), minus the
    native tissue of unknown class (``case.ignore``: dense, a tumour or thick
    hilar structures; lucent, regions below -950 HU after 2 mm smoothing over
-   the lung's own voxels that may be the scan's own emphysema; 5 mm around
-   them). Voxels of the truth lung that a method left outside its own lung
+   the lung's own voxels that may be the scan's own emphysema; hazy,
+   parenchyma whose 2 mm mean reads above -700 HU, such as a tumour's halo;
+   5 mm around them). Voxels of the truth lung that a method left outside its own lung
    count as label 0 (a miss). For each inserted lesion it
    reports the share of its voxels inside the method's own lung mask and the
    share labelled with the lesion's class (recall).

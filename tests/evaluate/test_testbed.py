@@ -388,3 +388,23 @@ def test_a0001_small_ground_glass_nodule_is_found_without_calling_its_lung_hazy(
     assert np.mean(labels[nodule] == Tissue.GGO) > 0.5
     native = (labels > 0) & (case.lesion_map == 0)
     assert np.count_nonzero((labels == Tissue.GGO) & native) < 0.011 * np.count_nonzero(native)
+
+
+def test_native_hazy_finds_ground_glass_not_vessels_or_the_lung_border():
+    rng = np.random.default_rng(2)
+    sp = (2.0, 3.0, 3.0)                                            # a coarse grid: partial volume is wide
+    hu = (-860.0 + 40.0 * rng.standard_normal((40, 60, 60))).astype(np.float32)   # healthy lung
+    z, y, x = np.indices(hu.shape)
+    hu[(np.abs(y - 15) <= 1) & (np.abs(x - 15) <= 1)] = 30.0       # a vessel through every slice
+    haze = (z - 20) ** 2 + (y - 35) ** 2 + (x - 35) ** 2 <= 8 ** 2   # 39 mL of ground glass
+    hu[haze] = -600.0 + 40.0 * rng.standard_normal(int(haze.sum()))
+    lung = np.zeros(hu.shape, bool)
+    lung[:, 2:58, 2:58] = True
+    hu[~lung] = 40.0                                                # chest wall all round
+    rim = lung & ~ndi.binary_erosion(lung, np.ones((1, 3, 3), bool))
+    near_vessel = ndi.binary_dilation(hu > -400, np.ones((1, 3, 3), bool)) & (hu <= -400)
+    hu[(rim | near_vessel) & ~haze] = -450.0                        # partial volume of the wall, the vessel
+    hazy = tb.native_hazy(hu, lung, sp)
+    assert hazy[(z - 20) ** 2 + (y - 35) ** 2 + (x - 35) ** 2 <= 5 ** 2].all()   # its core, at least
+    assert not hazy[~ndi.binary_dilation(haze, iterations=2)].any()  # not the vessel, not the border
+    assert not tb.native_hazy(hu, lung, sp, min_ml=60.0).any()      # the region is smaller than that

@@ -63,6 +63,7 @@ __all__ = [
     "load_cip_crop",
     "load_scan",
     "native_dense",
+    "native_hazy",
     "native_lucent",
     "prepare_scan",
     "scan_missing",
@@ -170,7 +171,8 @@ class TestBedCase:
     lesion_map : (Z, Y, X) int16, 0 or the lesion's ``index`` (its truth voxels).
     lesions : list of InsertedLesion.
     ignore : (Z, Y, X) bool, native tissue of unknown class (dense: a tumour,
-        thick hilar structures; lucent: emphysema the scan may show) and a
+        thick hilar structures; lucent: emphysema the scan may show; hazy: a
+        tumour's halo, partial volume of a dome) and a
         margin, outside any inserted lesion: leave it out of scores.
     noise : NoiseModel of the input scan.
     seed : int.
@@ -232,11 +234,39 @@ def native_lucent(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], *,
     (Z, Y, X) bool
     """
     lung_b = np.asarray(lung) > 0
-    sigma = [smooth_mm / s for s in spacing]
-    weight = lung_b.astype(np.float32)
-    total = ndi.gaussian_filter(np.where(lung_b, np.asarray(hu, np.float32), 0.0), sigma)
-    smooth = total / np.maximum(ndi.gaussian_filter(weight, sigma), 1e-3)
+    smooth = _mean_over(hu, lung_b, spacing, smooth_mm)
     return _components_of_at_least((smooth < lucent_hu) & lung_b, spacing, min_ml)
+
+
+def native_hazy(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], *,
+                hazy_hu: float = -700.0, dense_hu: float = -400.0, smooth_mm: float = 2.0,
+                min_ml: float = 1.0) -> np.ndarray:
+    """Native hazy lung: parenchyma that reads as ground glass (a tumour's halo, a dome's partial volume).
+
+    The parenchyma is the lung at or below ``dense_hu`` less, in each slice, the
+    voxels next to what is not parenchyma (a vessel, a wall, the lung's border):
+    those hold part of it (partial volume), which on a coarse grid lifts a whole
+    rim around the lung and the hila. Its voxels whose HU, averaged over the
+    parenchyma by a Gaussian of ``smooth_mm``, is above ``hazy_hu`` (the lower
+    bound of the ground-glass range of quantitative CT, -700 to -300 HU), in 3D
+    components of at least ``min_ml``, are hazy.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+    """
+    hu = np.asarray(hu)
+    parenchyma = (np.asarray(lung) > 0) & (hu <= dense_hu)
+    parenchyma = ndi.binary_erosion(parenchyma, structure=np.ones((1, 3, 3), bool))
+    smooth = _mean_over(hu, parenchyma, spacing, smooth_mm)
+    return _components_of_at_least((smooth > hazy_hu) & parenchyma, spacing, min_ml)
+
+
+def _mean_over(hu: np.ndarray, within: np.ndarray, spacing: Sequence[float], smooth_mm: float) -> np.ndarray:
+    """(Z, Y, X) float32: the Gaussian mean (``smooth_mm``) of ``hu`` over the voxels of ``within`` only."""
+    sigma = [smooth_mm / s for s in spacing]
+    total = ndi.gaussian_filter(np.where(within, np.asarray(hu, np.float32), 0.0), sigma)
+    return total / np.maximum(ndi.gaussian_filter(within.astype(np.float32), sigma), 1e-3)
 
 
 def _components_of_at_least(mask: np.ndarray, spacing: Sequence[float], min_ml: float) -> np.ndarray:
@@ -303,8 +333,8 @@ class ScanContext:
     air_hu : float, HU of air outside the body (median, clipped to -1024..-980).
     depth : (Z, Y, X) float32, signed distance to the lung border (mm, > 0 inside).
     dense : (Z, Y, X) bool, :func:`native_dense` tissue.
-    ignore : (Z, Y, X) bool, ``dense`` and :func:`native_lucent` regions grown
-        by 5 mm, inside the lung.
+    ignore : (Z, Y, X) bool, ``dense``, :func:`native_lucent` and
+        :func:`native_hazy` regions grown by 5 mm, inside the lung.
     step : (3,) int, stride of the coarse candidate grid.
     dense_dist : coarse float32, mm from each coarse voxel to native dense tissue.
     components : coarse int32, lung component of each coarse voxel (0 outside).
@@ -371,7 +401,7 @@ def prepare_scan(volume: CTVolume, lung: np.ndarray, *, coarse_mm: float = 2.5) 
     noise = estimate_noise(hu, sp)
     depth = _signed_depth(lung_b, sp)
     dense = native_dense(hu, lung_b, sp)
-    unknown = dense | native_lucent(hu, lung_b, sp)
+    unknown = dense | native_lucent(hu, lung_b, sp) | native_hazy(hu, lung_b, sp)
     step = np.maximum(1, np.round(coarse_mm / sp)).astype(int)
     cs = tuple(slice(None, None, int(s)) for s in step)
     dense_dist = ndi.distance_transform_edt(~dense[cs], sampling=sp * step).astype(np.float32) \
