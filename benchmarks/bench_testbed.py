@@ -236,7 +236,7 @@ def main() -> None:
         "threads": args.threads, "python": platform.python_version(), "commit": git_commit(),
         "uncommitted_sources": uncommitted_sources(),
         "date": time.strftime("%Y-%m-%d"),
-        "dice_region": "truth lung of the case minus case.ignore (native dense or lucent tissue of "
+        "dice_region": "truth lung of the case minus case.ignore (native dense, lucent or hazy tissue of "
                        "unknown class + 5 mm); voxels a method leaves outside its own lung count as label 0",
         "truth_lung": {"a0001": "compute_lung_mask of the native scan",
                        "cip64": "CIP wholeLung-64.nrrd", "cipcrop": "CIP partial lung label map, "
