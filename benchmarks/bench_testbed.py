@@ -28,7 +28,9 @@ Usage::
    share labelled with the lesion's class (recall).
 4. On the native A0001 scan (no fibrosis, GGO or emphysema known) it reports
    :func:`diffseglung_core.evaluate.testbed_burden.false_positive_burden` of
-   each method, on the lung mask of the native scan.
+   each method, on the lung mask of the native scan, also outside the native
+   tissue of unknown class that the test bed's scores leave out (the tumour
+   and its hazy halo, with 5 mm).
 
 Prints tables and writes JSON. ``--montage`` also writes a picture of the
 cases (lung window, truth overlaid); ``--methods`` with no name only builds
@@ -293,15 +295,18 @@ def main() -> None:
 
         vol, lung = tb.load_a0001(args.data)
         st = dense_structures(vol.hu, lung, vol.spacing)
+        # the test bed's native tissue of unknown class: the tumour, its hazy halo, with 5 mm
+        unknown = tb.prepare_scan(vol, lung).ignore
         burden = {"lung": "compute_lung_mask of the native A0001 scan", "mass_ml": float(st.mass.sum()
                   * np.prod(vol.spacing) / 1000.0), "solid_components_ml": st.component_ml,
-                  "thin_dense_voxels": int(st.thin.sum()), "methods": {}}
+                  "thin_dense_voxels": int(st.thin.sum()),
+                  "unknown_ml": float(unknown.sum() * np.prod(vol.spacing) / 1000.0), "methods": {}}
         print()
         print("A0001 native, false-positive burden (% of lung; thin dense voxels labelled pathology;"
               " mass labelled consolidation)")
         for m in args.methods:
             labels, own, secs = run_method(m, vol, args.checkpoint)
-            b = false_positive_burden(labels, lung, vol.hu, vol.spacing, structures=st)
+            b = false_positive_burden(labels, lung, vol.hu, vol.spacing, structures=st, unknown=unknown)
             b["seconds"] = secs
             b["own_lung_dice"] = float(2 * (own & (lung > 0)).sum() / (own.sum() + (lung > 0).sum()))
             burden["methods"][m] = b
@@ -309,7 +314,8 @@ def main() -> None:
             print(f"  {m:<13} GGO {p['ggo']:5.2f} %  fibrosis {p['fibrosis']:5.2f} %  emphysema "
                   f"{p['emphysema']:5.2f} %  consolidation {p['consolidation']:5.2f} %  | thin dense -> "
                   f"pathology {b['thin_dense_pathology_fraction']:.3f} (away from the mass "
-                  f"{b['thin_dense_pathology_fraction_away_from_mass']:.3f})  | mass -> consolidation "
+                  f"{b['thin_dense_pathology_fraction_away_from_mass']:.3f}, outside unknown tissue "
+                  f"{b['thin_dense_pathology_fraction_outside_unknown']:.3f})  | mass -> consolidation "
                   f"{b['mass_consolidation_fraction']:.3f} ({b['mass_ml']:.1f} mL)", flush=True)
         out["a0001_false_positive_burden"] = burden
 

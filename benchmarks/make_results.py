@@ -341,17 +341,28 @@ def _testbed_section(path: Path) -> list:
         lines += ["", "False-positive burden on the native A0001 scan (no fibrosis, GGO or emphysema "
                   "known; a lung-cancer mass located by density and size):", "",
                   "| method | GGO % | fibrosis % | emphysema % | the three away from the mass % | "
-                  "thin vessel-like voxels called pathology (away from the mass) | "
+                  "the three outside unknown tissue % | "
+                  "thin vessel-like voxels called pathology (away from the mass; outside unknown tissue) | "
                   "mass called consolidation |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+        def three(shares):
+            return sum(shares[k] for k in ("ggo", "fibrosis", "emphysema")) if shares else None
+
         for m, b in burden.items():
-            pct, away = b["percent_lung"], b["percent_lung_away_from_mass"]
-            three = sum(away[k] for k in ("ggo", "fibrosis", "emphysema"))
+            pct = b["percent_lung"]
             lines.append(f"| {m} | {_fmt(pct['ggo'], 2)} | {_fmt(pct['fibrosis'], 2)} | "
-                         f"{_fmt(pct['emphysema'], 2)} | {_fmt(three, 2)} | "
+                         f"{_fmt(pct['emphysema'], 2)} | "
+                         f"{_fmt(three(b['percent_lung_away_from_mass']), 2)} | "
+                         f"{_fmt(three(b.get('percent_lung_outside_unknown')), 2)} | "
                          f"{_fmt(b['thin_dense_pathology_fraction'])} "
-                         f"({_fmt(b.get('thin_dense_pathology_fraction_away_from_mass'))}) | "
+                         f"({_fmt(b.get('thin_dense_pathology_fraction_away_from_mass'))}; "
+                         f"{_fmt(b.get('thin_dense_pathology_fraction_outside_unknown'))}) | "
                          f"{_fmt(b['mass_consolidation_fraction'])} |")
+        if "unknown_ml" in tb["a0001_false_positive_burden"]:
+            lines += ["", "Unknown tissue: the native tissue of unknown class that the test bed's scores "
+                      "leave out (the tumour and its hazy halo, with 5 mm; "
+                      f"{tb['a0001_false_positive_burden']['unknown_ml']:.0f} mL)."]
     return lines + [""]
 
 

@@ -109,6 +109,12 @@ def test_false_positive_burden_knows_thin_structures_and_the_mass(centre):
     b = false_positive_burden(labels, lung, hu, sp, structures=st)
     assert b["thin_dense_pathology_fraction_away_from_mass"] == 0.0
     assert 0.0 < b["thin_dense_pathology_fraction"] < 1.0
+    assert "percent_lung_outside_unknown" not in b
+    # tissue of unknown class (here the mass's surroundings) left out: the same as away from it
+    b = false_positive_burden(labels, lung, hu, sp, structures=st, unknown=near)
+    assert b["thin_dense_pathology_fraction_outside_unknown"] == 0.0
+    assert b["percent_lung_outside_unknown"] == {"ggo": 0.0, "fibrosis": 0.0, "emphysema": 0.0,
+                                                 "consolidation": 0.0}
     labels[st.thin] = Tissue.FIBROSIS
 
     labels[st.mass & (np.indices(hu.shape)[0] < centre[0])] = Tissue.GGO

@@ -149,7 +149,8 @@ def dense_structures(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float],
 
 def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
                           spacing: Sequence[float], *, structures: DenseStructures | None = None,
-                          mass_margin_mm: float = 10.0, **kwargs) -> dict:
+                          mass_margin_mm: float = 10.0, unknown: np.ndarray | None = None,
+                          **kwargs) -> dict:
     """How much of a lung without diffuse disease a label map calls diseased.
 
     Parameters
@@ -161,6 +162,9 @@ def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
     structures : precomputed :func:`dense_structures` of ``hu`` and ``lung``.
     mass_margin_mm : the "away from the mass" shares leave out the solid
         components grown by this margin (their rim may be real opacity).
+    unknown : (Z, Y, X) bool, optional: native tissue of unknown class (such as
+        the test bed's ``ScanContext.ignore``: a tumour, its hazy halo, lucent
+        regions, with a margin); the "outside unknown tissue" shares leave it out.
     **kwargs : passed to :func:`dense_structures`.
 
     Returns
@@ -175,7 +179,9 @@ def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
         spicules around a tumour are thin too) and ``thin_dense_fraction_by_class``;
         ``mass_ml``, ``mass_consolidation_fraction`` (share of the mass labelled
         consolidation; NaN without a mass), ``solid_components_ml`` and
-        ``solid_consolidation_fraction`` (all solid components together).
+        ``solid_consolidation_fraction`` (all solid components together). With
+        ``unknown``: ``percent_lung_outside_unknown`` and
+        ``thin_dense_pathology_fraction_outside_unknown``.
     """
     labels = np.asarray(labels)
     inside = np.asarray(lung) > 0
@@ -195,15 +201,14 @@ def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
     n_thin = int(st.thin.sum())
     lab_thin = labels[st.thin]
     pathology = list(PATHOLOGIES.values())
-    frac_thin = float(np.isin(lab_thin, pathology).mean()) if n_thin else float("nan")
+    frac_thin = _share(lab_thin, pathology)
     thin_away = st.thin & away
-    frac_thin_away = (float(np.isin(labels[thin_away], pathology).mean()) if thin_away.any()
-                      else float("nan"))
+    frac_thin_away = _share(labels[thin_away], pathology)
     by_class = {k: (float((lab_thin == v).mean()) if n_thin else float("nan"))
                 for k, v in PATHOLOGIES.items()}
     n_mass = int(st.mass.sum())
     n_solid = int(st.solid.sum())
-    return {
+    out = {
         "lung_ml": n_lung * voxel_ml,
         "percent_lung": pct(inside),
         "percent_lung_away_from_mass": pct(away),
@@ -218,3 +223,13 @@ def false_positive_burden(labels: np.ndarray, lung: np.ndarray, hu: np.ndarray,
         "solid_consolidation_fraction": (float((labels[st.solid] == Tissue.CONSOLIDATION).mean())
                                          if n_solid else float("nan")),
     }
+    if unknown is not None:
+        outside = inside & ~np.asarray(unknown, bool)
+        out["percent_lung_outside_unknown"] = pct(outside)
+        out["thin_dense_pathology_fraction_outside_unknown"] = _share(labels[st.thin & outside], pathology)
+    return out
+
+
+def _share(values: np.ndarray, of: list) -> float:
+    """Share of ``values`` in ``of`` (NaN when empty)."""
+    return float(np.isin(values, of).mean()) if values.size else float("nan")
