@@ -173,8 +173,10 @@ def merge(old: dict, new: dict, source: str) -> dict:
             raise SystemExit(f"--merge {source}: case {name} was built otherwise")
         prev["methods"].update(entry["methods"])
     if "a0001_false_positive_burden" in new:
-        old.setdefault("a0001_false_positive_burden", new["a0001_false_positive_burden"])["methods"].update(
-            new["a0001_false_positive_burden"]["methods"])
+        fresh = new["a0001_false_positive_burden"]
+        burden = old.setdefault("a0001_false_positive_burden", {"methods": {}})
+        burden.update({k: v for k, v in fresh.items() if k != "methods"})  # what the scan gives
+        burden["methods"].update(fresh["methods"])
     methods = sorted({m for e in new["cases"].values() for m in e["methods"]})
     # the methods of an earlier merge that were run again on the same cases are superseded
     merged = []

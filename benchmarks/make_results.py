@@ -278,6 +278,15 @@ def _covid_section(paths: list) -> list:
     return lines + [""]
 
 
+def _rerun_note(run: dict, cases) -> str:
+    """'; METHODS run again on DATE at commit C [on CASES]' for a run merged into the test bed's JSON."""
+    note = f"; {', '.join(run['methods'])} run again on {run['date']} at commit {run['commit'][:10]}"
+    if set(run.get("cases", cases)) >= set(cases):
+        return note
+    burden = " and the A0001 burden" if any(c.startswith("a0001") for c in run["cases"]) else ""
+    return note + f" on {', '.join(run['cases'])}{burden}"
+
+
 def _testbed_section(path: Path) -> list:
     """Per-class Dice on the real-anatomy test bed and the A0001 false-positive burden."""
     if not path.is_file():
@@ -290,8 +299,7 @@ def _testbed_section(path: Path) -> list:
     lines = ["## Real-anatomy test bed", "",
              f"From `{_shown(path)}` (`python benchmarks/bench_testbed.py`, "
              f"{cond.get('date', '')}, commit {cond.get('commit', '')[:10]}"
-             + "".join(f"; {', '.join(r['methods'])} run again on {r['date']} at commit {r['commit'][:10]}"
-                       for r in cond.get("merged", []))
+             + "".join(_rerun_note(r, tb["cases"]) for r in cond.get("merged", []))
              + "): lesions of known "
              "extent inserted into the real CT of `../shared/data` (see docs/testbed.md). Each "
              "method runs end to end with its own lung mask; Dice on the truth lung "
