@@ -39,7 +39,9 @@ from the scan alone:
   shape (seed 0; numpy and scipy), with and without the rays towards the back
   (``dependent_passes=0``): one warm-up, then the two alternately, median of 2.
 * Phantom cases (``--shape``, ``--seeds``): lung Dice against the true lungs, the
-  share of each tissue class inside the mask, false positives (mL), and for the
+  share of each tissue class inside the mask (also off the truth's edges, the
+  voxels within one voxel in-plane of another truth label left out: there a
+  voxel holds two tissues), false positives (mL), and for the
   effusion and mass cases the share of fluid kept out / reported and of the mass
   kept in; ``abdomen`` must give "no lung".
 
@@ -63,6 +65,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from _provenance import git_commit, uncommitted_sources  # noqa: E402
 from diffseglung_core.errors import NoLungFoundError  # noqa: E402
+from diffseglung_core.evaluate.metrics import edge_band  # noqa: E402
 from diffseglung_core.gravity import dependent_side  # noqa: E402
 from diffseglung_core.io import read_mask, read_scan  # noqa: E402
 from diffseglung_core.lung import segment_lungs  # noqa: E402
@@ -259,6 +262,10 @@ def phantoms(shape, seeds) -> dict:
             row["false_positive_ml"] = float(np.count_nonzero((m > 0) & (ph.lung == 0)) * voxel_ml)
             row["inside"] = {str(c): float(np.mean(m[ph.labels == c] > 0))
                              for c in range(1, 6) if np.any(ph.labels == c)}
+            # off the truth's edges: whole regions left out, not voxels that hold two tissues
+            off = ~edge_band(ph.labels)
+            row["inside_off_edges"] = {str(c): float(np.mean(m[(ph.labels == c) & off] > 0))
+                                       for c in range(1, 6) if np.any((ph.labels == c) & off)}
             if ph.effusion is not None and np.any(ph.effusion):
                 fluid = ph.effusion > 0
                 row["effusion_in_mask"] = float(np.mean(m[fluid] > 0))
@@ -386,7 +393,8 @@ def main(argv=None) -> int:
                       f"{_mean(rows, 'assumed_supine', 'dice'):.4f}, fluid in mask "
                       f"{_mean(rows, 'assumed_supine', 'effusion_in_mask'):.2f}, reported "
                       f"{_mean(rows, 'assumed_supine', 'effusion_reported'):.2f}")
-        cls = " | ".join(f"{_mean(rows, 'inside', str(c)):.3f}" for c in range(1, 6))
+        cls = " | ".join(f"{_mean(rows, 'inside', c):.3f} ({_mean(rows, 'inside_off_edges', c):.3f})"
+                         for c in map(str, range(1, 6)))
         print(f"| {case} | {_mean(rows, 'dice'):.4f} | {_mean(rows, 'false_positive_ml'):.0f} "
               f"| {cls} | {extra} |")
     if "timing" in result:
