@@ -166,7 +166,8 @@ def dependent_rays(labels: np.ndarray, hu_s: np.ndarray, stop: np.ndarray, body:
 
 def mediastinal_rays(labels: np.ndarray, hu_s: np.ndarray, stop: np.ndarray, body: np.ndarray,
                      allowed: np.ndarray, bones: Bones, back: Behind, spacing: Sequence[float],
-                     x_mid: float, *, passes: int, aorta_gap_mm: float) -> np.ndarray:
+                     x_mid: float, *, passes: int, aorta_gap_mm: float,
+                     oesophagus_mm: float = 12.0) -> np.ndarray:
     """Step 6, towards the middle: dense lower lobe against the mediastinal pleura (``labels`` in place).
 
     Returns
@@ -181,7 +182,8 @@ def mediastinal_rays(labels: np.ndarray, hu_s: np.ndarray, stop: np.ndarray, bod
     # traced, on the side of the vertebral body, after at least 15 mm of dense tissue (8 mm
     # on the aorta: healthy lung lies against its wall with only the pleura between), and
     # cross neither a solid organ nor what lies in front of the vertebral body (the
-    # oesophagus, the azygos vein); not in the top 30 mm of the traced aorta, beside
+    # oesophagus, the azygos vein: on the side away from the aorta only within
+    # ``oesophagus_mm`` of the body's middle); not in the top 30 mm of the traced aorta, beside
     # which the pulmonary artery arches over the left main bronchus. (The rule that drops
     # rays ending on bone shallower than the ribs, a scapula, is for the chest wall: the
     # aorta and the vertebral body lie at another depth.)
@@ -192,6 +194,12 @@ def mediastinal_rays(labels: np.ndarray, hu_s: np.ndarray, stop: np.ndarray, bod
         # (then it is the lumen's, inside a wall of 2-3 mm)
         ahead, behind = aorta_masks(aorta, labels.shape, spacing, margin_mm=3.0 if back.contrast else 1.0)
         solid, body_front, in_front = vertebral_body_masks(back.vertebrae, labels.shape, spacing)
+        # in front of the vertebral body lie the oesophagus, just left of the middle, and the
+        # azygos vein; on the side away from the aorta the lower lobe reaches in front of the
+        # vertebra up to them (the right lung's azygo-oesophageal recess)
+        away = np.sign(x_mid - np.nanmedian(aorta[traced, 1])) or 1.0
+        recess = (np.arange(labels.shape[2]) - x_mid) * float(spacing[2]) * away > oesophagus_mm
+        in_front &= ~recess[None, None, :]
         # below the arch and the hilum: the top 30 mm of the traced aorta are not used
         top = int(np.flatnonzero(traced).max()) - int(np.ceil(30.0 / spacing[0]))
         low = traced & (np.arange(traced.size) <= top)
