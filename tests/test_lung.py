@@ -848,6 +848,24 @@ def test_rays_reach_the_paravertebral_gutter_not_the_aorta():
     assert not (near & ~side & (x > 95)).any()
 
 
+def test_rays_towards_the_middle_reach_the_azygo_oesophageal_recess():
+    """On the side away from the descending aorta the lower lobe reaches in front of the
+    vertebral body up to the oesophagus: the chest phantom's (seed 1) consolidation there,
+    within 40 mm of the middle, is lung (0.40 of it before 017d49a), the mediastinum is not."""
+    from diffseglung_core.labels import Tissue
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 160, 160), seed=1)
+    seg = segment_lungs(ph.volume.hu, ph.volume.spacing)
+    mid = (ph.volume.hu.shape[2] - 1) / 2.0
+    away = np.sign(mid - np.nanmedian(seg.aorta[:, 1]))
+    x = (np.arange(ph.volume.hu.shape[2]) - mid) * ph.volume.spacing[2] * away
+    recess = (ph.labels == Tissue.CONSOLIDATION) & ((x > 0) & (x < 40))[None, None, :]
+    assert recess.sum() > 1000
+    assert np.mean(seg.labels[recess] > 0) > 0.55
+    assert dice(seg.labels > 0, ph.lung > 0) > 0.98
+
+
 def test_rays_to_the_aorta_take_a_thinner_rim_of_dense_lung_than_those_to_the_column():
     """Healthy lung lies against the aorta's side above row 122; below, dense tissue 10 mm
     wide lies between the lung and the aorta. Rays ending on the aorta (its wall within the
