@@ -256,7 +256,9 @@ def segment_lungs(
         tissue, add dense lower lobe against the
         mediastinal pleura, up to this many passes; 0 disables them. Only on
         volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, in the slices
-        where the aorta was traced, below its top 30 mm (the arch and the hilum).
+        where the aorta was traced, below its top 30 mm (the arch and the hilum). They
+        cross nothing in front of the vertebral body but, on the side away from the aorta,
+        the oesophagus within 12 mm of the middle (the azygo-oesophageal recess is lung).
     slice_gap_mm : float
         The longest gap (mm, along ``z``) between two parts of one lung that the
         step through the slices fills (step 6); 0 disables it. Only on volumes at
