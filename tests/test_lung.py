@@ -851,7 +851,7 @@ def test_rays_reach_the_paravertebral_gutter_not_the_aorta():
 def test_rays_towards_the_middle_reach_the_azygo_oesophageal_recess():
     """On the side away from the descending aorta the lower lobe reaches in front of the
     vertebral body up to the oesophagus: the chest phantom's (seed 1) consolidation there,
-    within 40 mm of the middle, is lung (0.40 of it before 017d49a), and the mask takes in no
+    within 40 mm of the middle, is lung (before 017d49a most of it stayed out), and the mask takes in no
     more of the mediastinum than that (lung Dice above 0.98)."""
     from diffseglung_core.labels import Tissue
     from diffseglung_core.phantom import make_phantom
