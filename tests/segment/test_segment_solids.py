@@ -8,10 +8,12 @@ import pytest
 from diffseglung_core.segment.evidence import EvidenceParams
 from diffseglung_core.segment.solids import (
     across_stack_hu,
+    central_artery,
     central_vessel_cut,
     laced_with_walls,
     large_vessel,
     solid_components,
+    vessel_branches,
     vessel_passing_through,
 )
 
@@ -62,6 +64,37 @@ def test_a_central_tube_as_thick_as_an_artery_is_a_vessel_in_a_volume(tube, dept
         np.where(comp, tube, 0.0).astype(np.float32), np.full(shape, depth_mm, np.float32), sp,
         False, EvidenceParams())
     assert out_solid[comp].all() == solid and out_vessel[comp].all() == (not solid)
+
+
+@pytest.mark.parametrize("tube, costal_mm, artery", [
+    (0.35, 50.0, True),   # a hilar artery: tube-like, as thick as the opening, central
+    (0.10, 50.0, False),  # as thick and as central, but a blob: a nodule on the vessel
+    (0.35, 15.0, False),  # tube-like, but in the outer lung
+])
+def test_a_central_artery_joining_consolidation_is_a_vessel(tube, costal_mm, artery):
+    """A consolidation (a ball 30 mm across near the chest wall) that a thin vessel joins to a
+    thick, short artery (15 mm across: the opening by the 6 mm ball keeps it, in a piece of its
+    own). The artery is a vessel when it is tube-like and lies in the central lung; the
+    consolidation stays solid whatever the artery is."""
+    sp = (2.0, 1.0, 1.0)
+    z, y, x = np.indices((30, 60, 120)).astype(float)
+    z, y = (z - 15) * sp[0], y - 30
+    ball = z ** 2 + y ** 2 + (x - 25) ** 2 <= 15.0 ** 2
+    thick = (z ** 2 + y ** 2 <= 7.5 ** 2) & (x >= 70) & (x <= 105)
+    thin = (z ** 2 + y ** 2 <= 2.0 ** 2) & (x > 25) & (x < 70)
+    comp = ball | thick | thin
+    tube_map = np.where(ball, 0.05, tube).astype(np.float32)
+    costal = np.where(x >= 45, costal_mm, 10.0).astype(np.float32)
+    out = vessel_branches(comp, tube_map, sp, 6.0, 0.6, 0.4, costal_mm=costal, artery_tube=0.25)
+    # (the voxels of the surfaces that the opening's ball does not reach are thin parts)
+    inner_ball = z ** 2 + y ** 2 + (x - 25) ** 2 <= 12.0 ** 2
+    inner_thick = (z ** 2 + y ** 2 <= 5.0 ** 2) & (x >= 80) & (x <= 95)
+    assert out[thin & (x > 45) & (x < 60)].all() and not out[inner_ball].any()
+    assert out[inner_thick].all() == artery and out[inner_thick].any() == artery
+    assert central_artery(thick, tube_map, costal, sp, min_tube=0.25) == artery
+    # without the depth below the costal pleura, only large vessels are read (this one is
+    # too short and too little tube-like to be one)
+    assert not vessel_branches(comp, tube_map, sp, 6.0, 0.6, 0.4)[inner_thick].any()
 
 
 def test_the_elongation_of_a_component_one_slice_cuts_is_read_in_the_slice():

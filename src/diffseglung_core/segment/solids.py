@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .evidence import EvidenceParams
 
 __all__ = ["IN_PLANE_CORE_MM", "CENTRAL_VESSEL_MM", "HILUM_DEPTH_MM", "HILUM_JOINED_DEPTH_MM",
-           "solid_components", "central_vessel_cut",
+           "solid_components", "central_vessel_cut", "central_artery",
            "laced_with_walls", "large_vessel", "vessel_branches", "vessel_passing_through",
            "across_stack_hu", "in_plane_vessels"]
 
@@ -113,9 +113,34 @@ def large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
     return float(tube[core if core.any() else comp].mean()) >= min_tube
 
 
+def central_artery(piece: np.ndarray, tube: np.ndarray, costal_mm: np.ndarray,
+                   spacing: Sequence[float], *, min_tube: float, min_elongation: float = 2.5,
+                   hilum_mm: float = HILUM_DEPTH_MM, vessel_mm: float = CENTRAL_VESSEL_MM) -> bool:
+    """Whether a thick piece of a branching dense component is a hilar or lobar artery.
+
+    The opening that takes the thin vessels off a tree of vessels (or off a
+    consolidation they join) leaves the central arteries, as thick as the
+    opening, in pieces of their own. A radiologist reads such a piece by its
+    shape and place: a tube, longer than it is thick (its longest principal
+    axis at least ``min_elongation`` times its shortest; a central mass or a
+    nodule is round) and tube-like on the whole (mean tube measure at least
+    ``min_tube``), no thicker than the central arteries (half-thickness
+    ``vessel_mm``) and lying mostly in the central lung (median depth below
+    the costal pleura, ``costal_mm``, at least ``hilum_mm``: its branches
+    reach outwards), it is an artery. ``tube`` and ``costal_mm`` are
+    (Z, Y, X) like ``piece``.
+    """
+    if float(tube[piece].mean()) < min_tube or in_plane_depth(piece, spacing) > vessel_mm \
+            or float(np.median(costal_mm[piece])) < hilum_mm:
+        return False
+    axes = principal_axes(piece, spacing)
+    return axes is not None and bool(np.sqrt(axes[-1] / max(axes[0], 1e-6)) >= min_elongation)
+
+
 def vessel_branches(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float], mass_mm: float,
-                     solid_tube: float, max_solidity: float,
-                     vessel_tube: Optional[float] = None) -> np.ndarray:
+                    solid_tube: float, max_solidity: float,
+                    vessel_tube: Optional[float] = None, costal_mm: Optional[np.ndarray] = None,
+                    artery_tube: float = 0.25) -> np.ndarray:
     """The vessels of a dense component that vessels and consolidation (or a mass) share.
 
     Consolidation and masses fill most of their convex hull; where vessels join
@@ -123,7 +148,9 @@ def vessel_branches(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float]
     ``mass_mm`` are vessels (with ``vessel_tube``: only the parts whose mean tube
     measure is above it), and so are the pieces of the opening that are large vessels
     themselves (:func:`large_vessel` with ``solid_tube`` and ``max_solidity``:
-    a lobar artery is as thick as the opening). Returns a bool array like ``comp``.
+    a lobar artery is as thick as the opening) or, given ``costal_mm`` (depth
+    below the costal pleura, mm, like ``comp``), central arteries
+    (:func:`central_artery` with ``artery_tube``). Returns a bool array like ``comp``.
     """
     core = opening_mm(comp, spacing, mass_mm)
     out = comp & ~core
@@ -134,7 +161,9 @@ def vessel_branches(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float]
     pieces, _ = label(core)
     for j, sl in enumerate(ndi.find_objects(pieces), start=1):
         piece = pieces[sl] == j
-        if large_vessel(piece, tube[sl], spacing, solid_tube, max_solidity=max_solidity):
+        if large_vessel(piece, tube[sl], spacing, solid_tube, max_solidity=max_solidity) or \
+                (costal_mm is not None and
+                 central_artery(piece, tube[sl], costal_mm[sl], spacing, min_tube=artery_tube)):
             out[sl] |= piece
     return out
 
@@ -304,7 +333,8 @@ def solid_components(airless: np.ndarray, dense: np.ndarray, tissue: np.ndarray,
         if large or (not through[i - 1] and solidity(comp, spacing) < p.branch_solidity):
             # a mass or consolidation that vessels join: its parts thicker than vessels stay
             branches = vessel_branches(comp, tube[sl], spacing, p.mass_mm, p.solid_tube,
-                                       p.branch_solidity, None if large else p.vessel_tube)
+                                       p.branch_solidity, None if large else p.vessel_tube,
+                                       costal_mm=depth[sl], artery_tube=p.vessel_tube)
             vessel[sl] |= branches
             comp = comp & ~branches
             size = np.count_nonzero(comp)
