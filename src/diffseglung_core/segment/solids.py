@@ -130,8 +130,8 @@ def central_artery(piece: np.ndarray, tube: np.ndarray, costal_mm: np.ndarray,
     reach outwards), it is an artery. ``tube`` and ``costal_mm`` are
     (Z, Y, X) like ``piece``.
     """
-    if float(tube[piece].mean()) < min_tube or in_plane_depth(piece, spacing) > vessel_mm \
-            or float(np.median(costal_mm[piece])) < hilum_mm:
+    if float(tube[piece].mean()) < min_tube or float(np.median(costal_mm[piece])) < hilum_mm \
+            or in_plane_depth(piece, spacing) > vessel_mm:
         return False
     axes = principal_axes(piece, spacing)
     return axes is not None and bool(np.sqrt(axes[-1] / max(axes[0], 1e-6)) >= min_elongation)
