@@ -97,6 +97,21 @@ def test_a_central_artery_joining_consolidation_is_a_vessel(tube, costal_mm, art
     assert not vessel_branches(comp, tube_map, sp, 6.0, 0.6, 0.4)[inner_thick].any()
 
 
+def test_a_round_central_piece_is_no_artery_however_tube_like_it_reads():
+    """A mass at the hilum as thick as an artery reads tube-like to the Hessian in places (a
+    22 mm ball: 0.44 on the whole); it is round, not a tube, and stays solid. The same volume
+    stretched into a tube 2.5 times longer than thick is an artery."""
+    sp = (2.0, 1.0, 1.0)
+    z, y, x = np.indices((30, 60, 120)).astype(float)
+    z, y, x = (z - 15) * sp[0], y - 30, x - 60
+    tube_map = np.full(z.shape, 0.44, np.float32)
+    costal = np.full(z.shape, 50.0, np.float32)
+    ball = z ** 2 + y ** 2 + x ** 2 <= 9.0 ** 2
+    rod = (z ** 2 + y ** 2 <= 6.0 ** 2) & (np.abs(x) <= 20.0)
+    assert not central_artery(ball, tube_map, costal, sp, min_tube=0.25)
+    assert central_artery(rod, tube_map, costal, sp, min_tube=0.25)
+
+
 def test_the_elongation_of_a_component_one_slice_cuts_is_read_in_the_slice():
     """A disk in one slice is flat across it, as a vessel is long: in 3D its principal axes
     make any flat piece elongated. Read in its slice, a disk is not; a tube lying in the
