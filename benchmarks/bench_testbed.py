@@ -298,7 +298,7 @@ def main() -> None:
         vol, lung = tb.load_a0001(args.data)
         st = dense_structures(vol.hu, lung, vol.spacing)
         # the test bed's native tissue of unknown class: the tumour, its hazy halo, with 5 mm
-        unknown = tb.prepare_scan(vol, lung).ignore
+        unknown = tb.unknown_tissue(vol.hu, lung, vol.spacing)
         burden = {"lung": "compute_lung_mask of the native A0001 scan", "mass_ml": float(st.mass.sum()
                   * np.prod(vol.spacing) / 1000.0), "solid_components_ml": st.component_ml,
                   "thin_dense_voxels": int(st.thin.sum()),

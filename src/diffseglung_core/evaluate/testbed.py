@@ -68,6 +68,7 @@ __all__ = [
     "prepare_scan",
     "scan_missing",
     "standard_cases",
+    "unknown_tissue",
 ]
 
 #: Lesion kinds and their truth label.
@@ -262,6 +263,24 @@ def native_hazy(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], *,
     return _components_of_at_least((smooth > hazy_hu) & parenchyma, spacing, min_ml)
 
 
+def unknown_tissue(hu: np.ndarray, lung: np.ndarray, spacing: Sequence[float], *,
+                   dense: np.ndarray | None = None, margin_mm: float = 5.0) -> np.ndarray:
+    """Native tissue of unknown class, to leave out of scores: :func:`native_dense`,
+    :func:`native_lucent` and :func:`native_hazy` grown by ``margin_mm``, inside the lung.
+
+    ``dense``: the scan's :func:`native_dense`, when already computed.
+
+    Returns
+    -------
+    (Z, Y, X) bool
+    """
+    lung_b = np.asarray(lung) > 0
+    if dense is None:
+        dense = native_dense(hu, lung_b, spacing)
+    unknown = dense | native_lucent(hu, lung_b, spacing) | native_hazy(hu, lung_b, spacing)
+    return dilate_mm(unknown, spacing, margin_mm) & lung_b
+
+
 def _mean_over(hu: np.ndarray, within: np.ndarray, spacing: Sequence[float], smooth_mm: float) -> np.ndarray:
     """(Z, Y, X) float32: the Gaussian mean (``smooth_mm``) of ``hu`` over the voxels of ``within`` only."""
     sigma = [smooth_mm / s for s in spacing]
@@ -401,7 +420,6 @@ def prepare_scan(volume: CTVolume, lung: np.ndarray, *, coarse_mm: float = 2.5) 
     noise = estimate_noise(hu, sp)
     depth = _signed_depth(lung_b, sp)
     dense = native_dense(hu, lung_b, sp)
-    unknown = dense | native_lucent(hu, lung_b, sp) | native_hazy(hu, lung_b, sp)
     step = np.maximum(1, np.round(coarse_mm / sp)).astype(int)
     cs = tuple(slice(None, None, int(s)) for s in step)
     dense_dist = ndi.distance_transform_edt(~dense[cs], sampling=sp * step).astype(np.float32) \
@@ -417,7 +435,7 @@ def prepare_scan(volume: CTVolume, lung: np.ndarray, *, coarse_mm: float = 2.5) 
         medial = np.percentile(pts[:, 2], 10 if side > 0 else 90)
         hilum[c] = np.array([np.median(pts[:, 0]), np.median(pts[:, 1]), medial])
     return ScanContext(volume=volume, lung=lung_b, noise=noise, air_hu=_air_hu(hu), depth=depth,
-                       dense=dense, ignore=dilate_mm(unknown, sp, 5.0) & lung_b, step=step,
+                       dense=dense, ignore=unknown_tissue(hu, lung_b, sp, dense=dense), step=step,
                        dense_dist=dense_dist, components=comps, hilum=hilum,
                        z_range=(float(zz.min() * sp[0]), float(zz.max() * sp[0])),
                        y_mid=float(np.median(yy)) * sp[1], x_mid=x_mid,
