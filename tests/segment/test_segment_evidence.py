@@ -470,6 +470,26 @@ def test_one_hrct_slice_judges_a_long_region_by_its_width_in_the_slice():
     assert not ev.emphysema[_rows(lumen, lung)].any()
 
 
+def test_one_hrct_slice_takes_a_narrow_row_of_lucencies_along_the_pleura_for_paraseptal_emphysema():
+    """One 1.25 mm slice against the chest wall: a narrow band of lucencies 3 mm wide
+    and 60 mm long, 2-5 mm under the pleura behind lung of normal density, is
+    paraseptal emphysema (bronchi do not show in the outer centimetre of the lung);
+    the same band 20 mm deep is as narrow and long as a bronchus lumen and is not."""
+    hu, lung, sp = _lung_block(shape=(1, 160, 160), spacing=(1.25, 0.78, 0.78), noise=10.0,
+                               level=-870.0, seed=6)
+    hu[:, :, :30] = 40.0  # the chest wall
+    lung[:, :, :30] = False
+    rows = np.zeros(hu.shape, bool)
+    rows[:, 40:120] = True
+    subpleural = rows & (np.arange(160) >= 32) & (np.arange(160) < 36)
+    deep = rows & (np.arange(160) >= 60) & (np.arange(160) < 64)
+    hu[subpleural | deep] += -960.0 + 870.0  # below -950 HU, not as dark as air
+    ev = tissue_evidence(hu, lung, sp)
+    assert ev.halo_mm == 0.0  # the border's first mm reads as normal lung: no kernel halo
+    assert ev.emphysema[_rows(subpleural, lung)].mean() > 0.6
+    assert not ev.emphysema[_rows(deep, lung)].any()
+
+
 def _walled_air(hu, y, x, cy, cx, radius, wall=1.2):
     """Air inside a soft-tissue ring of ``wall`` mm (a bronchus cut across, or a cyst)."""
     r = np.hypot(y - cy, x - cx)
@@ -599,6 +619,21 @@ def test_the_dark_halo_of_a_sharp_kernel_is_measured_and_not_emphysema():
     result = SimpleNamespace(evidence=ev, mapping=None, timings={}, params={})
     note = make_report(lung.astype(np.uint8), hu, sp, result=result)["emphysema_evidence"]
     assert note["edge_halo_mm"] == 2.0 and "sharp reconstruction kernel" in note["note"]
+
+
+def test_a_halo_hugs_the_border_and_dark_lung_behind_a_normal_border_band_is_none():
+    """The undershoot of a sharp kernel lies next to the border; dark lung 1.6-3.2 mm
+    from it behind a first band of normal lung (the row of subpleural lucencies of
+    paraseptal emphysema, say) is no halo."""
+    hu, lung, sp = _lung_beside_the_heart(halo_px=0)
+    tissue = (hu > -500) & ~lung
+    assert edge_halo(hu < -950, lung, tissue, sp)[0] == 0.0
+    behind = hu.copy()
+    behind[:, :, 42:44] -= 130.0
+    assert edge_halo(behind < -950, lung, tissue, sp)[0] == 0.0
+    hugging = hu.copy()
+    hugging[:, :, 40:44] -= 130.0  # from the border's own voxel on: a halo, 4 mm wide
+    assert edge_halo(hugging < -950, lung, tissue, sp)[0] == 4.0
 
 
 def test_emphysema_against_the_heart_is_found_past_the_halo():

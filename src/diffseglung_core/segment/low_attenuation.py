@@ -25,12 +25,17 @@ from .shapes import component_ml, disk_footprint, in_plane_depth, kept_component
 if TYPE_CHECKING:
     from .evidence import EvidenceParams
 
-__all__ = ["EMPHYSEMA_HU", "LUCENCY_SLICE_MM", "lucencies_resolved", "bronchus_lumens", "edge_halo",
-           "LowAttenuation", "low_attenuation_regions"]
+__all__ = ["EMPHYSEMA_HU", "SUBPLEURAL_MM", "LUCENCY_SLICE_MM", "lucencies_resolved", "bronchus_lumens",
+           "edge_halo", "LowAttenuation", "low_attenuation_regions"]
 
 
 #: The emphysema threshold (calibrated HU) of the low-attenuation area.
 EMPHYSEMA_HU = -950.0
+
+#: Depth (mm) below the costal pleura within which a lucency lines the pleura: paraseptal
+#: emphysema (subpleural cysts in a row), not the air of a bronchus, which the outer
+#: centimetre of normal lung does not show.
+SUBPLEURAL_MM = 10.0
 
 #: Slice thickness (mm) up to which the lucency of a destroyed lobule (3 mm or more
 #: across) holds no tissue above or below it in its slice: it reads as air.
@@ -43,15 +48,20 @@ def lucencies_resolved(spacing: Sequence[float]) -> bool:
     return float(spacing[0]) <= LUCENCY_SLICE_MM
 
 
-def _airway_lumen(comp: np.ndarray, spacing: Sequence[float], cut: bool = False,
+def _airway_lumen(comp: np.ndarray, depth: np.ndarray, spacing: Sequence[float], cut: bool = False,
                   max_radius_mm: float = 4.0, min_elongation: float = 3.0) -> bool:
     """Whether a low-attenuation region is the air of a bronchus: a long, narrow tube.
 
     Emphysema is a region; a bronchus lumen is at most about 8 mm wide inside
-    the lung and at least ``min_elongation`` times longer than wide. ``cut``:
-    the region runs through every slice of a stack thinner than it (one HRCT
-    slice), so only its width within its slices is known.
+    the lung, at least ``min_elongation`` times longer than wide, and lies
+    deeper than ``SUBPLEURAL_MM`` below the costal pleura (``depth``, mm, over
+    the region's voxels; its median): a narrow row of lucencies along the
+    pleura is paraseptal emphysema. ``cut``: the region runs through every
+    slice of a stack thinner than it (one HRCT slice), so only its width
+    within its slices is known.
     """
+    if np.median(depth) <= SUBPLEURAL_MM:
+        return False
     if cut:
         depth = in_plane_depth(comp, spacing)
     else:
@@ -94,7 +104,8 @@ def _with_air_lucencies(regions: np.ndarray, darker: np.ndarray, airlike: np.nda
 
 def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
                     spacing: Sequence[float], *, min_mm: float = 2.0, closed: float = 0.8,
-                    wall_mm: float = 2.5, alone_mm: float = 4.0, deep_mm: float = 10.0) -> np.ndarray:
+                    wall_mm: float = 2.5, alone_mm: float = 4.0,
+                    deep_mm: float = SUBPLEURAL_MM) -> np.ndarray:
     """The air of bronchi cut across: lone, walled lumens away from the costal pleura.
 
     In each axial slice, a connected region of ``low`` at least ``min_mm``
@@ -170,10 +181,14 @@ def edge_halo(low: np.ndarray, parenchyma: np.ndarray, tissue: np.ndarray,
     nothing destroyed. The halo is measured on the scan itself: the share of
     ``low`` voxels of the parenchyma in 1 mm bands by in-plane distance from
     ``tissue``, against the share in the band from ``max_mm`` to ``2 * max_mm``
-    (emphysema along the border darkens both; the halo only the first). It
-    reaches the outer edge of the last band within ``max_mm`` whose share is at
-    least ``min_ratio`` times the reference and ``min_excess`` above it; a smooth
-    kernel gives none.
+    (emphysema along the border darkens both; the halo only the first). A band
+    is dark when its share is at least ``min_ratio`` times the reference and
+    ``min_excess`` above it. The undershoot hugs the border: the halo is the
+    run of dark bands that starts at the first band past the border's own
+    voxel (which partial volume with the tissue lightens) and reaches the outer
+    edge of the last of them, within ``max_mm``. A smooth kernel gives none;
+    nor do lucencies a few mm from the pleura behind lung of normal density
+    (paraseptal emphysema, whose walls the border band holds).
 
     Parameters
     ----------
@@ -204,15 +219,19 @@ def edge_halo(low: np.ndarray, parenchyma: np.ndarray, tissue: np.ndarray,
         tenths[z] = t
     d, v = tenths[parenchyma], low[parenchyma]
     ref = (d >= 10 * max_mm) & (d < 20 * max_mm)
+    # the bands (1 mm) that the border's own voxel reaches into
+    border = int(np.ceil(max(float(spacing[1]), float(spacing[2]))))
     width = 0
     if ref.sum() >= 1000:
         share_ref = float(v[ref].mean())
         for k in range(max_mm):
             band = (d >= 10 * k) & (d < 10 * (k + 1))
-            if band.sum() >= 200:
-                share = float(v[band].mean())
-                if share >= max(min_ratio * share_ref, share_ref + min_excess):
-                    width = k + 1
+            if band.sum() < 200:
+                continue
+            if float(v[band].mean()) >= max(min_ratio * share_ref, share_ref + min_excess):
+                width = k + 1
+            elif width or k >= border:
+                break
     return float(width), parenchyma & (tenths < 10 * width)
 
 
@@ -348,9 +367,11 @@ def low_attenuation_regions(h: np.ndarray, smooth: np.ndarray, parenchyma: np.nd
         return whole and sl[0].stop - sl[0].start == h.shape[0]
 
     emphysema = kept_components(emphysema, lambda comp, sl: component_ml(comp, spacing, spans(sl))
-                                 >= p.min_laa_ml and not _airway_lumen(comp, spacing, spans(sl)))
+                                 >= p.min_laa_ml and not _airway_lumen(comp, depth[sl][comp], spacing,
+                                                                       spans(sl)))
     if lucencies is not None:
-        cores = kept_components(lucencies, lambda comp, sl: not _airway_lumen(comp, spacing, spans(sl)))
+        cores = kept_components(lucencies, lambda comp, sl: not _airway_lumen(comp, depth[sl][comp], spacing,
+                                                                              spans(sl)))
         # with the low-attenuation rim that partial volume leaves around the air (1 mm)
         emphysema |= ndi.binary_dilation(cores, disk_footprint(1.0, spacing, h.shape)) & laa
         del lucencies, cores
