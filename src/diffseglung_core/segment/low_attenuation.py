@@ -48,19 +48,19 @@ def lucencies_resolved(spacing: Sequence[float]) -> bool:
     return float(spacing[0]) <= LUCENCY_SLICE_MM
 
 
-def _airway_lumen(comp: np.ndarray, depth: np.ndarray, spacing: Sequence[float], cut: bool = False,
-                  max_radius_mm: float = 4.0, min_elongation: float = 3.0) -> bool:
+def _airway_lumen(comp: np.ndarray, costal_depth: np.ndarray, spacing: Sequence[float],
+                  cut: bool = False, max_radius_mm: float = 4.0, min_elongation: float = 3.0) -> bool:
     """Whether a low-attenuation region is the air of a bronchus: a long, narrow tube.
 
     Emphysema is a region; a bronchus lumen is at most about 8 mm wide inside
     the lung, at least ``min_elongation`` times longer than wide, and lies
-    deeper than ``SUBPLEURAL_MM`` below the costal pleura (``depth``, mm, over
-    the region's voxels; its median): a narrow row of lucencies along the
-    pleura is paraseptal emphysema. ``cut``: the region runs through every
-    slice of a stack thinner than it (one HRCT slice), so only its width
-    within its slices is known.
+    deeper than ``SUBPLEURAL_MM`` below the costal pleura (the median of
+    ``costal_depth``, mm, over the region's voxels): a narrow row of
+    lucencies along the pleura is paraseptal emphysema. ``cut``: the region
+    runs through every slice of a stack thinner than it (one HRCT slice), so
+    only its width within its slices is known.
     """
-    if np.median(depth) <= SUBPLEURAL_MM:
+    if np.median(costal_depth) <= SUBPLEURAL_MM:
         return False
     if cut:
         depth = in_plane_depth(comp, spacing)
@@ -187,8 +187,9 @@ def edge_halo(low: np.ndarray, parenchyma: np.ndarray, tissue: np.ndarray,
     run of dark bands that starts at the first band past the border's own
     voxel (which partial volume with the tissue lightens) and reaches the outer
     edge of the last of them, within ``max_mm``. A smooth kernel gives none;
-    nor do lucencies a few mm from the pleura behind lung of normal density
-    (paraseptal emphysema, whose walls the border band holds).
+    nor do lucencies a few mm from the border behind a first band of lung of
+    normal density (the subpleural cysts of paraseptal emphysema behind their
+    outer wall).
 
     Parameters
     ----------
