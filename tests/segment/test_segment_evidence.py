@@ -528,7 +528,6 @@ def test_a_bronchus_cut_across_is_not_emphysema_and_walled_cysts_in_clusters_sta
     assert not bronchus_lumens(low, dense, np.full(hu.shape, 5.0), sp).any()
 
 
-
 def test_two_walled_lumens_side_by_side_are_a_dividing_bronchus_and_a_row_of_cysts_is_not():
     """Deep in the lung a bronchus that divides shows two walled lumens side by side: both
     are bronchi; a row of three walled cysts as close (honeycombing) is not, nor are its end

@@ -116,9 +116,8 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
     ``alone_mm`` of it but, at most, one walled region with no other such
     neighbour (a bronchus that divides shows two lumens side by side;
     honeycomb cysts come in clusters of three or more that share their
-    walls) and it lies more than
-    ``deep_mm`` below the costal pleura (paraseptal emphysema lines the pleura
-    with walled cysts).
+    walls) and it lies more than ``deep_mm`` below the costal pleura
+    (paraseptal emphysema lines the pleura with walled cysts).
     Centrilobular emphysema has no wall. The wall is looked for at least one
     pixel out: on pixels coarser than ``wall_mm`` it blurs into the pixel next
     to the lumen, whose own reading falls below the dense threshold (a main
@@ -171,6 +170,7 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
             around = ndi.binary_dilation(own, alone_disk) & ~own
             neighbours[i] = set(np.unique(others[box][around]).tolist()) - {0}
         for i, box in walled:
+            # a pair: its one neighbour is walled too and has no other
             pair = len(neighbours[i]) == 1 and neighbours.get(next(iter(neighbours[i]))) == {i}
             if not neighbours[i] or pair:
                 out[z][box] |= lab[box] == i
