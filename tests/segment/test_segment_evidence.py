@@ -528,24 +528,6 @@ def test_a_bronchus_cut_across_is_not_emphysema_and_walled_cysts_in_clusters_sta
     assert not bronchus_lumens(low, dense, np.full(hu.shape, 5.0), sp).any()
 
 
-def test_two_walled_lumens_side_by_side_are_a_dividing_bronchus_and_a_row_of_cysts_is_not():
-    """Deep in the lung a bronchus that divides shows two walled lumens side by side: both
-    are bronchi; a row of three walled cysts as close (honeycombing) is not, nor are its end
-    cysts, which have one neighbour each, as each of the pair does."""
-    hu, lung, sp = _lung_block(shape=(1, 160, 160), spacing=(1.25, 0.8, 0.8), noise=20.0,
-                               level=-870.0, seed=7)
-    z, y, x = _grid(hu.shape, sp)
-    pair = [(-30.0, -25.0), (-30.0, -16.0)]
-    row = [(25.0, -20.0), (25.0, -11.0), (25.0, -2.0)]
-    for cy, cx in pair + row:
-        _walled_air(hu, y, x, cy, cx, 3.0)
-    low, dense, depth = (hu < -950.0) & lung, hu > -500.0, np.full(hu.shape, 40.0)
-    lumens = bronchus_lumens(low, dense, depth, sp)
-    for cy, cx in pair:
-        assert lumens[np.hypot(y - cy, x - cx) <= 2.5].all()
-    for cy, cx in row:
-        assert not lumens[np.hypot(y - cy, x - cx) <= 3.0].any()
-
 
 def test_a_main_bronchus_with_a_blurred_wall_is_a_lumen():
     """A 10 mm main bronchus in one HRCT slice: between its air and its wall lies a 2 mm

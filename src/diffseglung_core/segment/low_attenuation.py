@@ -106,18 +106,16 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
                     spacing: Sequence[float], *, min_mm: float = 2.0, closed: float = 0.8,
                     wall_mm: float = 2.5, alone_mm: float = 4.0,
                     deep_mm: float = SUBPLEURAL_MM) -> np.ndarray:
-    """The air of bronchi cut across: lone or paired walled lumens away from the costal pleura.
+    """The air of bronchi cut across: lone, walled lumens away from the costal pleura.
 
     In each axial slice, a connected region of ``low`` at least ``min_mm``
     across is a bronchus lumen when dense structure lies within ``wall_mm`` of
     at least ``closed`` of its edge (a wall all round; the partial-volume step
     from the air to the wall, 1-2 mm wide on a large bronchus, lies between
-    them), no other region of air that size (walled or not) lies within
-    ``alone_mm`` of it but, at most, one walled region with no other such
-    neighbour (a bronchus that divides shows two lumens side by side;
-    honeycomb cysts come in clusters of three or more that share their
-    walls) and it lies more than ``deep_mm`` below the costal pleura
-    (paraseptal emphysema lines the pleura with walled cysts).
+    them), no other region of air that
+    size (walled or not) lies within ``alone_mm`` of it (honeycomb cysts come in
+    clusters that share their walls) and it lies more than ``deep_mm`` below
+    the costal pleura (paraseptal emphysema lines the pleura with walled cysts).
     Centrilobular emphysema has no wall. The wall is looked for at least one
     pixel out: on pixels coarser than ``wall_mm`` it blurs into the pixel next
     to the lumen, whose own reading falls below the dense threshold (a main
@@ -163,17 +161,12 @@ def bronchus_lumens(low: np.ndarray, dense: np.ndarray, depth: np.ndarray,
                 walled.append((i, box))
         if not walled:
             continue
-        others = np.where((size >= least)[np.maximum(lab - 1, 0)], lab, 0)
-        neighbours = {}  # the regions of air that size within ``alone_mm`` of each walled one
+        others = (size >= least)[np.maximum(lab - 1, 0)] & (lab > 0)
         for i, box in walled:
             own = lab[box] == i
             around = ndi.binary_dilation(own, alone_disk) & ~own
-            neighbours[i] = set(np.unique(others[box][around]).tolist()) - {0}
-        for i, box in walled:
-            # a pair: its one neighbour is walled too and has no other
-            pair = len(neighbours[i]) == 1 and neighbours.get(next(iter(neighbours[i]))) == {i}
-            if not neighbours[i] or pair:
-                out[z][box] |= lab[box] == i
+            if not np.any(others[box][around]):
+                out[z][box] |= own
     return out
 
 
