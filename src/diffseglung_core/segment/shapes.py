@@ -19,7 +19,7 @@ from ..lung.coarse import bbox
 from ..parallel import by_slabs
 
 __all__ = ["ball_footprint", "ellipsoid_footprint", "disk_footprint", "dilate_parts", "opening_by",
-           "opening_mm", "kept_components", "component_ml", "in_plane_depth", "principal_axes",
+           "opening_mm", "kept_components", "component_ml", "in_plane_depth", "principal_axes", "elongation",
            "solidity"]
 
 
@@ -106,6 +106,14 @@ def principal_axes(comp: np.ndarray, spacing: Sequence[float]) -> Optional[np.nd
     if len(pts) < 10:
         return None
     return np.linalg.eigvalsh(np.cov(pts.T) + 1e-6 * np.eye(pts.shape[1]))
+
+
+def elongation(comp: np.ndarray, spacing: Sequence[float]) -> Optional[float]:
+    """How much longer than thick a component is: the standard deviation of its voxel
+    positions along its longest principal axis over that along its shortest (None for
+    fewer than 10 voxels)."""
+    axes = principal_axes(comp, spacing)
+    return None if axes is None else float(np.sqrt(axes[-1] / max(axes[0], 1e-6)))
 
 
 def opening_mm(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:

@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 from ..binary import distance_inside, label
 from ..lung.morphology import fill_holes_nd
 from ..parallel import thread_map
-from .shapes import component_ml, disk_footprint, in_plane_depth, opening_mm, principal_axes, solidity
+from .shapes import component_ml, disk_footprint, elongation, in_plane_depth, opening_mm, solidity
 
 if TYPE_CHECKING:
     from .evidence import EvidenceParams
@@ -105,8 +105,8 @@ def large_vessel(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float],
     """
     if float(tube[comp].mean()) >= branch_tube and solidity(comp, spacing) < max_solidity:
         return True
-    axes = principal_axes(comp.any(axis=0), spacing[1:]) if in_plane else principal_axes(comp, spacing)
-    if axes is None or np.sqrt(axes[-1] / max(axes[0], 1e-6)) < min_elongation:
+    long = elongation(comp.any(axis=0), spacing[1:]) if in_plane else elongation(comp, spacing)
+    if long is None or long < min_elongation:
         return False
     depth = distance_inside(np.pad(comp, 1), spacing)[1:-1, 1:-1, 1:-1]
     core = depth >= core_mm
@@ -133,8 +133,8 @@ def central_artery(piece: np.ndarray, tube: np.ndarray, costal_mm: np.ndarray,
     if float(tube[piece].mean()) < min_tube or float(np.median(costal_mm[piece])) < hilum_mm \
             or in_plane_depth(piece, spacing) > vessel_mm:
         return False
-    axes = principal_axes(piece, spacing)
-    return axes is not None and bool(np.sqrt(axes[-1] / max(axes[0], 1e-6)) >= min_elongation)
+    long = elongation(piece, spacing)
+    return long is not None and long >= min_elongation
 
 
 def vessel_branches(comp: np.ndarray, tube: np.ndarray, spacing: Sequence[float], mass_mm: float,
