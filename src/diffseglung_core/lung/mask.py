@@ -177,9 +177,11 @@ def segment_lungs(
        :func:`.cavity.fat_planes`); on a thin scan the rib line closes the
        gaps between rib fragments, and a ray that ends on bone much nearer the
        skin than the ribs the lung touches, beside its end or over the slice,
-       reached a scapula. Then rays turned towards the back (towards the
-       dependent side: the front of a prone patient, where they end on the ribs
-       only) reach dependent lung beside the spine; they may also end on the side of the
+       reached a scapula. Then rays turned towards the back (first towards the
+       dependent side where that is not the back: the front of a prone patient,
+       where they end on the ribs only; the rays towards the back follow
+       whatever the position, as a prone patient's disease beside the spine
+       stays there) reach dependent lung beside the spine; they may also end on the side of the
        vertebral column behind the middle of its body (the paravertebral
        gutter), after at least 15 mm of dense tissue and without crossing the
        posterior mediastinum in front of it, nor bone-dense voxels between the
@@ -244,9 +246,12 @@ def segment_lungs(
     dependent_passes : int
         After step 6, rays turned towards the dependent side (``dependent_side``)
         from every part of each lung, through no solid organ
-        (:func:`.cavity.solid_organs`) and ending on the ribs or, lying supine,
-        in the paravertebral gutter, add dependent lung (beside the spine and
-        behind the heart, lying supine), up to this many passes; 0 disables them. Only on
+        (:func:`.cavity.solid_organs`) and ending on the ribs or, towards the
+        back, in the paravertebral gutter, add dependent lung (beside the spine and
+        behind the heart, lying supine), up to this many passes; 0 disables them.
+        Where the dependent side is not the back, rays towards the back follow
+        (the paravertebral gutter, which no other ray reaches, holds lung whatever
+        the position). Only on
         volumes at least twice :data:`.skeleton.RIB_SLAB_MM` deep, whose slabs close
         the rib cage.
     mediastinal_passes : int
@@ -414,8 +419,12 @@ def segment_lungs(
                 notes.append("intravenous contrast recognised (the blood between the lungs reads as "
                              "dense as bone): contrast-filled vessels are not taken for ribs, and thin "
                              "ones do not stop the search for dependent lung")
-            dependent_rays(labels, hu_s, stop, body, allowed, bones, back, spacing, x_mid,
-                           spine_mm=spine_mm, passes=dependent_passes, dependent_side=dependent_side)
+            # towards the dependent side, then towards the back: the paravertebral gutter
+            # holds lung whatever the position (the normals of the aerated lung do not face
+            # it), and a prone patient's disease there does not move with gravity
+            for towards in dict.fromkeys((dependent_side, "back")):
+                dependent_rays(labels, hu_s, stop, body, allowed, bones, back, spacing, x_mid,
+                               spine_mm=spine_mm, passes=dependent_passes, dependent_side=towards)
         if mediastinal_passes > 0:
             aorta = mediastinal_rays(labels, hu_s, stop, body, allowed, bones, back, spacing, x_mid,
                                      passes=mediastinal_passes, aorta_gap_mm=aorta_gap_mm)
