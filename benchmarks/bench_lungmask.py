@@ -43,7 +43,9 @@ from the scan alone:
   voxels within one voxel in-plane of another truth label left out: there a
   voxel holds two tissues), false positives (mL), and for the
   effusion and mass cases the share of fluid kept out / reported and of the mass
-  kept in; ``abdomen`` must give "no lung".
+  kept in, for the pneumothorax case the share of the free air kept out /
+  reported and the true lung reported with it, and for every other case any
+  pneumothorax reported (there is none); ``abdomen`` must give "no lung".
 
 Prints a table and writes JSON.
 """
@@ -103,12 +105,14 @@ def cip(data: Path) -> dict:
     ct = read_scan(data / "cip-chest" / "ct-64.nrrd")
     ref = read_mask(data / "cip-chest" / "wholeLung-64.nrrd", ct)
     seg, s = timed(ct.hu, ct.spacing)
-    out["ct64"] = {"dice": dice(seg.labels, ref), "seconds": s}
+    out["ct64"] = {"dice": dice(seg.labels, ref), "seconds": s,
+                   "pneumothorax_voxels": int(np.count_nonzero(seg.pneumothorax))}
     ct = read_scan(data / "cip-chest" / "crop_ct_2slices.nrrd")
     labels, _ = nrrd.read(str(data / "cip-chest" / "crop_ct_partialLungLabelMap.nrrd"))
     ref = (labels.transpose(2, 1, 0)[60:62] & 0xFF) > 0
     seg, s = timed(ct.hu, ct.spacing)
-    out["crop_ct_2slices"] = {"dice": dice(seg.labels, ref), "seconds": s}
+    out["crop_ct_2slices"] = {"dice": dice(seg.labels, ref), "seconds": s,
+                              "pneumothorax_voxels": int(np.count_nonzero(seg.pneumothorax))}
     return out
 
 
@@ -187,6 +191,7 @@ def covid(data: Path) -> dict:
         row["plain_threshold_share_of_body"] = float(np.count_nonzero(plain) / np.count_nonzero(body))
         row["ratio_to_plain_threshold"] = float(np.count_nonzero(seg.labels) / max(plain.sum(), 1))
         row["notes"] = seg.notes
+        row["pneumothorax_voxels"] = int(np.count_nonzero(seg.pneumothorax))
         out[path.name] = row
     return out
 
@@ -205,10 +210,12 @@ def cted_rays(data: Path) -> dict:
     rows = {}
     for path in sorted((data / "cted-open" / "slices").glob("*.tiff")):
         ct = read_scan(path, spacing=(1.25, 0.78, 0.78))
-        lung = segment_lungs(ct.hu, ct.spacing).labels > 0
+        seg = segment_lungs(ct.hu, ct.spacing)
+        lung = seg.labels > 0
         plain = segment_lungs(ct.hu, ct.spacing, costal=False).labels > 0
         rows[path.name] = {"lung": int(np.count_nonzero(lung)),
-                           "added_by_rays": int(np.count_nonzero(lung & ~plain))}
+                           "added_by_rays": int(np.count_nonzero(lung & ~plain)),
+                           "pneumothorax_voxels": int(np.count_nonzero(seg.pneumothorax))}
     added = sum(r["added_by_rays"] for r in rows.values())
     return {"slices": rows, "share_of_lung": added / max(sum(r["lung"] for r in rows.values()), 1),
             "max_share_of_a_slice": max(r["added_by_rays"] / max(r["lung"], 1) for r in rows.values())}
@@ -274,6 +281,13 @@ def phantoms(shape, seeds) -> dict:
                     if seg.effusion.any() else float("nan")
             if ph.mass is not None and np.any(ph.mass):
                 row["mass_inside"] = float(np.mean(m[ph.mass > 0] > 0))
+            free = ph.pneumothorax if ph.pneumothorax is not None else np.zeros(m.shape, bool)
+            row["pneumothorax_reported_ml"] = float(np.count_nonzero(seg.pneumothorax) * voxel_ml)
+            if free.any():
+                row["pneumothorax_in_mask"] = float(np.mean(m[free] > 0))
+                row["pneumothorax_reported"] = float(np.mean(seg.pneumothorax[free]))
+                row["reported_that_is_lung_ml"] = float(np.count_nonzero(seg.pneumothorax & (ph.lung > 0))
+                                                        * voxel_ml)
             if side != "back" and ph.effusion is not None:  # position unknown: supine assumed
                 seg, _ = timed(ph.volume.hu, ph.volume.spacing)
                 row["assumed_supine"] = {"dice": dice(seg.labels, ph.lung),
@@ -372,6 +386,12 @@ def main(argv=None) -> int:
         r = result["cted_rays"]
         print(f"  cted-open, lung added by the rays against the ribs: {100 * r['share_of_lung']:.2f} % "
               f"of all, at most {100 * r['max_share_of_a_slice']:.2f} % of a slice")
+        ptx = {"CIP ct-64": result["cip"]["ct64"]["pneumothorax_voxels"],
+               "CIP crop_ct_2slices": result["cip"]["crop_ct_2slices"]["pneumothorax_voxels"],
+               "A0001": round(a["volumes_ml"].get("pneumothorax", 0.0), 1),
+               "COVID-19 slices": sum(row.get("pneumothorax_voxels", 0) for row in result["covid"].values()),
+               "cted-open slices": sum(row["pneumothorax_voxels"] for row in r["slices"].values())}
+        print("  pneumothorax reported (none there): " + ", ".join(f"{k} {v}" for k, v in ptx.items()))
         for name, row in result["field_of_view"].items():
             print(f"  field of view cutting the lung, {name}: " + ", ".join(
                 f"{k} {v:.3f}" for k, v in row.items() if not isinstance(v, list)))
@@ -388,6 +408,12 @@ def main(argv=None) -> int:
         if any("effusion_in_mask" in r for r in rows):
             extra = (f"fluid in mask {_mean(rows, 'effusion_in_mask'):.2f}, reported "
                      f"{_mean(rows, 'effusion_reported'):.2f}")
+        if any("pneumothorax_in_mask" in r for r in rows):
+            extra = (f"free air in mask {_mean(rows, 'pneumothorax_in_mask'):.2f}, reported "
+                     f"{_mean(rows, 'pneumothorax_reported'):.2f}, lung reported as such "
+                     f"{_mean(rows, 'reported_that_is_lung_ml'):.1f} mL")
+        elif _mean(rows, "pneumothorax_reported_ml") > 0:
+            extra += f"; pneumothorax reported {_mean(rows, 'pneumothorax_reported_ml'):.1f} mL (none there)"
         if any("assumed_supine" in r for r in rows):
             extra += (f"; position unknown (supine assumed): Dice "
                       f"{_mean(rows, 'assumed_supine', 'dice'):.4f}, fluid in mask "

@@ -1138,6 +1138,7 @@ def test_a0001_tumour_and_opacity_inside(a0001_dicom):
     mask = seg.labels
     vols = lung_volumes_ml(mask, ct.spacing)
     assert 2000 < vols["total"] < 8000
+    assert not seg.pneumothorax.any()  # its mild emphysema and the lucent lung by the heart
     # the descending aorta it traced, on the scan's grid: blood inside every circle
     traced = np.flatnonzero(~np.isnan(seg.aorta[:, 0]))
     assert traced.size * ct.spacing[0] >= 100
@@ -1337,14 +1338,18 @@ def test_padding_value_does_not_change_the_mask(cted_open):
 def test_every_cted_slice_has_two_lungs_against_its_own_air(cted_open):
     """A scan's lungs are judged against the air it shows (outside air at about -924 HU on
     these slices): a normal lung only about 75 HU above that air, at thin sections where the
-    small vessels are partial volume, is lung with vessels, not gas."""
+    small vessels are partial volume, is lung with vessels, not gas; nor is emphysema a
+    pneumothorax."""
     from diffseglung_core.io import read_scan
     from diffseglung_core.lung import segment_scan_lungs
 
     for path in sorted((cted_open / "slices").glob("*.tiff")):
         ct = read_scan(path, spacing=(1.25, 0.78, 0.78))
-        labels = segment_scan_lungs(ct).labels
-        assert set(np.unique(labels)) == {0, 1, 2}, path.name
+        seg = segment_scan_lungs(ct)
+        assert set(np.unique(seg.labels)) == {0, 1, 2}, path.name
+        # emphysema of every kind and severity (paraseptal bullae in rows along the pleura,
+        # diffuse centrilobular) keeps septa and vessels: none of it is free pleural air
+        assert not seg.pneumothorax.any(), path.name
 
 
 def test_cted_slices_take_no_chest_wall(cted_open):
@@ -1718,6 +1723,36 @@ def test_a_prone_patients_dense_lung_beside_the_spine_stays_inside():
     supine = segment_scan_lungs(ph.volume).labels > 0
     prone = segment_scan_lungs(ph.volume.with_position("HFP")).labels > 0
     assert prone[dense].mean() > supine[dense].mean() - 0.01
+
+
+def test_free_air_along_the_chest_wall_is_a_pneumothorax_not_lung():
+    """The phantom's right pneumothorax (free air along the anterior and lateral chest wall,
+    the visceral pleura behind it) leaves the mask and is reported; its lung keeps its
+    paraseptal bullae, and the chest without one reports none.
+
+    Measured (48, 160, 160), seed 0: 232 mL reported of 273 mL (0.84 of the free air, 94 voxels
+    of true lung); lung Dice 0.953 -> 0.981; the engine called 96 % of the free air emphysema
+    with the mask that kept it.
+    """
+    from diffseglung_core.lung import segment_scan_lungs
+    from diffseglung_core.phantom import make_phantom
+
+    ph = make_phantom((48, 160, 160), seed=0, case="pneumothorax")
+    free = ph.pneumothorax
+    seg = segment_scan_lungs(ph.volume)
+    found = seg.pneumothorax
+    assert found[free].mean() > 0.75 and (found & (ph.lung > 0)).sum() < 0.03 * found.sum()
+    assert not (seg.labels > 0)[free].mean() > 0.2
+    assert any("pneumothorax" in n for n in seg.notes) and seg.volumes_ml()["pneumothorax"] > 150
+    kept = segment_scan_lungs(ph.volume, pneumothorax=False).labels > 0
+    lung = ph.lung > 0
+
+    def dice(m):
+        return 2 * np.count_nonzero(m & lung) / (np.count_nonzero(m) + np.count_nonzero(lung))
+
+    assert dice(seg.labels > 0) > dice(kept) + 0.02
+    chest = make_phantom((48, 160, 160), seed=0)
+    assert not segment_scan_lungs(chest.volume).pneumothorax.any()
 
 
 def test_a_volume_with_front_and_back_swapped_is_noted():

@@ -319,7 +319,7 @@ def test_every_case_is_deterministic_and_consistent():
         np.testing.assert_array_equal(a.volume.hu, b.volume.hu)
         np.testing.assert_array_equal(a.labels, b.labels)
         np.testing.assert_array_equal(a.lung, b.lung)
-        for extra in ("effusion", "mass"):
+        for extra in ("effusion", "mass", "pneumothorax"):
             ea, eb = getattr(a, extra), getattr(b, extra)
             assert (ea is None) == (eb is None)
             if ea is not None:
@@ -327,7 +327,7 @@ def test_every_case_is_deterministic_and_consistent():
         np.testing.assert_array_equal(a.labels > 0, a.lung > 0)
         assert a.case == name and a.volume.source.metadata["case"] == name
     with pytest.raises(ValueError, match="unknown case"):
-        make_phantom(TINY, case="pneumothorax")
+        make_phantom(TINY, case="pneumoperitoneum")
 
 
 def test_contrast_case_changes_only_the_blood():
@@ -396,7 +396,25 @@ def test_pleural_effusion_is_fluid_outside_the_lung(case, sides):
 
 def test_chest_has_no_effusion_and_no_mass():
     ph = make_phantom(TINY, seed=0)
-    assert ph.effusion is None and ph.mass is None and ph.case == "chest"
+    assert ph.effusion is None and ph.mass is None and ph.pneumothorax is None and ph.case == "chest"
+
+
+def test_pneumothorax_is_free_air_in_front_of_the_right_lung():
+    """Air rises: a crescent of air (no vessels) along the anterior chest wall of the right
+    pleural space, outside the lung, with the visceral pleura as a faint line along the lung."""
+    ph = make_phantom((24, 96, 96), seed=2, case="pneumothorax")
+    air, lung, hu = ph.pneumothorax, ph.lung, ph.volume.hu
+    assert air is not None and air.dtype == bool and air.any()
+    assert not (air & (lung > 0)).any() and not ph.labels[air].any()
+    assert air.sum() * ph.volume.voxel_volume_ml > 150
+    x, y = (_mm(ph, a) for a in (2, 1))
+    assert (np.broadcast_to(x[None, None, :], air.shape)[air] < 0).all()   # the right side
+    y = np.broadcast_to(y[None, :, None], air.shape)
+    assert y[air].mean() < y[lung == 1].mean() - 30                        # in front of its lung
+    core = ndi.binary_erosion(air, np.ones((1, 3, 3), bool))
+    assert np.median(hu[core]) < -980 and hu[core].max() < -850            # empty: air and noise
+    line = air & ndi.binary_dilation(lung == 1, np.ones((1, 3, 3), bool))
+    assert -990 < np.median(hu[line]) < -850                               # the visceral pleura
 
 
 @pytest.mark.parametrize("case", ["pleural_mass", "pleural_mass_mediastinal", "pleural_mass_diaphragmatic"])
@@ -437,8 +455,14 @@ def test_cli_writes_a_case_with_its_effusion_and_mass(tmp_path, capsys):
     ct = read_scan(out / "ct.nii.gz")
     np.testing.assert_array_equal(read_mask(out / "effusion.nii.gz", ct), ph.effusion)
     np.testing.assert_array_equal(read_mask(out / "lung.nii.gz", ct), ph.lung)
-    assert not (out / "mass.nii.gz").exists()
+    assert not (out / "mass.nii.gz").exists() and not (out / "pneumothorax.nii.gz").exists()
     assert "pleural fluid" in capsys.readouterr().out
+    out = tmp_path / "ptx"
+    assert main(["phantom", str(out), "--shape", "8", "48", "48", "--case", "pneumothorax"]) == 0
+    ct = read_scan(out / "ct.nii.gz")
+    np.testing.assert_array_equal(read_mask(out / "pneumothorax.nii.gz", ct) > 0,
+                                  make_phantom((8, 48, 48), case="pneumothorax").pneumothorax)
+    assert "free pleural air" in capsys.readouterr().out
     out = tmp_path / "abd"
     assert main(["phantom", str(out), "--shape", "2", "48", "48", "--case", "pleural_mass",
                  "--z-range", "130", "170"]) == 0

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from ..phantom import CASES, make_phantom
 
     spec = CASES[args.case]
-    names = _NAMES + (("effusion",) if max(spec.effusion_mm) > 0 else ()) + (("mass",) if spec.mass else ())
+    names = _NAMES + (("effusion",) if max(spec.effusion_mm) > 0 else ()) + (("mass",) if spec.mass else ()) \
+        + (("pneumothorax",) if spec.pneumothorax_mm > 0 else ())
     paths = {name: args.out_dir / f"{name}.{args.format}" for name in names}
     if not args.overwrite:
         for path in paths.values():
@@ -64,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         write_labels(paths["effusion"], ph.effusion, ph.volume, overwrite=args.overwrite)
     if ph.mass is not None:
         write_labels(paths["mass"], ph.mass.astype("uint8"), ph.volume, overwrite=args.overwrite)
+    if ph.pneumothorax is not None:
+        write_labels(paths["pneumothorax"], ph.pneumothorax.astype("uint8"), ph.volume,
+                     overwrite=args.overwrite)
     lung = max(int((ph.labels > 0).sum()), 1)
     shares = ", ".join(f"{TISSUE_NAMES[c]} {100 * (ph.labels == c).sum() / lung:.1f}%"
                        for c in range(1, 6) if (ph.labels == c).any())
@@ -72,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         extra += f"; pleural fluid {(ph.effusion > 0).sum() * ph.volume.voxel_volume_ml:.0f} mL"
     if ph.mass is not None:
         extra += f"; mass {ph.mass.sum() * ph.volume.voxel_volume_ml:.1f} mL"
+    if ph.pneumothorax is not None:
+        extra += f"; free pleural air {ph.pneumothorax.sum() * ph.volume.voxel_volume_ml:.0f} mL"
     print(f"phantom ({args.case}) {' x '.join(map(str, ph.volume.shape))} voxels of "
           f"{' x '.join(f'{s:.2f}' for s in ph.volume.spacing)} mm; lung: {shares or 'none'}{extra}")
     for path in paths.values():

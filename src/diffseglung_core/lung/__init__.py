@@ -3,7 +3,7 @@
 :func:`compute_lung_mask` returns a ``uint8`` label map on the CT grid: 0
 outside the lungs, :data:`RIGHT_LUNG` (1) and :data:`LEFT_LUNG` (2).
 :func:`segment_lungs` returns it with what else was found (pleural effusion,
-the airways, gas that is not lung) as a :class:`LungSegmentation`. No trained
+pneumothorax, the airways, gas that is not lung) as a :class:`LungSegmentation`. No trained
 weights; every size is in mm, so the same settings serve 0.5 mm and 5 mm
 slices, one slice or hundreds.
 
@@ -18,7 +18,8 @@ The lungs are found from the aerated lung outwards:
   cage (consolidation, atelectasis) along rays;
 - :mod:`.dense_lung`: those rays towards the ribs, the back and the middle,
   and dense lung between aerated parts of a lung through the slices;
-- :mod:`.effusion`: pleural effusion, reported and left out of the lung;
+- :mod:`.effusion`, :mod:`.pneumothorax`: pleural effusion and free pleural air,
+  reported and left out of the lung (:mod:`.pleural`: the shape they share);
 - :mod:`.skeleton`, :mod:`.aorta`: the rib cage, the vertebral column and the
   descending aorta, which bound dense lung at the back and the middle;
 - :mod:`.border`, :mod:`.morphology`, :mod:`.coarse`: closings for masses and

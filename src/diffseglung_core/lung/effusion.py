@@ -24,6 +24,7 @@ from ..gravity import gravity_axis
 from ..parallel import thread_map
 from .coarse import bbox
 from .morphology import axial_disk, axial_opening, fill_holes_nd
+from .pleural import pleural_crescent
 
 __all__ = ["find_effusion", "beyond_fluid", "fluid_beside"]
 
@@ -84,11 +85,9 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
     lab, n = label(fluid)
     if n == 0:
         return out
-    voxel_ml = float(np.prod(spacing)) / 1000.0
     single = fluid.shape[0] == 1
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         comp = lab[sl] == i
-        count = np.count_nonzero(comp)
         if float(np.mean(hu[sl][comp])) > max_mean_hu:
             continue
         if dependent is not None:
@@ -96,25 +95,12 @@ def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense
             cs = np.nonzero(lung[sl[0]])[axis]
             if cs.size and sign * (np.nonzero(comp)[axis].mean() + sl[axis].start - cs.mean()) < 0:
                 continue
-        shell = ndi.binary_dilation(np.pad(comp, 1), iterations=1)[1:-1, 1:-1, 1:-1] & ~comp
-        if np.count_nonzero(shell & ~lung[sl]) < min_wall_contact * max(np.count_nonzero(shell), 1):
-            continue
         # air bronchograms: air inside the region is consolidated lung, never fluid
         filled = np.stack([fill_holes_nd(c) for c in comp])
         if np.count_nonzero(filled & (hu[sl] < -300.0)) > 0.002 * np.count_nonzero(filled):
             continue
-        if single:
-            area = count * spacing[1] * spacing[2]
-            if area < np.pi * (3 * min_ml * 1000 / (4 * np.pi)) ** (2 / 3):
-                continue
-            r_eq = np.sqrt(area / np.pi)
-            inner = distance_inside(np.pad(comp[0], 1), spacing[1:]).max()
-        else:
-            if count * voxel_ml < min_ml:
-                continue
-            r_eq = (3 * count * voxel_ml * 1000 / (4 * np.pi)) ** (1 / 3)
-            inner = distance_inside(np.pad(comp, 1), spacing).max()
-        if inner < max_roundness * r_eq:
+        if pleural_crescent(comp, lung[sl], spacing, one_slice=single, min_ml=min_ml,
+                            min_wall_contact=min_wall_contact, max_roundness=max_roundness):
             out[sl] |= comp
     return out
 

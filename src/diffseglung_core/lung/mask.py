@@ -27,6 +27,7 @@ from .dense_lung import across_slices, behind_the_lungs, costal_rays, dependent_
 from .effusion import beyond_fluid, find_effusion, fluid_beside
 from .maps import SIDES
 from .morphology import closing, thick_parts
+from .pneumothorax import find_pneumothorax
 from .skeleton import RIB_SLAB_MM
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LungSegmentation", "segment_lungs", "segment_scan_lungs", "compute_lung_mask"]
 
-_STAGES = 9
+_STAGES = 10
 
 
 @dataclass
@@ -60,6 +61,9 @@ class LungSegmentation:
         centre ``(y, x)`` and radius (voxels of ``x``) per slice, NaN where it was
         not traced; None where it was not looked for (stacks thinner than the rib
         slab, ``mediastinal_passes=0``).
+    pneumothorax : (Z, Y, X) bool, optional
+        Free air in the pleural space, not part of ``labels``; None where it was
+        not looked for.
     """
 
     labels: np.ndarray
@@ -69,6 +73,7 @@ class LungSegmentation:
     spacing: tuple
     notes: list = field(default_factory=list)
     aorta: Optional[np.ndarray] = None
+    pneumothorax: Optional[np.ndarray] = None
 
     def volumes_ml(self) -> dict[str, float]:
         """Right, left and total lung, effusion and rejected gas volumes (mL)."""
@@ -77,6 +82,8 @@ class LungSegmentation:
         voxel_ml = float(np.prod(self.spacing)) / 1000.0
         out = lung_volumes_ml(self.labels, self.spacing)
         out["effusion"] = float(np.count_nonzero(self.effusion) * voxel_ml)
+        if self.pneumothorax is not None:
+            out["pneumothorax"] = float(np.count_nonzero(self.pneumothorax) * voxel_ml)
         out["gas_not_lung"] = float(np.count_nonzero(self.gas) * voxel_ml)
         return out
 
@@ -146,6 +153,7 @@ def segment_lungs(
     aorta_gap_mm: float = 8.0,
     rib_line_mm: float = 60.0,
     effusion: bool = True,
+    pneumothorax: bool = True,
     dependent_side: str = "back",
     air_reference_hu: float = -1000.0,
     progress: Optional[ProgressCallback] = None,
@@ -206,6 +214,10 @@ def segment_lungs(
        and what lies beyond them, seen from the aerated lung, with them
        (:func:`.effusion.beyond_fluid`: chest wall that rays through the fluid took);
        fluid beside them outside the mask is reported too (:func:`.effusion.fluid_beside`).
+    9. *Pneumothorax*: air of the mask that holds no lung markings (no vessel,
+       no septum) and lies in a crescent along the chest wall is free air in the
+       pleural space, taken out and reported (:func:`.pneumothorax.find_pneumothorax`):
+       the labels would call it emphysema.
 
     Parameters
     ----------
@@ -281,6 +293,8 @@ def segment_lungs(
         the muscles outside the cage through the gap between two ribs.
     effusion : bool
         Run step 8 (otherwise fluid along the chest wall may stay in the mask).
+    pneumothorax : bool
+        Run step 9 (otherwise free air along the chest wall may stay in the mask).
     dependent_side : str
         Where free pleural fluid and dependent lung collect: ``"back"`` for a
         supine patient, ``"front"`` prone, ``"right"`` or ``"left"`` on that side
@@ -446,9 +460,10 @@ def segment_lungs(
 
     report(progress, 8, _STAGES, "effusion")
     fluid = np.zeros(labels.shape, bool)
+    # fluid and free air are homogeneous: read over 2 mm
+    hu_fluid = smooth_axial(hu_box, spacing, 2.0) if effusion or pneumothorax else None
     if effusion:
         dense = (labels > 0) & (hu_s > ground_glass_hu)
-        hu_fluid = smooth_axial(hu_box, spacing, 2.0)
         fluid = find_effusion(hu_box, hu_fluid, labels > 0, dense, spacing, dependent=dependent_side)
         if fluid.any() and in_recess.any():
             # fluid of the posterior recess, taken with the dense lung there, that joins the
@@ -463,6 +478,14 @@ def segment_lungs(
             fluid |= fluid_beside(fluid, hu_fluid, body & (labels == 0), gas_here, spacing)
             notes.append(f"pleural effusion of {np.count_nonzero(fluid) * np.prod(spacing) / 1000:.0f}"
                          " mL left out of the lung")
+    report(progress, 9, _STAGES, "pneumothorax")
+    free_air = np.zeros(labels.shape, bool)
+    if pneumothorax:
+        free_air = find_pneumothorax(hu_box, hu_fluid, labels > 0, spacing, air_hu=air_reference_hu)
+        if free_air.any():
+            labels[free_air] = 0
+            notes.append(f"pneumothorax of {np.count_nonzero(free_air) * np.prod(spacing) / 1000:.0f} mL "
+                         "left out of the lung (air along the chest wall without lung markings)")
     if not labels.any():
         raise NoLungFoundError(f"no lung in this {where}")
 
@@ -470,9 +493,11 @@ def segment_lungs(
     out[box] = labels
     effusion_mask = np.zeros(shape, bool)
     effusion_mask[box] = fluid
+    air_mask = np.zeros(shape, bool)
+    air_mask[box] = free_air
     report(progress, _STAGES, _STAGES, "done")
     return LungSegmentation(labels=out, effusion=effusion_mask, airway=airway, gas=gas,
-                            spacing=spacing, notes=notes, aorta=aorta_found)
+                            spacing=spacing, notes=notes, aorta=aorta_found, pneumothorax=air_mask)
 
 
 def _close_borders(lungs, coarse_labels, allowed, body, factors, coarse_spacing, x_mid,

@@ -29,6 +29,10 @@ scans that test a lung mask:
     the bilateral effusions of a patient lying prone (the scan's DICOM
     PatientPosition, ``volume.source.metadata["patient_position"]``, is
     ``"HFP"``): the fluid lies along the anterior chest wall.
+``"pneumothorax"``
+    free air (-1000 HU, no vessels) in the right pleural space along the
+    anterior and lateral chest wall, up to 25 mm thick: not lung, returned as
+    :attr:`Phantom.pneumothorax`.
 ``"pleural_mass"``, ``"pleural_mass_mediastinal"``, ``"pleural_mass_diaphragmatic"``
     a solid mass (about 34 HU, 3-6 cm) in the right lung against the costal
     pleura, the mediastinal pleura or the diaphragm, labelled consolidation;
@@ -52,7 +56,17 @@ from ..progress import ProgressCallback, report
 from ..volume import CTVolume, ScanSource
 from .abdomen import Abdomen
 from .anatomy import build_chest
-from .cases import CASES, EFFUSION_HU, Case, atelectasis, effusion, fixed_regions, get_case, mass_region
+from .cases import (
+    CASES,
+    EFFUSION_HU,
+    Case,
+    atelectasis,
+    effusion,
+    fixed_regions,
+    get_case,
+    mass_region,
+    pneumothorax,
+)
 from .grid import NOMINAL_FOV, Grid
 from .lesions import FRACTIONS, PATHOLOGIES, LungPoints, draw_parenchyma
 from .noise import ct_noise
@@ -83,6 +97,9 @@ class Phantom:
     mass : (Z, Y, X) bool ndarray or None
         A solid pleural-based mass, part of the lung (labelled consolidation). None when
         the case has no mass.
+    pneumothorax : (Z, Y, X) bool ndarray or None
+        Free air in the pleural space; not lung (0 in ``labels`` and ``lung``). None
+        when the case has none.
     case : str
         The case's name (see :data:`CASES`).
     """
@@ -93,6 +110,7 @@ class Phantom:
     effusion: Optional[np.ndarray] = None
     mass: Optional[np.ndarray] = None
     case: str = "chest"
+    pneumothorax: Optional[np.ndarray] = None
 
 
 def default_spacing(shape: Sequence[int],
@@ -186,6 +204,12 @@ def make_phantom(shape: Sequence[int] = (48, 128, 128), spacing: Optional[Sequen
         hu[fluid > 0] = EFFUSION_HU
         compressed = atelectasis(depth) & (lung > 0)
         del depth
+    free_air = None
+    if spec.pneumothorax_mm > 0:
+        free_air, air_hu = pneumothorax(grid, lung, spec.pneumothorax_mm)
+        lung[free_air] = 0
+        hu[free_air] = air_hu[free_air]
+        del air_hu
     mass = mass_region(grid, lung, spec.mass, rngs["case"]) if spec.mass else None
 
     report(progress, 1, total, "lung parenchyma and lesions")
@@ -220,7 +244,8 @@ def make_phantom(shape: Sequence[int] = (48, 128, 128), spacing: Optional[Sequen
                                   "patient_position": spec.position})
     volume = CTVolume.from_array(hu, spacing, origin=origin, source=source)
     report(progress, total, total, "done")
-    return Phantom(volume=volume, labels=labels, lung=lung, effusion=fluid, mass=mass, case=case)
+    return Phantom(volume=volume, labels=labels, lung=lung, effusion=fluid, mass=mass, case=case,
+                   pneumothorax=free_air)
 
 
 def _lung_points(grid: Grid, lung: np.ndarray) -> LungPoints:

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..labels import Tissue
-from .anatomy import BLOOD, HEART, PLEURA_MM, cavity, cavity_centre_y, diaphragm
+from .anatomy import AIR, BLOOD, HEART, PLEURA_MM, SOFT, cavity, cavity_centre_y, diaphragm
 from .grid import Grid
 from .lesions import PATHOLOGIES, FixedRegion
 
@@ -22,6 +22,8 @@ from .lesions import PATHOLOGIES, FixedRegion
 EFFUSION_HU = 10.0
 #: HU of a solid pleural-based mass (mean, and per unit of fine texture).
 MASS_HU, MASS_TEXTURE_HU = 34.0, 5.0
+#: Thickness (mm) of the visceral pleura, the line along the lung's edge over free pleural air.
+VISCERAL_PLEURA_MM = 0.2
 #: HU of compressed (atelectatic) lung next to an effusion.
 ATELECTASIS_HU, ATELECTASIS_TEXTURE_HU = 28.0, 8.0
 
@@ -54,6 +56,8 @@ class Case:
     position : str
         DICOM PatientPosition of the scan: ``"HFS"`` (supine) or ``"HFP"`` (prone,
         free pleural fluid collects in front).
+    pneumothorax_mm : float
+        Greatest thickness (mm) of free air in the right pleural space (0: none).
     """
 
     name: str
@@ -66,6 +70,7 @@ class Case:
     z_range: tuple[float, float] = (0.0, 300.0)
     blood_hu: float = BLOOD
     position: str = "HFS"
+    pneumothorax_mm: float = 0.0
 
 
 _CASES = (
@@ -87,6 +92,9 @@ _CASES = (
     Case("effusion_prone", "large bilateral pleural effusions (right larger) of a patient "
                            "lying prone (DICOM PatientPosition HFP): the fluid collects in front",
          effusion_mm=(70.0, 48.0), position="HFP"),
+    Case("pneumothorax", "right pneumothorax: free air in the pleural space along the anterior "
+                         "and lateral chest wall (the non-dependent side of a supine patient), "
+                         "the lung's edge behind it; scattered lesions", pneumothorax_mm=25.0),
     Case("pleural_mass", "solid mass in the right lung against the costal pleura", mass="costal"),
     Case("pleural_mass_mediastinal", "solid mass in the right lung against the mediastinal "
                                      "pleura (the right heart border)", mass="mediastinal"),
@@ -159,6 +167,51 @@ def effusion(grid: Grid, pleural: np.ndarray, thickness_mm: tuple[float, float],
         fluid.reshape(-1)[index[d > 0]] = side
         depth.reshape(-1)[index] = np.where(d > 0, 0.0, d) + np.where(thick > 8, 0.0, -np.inf)
     return fluid, depth
+
+
+def pneumothorax(grid: Grid, pleural: np.ndarray, thickness_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Free air in the right pleural space of a supine patient.
+
+    Air rises to the non-dependent side: a crescent along the anterior chest
+    wall, thickest in front, thinning round the lateral wall, over the whole
+    height of the lung but its apex and the recesses over the dome. The lung
+    it displaces is not drawn: the air takes those voxels, and the lung's edge
+    (the visceral pleura, a thin line) lies along it.
+
+    Parameters
+    ----------
+    grid : the phantom grid.
+    pleural : (Z, Y, X) uint8, the pleural spaces (1 right, 2 left).
+    thickness_mm : greatest thickness of the air (mm).
+
+    Returns
+    -------
+    air : (Z, Y, X) bool
+        The free air.
+    hu : (Z, Y, X) float32
+        Its HU: air, and along the lung the visceral pleura, a line of
+        :data:`VISCERAL_PLEURA_MM` of soft tissue in one voxel (partial volume).
+    """
+    air = np.zeros(grid.shape, bool)
+    hu = np.full(grid.shape, AIR, np.float32)
+    index = np.flatnonzero(pleural == 1)
+    if thickness_mm <= 0 or index.size == 0:
+        return air, hu
+    mm = grid.coords(index)
+    z, y, x = mm[:, 0], mm[:, 1], mm[:, 2]
+    rho, wall = cavity(x, y, z)
+    cy = cavity_centre_y(z)
+    y_wall = cy + (y - cy) / np.maximum(rho, 1e-3)                # the wall beside the point
+    front = np.clip((25.0 - y_wall) / 100.0, 0, 1) ** 1.5
+    height = np.clip((z - 60.0) / 60.0, 0, 1) * np.clip((250.0 - z) / 40.0, 0, 1)
+    above = z - diaphragm(x, y)
+    depth = np.float32(thickness_mm) * front * height - wall      # > 0: inside the air
+    free = (depth > 0) & (above > 10.0)
+    air.reshape(-1)[index[free]] = True
+    # the visceral pleura: the lung's edge, in the voxel of the air along it
+    share = min(1.0, VISCERAL_PLEURA_MM / grid.h)
+    hu.reshape(-1)[index[free & (depth <= grid.h)]] = AIR + (SOFT - AIR) * share
+    return air, hu
 
 
 def atelectasis(depth: np.ndarray, band_mm: float = 10.0) -> np.ndarray:
