@@ -13,7 +13,8 @@ easily fooled: blood as dense as bone after intravenous contrast (``contrast``, 
 ``chest``: the same anatomy and lesions without contrast), both lungs mostly ground
 glass and consolidation (``white_lung``),
 lung compressed by pleural fluid (``effusion``), a solid mass against the costal,
-mediastinal or diaphragmatic pleura (``pleural_mass*``). Each case and seed runs
+mediastinal or diaphragmatic pleura (``pleural_mass*``), free air in the pleural space
+(``pneumothorax``: the share of it left out of the lung, and labelled each class). Each case and seed runs
 :func:`segment_volume` with its defaults and its own lung mask; Dice per class is
 measured against the phantom's truth on the whole volume (truth-lung voxels the
 engine leaves outside its lung count as label 0), with the lung mask's Dice; beside them
@@ -48,7 +49,7 @@ from _provenance import git_commit, uncommitted_sources, write_json  # noqa: E40
 
 CLASSES = ("healthy", "ggo", "fibrosis", "emphysema", "consolidation")
 CASES = ("chest", "contrast", "white_lung", "effusion", "pleural_mass", "pleural_mass_mediastinal",
-         "pleural_mass_diaphragmatic")
+         "pleural_mass_diaphragmatic", "pneumothorax")
 
 
 def run_case(case: str, seed: int, shape) -> dict:
@@ -75,6 +76,11 @@ def run_case(case: str, seed: int, shape) -> dict:
         out["dice"][name] = dice(found, truth) if present else float("nan")
         out["dice_off_edges"][name] = dice(found & off, truth & off) if present else float("nan")
         out["surface_dice"][name] = surface_dice(found, truth, spacing, tol) if present else float("nan")
+    if ph.pneumothorax is not None:
+        # free pleural air: what the engine calls it (0: left out of the lung)
+        counts = np.bincount(labels[ph.pneumothorax], minlength=6)
+        out["free_air_labelled"] = {name: float(counts[i] / max(counts.sum(), 1))
+                                    for i, name in enumerate(("outside",) + CLASSES)}
     return out
 
 
@@ -120,6 +126,12 @@ def main(argv=None) -> int:
         print(f"{case:28s} NSD   " + " ".join(f"{surface[c]:6.3f}" for c in CLASSES)
               + f"  {cases[case]['mean_lung_surface_dice']:6.3f}   (surface Dice at "
               f"{runs[0]['tolerance_mm']:.2f} mm)", flush=True)
+        if "free_air_labelled" in runs[0]:
+            air = {k: float(np.mean([r["free_air_labelled"][k] for r in runs]))
+                   for k in runs[0]["free_air_labelled"]}
+            cases[case]["mean_free_air_labelled"] = air
+            print(f"{case:28s} free pleural air: " + ", ".join(f"{k} {v:.3f}" for k, v in air.items()),
+                  flush=True)
     write_json(args.json, {"conditions": conditions, "cases": cases})
     return 0
 
