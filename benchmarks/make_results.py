@@ -398,6 +398,13 @@ def _phantom_cases_section(paths: list) -> list:
         d = case["mean_dice"]
         cells = ["-" if not np.isfinite(d[c]) else _fmt(d[c]) for c in classes]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt(case['mean_lung_dice'])} |")
+    for name, case in runs[0]["cases"].items():
+        air = case.get("mean_free_air_labelled")
+        if air:
+            lines += ["", f"{name}: of the free pleural air (no lung, not scored above), "
+                      f"{_fmt(air['outside'])} is left out of the lung, "
+                      + ", ".join(f"{_fmt(v)} labelled {k}" for k, v in air.items()
+                                  if k != "outside" and v > 0) + "."]
     lines += [""] + _edges_table(runs[0], classes)
     names = list(runs[0]["cases"])
     lines += ["Every run, newest first: the mean of each case's Dice over the classes it holds "

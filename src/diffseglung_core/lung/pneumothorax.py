@@ -27,7 +27,7 @@ __all__ = ["find_pneumothorax"]
 
 def find_pneumothorax(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray,
                       spacing: Sequence[float], *, air_hu: float = -1000.0,
-                      empty_hu: float = 40.0, marking_hu: float = -800.0,
+                      empty_hu: float = 40.0, marking_hu: float = 200.0,
                       max_marking_share: float = 0.002, min_thick_mm: float = 3.0,
                       min_ml: float = 5.0, min_wall_contact: float = 0.25,
                       max_roundness: float = 0.5, max_thickness: float = 0.5, rim_mm: float = 4.0,
@@ -49,8 +49,9 @@ def find_pneumothorax(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray,
         Empty space reads within this many HU of air once smoothed; lung, even
         destroyed by emphysema, keeps tissue that lifts its mean.
     marking_hu, max_marking_share : float
-        Lung markings: a region whose voxels (holes included) read above
-        ``marking_hu`` for more than this share holds vessels or walls, and is lung.
+        Lung markings: a region more than this share of whose voxels (holes
+        included) read over ``marking_hu`` above air, smoothed by 1 mm (the noise
+        of a sharp kernel is not a marking), holds vessels or walls, and is lung.
     min_thick_mm : float
         Radius (mm) of the axial disk that opens the empty region: the dark rim
         of a sharp kernel and single lucencies are not a pneumothorax.
@@ -78,6 +79,7 @@ def find_pneumothorax(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray,
     lab, n = label(axial_opening(empty, axial_disk(min_thick_mm, spacing)))
     if n == 0:
         return out
+    fine = smooth_axial(hu, spacing, 1.0)
     # the mask's outer voxels hold air and chest wall both (partial volume, the smoothing):
     # they part free air from the wall, and count as wall for its contact
     depth = axial_depth(lung, spacing)
@@ -89,7 +91,8 @@ def find_pneumothorax(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray,
         sl = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
         region = lab[sl] == i
         filled = np.stack([fill_holes_nd(r) for r in region])
-        if np.count_nonzero(filled & (hu[sl] > marking_hu)) > max_marking_share * np.count_nonzero(filled):
+        markings = filled & (fine[sl] > air_hu + marking_hu)
+        if np.count_nonzero(markings) > max_marking_share * np.count_nonzero(filled):
             continue
         if pleural_crescent(region, core[sl], spacing, one_slice=one_slice, min_ml=min_ml,
                             min_wall_contact=min_wall_contact, max_roundness=max_roundness,
@@ -103,7 +106,6 @@ def find_pneumothorax(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray,
             out, axial_disk(rim_mm + max(float(s) for s in spacing[1:]), spacing))
         # its edge against the lung, which the smoothing lifts too: the next voxels that,
         # less smoothed, still read as air
-        edge = lung & ndi.binary_dilation(out, np.ones((1, 3, 3), bool)) & \
-            (smooth_axial(hu, spacing, 1.0) <= air_hu + edge_hu)
+        edge = lung & ndi.binary_dilation(out, np.ones((1, 3, 3), bool)) & (fine <= air_hu + edge_hu)
         out |= wall_side | edge
     return out
