@@ -1725,6 +1725,30 @@ def test_a_prone_patients_dense_lung_beside_the_spine_stays_inside():
     assert prone[dense].mean() > supine[dense].mean() - 0.01
 
 
+def test_a_pleural_collection_is_a_thin_layer_along_the_chest_wall():
+    """The shape test shared by effusion and pneumothorax, on a lung that fills a box whose
+    faces are the chest wall: a layer 8 mm thick along one face passes; a ball inside the lung
+    and a ball against the wall do not; a flat block under the apex, whose wall is only the
+    slice above it, passes as a crescent but is no layer along the chest wall (a bulla)."""
+    from diffseglung_core.lung.pleural import pleural_crescent
+
+    spacing = (2.0, 1.0, 1.0)
+    lung = np.zeros((40, 100, 100), bool)
+    lung[1:-1, 1:-1, 1:-1] = True
+    z, y, x = np.mgrid[:40, :100, :100]
+    layer = lung & (y <= 8)
+    ball_in = (((z - 20) * 2.0) ** 2 + (y - 50) ** 2 + (x - 50) ** 2) <= 15 ** 2
+    ball_at_wall = lung & ((((z - 20) * 2.0) ** 2 + (y - 10) ** 2 + (x - 50) ** 2) <= 15 ** 2)
+    under_apex = lung & (z >= 31) & (y >= 30) & (y < 70) & (x >= 30) & (x < 70)
+
+    def passes(region, **kw):
+        return pleural_crescent(region, lung, spacing, **kw)
+
+    assert passes(layer) and passes(layer, max_thickness=0.5)
+    assert not passes(ball_in) and not passes(ball_at_wall)
+    assert passes(under_apex) and not passes(under_apex, max_thickness=0.5)
+
+
 def test_free_air_along_the_chest_wall_is_a_pneumothorax_not_lung():
     """The phantom's right pneumothorax (free air along the anterior and lateral chest wall,
     the visceral pleura behind it) leaves the mask and is reported; its lung keeps its

@@ -485,7 +485,8 @@ def segment_lungs(
         if free_air.any():
             labels[free_air] = 0
             notes.append(f"pneumothorax of {np.count_nonzero(free_air) * np.prod(spacing) / 1000:.0f} mL "
-                         "left out of the lung (air along the chest wall without lung markings)")
+                         "left out of the lung (air along the chest wall without lung markings; a giant "
+                         "bulla against the wall looks alike: check the pleural line)")
     if not labels.any():
         raise NoLungFoundError(f"no lung in this {where}")
 
