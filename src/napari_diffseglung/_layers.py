@@ -25,10 +25,12 @@ POSITION_KEY = "diffseglung_file_position"
 #: Layer metadata key of the segmentation result a Labels layer shows.
 RESULT_KEY = "diffseglung_result"
 #: Layer metadata key of what a layer is for: ``"lung_mask"``, ``"clusters"``, ``"truth"``,
-#: ``"preview"``, ``"confidence"``, ``"prompt"`` (helpers), or absent.
+#: ``"preview"``, ``"confidence"``, ``"prompt"``, ``"pleural"`` (helpers), or absent.
 ROLE_KEY = "diffseglung_role"
 #: Roles of helper layers: never offered as a CT, a result or labels to export.
-HELPER_ROLES = ("clusters", "preview", "confidence", "prompt")
+HELPER_ROLES = ("clusters", "preview", "confidence", "prompt", "pleural")
+#: Values of the pleural-space layer: what the lung mask left out of the lung there.
+PLEURAL_VALUES = {"effusion": 1, "pneumothorax": 2}
 
 
 def layer_role(layer) -> str:
@@ -105,6 +107,22 @@ def lung_mask_layer_data(mask: np.ndarray, volume: CTVolume, name: str, *,
     data, kwargs, kind = labels_layer_data(mask, volume, name, tissue_colors=False, visible=visible,
                                            metadata={ROLE_KEY: "lung_mask"})
     kwargs["opacity"] = 0.35
+    return data, kwargs, kind
+
+
+def pleural_layer_data(seg, volume: CTVolume, name: str) -> Optional[tuple]:
+    """``(data, kwargs, "labels")`` of what a lung segmentation found in the pleural space
+    (:data:`PLEURAL_VALUES`: 1 effusion, 2 pneumothorax), or None when it found nothing."""
+    data = np.zeros(seg.labels.shape, np.uint8)
+    for key, value in PLEURAL_VALUES.items():
+        found = getattr(seg, key, None)
+        if found is not None:
+            data[np.asarray(found, bool)] = value
+    if not data.any():
+        return None
+    data, kwargs, kind = labels_layer_data(data, volume, name, tissue_colors=False,
+                                           metadata={ROLE_KEY: "pleural"})
+    kwargs["opacity"] = 0.5
     return data, kwargs, kind
 
 

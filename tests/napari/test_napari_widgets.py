@@ -188,7 +188,11 @@ def test_load_widget_sets_how_the_patient_lay(make_napari_viewer, qtbot, tmp_pat
     from diffseglung_core.io import read_scan
 
     read = read_scan(tmp_path / "prone.nii.gz")
-    assert np.array_equal(prone, segment_scan_lungs(read.with_position("HFP")).labels)
+    seg = segment_scan_lungs(read.with_position("HFP"))
+    assert np.array_equal(prone, seg.labels)
+    # and what it left out in the pleural space is a layer of its own (1 effusion)
+    pleural = viewer.layers["prone pleural space"]
+    assert seg.effusion.any() and np.array_equal(pleural.data == 1, seg.effusion)
     assert not np.array_equal(prone, segment_scan_lungs(read).labels)  # supine assumed: another mask
     widget.position_combo.setCurrentIndex(0)
     assert "patient_position" not in layer.metadata[VOLUME_KEY].source.metadata

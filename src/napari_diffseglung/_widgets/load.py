@@ -31,6 +31,7 @@ from .._layers import (
     is_ct_image,
     layer_volume,
     lung_mask_layer_data,
+    pleural_layer_data,
     unclamp_contrast,
 )
 from ._common import Job, LayerComboBox, done_message
@@ -228,7 +229,15 @@ class LoadCTWidget(QWidget):
 
         def done(seg):
             self._add_mask(seg.labels, volume, f"{layer.name} lung mask")
-            if seg.notes:  # effusion, gas, contrast, a swapped orientation
+            # what it left out in the pleural space, to be seen (1 effusion, 2 pneumothorax)
+            name = f"{layer.name} pleural space"
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+            pleural = pleural_layer_data(seg, volume, name)
+            if pleural is not None:
+                self.viewer.add_labels(pleural[0], **pleural[1])
+                self.viewer.layers.selection.active = layer
+            if seg.notes:  # effusion, pneumothorax, gas, contrast, a swapped orientation
                 self.status.setText("\n".join([self.status.text(), *seg.notes]))
 
         return self._run(work, done)
