@@ -62,8 +62,8 @@ class LungSegmentation:
         not traced; None where it was not looked for (stacks thinner than the rib
         slab, ``mediastinal_passes=0``).
     pneumothorax : (Z, Y, X) bool, optional
-        Free air in the pleural space, not part of ``labels``; None where it was
-        not looked for.
+        Free air in the pleural space, not part of ``labels`` (none where it was
+        not looked for).
     """
 
     labels: np.ndarray
@@ -76,7 +76,7 @@ class LungSegmentation:
     pneumothorax: Optional[np.ndarray] = None
 
     def volumes_ml(self) -> dict[str, float]:
-        """Right, left and total lung, effusion and rejected gas volumes (mL)."""
+        """Right, left and total lung, effusion, pneumothorax and rejected gas volumes (mL)."""
         from .maps import lung_volumes_ml
 
         voxel_ml = float(np.prod(self.spacing)) / 1000.0
