@@ -133,6 +133,7 @@ def a0001(data: Path) -> dict:
         "soft_tissue_lowest_slices_ml": float(np.count_nonzero((ct.hu[low] > -100) & (m[low] > 0))
                                               * voxel_ml),
         "notes": seg.notes,
+        "pneumothorax_voxels": int(np.count_nonzero(seg.pneumothorax)),
         "seconds": s,
         "dependent_band": dependent_band(ct.hu, ct.spacing, m),
         "dependent_fluid": dependent_band(ct.hu, ct.spacing, m, fluid=True),
@@ -388,10 +389,11 @@ def main(argv=None) -> int:
               f"of all, at most {100 * r['max_share_of_a_slice']:.2f} % of a slice")
         ptx = {"CIP ct-64": result["cip"]["ct64"]["pneumothorax_voxels"],
                "CIP crop_ct_2slices": result["cip"]["crop_ct_2slices"]["pneumothorax_voxels"],
-               "A0001": round(a["volumes_ml"].get("pneumothorax", 0.0), 1),
+               "A0001": a["pneumothorax_voxels"],
                "COVID-19 slices": sum(row.get("pneumothorax_voxels", 0) for row in result["covid"].values()),
                "cted-open slices": sum(row["pneumothorax_voxels"] for row in r["slices"].values())}
-        print("  pneumothorax reported (none there): " + ", ".join(f"{k} {v}" for k, v in ptx.items()))
+        print("  pneumothorax reported (none there), voxels: "
+              + ", ".join(f"{k} {v}" for k, v in ptx.items()))
         for name, row in result["field_of_view"].items():
             print(f"  field of view cutting the lung, {name}: " + ", ".join(
                 f"{k} {v:.3f}" for k, v in row.items() if not isinstance(v, list)))

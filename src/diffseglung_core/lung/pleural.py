@@ -61,8 +61,8 @@ def pleural_crescent(region: np.ndarray, lung: np.ndarray, spacing: Sequence[flo
     shell = ndi.binary_dilation(np.pad(region, 1))[1:-1, 1:-1, 1:-1] & ~region
     if np.count_nonzero(shell & ~lung) < min_wall_contact * max(np.count_nonzero(shell), 1):
         return False
+    area = count * float(spacing[1]) * float(spacing[2])  # summed over its slices
     if one_slice:
-        area = count * float(spacing[1]) * float(spacing[2])
         if area < np.pi * (3 * min_ml * 1000 / (4 * np.pi)) ** (2 / 3):
             return False
         r_eq = np.sqrt(area / np.pi)
@@ -80,7 +80,6 @@ def pleural_crescent(region: np.ndarray, lung: np.ndarray, spacing: Sequence[flo
     # per slice: the region's area and its length against the wall (in-plane)
     against = np.stack([ndi.binary_dilation(r) & ~r for r in region]) & ~lung
     length = np.count_nonzero(against) * float(min(spacing[1:]))
-    area = count * float(spacing[1]) * float(spacing[2])
     if length <= 0:
         return False
     extent = length if one_slice else np.sqrt(length * float(spacing[0]))

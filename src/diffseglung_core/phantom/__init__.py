@@ -55,7 +55,7 @@ from scipy import ndimage as ndi
 from ..progress import ProgressCallback, report
 from ..volume import CTVolume, ScanSource
 from .abdomen import Abdomen
-from .anatomy import build_chest
+from .anatomy import AIR, build_chest
 from .cases import (
     CASES,
     EFFUSION_HU,
@@ -66,6 +66,7 @@ from .cases import (
     get_case,
     mass_region,
     pneumothorax,
+    visceral_pleura_hu,
 )
 from .grid import NOMINAL_FOV, Grid
 from .lesions import FRACTIONS, PATHOLOGIES, LungPoints, draw_parenchyma
@@ -206,10 +207,10 @@ def make_phantom(shape: Sequence[int] = (48, 128, 128), spacing: Optional[Sequen
         del depth
     free_air = None
     if spec.pneumothorax_mm > 0:
-        free_air, air_hu = pneumothorax(grid, lung, spec.pneumothorax_mm)
+        free_air, visceral = pneumothorax(grid, lung, spec.pneumothorax_mm)
         lung[free_air] = 0
-        hu[free_air] = air_hu[free_air]
-        del air_hu
+        hu[free_air] = AIR
+        hu[visceral] = visceral_pleura_hu(grid)
     mass = mass_region(grid, lung, spec.mass, rngs["case"]) if spec.mass else None
 
     report(progress, 1, total, "lung parenchyma and lesions")

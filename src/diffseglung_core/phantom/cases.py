@@ -188,15 +188,15 @@ def pneumothorax(grid: Grid, pleural: np.ndarray, thickness_mm: float) -> tuple[
     -------
     air : (Z, Y, X) bool
         The free air.
-    hu : (Z, Y, X) float32
-        Its HU: air, and along the lung the visceral pleura, a line of
-        :data:`VISCERAL_PLEURA_MM` of soft tissue in one voxel (partial volume).
+    line : (Z, Y, X) bool
+        Its voxels along the lung, which hold the visceral pleura
+        (:func:`visceral_pleura_hu`).
     """
     air = np.zeros(grid.shape, bool)
-    hu = np.full(grid.shape, AIR, np.float32)
+    line = np.zeros(grid.shape, bool)
     index = np.flatnonzero(pleural == 1)
     if thickness_mm <= 0 or index.size == 0:
-        return air, hu
+        return air, line
     mm = grid.coords(index)
     z, y, x = mm[:, 0], mm[:, 1], mm[:, 2]
     rho, wall = cavity(x, y, z)
@@ -208,10 +208,14 @@ def pneumothorax(grid: Grid, pleural: np.ndarray, thickness_mm: float) -> tuple[
     depth = np.float32(thickness_mm) * front * height - wall      # > 0: inside the air
     free = (depth > 0) & (above > 10.0)
     air.reshape(-1)[index[free]] = True
-    # the visceral pleura: the lung's edge, in the voxel of the air along it
-    share = min(1.0, VISCERAL_PLEURA_MM / grid.h)
-    hu.reshape(-1)[index[free & (depth <= grid.h)]] = AIR + (SOFT - AIR) * share
-    return air, hu
+    line.reshape(-1)[index[free & (depth <= grid.h)]] = True
+    return air, line
+
+
+def visceral_pleura_hu(grid: Grid) -> float:
+    """HU of a voxel of free pleural air that holds the visceral pleura: a line of
+    :data:`VISCERAL_PLEURA_MM` of soft tissue in one voxel (partial volume)."""
+    return AIR + (SOFT - AIR) * min(1.0, VISCERAL_PLEURA_MM / grid.h)
 
 
 def atelectasis(depth: np.ndarray, band_mm: float = 10.0) -> np.ndarray:
