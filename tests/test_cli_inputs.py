@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from diffseglung_core.cli import main
@@ -53,6 +55,8 @@ def test_an_output_no_writer_takes_is_refused_before_any_work(tmp_path, capsys, 
             assert main([command, str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / name)]) == 2
             err = capsys.readouterr().err.splitlines()
             assert len(err) == 1 and "unsupported output type (use .nii.gz" in err[0], err
+            # a name without an ending may be a folder that does not exist yet: say how to make it
+            assert (f"give it as {tmp_path / name}{os.sep} to make it" in err[0]) == (name == "out"), err
     assert not list(tmp_path.iterdir())
 
 
@@ -73,6 +77,10 @@ def test_an_existing_folder_as_output_gets_a_file_named_after_the_scan(tmp_path,
                  "--features", "density"]) == 0
     labels = out / "chest-7_labels.nii.gz"
     assert f"wrote {labels}" in capsys.readouterr().out
+    # a folder given with a trailing separator is made
+    new = tmp_path / "masks" / "run1"
+    assert main(["lungmask", str(scan), "-o", f"{new}{os.sep}"]) == 0
+    assert (new / "chest-7_lungmask.nii.gz").is_file()
     assert read_label_map(labels).shape == (16, 64, 64)
     before = labels.stat().st_mtime_ns
     assert main(["segment", str(scan), "-o", str(out), "--lung-mask", str(mask),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -50,6 +51,18 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
                         help="replace output files that already exist")
 
 
+def output_argument(text: str) -> Path:
+    """``-o`` of a label map: a name that ends with a path separator (``out/``) is a folder,
+    made here when it does not exist yet."""
+    path = Path(text)
+    if text.endswith(("/", os.sep)) and not path.exists():
+        try:
+            path.mkdir(parents=True)
+        except OSError as err:
+            raise argparse.ArgumentTypeError(f"cannot make the folder {path}: {err.strerror}") from None
+    return path
+
+
 def output_for(path: Path, scan: Path, what: str) -> Path:
     """``path``, or ``path / "<scan name>_<what>.nii.gz"`` when ``path`` is an existing folder.
 
@@ -64,10 +77,16 @@ def output_for(path: Path, scan: Path, what: str) -> Path:
 def check_label_output(path: Path, overwrite: bool) -> None:
     """Refuse a label-map output before any work: an ending no writer takes, or a file
     that exists without ``--overwrite``."""
-    from ..errors import OutputExistsError
+    from ..errors import OutputExistsError, OutputTypeError
     from ..io.registry import writer_for
 
-    writer_for(path)
+    try:
+        writer_for(path)
+    except OutputTypeError as err:
+        if path.suffix:
+            raise
+        raise OutputTypeError(f"{err}, or a folder: {path} does not exist (give it as {path}{os.sep} "
+                              "to make it)") from None
     if path.exists() and not overwrite:
         raise OutputExistsError(path)
 

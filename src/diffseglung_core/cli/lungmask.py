@@ -12,6 +12,7 @@ from ._common import (
     add_spacing_argument,
     add_threads_argument,
     check_label_output,
+    output_argument,
     output_for,
     progress_bar,
     use_threads,
@@ -26,9 +27,10 @@ HELP = "compute the lung mask of a chest CT (1 right lung, 2 left lung) and save
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scan", type=Path,
                         help="CT scan: NIfTI, NRRD, NPZ, TIFF, a DICOM folder or a .zip of one")
-    parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="label map to write (.nii.gz, .nii, .nrrd or .npz), on the scan's grid, or an "
-                             "existing folder to write <scan>_lungmask.nii.gz into")
+    parser.add_argument("-o", "--output", type=output_argument, required=True,
+                        help="label map to write (.nii.gz, .nii, .nrrd or .npz), on the scan's grid, or a "
+                             "folder to write <scan>_lungmask.nii.gz into (made when given with a "
+                             "trailing /)")
     add_spacing_argument(parser)
     add_position_argument(parser)
     add_max_voxels_argument(parser)

@@ -14,6 +14,7 @@ from ._common import (
     add_spacing_argument,
     add_threads_argument,
     check_label_output,
+    output_argument,
     output_for,
     progress_bar,
     use_threads,
@@ -33,9 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path,
                         help="CT scan (NIfTI, NRRD, NPZ, TIFF incl. one 2D slice, DICOM folder or .zip),"
                              " or a folder of scans (batch mode)")
-    parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="label map to write (.nii.gz, .nii, .nrrd, .npz), or an existing folder "
-                             "to write <scan>_labels.nii.gz into; a folder in batch mode")
+    parser.add_argument("-o", "--output", type=output_argument, required=True,
+                        help="label map to write (.nii.gz, .nii, .nrrd, .npz), or a folder to write "
+                             "<scan>_labels.nii.gz into (made when given with a trailing /); a folder "
+                             "in batch mode")
     add_option_arguments(parser, SegmentOptions, OPTIONS[:-1])
     parser.add_argument("--lung-mask", default="auto",
                         help="lung mask file on the scan's grid, or 'auto' to compute it")
