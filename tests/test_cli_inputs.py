@@ -96,3 +96,22 @@ def test_output_for_names_a_dicom_folder_after_its_parent(tmp_path):
     dicom = tmp_path / "patient-17" / "dicom"
     assert output_for(tmp_path / "out", dicom, "labels") == tmp_path / "out" / "patient-17_labels.nii.gz"
     assert output_for(tmp_path / "x.nrrd", dicom, "labels") == tmp_path / "x.nrrd"
+
+
+def test_segment_cautions_when_no_lung_reads_as_healthy_lung(tmp_path, capsys):
+    """Lungs dense throughout (ground glass everywhere, or expiration): the ground glass is
+    read against itself, and the command line says so; the same chest at its own density
+    gets no such note."""
+    from diffseglung_core.io import write_scan
+    from diffseglung_core.phantom import make_phantom
+    from diffseglung_core.volume import CTVolume
+
+    ph = make_phantom((16, 128, 128), seed=0)  # bands of lung wide enough to read a level
+    caution = "ground glass may be labelled healthy"
+    for name, shift in (("clear", 0.0), ("dense", 200.0)):
+        hu = ph.volume.hu + np.float32(shift) * (ph.lung > 0)
+        scan = write_scan(tmp_path / f"{name}.nii.gz", CTVolume(hu=hu, spacing=ph.volume.spacing,
+                                                                affine=ph.volume.affine))
+        assert main(["segment", str(scan), "-o", str(tmp_path / f"{name}_labels.nii.gz"),
+                     "--features", "density"]) == 0
+        assert (caution in capsys.readouterr().out) == (shift > 0)

@@ -332,6 +332,29 @@ def test_ground_glass_filling_whole_bands_is_read_against_the_lighter_lung():
     assert tissue_evidence(plain, lung0, sp).level_bounded_ml == 0.0
 
 
+def test_the_report_cautions_when_no_lung_reads_as_healthy_lung():
+    """Ground glass filling every band (-620 HU) sets the healthy level itself: the report
+    says so; healthy lung (-860 HU) gets no such caution."""
+    from types import SimpleNamespace
+
+    from diffseglung_core.segment.report import DENSE_HEALTHY_LEVEL_HU, make_report
+
+    def ground_glass(hu, lung, sp):
+        ev = tissue_evidence(hu, lung, sp)
+        result = SimpleNamespace(evidence=ev, mapping=None, timings={}, params={})
+        return ev, make_report(lung.astype(np.uint8), hu, sp, result=result)["ground_glass_evidence"]
+
+    hu, lung, sp = _lung_block(shape=(12, 96, 96))
+    ev, plain = ground_glass(hu, lung, sp)
+    assert plain["healthy_level_hu"] < DENSE_HEALTHY_LEVEL_HU - 100 and "caution" not in plain
+    hu[lung] += 240.0
+    ev, diffuse = ground_glass(hu, lung, sp)
+    # the level is the ground glass's own: none of it stands out as ground glass
+    assert np.median(ev.parenchyma_hu - ev.healthy_hu) < AssignmentRules().ggo_margin_hu
+    assert diffuse["healthy_level_hu"] > DENSE_HEALTHY_LEVEL_HU
+    assert "ground glass may be labelled healthy" in diffuse["caution"]
+
+
 def test_the_lungs_partial_volume_rim_on_a_coarse_grid_reads_as_the_lung_behind_it():
     """On a 4 mm grid (resampled, so with an anti-aliasing blur) the lung's outer voxels mix
     lung with the chest wall: their parenchymal density is that of the lung behind them, not

@@ -153,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {report['patient_position']['note']}")
     for note in report.get("lung", {}).get("notes", []):
         print(f"note: {note}")
+    caution = report.get("ground_glass_evidence", {}).get("caution")
+    if caution:
+        print(f"note: {caution}")
     flagged = [c for c in report["mapping"]["clusters"] if c["flag"]]
     for c in flagged:
         outcome = describe_outcome(c.get("labelled_percent", {}))

@@ -21,8 +21,26 @@ from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from .assign import LabelMapping
 from .low_attenuation import lucencies_resolved
 
+#: Healthy lung at full inspiration reads about -850 HU (about -750 HU in expiration); where the
+#: healthy level of a scan (the median over its lung) is denser than this, the level that
+#: ground glass is measured against may be ground glass itself.
+DENSE_HEALTHY_LEVEL_HU = -700.0
+
 __all__ = ["density_indices", "class_volumes", "cluster_outcomes", "describe_outcome", "make_report",
-           "report_paths", "write_report"]
+           "report_paths", "write_report", "ground_glass_caution"]
+
+
+def ground_glass_caution(evidence) -> str:
+    """A caution where the healthy level of a scan (the median over its lung of
+    ``evidence.healthy_hu``, :class:`~.evidence.TissueEvidence`) is denser than
+    :data:`DENSE_HEALTHY_LEVEL_HU`: ground glass may then be labelled healthy. "" otherwise."""
+    levels = np.asarray(evidence.healthy_hu)
+    level = float(np.median(levels)) if levels.size else float("nan")
+    if not level > DENSE_HEALTHY_LEVEL_HU:
+        return ""
+    return (f"the healthy level of this scan's lung reads {level:.0f} HU, denser than healthy lung "
+            "at full inspiration (about -850 HU): diffuse ground glass, or a scan taken in "
+            "expiration, may have set it, and ground glass may be labelled healthy")
 
 
 def density_indices(hu: np.ndarray, lung: np.ndarray, hu_offset: float = 0.0) -> dict:
@@ -138,7 +156,9 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
     the dark halo of a sharp kernel left out along the lung's edge, the
     low-attenuation lung of a uniformly dark thin-slice scan not called
     emphysema (no lucencies that read as air), and the share labelled emphysema
-    (regions far above that baseline).
+    (regions far above that baseline), and the ``"ground_glass_evidence"`` entry the
+    healthy level that ground glass is read against, with a ``"caution"`` where it is
+    denser than :data:`DENSE_HEALTHY_LEVEL_HU` (:func:`ground_glass_caution`).
 
     With a ``patient_position`` (DICOM PatientPosition) other than supine, the
     ``"patient_position"`` entry says what that means for the dependent lung
@@ -224,6 +244,9 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
                         "(ground glass filling the band), and the lighter lung set its level"
                         if bounded >= 0.5 else "")),
         }
+        caution = ground_glass_caution(ev)
+        if caution:
+            out["ground_glass_evidence"]["caution"] = caution
         if ev.dependent is not None and ev.dependent.size == np.count_nonzero(lung):
             healthy = np.asarray(labels)[lung] == 1
             ml = float(np.count_nonzero(ev.dependent & healthy) * np.prod(spacing) / 1000.0)

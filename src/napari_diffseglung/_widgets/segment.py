@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 from diffseglung_core.device import device_warning, get_device
 from diffseglung_core.segment import SegmentOptions, segment_volume
 from diffseglung_core.segment.edits import HandEdits
+from diffseglung_core.segment.report import ground_glass_caution
 from diffseglung_core.segment.session import CorrectionSession
 
 from .._layers import (
@@ -227,6 +228,8 @@ class SegmentWidget(QWidget):
         k = result.mapping.n_clusters
         seg = getattr(result, "lung_segmentation", None)
         notes = list(seg.notes) if seg is not None else []  # the lung mask computed here
+        if result.evidence is not None:
+            notes += [c for c in (ground_glass_caution(result.evidence),) if c]
         self.status.setText("\n".join([done_message(f"{name} in {seconds:.1f} s ({k} clusters)"),
                                         *notes]))
         if self.on_done is not None:
