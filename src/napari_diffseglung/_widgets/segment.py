@@ -228,8 +228,9 @@ class SegmentWidget(QWidget):
         k = result.mapping.n_clusters
         seg = getattr(result, "lung_segmentation", None)
         notes = list(seg.notes) if seg is not None else []  # the lung mask computed here
-        if result.evidence is not None:
-            notes += [c for c in (ground_glass_caution(result.evidence),) if c]
+        caution = ground_glass_caution(result.evidence) if result.evidence is not None else ""
+        if caution:
+            notes.append(caution)
         self.status.setText("\n".join([done_message(f"{name} in {seconds:.1f} s ({k} clusters)"),
                                         *notes]))
         if self.on_done is not None:
