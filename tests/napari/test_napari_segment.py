@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from qtpy.QtCore import QTimer
@@ -225,3 +227,17 @@ def test_sample_data_has_ground_truth():
     assert image[2] == "image" and truth[2] == "labels"
     assert image[0].shape == truth[0].shape and set(np.unique(truth[0])) == set(range(6))
     assert image[1]["contrast_limits"] == (-1350.0, 150.0)
+
+
+def test_segment_shows_the_caution_of_a_dense_healthy_level(make_napari_viewer, qtbot):
+    """Lungs dense throughout (the phantom's lungs 200 HU denser): under "done" the status
+    says that ground glass may be labelled healthy."""
+    from diffseglung_core.volume import CTVolume
+
+    ph = phantom_mod.make_phantom((16, 128, 128), seed=0)  # bands of lung wide enough for a level
+    dense = SimpleNamespace(volume=CTVolume(hu=ph.volume.hu + np.float32(200.0) * (ph.lung > 0),
+                                            spacing=ph.volume.spacing, affine=ph.volume.affine))
+    widget, job = _segment(make_napari_viewer(), qtbot, dense)
+    _wait(qtbot, job)
+    assert job.outcome == "done", widget.status.text()
+    assert "ground glass may be labelled healthy" in widget.status.text()
