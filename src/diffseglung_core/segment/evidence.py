@@ -101,6 +101,7 @@ clusters).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional, Sequence
 
 import numpy as np
@@ -247,6 +248,11 @@ class TissueEvidence:
     cells_resolved: bool = True
     level_bounded_ml: float = 0.0
     voxel_hu: Optional[np.ndarray] = None
+
+    @cached_property
+    def healthy_level_hu(self) -> float:
+        """The scan's healthy level (HU): the median of ``healthy_hu`` over its lung (NaN without lung)."""
+        return float(np.median(self.healthy_hu)) if np.size(self.healthy_hu) else float("nan")
 
 
 def costal_depth(inside: np.ndarray, spacing: Sequence[float]) -> np.ndarray:

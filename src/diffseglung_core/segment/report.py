@@ -31,11 +31,10 @@ __all__ = ["density_indices", "class_volumes", "cluster_outcomes", "describe_out
 
 
 def ground_glass_caution(evidence) -> str:
-    """A caution where the healthy level of a scan (the median over its lung of
-    ``evidence.healthy_hu``, :class:`~.evidence.TissueEvidence`) is denser than
-    :data:`DENSE_HEALTHY_LEVEL_HU`: ground glass may then be labelled healthy. "" otherwise."""
-    levels = np.asarray(evidence.healthy_hu)
-    level = float(np.median(levels)) if levels.size else float("nan")
+    """A caution where the healthy level of a scan (``evidence.healthy_level_hu``,
+    :class:`~.evidence.TissueEvidence`) is denser than :data:`DENSE_HEALTHY_LEVEL_HU`:
+    ground glass may then be labelled healthy. "" otherwise."""
+    level = evidence.healthy_level_hu
     if not level > DENSE_HEALTHY_LEVEL_HU:
         return ""
     return (f"the healthy level of this scan's lung reads {level:.0f} HU, denser than healthy lung "
@@ -233,7 +232,7 @@ def make_report(labels: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *,
             "edge_halo_mm": float(ev.halo_mm),
             "dark_without_air_ml": float(ev.dark_without_air_ml),
         }
-        level, bounded = float(np.median(ev.healthy_hu)), float(ev.level_bounded_ml)
+        level, bounded = ev.healthy_level_hu, float(ev.level_bounded_ml)
         out["ground_glass_evidence"] = {
             "healthy_level_hu": level,
             "level_bounded_ml": bounded,
