@@ -8,6 +8,8 @@
   took it).
 * :func:`fluid_beside`: the fluid that no step took into the mask (the
   posterior recess below the lung) is found from the effusion.
+* :func:`compressed_lung`: the lung that the fluid compresses, between the
+  lung mask and the fluid, is lung.
 
 Arrays in, arrays out.
 """
@@ -22,16 +24,20 @@ from scipy import ndimage as ndi
 from ..binary import distance_inside, label
 from ..gravity import gravity_axis
 from ..parallel import thread_map
-from .coarse import bbox
+from .coarse import bbox, nearest_label
 from .morphology import axial_disk, axial_opening, fill_holes_nd
 from .pleural import pleural_crescent
 
-__all__ = ["find_effusion", "beyond_fluid", "fluid_beside"]
+__all__ = ["FLUID_MAX_MEAN_HU", "find_effusion", "beyond_fluid", "fluid_beside", "compressed_lung"]
+
+#: Mean HU of a region of pleural fluid at most: fluid reads about 0-15 HU, consolidated
+#: or compressed lung and masses without contrast 20-50 HU.
+FLUID_MAX_MEAN_HU = 16.0
 
 
 def find_effusion(hu: np.ndarray, hu_smooth: np.ndarray, lung: np.ndarray, dense_lung: np.ndarray,
                   spacing: Sequence[float], *, min_wall_contact: float = 0.25,
-                  fluid_hu: tuple[float, float] = (-15.0, 22.0), max_mean_hu: float = 16.0,
+                  fluid_hu: tuple[float, float] = (-15.0, 22.0), max_mean_hu: float = FLUID_MAX_MEAN_HU,
                   min_ml: float = 5.0, min_thick_mm: float = 4.0,
                   max_roundness: float = 0.5, dependent: Optional[str] = "back") -> np.ndarray:
     """Pleural effusion among the dense voxels of a lung mask.
@@ -204,3 +210,67 @@ def fluid_beside(fluid: np.ndarray, hu_smooth: np.ndarray, outside: np.ndarray, 
     under_gas = np.unique(lab[ndi.binary_dilation(air, iterations=2)])
     keep = np.setdiff1d(touching[touching > 0], under_gas)
     return np.isin(lab, keep)
+
+
+def compressed_lung(labels: np.ndarray, fluid: np.ndarray, hu: np.ndarray, allowed: np.ndarray,
+                    spacing: Sequence[float], *, gap_mm: float = 6.0, fat_hu: float = -50.0,
+                    max_fluid_hu: float = FLUID_MAX_MEAN_HU) -> np.ndarray:
+    """The lung that an effusion compresses, between the lung mask and the fluid.
+
+    Lung and pleural fluid fill the pleural cavity together, the visceral
+    pleura between them. The lung next to a large effusion is compressed
+    (passive atelectasis): airless, it reads as soft tissue and is reached by
+    no step that follows the aerated lung where no rib ends a ray (the front
+    of a prone patient), so a crack is left between the lung mask and the
+    fluid found beyond it. Per axial slice, what a closing of the lung and the
+    fluid by a disk of ``gap_mm`` fills between them is lung, where it is
+    ``allowed`` and reads denser than fat, in regions that touch both the lung
+    and the fluid and read denser, on average, than fluid does (a rim of
+    fluid the effusion's opening left out reads as fluid).
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) uint8
+        The lung mask (1 right, 2 left), the fluid already left out.
+    fluid : (Z, Y, X) bool
+        The effusion (:func:`find_effusion` and :func:`fluid_beside`).
+    hu : (Z, Y, X) float
+        HU smoothed in-plane about 1 mm.
+    allowed : (Z, Y, X) bool
+        Where lung may be added (the body, not bone, gas or the airways).
+    spacing : 3 floats, mm.
+    gap_mm : float
+        Radius (mm) of the axial disk: cracks up to about twice as wide are closed.
+    fat_hu : float
+        Tissue reading at or below this is fat (a fat plane of the chest wall).
+    max_fluid_hu : float
+        A region whose mean HU is at most this reads as fluid.
+
+    Returns
+    -------
+    (Z, Y, X) uint8
+        The compressed lung, labelled as the nearest lung (0 elsewhere).
+    """
+    out = np.zeros(labels.shape, np.uint8)
+    lung = labels > 0
+    if not fluid.any() or not lung.any():
+        return out
+    footprint = axial_disk(gap_mm, spacing)
+    reach = [0] + [2 * n + 1 for n in footprint.shape[1:]]
+    box = bbox(fluid, reach)
+    both = lung[box] | fluid[box]
+    crack = ndi.binary_closing(both, footprint) & ~both & allowed[box] & (hu[box] > fat_hu)
+    lab, n = label(crack)
+    if n == 0:
+        return out
+    ring = np.ones((1, 3, 3), bool)
+    idx = np.arange(n + 1)
+    touches_lung = np.bincount(lab[ndi.binary_dilation(lung[box], ring) & crack], minlength=n + 1) > 0
+    touches_fluid = np.bincount(lab[ndi.binary_dilation(fluid[box], ring) & crack], minlength=n + 1) > 0
+    denser = np.asarray(ndi.mean(hu[box], lab, idx)) > max_fluid_hu
+    keep = touches_lung & touches_fluid & denser
+    keep[0] = False
+    added = keep[lab]
+    if added.any():
+        out[box][added] = nearest_label(labels[box])[added]
+    return out

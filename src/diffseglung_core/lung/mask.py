@@ -24,7 +24,7 @@ from .cavity import grow_into_ground_glass, skin_depth, smooth_axial
 from .coarse import bbox, coarse_factors, downsample_mask, nearest_label, upsample
 from .components import gas_pockets, lung_components, satellite_parenchyma, split_left_right
 from .dense_lung import across_slices, behind_the_lungs, costal_rays, dependent_rays, mediastinal_rays
-from .effusion import beyond_fluid, find_effusion, fluid_beside
+from .effusion import beyond_fluid, compressed_lung, find_effusion, fluid_beside
 from .maps import SIDES
 from .morphology import closing, thick_parts
 from .pneumothorax import find_pneumothorax
@@ -213,7 +213,9 @@ def segment_lungs(
     8. *Effusion*: fluid crescents along the chest wall are taken out and reported,
        and what lies beyond them, seen from the aerated lung, with them
        (:func:`.effusion.beyond_fluid`: chest wall that rays through the fluid took);
-       fluid beside them outside the mask is reported too (:func:`.effusion.fluid_beside`).
+       fluid beside them outside the mask is reported too (:func:`.effusion.fluid_beside`);
+       the lung the fluid compresses, left between the lung and the fluid, is lung
+       (:func:`.effusion.compressed_lung`).
     9. *Pneumothorax*: air of the mask that holds no lung markings (no vessel,
        no septum) and lies in a crescent along the chest wall is free air in the
        pleural space, taken out and reported (:func:`.pneumothorax.find_pneumothorax`):
@@ -473,9 +475,13 @@ def segment_lungs(
         if fluid.any():
             labels[fluid] = 0
             # what lies beyond the fluid, seen from the aerated lung, is chest wall
-            labels[beyond_fluid(labels > 0, (labels > 0) & (hu_s <= ground_glass_hu), fluid, spacing)] = 0
+            beyond = beyond_fluid(labels > 0, (labels > 0) & (hu_s <= ground_glass_hu), fluid, spacing)
+            labels[beyond] = 0
             gas_here = body & (hu_s < air_hu) & (labels == 0) & ~airway_box
             fluid |= fluid_beside(fluid, hu_fluid, body & (labels == 0), gas_here, spacing)
+            # the lung the fluid compresses lies between the two
+            squeezed = compressed_lung(labels, fluid, hu_s, allowed & ~beyond & ~fluid, spacing)
+            labels[squeezed > 0] = squeezed[squeezed > 0]
             notes.append(f"pleural effusion of {np.count_nonzero(fluid) * np.prod(spacing) / 1000:.0f}"
                          " mL left out of the lung")
     report(progress, 9, _STAGES, "pneumothorax")
