@@ -256,18 +256,16 @@ def compressed_lung(labels: np.ndarray, fluid: np.ndarray, hu: np.ndarray, allow
     if not fluid.any() or not lung.any():
         return out
     footprint = axial_disk(gap_mm, spacing)
-    reach = [0] + [2 * n + 1 for n in footprint.shape[1:]]
-    box = bbox(fluid, reach)
+    box = bbox(fluid, (0, *footprint.shape[1:]))  # room for the closing around the fluid
     both = lung[box] | fluid[box]
     crack = ndi.binary_closing(both, footprint) & ~both & allowed[box] & (hu[box] > fat_hu)
     lab, n = label(crack)
     if n == 0:
         return out
     ring = np.ones((1, 3, 3), bool)
-    idx = np.arange(n + 1)
     touches_lung = np.bincount(lab[ndi.binary_dilation(lung[box], ring) & crack], minlength=n + 1) > 0
     touches_fluid = np.bincount(lab[ndi.binary_dilation(fluid[box], ring) & crack], minlength=n + 1) > 0
-    denser = np.asarray(ndi.mean(hu[box], lab, idx)) > max_fluid_hu
+    denser = np.asarray(ndi.mean(hu[box], lab, np.arange(n + 1))) > max_fluid_hu
     keep = touches_lung & touches_fluid & denser
     keep[0] = False
     added = keep[lab]
