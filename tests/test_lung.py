@@ -568,6 +568,15 @@ def test_fluid_beside_the_effusion_is_found_unless_it_lies_under_gas():
     hu[:3, 50:70, 34:46] = 50.0  # a wall between them, thicker than the opening's disk
     out = fluid_beside(found, hu, outside, gas, spacing)
     assert out[:3, 50:70, 10:34].mean() > 0.9 and not out[stomach].any()
+    # a stray voxel below the air threshold beside the recess (noise, partial volume) is no
+    # gas-fluid level; a pocket of gas there is
+    stray = gas.copy()
+    stray[1, 49, 20] = True
+    assert fluid_beside(found, hu, outside, stray, spacing)[:3, 50:70, 10:34].mean() > 0.9
+    stray[1, 46:49, 18:24] = True  # 18 voxels of 5 mm^3: 0.09 mL
+    assert fluid_beside(found, hu, outside, stray, spacing)[:3, 50:70, 10:34].mean() > 0.9
+    stray[:3, 46:49, 18:24] = True  # 0.27 mL
+    assert not fluid_beside(found, hu, outside, stray, spacing)[:3, 50:70, 10:34].any()
     assert not fluid_beside(np.zeros(shape, bool), hu, outside, gas, spacing).any()
 
 

@@ -168,7 +168,7 @@ def beyond_fluid(lung: np.ndarray, aerated: np.ndarray, fluid: np.ndarray,
 
 def fluid_beside(fluid: np.ndarray, hu_smooth: np.ndarray, outside: np.ndarray, air: np.ndarray,
                  spacing: Sequence[float], *, fluid_hu: tuple[float, float] = (-15.0, 22.0),
-                 min_thick_mm: float = 4.0) -> np.ndarray:
+                 min_thick_mm: float = 4.0, min_gas_ml: float = 0.1) -> np.ndarray:
     """Pleural fluid outside the lung mask, joined to the effusion found inside it.
 
     The steps that follow the lung take the fluid between it and the chest wall;
@@ -178,7 +178,9 @@ def fluid_beside(fluid: np.ndarray, hu_smooth: np.ndarray, outside: np.ndarray, 
     partial-volume band) that touch ``fluid`` are fluid too, unless they touch
     gas: fluid under gas is the content of the stomach or the bowel, which the
     diaphragm's thin wall may not part from the pleural space at this
-    smoothing.
+    smoothing. Gas is a pocket of at least ``min_gas_ml``: a voxel or a few
+    below the air threshold (noise, partial volume at the lung's edge) are not
+    a gas-fluid level.
 
     Parameters
     ----------
@@ -195,6 +197,9 @@ def fluid_beside(fluid: np.ndarray, hu_smooth: np.ndarray, outside: np.ndarray, 
         Smoothed HU of pleural fluid voxels.
     min_thick_mm : float
         Radius (mm) of the axial disk that opens the fluid-density region.
+    min_gas_ml : float
+        Smallest pocket of ``air`` (mL) that makes fluid it touches the stomach's or
+        the bowel's.
 
     Returns
     -------
@@ -207,7 +212,10 @@ def fluid_beside(fluid: np.ndarray, hu_smooth: np.ndarray, outside: np.ndarray, 
     wet = axial_opening(wet, axial_disk(min_thick_mm, spacing))
     lab, _ = label(wet)
     touching = np.unique(lab[ndi.binary_dilation(fluid)])
-    under_gas = np.unique(lab[ndi.binary_dilation(air, iterations=2)])
+    pockets, n = label(air)
+    least = min_gas_ml * 1000.0 / float(np.prod(spacing))
+    gas = (np.bincount(pockets.ravel(), minlength=n + 1) >= least)[pockets] & air
+    under_gas = np.unique(lab[ndi.binary_dilation(gas, iterations=2)])
     keep = np.setdiff1d(touching[touching > 0], under_gas)
     return np.isin(lab, keep)
 
