@@ -11,7 +11,7 @@ import io
 import json
 import platform
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from ..gravity import dependent_side
 from ..labels import LUNG_TISSUES, TISSUE_NAMES
 from .assign import LabelMapping
 from .low_attenuation import lucencies_resolved
+
+if TYPE_CHECKING:
+    from .evidence import TissueEvidence
 
 #: Healthy lung at full inspiration reads about -850 HU (about -750 HU in expiration); where the
 #: healthy level of a scan (the median over its lung) is denser than this, the level that
@@ -30,7 +33,7 @@ __all__ = ["density_indices", "class_volumes", "cluster_outcomes", "describe_out
            "report_paths", "write_report", "ground_glass_caution"]
 
 
-def ground_glass_caution(evidence) -> str:
+def ground_glass_caution(evidence: TissueEvidence) -> str:
     """A caution where the healthy level of a scan (``evidence.healthy_level_hu``,
     :class:`~.evidence.TissueEvidence`) is denser than :data:`DENSE_HEALTHY_LEVEL_HU`:
     ground glass may then be labelled healthy. "" otherwise."""
